@@ -1,0 +1,41 @@
+"""Test settings: offline hub, benchmark data from ../shared/data, a throwaway WALKRUN_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("WALKRUN_DATA", str(SHARED_DATA))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def walkrun_home(tmp_path_factory):
+    """Keep the default SQLite DB and caches out of the user's home."""
+    home = tmp_path_factory.mktemp("walkrun_home")
+    old = os.environ.get("WALKRUN_HOME")
+    os.environ["WALKRUN_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("WALKRUN_HOME", None)
+    else:
+        os.environ["WALKRUN_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A random-init ~0.4M-param Qwen2 with a locally trained BPE tokenizer, built once per session."""
+    from walkrun.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("models") / "tiny", size="tiny", seed=0)

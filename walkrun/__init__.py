@@ -1,0 +1,3 @@
+"""walkrun: train, benchmark and serve concise reasoning models."""
+
+__version__ = "0.1.0"

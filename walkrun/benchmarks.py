@@ -1,0 +1,143 @@
+"""Registry of benchmark sets: name -> local JSONL file (in WALKRUN_DATA) or public hub dataset.
+
+Every loader returns rows normalised to `{id, problem, answer, source, ...original fields}`,
+the schema of `../shared/data/README.md`, whichever way the rows were fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from walkrun.settings import WalkrunError, data_dir
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    filename: str  # inside WALKRUN_DATA
+    hub_id: str  # public dataset on the HF hub, for users without a local copy
+    hub_split: str
+    title: str
+    hub_config: str | None = None
+    notes: str = ""
+    # field names the hub copy uses, tried in order
+    problem_keys: tuple[str, ...] = ("problem", "question", "Problem", "Question")
+    answer_keys: tuple[str, ...] = ("answer", "final_answer", "Answer")
+    id_keys: tuple[str, ...] = ("id", "unique_id", "problem_idx", "idx", "ID")
+    extra: dict = field(default_factory=dict)
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in [
+        Benchmark("aime24", "aime2024.jsonl", "HuggingFaceH4/aime_2024", "train", "AIME 2024 (30)"),
+        Benchmark("aime25", "aime2025.jsonl", "MathArena/aime_2025", "train", "AIME 2025 (30)"),
+        Benchmark("amc23", "amc2023.jsonl", "math-ai/amc23", "test", "AMC 2023 (40)"),
+        Benchmark("math500", "math500.jsonl", "HuggingFaceH4/MATH-500", "test", "MATH-500 (500)"),
+        Benchmark("minerva", "minerva_math.jsonl", "math-ai/minervamath", "test", "Minerva Math (272)"),
+        Benchmark(
+            "olympiadbench", "olympiadbench.jsonl", "Hothan/OlympiadBench", "train",
+            "OlympiadBench, English open-ended maths (675)", hub_config="OE_TO_maths_en_COMP",
+        ),
+    ]
+}
+
+
+def names() -> list[str]:
+    return sorted(BENCHMARKS)
+
+
+def get(name: str) -> Benchmark:
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        raise WalkrunError(f"unknown benchmark {name!r}; known: {', '.join(names())}") from None
+
+
+def _answer_str(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(_answer_str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # AMC copies store 27.0
+    s = str(value).strip()
+    try:
+        f = float(s)
+        if f.is_integer() and "." in s and "e" not in s.lower():
+            return str(int(f))
+    except ValueError:
+        pass
+    return s
+
+
+def _pick(row: dict, keys: tuple[str, ...], what: str, bench: Benchmark):
+    for k in keys:
+        if k in row and row[k] is not None:
+            return row[k]
+    raise WalkrunError(f"{bench.name}: a row has no {what} field (tried {', '.join(keys)}); fields: {sorted(row)}")
+
+
+def normalise(bench: Benchmark, row: dict, index: int) -> dict:
+    out = dict(row)
+    out["id"] = str(_pick_or(row, bench.id_keys, f"{bench.name}-{index:04d}"))
+    out["problem"] = str(_pick(row, bench.problem_keys, "problem", bench))
+    out["answer"] = _answer_str(_pick(row, bench.answer_keys, "answer", bench))
+    out.setdefault("source", bench.title)
+    return out
+
+
+def _pick_or(row: dict, keys: tuple[str, ...], default: str):
+    for k in keys:
+        if row.get(k) is not None:
+            return row[k]
+    return default
+
+
+def local_path(name: str, data: str | os.PathLike | None = None) -> Path | None:
+    d = data_dir(data)
+    return d / get(name).filename if d else None
+
+
+def load(name: str, data: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
+    """Rows of a benchmark: from `data` / WALKRUN_DATA when set, from the hub otherwise."""
+    bench = get(name)
+    path = local_path(name, data)
+    if path is not None:
+        if not path.is_file():
+            raise WalkrunError(
+                f"benchmark {name!r} needs {path.name} in the data folder {path.parent} (WALKRUN_DATA), "
+                f"which has no such file; set WALKRUN_DATA to the folder holding {path.name}, "
+                f"or unset it to fetch {bench.hub_id} from the hub"
+            )
+        rows = []
+        with path.open(encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if line.strip():
+                    try:
+                        rows.append(normalise(bench, json.loads(line), i))
+                    except json.JSONDecodeError as e:
+                        raise WalkrunError(f"{path}:{i + 1}: not valid JSON ({e})") from None
+                if limit is not None and len(rows) >= limit:
+                    break
+        return rows
+    return _load_hub(bench, limit)
+
+
+def _load_hub(bench: Benchmark, limit: int | None) -> list[dict]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(bench.hub_id, bench.hub_config, split=bench.hub_split)
+    except Exception as e:
+        raise WalkrunError(
+            f"could not fetch benchmark {bench.name!r} from the hub ({bench.hub_id}): {type(e).__name__}: {e}. "
+            f"Offline? Set WALKRUN_DATA to a folder holding {bench.filename}"
+        ) from None
+    rows = []
+    for i, row in enumerate(ds):
+        rows.append(normalise(bench, dict(row), i))
+        if limit is not None and len(rows) >= limit:
+            break
+    return rows

@@ -1,0 +1,1 @@
+"""Results database: SQLAlchemy models, engine/session, Alembic migrations and aggregate queries."""

@@ -1,0 +1,1 @@
+"""Evaluation: checkpoints through lm-eval with walkrun's tasks, exact token counts, rows into the DB."""

@@ -1,0 +1,225 @@
+"""Decide whether a response is correct: the one grader behind the RL reward and the evaluation.
+
+math-verify parses and compares (gold first, gold wrapped in `$...$`, a `\\boxed{}` answer
+preferred, several boxed answers form a set so a hedge scores 0). walkrun adds the rules
+below and time limits that work from any thread: math-verify's own limits use SIGALRM,
+which fails off the main thread, so here each call runs with them off inside a pebble
+worker process that is killed when it overruns.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from typing import Iterable, Sequence
+
+DEFAULT_TIMEOUT = 5.0
+# Bump when a rule below changes: stored samples record the grader that produced them.
+RULES_VERSION = "1"
+GRADER_VERSION = f"math-verify=={version('math-verify')};walkrun-rules={RULES_VERSION}"
+
+STATUSES = ("ok", "no_answer", "parse_error", "timeout", "error")
+
+
+@dataclass(frozen=True)
+class Grade:
+    correct: bool
+    extracted: str | None
+    status: str  # one of STATUSES; "ok" means graded (right or wrong)
+    has_boxed: bool = False
+    detail: str | None = None  # why a non-ok status happened
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_THINK_END = "</think>"
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def answer_part(response: str) -> str:
+    """The part of a response that carries the final answer: after the last `</think>`."""
+    i = response.rfind(_THINK_END)
+    return response[i + len(_THINK_END):] if i >= 0 else response
+
+
+def has_boxed(response: str) -> bool:
+    return _BOXED.search(answer_part(response)) is not None
+
+
+def _last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}`, braces balanced (for the plain-text fallback)."""
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    if not starts:
+        return None
+    i = starts[-1]
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j]
+    return None
+
+
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}")
+
+
+def _normalise_text(s: str) -> str:
+    s = _TEXT_CMD.sub(r"\1", s)
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\!", "").replace("$", "")
+    s = re.sub(r"\\[,;: ]", "", s)
+    s = re.sub(r"\s+", "", s).strip(".").lower()
+    return s
+
+
+class _DropTimeoutNotice:
+    """math-verify warns on every call made with its timeouts off; the limit is enforced here."""
+
+    @staticmethod
+    def filter(record) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+
+def _quiet_math_verify() -> None:
+    import logging
+
+    for name in ("math_verify.parser", "math_verify.grader"):
+        logger = logging.getLogger(name)
+        if _DropTimeoutNotice not in logger.filters:
+            logger.addFilter(_DropTimeoutNotice)
+
+
+def _configs():
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    gold = [LatexExtractionConfig(), ExprExtractionConfig()]
+    # boxed_match_priority=0: a boxed answer beats any other expression in the response.
+    pred = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    return gold, pred
+
+
+def grade_unguarded(gold: str, response: str) -> Grade:
+    """Grade in this process with no time limit. Safe only where a hang is acceptable
+    (inside a worker of this module's pool, or trusted input)."""
+    from math_verify import parse, verify
+
+    _quiet_math_verify()
+    gold = str(gold)
+    text = answer_part(response or "")
+    boxed = _BOXED.search(text) is not None
+    gold_cfg, pred_cfg = _configs()
+    try:
+        gold_parsed = parse(f"${gold}$", extraction_config=gold_cfg, parsing_timeout=None)
+        if not gold_parsed:
+            gold_parsed = parse(gold, extraction_config=gold_cfg, parsing_timeout=None)
+        pred_parsed = parse(text, extraction_config=pred_cfg, parsing_timeout=None)
+    except Exception as e:  # math-verify raises on some malformed LaTeX
+        return Grade(False, _last_boxed(text), "parse_error", boxed, f"{type(e).__name__}: {e}"[:300])
+    if not pred_parsed:
+        return Grade(False, None, "no_answer", boxed)
+    extracted = str(pred_parsed[-1])
+    try:
+        ok = bool(gold_parsed) and verify(gold_parsed, pred_parsed, timeout_seconds=None)
+    except Exception as e:
+        return Grade(False, extracted, "error", boxed, f"{type(e).__name__}: {e}"[:300])
+    if not ok:
+        # Text answers ("Monday", "\text{(C)}") that math-verify cannot parse into sympy:
+        # compare the boxed answer to the gold as normalised text.
+        box = _last_boxed(text)
+        if box is not None and _normalise_text(box) == _normalise_text(gold) and _normalise_text(gold):
+            ok = True
+    return Grade(ok, extracted, "ok", boxed)
+
+
+def _worker_init() -> None:
+    # Warm math-verify's lazily built LaTeX parser so the first graded item is not charged for it.
+    grade_unguarded("1", "\\boxed{1}")
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _workers() -> int:
+    return int(os.environ.get("WALKRUN_GRADER_WORKERS") or max(1, min(4, os.cpu_count() or 1)))
+
+
+def _get_pool():
+    """One process pool per process, created on first use from whichever thread gets there."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or not _pool.active:
+            import pebble
+
+            # forkserver, not fork: callers (Ray actors, vLLM, torch) are multi-threaded, and
+            # forking a threaded process can deadlock. Killed workers are re-forked cheaply.
+            ctx = multiprocessing.get_context("forkserver")
+            _pool = pebble.ProcessPool(max_workers=_workers(), initializer=_worker_init, context=ctx)
+        return _pool
+
+
+def shutdown() -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.stop()
+            _pool.join()
+            _pool = None
+
+
+def _result(future, timeout: float) -> Grade:
+    try:
+        return future.result()
+    except concurrent.futures.TimeoutError:
+        return Grade(False, None, "timeout", False, f"grading took longer than {timeout:g}s")
+    except Exception as e:  # worker died (e.g. memory) or could not unpickle
+        return Grade(False, None, "error", False, f"{type(e).__name__}: {e}"[:300])
+
+
+def grade(gold: str, response: str, timeout: float = DEFAULT_TIMEOUT) -> Grade:
+    """Grade one response against the gold answer; never raises, never takes much over `timeout`."""
+    try:
+        future = _get_pool().schedule(grade_unguarded, args=(gold, response), timeout=timeout)
+    except Exception as e:
+        return Grade(False, None, "error", False, f"grader pool unavailable: {e}"[:300])
+    g = _result(future, timeout)
+    if g.status in ("timeout", "error"):
+        g = Grade(g.correct, g.extracted, g.status, has_boxed(response or ""), g.detail)
+    return g
+
+
+def grade_many(
+    golds: Sequence[str] | Iterable[str],
+    responses: Sequence[str] | Iterable[str],
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool = False,
+) -> list[Grade]:
+    """Grade pairs in the process pool, each under its own time limit; results keep input order."""
+    golds, responses = list(golds), list(responses)
+    if len(golds) != len(responses):
+        raise ValueError(f"grade_many: {len(golds)} golds but {len(responses)} responses")
+    try:
+        pool = _get_pool()
+        futures = [pool.schedule(grade_unguarded, args=(g, r), timeout=timeout) for g, r in zip(golds, responses)]
+    except Exception as e:
+        return [Grade(False, None, "error", has_boxed(r or ""), f"grader pool unavailable: {e}"[:300]) for r in responses]
+    out = []
+    it = futures
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(futures, desc="grading", unit="resp")
+    for fut, r in zip(it, responses):
+        g = _result(fut, timeout)
+        if g.status in ("timeout", "error"):
+            g = Grade(g.correct, g.extracted, g.status, has_boxed(r or ""), g.detail)
+        out.append(g)
+    return out

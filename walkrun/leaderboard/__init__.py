@@ -1,0 +1,1 @@
+"""Leaderboard: the web page ranking models and checkpoints by accuracy vs tokens, read from the DB."""
