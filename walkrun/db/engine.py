@@ -1,0 +1,228 @@
+"""Engines and sessions for the results DB (SQLite by default, PostgreSQL by URL) and its schema version.
+
+SQLite is opened in WAL mode with a busy timeout, and every write transaction starts with
+`BEGIN IMMEDIATE`: a watcher, an evaluation and a web page can then share one file, and two
+writers queue for the lock instead of failing with "database is locked" halfway through.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session
+
+from walkrun.settings import WalkrunError, db_url
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+OLD_SCHEMA = "database schema is older than this walkrun; run `walkrun db upgrade`"
+
+_engines: dict[str, Engine] = {}
+_checked: set[str] = set()
+_lock = threading.Lock()
+
+
+def _normalise_url(url: str) -> str:
+    # Plain postgresql:// means psycopg2 to SQLAlchemy; walkrun ships psycopg (3).
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def safe_url(url: str | Engine) -> str:
+    """The URL with any password masked, for messages."""
+    u = url.url if isinstance(url, Engine) else make_url(url)
+    return u.render_as_string(hide_password=True)
+
+
+def cannot_open(url: str | Engine, exc: BaseException) -> WalkrunError:
+    lines = [ln.strip() for ln in str(getattr(exc, "orig", None) or exc).splitlines() if ln.strip()]
+    why = lines[0] if lines else type(exc).__name__
+    return WalkrunError(f"cannot open database {safe_url(url)}: {why} (check WALKRUN_DB / --db)")
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Take transaction control from the sqlite3 module so BEGIN is ours (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed data
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # A deferred transaction that reads, then writes after another process committed, fails
+        # at once with SQLITE_BUSY (the busy timeout does not apply). IMMEDIATE takes the write
+        # lock up front, so writers wait their turn. Read-only sessions skip it.
+        readonly = conn.get_execution_options().get("walkrun_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The (cached) engine for `url`, default `walkrun.settings.db_url()` (WALKRUN_DB)."""
+    url = _normalise_url(db_url(url))
+    with _lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine
+        try:
+            u = make_url(url)
+        except ArgumentError as e:
+            raise WalkrunError(f"not a database URL: {url!r} (expected e.g. sqlite:///path/walkrun.db "
+                               "or postgresql+psycopg://user:pass@host:5432/db)") from e
+        if u.get_backend_name() == "sqlite":
+            path = u.database
+            if path and path != ":memory:" and not path.startswith("file:"):
+                parent = Path(path).expanduser().resolve().parent
+                if not parent.is_dir():
+                    raise WalkrunError(f"cannot open database {url}: folder {parent} does not exist")
+        try:
+            kwargs = {} if u.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
+            engine = create_engine(u, **kwargs)
+        except (NoSuchModuleError, ImportError) as e:
+            raise WalkrunError(f"cannot open database {safe_url(url)}: no driver ({e}); "
+                               "for PostgreSQL install `pip install 'walkrun[postgres]'`") from e
+        if u.get_backend_name() == "sqlite":
+            _sqlite_setup(engine)
+        _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests; before forking)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _checked.clear()
+
+
+def _alembic_config():
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _scripts():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def head_revision() -> str:
+    """The schema revision this walkrun's code expects."""
+    return _scripts().get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision stored in the database (None: not created by walkrun yet)."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect().execution_options(walkrun_readonly=True) as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except DBAPIError as e:
+        raise cannot_open(engine, e) from e
+
+
+def _known_revisions() -> set[str]:
+    return {s.revision for s in _scripts().walk_revisions()}
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise WalkrunError unless the database is at the schema revision this code expects."""
+    key = str(engine.url)
+    if key in _checked:
+        return
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        if current is not None and current not in _known_revisions():
+            raise WalkrunError(f"database schema (revision {current}) is newer than this walkrun "
+                               f"(revision {head}); upgrade walkrun")
+        raise WalkrunError(OLD_SCHEMA + f" (database {safe_url(engine)} is at revision {current or 'none'}, "
+                           f"this walkrun needs {head})")
+    _checked.add(key)
+
+
+def is_empty(engine: Engine) -> bool:
+    """True when the database has no tables at all (a fresh file or database)."""
+    try:
+        with engine.connect().execution_options(walkrun_readonly=True) as conn:
+            return not inspect(conn).get_table_names()
+    except DBAPIError as e:
+        raise cannot_open(engine, e) from e
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the schema to `revision` (Alembic upgrade); a no-op when already there.
+    Returns (revision before, revision after)."""
+    return _upgrade_engine(get_engine(url), revision)
+
+
+def _upgrade_engine(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    from alembic import command
+
+    before = current_revision(engine)
+    cfg = _alembic_config()
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except DBAPIError as e:
+        raise cannot_open(engine, e) from e
+    _checked.discard(str(engine.url))
+    return before, current_revision(engine)
+
+
+def ensure_schema(engine: Engine, create: bool = True) -> None:
+    """check_schema, but an entirely empty database is first created at the current revision
+    (so a first `walkrun eval` needs no set-up). A database with an older schema is refused."""
+    key = str(engine.url)
+    if key in _checked:
+        return
+    if create and is_empty(engine):
+        try:
+            _upgrade_engine(engine)
+            print(f"walkrun: created the results schema in {safe_url(engine)}", file=sys.stderr)
+        except Exception:
+            # Another process may have created it at the same moment; check_schema decides.
+            pass
+    check_schema(engine)
+
+
+@contextmanager
+def session_scope(url: str | None = None, readonly: bool = False, create: bool = True) -> Iterator[Session]:
+    """A Session on the results DB that commits on success and rolls back on error.
+
+    The schema is checked first (an empty database is created when `create`). `readonly` skips
+    SQLite's write lock for pure readers such as the web page."""
+    engine = get_engine(url)
+    ensure_schema(engine, create=create)
+    bind = engine.execution_options(walkrun_readonly=True) if readonly else engine
+    session = Session(bind=bind, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except DBAPIError as e:
+        session.rollback()
+        if isinstance(e.orig, Exception) and e.connection_invalidated:
+            raise cannot_open(engine, e) from e
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

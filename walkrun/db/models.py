@@ -1,0 +1,125 @@
+"""The results schema: training runs, checkpoints, evaluation runs and one row per generated sample.
+
+Only raw rows are stored; every aggregate (accuracy, pass@k, tokens) is computed on read by
+`walkrun.db.queries`. A schema change here needs a new Alembic revision in `migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# Fixed constraint names, so migrations can refer to them on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    backend: Mapped[str] = mapped_column(String(32))  # 'openrlhf' | 'local'
+    preset: Mapped[str | None] = mapped_column(String(255))
+    config: Mapped[dict[str, Any] | None]
+    output_dir: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    checkpoints: Mapped[list[Checkpoint]] = relationship(back_populates="training_run")
+
+    def __repr__(self) -> str:
+        return f"TrainingRun(id={self.id}, name={self.name!r}, backend={self.backend!r})"
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))  # display name
+    source: Mapped[str] = mapped_column(String(1024), unique=True)  # hub id or absolute path
+    training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_run.id", ondelete="SET NULL"), index=True)
+    stage: Mapped[str] = mapped_column(String(32), default="external")  # base|sft|stage1|stage2|control|external|...
+    step: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    meta: Mapped[dict[str, Any] | None]
+
+    training_run: Mapped[TrainingRun | None] = relationship(back_populates="checkpoints")
+    eval_runs: Mapped[list[EvalRun]] = relationship(back_populates="checkpoint")
+
+    def __repr__(self) -> str:
+        return f"Checkpoint(id={self.id}, name={self.name!r}, stage={self.stage!r}, step={self.step})"
+
+
+class EvalRun(Base):
+    """One evaluation of one checkpoint on one task with fixed settings; `key` hashes all of them."""
+
+    __tablename__ = "eval_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoint.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(128), index=True)
+    task_version: Mapped[str] = mapped_column(String(64))
+    k: Mapped[int]  # samples per problem
+    temperature: Mapped[float | None] = mapped_column(Float)
+    top_p: Mapped[float | None] = mapped_column(Float)
+    max_new_tokens: Mapped[int | None]
+    prompt_template: Mapped[str | None] = mapped_column(String(255))
+    backend: Mapped[str] = mapped_column(String(64))
+    backend_version: Mapped[str] = mapped_column(String(128))
+    grader_version: Mapped[str] = mapped_column(String(128))
+    sampling: Mapped[dict[str, Any]]  # every setting, as given to start_eval_run
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    checkpoint: Mapped[Checkpoint] = relationship(back_populates="eval_runs")
+
+    def __repr__(self) -> str:
+        return f"EvalRun(id={self.id}, task={self.task!r}, k={self.k}, status={self.status!r}, key={self.key[:10]})"
+
+
+class Sample(Base):
+    __tablename__ = "sample"
+    __table_args__ = (
+        UniqueConstraint("eval_run_id", "problem_id", "sample_index", name="uq_sample_run_problem_index"),
+        Index("ix_sample_graded_with", "graded_with"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    eval_run_id: Mapped[int] = mapped_column(ForeignKey("eval_run.id", ondelete="CASCADE"))
+    problem_id: Mapped[str] = mapped_column(String(255))
+    sample_index: Mapped[int]
+    gold: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text)
+    extracted: Mapped[str | None] = mapped_column(Text)
+    correct: Mapped[bool]
+    status: Mapped[str] = mapped_column(String(16))  # grading status: ok|no_answer|parse_error|timeout|error
+    has_boxed: Mapped[bool | None]
+    n_tokens: Mapped[int]  # exact count of generated tokens
+    finish_reason: Mapped[str] = mapped_column(String(16))  # stop|length
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    graded_with: Mapped[str] = mapped_column(String(128))  # grader version that set correct/extracted/status
+
+    def __repr__(self) -> str:
+        return (f"Sample(run={self.eval_run_id}, problem={self.problem_id!r}, i={self.sample_index}, "
+                f"correct={self.correct}, n_tokens={self.n_tokens})")

@@ -1,0 +1,243 @@
+"""Writes to the results DB: runs, checkpoints, evaluation runs and bulk, idempotent sample rows.
+
+An evaluation is identified by `eval_key`, a hash of everything that determines its result, so
+re-running the same evaluation resumes it (`done_sample_keys`) instead of storing it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun, utcnow
+from walkrun.settings import WalkrunError
+
+BACKENDS = ("openrlhf", "local")
+RUN_STATUSES = ("running", "done", "failed")
+FINISH_REASONS = ("stop", "length")
+SAMPLE_REQUIRED = ("problem_id", "sample_index", "gold", "response", "correct", "status", "n_tokens", "finish_reason")
+SAMPLE_OPTIONAL = ("extracted", "has_boxed", "latency_s", "graded_with")
+# Sampling settings copied into their own EvalRun columns (the whole dict is kept in `sampling`).
+SAMPLING_COLUMNS = ("k", "temperature", "top_p", "max_new_tokens", "prompt_template")
+_BATCH = 5000
+
+
+def _get_or_insert(s: Session, model, where, make):
+    """Select-or-insert that survives a concurrent insert of the same unique key."""
+    row = s.scalar(select(model).where(where))
+    if row is not None:
+        return row, False
+    try:
+        with s.begin_nested():
+            row = make()
+            s.add(row)
+    except IntegrityError:
+        row = s.scalar(select(model).where(where))
+        if row is None:
+            raise
+        return row, False
+    return row, True
+
+
+def get_or_create_training_run(s: Session, name: str, backend: str, preset: str | None = None,
+                               config: dict | None = None, output_dir: str | None = None) -> TrainingRun:
+    """The training run called `name`; created if new. Given fields update an existing run."""
+    if backend not in BACKENDS:
+        raise WalkrunError(f"training run backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if output_dir is not None:
+        output_dir = str(output_dir)
+    run, created = _get_or_insert(
+        s, TrainingRun, TrainingRun.name == name,
+        lambda: TrainingRun(name=name, backend=backend, preset=preset, config=config, output_dir=output_dir))
+    if not created:
+        run.backend = backend
+        for field, value in (("preset", preset), ("config", config), ("output_dir", output_dir)):
+            if value is not None:
+                setattr(run, field, value)
+        s.flush()
+    return run
+
+
+def normalise_source(source: str | Path) -> str:
+    """A local path becomes absolute (one checkpoint, however it was spelled); hub ids stay."""
+    p = Path(source).expanduser()
+    if p.exists():
+        return str(p.resolve())
+    return str(source)
+
+
+def _display_name(source: str, training_run: TrainingRun | None, step: int | None) -> str:
+    if training_run is not None and step is not None:
+        return f"{training_run.name}@{step}"
+    p = Path(source)
+    if p.is_absolute():
+        return p.name if not p.name.endswith("_hf") or p.parent == p else f"{p.parent.name}/{p.name}"
+    return source
+
+
+def get_or_create_checkpoint(s: Session, source: str | Path, name: str | None = None,
+                             training_run: TrainingRun | None = None, stage: str | None = None,
+                             step: int | None = None, meta: dict | None = None) -> Checkpoint:
+    """The checkpoint at `source` (hub id or path); created if new. Given fields update it."""
+    source = normalise_source(source)
+    ckpt, created = _get_or_insert(
+        s, Checkpoint, Checkpoint.source == source,
+        lambda: Checkpoint(name=name or _display_name(source, training_run, step), source=source,
+                           training_run=training_run, stage=stage or "external", step=step, meta=meta))
+    if not created:
+        if name is not None:
+            ckpt.name = name
+        if training_run is not None:
+            ckpt.training_run = training_run
+        if stage is not None:
+            ckpt.stage = stage
+        if step is not None:
+            ckpt.step = step
+        if meta is not None:
+            ckpt.meta = {**(ckpt.meta or {}), **meta}
+        s.flush()
+    return ckpt
+
+
+def _canonical(value: Any) -> Any:
+    # 1 and 1.0 are the same temperature: integral floats hash like ints.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def eval_key(checkpoint_source: str, step: int | None, task: str, task_version: str, sampling: dict,
+             backend: str, backend_version: str, grader_version: str) -> str:
+    """sha256 hex of everything that determines an evaluation's result (the DB and resume key)."""
+    payload = {
+        "checkpoint": str(checkpoint_source), "step": step, "task": task, "task_version": str(task_version),
+        "sampling": sampling, "backend": backend, "backend_version": str(backend_version),
+        "grader_version": grader_version,
+    }
+    blob = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def start_eval_run(s: Session, checkpoint: Checkpoint, task: str, task_version: str, sampling: dict,
+                   backend: str, backend_version: str, grader_version: str) -> EvalRun:
+    """The evaluation run for these settings, created if new; an existing one is reset to
+    'running' (resume: skip `done_sample_keys`). `sampling` must hold at least `k` (samples per
+    problem); `temperature`, `top_p`, `max_new_tokens`, `prompt_template` get their own columns."""
+    if not isinstance(sampling, dict) or not isinstance(sampling.get("k"), int) or sampling["k"] < 1:
+        raise WalkrunError(f"sampling must be a dict with an integer k >= 1 (samples per problem), "
+                           f"e.g. {{'k': 4, 'temperature': 0.6, 'top_p': 0.95, 'max_new_tokens': 3072}}; "
+                           f"got {sampling!r}")
+    key = eval_key(checkpoint.source, checkpoint.step, task, task_version, sampling, backend,
+                   backend_version, grader_version)
+    columns = {c: sampling.get(c) for c in SAMPLING_COLUMNS}
+    run, created = _get_or_insert(
+        s, EvalRun, EvalRun.key == key,
+        lambda: EvalRun(key=key, checkpoint=checkpoint, task=task, task_version=str(task_version),
+                        backend=backend, backend_version=str(backend_version), grader_version=grader_version,
+                        sampling=_canonical(sampling), status="running", **columns))
+    if not created:
+        run.status, run.error, run.finished_at = "running", None, None
+        s.flush()
+    return run
+
+
+def done_sample_keys(s: Session, eval_run: EvalRun) -> set[tuple[str, int]]:
+    """(problem_id, sample_index) pairs already stored for this run."""
+    rows = s.execute(select(Sample.problem_id, Sample.sample_index).where(Sample.eval_run_id == eval_run.id))
+    return {(p, i) for p, i in rows}
+
+
+def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
+    missing = [k for k in SAMPLE_REQUIRED if k not in row]
+    if missing:
+        raise WalkrunError(f"sample row {n} lacks {', '.join(missing)}; a row needs "
+                           f"{', '.join(SAMPLE_REQUIRED)} (optional: {', '.join(SAMPLE_OPTIONAL)})")
+    if row["finish_reason"] not in FINISH_REASONS:
+        raise WalkrunError(f"sample row {n}: finish_reason must be 'stop' or 'length', got {row['finish_reason']!r}")
+    n_tokens = row["n_tokens"]
+    if not isinstance(n_tokens, int) or isinstance(n_tokens, bool) or n_tokens < 0:
+        raise WalkrunError(f"sample row {n}: n_tokens must be the exact generated-token count (int >= 0), "
+                           f"got {n_tokens!r}")
+    out = {
+        "eval_run_id": eval_run.id,
+        "problem_id": str(row["problem_id"]),
+        "sample_index": int(row["sample_index"]),
+        "gold": str(row["gold"]),
+        "response": row["response"] or "",
+        "extracted": None if row.get("extracted") is None else str(row["extracted"]),
+        "correct": bool(row["correct"]),
+        "status": str(row["status"]),
+        "has_boxed": None if row.get("has_boxed") is None else bool(row["has_boxed"]),
+        "n_tokens": n_tokens,
+        "finish_reason": row["finish_reason"],
+        "latency_s": None if row.get("latency_s") is None else float(row["latency_s"]),
+        "graded_with": row.get("graded_with") or eval_run.grader_version,
+    }
+    return out
+
+
+def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
+    dialect = s.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # other backends: the pre-filter in add_samples is the only guard
+        from sqlalchemy import insert
+
+        s.execute(insert(Sample), rows)
+        return
+    stmt = insert(Sample).on_conflict_do_nothing(index_elements=["eval_run_id", "problem_id", "sample_index"])
+    s.execute(stmt, rows)
+
+
+def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
+    """Store sample rows in bulk; rows whose (problem_id, sample_index) is already stored are
+    skipped, so calling it twice with the same rows is harmless. Returns the number of new rows.
+
+    Row keys: problem_id, sample_index, gold, response, correct, status (grading status),
+    n_tokens (exact), finish_reason ('stop'|'length'); optional extracted, has_boxed, latency_s,
+    graded_with (default: the run's grader_version)."""
+    if eval_run.id is None:
+        s.flush()
+    fresh: dict[tuple[str, int], dict] = {}
+    for n, row in enumerate(rows):
+        r = _sample_row(eval_run, row, n)
+        fresh.setdefault((r["problem_id"], r["sample_index"]), r)
+    if not fresh:
+        return 0
+    # Drop rows already stored (one indexed query per batch) so the count is right; the
+    # ON CONFLICT clause still covers another process inserting the same rows meanwhile.
+    if len(fresh) > 200:  # cheaper to read the run's keys once than to ship a big IN list
+        existing = done_sample_keys(s, eval_run)
+    else:
+        existing = {tuple(k) for k in s.execute(select(Sample.problem_id, Sample.sample_index).where(
+            Sample.eval_run_id == eval_run.id, tuple_(Sample.problem_id, Sample.sample_index).in_(list(fresh))))}
+    for k in existing:
+        fresh.pop(k, None)
+    new = list(fresh.values())
+    for i in range(0, len(new), _BATCH):
+        _insert_ignoring_duplicates(s, new[i:i + _BATCH])
+    return len(new)
+
+
+def finish_eval_run(s: Session, eval_run: EvalRun, status: str, error: str | None = None) -> None:
+    """Mark an evaluation run done or failed (with the error text)."""
+    if status not in RUN_STATUSES:
+        raise WalkrunError(f"eval run status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+    eval_run.status = status
+    eval_run.error = error
+    eval_run.finished_at = None if status == "running" else utcnow()
+    s.flush()
