@@ -1,0 +1,186 @@
+"""Plotly figure specs (plain JSON dicts) for the page: accuracy-vs-tokens with its Pareto frontier,
+and each training run's checkpoints over steps with the stage boundary marked (the papers' Figure 1).
+
+Built in Python so the frontier is computed (and tested) once; the page only calls Plotly.newPlot.
+Every string that reaches Plotly is HTML-escaped: Plotly renders a subset of HTML in names and
+hover text, so a model called `<b onmouseover=...>` must arrive as `&lt;b ...` and show as text.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+from walkrun.leaderboard.pareto import pareto_front
+
+# Training order of stages; a trajectory is drawn in this order, then by step.
+STAGE_ORDER = ["base", "sft", "stage1", "stage2"]
+STAGE_LABEL = {"base": "base", "sft": "SFT", "stage1": "stage 1", "stage2": "stage 2",
+               "control": "control", "external": "external"}
+STAGE_SYMBOL = {"base": "circle", "sft": "square", "stage1": "diamond", "stage2": "star",
+                "control": "x", "external": "triangle-up"}
+# Plotly's default colorway, fixed per run so one run has one colour in every plot.
+PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
+           "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52"]
+NO_RUN = "(no training run)"
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def stage_rank(stage: str | None) -> int:
+    return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+
+
+def run_order(rows: Iterable[dict]) -> list[tuple[float, dict]]:
+    """One run's rows in training order, each with an x position on a single step axis.
+
+    Rows are ordered by stage (base, sft, stage 1, stage 2, then anything else) and step. If a
+    stage restarts its step count (stage 2 saved as global_step10 after stage 1's step 200),
+    its steps are shifted past the previous stage so the trajectory never runs backwards.
+    """
+    ordered = sorted(rows, key=lambda r: (stage_rank(r.get("stage")), r.get("step") or 0))
+    out: list[tuple[float, dict]] = []
+    offset, prev_max, prev_stage = 0.0, -math.inf, object()
+    for r in ordered:
+        step = float(r.get("step") or 0)
+        if r.get("stage") != prev_stage and out and step + offset <= prev_max:
+            # A stage whose steps restart: its step s is s steps after the previous stage ended.
+            offset = prev_max
+        prev_stage = r.get("stage")
+        out.append((step + offset, r))
+        prev_max = max(prev_max, step + offset)
+    return out
+
+
+def stage_boundaries(ordered: list[tuple[float, dict]]) -> list[tuple[float, str, str]]:
+    """(x, stage before, stage after) at each change of stage along an ordered trajectory."""
+    marks = []
+    for (x0, a), (x1, b) in zip(ordered, ordered[1:]):
+        if a.get("stage") != b.get("stage"):
+            marks.append(((x0 + x1) / 2, a.get("stage"), b.get("stage")))
+    return marks
+
+
+def run_colors(rows: Iterable[dict]) -> dict[str, str]:
+    names = sorted({r.get("training_run") or NO_RUN for r in rows}, key=lambda n: (n == NO_RUN, n))
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+
+
+def hover(r: dict) -> str:
+    parts = [f"<b>{esc(r.get('model'))}</b>",
+             f"run: {esc(r.get('training_run') or '-')} · {esc(STAGE_LABEL.get(r.get('stage'), r.get('stage')))}"
+             + (f" · step {esc(r.get('step'))}" if r.get("step") is not None else ""),
+             f"{esc(r.get('task'))}: pass@1[avg-of-{esc(r.get('k'))}] = {r['accuracy']:.3f}",
+             f"mean_tokens = {r['mean_tokens']:.0f}"]
+    return "<br>".join(parts)
+
+
+def scatter_figure(rows: list[dict], task: str, colors: dict[str, str]) -> dict:
+    """Accuracy vs mean tokens for one benchmark: checkpoints of a run joined in training order,
+    other checkpoints as loose points, and the Pareto frontier as a staircase over its points."""
+    pts = [r for r in rows if r.get("task") == task and _finite(r.get("accuracy")) and _finite(r.get("mean_tokens"))]
+    by_run: dict[str, list[dict]] = defaultdict(list)
+    for r in pts:
+        by_run[r.get("training_run") or NO_RUN].append(r)
+    traces = []
+    for run in sorted(by_run, key=lambda n: (n == NO_RUN, n)):
+        ordered = [r for _, r in run_order(by_run[run])] if run != NO_RUN else by_run[run]
+        traces.append({
+            "type": "scatter",
+            "mode": "lines+markers" if run != NO_RUN and len(ordered) > 1 else "markers",
+            "name": esc(run),
+            "legendgroup": esc(run),
+            "x": [r["mean_tokens"] for r in ordered],
+            "y": [r["accuracy"] for r in ordered],
+            "text": [hover(r) for r in ordered],
+            "customdata": [r.get("checkpoint_id") for r in ordered],
+            "hovertemplate": "%{text}<extra></extra>",
+            "marker": {"size": 9, "color": colors.get(run, PALETTE[0]),
+                       "symbol": [STAGE_SYMBOL.get(r.get("stage"), "circle") for r in ordered],
+                       "line": {"width": 0.5, "color": "#333"}},
+            "line": {"width": 1.2, "color": colors.get(run, PALETTE[0])},
+        })
+    front = [pts[i] for i in pareto_front([(r["mean_tokens"], r["accuracy"]) for r in pts])]
+    if front:
+        traces.append({
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "Pareto frontier",
+            "x": [r["mean_tokens"] for r in front],
+            "y": [r["accuracy"] for r in front],
+            "text": [hover(r) for r in front],
+            "customdata": [r.get("checkpoint_id") for r in front],
+            "hovertemplate": "Pareto frontier<br>%{text}<extra></extra>",
+            "line": {"shape": "hv", "dash": "dash", "color": "#222", "width": 1.5},
+            "marker": {"symbol": "circle-open", "size": 16, "color": "#222", "line": {"width": 2}},
+        })
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": esc(task)},
+            "xaxis": {"title": {"text": "mean_tokens (all samples)"}, "rangemode": "tozero"},
+            "yaxis": {"title": {"text": "pass@1[avg-of-k]"}, "range": [0, 1.02]},
+            "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+            "legend": {"orientation": "h", "y": -0.2},
+            "height": 420,
+            "hovermode": "closest",
+        },
+        "frontier": [r.get("checkpoint_id") for r in front],
+        "n_points": len(pts),
+    }
+
+
+def trajectory_figure(run: str, rows: list[dict]) -> dict:
+    """One training run: accuracy (left axis, solid) and mean tokens (right axis, dotted) per
+    benchmark against step, with a dashed vertical line where the stage changes."""
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if _finite(r.get("accuracy")):
+            by_task[r["task"]].append(r)
+    traces, shapes, annotations = [], [], []
+    all_ordered: list[tuple[float, dict]] = []
+    for i, task in enumerate(sorted(by_task)):
+        ordered = run_order(by_task[task])
+        all_ordered = ordered if len(ordered) > len(all_ordered) else all_ordered
+        color = PALETTE[i % len(PALETTE)]
+        common = {"type": "scatter", "legendgroup": esc(task), "x": [x for x, _ in ordered],
+                  "text": [hover(r) if _finite(r.get("mean_tokens")) else esc(r.get("model")) for _, r in ordered],
+                  "hovertemplate": "%{text}<extra></extra>",
+                  "customdata": [r.get("checkpoint_id") for _, r in ordered]}
+        traces.append({**common, "mode": "lines+markers", "name": f"{esc(task)} pass@1",
+                       "y": [r["accuracy"] for _, r in ordered], "line": {"color": color},
+                       "marker": {"color": color, "symbol": [STAGE_SYMBOL.get(r.get("stage"), "circle")
+                                                             for _, r in ordered]}})
+        traces.append({**common, "mode": "lines+markers", "name": f"{esc(task)} mean_tokens", "yaxis": "y2",
+                       "y": [r.get("mean_tokens") for _, r in ordered],
+                       "line": {"color": color, "dash": "dot"}, "marker": {"color": color, "size": 5}})
+    for x, before, after in stage_boundaries(all_ordered):
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+                       "line": {"dash": "dash", "color": "#888", "width": 1.5}})
+        annotations.append({"x": x, "y": 1.04, "xref": "x", "yref": "paper", "showarrow": False,
+                            "text": f"{esc(STAGE_LABEL.get(before, before))} → {esc(STAGE_LABEL.get(after, after))}",
+                            "font": {"size": 11, "color": "#555"}})
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": f"training run {esc(run)}"},
+            "xaxis": {"title": {"text": "training step"}},
+            "yaxis": {"title": {"text": "pass@1[avg-of-k]"}, "range": [0, 1.02]},
+            "yaxis2": {"title": {"text": "mean_tokens"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
+            "shapes": shapes,
+            "annotations": annotations,
+            "margin": {"l": 60, "r": 60, "t": 60, "b": 50},
+            "legend": {"orientation": "h", "y": -0.2},
+            "height": 400,
+            "hovermode": "closest",
+        },
+        "boundaries": [x for x, _, _ in stage_boundaries(all_ordered)],
+    }

@@ -1,0 +1,132 @@
+"""`walkrun leaderboard serve`: the leaderboard pages rendered live from the results DB.
+
+A small Starlette app under uvicorn; every request reads the DB afresh (so a running `walkrun
+watch` shows up on reload). Paths are those of the static build (`index.html`,
+`checkpoints/<id>.html`, `static/...`), so both share one set of relative links.
+
+    walkrun leaderboard serve                      # http://127.0.0.1:8000, WALKRUN_DB
+    walkrun leaderboard serve --port 8080 --db postgresql+psycopg://u:p@host/walkrun
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from walkrun.leaderboard import data, pages
+from walkrun.settings import WalkrunError
+
+SECURITY_HEADERS = {
+    # Same policy as the pages' <meta> tag, plus what only a header can say.
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                                "form-action 'none'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass
+class ServeConfig:
+    """Settings of `walkrun leaderboard serve`."""
+
+    host: str = field(default="127.0.0.1", metadata={
+        "help": "address to bind; the default keeps the page on this machine (use 0.0.0.0 deliberately)"})
+    port: int = field(default=8000, metadata={"help": "TCP port (0 = any free port; the URL is printed)"})
+    db: str | None = field(default=None, metadata={"help": "SQLAlchemy URL of the results DB (default: WALKRUN_DB)"})
+    samples_per_problem: int = field(default=pages.PageOptions.samples_per_problem, metadata={
+        "help": "sample responses shown per problem on checkpoint pages"})
+    response_chars: int = field(default=pages.PageOptions.response_chars, metadata={
+        "help": "longest response text shown (0 = no limit)"})
+
+    def __post_init__(self):
+        if not 0 <= self.port <= 65535:
+            raise WalkrunError(f"--port must be between 0 and 65535, got {self.port}")
+        self.options = pages.PageOptions(self.samples_per_problem, self.response_chars)
+
+
+def static_files() -> dict[str, Path]:
+    """The files under static/: ours plus plotly.js from the installed `plotly` package (no CDN)."""
+    files = {p.name: p for p in pages.STATIC_DIR.iterdir() if p.is_file()}
+    files["plotly.min.js"] = plotly_js_path()
+    return files
+
+
+def plotly_js_path() -> Path:
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+    except ModuleNotFoundError as e:
+        raise WalkrunError("the leaderboard needs the `plotly` package for its bundled plotly.min.js: "
+                           "pip install 'walkrun[leaderboard]'") from e
+    if not path.is_file():
+        raise WalkrunError(f"plotly.min.js not found at {path}; reinstall plotly (pip install -U plotly)")
+    return path
+
+
+def create_app(cfg: ServeConfig):
+    """The Starlette app for `cfg` (checks the database is readable first)."""
+    from starlette.applications import Starlette
+    from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
+    from starlette.routing import Route
+
+    source = data.Source(cfg.db)
+    source.check()
+    files = static_files()
+
+    def html(text: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(text, status_code=status, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+
+    def index(request):
+        return html(source.render_index())
+
+    def checkpoint(request):
+        text = source.render_checkpoint(request.path_params["cid"], cfg.options)
+        if text is None:
+            return html(pages.render_not_found(f"No checkpoint with id {request.path_params['cid']} "
+                                               "has evaluations in this database."), 404)
+        return html(text)
+
+    def static(request):
+        path = files.get(request.path_params["name"])
+        if path is None:
+            return PlainTextResponse("not found", status_code=404, headers=SECURITY_HEADERS)
+        return FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=3600"})
+
+    def health(request):
+        return PlainTextResponse("ok")
+
+    routes = [
+        Route("/", lambda request: RedirectResponse("/index.html", status_code=307)),
+        Route("/index.html", index),
+        Route("/checkpoints/{cid:int}.html", checkpoint),
+        Route("/static/{name:str}", static),
+        Route("/healthz", health),
+    ]
+    return Starlette(routes=routes)
+
+
+def serve(cfg: ServeConfig) -> None:
+    """Run the server until interrupted (Ctrl-C or SIGTERM)."""
+    import socket
+
+    import uvicorn
+
+    app = create_app(cfg)
+    # Bind the socket ourselves: a taken port becomes one clear error (uvicorn would log and
+    # exit), and --port 0 can report the port the OS picked.
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((cfg.host, cfg.port))
+    except OSError as e:
+        sock.close()
+        raise WalkrunError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}; pick another --port "
+                           "(or --host)") from e
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"walkrun leaderboard: http://{shown}:{port}/ (database {data.label(cfg.db)}; Ctrl-C stops)", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
