@@ -1,0 +1,127 @@
+"""What walkrun's lm-eval tasks call: the zero-shot prompt, benchmark rows as a dataset, and
+per-problem metrics over the k responses, every response graded by `walkrun.grading`.
+
+`tasks/utils.py` only re-exports these functions: lm-eval imports that file under a path-based
+module name, while the runner imports this module, so the grade cache below has one home.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from typing import Any
+
+from walkrun import grading
+
+# Qwen2.5-Math's `qwen-boxed` prompt (QwenLM/Qwen2.5-Math evaluation/utils.py): the problem, then
+# this sentence, in the user turn. The ConciseR and Fatemi et al. evaluations use the same sentence.
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+PROMPT_TEMPLATE_ID = "zero-shot-boxed-v1"
+
+# Fields kept in the lm-eval dataset: one fixed schema, so `datasets` never has to unify the
+# benchmarks' mixed extra fields (AMC's float answer_raw, OlympiadBench's lists...).
+_FIELDS = ("id", "problem", "answer", "source")
+
+
+def doc_to_text(doc: dict) -> str:
+    return f"{doc['problem']}\n{INSTRUCTION}"
+
+
+def doc_to_text_plain(doc: dict) -> str:
+    """The problem alone (tasks whose problems already are the whole prompt, e.g. synthetic)."""
+    return str(doc["problem"])
+
+
+def task_rows(benchmark: str | None = None, rows: str | None = None, data: str | None = None,
+              limit: int | None = None) -> list[dict]:
+    """Rows of a task: a `walkrun.benchmarks` name, or `rows="module:function"` returning rows."""
+    from walkrun.settings import WalkrunError
+
+    if benchmark:
+        from walkrun import benchmarks
+
+        return benchmarks.load(benchmark, data=data, limit=limit)
+    if rows:
+        module, _, fn = rows.partition(":")
+        try:
+            func = getattr(importlib.import_module(module), fn)
+        except (ImportError, AttributeError) as e:
+            raise WalkrunError(f"task rows {rows!r} cannot be imported: {e}") from None
+        return list(func(limit=limit))
+    raise WalkrunError("a walkrun task needs dataset_kwargs.benchmark or dataset_kwargs.rows")
+
+
+def load_dataset(benchmark: str | None = None, rows: str | None = None, walkrun_data: str | None = None,
+                 **_metadata: Any):
+    """lm-eval `custom_dataset`: called with the task's metadata and dataset_kwargs merged."""
+    import datasets
+
+    records = []
+    for r in task_rows(benchmark, rows, walkrun_data):
+        rec = {k: str(r.get(k, "")) for k in _FIELDS}
+        alts = r.get("answer_alts") or []
+        rec["answer_alts"] = [str(a) for a in (alts if isinstance(alts, list) else [alts])]
+        records.append(rec)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(records)})
+
+
+# (gold, response) -> Grade for the responses graded in process_results; the runner takes them
+# from here instead of grading every response a second time.
+_grades: dict[tuple[str, str], grading.Grade] = {}
+
+
+def grade_responses(doc: dict, responses: list[str]) -> list[grading.Grade]:
+    """Grade each response against the gold answer; an accepted alternative form (Minerva's
+    `answer_alts`) also counts, checked only for responses the main gold rejects."""
+    gold = str(doc["answer"])
+    texts = [str(r) for r in responses]
+    grades = grading.grade_many([gold] * len(texts), texts)
+    for alt in [a for a in (doc.get("answer_alts") or []) if a and a != gold]:
+        todo = [i for i, g in enumerate(grades) if not g.correct]
+        if not todo:
+            break
+        for i, g in zip(todo, grading.grade_many([alt] * len(todo), [texts[i] for i in todo])):
+            if g.correct:
+                grades[i] = g
+    for t, g in zip(texts, grades):
+        _grades[(gold, t)] = g
+    return grades
+
+
+def cached_grade(gold: str, response: str) -> grading.Grade | None:
+    return _grades.get((str(gold), str(response)))
+
+
+def clear_cache() -> None:
+    _grades.clear()
+
+
+def majority_correct(grades: list[grading.Grade]) -> bool:
+    """maj@k: the most frequent extracted answer (first seen wins a tie) is correct."""
+    answers = [g.extracted for g in grades if g.extracted is not None]
+    if not answers:
+        return False
+    top = Counter(answers).most_common(1)[0][0]
+    return next(g.correct for g in grades if g.extracted == top)
+
+
+def process_results(doc: dict, results: list) -> dict[str, float]:
+    """Per-problem metrics. `results == [[r_1..r_k]]` after the take_first_k filter.
+
+    Never returns None for a metric (lm-eval's final mean() would crash after all generation);
+    token metrics are left out when the backend did not attach exact counts (plain `hf`)."""
+    responses = results[0] if results and isinstance(results[0], (list, tuple)) else list(results)
+    grades = grade_responses(doc, responses)
+    k = len(grades)
+    n_correct = sum(g.correct for g in grades)
+    out = {
+        "pass@1[avg-of-k]": n_correct / k if k else 0.0,
+        "pass@k": float(n_correct > 0),
+        "maj@k": float(majority_correct(grades)),
+        "no_answer_rate": sum(g.status == "no_answer" for g in grades) / k if k else 0.0,
+    }
+    counts = [getattr(r, "n_tokens", None) for r in responses]
+    if k and None not in counts:
+        out["mean_tokens"] = sum(counts) / k
+        out["truncation_rate"] = sum(getattr(r, "finish_reason", None) == "length" for r in responses) / k
+    return out
