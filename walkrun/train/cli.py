@@ -1,9 +1,84 @@
-"""`walkrun` commands of the train subpackage."""
+"""`walkrun train ...`: OpenRLHF launch scripts and submission (and the local backend's command)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+train_app = typer.Typer(
+    help="Train: ConciseR stage 1 (GRPO++) and stage 2 (L-GRPO), Fatemi et al. phase 2.\n\n"
+    "OpenRLHF on a GPU Ray cluster (`script`, `openrlhf`), or one machine (`local`).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+SET_HELP = "Override a config field, KEY=VALUE (repeatable), e.g. --set actor_lr=5e-7 --set eval_data=aime24,amc23. " \
+           "`--explain` lists the fields."
+
+
+@train_app.command("script")
+def script_cmd(
+    preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
+    explain: bool = typer.Option(False, "--explain", help="List every field: value, source (paper/ours), help."),
+) -> None:
+    """Print (or write) the OpenRLHF 0.11.2 launch script of a preset: `ray job submit ... train_ppo_ray`."""
+    from walkrun.train.openrlhf.config import load_config
+    from walkrun.train.openrlhf.script import render
+
+    config = load_config(preset, set_)
+    if explain:
+        import dataclasses
+        import json
+
+        for f in dataclasses.fields(config):
+            if f.name == "paper":
+                continue
+            where = f"paper: {config.paper[f.name]}" if f.name in config.paper else "ours"
+            print(f"{f.name} = {json.dumps(getattr(config, f.name))}  [{where}]\n    {f.metadata['help']}")
+        return
+    text = render(config)
+    if out is None:
+        print(text, end="")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    out.chmod(0o755)
+    print(f"wrote {out} (run dir {config.run_dir})")
+
+
+@train_app.command("openrlhf")
+def openrlhf_cmd(
+    preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    address: str = typer.Option("http://127.0.0.1:8265", "--address", help="Ray dashboard address of the cluster."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the job's logs until it ends (Ctrl-C "
+                                                              "detaches; the job keeps running)."),
+) -> None:
+    """Submit a preset to a running Ray cluster (OpenRLHF 0.11.2) and record the run in the results DB.
+
+    Checkpoints appear as RUN_DIR/global_stepN_hf/ (`walkrun watch RUN_DIR` evaluates them).
+    Submitting the same run again resumes it from its last checkpoint.
+    """
+    from walkrun.settings import WalkrunError
+    from walkrun.train.openrlhf.config import load_config
+    from walkrun.train.openrlhf.submit import submit
+
+    config = load_config(preset, set_)
+    code = submit(config, address=address, wait=wait)
+    if code != 0:
+        raise WalkrunError(f"ray job submit failed (exit {code}); see its output above. Run dir: {config.run_dir}")
+    print(f"run {config.name!r}: checkpoints will appear in {config.run_dir}/global_stepN_hf/")
+
+
+# TODO(local backend): once walkrun/train/local_cli.py exists, register its command here:
+#     from walkrun.train.local_cli import local
+#     train_app.command("local")(local)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this subpackage's commands to the main `walkrun` app."""
+    """Add `walkrun train ...` to the main app."""
+    app.add_typer(train_app, name="train")

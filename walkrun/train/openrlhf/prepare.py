@@ -1,0 +1,132 @@
+"""Write a run's job folder: prompts JSONL (input = chat messages, label = gold answer) and the reward file.
+
+    python -m walkrun.train.openrlhf.prepare RUN_DIR/config.yaml
+
+The launch script runs this before `ray job submit`. Prompts come from the benchmark
+registry or from training JSONL files (WALKRUN_DATA); they are written into the run
+folder, never into the repository. Files are written whole (temp file + rename), and a
+re-run rewrites them identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from walkrun import benchmarks
+from walkrun.settings import WalkrunError, data_dir
+from walkrun.train.openrlhf.config import OpenRLHFConfig, config_from_dict
+from walkrun.train.openrlhf.script import EVAL_FILE, INPUT_KEY, JOB_DIR, LABEL_KEY, REWARD_FILE, TRAIN_FILE, run_dir_of
+
+BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+# Paper B's training input (ai-wand/concise-reasoning `r1_prompt`): the problem, then this.
+R1_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}."
+
+
+def messages(problem: str, style: str) -> list[dict]:
+    """Chat messages for one problem; OpenRLHF renders them with the policy's chat template."""
+    if style == "qwen25-math-cot":
+        return [{"role": "system", "content": BOXED_INSTRUCTION}, {"role": "user", "content": problem}]
+    if style == "r1":
+        return [{"role": "user", "content": problem + R1_SUFFIX}]
+    raise WalkrunError(f"unknown prompt_style {style!r}")
+
+
+def load_rows(source: str, limit: int | None = None) -> list[dict]:
+    """Rows `{id, problem, answer, ...}` from a benchmark name, a JSONL path, or a path inside WALKRUN_DATA."""
+    if source in benchmarks.BENCHMARKS:
+        return benchmarks.load(source, limit=limit)
+    path = Path(source).expanduser()
+    if not path.is_absolute() and not path.is_file():
+        base = data_dir()
+        if base is None:
+            raise WalkrunError(f"training data {source!r} not found; give a JSONL path or set WALKRUN_DATA "
+                               "to the folder that holds it")
+        path = base / source
+    if not path.is_file():
+        raise WalkrunError(f"training data {source!r} not found (looked at {path}); give a JSONL path, a file "
+                           f"inside WALKRUN_DATA, or a benchmark ({', '.join(benchmarks.names())})")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise WalkrunError(f"{path}:{lineno}: not JSON ({e.msg})") from None
+            if not str(row.get("problem") or "").strip() or str(row.get("answer") or "").strip() == "":
+                raise WalkrunError(f"{path}:{lineno}: a training row needs non-empty `problem` and `answer`")
+            rows.append(row)
+            if limit and len(rows) >= limit:
+                break
+    if not rows:
+        raise WalkrunError(f"{path}: no rows")
+    return rows
+
+
+def prompt_rows(rows: list[dict], style: str, datasource: str) -> list[dict]:
+    return [
+        {INPUT_KEY: messages(str(r["problem"]), style), LABEL_KEY: str(r["answer"]),
+         "datasource": datasource, "id": str(r.get("id", i))}
+        for i, r in enumerate(rows)
+    ]
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+REWARD_SHIM = '''"""OpenRLHF --reward.remote_url file of walkrun run {name!r} (generated; the code lives in walkrun)."""
+
+from walkrun.train.openrlhf.reward import reward_func  # noqa: F401
+'''
+
+
+def prepare(config: OpenRLHFConfig) -> Path:
+    """Write RUN_DIR/job (train.jsonl, eval.jsonl if any, reward_func.py); return the job folder."""
+    # Read everything before writing anything, so bad input leaves nothing half-written.
+    train = prompt_rows(load_rows(config.train_data, config.train_limit), config.prompt_style, "train")
+    evals = []
+    for name in config.eval_data:
+        benchmarks.get(name)
+        evals += prompt_rows(benchmarks.load(name, limit=config.eval_limit), config.prompt_style, name)
+    job = run_dir_of(config) / JOB_DIR
+    job.mkdir(parents=True, exist_ok=True)
+    _write(job / TRAIN_FILE, _jsonl(train))
+    if evals:
+        _write(job / EVAL_FILE, _jsonl(evals))
+    elif (job / EVAL_FILE).exists():
+        (job / EVAL_FILE).unlink()
+    _write(job / REWARD_FILE, REWARD_SHIM.format(name=config.name))
+    return job
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m walkrun.train.openrlhf.prepare RUN_DIR/config.yaml", file=sys.stderr)
+        return 2
+    try:
+        config = config_from_dict(yaml.safe_load(Path(argv[0]).read_text()) or {})
+        job = prepare(config)
+    except (WalkrunError, OSError, yaml.YAMLError) as e:
+        print(f"walkrun: error: {e}", file=sys.stderr)
+        return 2
+    n = sum(1 for _ in (job / TRAIN_FILE).open())
+    print(f"walkrun: {n} training prompts and the reward file in {job}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
