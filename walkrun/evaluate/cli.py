@@ -55,7 +55,8 @@ def watch_command(
     interval: float = typer.Option(60.0, help="Seconds between polls."),
     once: bool = typer.Option(False, "--once", help="Evaluate what is complete now, then exit."),
     run: Optional[str] = typer.Option(None, "--run", help="Training run name (default: the folder's name)."),
-    run_backend: str = typer.Option("local", "--run-backend", help="Training backend of that run: openrlhf or local."),
+    run_backend: Optional[str] = typer.Option(None, "--run-backend", help=(
+        "Training backend of that run: openrlhf or local (default: detected from the folder).")),
     stage: Optional[str] = typer.Option(None, help="Stage of every checkpoint (default: from the folder, e.g. stage1)."),
     backend: str = typer.Option("hf", help="lm-eval backend: hf or vllm."),
     samples: Optional[int] = typer.Option(None, "--samples", "-k", help="Samples per problem (default: the task's)."),
@@ -81,9 +82,13 @@ def watch_command(
         model="", tasks=tasks, backend=backend, samples=samples, temperature=temperature, top_p=top_p,
         max_new_tokens=max_new_tokens, limit=limit, db=db, data=str(data) if data else None,
         chunk_size=chunk_size, batch_size=batch_size, threads=threads, progress=not quiet,
-        run_backend=run_backend,
     )
-    watch.watch(directory, base, run=run, stage=stage, interval=interval, once=once)
+    results = watch.watch(directory, base, run=run, stage=stage, run_backend=run_backend, interval=interval,
+                          once=once)
+    failed = [p.name for p, r in results.items() if r != "done"]
+    if failed:
+        typer.echo(f"walkrun watch: {len(failed)} checkpoint(s) failed: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

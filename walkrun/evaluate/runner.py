@@ -449,25 +449,104 @@ def prepare(cfg: EvalConfig):
     return source, mconfig, tokenizer, plans, tm
 
 
+def eval_keys(cfg: EvalConfig, plans: list[TaskPlan], source: str, bversion: str) -> dict[str, str]:
+    """DB key of each task's evaluation run (the checkpoint's stored step wins over cfg.step,
+    as in `store.start_eval_run`)."""
+    from sqlalchemy import select
+
+    from walkrun import grading
+    from walkrun.db import store
+    from walkrun.db.engine import session_scope
+    from walkrun.db.models import Checkpoint
+
+    source = store.normalise_source(source)
+    with session_scope(cfg.db, readonly=True) as s:
+        ckpt = s.scalar(select(Checkpoint).where(Checkpoint.source == source))
+    step = ckpt.step if ckpt is not None and ckpt.step is not None else cfg.step
+    return {p.name: store.eval_key(source, step, p.name, p.version, p.sampling, cfg.backend, bversion,
+                                   grading.GRADER_VERSION) for p in plans}
+
+
+def missing_samples(cfg: EvalConfig, plans: list[TaskPlan], source: str, bversion: str) -> dict[str, tuple]:
+    """Per task: (samples still missing in the DB, id of its eval run if that is done and complete)."""
+    from sqlalchemy import select
+
+    from walkrun.db import store
+    from walkrun.db.engine import session_scope
+    from walkrun.db.models import EvalRun
+
+    keys = eval_keys(cfg, plans, source, bversion)
+    out = {}
+    with session_scope(cfg.db, readonly=True) as s:
+        for p in plans:
+            run = s.scalar(select(EvalRun).where(EvalRun.key == keys[p.name]))
+            done = store.done_sample_keys(s, run) if run is not None else set()
+            missing = sum((str(r["id"]), j) not in done for r in p.rows for j in range(p.k))
+            finished = run is not None and run.status == "done" and not missing
+            out[p.name] = (missing, run.id if finished else None)
+    return out
+
+
+def close_lm(lm) -> None:
+    """Free the model; for vLLM also stop its engine-core process now rather than at exit."""
+    if lm is None:
+        return
+    engine = getattr(getattr(lm, "model", None), "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        try:
+            core.shutdown()
+        except Exception:
+            pass
+    import gc
+
+    del lm
+    gc.collect()
+
+
 def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None = None) -> list[TaskOutcome]:
-    """`walkrun eval`: prepare, load the model once, run each task, return per-task outcomes."""
+    """`walkrun eval`: prepare, load the model once (only if some sample is missing), run each
+    task, return per-task outcomes."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     source, mconfig, tokenizer, plans, tm = prepare(cfg)
     need = check_prompt_lengths(plans, tokenizer, context_length(mconfig, tokenizer))
     check_db(cfg.db)
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    bversion = backend_version(cfg.backend)
+    missing = missing_samples(cfg, plans, source, bversion)
     for p in plans:
         mode = "greedy decoding (k=1, temperature 0)" if p.greedy else \
             f"k={p.k} samples at temperature {p.sampling['temperature']:g}, top_p {p.sampling['top_p']:g}"
+        n = missing[p.name][0]
+        todo = f"{n} samples to generate" if n else "already evaluated, nothing to generate"
         log(f"walkrun: {p.name}: {len(p.rows)} problems, {mode}, up to {p.sampling['max_new_tokens']} new tokens, "
-            f"{'chat template' if p.chat else 'plain prompt'}")
-    lm = load_lm(cfg, source, max_model_len=need + 8)
-    bversion = backend_version(cfg.backend)
-    ck = checkpoint_kwargs(cfg, source)
-    return [run_plan(p, lm, tm, ck, cfg, bversion, on_chunk=on_chunk) for p in plans]
+            f"{'chat template' if p.chat else 'plain prompt'}; {todo}")
+    lm = None
+    try:
+        if any(n for n, _ in missing.values()):
+            if cfg.threads:
+                import torch
+
+                torch.set_num_threads(cfg.threads)
+            lm = load_lm(cfg, source, max_model_len=need + 8)
+        ck = checkpoint_kwargs(cfg, source)
+        outcomes = []
+        for p in plans:
+            done_id = missing[p.name][1]
+            # A finished, complete evaluation is only read: re-running must not touch its rows or dates.
+            outcomes.append(_finished_outcome(cfg, p, done_id) if done_id is not None
+                            else run_plan(p, lm, tm, ck, cfg, bversion, on_chunk=on_chunk))
+        return outcomes
+    finally:
+        close_lm(lm)
+
+
+def _finished_outcome(cfg: EvalConfig, plan: TaskPlan, eval_run_id: int) -> TaskOutcome:
+    from walkrun.db import queries
+    from walkrun.db.engine import session_scope
+
+    with session_scope(cfg.db, readonly=True) as s:
+        summary = queries.eval_run_summary(s, eval_run_id)
+    return TaskOutcome(plan, eval_run_id, 0, len(plan.rows), summary, 0.0)
 
 
 def format_table(outcomes: list[TaskOutcome]) -> str:
