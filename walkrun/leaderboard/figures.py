@@ -28,7 +28,9 @@ NO_RUN = "(no training run)"
 
 
 def esc(value) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    # Plotly decodes &amp; &lt; &gt; and numeric entities but not &quot;: quotes stay as they are
+    # (harmless once no `<` can open a tag).
+    return html.escape("" if value is None else str(value), quote=False)
 
 
 def _finite(x) -> bool:

@@ -13,7 +13,7 @@
       var el = nodes[i];
       var fig = figures[el.getAttribute("data-figure")];
       if (!fig) continue;
-      Plotly.newPlot(el, fig.data, fig.layout, {displaylogo: false, responsive: true});
+      Plotly.newPlot(el, fig.data, fig.layout, {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"]});
       el.on("plotly_click", function (ev) {
         var id = ev && ev.points && ev.points[0] && ev.points[0].customdata;
         if (id !== undefined && id !== null && /^[0-9]+$/.test(String(id))) {
