@@ -1,0 +1,1 @@
+"""CPU-only import stub (see flash_attn/__init__.py)."""
