@@ -1,9 +1,6 @@
 """`walkrun db regrade` re-decides stored verdicts with the current grader; `walkrun results` prints them."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -61,14 +58,20 @@ def test_regrade_changes_stored_verdicts_where_the_grader_disagrees(db_url):
 
 
 def _walkrun(url, *args):
-    return subprocess.run([sys.executable, "-m", "walkrun.cli", *args], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "WALKRUN_DB": url})
+    """Run the CLI in this process (the one-line error path is covered by test_db_migrations)."""
+    from typer.testing import CliRunner
+
+    from walkrun.cli import app
+
+    r = CliRunner().invoke(app, list(args), env={"WALKRUN_DB": url}, catch_exceptions=False)
+    r.returncode = r.exit_code
+    return r
 
 
 def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_url):
     runs = _fill(sqlite_url)
     r = _walkrun(sqlite_url, "results", "--json", "--task", "amc23")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0, r.output
     (row,) = json.loads(r.stdout)
     assert list(row)[:8] == ["model", "task", "k", "accuracy", "pass_at_k", "mean_tokens", "truncation_rate",
                              "n_samples"]
