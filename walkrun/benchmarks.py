@@ -28,6 +28,9 @@ class Benchmark:
     answer_keys: tuple[str, ...] = ("answer", "final_answer", "Answer")
     id_keys: tuple[str, ...] = ("id", "unique_id", "problem_idx", "idx", "ID")
     extra: dict = field(default_factory=dict)
+    # "module:function" returning the rows (`function(limit=None)`), for generated benchmarks
+    # that have no file or hub copy; filename/hub_id are then unused.
+    rows: str | None = None
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -41,6 +44,11 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark(
             "olympiadbench", "olympiadbench.jsonl", "Hothan/OlympiadBench", "train",
             "OlympiadBench, English open-ended maths (675)", hub_config="OE_TO_maths_en_COMP",
+        ),
+        Benchmark(
+            "synthetic", "", "", "", "Synthetic running sums of 3-6 digits (500 held-out, generated)",
+            notes="tiny-model task of walkrun.train.synthetic; prompt = the problem itself, no chat template",
+            rows="walkrun.train.synthetic:eval_rows",
         ),
     ]
 }
@@ -96,6 +104,8 @@ def _pick_or(row: dict, keys: tuple[str, ...], default: str):
 
 
 def local_path(name: str, data: str | os.PathLike | None = None) -> Path | None:
+    if get(name).rows:
+        return None
     d = data_dir(data)
     return d / get(name).filename if d else None
 
@@ -103,6 +113,12 @@ def local_path(name: str, data: str | os.PathLike | None = None) -> Path | None:
 def load(name: str, data: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
     """Rows of a benchmark: from `data` / WALKRUN_DATA when set, from the hub otherwise."""
     bench = get(name)
+    if bench.rows:
+        import importlib
+
+        module, _, fn = bench.rows.partition(":")
+        generated = getattr(importlib.import_module(module), fn)(limit=limit)
+        return [normalise(bench, row, i) for i, row in enumerate(generated)]
     path = local_path(name, data)
     if path is not None:
         if not path.is_file():

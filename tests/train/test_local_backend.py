@@ -1,0 +1,204 @@
+"""Local TRL backend: rewards, dynamic-sampling masks, presets, and a smoke run of SFT -> stage 1 -> stage 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from walkrun.settings import WalkrunError
+from walkrun.train import local, synthetic
+from walkrun.train.local import LocalConfig, kept_groups, load_config, make_reward
+
+BOX = synthetic.BOX
+
+
+def _reward(**over):
+    cfg = LocalConfig(model=None, num_generations=4, **over)
+    return make_reward(cfg)
+
+
+def _call(fn, groups, lengths):
+    """groups: list of (prompt, gold, [completions]); lengths: per completion."""
+    prompts, completions, answers = [], [], []
+    for prompt, gold, comps in groups:
+        for c in comps:
+            prompts.append(prompt)
+            completions.append(c)
+            answers.append(gold)
+    ids = [[0] * n for n in lengths]
+    logged = {}
+    out = fn(prompts=prompts, completions=completions, completion_ids=ids, answer=answers,
+             log_metric=lambda k, v: logged.__setitem__(k, v))
+    return out, logged
+
+
+def test_stage2_reward_adds_length_term_only_to_all_correct_groups():
+    fn = _reward(lgrpo=True, l_max=100)
+    right, wrong = "1+2=3;3+3=6;\\boxed{6}", "1+2=3;3+3=7;\\boxed{7}"
+    groups = [("1+2+3=", "6", [right] * 4),                 # all correct: 1 + (1 - L/100)
+              ("1+2+3=", "6", [right, right, right, wrong])]  # mixed: plain correctness
+    lengths = [20, 30, 40, 50, 20, 30, 40, 50]
+    rewards, logged = _call(fn, groups, lengths)
+    assert rewards[:4] == pytest.approx([1.8, 1.7, 1.6, 1.5])
+    assert rewards[4:] == [1.0, 1.0, 1.0, 0.0]
+    assert logged["all_correct_groups"] == 0.5 and logged["accuracy"] == 7 / 8
+
+
+def test_stage1_reward_is_plain_correctness_from_the_grader():
+    fn = _reward(lgrpo=False)
+    comps = ["\\boxed{6}", "1+2=3;3+3=6;\\boxed{6}", "1+2=3;3+3=6;\\boxed{5}", "1+2=3;3+3=6"]
+    rewards, _ = _call(fn, [("1+2+3=", "6", comps)], [3, 12, 12, 11])
+    # the last one has no box: math-verify grades the last equation (6), as it would on a benchmark
+    assert rewards == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_stage2_reward_refuses_groups_that_are_not_contiguous():
+    fn = _reward(lgrpo=True)
+    c = "\\boxed{6}"
+    with pytest.raises(WalkrunError, match="contiguous"):
+        fn(prompts=["1+2+3=", "1+2+3=", "2+2+2=", "1+2+3="], completions=[c] * 4, completion_ids=[[0]] * 4,
+           answer=["6"] * 4)
+
+
+def test_kept_groups_drops_only_zero_variance_groups():
+    r = torch.tensor([
+        1, 1, 1, 1,              # all correct, stage 1: dropped
+        0, 1, 0, 1,              # mixed: kept
+        0, 0, 0, 0,              # all wrong: dropped
+        1.5, 1.5, 1.5, 1.5,      # all correct, equal lengths under L-GRPO: dropped
+        1.8, 1.7, 1.7, 1.6,      # all correct, different lengths under L-GRPO: kept
+    ], dtype=torch.float32)
+    assert kept_groups(r, 4).tolist() == [False, True, False, False, True]
+    # float noise from summing shaped rewards is not variance
+    noisy = torch.tensor([1.3, 1.3 + 1e-7, 1.3, 1.3 - 1e-7])
+    assert kept_groups(noisy, 4).tolist() == [False]
+
+
+def test_dynamic_sampling_trainer_masks_the_right_groups(tmp_path):
+    """The subclass's own rollout path with a reward that returns hand-made values per group."""
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    path = synthetic.build_model(tmp_path / "m", seed=0)
+    model, tok = synthetic.load(path)
+    G = 4
+    per_group = [[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0], [1.5, 1.5, 1.5, 1.5], [1.8, 1.7, 1.7, 1.6]]
+
+    def handmade(prompts, completions, **_):
+        assert len(completions) == G * len(per_group)
+        return [float(v) for g in per_group for v in g]
+
+    args = GRPOConfig(output_dir=str(tmp_path / "trl"), use_cpu=True, report_to="none", save_strategy="no",
+                      num_generations=G, per_device_train_batch_size=G * len(per_group), max_completion_length=8,
+                      max_steps=1, mask_truncated_completions=False, loss_type="dapo")
+    ds = Dataset.from_list(synthetic.rl_rows(len(per_group)))
+    cls = local._trainer_class()
+    trainer = cls(model=model, reward_funcs=handmade, args=args, train_dataset=ds, processing_class=tok)
+    trainer.model.train()
+    inputs = [row for row in ds for _ in range(G)]
+    out = trainer._generate_and_score_completions(inputs)
+    rows_used = out["completion_mask"].sum(dim=1).view(-1, G)
+    kept = (rows_used > 0).all(dim=1).tolist()
+    dropped = (rows_used == 0).all(dim=1).tolist()
+    assert kept == [False, True, False, False, True]
+    assert dropped == [True, False, True, True, False]
+    assert int(out["num_items_in_batch"]) == int(out["completion_mask"].sum())
+    assert trainer._metrics["train"]["kept_groups"][-1] == 2.0
+
+
+def test_presets_load_with_overrides_and_reject_bad_values():
+    s1, _ = load_config("local-stage1")
+    s2, _ = load_config("local-stage2", ["rounds=3", "model=/x"])
+    ctl, _ = load_config("local-control")
+    assert (s1.lgrpo, s1.learning_rate, s1.rounds, s1.epsilon_high, s1.loss_type) == (False, 5e-4, 20, 0.28, "dapo")
+    assert (s2.lgrpo, s2.learning_rate, s2.rounds, s2.model, s2.l_max) == (True, 2e-4, 3, "/x", None)
+    assert (ctl.lgrpo, ctl.learning_rate, ctl.rounds) == (False, 2e-4, 40)
+    assert s1.batch_size == 64 and s1.max_steps == 40
+    with pytest.raises(WalkrunError, match="unknown setting"):
+        load_config("local-stage1", ["learning_rat=1"])
+    with pytest.raises(WalkrunError, match="learning_rate must be float"):
+        load_config("local-stage1", ["learning_rate=fast"])
+    with pytest.raises(WalkrunError, match="unknown local preset"):
+        load_config("local-stage9")
+    with pytest.raises(WalkrunError, match="divisible"):
+        load_config("local-stage1", ["prompts_per_rollout=3", "steps_per_rollout=5"])
+
+
+def test_group_conditional_runs_refuse_several_processes(tmp_path, monkeypatch):
+    path = synthetic.build_model(tmp_path / "m", seed=0)
+    cfg, _ = load_config("local-stage2", [f"model={path}"])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(WalkrunError, match="one process"):
+        local.run_local(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def _params(path):
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(path)
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def _changed(a, b):
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def sft_model(tmp_path_factory):
+    from walkrun.train.sft import SFTConfig, run_sft
+
+    out = tmp_path_factory.mktemp("sft") / "model"
+    summary = run_sft(SFTConfig(out=str(out), steps=40, batch_size=32, warmup_steps=10, log_every=10,
+                                eval_problems=8, eval_samples=2, progress=False))
+    return out, summary
+
+
+def test_sft_logs_a_falling_loss_and_changes_the_weights(sft_model, tmp_path):
+    out, summary = sft_model
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20, 30, 40]
+    assert records[-1]["loss"] < records[0]["loss"]
+    init = synthetic.build_model(tmp_path / "init", seed=0)  # same seed -> the SFT run's starting point
+    assert _changed(_params(init), _params(out))
+    assert "pass@1[avg-of-k]" in summary["eval"]
+    assert not list(out.parent.glob(".*tmp*"))  # written atomically, nothing left behind
+
+
+def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model, _ = sft_model
+    # reward=fatemi: a 40-step model is never right yet, but boxed-vs-unboxed answers still give
+    # groups with reward variance, so the smoke run has gradients to apply.
+    cfg1, _ = load_config("local-stage1", [f"model={model}", "rounds=2", "prompts_per_rollout=4",
+                                           "save_steps=2", "reward=fatemi", "progress=false"])
+    s1 = local.run_local(cfg1, tmp_path / "s1", preset="local-stage1")
+    run1 = tmp_path / "s1"
+    assert sorted(p.name for p in run1.glob("global_step*_hf")) == ["global_step2_hf", "global_step4_hf"]
+    for ckpt in run1.glob("global_step*_hf"):
+        assert (ckpt / "tokenizer.json").is_file()
+        AutoModelForCausalLM.from_pretrained(ckpt)
+    assert not list(run1.glob(".*tmp*"))
+    metrics = local.read_metrics(run1)
+    steps = [m for m in metrics if "loss" in m]
+    assert [m["step"] for m in steps] == [1, 2, 3, 4]
+    assert any(m.get("kept_groups") is not None for m in steps)
+    assert any(m.get("entropy") for m in steps) and any("accuracy" in m for m in steps)
+    assert _changed(_params(model), _params(run1))
+    assert json.loads((run1 / local.RUN_FILE).read_text())["finished_at"]
+    assert s1["checkpoints"][-1].endswith("global_step4_hf")
+
+    cfg2, _ = load_config("local-stage2", [f"model={run1}", "rounds=1", "prompts_per_rollout=4",
+                                           "eval_every=2", "eval_problems=4", "eval_samples=1",
+                                           "progress=false"])
+    local.run_local(cfg2, tmp_path / "s2", preset="local-stage2")
+    run2 = tmp_path / "s2"
+    assert (run2 / "global_step2_hf" / "config.json").is_file()
+    metrics = local.read_metrics(run2)
+    assert any("length_bonus" in m for m in metrics)
+    assert [m["step"] for m in metrics if "eval/pass@1[avg-of-k]" in m] == [0, 2]
+    with pytest.raises(WalkrunError, match="not empty"):
+        local.run_local(cfg2, run2)
