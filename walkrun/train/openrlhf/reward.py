@@ -76,9 +76,17 @@ def extract_response(query: str, prompt: str, end_tokens: tuple[str, ...] = END_
         # Decoding the prompt's token ids may not reproduce the prompt string byte for byte
         # (tokenizer normalisation); fall back to the end of its last line, which holds the
         # generation prompt (e.g. "<|im_start|>assistant").
-        anchor = prompt.rstrip().rsplit("\n", 1)[-1] or prompt[-64:]
-        i = query.find(anchor)
+        body = prompt.rstrip()
+        anchor, tail = body.rsplit("\n", 1)[-1] or prompt[-64:], prompt[len(body):]
+        # the anchor's k-th occurrence in the query, k = its count in the prompt (few-shot turns)
+        i, k = -1, max(1, prompt.count(anchor))
+        for _ in range(k):
+            i = query.find(anchor, i + 1)
+            if i < 0:
+                break
         response = query[i + len(anchor):] if i >= 0 else query
+        if i >= 0 and tail and response.startswith(tail):
+            response = response[len(tail):]
     else:
         response = query
     stripped = True
