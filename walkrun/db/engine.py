@@ -216,11 +216,6 @@ def session_scope(url: str | None = None, readonly: bool = False, create: bool =
     try:
         yield session
         session.commit()
-    except DBAPIError as e:
-        session.rollback()
-        if isinstance(e.orig, Exception) and e.connection_invalidated:
-            raise cannot_open(engine, e) from e
-        raise
     except BaseException:
         session.rollback()
         raise

@@ -189,18 +189,21 @@ def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
 
 
 def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
-    dialect = s.get_bind().dialect.name
-    if dialect == "sqlite":
+    # Core, not the ORM: ORM bulk inserts split rows into groups by which values are None,
+    # which turns one executemany into hundreds of small ones.
+    conn = s.connection()
+    table = Sample.__table__
+    if conn.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
-    elif dialect == "postgresql":
+    elif conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:  # other backends: the pre-filter in add_samples is the only guard
         from sqlalchemy import insert
 
-        s.execute(insert(Sample), rows)
+        conn.execute(insert(table), rows)
         return
-    stmt = insert(Sample).on_conflict_do_nothing(index_elements=["eval_run_id", "problem_id", "sample_index"])
-    s.execute(stmt, rows)
+    conn.execute(insert(table).on_conflict_do_nothing(index_elements=["eval_run_id", "problem_id", "sample_index"]),
+                 rows)
 
 
 def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
