@@ -8,6 +8,7 @@ from walkrun import grading
 from walkrun.db import queries, store
 from walkrun.db.engine import session_scope
 from walkrun.db.regrade import regrade
+from walkrun.settings import WalkrunError
 
 # (gold, response, verdict stored by an "older grader") -- the current grader disagrees with the first three
 STALE = [
@@ -55,6 +56,8 @@ def test_regrade_changes_stored_verdicts_where_the_grader_disagrees(db_url):
     assert summary["grader_version"] == grading.GRADER_VERSION
     assert [r["correct"] for r in untouched] == [c for _, _, c in STALE]
     assert {r["graded_with"] for r in untouched} == {"old-grader"}
+    with pytest.raises(WalkrunError, match="no evaluation run matches --task nope"):
+        regrade(db_url, task="nope")
 
 
 def _walkrun(url, *args):

@@ -30,8 +30,9 @@ def select_runs(s, task: str | None = None, run: str | None = None, model: str |
         else:
             raise WalkrunError(f"--run expects an evaluation run id or at least 6 hex digits of its key, got {run!r}")
     ids = list(s.scalars(q.order_by(EvalRun.id)))
-    if run is not None and not ids:
-        raise WalkrunError(f"no evaluation run matches --run {run}" + (f" and --task {task}" if task else ""))
+    if not ids and (task or run or model):
+        given = [f"{flag} {v}" for flag, v in (("--task", task), ("--run", run), ("--model", model)) if v]
+        raise WalkrunError(f"no evaluation run matches {' '.join(given)}; `walkrun results --json` lists them")
     return ids
 
 
