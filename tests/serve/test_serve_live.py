@@ -1,0 +1,282 @@
+"""Two real vLLM (CPU build) servers on tiny models, started once for this module: the OpenAI
+endpoints through the `openai` client, the Gradio demo through `gradio_client` and a headless
+Chromium, and finally stopping both by PID. Tests run in file order; the last one stops the servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("vllm")
+
+KEY = "test-key-b"
+MAX_LEN = 1024
+
+
+@pytest.fixture(scope="module")
+def servers(tiny_model, tmp_path_factory):
+    """A = concise-tiny (seed 0), B = verbose-tiny (seed 1, needs an API key); one core each."""
+    from walkrun.serve.vllm_server import ServeConfig, cores_for, start_servers
+    from walkrun.tiny import build_tiny
+
+    other = build_tiny(tmp_path_factory.mktemp("models") / "tiny_seed1", size="tiny", seed=1)
+    core_a, core_b = cores_for(2)
+    a, b = start_servers([
+        ServeConfig(model=str(tiny_model), name="concise-tiny", cpu_cores=core_a, max_model_len=MAX_LEN),
+        ServeConfig(model=str(other), name="verbose-tiny", cpu_cores=core_b, max_model_len=MAX_LEN, api_key=KEY),
+    ])
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def _client(server):
+    return openai.OpenAI(base_url=server.url, api_key=server.api_key or "EMPTY", max_retries=0, timeout=120)
+
+
+def _generated_tokens(server) -> float:
+    """vLLM's own Prometheus counter of generated tokens."""
+    with urllib.request.urlopen(server.root_url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r'^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$', text, re.M)
+    assert m, "no vllm:generation_tokens_total in /metrics"
+    return float(m.group(1))
+
+
+def _wait_counter(server, at_least: float, timeout: float = 20.0) -> float:
+    deadline = time.monotonic() + timeout
+    value = _generated_tokens(server)
+    while value < at_least and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = _generated_tokens(server)
+    return value
+
+
+# ---------------------------------------------------------------- the OpenAI endpoints
+
+
+def test_models_endpoint_lists_each_served_name(servers):
+    for server, name in zip(servers, ["concise-tiny", "verbose-tiny"]):
+        models = _client(server).models.list().data
+        assert [m.id for m in models] == [name]
+        assert models[0].model_extra["max_model_len"] == MAX_LEN
+
+
+def test_api_key_guards_v1_but_not_health(servers):
+    _, b = servers
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=b.url, api_key="wrong", max_retries=0).models.list()
+    assert b.healthy()
+
+
+def test_completions_return_exact_usage(servers):
+    for server in servers:
+        r = _client(server).completions.create(model=server.name, prompt="The sum of", max_tokens=16,
+                                               temperature=0, extra_body={"ignore_eos": True})
+        assert r.usage.completion_tokens == 16 and r.usage.prompt_tokens > 0
+        assert r.choices[0].finish_reason == "length" and r.choices[0].text
+
+
+def test_chat_stream_matches_non_streamed_answer_and_usage(servers):
+    for server in servers:
+        client = _client(server)
+        msgs = [{"role": "user", "content": "What is 2 + 3?"}]
+        whole = client.chat.completions.create(model=server.name, messages=msgs, max_tokens=24, temperature=0)
+        chunks = list(client.chat.completions.create(
+            model=server.name, messages=msgs, max_tokens=24, temperature=0,
+            stream=True, stream_options={"include_usage": True}))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1  # really streamed
+        assert text == whole.choices[0].message.content
+        assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+# ---------------------------------------------------------------- the Gradio demo
+
+
+@pytest.fixture(scope="module")
+def demo(servers):
+    from walkrun.serve.demo import DemoConfig, launch_demo, make_sides
+
+    a, b = servers
+    cfg = DemoConfig(a=a.url, b=b.url, api_key=KEY, max_tokens=64)
+    sides = make_sides(cfg)  # URL sides: the demo starts no servers of its own
+    assert [s.model for s in sides] == ["concise-tiny", "verbose-tiny"] and all(s.server is None for s in sides)
+    d = launch_demo(cfg, sides)
+    yield d
+    d.close()
+
+
+def _text(chat: list[dict]) -> str:
+    """The assistant text of a Chatbot value as gradio_client returns it (typed content parts)."""
+    parts = []
+    for m in chat:
+        if m["role"] == "assistant":
+            content = m["content"]
+            parts += [p["text"] for p in content if p.get("type") == "text"] if isinstance(content, list) else [content]
+    return "".join(parts)
+
+
+def _run(url: str, *args):
+    """Submit /compare; return (all updates, final outputs)."""
+    from gradio_client import Client
+
+    job = Client(url, verbose=False).submit(*args, api_name="/compare")
+    updates = list(job)
+    return updates, job.result()
+
+
+def test_demo_streams_both_sides_with_server_token_counts(servers, demo):
+    before = [_generated_tokens(s) for s in servers]
+    updates, final = _run(demo.url, "Count to ten, slowly.", 0.0, 96, "")
+    stats = [final[2], final[5]]
+    for st, name in zip(stats, ["concise-tiny", "verbose-tiny"]):
+        assert st["status"] == "done" and st["model"] == name, st
+        assert 0 < st["completion_tokens"] <= 96
+        assert st["ttft_s"] is not None and st["total_s"] >= st["ttft_s"] and st["tokens_per_s"] > 0
+    # the counts are the servers' own: vLLM's generated-token counter moved by exactly that much
+    for server, b0, st in zip(servers, before, stats):
+        assert _wait_counter(server, b0 + st["completion_tokens"]) - b0 == st["completion_tokens"]
+    # both columns updated while streaming, with live (partial) token counts
+    for j in (2, 5):
+        partial = [u[j]["completion_tokens"] for u in updates if u[j]["status"] == "streaming"]
+        assert partial and all(n is not None for n in partial), f"side {j // 3} never streamed"
+        assert partial == sorted(partial) and partial[0] < stats[j // 3]["completion_tokens"]
+    # what the page shows is what the server generated (greedy, so a direct request agrees)
+    for server, chat in zip(servers, [final[0], final[3]]):
+        direct = _client(server).chat.completions.create(
+            model=server.name, messages=[{"role": "user", "content": "Count to ten, slowly."}],
+            max_tokens=96, temperature=0, top_p=0.95)
+        # (the Chatbot trims surrounding whitespace when it splits out reasoning)
+        assert _text(chat) == direct.choices[0].message.content.strip()
+        assert "tokens" in final[1] and "first token" in final[4]
+
+
+def test_demo_grades_a_benchmark_problem_on_both_sides(demo):
+    from gradio_client import Client
+
+    from walkrun import benchmarks, grading
+
+    row = benchmarks.load("math500", limit=1)[0]
+    client = Client(demo.url, verbose=False)
+    choices = client.predict("math500", api_name="/problems")["choices"]
+    assert row["id"] in [value for _label, value in choices]
+    prompt, gold = client.predict("math500", row["id"], api_name="/use_problem")
+    assert row["problem"] in prompt and "\\boxed{}" in prompt and gold == row["answer"]
+    _, final = _run(demo.url, prompt, 0.0, 48, gold)
+    for chat, st, summary in [(final[0], final[2], final[1]), (final[3], final[5], final[4])]:
+        expected = grading.grade(gold, _text(chat))
+        assert st["status"] == "done"
+        assert (st["correct"], st["extracted"], st["grade_status"]) == (
+            expected.correct, expected.extracted, expected.status)
+        assert ("correct" in summary or "wrong" in summary or expected.status.replace("_", " ") in summary)
+
+
+def test_dead_side_shows_error_while_the_other_finishes(servers):
+    from walkrun.serve.demo import DemoConfig, launch_demo, make_sides
+    from walkrun.serve.vllm_server import free_port
+
+    _, b = servers
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    cfg = DemoConfig(a=dead, b=b.url, api_key=KEY)
+    d = launch_demo(cfg, make_sides(cfg))
+    try:
+        _, final = _run(d.url, "Hello there", 0.7, 32, "")
+    finally:
+        d.close()
+    assert final[2]["status"] == "error" and "Connection" in final[2]["error"]
+    assert "⚠️" in _text(final[0]) and final[1].startswith("**error**")
+    assert final[5]["status"] == "done" and final[5]["completion_tokens"] > 0
+
+
+def test_unresponsive_side_does_not_hold_back_the_other(servers):
+    from walkrun.serve.demo import DemoConfig, Side, launch_demo
+
+    a, _ = servers
+    # a port that accepts connections and never answers: a hung server
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        hung_url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+        cfg = DemoConfig(a=a.url, b=hung_url, request_timeout=10)
+        d = launch_demo(cfg, [Side("concise", a.url, a.url, model=a.name), Side("verbose", hung_url, hung_url,
+                                                                                   model="hung")])
+        try:
+            t0 = time.monotonic()
+            updates, final = _run(d.url, "Hello there", 0.0, 32, "")
+        finally:
+            d.close()
+    # the good side was shown finished while the hung side was still waiting
+    assert any(u[2]["status"] == "done" and u[5]["status"] == "waiting" for u in updates)
+    assert final[2]["status"] == "done" and final[2]["completion_tokens"] > 0
+    assert final[5]["status"] == "error" and "Timeout" in final[5]["error"]
+    assert time.monotonic() - t0 < 60
+
+
+def test_browser_shows_both_answers_after_streaming(servers, demo, tmp_path):
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian chromium not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    shot = tmp_path / "demo.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(demo.url)
+            page.get_by_label("Prompt").fill("What is 17 * 23?")
+            page.get_by_role("button", name="Compare").click()
+            # both summaries report a token count and neither is still streaming
+            page.wait_for_function(
+                "() => { const t = document.body.innerText;"
+                " return (t.match(/\\d+ tokens/g) || []).length >= 2 && !t.includes('streaming…')"
+                " && !t.includes('waiting for the first token'); }",
+                timeout=120_000)
+            body = page.inner_text("body")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert "concise: concise-tiny" in body and "verbose: verbose-tiny" in body
+    assert body.count("What is 17 * 23?") >= 2  # the user turn in both chats
+    assert len(re.findall(r"\d+ tokens · first token [0-9.]+ s · [0-9.]+ s total", body)) == 2
+    assert shot.stat().st_size > 30_000  # a rendered page, not the "Loading…" placeholder (~7 KB)
+    print(f"screenshot: {shot}")
+
+
+# ---------------------------------------------------------------- shutting down (keep last)
+
+
+def test_servers_stop_by_pid_and_leave_no_processes(servers):
+    import psutil
+
+    a, b = servers
+    trees = [a.process_tree(), b.process_tree()]
+    assert all(len(t) >= 3 for t in trees), trees  # API server, EngineCore, worker
+    a.stop()
+    os.kill(b.pid, signal.SIGTERM)  # plain SIGTERM by PID: vLLM takes its children down itself
+    b.proc.wait(60)
+
+    def gone(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 30
+    while not all(gone(p) for t in trees for p in t) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [p for t in trees for p in t if not gone(p)] == []
+    assert not a.healthy() and not b.healthy()

