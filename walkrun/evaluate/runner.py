@@ -26,6 +26,7 @@ TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 TASK_PREFIX = "walkrun_"
 DEFAULT_TASKS = ("aime24", "amc23", "math500")
 BACKENDS = ("hf", "vllm")
+VLLM_BATCH = 1 << 16
 
 
 @dataclass
@@ -270,17 +271,20 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
             device = "cuda" if torch.cuda.is_available() else "cpu"
             return backends.CountingHFLM(pretrained=source, device=device, dtype=cfg.dtype,
                                          batch_size=cfg.batch_size, trust_remote_code=False)
-        cls = backends.vllm_backend_class()
         from walkrun import vllm_compat
 
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # before vLLM's import sets up its logger
+        cls = backends.vllm_backend_class()
         kwargs = {}
         if vllm_compat.cpu_build_installed():
             # CPU build: a 1 GiB KV cache (default is ~90 % of RAM) and no graph capture (halves start-up).
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
             os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
             kwargs["enforce_eager"] = True
+        # An integer batch larger than any chunk: one llm.generate call per chunk, as with
+        # "auto", but without vLLM's own per-call progress bars (lm-eval enables them for "auto").
         return cls(pretrained=source, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_model_len,
-                   batch_size="auto", **kwargs)
+                   batch_size=VLLM_BATCH, **kwargs)
     except WalkrunError:
         raise
     except Exception as e:

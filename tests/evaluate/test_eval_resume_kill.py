@@ -1,0 +1,57 @@
+"""kill -9 in the middle of `walkrun eval`, then the same command again: every sample stored once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import query
+
+WALKRUN = str(Path(sys.executable).with_name("walkrun"))
+N_PROBLEMS, K = 6, 2
+
+
+def _stored(db_path) -> list[tuple]:
+    if not db_path.exists():
+        return []
+    try:
+        return query(db_path, "select id, problem_id, sample_index, n_tokens, response from sample order by id")
+    except Exception:  # schema not created yet
+        return []
+
+
+def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, db_path, db_url, cli):
+    cmd = [WALKRUN, "eval", "--model", str(tiny_model), "--tasks", "aime24", "--limit", str(N_PROBLEMS),
+           "--samples", str(K), "--max-new-tokens", "64", "--chunk-size", "1", "--threads", "1", "--db", db_url, "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None and not _stored(db_path):
+            time.sleep(0.05)
+        assert proc.poll() is None, f"eval ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        try:  # the grader's worker processes of the killed run
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    at_kill = _stored(db_path)
+    assert 0 < len(at_kill) < N_PROBLEMS * K, "kill should land after the first chunk and before the last"
+    assert len(at_kill) % K == 0, "a chunk is committed whole or not at all"
+    assert query(db_path, "select status from eval_run") == [("running",)]  # killed: nobody marked it
+
+    code, _, err = cli(*cmd[1:])  # the same command, in this process (saves a start-up)
+    assert code == 0, err[-3000:]
+    assert f"{N_PROBLEMS * K - len(at_kill)} samples to generate" in err
+
+    after = _stored(db_path)
+    assert len(after) == N_PROBLEMS * K
+    assert len({(r[1], r[2]) for r in after}) == len(after)
+    assert {(r[1], r[2]) for r in after} == {(p, j) for p in {r[1] for r in after} for j in range(K)}
+    assert after[: len(at_kill)] == at_kill  # rows from before the kill are untouched
+    assert query(db_path, "select status from eval_run") == [("done",)]
