@@ -74,11 +74,10 @@ def openrlhf_cmd(
     print(f"run {config.name!r}: checkpoints will appear in {config.run_dir}/global_stepN_hf/")
 
 
-# TODO(local backend): once walkrun/train/local_cli.py exists, register its command here:
-#     from walkrun.train.local_cli import local
-#     train_app.command("local")(local)
-
-
 def register(app: typer.Typer) -> None:
-    """Add `walkrun train ...` to the main app."""
+    """Add `walkrun train ...` to the main app: the OpenRLHF commands above, and the local
+    backend's `local`, `sft` and `recipe` (walkrun/train/local_cli.py)."""
+    from walkrun.train import local_cli
+
+    local_cli.register(train_app)
     app.add_typer(train_app, name="train")

@@ -244,7 +244,8 @@ def _preset_values(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, dict]:
         raise WalkrunError(f"preset {name!r} extends itself (via {' -> '.join(seen)})")
     doc = yaml.safe_load(path.read_text()) or {}
     if doc.get("backend") != BACKEND:
-        raise WalkrunError(f"preset {name!r} is for backend {doc.get('backend')!r}, not {BACKEND}")
+        raise WalkrunError(f"preset {name!r} is not an OpenRLHF preset (no `backend: openrlhf`); local presets run "
+                           f"with `walkrun train local {name}`; OpenRLHF presets: {', '.join(preset_names())}")
     values: dict = {}
     paper: dict = {}
     if doc.get("extends"):
