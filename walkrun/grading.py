@@ -196,30 +196,74 @@ def grade(gold: str, response: str, timeout: float = DEFAULT_TIMEOUT) -> Grade:
     return g
 
 
+class _ItemTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _ItemTimeout()
+
+
+def _grade_chunk(pairs: list[tuple[str, str]], timeout: float) -> list[Grade]:
+    """Grade several pairs in one worker task. The worker runs tasks on its main thread, so
+    SIGALRM can cut a slow item short here; pebble's kill remains the backstop for a call
+    stuck in C code, which a signal cannot interrupt."""
+    import signal
+
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    out = []
+    try:
+        for gold, response in pairs:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                out.append(grade_unguarded(gold, response))
+            except _ItemTimeout:
+                out.append(Grade(False, None, "timeout", has_boxed(response or ""),
+                                 f"grading took longer than {timeout:g}s"))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    return out
+
+
 def grade_many(
     golds: Sequence[str] | Iterable[str],
     responses: Sequence[str] | Iterable[str],
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = False,
 ) -> list[Grade]:
-    """Grade pairs in the process pool, each under its own time limit; results keep input order."""
-    golds, responses = list(golds), list(responses)
+    """Grade pairs in the process pool, each under its own time limit; results keep input order.
+
+    Pairs travel in chunks (one task per item costs more in IPC than a typical 5 ms grade);
+    a chunk the pool had to kill is graded again item by item, so one hang costs only itself.
+    """
+    golds, responses = [str(g) for g in golds], [r or "" for r in responses]
     if len(golds) != len(responses):
         raise ValueError(f"grade_many: {len(golds)} golds but {len(responses)} responses")
+    pairs = list(zip(golds, responses))
+    size = max(1, min(32, len(pairs) // (4 * _workers()) or 1))
+    chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
     try:
         pool = _get_pool()
-        futures = [pool.schedule(grade_unguarded, args=(g, r), timeout=timeout) for g, r in zip(golds, responses)]
+        # Backstop only: items normally stop at their own alarm well before this.
+        futures = [pool.schedule(_grade_chunk, args=(c, timeout), timeout=timeout + 2.0 + 0.5 * len(c))
+                   for c in chunks]
     except Exception as e:
-        return [Grade(False, None, "error", has_boxed(r or ""), f"grader pool unavailable: {e}"[:300]) for r in responses]
-    out = []
-    it = futures
+        return [Grade(False, None, "error", has_boxed(r), f"grader pool unavailable: {e}"[:300]) for r in responses]
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(futures, desc="grading", unit="resp")
-    for fut, r in zip(it, responses):
-        g = _result(fut, timeout)
-        if g.status in ("timeout", "error"):
-            g = Grade(g.correct, g.extracted, g.status, has_boxed(r or ""), g.detail)
-        out.append(g)
+        bar = tqdm(total=len(pairs), desc="grading", unit="resp")
+    out: list[Grade] = []
+    for fut, chunk in zip(futures, chunks):
+        try:
+            out.extend(fut.result())
+        except Exception:
+            out.extend(grade(g, r, timeout=timeout) for g, r in chunk)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
     return out
