@@ -175,7 +175,7 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     # groups with reward variance, so the smoke run has gradients to apply.
     cfg1, _ = load_config("local-stage1", [f"model={model}", "rounds=2", "prompts_per_rollout=4",
                                            "save_steps=2", "reward=fatemi", "progress=false"])
-    s1 = local.run_local(cfg1, tmp_path / "s1", preset="local-stage1")
+    s1 = local.run_local(cfg1, tmp_path / "s1", preset="local-stage1", name="smoke-stage1")
     run1 = tmp_path / "s1"
     assert sorted(p.name for p in run1.glob("global_step*_hf")) == ["global_step2_hf", "global_step4_hf"]
     for ckpt in run1.glob("global_step*_hf"):
@@ -190,6 +190,15 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     assert _changed(_params(model), _params(run1))
     assert json.loads((run1 / local.RUN_FILE).read_text())["finished_at"]
     assert s1["checkpoints"][-1].endswith("global_step4_hf")
+    from sqlalchemy import select
+
+    from walkrun.db.engine import session_scope
+    from walkrun.db.models import TrainingRun
+
+    with session_scope() as s:
+        run = s.scalar(select(TrainingRun).where(TrainingRun.name == "smoke-stage1"))
+        assert (run.backend, run.preset, run.output_dir) == ("local", "local-stage1", str(run1.resolve()))
+        assert run.config["reward"] == "fatemi"
 
     cfg2, _ = load_config("local-stage2", [f"model={run1}", "rounds=1", "prompts_per_rollout=4",
                                            "eval_every=2", "eval_problems=4", "eval_samples=1",

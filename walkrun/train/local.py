@@ -404,8 +404,27 @@ def _check_run_dir(run_dir: Path) -> None:
         raise WalkrunError(f"run folder {run_dir} already exists and is not empty; pick another --out or delete it")
 
 
-def run_local(cfg: LocalConfig, run_dir: str | Path, preset: str | None = None) -> dict:
-    """Train one stage; return a summary (run_dir, checkpoints, wall time, last metrics)."""
+def register_run(name: str, cfg: LocalConfig, run_dir: Path, preset: str | None) -> bool:
+    """Record the run in the results DB (like the OpenRLHF backend does); False if the DB layer
+    is not installed. A DB that cannot be opened raises before any training starts."""
+    try:
+        from walkrun.db.engine import session_scope
+        from walkrun.db.store import get_or_create_training_run
+    except ImportError:
+        return False
+    with session_scope() as s:
+        get_or_create_training_run(s, name, "local", preset=preset, config=asdict(cfg),
+                                   output_dir=str(run_dir.resolve()))
+    return True
+
+
+def run_local(cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, name: str | None = None,
+              register: bool = True) -> dict:
+    """Train one stage; return a summary (run_dir, checkpoints, wall time, last metrics).
+
+    `name` is the training run's name in the results DB (default: the run folder's name);
+    `register=False` skips the DB.
+    """
     import torch
     from trl import GRPOConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -421,10 +440,13 @@ def run_local(cfg: LocalConfig, run_dir: str | Path, preset: str | None = None) 
             f"in one process; run the local backend as a single process, or use the OpenRLHF backend on a cluster")
     run_dir = Path(run_dir)
     _check_run_dir(run_dir)
+    name = name or run_dir.resolve().name
+    if register:
+        register_run(name, cfg, run_dir, preset)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    record = {"backend": "local", "preset": preset, "stage": cfg.stage, "config": asdict(cfg),
+    record = {"name": name, "backend": "local", "preset": preset, "stage": cfg.stage, "config": asdict(cfg),
               "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished_at": None}
     (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
@@ -488,3 +510,64 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     """The per-step records of a run's metrics.jsonl."""
     p = Path(run_dir) / METRICS_FILE
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+
+
+# ---------------------------------------------------------------- the tiny recipe end to end
+
+def run_recipe(root: str | Path, seed: int = 0, sft_steps: int = 1000, stage1: list[str] | None = None,
+               stage2: list[str] | None = None, control: bool = True, eval_problems: int = 200,
+               eval_samples: int = 4, progress: bool = True, register: bool = True,
+               name_prefix: str | None = None) -> dict:
+    """SFT -> stage 1 (GRPO++) -> stage 2 (L-GRPO) [and the control] on the synthetic task.
+
+    Writes ROOT/sft, ROOT/stage1, ROOT/stage2, ROOT/control and ROOT/recipe_summary.json; each
+    model is checked with `synthetic.evaluate` (sampled pass@1 at T=1 over eval_problems x
+    eval_samples, greedy accuracy, mean tokens). `stage1` / `stage2` are extra `key=value`
+    overrides of the local-stage1 / local-stage2 presets (the control takes stage2's budget).
+    Returns the summary dict; `format_recipe(summary)` renders it as a table.
+    """
+    from walkrun.train import synthetic
+    from walkrun.train.sft import SFTConfig, run_sft
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    prefix = name_prefix or root.resolve().name
+    common = [f"seed={seed}", f"progress={str(progress).lower()}"]
+    summary: dict = {"root": str(root), "seed": seed, "stages": {}}
+    t_all = time.time()
+
+    t0 = time.time()
+    sft = run_sft(SFTConfig(out=str(root / "sft"), steps=sft_steps, seed=seed, eval_problems=eval_problems,
+                            eval_samples=eval_samples, progress=progress))
+    summary["stages"]["sft"] = {"model": sft["model"], "wall_seconds": round(time.time() - t0, 1),
+                                "eval": sft.get("eval")}
+
+    def stage(key: str, preset: str, model: Path, extra: list[str] | None):
+        t = time.time()
+        cfg, _ = load_config(preset, [f"model={model}", *common, *(extra or [])])
+        out = run_local(cfg, root / key, preset=preset, name=f"{prefix}-{key}", register=register)
+        ev = synthetic.evaluate(root / key, n=eval_problems, k=eval_samples, seed=seed)
+        summary["stages"][key] = {"model": out["run_dir"], "wall_seconds": round(time.time() - t, 1),
+                                  "train_wall_seconds": out["wall_seconds"], "eval": ev,
+                                  "checkpoints": out["checkpoints"]}
+
+    stage("stage1", "local-stage1", root / "sft", stage1)
+    stage("stage2", "local-stage2", root / "stage1", stage2)
+    if control:
+        stage("control", "local-control", root / "stage1", stage2)
+    summary["wall_seconds"] = round(time.time() - t_all, 1)
+    (root / "recipe_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def format_recipe(summary: dict) -> str:
+    """A plain-text table of `run_recipe`'s summary."""
+    head = f"{'model':<8} {'pass@1 T=1':>10} {'mean_tokens':>11} {'greedy':>7} {'greedy_tok':>10} {'rechecks':>8} {'wall s':>7}"
+    lines = [head, "-" * len(head)]
+    for key, st in summary["stages"].items():
+        e = st.get("eval") or {}
+        lines.append(f"{key:<8} {e.get('pass@1[avg-of-k]', float('nan')):>10.3f} {e.get('mean_tokens', float('nan')):>11.1f} "
+                     f"{e.get('greedy_accuracy', float('nan')):>7.3f} {e.get('greedy_mean_tokens', float('nan')):>10.1f} "
+                     f"{e.get('rechecks', float('nan')):>8.2f} {st['wall_seconds']:>7.1f}")
+    lines.append(f"total wall time {summary['wall_seconds']:.0f} s")
+    return "\n".join(lines)

@@ -124,7 +124,7 @@ def run_sft(cfg: SFTConfig) -> dict:
         summary = {"model": str(out), "steps": cfg.steps, "train_seconds": round(train_s, 1),
                    "final_loss": running, "config": asdict(cfg)}
         if cfg.eval_problems > 0:
-            summary["eval"] = synthetic.evaluate((model, tok), n=cfg.eval_problems, k=cfg.eval_samples)
+            summary["eval"] = synthetic.evaluate((model, tok), n=cfg.eval_problems, k=cfg.eval_samples, seed=cfg.seed)
         log.close()
         shutil.rmtree(tmp / "_init", ignore_errors=True)
         model.save_pretrained(tmp)
