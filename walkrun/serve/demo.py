@@ -25,6 +25,7 @@ from walkrun.settings import WalkrunError
 
 DEFAULT_LABELS = ("concise", "verbose")
 THINK = ("<think>", "</think>")
+UPDATE_INTERVAL_S = 0.04  # page updates at most ~25 times a second
 # Same zero-shot instruction as walkrun's evaluation (walkrun/evaluate/scoring.py), so a problem
 # asked here is asked the way the leaderboard asked it.
 try:
@@ -113,6 +114,28 @@ def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
+def base_url(value: str) -> str:
+    """The OpenAI base URL: `http://host:port` gets vLLM's `/v1`."""
+    from urllib.parse import urlparse
+
+    value = value.rstrip("/")
+    return value + "/v1" if urlparse(value).path in ("", "/") else value
+
+
+def served_model(url: str, api_key: str | None = None, timeout: float = 5.0) -> str | None:
+    """The first model id of `url`/models, or None when the endpoint does not answer (yet)."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url + "/models", headers={"Authorization": f"Bearer {api_key or 'EMPTY'}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            data = json.load(r).get("data") or []
+        return data[0]["id"] if data else None
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
 def checkpoints(db: str | None = None) -> list[dict]:
     """Checkpoints in the results DB, newest first: [{id, name, source, stage, step, local}]."""
     from sqlalchemy import select
@@ -159,7 +182,7 @@ def make_sides(cfg: DemoConfig) -> list[Side]:
     to_start: list[tuple[int, str]] = []
     for i, value in enumerate(values):
         if is_url(value):
-            sides[i] = Side(cfg.labels[i], value, value.rstrip("/"), api_key=cfg.api_key)
+            sides[i] = Side(cfg.labels[i], value, base_url(value), api_key=cfg.api_key)
         else:
             to_start.append((i, resolve_model(value, cfg.db)))
     if to_start:
@@ -172,6 +195,9 @@ def make_sides(cfg: DemoConfig) -> list[Side]:
         ]
         for (i, model), server in zip(to_start, start_servers(configs)):
             sides[i] = Side(cfg.labels[i], model, server.url, model=server.name, server=server)
+    for side in sides:  # after any start-up, so a URL server started alongside has had time
+        if side is not None and side.model is None:
+            side.model = served_model(side.url, side.api_key)
     return [s for s in sides if s is not None]
 
 
@@ -330,6 +356,9 @@ async def stream_side(side: Side, prompt: str, temperature: float, top_p: float,
                 if choice.finish_reason:
                     run.finish_reason = choice.finish_reason
             changed.set()
+            # A burst of buffered chunks would otherwise be consumed without ever yielding to the
+            # event loop, so the page would see none of its intermediate states.
+            await asyncio.sleep(0)
         if in_reasoning:
             run.text += THINK[1]
         run.total_s = time.monotonic() - t0
@@ -371,11 +400,13 @@ class DemoState:
                 side.server.stop()
 
 
-def _outputs(runs: list[SideRun], prompt: str) -> tuple:
+def _outputs(runs: list[SideRun], prompt: str, sides: list[Side]) -> tuple:
+    """Per side (chat, summary, stats), then the column titles (a URL side's model name is only
+    known once its server answers)."""
     out: list = []
     for run in runs:
         out += [run.chat(prompt), run.summary(), run.stats()]
-    return tuple(out)
+    return tuple(out + [f"### {s.title}" for s in sides])
 
 
 def build_app(state: DemoState):
@@ -403,13 +434,18 @@ def build_app(state: DemoState):
 
         tasks = [asyncio.create_task(one(s, r)) for s, r in zip(sides, runs)]
         try:
-            yield _outputs(runs, prompt)
+            yield _outputs(runs, prompt, sides)
+            last = time.monotonic()
             while not all(t.done() for t in tasks):
                 await changed.wait()
+                # At most one update per frame: whatever arrives meanwhile goes out together.
+                pause = UPDATE_INTERVAL_S - (time.monotonic() - last)
+                if pause > 0:
+                    await asyncio.sleep(pause)
                 changed.clear()
-                # Coalesce: whatever arrived since the last yield goes out as one update.
-                yield _outputs(runs, prompt)
-            yield _outputs(runs, prompt)
+                last = time.monotonic()
+                yield _outputs(runs, prompt, sides)
+            yield _outputs(runs, prompt, sides)
         finally:
             for t in tasks:
                 t.cancel()
@@ -487,7 +523,7 @@ def build_app(state: DemoState):
         with gr.Accordion("Benchmark problems", open=False):
             with gr.Row():
                 bench = gr.Dropdown(benches, value=first_bench, label="benchmark")
-                problem = gr.Dropdown([], label="problem", scale=3)
+                problem = gr.Dropdown([], label="problem", scale=3, allow_custom_value=True)
                 use = gr.Button("Use this problem")
         with gr.Accordion("Checkpoints in the results DB", open=False):
             with gr.Row():
@@ -508,9 +544,9 @@ def build_app(state: DemoState):
                     stats = gr.JSON(label="stats", open=False)
                     outputs += [chat, summary, stats]
 
-        event = go.click(compare, [prompt, temperature, max_tokens, gold], outputs, api_name="compare",
+        event = go.click(compare, [prompt, temperature, max_tokens, gold], outputs + titles, api_name="compare",
                          concurrency_limit=4)
-        prompt.submit(compare, [prompt, temperature, max_tokens, gold], outputs, api_visibility="private",
+        prompt.submit(compare, [prompt, temperature, max_tokens, gold], outputs + titles, api_visibility="private",
                       concurrency_limit=4)
         stop.click(None, cancels=[event], api_visibility="private")
         bench.change(on_benchmark, bench, problem, api_name="problems")

@@ -241,26 +241,24 @@ class VLLMServer:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
+                # still alive, so its process group id is still its own: kill the whole session
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
                 self.proc.wait(10)
         else:
             self.proc.wait()
-        # children that outlived the API server (they normally exit with it in 2-3 s)
-        _, alive = psutil.wait_procs(tree, timeout=10)
+        # children that outlived the API server (they normally exit with it in 2-3 s); psutil
+        # checks each one's start time, so a recycled PID is never signalled
+        _, alive = psutil.wait_procs([p for p in tree if p.pid != self.pid], timeout=10)
         for p in alive:
             try:
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(alive, timeout=5)
-        self._signal_group(signal.SIGKILL)  # anything else left in its session
         _live_servers.discard(self)
-
-    def _signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def __enter__(self) -> "VLLMServer":
         return self
