@@ -197,3 +197,25 @@ def test_side_summary_shows_counts_timings_and_verdict():
     assert "correct" in text and "`4`" in text
     err = demo_mod.SideRun(status="error", error="APIConnectionError: Connection error.")
     assert err.summary().startswith("**error**") and "Connection error" in err.chat("q")[-1]["content"]
+
+
+def test_cli_passes_flags_after_double_dash_to_vllm(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from walkrun.cli import app
+    from walkrun.serve import vllm_server
+
+    seen = {}
+
+    def fake_launch(cfg):  # stop before any process starts; record what the CLI built
+        seen["cfg"] = cfg
+        raise WalkrunError("stop here")
+
+    monkeypatch.setattr(vllm_server, "launch", fake_launch)
+    model = _model_dir(tmp_path)
+    r = CliRunner().invoke(app, ["serve", "vllm", str(model), "--name", "c", "--reasoning-parser", "deepseek_r1",
+                                 "--", "--dtype", "float32", "--seed", "3"])
+    assert isinstance(r.exception, WalkrunError)
+    cfg = seen["cfg"]
+    assert (cfg.name, cfg.reasoning_parser, cfg.host) == ("c", "deepseek_r1", "127.0.0.1")
+    assert cfg.extra_args == ["--dtype", "float32", "--seed", "3"]
