@@ -39,9 +39,16 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def query(db_path: Path, sql: str, *params) -> list[tuple]:
+def _query(db_path: Path, sql: str, *params) -> list[tuple]:
     con = sqlite3.connect(db_path)
     try:
         return con.execute(sql, params).fetchall()
     finally:
         con.close()
+
+
+@pytest.fixture
+def query():
+    """query(db_path, sql, *params) -> rows, straight from the SQLite file (a fixture, not an
+    import: several test folders have a conftest module)."""
+    return _query

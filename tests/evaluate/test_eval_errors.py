@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import query
 
 from walkrun import benchmarks
 
@@ -56,7 +55,7 @@ def test_model_folder_without_a_model(cli, tmp_path, db_path, db_url):
     assert not db_path.exists()
 
 
-def test_model_with_unreadable_weights_writes_no_rows(cli, tiny_model, tmp_path, db_path, db_url):
+def test_model_with_unreadable_weights_writes_no_rows(cli, tiny_model, tmp_path, db_path, db_url, query):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model, broken)
     (broken / "model.safetensors").write_bytes(b"\0" * 100)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from conftest import query
 
 TASKS = ("aime24", "amc23", "math500")
 MAX_NEW = 48
@@ -33,7 +32,7 @@ def _replay(model_dir, problems, seed_base=1234, k=2):
     return out
 
 
-def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_model, db_path, db_url, cli):
+def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_model, db_path, db_url, cli, query):
     from walkrun import benchmarks
 
     torch.set_num_threads(1)
@@ -71,3 +70,31 @@ def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_mod
     assert "already evaluated" in err
     assert query(db_path, "select count(*) from sample") == [(18,)]
     assert query(db_path, "select id, status, finished_at from eval_run order by id") == before
+
+
+def test_synthetic_task_evaluates_a_synthetic_model(tmp_path, db_path, db_url, cli, query):
+    from walkrun.train import synthetic
+
+    model = synthetic.build_model(tmp_path / "synthetic_model")
+    code, out, err = cli("eval", "--model", model, "--tasks", "synthetic", "--limit", 3, "--samples", 2,
+                         "--max-new-tokens", 16, "--threads", 1, "--db", db_url, "-q")
+    assert code == 0, err
+    assert "plain prompt" in err
+    rows = query(db_path, """select e.task, e.temperature, e.prompt_template, s.n_tokens, s.finish_reason
+                             from sample s join eval_run e on e.id = s.eval_run_id""")
+    assert len(rows) == 6
+    assert all(r[:3] == ("synthetic", 1.0, "synthetic-plain+plain") for r in rows)
+    assert all(1 <= r[3] <= 16 and (r[4] == "stop" or r[3] == 16) for r in rows)
+
+
+def test_data_flag_feeds_both_the_plan_and_lm_eval(tiny_model, tmp_path, db_path, db_url, cli, query):
+    import json
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"id": f"mine-{i}", "problem": f"What is {i}+{i}?", "answer": str(2 * i), "source": "test"} for i in (1, 2)]
+    (data / "aime2024.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = cli("eval", "--model", tiny_model, "--tasks", "aime24", "--samples", 1, "--max-new-tokens", 4,
+                         "--data", data, "--threads", 1, "--db", db_url, "-q")
+    assert code == 0, err
+    assert query(db_path, "select problem_id, gold from sample order by problem_id") == [("mine-1", "2"), ("mine-2", "4")]

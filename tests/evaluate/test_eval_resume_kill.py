@@ -9,13 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import query
 
 WALKRUN = str(Path(sys.executable).with_name("walkrun"))
 N_PROBLEMS, K = 6, 2
 
 
-def _stored(db_path) -> list[tuple]:
+def _stored(query, db_path) -> list[tuple]:
     if not db_path.exists():
         return []
     try:
@@ -24,13 +23,13 @@ def _stored(db_path) -> list[tuple]:
         return []
 
 
-def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, db_path, db_url, cli):
+def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, db_path, db_url, cli, query):
     cmd = [WALKRUN, "eval", "--model", str(tiny_model), "--tasks", "aime24", "--limit", str(N_PROBLEMS),
            "--samples", str(K), "--max-new-tokens", "64", "--chunk-size", "1", "--threads", "1", "--db", db_url, "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None and not _stored(db_path):
+        while time.time() < deadline and proc.poll() is None and not _stored(query, db_path):
             time.sleep(0.05)
         assert proc.poll() is None, f"eval ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
         os.kill(proc.pid, signal.SIGKILL)
@@ -40,7 +39,7 @@ def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, d
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    at_kill = _stored(db_path)
+    at_kill = _stored(query, db_path)
     assert 0 < len(at_kill) < N_PROBLEMS * K, "kill should land after the first chunk and before the last"
     assert len(at_kill) % K == 0, "a chunk is committed whole or not at all"
     assert query(db_path, "select status from eval_run") == [("running",)]  # killed: nobody marked it
@@ -49,7 +48,7 @@ def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, d
     assert code == 0, err[-3000:]
     assert f"{N_PROBLEMS * K - len(at_kill)} samples to generate" in err
 
-    after = _stored(db_path)
+    after = _stored(query, db_path)
     assert len(after) == N_PROBLEMS * K
     assert len({(r[1], r[2]) for r in after}) == len(after)
     assert {(r[1], r[2]) for r in after} == {(p, j) for p in {r[1] for r in after} for j in range(K)}

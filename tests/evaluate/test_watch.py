@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import query
 
 from walkrun.evaluate.runner import EvalConfig
 from walkrun.evaluate.watch import Watcher, find_checkpoints
@@ -25,7 +24,7 @@ def _config(db_url) -> EvalConfig:
                       progress=False, chunk_size=1)
 
 
-def _evaluated(db_path) -> list[tuple]:
+def _evaluated(query, db_path) -> list[tuple]:
     return query(db_path, """select c.step, c.stage, t.name, e.status, count(s.id), e.finished_at
                              from eval_run e join checkpoint c on c.id = e.checkpoint_id
                              left join training_run t on t.id = c.training_run_id
@@ -33,7 +32,7 @@ def _evaluated(db_path) -> list[tuple]:
                              group by e.id order by c.step""")
 
 
-def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, db_path, db_url, cli):
+def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, db_path, db_url, cli, query):
     run_dir = tmp_path / "stage2-demo"
     run_dir.mkdir()
     logs = []
@@ -58,7 +57,7 @@ def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, d
     assert w.evaluate(*ready[0])
     assert w.poll() == [] and w.poll() == []  # nothing is evaluated twice
 
-    rows = _evaluated(db_path)
+    rows = _evaluated(query, db_path)
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
         (10, "stage2", "stage2-demo", "done", 1), (20, "stage2", "stage2-demo", "done", 1)]
 
@@ -79,11 +78,11 @@ def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, d
     assert [s for s, _ in find_checkpoints(run_dir)] == [10, 20, 30, 40]
 
     # A restarted watcher (`walkrun watch --once`) re-evaluates nothing that is done.
-    before = _evaluated(db_path)
+    before = _evaluated(query, db_path)
     code, out, err = cli("watch", run_dir, "--once", "--tasks", "math500", "--limit", 1, "--samples", 1,
                          "--max-new-tokens", 8, "--stage", "stage2", "--db", db_url, "-q")
     assert code == 1  # step 30 is still broken
     assert "already evaluated" in err and "global_step30_hf failed" in err
-    after = _evaluated(db_path)
+    after = _evaluated(query, db_path)
     assert [r for r in after if r[0] != 30] == [r for r in before if r[0] != 30]
     assert query(db_path, "select count(*) from sample") == [(3,)]

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-_TASKS_HELP = "Comma-separated tasks: aime24, amc23, math500, aime25, minerva, olympiadbench."
+_TASKS_HELP = "Comma-separated tasks: aime24, amc23, math500, aime25, minerva, olympiadbench, synthetic."
 
 
 def eval_command(

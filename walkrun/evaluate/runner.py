@@ -162,6 +162,8 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
 
         chat_mode = str(meta.get("chat_template", "auto"))
         chat = bool(template) and chat_mode != "never"
+        if cfg.data:  # lm-eval's loader (scoring.load_dataset) must read the same folder as the plan
+            tcfg["dataset_kwargs"] = {**ds_kwargs, "walkrun_data": str(cfg.data)}
         tcfg.update({
             "repeats": k,
             "generation_kwargs": gen,

@@ -111,7 +111,12 @@ class Watcher:
 
     def poll(self) -> list[tuple[int, Path]]:
         ready = []
-        for step, path in find_checkpoints(self.directory):
+        try:
+            found = find_checkpoints(self.directory)
+        except OSError as e:  # folder renamed/removed or a checkpoint deleted while listing (rotation)
+            self.log(f"walkrun watch: cannot list {self.directory}: {e}")
+            return []
+        for step, path in found:
             if path in self.handled:
                 continue
             snap = snapshot(path)
