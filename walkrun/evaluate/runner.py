@@ -58,7 +58,7 @@ class EvalConfig:
     def __post_init__(self):
         if isinstance(self.tasks, str):
             self.tasks = [t for t in self.tasks.split(",") if t.strip()]
-        self.tasks = [t.strip() for t in self.tasks]
+        self.tasks = list(dict.fromkeys(t.strip() for t in self.tasks if t.strip()))  # order kept, repeats dropped
         if not self.tasks:
             raise WalkrunError("no tasks given; e.g. --tasks aime24,amc23,math500")
         if self.backend not in BACKENDS:
@@ -120,7 +120,12 @@ def _task_config(tm, lm_eval_name: str) -> dict:
 
 
 def _chat_template_of(tokenizer) -> str | None:
-    return getattr(tokenizer, "chat_template", None) or None
+    template = getattr(tokenizer, "chat_template", None) or None
+    if isinstance(template, dict):  # several named templates
+        import json
+
+        template = json.dumps(template, sort_keys=True)
+    return template
 
 
 def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
@@ -130,7 +135,7 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
     resolved = [resolve_task(t, tm) for t in cfg.tasks]  # all names checked before any data is read
     template = _chat_template_of(tokenizer)
     plans = []
-    for plain, lm_name in zip(cfg.tasks, resolved):
+    for lm_name in resolved:
         plain = lm_name[len(TASK_PREFIX):] if lm_name.startswith(TASK_PREFIX) else lm_name
         tcfg = _task_config(tm, lm_name)
         meta = dict(tcfg.get("metadata") or {})
