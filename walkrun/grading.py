@@ -162,6 +162,9 @@ def _get_pool():
             # forkserver, not fork: callers (Ray actors, vLLM, torch) are multi-threaded, and
             # forking a threaded process can deadlock. Killed workers are re-forked cheaply.
             ctx = multiprocessing.get_context("forkserver")
+            # The forkserver imports __main__ by default, which re-runs a caller's unguarded
+            # script there; preload only this module (math-verify warm for every re-fork).
+            ctx.set_forkserver_preload([__name__])
             _pool = pebble.ProcessPool(max_workers=_workers(), initializer=_worker_init, context=ctx)
         return _pool
 
