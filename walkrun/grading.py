@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 DEFAULT_TIMEOUT = 5.0
 # Bump when a rule below changes: stored samples record the grader that produced them.
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 GRADER_VERSION = f"math-verify=={version('math-verify')};walkrun-rules={RULES_VERSION}"
 
 STATUSES = ("ok", "no_answer", "parse_error", "timeout", "error")
@@ -80,6 +80,33 @@ def _normalise_text(s: str) -> str:
     return s
 
 
+def _as_complex(a) -> complex | None:
+    try:
+        return complex(a.evalf()) if getattr(a, "is_number", False) else None
+    except Exception:
+        return None
+
+
+def _distinct_tiny_numbers(a, b) -> bool:
+    """math-verify's absolute rounding calls any two values below ~1e-6 equal (its issue #14:
+    1/2^99 == 1/2^98); below 1e-4 compare relatively instead."""
+    x, y = _as_complex(a), _as_complex(b)
+    if x is None or y is None:
+        return False
+    scale = max(abs(x), abs(y))
+    return 0 < scale < 1e-4 and abs(x - y) > 1e-6 * scale
+
+
+def _same_number(a, b) -> bool:
+    """Numbers math-verify keeps unevaluated (`8.7 \\times 10^{8}`) against the same value written
+    out. Relative tolerance only, so tiny distinct values (math-verify #14) stay distinct."""
+    x, y = _as_complex(a), _as_complex(b)
+    if x is None or y is None:
+        return False
+    scale = max(abs(x), abs(y))
+    return scale > 0 and abs(x - y) <= 1e-9 * scale
+
+
 class _DropTimeoutNotice:
     """math-verify warns on every call made with its timeouts off; the limit is enforced here."""
 
@@ -113,7 +140,8 @@ def grade_unguarded(gold: str, response: str) -> Grade:
 
     _quiet_math_verify()
     gold = str(gold)
-    text = answer_part(response or "")
+    # \fbox is a boxed answer too, but math-verify only anchors on \boxed.
+    text = answer_part(response or "").replace("\\fbox{", "\\boxed{")
     boxed = _BOXED.search(text) is not None
     gold_cfg, pred_cfg = _configs()
     try:
@@ -127,7 +155,13 @@ def grade_unguarded(gold: str, response: str) -> Grade:
         return Grade(False, None, "no_answer", boxed)
     extracted = str(pred_parsed[-1])
     try:
-        ok = bool(gold_parsed) and verify(gold_parsed, pred_parsed, timeout_seconds=None)
+        # allow_set_relation_comp: "-2<x<2" answers an interval gold "(-2,2)".
+        ok = bool(gold_parsed) and verify(gold_parsed, pred_parsed, timeout_seconds=None,
+                                          allow_set_relation_comp=True)
+        if not ok and gold_parsed:
+            ok = _same_number(gold_parsed[0], pred_parsed[0])
+        elif ok and _distinct_tiny_numbers(gold_parsed[0], pred_parsed[0]):
+            ok = False
     except Exception as e:
         return Grade(False, extracted, "error", boxed, f"{type(e).__name__}: {e}"[:300])
     if not ok:

@@ -3,8 +3,8 @@
 Expected verdicts were checked by hand against the maths, and against the grader's documented
 policy where the maths alone does not decide (several boxed answers are a hedge and score 0;
 an unboxed final answer is still graded; only the text after the last </think> counts).
-Cases the grader gets wrong are marked xfail(strict=True) with the reason, so a fix shows up as
-XPASS; grading.py is the lead's file and is not changed here.
+The four cases rules v2 fixed (scientific notation written out, an inequality for an interval,
+a bare \\fbox, tiny distinct values) stay here as regressions.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ import pytest
 from walkrun import grading
 
 T, F = True, False
-
-
-def _known_miss(reason: str):
-    return pytest.mark.xfail(strict=True, reason=f"grader disagrees with the hand-checked verdict: {reason}")
 
 
 CASES = [
@@ -51,21 +47,18 @@ CASES = [
     ("\\$18.90", "She pays $\\boxed{\\$18.90}$ in total.", T),
     ("\\$18.90", "She pays $\\boxed{18.90}$ dollars.", T),
     ("1.6", "The image diameter is $\\boxed{1.6 \\text{ cm}}$.", T),
-    pytest.param("8.7 \\times 10^{8}", "The distance is $\\boxed{870000000}$ m.", T,
-                 marks=_known_miss("scientific notation gold vs the same number written out (Minerva answers)")),
+    pytest.param("8.7 \\times 10^{8}", "The distance is $\\boxed{870000000}$ m.", T),
     ("5", "The side length is $\\boxed{5 \\text{ cm}}$.", T),
     ("1, 2", "Both roots work: $\\boxed{1, 2}$.", T),
     ("\\frac{14}{3}", "As a mixed number, $\\boxed{4\\frac{2}{3}}$.", T),
     ("1000", "So there are $\\boxed{1,000}$ ways.", T),
-    pytest.param("(-2,2)", "The inequality holds for $\\boxed{-2<x<2}$.", T,
-                 marks=_known_miss("an inequality is not compared with the equal interval gold")),
+    pytest.param("(-2,2)", "The inequality holds for $\\boxed{-2<x<2}$.", T),
     # --- formatting noise around a correct boxed answer --------------------------------------
     ("15", "\\boxed{15}.", T),
     ("15", "$\\boxed{15}$", T),
     ("15", "Thus the answer is $\\boxed{\\textbf{15}}$", T),
     ("15", "Final: $\\fbox{15}$", T),
-    pytest.param("15", "Final: \\fbox{15}", T,
-                 marks=_known_miss("\\fbox outside a math environment is not extracted (has_boxed says True)")),
+    pytest.param("15", "Final: \\fbox{15}", T),
     ("15", "**Final Answer**\n\\[\n\\boxed{15}\n\\]", T),
     ("15", "The answer is \\boxed{ 15 }", T),
     ("12", "So we get \\boxed{12}. I hope it is correct.", T),
@@ -83,8 +76,7 @@ CASES = [
     ("[2,5)", "So $x \\in \\boxed{(2,5)}$.", F),
     ("10", "There are $\\boxed{100}$ handshakes.", F),
     ("1, 2", "The root is $\\boxed{1}$.", F),
-    pytest.param("\\frac{1}{2^{99}}", "The probability is $\\boxed{\\frac{1}{2^{98}}}$.", F,
-                 marks=_known_miss("tiny values compare equal (math-verify issue #14)")),
+    pytest.param("\\frac{1}{2^{99}}", "The probability is $\\boxed{\\frac{1}{2^{98}}}$.", F),
     # --- hedges: more than one final answer ---------------------------------------------------
     ("6", "The answer is either $\\boxed{6}$ or $\\boxed{7}$.", F),
     ("2021", "So $x = \\boxed{\\pm 2021}$.", F),
