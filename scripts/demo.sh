@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export WALKRUN_DATA=${WALKRUN_DATA:-$(cd .. && pwd)/shared/data}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-exec .venv/bin/walkrun --help "$@"
+exec .venv/bin/walkrun demo "$@"

@@ -568,6 +568,10 @@ def format_table(summary: dict) -> str:
                 for p in pts))
     v = summary["verdicts"]
     yes = {True: "yes", False: "NO", None: "?"}
+    if cfg.get("fast"):
+        lines.append("fast profile: a smoke run of every part; too short for RL to show anything (stage 2's "
+                     "length term needs all-correct groups, which a barely trained model does not produce). "
+                     "Run without --fast for the result.")
     if "stage2_token_change" in v:
         lines.append(f"stage 2 vs stage 1: mean_tokens {100 * v['stage2_token_change']:+.1f}% "
                      f"(target <= -25%: {yes[v.get('stage2_shorter_25pct')]}), pass@1 "

@@ -1,0 +1,139 @@
+"""`walkrun demo --fast` end to end: every checkpoint evaluated into the demo's DB, the page built.
+
+The one heavy test of the demo (~2 min on an idle 2-core machine): SFT, stage 1, stage 2 and
+the control really train, the watcher really evaluates, the leaderboard is really written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WALKRUN = [sys.executable, "-m", "walkrun.cli"]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.pop("WALKRUN_DB", None)  # the demo's own DB in its workdir is what is checked
+    return env
+
+
+def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(WALKRUN + args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _db_state(url: str) -> dict:
+    """{checkpoint folder: {(task, k, temperature): (status, n_samples, max n_tokens)}} and the runs."""
+    from sqlalchemy import func, select
+
+    from walkrun.db.engine import session_scope
+    from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
+
+    out: dict = {}
+    with session_scope(url, readonly=True) as s:
+        for ckpt in s.scalars(select(Checkpoint)):
+            evals = {}
+            for run in s.scalars(select(EvalRun).where(EvalRun.checkpoint_id == ckpt.id)):
+                n, top = s.execute(select(func.count(), func.max(Sample.n_tokens))
+                                   .where(Sample.eval_run_id == run.id)).one()
+                evals[(run.task, run.k, float(run.temperature))] = (run.status, n, top)
+            out[ckpt.source] = {"stage": ckpt.stage, "step": ckpt.step, "name": ckpt.name,
+                                "run": ckpt.training_run.name if ckpt.training_run else None, "evals": evals}
+        runs = {r.name: r.config for r in s.scalars(select(TrainingRun))}
+    return {"checkpoints": out, "runs": runs}
+
+
+def test_fast_demo_evaluates_every_checkpoint_and_builds_the_page(tmp_path):
+    from walkrun.demo import PROFILES
+
+    work = tmp_path / "demo"
+    p = _run(["demo", "--fast", "--workdir", str(work), "--quiet"], timeout=1800)
+    assert p.returncode == 0, p.stderr[-3000:]
+    fast = PROFILES["fast"]
+
+    # Every global_stepN_hf folder the four stages wrote is a checkpoint in the DB ...
+    folders = sorted(work.glob("models/*/global_step*_hf"))
+    stages = {f.parent.name for f in folders}
+    assert stages == {"sft", "stage1", "stage2", "control"}
+    assert len([f for f in folders if f.parent.name == "stage2"]) >= 3  # stage 2 is a curve, not an end point
+    state = _db_state(f"sqlite:///{work / 'walkrun.db'}")
+    ckpts = state["checkpoints"]
+    assert set(ckpts) == {str(f.resolve()) for f in folders}
+
+    # ... with all three evaluations finished and complete: the synthetic task sampled at T=1 and
+    # greedy, and the MATH-500 slice; token counts are real (positive, within the cap).
+    k, n, m = fast["eval_samples"], fast["eval_problems"], fast["math500_limit"]
+    for source, c in ckpts.items():
+        assert c["stage"] == Path(source).parent.name
+        evals = c["evals"]
+        sampled = evals[("synthetic", k, 1.0)]
+        greedy = evals[("synthetic", 1, 0.0)]
+        math = next(v for key, v in evals.items() if key[0] == "math500")
+        assert sampled[:2] == ("done", n * k), source
+        assert greedy[:2] == ("done", n), source
+        assert math[0] == "done" and math[1] >= m, source
+        assert 0 < sampled[2] <= 96 and 0 < greedy[2] <= 96
+
+    # SFT -> stage 1 -> stage 2 is one training run (one trajectory); the control is its own.
+    run = {c["run"] for c in ckpts.values() if c["stage"] != "control"}
+    ctl = {c["run"] for c in ckpts.values() if c["stage"] == "control"}
+    assert run == {"demo-seed0"} and ctl == {"demo-seed0-control"}
+    assert set(state["runs"]["demo-seed0"]) >= {"sft", "stage1", "stage2"}
+    assert state["runs"]["demo-seed0"]["stage2"]["lgrpo"] is True
+    assert state["runs"]["demo-seed0-control"]["control"]["lgrpo"] is False
+    assert len({c["name"] for c in ckpts.values()}) == len(ckpts)  # stage 1 and 2 step 4 are told apart
+
+    # The static page exists and shows the run and its trajectory.
+    index = (work / "site" / "index.html").read_text()
+    assert "demo-seed0" in index and "demo-seed0-control" in index
+    assert "training run demo-seed0" in index  # the trajectory figure's title
+    assert len(list((work / "site" / "checkpoints").glob("*.html"))) == len(ckpts)
+
+    # The summary: a row per model, and a serve command whose config points at the two models.
+    for label in ("SFT", "stage 1", "stage 2", "control"):
+        assert any(line.startswith(label) for line in p.stdout.splitlines()), p.stdout
+    summary = json.loads((work / "demo_summary.json").read_text())
+    assert set(summary["table"]) == {"sft", "stage1", "stage2", "control"}
+    assert "walkrun serve demo --config" in p.stdout
+    from walkrun.serve.demo import load_config
+
+    serve = load_config(work / "serve_demo.yaml")
+    assert Path(serve.a).parent.name == "stage2" and Path(serve.b).parent.name == "stage1"
+
+    # Re-running on the finished workdir trains and generates nothing: the same rows come back.
+    again = _run(["demo", "--fast", "--workdir", str(work), "--quiet"], timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _db_state(f"sqlite:///{work / 'walkrun.db'}")["checkpoints"] == ckpts
+    assert "already trained" in again.stderr
+
+
+@pytest.mark.parametrize("setup, needle", [
+    ("foreign", "no demo wrote"),
+    ("other-seed", "other settings"),
+    ("interrupted", "was interrupted"),
+])
+def test_demo_refuses_a_workdir_it_cannot_use(tmp_path, setup, needle):
+    work = tmp_path / "w"
+    work.mkdir()
+    from walkrun.demo import PROFILES
+
+    if setup == "foreign":
+        (work / "notes.txt").write_text("mine")
+    elif setup == "other-seed":
+        (work / "demo.json").write_text(json.dumps({"seed": 5, "fast": True, "profile": PROFILES["fast"]}))
+    else:  # a stage that never wrote finished_at: its checkpoints may be half-evaluated in the DB
+        (work / "demo.json").write_text(json.dumps({"seed": 0, "fast": True, "profile": PROFILES["fast"]}))
+        (work / "models" / "stage2").mkdir(parents=True)
+        (work / "models" / "stage2" / "walkrun_run.json").write_text(json.dumps({"finished_at": None}))
+    before = sorted(str(x.relative_to(work)) for x in work.rglob("*"))
+    p = _run(["demo", "--fast", "--workdir", str(work)], timeout=120)
+    assert p.returncode == 2
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("walkrun: error: demo:") and needle in err[0]
+    assert sorted(str(x.relative_to(work)) for x in work.rglob("*")) == before  # nothing written
