@@ -96,8 +96,19 @@ def test_timeout_works_inside_a_child_process():
     p = ctx.Process(target=_grade_in_child, args=(q,))
     p.start()
     status, ok = q.get(timeout=60)
-    p.join(30)
+    p.join(60)
     assert (status, ok) == ("timeout", True)
+    # the child's grader pool must not keep it alive (multiprocessing joins children at exit)
+    assert p.exitcode == 0
+
+
+def test_a_process_that_graded_exits_on_its_own():
+    import subprocess
+    import sys
+
+    code = "from walkrun.grading import grade; print(grade('1', r'\\boxed{1}').correct)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]
 
 
 def test_grade_many_keeps_order_and_isolates_timeouts():

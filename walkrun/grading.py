@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import multiprocessing.util
 import os
 import re
 import threading
@@ -200,15 +201,23 @@ def _get_pool():
             # script there; preload only this module (math-verify warm for every re-fork).
             ctx.set_forkserver_preload([__name__])
             _pool = pebble.ProcessPool(max_workers=_workers(), initializer=_worker_init, context=ctx)
+            # The workers are non-daemonic children, which multiprocessing joins at exit, and
+            # they only stop when told: a process that graded once would otherwise never exit.
+            # A multiprocessing finalizer (not atexit) also runs in multiprocessing's own children.
+            multiprocessing.util.Finalize(None, _stop_pool, args=(_pool,), exitpriority=100)
         return _pool
+
+
+def _stop_pool(pool) -> None:
+    pool.stop()
+    pool.join(timeout=10)
 
 
 def shutdown() -> None:
     global _pool
     with _pool_lock:
         if _pool is not None:
-            _pool.stop()
-            _pool.join()
+            _stop_pool(_pool)
             _pool = None
 
 
