@@ -49,3 +49,9 @@ def test_hub_rows_are_normalised_like_local_ones():
     olymp = benchmarks.get("olympiadbench")
     row = benchmarks.normalise(olymp, {"id": 1606, "question": "Q", "final_answer": ["$3$", "$4$"]}, 0)
     assert row["answer"] == "$3$, $4$"
+
+
+def test_a_broken_line_is_reported_with_file_and_line(tmp_path):
+    (tmp_path / "aime2024.jsonl").write_text('{"id": "a", "problem": "p", "answer": "1"}\n\n{"id": "b", oops}\n')
+    with pytest.raises(WalkrunError, match=r"aime2024\.jsonl:3: not valid JSON"):
+        benchmarks.load("aime24", data=tmp_path)

@@ -6,11 +6,11 @@ the schema of `../shared/data/README.md`, whichever way the rows were fetched.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from walkrun.jsonl import read_jsonl
 from walkrun.settings import WalkrunError, data_dir
 
 
@@ -128,15 +128,10 @@ def load(name: str, data: str | os.PathLike | None = None, limit: int | None = N
                 f"or unset it to fetch {bench.hub_id} from the hub"
             )
         rows = []
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if line.strip():
-                    try:
-                        rows.append(normalise(bench, json.loads(line), i))
-                    except json.JSONDecodeError as e:
-                        raise WalkrunError(f"{path}:{i + 1}: not valid JSON ({e})") from None
-                if limit is not None and len(rows) >= limit:
-                    break
+        for lineno, row in read_jsonl(path):
+            rows.append(normalise(bench, row, lineno - 1))
+            if limit is not None and len(rows) >= limit:
+                break
         return rows
     return _load_hub(bench, limit)
 

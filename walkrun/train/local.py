@@ -379,21 +379,16 @@ def _dataset(cfg: LocalConfig):
         from walkrun.train.synthetic import rl_rows
 
         return Dataset.from_list(rl_rows(cfg.train_prompts, seed=cfg.seed))
+    from walkrun.jsonl import read_jsonl
+
     rows = []
-    with open(cfg.task, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise WalkrunError(f"{cfg.task}:{i + 1}: not valid JSON ({e})") from None
-            if cfg.prompt_key not in r or cfg.answer_key not in r:
-                raise WalkrunError(f"{cfg.task}:{i + 1}: needs fields {cfg.prompt_key!r} and {cfg.answer_key!r} "
-                                   f"(set prompt_key/answer_key); has {sorted(r)}")
-            p = str(r[cfg.prompt_key])
-            rows.append({"prompt": [{"role": "user", "content": p}] if cfg.chat else p,
-                         "answer": str(r[cfg.answer_key])})
+    for lineno, r in read_jsonl(cfg.task):
+        if cfg.prompt_key not in r or cfg.answer_key not in r:
+            raise WalkrunError(f"{cfg.task}:{lineno}: needs fields {cfg.prompt_key!r} and {cfg.answer_key!r} "
+                               f"(set prompt_key/answer_key); has {sorted(r)}")
+        p = str(r[cfg.prompt_key])
+        rows.append({"prompt": [{"role": "user", "content": p}] if cfg.chat else p,
+                     "answer": str(r[cfg.answer_key])})
     if not rows:
         raise WalkrunError(f"{cfg.task}: no prompts")
     return Dataset.from_list(rows)

@@ -50,20 +50,15 @@ def load_rows(source: str, limit: int | None = None) -> list[dict]:
     if not path.is_file():
         raise WalkrunError(f"training data {source!r} not found (looked at {path}); give a JSONL path, a file "
                            f"inside WALKRUN_DATA, or a benchmark ({', '.join(benchmarks.names())})")
+    from walkrun.jsonl import read_jsonl
+
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise WalkrunError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-            if not str(row.get("problem") or "").strip() or str(row.get("answer") or "").strip() == "":
-                raise WalkrunError(f"{path}:{lineno}: a training row needs non-empty `problem` and `answer`")
-            rows.append(row)
-            if limit and len(rows) >= limit:
-                break
+    for lineno, row in read_jsonl(path):
+        if not str(row.get("problem") or "").strip() or str(row.get("answer") or "").strip() == "":
+            raise WalkrunError(f"{path}:{lineno}: a training row needs non-empty `problem` and `answer`")
+        rows.append(row)
+        if limit and len(rows) >= limit:
+            break
     if not rows:
         raise WalkrunError(f"{path}: no rows")
     return rows
