@@ -127,13 +127,19 @@ def test_demo_refuses_a_workdir_it_cannot_use(tmp_path, setup, needle):
         (work / "notes.txt").write_text("mine")
     elif setup == "other-seed":
         (work / "demo.json").write_text(json.dumps({"seed": 5, "fast": True, "profile": PROFILES["fast"]}))
-    else:  # a stage that never wrote finished_at: its checkpoints may be half-evaluated in the DB
+    else:  # a stage that never wrote finished_at, one of whose checkpoints is already in the DB
+        from walkrun.db import store
+        from walkrun.db.engine import session_scope
+
         (work / "demo.json").write_text(json.dumps({"seed": 0, "fast": True, "profile": PROFILES["fast"]}))
-        (work / "models" / "stage2").mkdir(parents=True)
-        (work / "models" / "stage2" / "walkrun_run.json").write_text(json.dumps({"finished_at": None}))
-    before = sorted(str(x.relative_to(work)) for x in work.rglob("*"))
+        ckpt = work / "models" / "stage2" / "global_step4_hf"
+        ckpt.mkdir(parents=True)
+        (ckpt.parent / "walkrun_run.json").write_text(json.dumps({"finished_at": None}))
+        with session_scope(f"sqlite:///{work / 'walkrun.db'}") as s:
+            store.get_or_create_checkpoint(s, ckpt, stage="stage2", step=4)
+    before = sorted(str(x.relative_to(work)) for x in work.rglob("*") if ".db" not in x.name)
     p = _run(["demo", "--fast", "--workdir", str(work)], timeout=120)
     assert p.returncode == 2
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("walkrun: error: demo:") and needle in err[0]
-    assert sorted(str(x.relative_to(work)) for x in work.rglob("*")) == before  # nothing written
+    assert sorted(str(x.relative_to(work)) for x in work.rglob("*") if ".db" not in x.name) == before  # untouched

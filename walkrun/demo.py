@@ -52,6 +52,7 @@ PROFILES: dict[str, dict] = {
 # changes no output on the synthetic task (checked: identical logits).
 CONTEXT = 1024
 MAX_NEW_TOKENS = 96  # the synthetic task's cap (walkrun.train.synthetic.MAX_NEW_TOKENS), also for math500
+STUCK_S = 120.0  # a finished stage's folder that is still not a complete checkpoint after this is reported
 CONTROL_TOLERANCE = 0.10  # the control "did not shorten" if its mean tokens fell by less than this
 STAGES = ("sft", "stage1", "stage2", "control")
 LABEL = {"sft": "SFT", "stage1": "stage 1", "stage2": "stage 2", "control": "control"}
@@ -130,10 +131,12 @@ def _resolve_db(cfg: DemoConfig) -> tuple[str, bool]:
     return f"sqlite:///{Path(cfg.workdir) / 'walkrun.db'}", False
 
 
-def _check_workdir(cfg: DemoConfig, lay: Layout) -> None:
-    """A new folder, or one an earlier demo with the same settings left in a resumable state."""
+def _check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
+    """A new folder, or one an earlier demo with the same settings left in a resumable state.
+    Returns the interrupted stage folders it removed (to be trained again)."""
     state = lay.root / STATE_FILE
     mine = {"seed": cfg.seed, "fast": cfg.fast, "profile": cfg.profile}
+    stale: list[Path] = []
     if lay.root.exists() and not lay.root.is_dir():
         raise WalkrunError(f"demo: --workdir {lay.root} is a file; give a folder")
     if lay.root.is_dir() and any(lay.root.iterdir()):
@@ -144,15 +147,33 @@ def _check_workdir(cfg: DemoConfig, lay: Layout) -> None:
         if {k: prev.get(k) for k in mine} != mine:
             raise WalkrunError(f"demo: {lay.root} holds a demo with other settings (seed {prev.get('seed')}, "
                                f"fast {prev.get('fast')}); give another --workdir")
-        for stage in STAGES[1:]:
-            d = lay.dir(stage)
-            if d.exists() and not _finished(d):
+        stale = [lay.dir(stage) for stage in STAGES[1:] if lay.dir(stage).exists() and not _finished(lay.dir(stage))]
+        for d in stale:
+            # A retrained stage writes the same checkpoint paths, and evaluations are keyed by path:
+            # rows of the interrupted run would pass for the new one. Retrain only if it has none.
+            if _db_has_checkpoints_under(lay.db, d):
                 raise WalkrunError(
-                    f"demo: {d} is a training stage that was interrupted; its checkpoints may already be in the "
-                    f"results DB, so the demo does not retrain into it. Delete {lay.root} (and its rows, if "
-                    f"WALKRUN_DB is shared) or give a new --workdir")
+                    f"demo: {d} is a training stage that was interrupted after some of its checkpoints were "
+                    f"evaluated; retraining would mix those results with the new ones. Delete {lay.root} (and "
+                    f"its rows, if WALKRUN_DB is shared) or give a new --workdir")
+        for d in stale:
+            shutil.rmtree(d)
     lay.root.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(mine, indent=2) + "\n")
+    return stale
+
+
+def _db_has_checkpoints_under(url: str, folder: Path) -> bool:
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return False
+    from sqlalchemy import select
+
+    from walkrun.db.engine import session_scope
+    from walkrun.db.models import Checkpoint
+
+    with session_scope(url, readonly=True) as s:
+        return s.scalar(select(Checkpoint.id).where(Checkpoint.source.startswith(str(folder) + os.sep)).limit(1)) \
+            is not None
 
 
 def _finished(run_dir: Path) -> bool:
@@ -330,13 +351,21 @@ def _compact(res: dict) -> dict:
 def _eval_worker(jobs, events, configs: dict, samples: int, log_path: str) -> None:
     """Runs in its own process: a Watcher per evaluation setting on each stage folder handed over,
     evaluating checkpoints as they become complete, until told the stage is over and all are done."""
+    import multiprocessing
+    import queue
+    import signal
+
+    # Ctrl-C reaches the whole process group: the demo process stops this one (SIGTERM), and
+    # SIGTERM unwinds through `finally` so the grader's pool goes with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parent = multiprocessing.parent_process()
     log = open(log_path, "a", buffering=1)
     os.dup2(log.fileno(), 1)  # lm-eval, transformers and the watcher's own tables go to the log
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
     try:
         _quiet()
-        import queue
 
         import torch
 
@@ -355,6 +384,9 @@ def _eval_worker(jobs, events, configs: dict, samples: int, log_path: str) -> No
         active: list[dict] = []
         stopping = False
         while True:
+            if parent is not None and not parent.is_alive():
+                print("walkrun demo: the demo process is gone; stopping", flush=True)
+                break
             try:
                 while True:
                     msg = jobs.get(timeout=0 if active or stopping else 1.0)
@@ -396,10 +428,16 @@ def _eval_worker(jobs, events, configs: dict, samples: int, log_path: str) -> No
             if not ready:
                 pending = [p for _, p in watch.find_checkpoints(job["dir"]) if p not in lead.handled]
                 if job["finished"] and not pending:
-                    events.put(("stage_done", job["stage"]))
+                    events.put(("stage_done", job["stage"], []))
+                    active.pop(0)
+                elif job["finished"] and time.time() - job.setdefault("idle_since", time.time()) > STUCK_S:
+                    # The stage is over, so nothing will complete these folders any more.
+                    events.put(("stage_done", job["stage"], [p.name for p in pending]))
                     active.pop(0)
                 else:
                     time.sleep(1.0)
+            else:
+                job.pop("idle_since", None)
         events.put(("exit", None))
     except BaseException:
         events.put(("error", traceback.format_exc()))
@@ -463,7 +501,11 @@ class EvalProcess:
                 self.say(f"  [eval] {LABEL[stage]:<7} step {step:>4}: " + _fmt_eval(res) + f"  ({secs:.0f}s)"
                          + (f"  FAILED {bad}" if bad else ""))
             elif kind == "stage_done":
-                self.stages_done.add(rest[0])
+                stage, never_complete = rest
+                self.stages_done.add(stage)
+                for name in never_complete:
+                    self.failed.append(f"{LABEL[stage]} {name}: never complete (no config, weights or tokenizer)")
+                    self.say(f"  [eval] {LABEL[stage]} {name}: never became a complete checkpoint; skipped")
             elif kind == "error":
                 self.error = rest[0]
                 break
@@ -604,7 +646,7 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
     out = out or sys.stdout
     db, external = _resolve_db(cfg)
     lay = Layout(cfg, db, external)
-    _check_workdir(cfg, lay)
+    stale = _check_workdir(cfg, lay)
     lay.logs.mkdir(exist_ok=True)
     say = Printer(lay.logs / "demo.log")
     t_start = time.time()
@@ -616,6 +658,8 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
 
     say(f"walkrun demo: seed {cfg.seed}, {'fast' if cfg.fast else 'full'} profile, workdir {lay.root}")
     say(f"  results DB: {lay.db}")
+    for d in stale:
+        say(f"  {d.name} was interrupted before any of its checkpoints was evaluated: training it again")
     # Problems that would stop the evaluation later stop the demo now, before any training.
     benchmarks.load("math500", limit=cfg.math500_limit)
     runner.check_db(lay.db)
@@ -659,8 +703,10 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
         if ev.error:
             raise WalkrunError(f"demo: the evaluation process failed (see {ev.log_path}): "
                                f"{ev.error.strip().splitlines()[-1]}")
-    except BaseException:
+    except BaseException as e:
         ev.kill()
+        if isinstance(e, KeyboardInterrupt):
+            say("walkrun demo: interrupted; the same command resumes (finished stages and evaluations are kept)")
         raise
 
     say(f"[5/5] leaderboard -> {lay.site}")

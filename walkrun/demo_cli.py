@@ -25,8 +25,15 @@ def demo(
     DB (sampled pass@1 at T=1 and greedy on the task, a slice of MATH-500), the leaderboard built
     to WORKDIR/site, and a table of accuracy and mean tokens per stage.
     """
+    import signal
+
     from walkrun.demo import DemoConfig, run_demo
 
+    def stop(signum, _frame):  # SIGTERM/SIGHUP unwind like Ctrl-C: the evaluation process is stopped too
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     run_demo(DemoConfig(workdir=str(workdir) if workdir else None, fast=fast, seed=seed, db=db, progress=not quiet))
 
 
