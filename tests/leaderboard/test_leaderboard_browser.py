@@ -70,7 +70,8 @@ def test_page_renders_rows_and_plots_and_runs_no_script_from_the_db(lb_db, lb_se
         front = pareto_front([(a["mean_tokens"], a["accuracy"]) for a in mine])
         assert page.locator(f"#scatter-{i} .scatterlayer path.point").count() == len(mine) + len(front)
         assert page.locator(f"#scatter-{i} .legendtext", has_text="Pareto frontier").count() == 1
-    assert page.locator("#run-0 .scatterlayer path.point").count() > 0
+    page.locator("#run-0").scroll_into_view_if_needed()  # plots below the fold are drawn on approach
+    page.wait_for_selector("#run-0 .scatterlayer path.point")
     assert page.locator("#run-0 .shapelayer path").count() == 2  # SFT -> stage 1 -> stage 2 boundaries
 
     # The injected name is text in the table and in the plot legend; nothing of it became markup.
@@ -78,6 +79,7 @@ def test_page_renders_rows_and_plots_and_runs_no_script_from_the_db(lb_db, lb_se
     assert evil_cell.inner_text() == EVIL_NAME
     assert page.locator("#scatter-0 .legendtext", has_text="(no training run)").count() == 1
     # Plotly's hover label shows the name as the same text (its own mini-HTML is not fooled).
+    page.locator("#scatter-0").scroll_into_view_if_needed()
     ext = page.locator("#scatter-0 .scatterlayer .trace").nth(1).locator("path.point").first
     box = ext.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -106,6 +108,7 @@ def test_page_renders_rows_and_plots_and_runs_no_script_from_the_db(lb_db, lb_se
     page.select_option("#f-task", "")
     assert _visible_rows(page) == 12
     page.click("#lb-table th[data-key=task]")  # back to benchmark order for the screenshot
+    page.wait_for_selector("html[data-plots-drawn='1']")
     shot = _artifacts(tmp_path) / "leaderboard.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")

@@ -25,8 +25,9 @@ from walkrun.leaderboard import figures as F
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FILL_COMMANDS = [
-    ("walkrun eval MODEL --tasks aime24,amc23,math500", "evaluate one checkpoint (a local folder or hub id)"),
+    ("walkrun eval --model MODEL --tasks aime24,amc23,math500", "evaluate one checkpoint (a local folder or hub id)"),
     ("walkrun watch RUN_DIR", "evaluate every checkpoint of a training run as it is saved"),
+    ("walkrun demo --fast", "or run the whole tiny pipeline on this machine (train, evaluate, build this page)"),
 ]
 
 

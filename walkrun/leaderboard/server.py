@@ -121,6 +121,7 @@ def serve(cfg: ServeConfig) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((cfg.host, cfg.port))
+        sock.listen(2048)  # connections queue from now on, so the printed URL works at once
     except OSError as e:
         sock.close()
         raise WalkrunError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}; pick another --port "

@@ -8,12 +8,13 @@
     var holder = document.getElementById("lb-figures");
     if (!holder || typeof Plotly === "undefined") return;
     var figures = JSON.parse(holder.textContent);
-    var nodes = document.querySelectorAll("[data-figure]");
-    for (var i = 0; i < nodes.length; i++) {
-      var el = nodes[i];
+    function draw(el) {
+      if (el.getAttribute("data-drawn")) return;
       var fig = figures[el.getAttribute("data-figure")];
-      if (!fig) continue;
-      Plotly.newPlot(el, fig.data, fig.layout, {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"]});
+      if (!fig) return;
+      el.setAttribute("data-drawn", "1");
+      Plotly.newPlot(el, fig.data, fig.layout,
+                     {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"]});
       el.on("plotly_click", function (ev) {
         var id = ev && ev.points && ev.points[0] && ev.points[0].customdata;
         if (id !== undefined && id !== null && /^[0-9]+$/.test(String(id))) {
@@ -21,6 +22,35 @@
         }
       });
     }
+    var nodes = Array.prototype.slice.call(document.querySelectorAll("[data-figure]"));
+    if (!("IntersectionObserver" in window)) {
+      nodes.forEach(draw);
+      document.documentElement.setAttribute("data-plots-drawn", "1");
+      return;
+    }
+    // With many training runs most plots are below the fold: draw each one as it comes near
+    // the viewport, so the first screen is ready without waiting for all of them.
+    var io = new IntersectionObserver(function (entries) {
+      entries.forEach(function (e) {
+        if (e.isIntersecting) { io.unobserve(e.target); draw(e.target); }
+      });
+    }, {rootMargin: "400px 0px"});
+    var top = window.innerHeight + 400;
+    nodes.forEach(function (el) {
+      if (!el.hidden && el.getBoundingClientRect().top < top) draw(el); else io.observe(el);
+    });
+    // Then the rest, one per tick, so they are there (printing, quick scrolling) without
+    // blocking the first screen. Hidden ones wait for the observer (they have no size yet).
+    var rest = nodes.filter(function (el) { return !el.getAttribute("data-drawn"); });
+    function next() {
+      var el = rest.shift();
+      while (el && (el.hidden || el.getAttribute("data-drawn"))) el = rest.shift();
+      if (!el) { document.documentElement.setAttribute("data-plots-drawn", "1"); return; }
+      io.unobserve(el);
+      draw(el);
+      setTimeout(next, 30);
+    }
+    setTimeout(next, 30);
   }
 
   function cellValue(row, key, kind) {
@@ -65,6 +95,18 @@
     });
   }
 
+  var searchCache = new WeakMap();
+  function searchText(row) {
+    var t = searchCache.get(row);
+    if (t === undefined) {
+      var a = row.querySelector('td[data-key="model"] a');
+      t = (row.textContent + " " + (row.getAttribute("data-stage") || "") + " " +
+           (a ? a.getAttribute("title") || "" : "")).toLowerCase();
+      searchCache.set(row, t);
+    }
+    return t;
+  }
+
   function makeFilterable(table) {
     var fTask = document.getElementById("f-task");
     var fStage = document.getElementById("f-stage");
@@ -77,7 +119,7 @@
       var words = (fText ? fText.value : "").toLowerCase().split(/\s+/).filter(Boolean);
       var shown = 0;
       Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
-        var hay = r.getAttribute("data-search") || "";
+        var hay = searchText(r);
         var ok = (!task || r.getAttribute("data-task") === task) &&
                  (!stage || r.getAttribute("data-stage") === stage) &&
                  words.every(function (w) { return hay.indexOf(w) >= 0; });
