@@ -148,7 +148,8 @@ def lb_server(lb_db):
 
 
 def parse_table(html: str, table_id: str) -> list[dict]:
-    """Rows of the results table `table_id`: the <tr> data attributes plus, per cell,
+    """Rows of the results table `table_id` (laid out or in its <template>): the <tr> data
+    attributes plus, per cell,
     "<key>" -> data-v (the exact value) and "<key>.text" -> the text shown."""
     from html.parser import HTMLParser
 
@@ -159,7 +160,8 @@ def parse_table(html: str, table_id: str) -> list[dict]:
 
         def handle_starttag(self, tag, attrs):
             a = dict(attrs)
-            if tag == "table" and a.get("id") == table_id:
+            # The rows past the first page wait in <template id="<table_id>-rest">.
+            if tag in ("table", "template") and a.get("id") in (table_id, table_id + "-rest"):
                 self.inside = True
             elif self.inside and tag == "tr" and "data-checkpoint-id" in a:
                 self.rows.append({k: v for k, v in a.items() if k.startswith("data-")})
@@ -171,7 +173,7 @@ def parse_table(html: str, table_id: str) -> list[dict]:
         def handle_endtag(self, tag):
             if tag == "td":
                 self.cell = None
-            elif tag == "table" and self.inside:
+            elif tag in ("table", "template") and self.inside:
                 self.inside = False
 
         def handle_data(self, d):

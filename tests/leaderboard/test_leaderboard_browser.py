@@ -128,17 +128,38 @@ def test_page_renders_rows_and_plots_and_runs_no_script_from_the_db(lb_db, lb_se
     assert events["dialogs"] == [] and events["errors"] == [] and events["console"] == []
 
 
-def test_static_build_renders_offline_from_disk(lb_db, browser_page, tmp_path):
+def test_static_build_renders_offline_from_disk_and_pages_long_tables(lb_db, browser_page, tmp_path, monkeypatch):
+    from walkrun.leaderboard import pages
     from walkrun.leaderboard.build import BuildConfig, build
 
     page, events = browser_page
+    monkeypatch.setattr(pages, "TABLE_PAGE", 5)  # 12 rows: 5 laid out, 7 in the <template>
     build(BuildConfig(out=tmp_path / "site", db=lb_db))
     # Any request that is not a local file would mean the page needs the network.
     remote = []
     page.on("request", lambda r: not r.url.startswith(("file://", "data:")) and remote.append(r.url))
     page.goto((tmp_path / "site" / "index.html").as_uri())
     page.wait_for_selector("#scatter-1 .scatterlayer path.point")
-    assert page.locator("#lb-table tbody tr").count() == 12
-    page.locator("#lb-table td[data-key=model] a").first.click()
+    rows = page.locator("#lb-table tbody tr")
+    assert rows.count() == 5 and page.locator("#row-count").inner_text() == "12 of 12 rows (first 5 shown)"
+    # Sorting sees every row, not just the laid-out ones: shortest first = the 5 shortest of all 12.
+    from walkrun.db import queries
+    from walkrun.db.engine import session_scope
+
+    with session_scope(lb_db, readonly=True, create=False) as s:
+        all_tokens = sorted(a["mean_tokens"] for a in queries.aggregate(s))
+    page.click("#lb-table th[data-key=mean_tokens]")
+    page.click("#lb-table th[data-key=mean_tokens]")  # second click: ascending
+    shown = lambda: [float(v) for v in rows.locator("td[data-key=mean_tokens]").evaluate_all(  # noqa: E731
+        "els => els.map(e => e.dataset.v)")]
+    assert shown() == all_tokens[:5]
+    page.click("#lb-table-more")
+    assert shown() == all_tokens[:10]
+    page.click("#lb-table-more")
+    assert shown() == all_tokens and page.locator("#lb-table-more").is_hidden()
+    page.select_option("#f-task", "math500")
+    assert rows.count() == 5 and page.locator("#row-count").inner_text() == "6 of 12 rows (first 5 shown)"
+    assert all(t == "math500" for t in rows.evaluate_all("els => els.map(e => e.dataset.task)"))
+    rows.locator("td[data-key=model] a").first.click()
     page.wait_for_selector("#ckpt-name")
     assert remote == [] and events["dialogs"] == [] and events["errors"] == []

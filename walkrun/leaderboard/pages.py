@@ -31,6 +31,11 @@ FILL_COMMANDS = [
 ]
 
 
+# Table rows laid out when the page opens; more on request (thousands of laid-out rows take
+# seconds in a browser, and a reader looks at the top of a sorted table anyway).
+TABLE_PAGE = 200
+
+
 @dataclass
 class PageOptions:
     """What the pages show; shared by `leaderboard serve` and `leaderboard build`."""
@@ -216,6 +221,7 @@ def index_context(rows: list[dict], db_label: str = "") -> dict:
         "root": "",
         "title": "walkrun leaderboard",
         "rows": rows,
+        "page_size": TABLE_PAGE,
         "tasks": tasks,
         "stages": sorted({r.get("stage") for r in rows if r.get("stage")}, key=F.stage_rank),
         "scatter": scatter,

@@ -63,38 +63,6 @@
     return isNaN(x) ? null : x;
   }
 
-  function makeSortable(table) {
-    var heads = table.querySelectorAll("thead th[data-key]");
-    var tbody = table.tBodies[0];
-    heads.forEach(function (th) {
-      function sort() {
-        var key = th.getAttribute("data-key"), kind = th.getAttribute("data-kind");
-        // Numbers start high-to-low (best accuracy first), text A-Z; a second click flips it.
-        var first = (kind === "text") ? "asc" : "desc";
-        var dir = th.getAttribute("aria-sort") === (first === "asc" ? "ascending" : "descending")
-          ? (first === "asc" ? "desc" : "asc") : first;
-        heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
-        th.setAttribute("aria-sort", dir === "asc" ? "ascending" : "descending");
-        var rows = Array.prototype.slice.call(tbody.rows);
-        var keyed = rows.map(function (r, i) { return [cellValue(r, key, kind), i, r]; });
-        keyed.sort(function (a, b) {
-          // Missing values always last, whichever the direction.
-          if (a[0] === null && b[0] === null) return a[1] - b[1];
-          if (a[0] === null) return 1;
-          if (b[0] === null) return -1;
-          var c = (typeof a[0] === "string") ? a[0].localeCompare(b[0]) : a[0] - b[0];
-          if (c === 0) return a[1] - b[1];
-          return dir === "asc" ? c : -c;
-        });
-        var frag = document.createDocumentFragment();
-        keyed.forEach(function (k) { frag.appendChild(k[2]); });
-        tbody.appendChild(frag);
-      }
-      th.addEventListener("click", sort);
-      th.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); } });
-    });
-  }
-
   var searchCache = new WeakMap();
   function searchText(row) {
     var t = searchCache.get(row);
@@ -107,34 +75,89 @@
     return t;
   }
 
-  function makeFilterable(table) {
-    var fTask = document.getElementById("f-task");
-    var fStage = document.getElementById("f-stage");
-    var fText = document.getElementById("f-text");
-    var count = document.getElementById("row-count");
-    if (!fTask && !fStage && !fText) return;
-    var total = table.tBodies[0].rows.length;
-    function apply() {
+  /* One results table: all its rows (the first page is in the <tbody>, the rest arrive inert in
+     <template id="<table id>-rest">, which costs no layout), sorted and filtered in memory; the
+     tbody shows the first `limit` matching rows. */
+  function ResultsTable(table) {
+    var tbody = table.tBodies[0];
+    var rest = document.getElementById(table.id + "-rest");
+    var all = Array.prototype.slice.call(tbody.rows);
+    if (rest) all = all.concat(Array.prototype.slice.call(rest.content.querySelectorAll("tr")));
+    var pageSize = parseInt(table.getAttribute("data-page") || "0", 10) || all.length;
+    var limit = pageSize, matching = all;
+    var fTask = document.getElementById("f-task"), fStage = document.getElementById("f-stage");
+    var fText = document.getElementById("f-text"), count = document.getElementById("row-count");
+    var more = document.getElementById(table.id + "-more");
+    var filtered = !!(fTask || fStage || fText) && table.id === "lb-table";
+
+    function render() {
+      var frag = document.createDocumentFragment();
+      matching.slice(0, limit).forEach(function (r) { frag.appendChild(r); });
+      tbody.replaceChildren(frag);
+      var shown = Math.min(limit, matching.length);
+      if (count && filtered) {
+        count.textContent = matching.length + " of " + all.length + " rows" +
+          (shown < matching.length ? " (first " + shown + " shown)" : "");
+      }
+      if (more) {
+        more.hidden = shown >= matching.length;
+        more.textContent = "show " + Math.min(pageSize, matching.length - shown) + " more rows";
+      }
+    }
+
+    function filter() {
+      if (!filtered) { matching = all; return; }
       var task = fTask ? fTask.value : "", stage = fStage ? fStage.value : "";
       var words = (fText ? fText.value : "").toLowerCase().split(/\s+/).filter(Boolean);
-      var shown = 0;
-      Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
+      matching = all.filter(function (r) {
         var hay = searchText(r);
-        var ok = (!task || r.getAttribute("data-task") === task) &&
-                 (!stage || r.getAttribute("data-stage") === stage) &&
-                 words.every(function (w) { return hay.indexOf(w) >= 0; });
-        r.hidden = !ok;
-        if (ok) shown++;
+        return (!task || r.getAttribute("data-task") === task) &&
+               (!stage || r.getAttribute("data-stage") === stage) &&
+               words.every(function (w) { return hay.indexOf(w) >= 0; });
       });
-      if (count) count.textContent = shown + " of " + total + " rows";
       // The benchmark filter also picks which accuracy-vs-tokens plots are shown.
       document.querySelectorAll(".plot[data-task]").forEach(function (p) {
         p.hidden = !!task && p.getAttribute("data-task") !== task;
         if (!p.hidden && typeof Plotly !== "undefined" && p.data) Plotly.Plots.resize(p);
       });
     }
-    [fTask, fStage].forEach(function (el) { if (el) el.addEventListener("change", apply); });
-    if (fText) fText.addEventListener("input", apply);
+
+    var heads = table.querySelectorAll("thead th[data-key]");
+    heads.forEach(function (th) {
+      function sort() {
+        var key = th.getAttribute("data-key"), kind = th.getAttribute("data-kind");
+        // Numbers start high-to-low (best accuracy first), text A-Z; a second click flips it.
+        var first = (kind === "text") ? "asc" : "desc";
+        var dir = th.getAttribute("aria-sort") === (first === "asc" ? "ascending" : "descending")
+          ? (first === "asc" ? "desc" : "asc") : first;
+        heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", dir === "asc" ? "ascending" : "descending");
+        var keyed = all.map(function (r, i) { return [cellValue(r, key, kind), i, r]; });
+        keyed.sort(function (a, b) {
+          // Missing values always last, whichever the direction; ties keep the current order.
+          if (a[0] === null && b[0] === null) return a[1] - b[1];
+          if (a[0] === null) return 1;
+          if (b[0] === null) return -1;
+          var c = (typeof a[0] === "string") ? a[0].localeCompare(b[0]) : a[0] - b[0];
+          if (c === 0) return a[1] - b[1];
+          return dir === "asc" ? c : -c;
+        });
+        all = keyed.map(function (k) { return k[2]; });
+        filter();
+        render();
+      }
+      th.addEventListener("click", sort);
+      th.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); }
+      });
+    });
+    if (filtered) {
+      var onChange = function () { limit = pageSize; filter(); render(); };
+      [fTask, fStage].forEach(function (el) { if (el) el.addEventListener("change", onChange); });
+      if (fText) fText.addEventListener("input", onChange);
+    }
+    if (more) more.addEventListener("click", function () { limit += pageSize; render(); });
+    if (rest) render();
   }
 
   function outcomeFilters() {
@@ -150,9 +173,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("table.lb").forEach(function (t) { makeSortable(t); });
-    var main = document.getElementById("lb-table");
-    if (main) makeFilterable(main);
+    document.querySelectorAll("table.lb").forEach(function (t) { ResultsTable(t); });
     outcomeFilters();
     drawFigures();
     document.documentElement.setAttribute("data-ready", "1");
