@@ -48,6 +48,26 @@ def cannot_open(url: str | Engine, exc: BaseException) -> WalkrunError:
     return WalkrunError(f"cannot open database {safe_url(url)}: {why} (check WALKRUN_DB / --db)")
 
 
+def _set_wal(cur) -> None:
+    """Switch the file to WAL once (the mode persists in the file). The switch needs an exclusive
+    lock and SQLite answers it with "database is locked" at once, busy timeout or not, when
+    another process has the file open, e.g. two processes creating the DB together: retry."""
+    import sqlite3
+    import time
+
+    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -55,7 +75,7 @@ def _sqlite_setup(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: a crash loses no committed data
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
