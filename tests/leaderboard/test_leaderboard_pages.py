@@ -170,3 +170,20 @@ def test_cli_reports_a_taken_port_in_one_line(lb_db, lb_server):
 
 def test_server_binds_localhost_by_default(lb_server):
     assert lb_server.url.startswith("http://127.0.0.1:")
+
+
+def test_problem_table_shows_a_wrong_and_a_right_sample_and_clips_long_responses():
+    from walkrun.leaderboard.pages import PageOptions, problem_table
+
+    rows = [{"problem_id": "7", "sample_index": i, "gold": "3", "response": "x" * (10 + i), "extracted": a,
+             "correct": a == "3", "n_tokens": 10 + i, "finish_reason": "length" if a is None else "stop",
+             "status": "ok"} for i, a in enumerate(["3", "3", "5", None])]
+    (p,) = problem_table(rows, PageOptions(samples_per_problem=2, response_chars=11))
+    assert (p["n"], p["n_correct"], p["n_truncated"], p["outcome"]) == (4, 2, 1, "mixed")
+    assert p["mean_tokens"] == 11.5 and p["answers"][0] == ("3", 2)
+    assert [s["sample_index"] for s in p["samples"]] == [0, 2]  # first right, first wrong
+    assert [(len(s["text"]), s["clipped"]) for s in p["samples"]] == [(10, 0), (11, 1)]
+    (p,) = problem_table(rows, PageOptions(samples_per_problem=0))
+    assert p["samples"] == []
+    with pytest.raises(WalkrunError):
+        PageOptions(samples_per_problem=-1)
