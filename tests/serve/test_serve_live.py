@@ -226,8 +226,9 @@ def test_demo_streams_both_sides_with_server_token_counts(servers, demo):
         for k, j in enumerate((2, 5)):
             partial = _partial_counts(updates, j)
             assert all(n is not None for n in partial) and partial == sorted(partial)
-            assert all(n < stats[k]["completion_tokens"] for n in partial)
-            streamed[k] = streamed[k] or bool(partial)
+            # a burst can deliver the last tokens before the closing "done" update: <=, not <
+            assert all(n <= stats[k]["completion_tokens"] for n in partial)
+            streamed[k] = streamed[k] or any(n < stats[k]["completion_tokens"] for n in partial)
         if all(streamed):
             break
         # On a CPU-starved box a server can hold back a whole reply and send it in one burst
