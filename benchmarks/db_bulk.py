@@ -27,11 +27,21 @@ def _rows(rng: random.Random, problems: int, k: int, text_len: int) -> list[dict
             ok = rng.random() < 0.4
             ans = gold if ok else str(rng.randint(0, 999))
             truncated = rng.random() < 0.05
-            out.append(dict(problem_id=f"p{p:05d}", sample_index=i, gold=gold,
-                            response=filler[:text_len] + f"\\boxed{{{ans}}}", extracted=None if truncated else ans,
-                            correct=ok and not truncated, status="no_answer" if truncated else "ok",
-                            has_boxed=not truncated, n_tokens=rng.randint(50, 4000),
-                            finish_reason="length" if truncated else "stop", latency_s=rng.random() * 10))
+            out.append(
+                dict(
+                    problem_id=f"p{p:05d}",
+                    sample_index=i,
+                    gold=gold,
+                    response=filler[:text_len] + f"\\boxed{{{ans}}}",
+                    extracted=None if truncated else ans,
+                    correct=ok and not truncated,
+                    status="no_answer" if truncated else "ok",
+                    has_boxed=not truncated,
+                    n_tokens=rng.randint(50, 4000),
+                    finish_reason="length" if truncated else "stop",
+                    latency_s=rng.random() * 10,
+                )
+            )
     return out
 
 
@@ -65,8 +75,9 @@ def main() -> None:
     for c, rows in enumerate(batches):
         with session_scope(url) as s:
             tr = store.get_or_create_training_run(s, f"bench-{tag}", "local")
-            ckpt = store.get_or_create_checkpoint(s, f"bench/{tag}/global_step{c * 10}_hf", training_run=tr,
-                                                  stage="stage2", step=c * 10)
+            ckpt = store.get_or_create_checkpoint(
+                s, f"bench/{tag}/global_step{c * 10}_hf", training_run=tr, stage="stage2", step=c * 10
+            )
             run = store.start_eval_run(s, ckpt, "math500", "1", {"k": args.k, "temperature": 0.6}, "bench", "0", "g")
             store.add_samples(s, run, rows)
             store.finish_eval_run(s, run, "done")
@@ -110,8 +121,10 @@ def main() -> None:
     print(f"baseline (ORM add+flush/row):   {len(base_rows)} rows in {base_s:.2f} s = {base_rate:,.0f} rows/s")
     print(f"ratio bulk/baseline:            {bulk_rate / base_rate:.1f}x")
     print(f"idempotent re-send:             {skipped} of {len(batches[0])} rows skipped in {resend_s:.2f} s")
-    print(f"leaderboard aggregate:          {len(board)} rows over {rows_in_board} samples, "
-          f"median {statistics.median(times) * 1000:.0f} ms (of {', '.join(f'{t * 1000:.0f}' for t in times)} ms)")
+    print(
+        f"leaderboard aggregate:          {len(board)} rows over {rows_in_board} samples, "
+        f"median {statistics.median(times) * 1000:.0f} ms (of {', '.join(f'{t * 1000:.0f}' for t in times)} ms)"
+    )
     print(f"trajectory ({len(traj)} checkpoints):     {traj_s * 1000:.0f} ms")
 
 

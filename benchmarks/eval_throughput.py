@@ -24,11 +24,21 @@ from pathlib import Path
 def measure(backend: str, model_dir: Path, args, db_url: str) -> dict:
     from walkrun.evaluate import runner
 
-    cfg = runner.EvalConfig(model=str(model_dir), tasks=[args.task], backend="hf" if backend == "raw-hf" else backend,
-                            samples=args.samples,
-                            temperature=0.6, top_p=0.95, max_new_tokens=args.max_new_tokens, limit=args.problems,
-                            db=db_url, chunk_size=args.problems, batch_size=args.hf_batch_size, dtype="float32",
-                            progress=False)
+    cfg = runner.EvalConfig(
+        model=str(model_dir),
+        tasks=[args.task],
+        backend="hf" if backend == "raw-hf" else backend,
+        samples=args.samples,
+        temperature=0.6,
+        top_p=0.95,
+        max_new_tokens=args.max_new_tokens,
+        limit=args.problems,
+        db=db_url,
+        chunk_size=args.problems,
+        batch_size=args.hf_batch_size,
+        dtype="float32",
+        progress=False,
+    )
     source, mconfig, tok, plans, tm = runner.prepare(cfg)
     if backend == "raw-hf":
         return raw_generate(model_dir, plans[0], tok, args)
@@ -53,8 +63,16 @@ def measure(backend: str, model_dir: Path, args, db_url: str) -> dict:
         runner.run_plan(plans[0], lm, tm, runner.checkpoint_kwargs(cfg, source), cfg, f"bench-{backend}")
     finally:
         runner.close_lm(lm)
-    return {"backend": backend, "load_s": load_s, "gen_s": spent[0], "tokens": tokens[0], "responses": responses[0],
-            "problems": len(plans[0].rows), "tok_s": tokens[0] / spent[0], "prob_s": len(plans[0].rows) / spent[0]}
+    return {
+        "backend": backend,
+        "load_s": load_s,
+        "gen_s": spent[0],
+        "tokens": tokens[0],
+        "responses": responses[0],
+        "problems": len(plans[0].rows),
+        "tok_s": tokens[0] / spent[0],
+        "prob_s": len(plans[0].rows) / spent[0],
+    }
 
 
 def raw_generate(model_dir: Path, plan, tok, args) -> dict:
@@ -68,20 +86,39 @@ def raw_generate(model_dir: Path, plan, tok, args) -> dict:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     load_s = time.perf_counter() - t0
     tok.padding_side = "left"
-    prompts = [tok.apply_chat_template([{"role": "user", "content": scoring.doc_to_text(r)}], tokenize=False,
-                                       add_generation_prompt=True) for r in plan.rows for _ in range(plan.k)]
+    prompts = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": scoring.doc_to_text(r)}], tokenize=False, add_generation_prompt=True
+        )
+        for r in plan.rows
+        for _ in range(plan.k)
+    ]
     spent, tokens = 0.0, 0
     torch.manual_seed(0)
     for i in range(0, len(prompts), args.hf_batch_size):
-        enc = tok(prompts[i:i + args.hf_batch_size], return_tensors="pt", padding=True)
+        enc = tok(prompts[i : i + args.hf_batch_size], return_tensors="pt", padding=True)
         t = time.perf_counter()
-        out = model.generate(**enc, do_sample=True, temperature=0.6, top_p=0.95, max_new_tokens=args.max_new_tokens,
-                             pad_token_id=tok.pad_token_id)
+        out = model.generate(
+            **enc,
+            do_sample=True,
+            temperature=0.6,
+            top_p=0.95,
+            max_new_tokens=args.max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+        )
         spent += time.perf_counter() - t
-        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
             tokens += next((j + 1 for j, x in enumerate(row) if x == tok.eos_token_id), len(row))
-    return {"backend": "raw-hf", "load_s": load_s, "gen_s": spent, "tokens": tokens, "responses": len(prompts),
-            "problems": len(plan.rows), "tok_s": tokens / spent, "prob_s": len(plan.rows) / spent}
+    return {
+        "backend": "raw-hf",
+        "load_s": load_s,
+        "gen_s": spent,
+        "tokens": tokens,
+        "responses": len(prompts),
+        "problems": len(plan.rows),
+        "tok_s": tokens / spent,
+        "prob_s": len(plan.rows) / spent,
+    }
 
 
 def main() -> None:
@@ -107,9 +144,13 @@ def main() -> None:
         model_dir = Path(args.model) if args.model else build_tiny(Path(tmp) / "small", size="small")
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        n_params = sum(x.numel() for x in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).parameters())
-        print(f"model: {model_dir} ({n_params / 1e6:.1f}M params); torch threads {torch.get_num_threads()}; "
-              f"{args.problems} {args.task} problems x {args.samples} samples, up to {args.max_new_tokens} new tokens")
+        n_params = sum(
+            x.numel() for x in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).parameters()
+        )
+        print(
+            f"model: {model_dir} ({n_params / 1e6:.1f}M params); torch threads {torch.get_num_threads()}; "
+            f"{args.problems} {args.task} problems x {args.samples} samples, up to {args.max_new_tokens} new tokens"
+        )
         db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         backends = ("hf", "vllm") + (("raw-hf",) if args.raw_hf else ())
         print(f"{'backend':8} {'load s':>7} {'gen s':>7} {'tokens':>7} {'tokens/s':>9} {'problems/s':>10}", flush=True)
@@ -117,8 +158,11 @@ def main() -> None:
         for b in backends:
             r = measure(b, model_dir, args, db_url)
             results.append(r)
-            print(f"{r['backend']:8} {r['load_s']:7.1f} {r['gen_s']:7.1f} {r['tokens']:7d} {r['tok_s']:9.1f} "
-                  f"{r['prob_s']:10.3f}", flush=True)
+            print(
+                f"{r['backend']:8} {r['load_s']:7.1f} {r['gen_s']:7.1f} {r['tokens']:7d} {r['tok_s']:9.1f} "
+                f"{r['prob_s']:10.3f}",
+                flush=True,
+            )
     hf, vl = results[:2]
     print(f"vllm / hf: {vl['tok_s'] / hf['tok_s']:.2f}x tokens/s, {vl['prob_s'] / hf['prob_s']:.2f}x problems/s")
 

@@ -17,8 +17,10 @@ import time
 from walkrun import benchmarks
 from walkrun.grading import GRADER_VERSION, grade_many, grade_unguarded
 
-FILLER = ("We first simplify the expression. Let $x = {a}$ and note that $x^2 - {b}x + {c} = 0$. "
-          "Checking the case $n = {a}$ gives ${b} + {c} = {d}$, consistent with the constraint. ")
+FILLER = (
+    "We first simplify the expression. Let $x = {a}$ and note that $x^2 - {b}x + {c} = 0$. "
+    "Checking the case $n = {a}$ gives ${b} + {c} = {d}$, consistent with the constraint. "
+)
 
 
 def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -27,8 +29,10 @@ def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     pairs = []
     for i in range(n):
         gold = golds[i % len(golds)]
-        body = "".join(FILLER.format(a=rng.randint(1, 9), b=rng.randint(1, 20), c=rng.randint(1, 50), d=rng.randint(1, 70))
-                       for _ in range(rng.randint(2, 12)))
+        body = "".join(
+            FILLER.format(a=rng.randint(1, 9), b=rng.randint(1, 20), c=rng.randint(1, 50), d=rng.randint(1, 70))
+            for _ in range(rng.randint(2, 12))
+        )
         kind = rng.random()
         if kind < 0.55:
             answer = rf"Therefore the answer is $\boxed{{{gold}}}$."
@@ -66,11 +70,15 @@ def main() -> None:
     t_pool = time.perf_counter() - t
 
     agree = sum(a.correct == b.correct for a, b in zip(serial, pooled))
-    print(f"serial : {len(pairs) / t_serial:8.1f} items/s  ({t_serial:.1f} s; per item median "
-          f"{statistics.median(per_item) * 1e3:.1f} ms, p95 {sorted(per_item)[int(0.95 * len(per_item))] * 1e3:.1f} ms)")
+    print(
+        f"serial : {len(pairs) / t_serial:8.1f} items/s  ({t_serial:.1f} s; per item median "
+        f"{statistics.median(per_item) * 1e3:.1f} ms, p95 {sorted(per_item)[int(0.95 * len(per_item))] * 1e3:.1f} ms)"
+    )
     print(f"pool   : {len(pairs) / t_pool:8.1f} items/s  ({t_pool:.1f} s)")
-    print(f"ratio pool/serial: {t_serial / t_pool:.2f}x; verdicts agree on {agree}/{len(pairs)}; "
-          f"accuracy {sum(g.correct for g in pooled) / len(pooled):.3f}")
+    print(
+        f"ratio pool/serial: {t_serial / t_pool:.2f}x; verdicts agree on {agree}/{len(pairs)}; "
+        f"accuracy {sum(g.correct for g in pooled) / len(pooled):.3f}"
+    )
 
 
 if __name__ == "__main__":

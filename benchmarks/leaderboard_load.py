@@ -40,8 +40,9 @@ def fill(url: str, n_checkpoints: int, seed: int = 0) -> None:
             run = store.get_or_create_training_run(s, f"run-{run_i:03d}", "local")
             stage = "stage1" if j < PER_RUN // 2 else "stage2"
             step = 10 * (j % (PER_RUN // 2) + 1)
-            ckpt = store.get_or_create_checkpoint(s, f"/synthetic/run-{run_i:03d}/{stage}/global_step{step}_hf",
-                                                  training_run=run, stage=stage, step=step)
+            ckpt = store.get_or_create_checkpoint(
+                s, f"/synthetic/run-{run_i:03d}/{stage}/global_step{step}_hf", training_run=run, stage=stage, step=step
+            )
             p_right = 0.2 + 0.6 * j / PER_RUN
             mean_tok = 600 - (300 * (j - PER_RUN // 2) / PER_RUN if stage == "stage2" else -100 * j / PER_RUN)
             for task in TASKS:
@@ -51,10 +52,19 @@ def fill(url: str, n_checkpoints: int, seed: int = 0) -> None:
                     for i in range(K):
                         ok = rng.random() < p_right
                         n_tok = max(1, int(rng.gauss(mean_tok, mean_tok / 4)))
-                        rows.append({"problem_id": str(p), "sample_index": i, "gold": str(p),
-                                     "response": f"reasoning ... \\boxed{{{p if ok else p + 1}}}",
-                                     "extracted": str(p if ok else p + 1), "correct": ok, "status": "ok",
-                                     "n_tokens": n_tok, "finish_reason": "length" if n_tok > 1000 else "stop"})
+                        rows.append(
+                            {
+                                "problem_id": str(p),
+                                "sample_index": i,
+                                "gold": str(p),
+                                "response": f"reasoning ... \\boxed{{{p if ok else p + 1}}}",
+                                "extracted": str(p if ok else p + 1),
+                                "correct": ok,
+                                "status": "ok",
+                                "n_tokens": n_tok,
+                                "finish_reason": "length" if n_tok > 1000 else "stop",
+                            }
+                        )
                 store.add_samples(s, ev, rows)
                 store.finish_eval_run(s, ev, "done")
 
@@ -69,8 +79,12 @@ def timed(fn, repeat: int = 3):
 
 
 def start_server(url: str):
-    proc = subprocess.Popen([sys.executable, "-m", "walkrun.cli", "leaderboard", "serve", "--port", "0", "--db", url],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "walkrun.cli", "leaderboard", "serve", "--port", "0", "--db", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line.startswith("walkrun leaderboard: http://"):
         proc.kill()
@@ -92,9 +106,20 @@ def browser_load(page_url: str) -> tuple[float, float] | tuple[None, None]:
 
     with sync_playwright() as p, tempfile.TemporaryDirectory() as prof:
         ctx = p.chromium.launch_persistent_context(
-            prof, executable_path="/usr/bin/chromium", headless=True, viewport={"width": 1400, "height": 1000},
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+            prof,
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = ctx.new_page()
         page.set_default_timeout(600_000)
         page.goto(page_url)  # warm the cache for plotly.min.js; then time reloads
@@ -155,13 +180,20 @@ def main() -> None:
         for n in args.sizes:
             r = measure(n, Path(d))
             results.append(r)
-            print(f"[{n} checkpoints] filled in {r['fill_s']:.1f}s; {r['rows']} rows, index.html {r['html_kb']:.0f} KB",
-                  flush=True)
+            print(
+                f"[{n} checkpoints] filled in {r['fill_s']:.1f}s; {r['rows']} rows, index.html {r['html_kb']:.0f} KB",
+                flush=True,
+            )
     base = results[0]
-    keys = [("aggregate_s", "queries.aggregate"), ("render_s", "render index.html"),
-            ("http_index_s", "GET /index.html (live)"), ("http_checkpoint_s", "GET one checkpoint page"),
-            ("browser_first_s", "Chromium: first screen drawn"),
-            ("browser_all_s", "Chromium: every plot drawn"), ("build_s", "static build (all pages)")]
+    keys = [
+        ("aggregate_s", "queries.aggregate"),
+        ("render_s", "render index.html"),
+        ("http_index_s", "GET /index.html (live)"),
+        ("http_checkpoint_s", "GET one checkpoint page"),
+        ("browser_first_s", "Chromium: first screen drawn"),
+        ("browser_all_s", "Chromium: every plot drawn"),
+        ("build_s", "static build (all pages)"),
+    ]
     print(f"\n{'measure':34s}" + "".join(f"{r['n']:>10d} ck" for r in results) + "   ratio")
     for key, label in keys:
         vals = [r.get(key) for r in results]

@@ -33,8 +33,9 @@ PROMPTS = [
 
 
 def prompts(n: int) -> list[list[dict]]:
-    return [[{"role": "user", "content": PROMPTS[i % len(PROMPTS)].format(a=3 + 7 * i, b=11 + 5 * i)}]
-            for i in range(n)]
+    return [
+        [{"role": "user", "content": PROMPTS[i % len(PROMPTS)].format(a=3 + 7 * i, b=11 + 5 * i)}] for i in range(n)
+    ]
 
 
 def chat_texts(tokenizer, conversations) -> list[str]:
@@ -48,8 +49,14 @@ async def _vllm_round(url: str, model: str, texts: list[str], tokens: int) -> tu
 
     async def one(text: str) -> int:
         stream = await client.completions.create(
-            model=model, prompt=text, max_tokens=tokens, temperature=0, stream=True,
-            stream_options={"include_usage": True}, extra_body={"ignore_eos": True})
+            model=model,
+            prompt=text,
+            max_tokens=tokens,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"ignore_eos": True},
+        )
         n = 0
         async for chunk in stream:
             if chunk.usage is not None:
@@ -63,13 +70,15 @@ async def _vllm_round(url: str, model: str, texts: list[str], tokens: int) -> tu
     return sum(counts), wall
 
 
-def bench_vllm(model_dir: Path, texts: list[str], tokens: int, repeats: int, cpu_cores: str | None,
-               preload_libs: bool = True) -> dict:
+def bench_vllm(
+    model_dir: Path, texts: list[str], tokens: int, repeats: int, cpu_cores: str | None, preload_libs: bool = True
+) -> dict:
     from walkrun.serve.vllm_server import start_server
 
     t0 = time.perf_counter()
-    server = start_server(str(model_dir), name="bench", cpu_cores=cpu_cores, max_model_len=2048,
-                          preload_libs=preload_libs)
+    server = start_server(
+        str(model_dir), name="bench", cpu_cores=cpu_cores, max_model_len=2048, preload_libs=preload_libs
+    )
     startup = time.perf_counter() - t0
     try:
         asyncio.run(_vllm_round(server.url, server.name, texts[:2], 16))  # warm-up, not counted
@@ -97,12 +106,16 @@ def bench_hf(model_dir: Path, texts: list[str], tokens: int, repeats: int) -> di
     batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     runs = []
     with torch.inference_mode():
-        model.generate(**tok(texts[:2], return_tensors="pt", padding=True, add_special_tokens=False),
-                       max_new_tokens=16, do_sample=False)  # warm-up
+        model.generate(
+            **tok(texts[:2], return_tensors="pt", padding=True, add_special_tokens=False),
+            max_new_tokens=16,
+            do_sample=False,
+        )  # warm-up
         for _ in range(repeats):
             t1 = time.perf_counter()
-            out = model.generate(**batch, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)
+            out = model.generate(
+                **batch, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=tok.pad_token_id
+            )
             wall = time.perf_counter() - t1
             n = (out.shape[1] - batch["input_ids"].shape[1]) * out.shape[0]
             runs.append(n / wall)
@@ -136,13 +149,22 @@ def main() -> None:
 
     v, h = statistics.median(vllm["tok_s"]), statistics.median(hf["tok_s"])
     result = {
-        "model_size": args.size, "requests": args.requests, "tokens": args.tokens, "preload": not args.no_preload,
-        "vllm": vllm, "hf": hf, "vllm_tok_s_median": round(v, 1), "hf_tok_s_median": round(h, 1),
-        "ratio_vllm_over_hf": round(v / h, 2), "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "model_size": args.size,
+        "requests": args.requests,
+        "tokens": args.tokens,
+        "preload": not args.no_preload,
+        "vllm": vllm,
+        "hf": hf,
+        "vllm_tok_s_median": round(v, 1),
+        "hf_tok_s_median": round(h, 1),
+        "ratio_vllm_over_hf": round(v / h, 2),
+        "load_avg": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "cpu_count": len(os.sched_getaffinity(0)),
     }
-    print(f"vLLM {v:.0f} tok/s (start-up {vllm['startup_s']}s) vs HF generate {h:.0f} tok/s: "
-          f"ratio {v / h:.2f}x   (load avg {result['load_avg'][0]} -> {result['load_avg'][1]})")
+    print(
+        f"vLLM {v:.0f} tok/s (start-up {vllm['startup_s']}s) vs HF generate {h:.0f} tok/s: "
+        f"ratio {v / h:.2f}x   (load avg {result['load_avg'][0]} -> {result['load_avg'][1]})"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 

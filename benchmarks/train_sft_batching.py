@@ -74,10 +74,14 @@ def main() -> None:
         opt.step()
     step = (time.perf_counter() - t) / n
 
-    print(f"batch of {a.batch_size}: HF tokenizer {base * 1e3:.2f} ms, char map {fast * 1e3:.2f} ms "
-          f"-> {base / fast:.1f}x faster")
-    print(f"one optimizer step of the 199k model: {step * 1e3:.0f} ms; batch building is "
-          f"{base / (base + step) * 100:.0f}% of a step with the tokenizer, {fast / (fast + step) * 100:.0f}% with the map")
+    print(
+        f"batch of {a.batch_size}: HF tokenizer {base * 1e3:.2f} ms, char map {fast * 1e3:.2f} ms "
+        f"-> {base / fast:.1f}x faster"
+    )
+    print(
+        f"one optimizer step of the 199k model: {step * 1e3:.0f} ms; batch building is "
+        f"{base / (base + step) * 100:.0f}% of a step with the tokenizer, {fast / (fast + step) * 100:.0f}% with the map"
+    )
 
 
 if __name__ == "__main__":

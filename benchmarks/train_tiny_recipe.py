@@ -32,13 +32,19 @@ def main() -> None:
     def ratio(a_, b_, key):
         return ev[a_][key] / ev[b_][key]
 
-    print(f"stage 1 vs SFT:     sampled acc {ev['sft']['pass@1[avg-of-k]']:.3f} -> {ev['stage1']['pass@1[avg-of-k]']:.3f}, "
-          f"length x{ratio('stage1', 'sft', 'mean_tokens'):.2f}")
-    print(f"stage 2 vs stage 1: sampled acc {ev['stage1']['pass@1[avg-of-k]']:.3f} -> {ev['stage2']['pass@1[avg-of-k]']:.3f}, "
-          f"length x{ratio('stage2', 'stage1', 'mean_tokens'):.2f}")
+    print(
+        f"stage 1 vs SFT:     sampled acc {ev['sft']['pass@1[avg-of-k]']:.3f} -> {ev['stage1']['pass@1[avg-of-k]']:.3f}, "
+        f"length x{ratio('stage1', 'sft', 'mean_tokens'):.2f}"
+    )
+    print(
+        f"stage 2 vs stage 1: sampled acc {ev['stage1']['pass@1[avg-of-k]']:.3f} -> {ev['stage2']['pass@1[avg-of-k]']:.3f}, "
+        f"length x{ratio('stage2', 'stage1', 'mean_tokens'):.2f}"
+    )
     if "control" in ev:
-        print(f"control vs stage 1: sampled acc {ev['stage1']['pass@1[avg-of-k]']:.3f} -> "
-              f"{ev['control']['pass@1[avg-of-k]']:.3f}, length x{ratio('control', 'stage1', 'mean_tokens'):.2f}")
+        print(
+            f"control vs stage 1: sampled acc {ev['stage1']['pass@1[avg-of-k]']:.3f} -> "
+            f"{ev['control']['pass@1[avg-of-k]']:.3f}, length x{ratio('control', 'stage1', 'mean_tokens'):.2f}"
+        )
     print(json.dumps({k: v["wall_seconds"] for k, v in s["stages"].items()}))
 
 

@@ -40,11 +40,17 @@ def _db_state(url: str) -> dict:
         for ckpt in s.scalars(select(Checkpoint)):
             evals = {}
             for run in s.scalars(select(EvalRun).where(EvalRun.checkpoint_id == ckpt.id)):
-                n, top = s.execute(select(func.count(), func.max(Sample.n_tokens))
-                                   .where(Sample.eval_run_id == run.id)).one()
+                n, top = s.execute(
+                    select(func.count(), func.max(Sample.n_tokens)).where(Sample.eval_run_id == run.id)
+                ).one()
                 evals[(run.task, run.k, float(run.temperature))] = (run.status, n, top)
-            out[ckpt.source] = {"stage": ckpt.stage, "step": ckpt.step, "name": ckpt.name,
-                                "run": ckpt.training_run.name if ckpt.training_run else None, "evals": evals}
+            out[ckpt.source] = {
+                "stage": ckpt.stage,
+                "step": ckpt.step,
+                "name": ckpt.name,
+                "run": ckpt.training_run.name if ckpt.training_run else None,
+                "evals": evals,
+            }
         runs = {r.name: r.config for r in s.scalars(select(TrainingRun))}
     return {"checkpoints": out, "runs": runs}
 
@@ -113,11 +119,14 @@ def test_fast_demo_evaluates_every_checkpoint_and_builds_the_page(tmp_path):
     assert "already trained" in again.stderr
 
 
-@pytest.mark.parametrize("setup, needle", [
-    ("foreign", "no demo wrote"),
-    ("other-seed", "other settings"),
-    ("interrupted", "was interrupted"),
-])
+@pytest.mark.parametrize(
+    "setup, needle",
+    [
+        ("foreign", "no demo wrote"),
+        ("other-seed", "other settings"),
+        ("interrupted", "was interrupted"),
+    ],
+)
 def test_demo_refuses_a_workdir_it_cannot_use(tmp_path, setup, needle):
     work = tmp_path / "w"
     work.mkdir()

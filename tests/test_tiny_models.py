@@ -44,7 +44,9 @@ def test_tiny_model_config_fits_vllm_cpu_attention(tiny_model):
 
 def test_cli_builds_a_loadable_model(tmp_path):
     walkrun = Path(sys.executable).with_name("walkrun")
-    out = subprocess.run([str(walkrun), "model", "tiny", str(tmp_path / "m")], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(walkrun), "model", "tiny", str(tmp_path / "m")], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "wrote tiny Qwen2" in out.stdout
     for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):

@@ -41,10 +41,28 @@ from walkrun.settings import WalkrunError
 # Sizes of the two profiles. "full" is the notes' recommended recipe (tinyrl.md §5); "fast" is the
 # smallest run that still has every part (3 stage-2 checkpoints, both evaluations, the page).
 PROFILES: dict[str, dict] = {
-    "full": dict(sft_steps=1000, stage1_rounds=20, stage2_rounds=40, stage1_save_steps=20, stage2_save_steps=20,
-                 eval_problems=200, eval_samples=4, math500_limit=5, eval_batch_size=256),
-    "fast": dict(sft_steps=250, stage1_rounds=4, stage2_rounds=6, stage1_save_steps=8, stage2_save_steps=4,
-                 eval_problems=40, eval_samples=4, math500_limit=2, eval_batch_size=256),
+    "full": dict(
+        sft_steps=1000,
+        stage1_rounds=20,
+        stage2_rounds=40,
+        stage1_save_steps=20,
+        stage2_save_steps=20,
+        eval_problems=200,
+        eval_samples=4,
+        math500_limit=5,
+        eval_batch_size=256,
+    ),
+    "fast": dict(
+        sft_steps=250,
+        stage1_rounds=4,
+        stage2_rounds=6,
+        stage1_save_steps=8,
+        stage2_save_steps=4,
+        eval_problems=40,
+        eval_samples=4,
+        math500_limit=2,
+        eval_batch_size=256,
+    ),
 }
 # The synthetic model's nominal context is 128 positions, enough for running sums but not for a
 # MATH-500 prompt (~100-700 characters, one token each); the eval runner rightly refuses prompts
@@ -62,20 +80,29 @@ SUMMARY_FILE = "demo_summary.json"
 
 @dataclass
 class DemoConfig:
-    workdir: str | None = field(default=None, metadata={
-        "help": "folder for models, the DB, the site and logs (default runs/demo[-fast]-seedS)"})
+    workdir: str | None = field(
+        default=None, metadata={"help": "folder for models, the DB, the site and logs (default runs/demo[-fast]-seedS)"}
+    )
     fast: bool = field(default=False, metadata={"help": "smoke-sized run (< 5 min) instead of the full recipe"})
     seed: int = field(default=0, metadata={"help": "seed of model init, data, RL and evaluation sampling"})
-    db: str | None = field(default=None, metadata={"help": "results DB URL (default WALKRUN_DB, else WORKDIR/walkrun.db)"})
+    db: str | None = field(
+        default=None, metadata={"help": "results DB URL (default WALKRUN_DB, else WORKDIR/walkrun.db)"}
+    )
     sft_steps: int | None = field(default=None, metadata={"help": "SFT optimizer steps (profile default)"})
-    stage1_rounds: int | None = field(default=None, metadata={"help": "stage-1 generation rounds (2 optimizer steps each)"})
+    stage1_rounds: int | None = field(
+        default=None, metadata={"help": "stage-1 generation rounds (2 optimizer steps each)"}
+    )
     stage2_rounds: int | None = field(default=None, metadata={"help": "stage-2 rounds; the control gets the same"})
     stage1_save_steps: int | None = field(default=None, metadata={"help": "stage-1 checkpoint every N optimizer steps"})
-    stage2_save_steps: int | None = field(default=None, metadata={"help": "stage-2 and control checkpoint every N steps"})
+    stage2_save_steps: int | None = field(
+        default=None, metadata={"help": "stage-2 and control checkpoint every N steps"}
+    )
     eval_problems: int | None = field(default=None, metadata={"help": "held-out synthetic problems per evaluation"})
     eval_samples: int | None = field(default=None, metadata={"help": "samples per problem at T=1 (pass@1[avg-of-k])"})
     math500_limit: int | None = field(default=None, metadata={"help": "first N MATH-500 problems per checkpoint"})
-    eval_batch_size: int | None = field(default=None, metadata={"help": "generation batch of the evaluation (hf backend)"})
+    eval_batch_size: int | None = field(
+        default=None, metadata={"help": "generation batch of the evaluation (hf backend)"}
+    )
     progress: bool = field(default=True, metadata={"help": "progress bars on stderr"})
 
     def __post_init__(self):
@@ -96,6 +123,7 @@ class DemoConfig:
 
 
 # ---------------------------------------------------------------- layout and names
+
 
 class Layout:
     """Where everything of one demo lives, and the names it goes by in the DB."""
@@ -141,12 +169,15 @@ def _check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
         raise WalkrunError(f"demo: --workdir {lay.root} is a file; give a folder")
     if lay.root.is_dir() and any(lay.root.iterdir()):
         if not state.is_file():
-            raise WalkrunError(f"demo: --workdir {lay.root} is a non-empty folder that no demo wrote; "
-                               "give a new or empty folder")
+            raise WalkrunError(
+                f"demo: --workdir {lay.root} is a non-empty folder that no demo wrote; give a new or empty folder"
+            )
         prev = json.loads(state.read_text())
         if {k: prev.get(k) for k in mine} != mine:
-            raise WalkrunError(f"demo: {lay.root} holds a demo with other settings (seed {prev.get('seed')}, "
-                               f"fast {prev.get('fast')}); give another --workdir")
+            raise WalkrunError(
+                f"demo: {lay.root} holds a demo with other settings (seed {prev.get('seed')}, "
+                f"fast {prev.get('fast')}); give another --workdir"
+            )
         stale = [lay.dir(stage) for stage in STAGES[1:] if lay.dir(stage).exists() and not _finished(lay.dir(stage))]
         for d in stale:
             # A retrained stage writes the same checkpoint paths, and evaluations are keyed by path:
@@ -155,7 +186,8 @@ def _check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
                 raise WalkrunError(
                     f"demo: {d} is a training stage that was interrupted after some of its checkpoints were "
                     f"evaluated; retraining would mix those results with the new ones. Delete {lay.root} (and "
-                    f"its rows, if WALKRUN_DB is shared) or give a new --workdir")
+                    f"its rows, if WALKRUN_DB is shared) or give a new --workdir"
+                )
         for d in stale:
             shutil.rmtree(d)
     lay.root.mkdir(parents=True, exist_ok=True)
@@ -164,7 +196,7 @@ def _check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
 
 
 def _db_has_checkpoints_under(url: str, folder: Path) -> bool:
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         return False
     from sqlalchemy import select
 
@@ -172,8 +204,10 @@ def _db_has_checkpoints_under(url: str, folder: Path) -> bool:
     from walkrun.db.models import Checkpoint
 
     with session_scope(url, readonly=True) as s:
-        return s.scalar(select(Checkpoint.id).where(Checkpoint.source.startswith(str(folder) + os.sep)).limit(1)) \
+        return (
+            s.scalar(select(Checkpoint.id).where(Checkpoint.source.startswith(str(folder) + os.sep)).limit(1))
             is not None
+        )
 
 
 def _finished(run_dir: Path) -> bool:
@@ -185,6 +219,7 @@ def _finished(run_dir: Path) -> bool:
 
 
 # ---------------------------------------------------------------- output
+
 
 class Printer:
     """Progress lines that do not tear the training progress bars (tqdm.write), plus a log file."""
@@ -214,6 +249,7 @@ def _quiet() -> None:
 
 # ---------------------------------------------------------------- training
 
+
 def _build_base_model(dest: Path, seed: int) -> Path:
     """The synthetic task's fresh model, with a nominal context of CONTEXT positions (see above)."""
     from walkrun.train import synthetic
@@ -237,14 +273,22 @@ def _train_sft(cfg: DemoConfig, lay: Layout, say) -> dict:
         return json.loads((lay.sft / "walkrun_run.json").read_text())
     lay.sft.mkdir(parents=True, exist_ok=True)
     init = _build_base_model(lay.sft / ".init", cfg.seed)
-    scfg = SFTConfig(out=str(ckpt), init=str(init), steps=cfg.sft_steps, seed=cfg.seed, eval_problems=0,
-                     progress=cfg.progress)
+    scfg = SFTConfig(
+        out=str(ckpt), init=str(init), steps=cfg.sft_steps, seed=cfg.seed, eval_problems=0, progress=cfg.progress
+    )
     t0 = time.time()
     run_sft(scfg)
     shutil.rmtree(init, ignore_errors=True)
-    rec = {"name": lay.run, "backend": "local", "preset": "demo-sft", "stage": "sft", "config": asdict(scfg),
-           "wall_seconds": round(time.time() - t0, 1), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "checkpoints": [ckpt.name]}
+    rec = {
+        "name": lay.run,
+        "backend": "local",
+        "preset": "demo-sft",
+        "stage": "sft",
+        "config": asdict(scfg),
+        "wall_seconds": round(time.time() - t0, 1),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "checkpoints": [ckpt.name],
+    }
     (lay.sft / "walkrun_run.json").write_text(json.dumps(rec, indent=2) + "\n")
     return rec
 
@@ -255,8 +299,13 @@ def stage_overrides(cfg: DemoConfig, stage: str) -> list[str]:
     save = cfg.stage1_save_steps if stage == "stage1" else cfg.stage2_save_steps
     # eval_every=0: the watcher's evaluations are the curve (the in-training check would be a
     # second, smaller copy of it, paid for on the training core).
-    return [f"seed={cfg.seed}", f"rounds={rounds}", f"save_steps={save}", "eval_every=0",
-            f"progress={str(cfg.progress).lower()}"]
+    return [
+        f"seed={cfg.seed}",
+        f"rounds={rounds}",
+        f"save_steps={save}",
+        "eval_every=0",
+        f"progress={str(cfg.progress).lower()}",
+    ]
 
 
 def _stage_config(cfg: DemoConfig, lay: Layout, stage: str):
@@ -284,21 +333,37 @@ def _register_runs(cfg: DemoConfig, lay: Layout) -> None:
     from walkrun.db.engine import session_scope
     from walkrun.train.sft import SFTConfig
 
-    sft = asdict(SFTConfig(out=str(lay.sft / "global_step0_hf"), steps=cfg.sft_steps, seed=cfg.seed,
-                           eval_problems=0))
+    sft = asdict(SFTConfig(out=str(lay.sft / "global_step0_hf"), steps=cfg.sft_steps, seed=cfg.seed, eval_problems=0))
     common = {"demo": asdict(cfg), "sft": sft, "context": CONTEXT}
     with session_scope(lay.db) as s:
         store.get_or_create_training_run(
-            s, lay.run, "local", preset="demo", output_dir=str(lay.models),
-            config={**common, "stage1": asdict(_stage_config(cfg, lay, "stage1")),
-                    "stage2": asdict(_stage_config(cfg, lay, "stage2"))})
+            s,
+            lay.run,
+            "local",
+            preset="demo",
+            output_dir=str(lay.models),
+            config={
+                **common,
+                "stage1": asdict(_stage_config(cfg, lay, "stage1")),
+                "stage2": asdict(_stage_config(cfg, lay, "stage2")),
+            },
+        )
         store.get_or_create_training_run(
-            s, lay.control_run, "local", preset="demo", output_dir=str(lay.dir("control")),
-            config={**common, "stage1": asdict(_stage_config(cfg, lay, "stage1")),
-                    "control": asdict(_stage_config(cfg, lay, "control"))})
+            s,
+            lay.control_run,
+            "local",
+            preset="demo",
+            output_dir=str(lay.dir("control")),
+            config={
+                **common,
+                "stage1": asdict(_stage_config(cfg, lay, "stage1")),
+                "control": asdict(_stage_config(cfg, lay, "control")),
+            },
+        )
 
 
 # ---------------------------------------------------------------- evaluation (second process)
+
 
 def eval_configs(cfg: DemoConfig, db: str) -> dict:
     """The watcher's three evaluation settings, in the order they run on each checkpoint.
@@ -308,14 +373,36 @@ def eval_configs(cfg: DemoConfig, db: str) -> dict:
     """
     from walkrun.evaluate.runner import EvalConfig
 
-    common = dict(model="", db=db, backend="hf", batch_size=cfg.eval_batch_size, threads=1, progress=False,
-                  seed=1234 + cfg.seed, max_new_tokens=MAX_NEW_TOKENS, dtype="float32")
+    common = dict(
+        model="",
+        db=db,
+        backend="hf",
+        batch_size=cfg.eval_batch_size,
+        threads=1,
+        progress=False,
+        seed=1234 + cfg.seed,
+        max_new_tokens=MAX_NEW_TOKENS,
+        dtype="float32",
+    )
     return {
-        "greedy": EvalConfig(tasks=["synthetic"], samples=1, temperature=0.0, limit=cfg.eval_problems,
-                             chunk_size=cfg.eval_problems, **common),
+        "greedy": EvalConfig(
+            tasks=["synthetic"],
+            samples=1,
+            temperature=0.0,
+            limit=cfg.eval_problems,
+            chunk_size=cfg.eval_problems,
+            **common,
+        ),
         "math500": EvalConfig(tasks=["math500"], limit=cfg.math500_limit, chunk_size=cfg.math500_limit, **common),
-        "sampled": EvalConfig(tasks=["synthetic"], samples=cfg.eval_samples, temperature=1.0, top_p=1.0,
-                              limit=cfg.eval_problems, chunk_size=cfg.eval_problems, **common),
+        "sampled": EvalConfig(
+            tasks=["synthetic"],
+            samples=cfg.eval_samples,
+            temperature=1.0,
+            top_p=1.0,
+            limit=cfg.eval_problems,
+            chunk_size=cfg.eval_problems,
+            **common,
+        ),
     }
 
 
@@ -343,8 +430,18 @@ def read_results(db: str, source: str | Path, samples: int) -> dict:
 
 
 def _compact(res: dict) -> dict:
-    keep = ("accuracy", "mean_tokens", "truncation_rate", "no_answer_rate", "error_rate", "n_problems", "n_samples", "k",
-            "eval_run_id", "model")
+    keep = (
+        "accuracy",
+        "mean_tokens",
+        "truncation_rate",
+        "no_answer_rate",
+        "error_rate",
+        "n_problems",
+        "n_samples",
+        "k",
+        "eval_run_id",
+        "model",
+    )
     return {v: {k: r.get(k) for k in keep} for v, r in res.items()}
 
 
@@ -393,10 +490,13 @@ def _eval_worker(jobs, events, configs: dict, samples: int, log_path: str) -> No
                     if msg[0] == "watch":
                         _, directory, run, stage = msg
                         say = lambda m: print(m, flush=True)  # noqa: E731
-                        watchers = {v: watch.Watcher(Path(directory), c, run=run, stage=stage, log=say)
-                                    for v, c in configs.items()}
-                        active.append({"dir": Path(directory), "run": run, "stage": stage, "w": watchers,
-                                       "finished": False})
+                        watchers = {
+                            v: watch.Watcher(Path(directory), c, run=run, stage=stage, log=say)
+                            for v, c in configs.items()
+                        }
+                        active.append(
+                            {"dir": Path(directory), "run": run, "stage": stage, "w": watchers, "finished": False}
+                        )
                     elif msg[0] == "finished":
                         for job in active:
                             if str(job["dir"]) == msg[1]:
@@ -416,15 +516,30 @@ def _eval_worker(jobs, events, configs: dict, samples: int, log_path: str) -> No
             for step, path in ready:
                 with session_scope(first.db) as s:
                     tr = store.get_or_create_training_run(s, job["run"], "local")
-                    store.get_or_create_checkpoint(s, path, name=checkpoint_name(job["run"], job["stage"], step),
-                                                   training_run=tr, stage=job["stage"], step=step)
+                    store.get_or_create_checkpoint(
+                        s,
+                        path,
+                        name=checkpoint_name(job["run"], job["stage"], step),
+                        training_run=tr,
+                        stage=job["stage"],
+                        step=step,
+                    )
                 t0 = time.time()
                 status = {}
                 for variant, w in ws.items():
                     ok = w.evaluate(step, path)
                     status[variant] = "done" if ok else w.results.get(path, "failed")
-                events.put(("ckpt", job["stage"], step, str(path), status,
-                            _compact(read_results(first.db, path, samples)), round(time.time() - t0, 1)))
+                events.put(
+                    (
+                        "ckpt",
+                        job["stage"],
+                        step,
+                        str(path),
+                        status,
+                        _compact(read_results(first.db, path, samples)),
+                        round(time.time() - t0, 1),
+                    )
+                )
             if not ready:
                 pending = [p for _, p in watch.find_checkpoints(job["dir"]) if p not in lead.handled]
                 if job["finished"] and not pending:
@@ -467,9 +582,11 @@ class EvalProcess:
         self.stages_done: set[str] = set()
         self.log_path = lay.logs / "eval.log"
         # Not a daemon: daemonic processes may not have children, and the grader runs a process pool.
-        self.proc = ctx.Process(target=_eval_worker, name="walkrun-demo-eval",
-                                args=(self.jobs, self.events, eval_configs(cfg, lay.db), cfg.eval_samples,
-                                      str(self.log_path)))
+        self.proc = ctx.Process(
+            target=_eval_worker,
+            name="walkrun-demo-eval",
+            args=(self.jobs, self.events, eval_configs(cfg, lay.db), cfg.eval_samples, str(self.log_path)),
+        )
         self.proc.start()
         self.exited = threading.Event()
         self.thread = threading.Thread(target=self._listen, name="walkrun-demo-events", daemon=True)
@@ -498,8 +615,12 @@ class EvalProcess:
                 bad = {v: s for v, s in status.items() if s != "done"}
                 if bad:
                     self.failed.append(f"{LABEL[stage]} step {step}: {bad}")
-                self.say(f"  [eval] {LABEL[stage]:<7} step {step:>4}: " + _fmt_eval(res) + f"  ({secs:.0f}s)"
-                         + (f"  FAILED {bad}" if bad else ""))
+                self.say(
+                    f"  [eval] {LABEL[stage]:<7} step {step:>4}: "
+                    + _fmt_eval(res)
+                    + f"  ({secs:.0f}s)"
+                    + (f"  FAILED {bad}" if bad else "")
+                )
             elif kind == "stage_done":
                 stage, never_complete = rest
                 self.stages_done.add(stage)
@@ -533,11 +654,14 @@ def _fmt_eval(res: dict) -> str:
         return "-" if r.get("accuracy") is None else f"{r['accuracy']:.3f}"
 
     tok = (res.get("sampled") or {}).get("mean_tokens")
-    return (f"synthetic pass@1 T=1 {acc('sampled')} (greedy {acc('greedy')}), mean_tokens "
-            f"{'-' if tok is None else f'{tok:.1f}'}; math500 {acc('math500')}")
+    return (
+        f"synthetic pass@1 T=1 {acc('sampled')} (greedy {acc('greedy')}), mean_tokens "
+        f"{'-' if tok is None else f'{tok:.1f}'}; math500 {acc('math500')}"
+    )
 
 
 # ---------------------------------------------------------------- summary
+
 
 def _final_checkpoint(d: Path) -> Path | None:
     from walkrun.evaluate.watch import find_checkpoints
@@ -554,8 +678,9 @@ def collect(cfg: DemoConfig, lay: Layout) -> dict:
     for stage in STAGES:
         d = lay.dir(stage)
         ckpts = find_checkpoints(d) if d.is_dir() else []
-        curves[stage] = [{"step": step, "path": str(p), **_compact(read_results(lay.db, p, cfg.eval_samples))}
-                         for step, p in ckpts]
+        curves[stage] = [
+            {"step": step, "path": str(p), **_compact(read_results(lay.db, p, cfg.eval_samples))} for step, p in ckpts
+        ]
         if curves[stage]:
             table[stage] = curves[stage][-1]
     return {"table": table, "curves": curves}
@@ -585,12 +710,17 @@ def verdicts(table: dict) -> dict:
 
 def format_table(summary: dict) -> str:
     cfg = summary["config"]
-    head = (f"{'model':<8} {'step':>5} {'pass@1 T=1':>10} {'greedy':>7} {'mean_tokens':>11} "
-            f"{'greedy_tokens':>13} {'math500':>8}")
-    lines = [f"synthetic running sums: {cfg['eval_problems']} held-out problems; pass@1 T=1 = "
-             f"pass@1[avg-of-{cfg['eval_samples']}] sampled at T=1; greedy beside it; "
-             f"math500 = first {cfg['math500_limit']} problems (k=4, T=0.6, {MAX_NEW_TOKENS} tokens)",
-             head, "-" * len(head)]
+    head = (
+        f"{'model':<8} {'step':>5} {'pass@1 T=1':>10} {'greedy':>7} {'mean_tokens':>11} "
+        f"{'greedy_tokens':>13} {'math500':>8}"
+    )
+    lines = [
+        f"synthetic running sums: {cfg['eval_problems']} held-out problems; pass@1 T=1 = "
+        f"pass@1[avg-of-{cfg['eval_samples']}] sampled at T=1; greedy beside it; "
+        f"math500 = first {cfg['math500_limit']} problems (k=4, T=0.6, {MAX_NEW_TOKENS} tokens)",
+        head,
+        "-" * len(head),
+    ]
 
     def f(v, spec):
         return "-" if v is None else format(v, spec)
@@ -599,29 +729,41 @@ def format_table(summary: dict) -> str:
         r = summary["table"].get(stage)
         if r is None:
             continue
-        lines.append(f"{LABEL[stage]:<8} {r['step']:>5} {f(_val(r, 'sampled', 'accuracy'), '.3f'):>10} "
-                     f"{f(_val(r, 'greedy', 'accuracy'), '.3f'):>7} {f(_val(r, 'sampled', 'mean_tokens'), '.1f'):>11} "
-                     f"{f(_val(r, 'greedy', 'mean_tokens'), '.1f'):>13} {f(_val(r, 'math500', 'accuracy'), '.3f'):>8}")
+        lines.append(
+            f"{LABEL[stage]:<8} {r['step']:>5} {f(_val(r, 'sampled', 'accuracy'), '.3f'):>10} "
+            f"{f(_val(r, 'greedy', 'accuracy'), '.3f'):>7} {f(_val(r, 'sampled', 'mean_tokens'), '.1f'):>11} "
+            f"{f(_val(r, 'greedy', 'mean_tokens'), '.1f'):>13} {f(_val(r, 'math500', 'accuracy'), '.3f'):>8}"
+        )
     for stage in ("stage2", "control"):
         pts = summary["curves"].get(stage) or []
         if pts:
-            lines.append(f"{LABEL[stage]} curve (step: pass@1 T=1 / mean_tokens): " + ", ".join(
-                f"{p['step']}: {f(_val(p, 'sampled', 'accuracy'), '.3f')} / {f(_val(p, 'sampled', 'mean_tokens'), '.1f')}"
-                for p in pts))
+            lines.append(
+                f"{LABEL[stage]} curve (step: pass@1 T=1 / mean_tokens): "
+                + ", ".join(
+                    f"{p['step']}: {f(_val(p, 'sampled', 'accuracy'), '.3f')} / {f(_val(p, 'sampled', 'mean_tokens'), '.1f')}"
+                    for p in pts
+                )
+            )
     v = summary["verdicts"]
     yes = {True: "yes", False: "NO", None: "?"}
     if cfg.get("fast"):
-        lines.append("fast profile: a smoke run of every part; too short for RL to show anything (stage 2's "
-                     "length term needs all-correct groups, which a barely trained model does not produce). "
-                     "Run without --fast for the result.")
+        lines.append(
+            "fast profile: a smoke run of every part; too short for RL to show anything (stage 2's "
+            "length term needs all-correct groups, which a barely trained model does not produce). "
+            "Run without --fast for the result."
+        )
     if "stage2_token_change" in v:
-        lines.append(f"stage 2 vs stage 1: mean_tokens {100 * v['stage2_token_change']:+.1f}% "
-                     f"(target <= -25%: {yes[v.get('stage2_shorter_25pct')]}), pass@1 "
-                     f"{v.get('stage2_accuracy_change_points', float('nan')):+.1f} points "
-                     f"(target >= -2: {yes[v.get('stage2_accuracy_within_2pts')]})")
+        lines.append(
+            f"stage 2 vs stage 1: mean_tokens {100 * v['stage2_token_change']:+.1f}% "
+            f"(target <= -25%: {yes[v.get('stage2_shorter_25pct')]}), pass@1 "
+            f"{v.get('stage2_accuracy_change_points', float('nan')):+.1f} points "
+            f"(target >= -2: {yes[v.get('stage2_accuracy_within_2pts')]})"
+        )
     if "control_token_change" in v:
-        lines.append(f"control vs stage 1: mean_tokens {100 * v['control_token_change']:+.1f}% "
-                     f"(does not shorten, i.e. > -{100 * CONTROL_TOLERANCE:.0f}%: {yes[v.get('control_not_shorter')]})")
+        lines.append(
+            f"control vs stage 1: mean_tokens {100 * v['control_token_change']:+.1f}% "
+            f"(does not shorten, i.e. > -{100 * CONTROL_TOLERANCE:.0f}%: {yes[v.get('control_not_shorter')]})"
+        )
     return "\n".join(lines)
 
 
@@ -632,14 +774,23 @@ def _write_serve_config(lay: Layout, table: dict) -> Path | None:
     if not a or not b:
         return None
     path = lay.root / "serve_demo.yaml"
-    doc = {"a": a["path"], "b": b["path"], "labels": ["stage 2 (L-GRPO)", "stage 1 (GRPO++)"],
-           "temperature": 1.0, "top_p": 1.0, "max_tokens": MAX_NEW_TOKENS, "benchmark": "synthetic",
-           "max_model_len": CONTEXT, "db": lay.db}
+    doc = {
+        "a": a["path"],
+        "b": b["path"],
+        "labels": ["stage 2 (L-GRPO)", "stage 1 (GRPO++)"],
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_tokens": MAX_NEW_TOKENS,
+        "benchmark": "synthetic",
+        "max_model_len": CONTEXT,
+        "db": lay.db,
+    }
     path.write_text("# walkrun serve demo --config " + str(path) + "\n" + yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
 # ---------------------------------------------------------------- the run
+
 
 def run_demo(cfg: DemoConfig, out=None) -> dict:
     """Run (or resume) the demo; print progress to stderr and the summary to `out` (stdout)."""
@@ -668,24 +819,36 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
     ev = EvalProcess(cfg, lay, say)
     try:
         t = time.time()
-        say(f"[1/5] SFT: a ~199k-param char-level Qwen2 learns the noisy, verbose demonstrator "
-            f"({cfg.sft_steps} steps)")
+        say(f"[1/5] SFT: a ~199k-param char-level Qwen2 learns the noisy, verbose demonstrator ({cfg.sft_steps} steps)")
         sft = _train_sft(cfg, lay, say)
         timings["sft"] = round(time.time() - t, 1)
         ev.watch(lay.sft, lay.run, "sft")
         ev.finished(lay.sft)
 
-        plan = [("stage1", f"[2/5] stage 1, GRPO++ (correctness reward, dynamic sampling), {cfg.stage1_rounds} rounds "
-                           f"x 16 prompts x 8 rollouts"),
-                ("stage2", f"[2/5] stage 2, L-GRPO (length term for all-correct groups), {cfg.stage2_rounds} rounds, "
-                           f"a checkpoint every {cfg.stage2_save_steps} steps"),
-                ("control", f"[3/5] control: stage 1's reward continued from the stage-1 model, "
-                            f"{cfg.stage2_rounds} rounds (stage 2's budget, no length term)")]
+        plan = [
+            (
+                "stage1",
+                f"[2/5] stage 1, GRPO++ (correctness reward, dynamic sampling), {cfg.stage1_rounds} rounds "
+                f"x 16 prompts x 8 rollouts",
+            ),
+            (
+                "stage2",
+                f"[2/5] stage 2, L-GRPO (length term for all-correct groups), {cfg.stage2_rounds} rounds, "
+                f"a checkpoint every {cfg.stage2_save_steps} steps",
+            ),
+            (
+                "control",
+                f"[3/5] control: stage 1's reward continued from the stage-1 model, "
+                f"{cfg.stage2_rounds} rounds (stage 2's budget, no length term)",
+            ),
+        ]
         records = {"sft": sft}
         for stage, title in plan:
             say(title + "; evaluations of finished checkpoints run beside it (logs/eval.log)")
             t = time.time()
-            lay.dir(stage).mkdir(parents=True, exist_ok=True)  # the watcher needs the folder; run_local accepts it empty
+            lay.dir(stage).mkdir(
+                parents=True, exist_ok=True
+            )  # the watcher needs the folder; run_local accepts it empty
             ev.watch(lay.dir(stage), lay.run_of(stage), stage)
             try:
                 records[stage] = _train_stage(cfg, lay, stage, say)
@@ -693,16 +856,18 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
                 ev.finished(lay.dir(stage))
             timings[stage] = round(time.time() - t, 1)
             if ev.error:
-                raise WalkrunError(f"demo: the evaluation process failed (see {ev.log_path}): "
-                                   f"{ev.error.strip().splitlines()[-1]}")
+                raise WalkrunError(
+                    f"demo: the evaluation process failed (see {ev.log_path}): {ev.error.strip().splitlines()[-1]}"
+                )
 
         t = time.time()
         say("[4/5] waiting for the last evaluations (watcher, every checkpoint: synthetic sampled + greedy, math500)")
         ev.stop()
         timings["eval_tail"] = round(time.time() - t, 1)
         if ev.error:
-            raise WalkrunError(f"demo: the evaluation process failed (see {ev.log_path}): "
-                               f"{ev.error.strip().splitlines()[-1]}")
+            raise WalkrunError(
+                f"demo: the evaluation process failed (see {ev.log_path}): {ev.error.strip().splitlines()[-1]}"
+            )
     except BaseException as e:
         ev.kill()
         if isinstance(e, KeyboardInterrupt):
@@ -718,32 +883,52 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
     timings["total"] = round(time.time() - t_start, 1)
 
     res = collect(cfg, lay)
-    summary = {"config": asdict(cfg), "db": lay.db, "run": lay.run, "control_run": lay.control_run,
-               "workdir": str(lay.root), "site": str(lay.site / "index.html"), "timings_s": timings,
-               "training_wall_s": {k: (records.get(k) or {}).get("wall_seconds") for k in STAGES},
-               "eval_failures": ev.failed, **res}
+    summary = {
+        "config": asdict(cfg),
+        "db": lay.db,
+        "run": lay.run,
+        "control_run": lay.control_run,
+        "workdir": str(lay.root),
+        "site": str(lay.site / "index.html"),
+        "timings_s": timings,
+        "training_wall_s": {k: (records.get(k) or {}).get("wall_seconds") for k in STAGES},
+        "eval_failures": ev.failed,
+        **res,
+    }
     summary["verdicts"] = verdicts(summary["table"])
     serve_cfg = _write_serve_config(lay, summary["table"])
     summary["serve_command"] = f"walkrun serve demo --config {serve_cfg}" if serve_cfg else None
     (lay.root / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
 
-    missing = [f"{LABEL[st]} step {p['step']}" for st, pts in summary["curves"].items() for p in pts
-               if not all(p.get(v) for v in ("sampled", "greedy", "math500"))]
+    missing = [
+        f"{LABEL[st]} step {p['step']}"
+        for st, pts in summary["curves"].items()
+        for p in pts
+        if not all(p.get(v) for v in ("sampled", "greedy", "math500"))
+    ]
     # A grader that could not run marks samples 'error' and scores them 0: that is a broken
     # pipeline, not a result (math500 answers of this model are unparseable more or less by design).
-    missing += [f"{LABEL[st]} step {p['step']} {v}: grading error rate {p[v]['error_rate']:.0%}"
-                for st, pts in summary["curves"].items() for p in pts for v in ("sampled", "greedy")
-                if (p.get(v) or {}).get("error_rate")]
+    missing += [
+        f"{LABEL[st]} step {p['step']} {v}: grading error rate {p[v]['error_rate']:.0%}"
+        for st, pts in summary["curves"].items()
+        for p in pts
+        for v in ("sampled", "greedy")
+        if (p.get(v) or {}).get("error_rate")
+    ]
     print("", file=out)
     print(format_table(summary), file=out)
     print("", file=out)
-    print(f"leaderboard: {lay.site / 'index.html'} ({info['checkpoints']} checkpoints; trajectory of run "
-          f"{lay.run}: SFT -> stage 1 -> stage 2, and {lay.control_run})", file=out)
+    print(
+        f"leaderboard: {lay.site / 'index.html'} ({info['checkpoints']} checkpoints; trajectory of run "
+        f"{lay.run}: SFT -> stage 1 -> stage 2, and {lay.control_run})",
+        file=out,
+    )
     if summary["serve_command"]:
         print(f"side by side, stage 2 vs stage 1 (starts two vLLM CPU servers): {summary['serve_command']}", file=out)
     print(f"results DB: {lay.db}   summary: {lay.root / SUMMARY_FILE}", file=out)
     print("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()), file=out)
     if missing or ev.failed:
-        raise WalkrunError(f"demo: some evaluations are missing or failed ({'; '.join(missing + ev.failed)}); "
-                           f"see {ev.log_path}")
+        raise WalkrunError(
+            f"demo: some evaluations are missing or failed ({'; '.join(missing + ev.failed)}); see {ev.log_path}"
+        )
     return summary

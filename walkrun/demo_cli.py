@@ -4,18 +4,24 @@ on one CPU machine; the code is `walkrun.demo`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
 def demo(
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help=(
-        "Folder for models, the results DB, the static site and logs (default runs/demo[-fast]-seedS). "
-        "Re-running on a finished one only re-reads its results.")),
+    workdir: Path | None = typer.Option(
+        None,
+        "--workdir",
+        help=(
+            "Folder for models, the results DB, the static site and logs (default runs/demo[-fast]-seedS). "
+            "Re-running on a finished one only re-reads its results."
+        ),
+    ),
     fast: bool = typer.Option(False, "--fast", help="Smoke-sized run (< 5 min on 2 cores) instead of the full recipe."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model init, data, RL and evaluation sampling."),
-    db: Optional[str] = typer.Option(None, "--db", help="Results DB URL (default: WALKRUN_DB, else WORKDIR/walkrun.db)."),
+    db: str | None = typer.Option(
+        None, "--db", help="Results DB URL (default: WALKRUN_DB, else WORKDIR/walkrun.db)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (progress lines stay)."),
 ) -> None:
     """Train, evaluate and show concise reasoning end to end on a tiny model (~10-15 min on 2 cores).

@@ -15,9 +15,9 @@ import multiprocessing.util
 import os
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
-from typing import Iterable, Sequence
 
 DEFAULT_TIMEOUT = 5.0
 # Bump when a rule below changes: stored samples record the grader that produced them.
@@ -46,7 +46,7 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 def answer_part(response: str) -> str:
     """The part of a response that carries the final answer: after the last `</think>`."""
     i = response.rfind(_THINK_END)
-    return response[i + len(_THINK_END):] if i >= 0 else response
+    return response[i + len(_THINK_END) :] if i >= 0 else response
 
 
 def has_boxed(response: str) -> bool:
@@ -157,8 +157,7 @@ def grade_unguarded(gold: str, response: str) -> Grade:
     extracted = str(pred_parsed[-1])
     try:
         # allow_set_relation_comp: "-2<x<2" answers an interval gold "(-2,2)".
-        ok = bool(gold_parsed) and verify(gold_parsed, pred_parsed, timeout_seconds=None,
-                                          allow_set_relation_comp=True)
+        ok = bool(gold_parsed) and verify(gold_parsed, pred_parsed, timeout_seconds=None, allow_set_relation_comp=True)
         if not ok and gold_parsed:
             ok = _same_number(gold_parsed[0], pred_parsed[0])
         elif ok and _distinct_tiny_numbers(gold_parsed[0], pred_parsed[0]):
@@ -264,8 +263,9 @@ def _grade_chunk(pairs: list[tuple[str, str]], timeout: float) -> list[Grade]:
             try:
                 out.append(grade_unguarded(gold, response))
             except _ItemTimeout:
-                out.append(Grade(False, None, "timeout", has_boxed(response or ""),
-                                 f"grading took longer than {timeout:g}s"))
+                out.append(
+                    Grade(False, None, "timeout", has_boxed(response or ""), f"grading took longer than {timeout:g}s")
+                )
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
@@ -289,12 +289,11 @@ def grade_many(
         raise ValueError(f"grade_many: {len(golds)} golds but {len(responses)} responses")
     pairs = list(zip(golds, responses))
     size = max(1, min(32, len(pairs) // (4 * _workers()) or 1))
-    chunks = [pairs[i:i + size] for i in range(0, len(pairs), size)]
+    chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
     try:
         pool = _get_pool()
         # Backstop only: items normally stop at their own alarm well before this.
-        futures = [pool.schedule(_grade_chunk, args=(c, timeout), timeout=timeout + 2.0 + 0.5 * len(c))
-                   for c in chunks]
+        futures = [pool.schedule(_grade_chunk, args=(c, timeout), timeout=timeout + 2.0 + 0.5 * len(c)) for c in chunks]
     except Exception as e:
         return [Grade(False, None, "error", has_boxed(r), f"grader pool unavailable: {e}"[:300]) for r in responses]
     bar = None

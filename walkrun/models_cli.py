@@ -25,8 +25,10 @@ def tiny(
     import json
 
     cfg = json.loads((path / "config.json").read_text())
-    typer.echo(f"wrote {size} Qwen2 (hidden {cfg['hidden_size']}, {cfg['num_hidden_layers']} layers, "
-               f"vocab {cfg['vocab_size']}) to {path}")
+    typer.echo(
+        f"wrote {size} Qwen2 (hidden {cfg['hidden_size']}, {cfg['num_hidden_layers']} layers, "
+        f"vocab {cfg['vocab_size']}) to {path}"
+    )
 
 
 def register(app: typer.Typer) -> None:

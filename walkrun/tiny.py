@@ -42,8 +42,10 @@ SIZES = {
 def _corpus(seed: int, n: int = 3000) -> list[str]:
     """Synthetic maths-flavoured text so BPE merges cover digits, LaTeX and answer phrasing."""
     rng = random.Random(seed)
-    words = ("the sum of find let compute so answer is we have then therefore step reason "
-             "please put your final within boxed problem number value total each").split()
+    words = (
+        "the sum of find let compute so answer is we have then therefore step reason "
+        "please put your final within boxed problem number value total each"
+    ).split()
     latex = [r"\frac{%d}{%d}", r"\sqrt{%d}", r"%d^{%d}", r"\boxed{%d}", r"(%d, %d)", r"x = %d", r"%d + %d = %d"]
     lines = []
     for _ in range(n):

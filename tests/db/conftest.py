@@ -43,8 +43,10 @@ def _free_port() -> int:
 
 
 def _unavailable(why: str):
-    msg = (f"PostgreSQL tests NOT RUN: {why}. Install the server (Debian: apt-get install -y postgresql) "
-           "to run them; CI must.")
+    msg = (
+        f"PostgreSQL tests NOT RUN: {why}. Install the server (Debian: apt-get install -y postgresql) "
+        "to run them; CI must."
+    )
     if os.environ.get("CI"):
         pytest.fail(msg + " (CI is set, so this is a failure)", pytrace=False)
     warnings.warn(msg)
@@ -76,14 +78,17 @@ def pg_server():
     def run(*cmd: str) -> subprocess.CompletedProcess:
         return subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=120)
 
-    r = run(str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8",
-            "--no-locale", "--no-sync")
+    r = run(
+        str(bindir / "initdb"), "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"
+    )
     if r.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"initdb failed: {r.stderr.strip()[-2000:]}", pytrace=False)
     # Durability off: a test database needs speed, not crash safety.
-    opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=40")
+    opts = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_connections=40"
+    )
     r = run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", "60", "start")
     if r.returncode != 0:
         tail = log.read_text()[-2000:] if log.exists() else ""

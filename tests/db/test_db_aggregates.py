@@ -1,6 +1,6 @@
 """Aggregates computed on read, against a small evaluation worked out by hand (SQLite and PostgreSQL)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -8,16 +8,40 @@ from walkrun.db import queries, store
 from walkrun.db.engine import session_scope
 from walkrun.settings import WalkrunError
 
-T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 # (problem, gold, [(extracted, correct, status, n_tokens, finish_reason), ...]) -- step 10, k = 4
 STEP10 = [
-    ("A", "7", [("7", True, "ok", 100, "stop"), ("8", False, "ok", 200, "stop"),
-                ("7", True, "ok", 50, "stop"), (None, False, "no_answer", 400, "length")]),
-    ("B", "3", [("5", False, "ok", 300, "length"), ("5", False, "ok", 100, "stop"),
-                ("3", True, "ok", 60, "stop"), ("6", False, "ok", 140, "stop")]),
-    ("C", "1", [("2", False, "ok", 10, "stop"), ("2", False, "ok", 20, "stop"),
-                (None, False, "no_answer", 30, "stop"), (None, False, "parse_error", 40, "stop")]),
+    (
+        "A",
+        "7",
+        [
+            ("7", True, "ok", 100, "stop"),
+            ("8", False, "ok", 200, "stop"),
+            ("7", True, "ok", 50, "stop"),
+            (None, False, "no_answer", 400, "length"),
+        ],
+    ),
+    (
+        "B",
+        "3",
+        [
+            ("5", False, "ok", 300, "length"),
+            ("5", False, "ok", 100, "stop"),
+            ("3", True, "ok", 60, "stop"),
+            ("6", False, "ok", 140, "stop"),
+        ],
+    ),
+    (
+        "C",
+        "1",
+        [
+            ("2", False, "ok", 10, "stop"),
+            ("2", False, "ok", 20, "stop"),
+            (None, False, "no_answer", 30, "stop"),
+            (None, False, "parse_error", 40, "stop"),
+        ],
+    ),
 ]
 # step 20, k = 2; B and C are majority-vote ties, broken by the answer seen first
 STEP20 = [
@@ -28,9 +52,21 @@ STEP20 = [
 
 
 def _rows(spec):
-    return [dict(problem_id=pid, sample_index=i, gold=gold, response=f"... \\boxed{{{ex}}}", extracted=ex,
-                 correct=ok, status=st, n_tokens=n, finish_reason=fr)
-            for pid, gold, samples in spec for i, (ex, ok, st, n, fr) in enumerate(samples)]
+    return [
+        dict(
+            problem_id=pid,
+            sample_index=i,
+            gold=gold,
+            response=f"... \\boxed{{{ex}}}",
+            extracted=ex,
+            correct=ok,
+            status=st,
+            n_tokens=n,
+            finish_reason=fr,
+        )
+        for pid, gold, samples in spec
+        for i, (ex, ok, st, n, fr) in enumerate(samples)
+    ]
 
 
 def _eval(s, ckpt, task, spec, k, finished, status="done", temperature=0.6):
@@ -63,7 +99,13 @@ def test_aggregates_of_one_run_match_hand_computed_values(filled):
     with session_scope(url, readonly=True) as s:
         r = queries.eval_run_summary(s, ids["r10"])
     assert (r["model"], r["task"], r["k"], r["stage"], r["step"], r["training_run"]) == (
-        "tiny-lgrpo@10", "aime24", 4, "stage2", 10, "tiny-lgrpo")
+        "tiny-lgrpo@10",
+        "aime24",
+        4,
+        "stage2",
+        10,
+        "tiny-lgrpo",
+    )
     assert (r["n_samples"], r["n_problems"]) == (12, 3)
     assert r["accuracy"] == pytest.approx((2 / 4 + 1 / 4 + 0) / 3)
     # A: n=4,c=2  B: n=4,c=1  C: n=4,c=0
@@ -99,7 +141,10 @@ def test_leaderboard_keeps_the_latest_finished_run_per_model_and_task(filled):
         only = queries.aggregate(s, model="org/base-1.5b")
         by_name = queries.aggregate(s, model="tiny-lgrpo@10", task="aime24")
     assert [(r["task"], r["model"]) for r in rows] == [
-        ("aime24", "tiny-lgrpo@20"), ("aime24", "tiny-lgrpo@10"), ("amc23", "org/base-1.5b")]  # best first
+        ("aime24", "tiny-lgrpo@20"),
+        ("aime24", "tiny-lgrpo@10"),
+        ("amc23", "org/base-1.5b"),
+    ]  # best first
     assert {r["eval_run_id"] for r in rows} == {ids["r10"], ids["r20"], rows[2]["eval_run_id"]}
     assert len(every) == 4 and ids["old"] in {r["eval_run_id"] for r in every}
     assert ids["running"] in {r["eval_run_id"] for r in with_running}
@@ -127,7 +172,12 @@ def test_samples_stream_in_order_with_their_flags(filled):
     r10 = [r for r in rows if r["eval_run_id"] == ids["r10"]]
     assert [(r["problem_id"], r["sample_index"]) for r in r10[:5]] == [("A", 0), ("A", 1), ("A", 2), ("A", 3), ("B", 0)]
     assert {k: r10[3][k] for k in ("correct", "status", "n_tokens", "finish_reason", "extracted")} == {
-        "correct": False, "status": "no_answer", "n_tokens": 400, "finish_reason": "length", "extracted": None}
+        "correct": False,
+        "status": "no_answer",
+        "n_tokens": 400,
+        "finish_reason": "length",
+        "extracted": None,
+    }
     assert set(queries.SAMPLE_KEYS) <= set(one[0]) and one[0]["gold"] == "7" and "boxed" in one[0]["response"]
 
 

@@ -12,7 +12,8 @@ from walkrun.db.models import Checkpoint, EvalRun, Sample
 
 K = 4
 
-WRITER = textwrap.dedent("""
+WRITER = textwrap.dedent(
+    """
     import os, sys, time
     from walkrun.db import store
     from walkrun.db.engine import session_scope
@@ -30,16 +31,24 @@ WRITER = textwrap.dedent("""
                          status="ok", n_tokens=p + i, finish_reason="stop") for i in range(%d)]
             store.add_samples(s, run, [r for r in rows if (r["problem_id"], r["sample_index"]) not in done])
     print("ok", os.getpid())
-""" % (K, K))
+"""
+    % (K, K)
+)
 
 
 def test_two_processes_writing_one_sqlite_file_lose_nothing(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"  # empty: the two writers also race to create the schema
     go = tmp_path / "go"
     # Overlapping ranges: problems 20-39 are written by both.
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(a), str(b), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for a, b in [(0, 40), (20, 60)]]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, str(a), str(b), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for a, b in [(0, 40), (20, 60)]
+    ]
     time.sleep(1.0)  # let both import walkrun and wait at the start line
     go.touch()
     outs = [p.communicate(timeout=120) for p in procs]

@@ -21,8 +21,13 @@ def _tables(url):
 
 
 def _walkrun(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "walkrun.cli", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "walkrun.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_upgrade_from_empty_then_again_is_a_noop(any_url):
@@ -52,8 +57,12 @@ def test_migrations_build_exactly_the_models_schema(any_url):
 def test_old_schema_is_refused_until_upgraded_and_keeps_its_rows(any_url):
     dbe.upgrade(any_url, "0001")
     with dbe.get_engine(any_url).begin() as conn:
-        conn.execute(text("insert into checkpoint (name, source, stage, created_at) "
-                          "values ('m', 'org/m', 'base', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "insert into checkpoint (name, source, stage, created_at) "
+                "values ('m', 'org/m', 'base', CURRENT_TIMESTAMP)"
+            )
+        )
     with pytest.raises(WalkrunError, match=r"older than this walkrun; run `walkrun db upgrade`"):
         dbe.check_schema(dbe.get_engine(any_url))
     with pytest.raises(WalkrunError, match="walkrun db upgrade"):
@@ -100,9 +109,11 @@ def test_cli_upgrade_twice_and_unopenable_urls_give_one_line(tmp_path):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    for bad, why in [(f"postgresql://walkrun:s3cret@127.0.0.1:{port}/x", "cannot open database"),
-                     (f"sqlite:///{tmp_path}/missing/dir/x.db", "does not exist"),
-                     ("not-a-url", "not a database URL")]:
+    for bad, why in [
+        (f"postgresql://walkrun:s3cret@127.0.0.1:{port}/x", "cannot open database"),
+        (f"sqlite:///{tmp_path}/missing/dir/x.db", "does not exist"),
+        ("not-a-url", "not a database URL"),
+    ]:
         r = _walkrun("results", env={"WALKRUN_DB": bad})
         assert r.returncode == 2, r.stderr
         assert why in r.stderr and r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr

@@ -7,16 +7,19 @@ import pytest
 from walkrun.db.queries import pass_at_k
 
 
-@pytest.mark.parametrize("n, c, k, expected", [
-    (5, 2, 1, 2 / 5),                 # pass@1 is the plain success rate
-    (5, 2, 2, 1 - 3 / 10),            # 1 - C(3,2)/C(5,2)
-    (5, 2, 3, 1 - 1 / 10),            # 1 - C(3,3)/C(5,3)
-    (5, 2, 4, 1.0),                   # fewer than 4 wrong samples: any 4 contain a correct one
-    (4, 1, 2, 1 - 3 / 6),             # 1 - C(3,2)/C(4,2)
-    (16, 0, 8, 0.0),
-    (16, 16, 1, 1.0),
-    (8, 3, 8, 1.0),
-])
+@pytest.mark.parametrize(
+    "n, c, k, expected",
+    [
+        (5, 2, 1, 2 / 5),  # pass@1 is the plain success rate
+        (5, 2, 2, 1 - 3 / 10),  # 1 - C(3,2)/C(5,2)
+        (5, 2, 3, 1 - 1 / 10),  # 1 - C(3,3)/C(5,3)
+        (5, 2, 4, 1.0),  # fewer than 4 wrong samples: any 4 contain a correct one
+        (4, 1, 2, 1 - 3 / 6),  # 1 - C(3,2)/C(4,2)
+        (16, 0, 8, 0.0),
+        (16, 16, 1, 1.0),
+        (8, 3, 8, 1.0),
+    ],
+)
 def test_pass_at_k_matches_hand_computed_values(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
 

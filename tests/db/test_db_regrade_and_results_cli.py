@@ -31,9 +31,24 @@ def _fill(url):
         runs = {}
         for task in ("math500", "amc23"):
             run = store.start_eval_run(s, ckpt, task, "1", {"k": 1}, "hf", "1", "old-grader")
-            store.add_samples(s, run, [dict(problem_id=f"q{i}", sample_index=0, gold=g, response=r, correct=c,
-                                            extracted=None, status="ok", n_tokens=5 + i, finish_reason="stop")
-                                       for i, (g, r, c) in enumerate(STALE)])
+            store.add_samples(
+                s,
+                run,
+                [
+                    dict(
+                        problem_id=f"q{i}",
+                        sample_index=0,
+                        gold=g,
+                        response=r,
+                        correct=c,
+                        extracted=None,
+                        status="ok",
+                        n_tokens=5 + i,
+                        finish_reason="stop",
+                    )
+                    for i, (g, r, c) in enumerate(STALE)
+                ],
+            )
             store.finish_eval_run(s, run, "done")
             runs[task] = run.id
     return runs
@@ -76,22 +91,38 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
     r = _walkrun(sqlite_url, "results", "--json", "--task", "amc23")
     assert r.returncode == 0, r.output
     (row,) = json.loads(r.stdout)
-    assert list(row)[:8] == ["model", "task", "k", "accuracy", "pass_at_k", "mean_tokens", "truncation_rate",
-                             "n_samples"]
+    assert list(row)[:8] == [
+        "model",
+        "task",
+        "k",
+        "accuracy",
+        "pass_at_k",
+        "mean_tokens",
+        "truncation_rate",
+        "n_samples",
+    ]
     assert (row["model"], row["task"], row["k"], row["n_samples"]) == ("org/model-x", "amc23", 1, 4)
     assert row["accuracy"] == pytest.approx(0.5) and row["pass_at_k"] == {"1": pytest.approx(0.5)}
     assert row["mean_tokens"] == pytest.approx(6.5) and row["truncation_rate"] == 0.0
 
     r = _walkrun(sqlite_url, "db", "regrade", "--run", str(runs["amc23"]))
-    assert r.returncode == 0 and "re-graded 4 samples in 1 evaluation runs" in r.stdout and "3 verdicts changed" in r.stdout
+    assert (
+        r.returncode == 0
+        and "re-graded 4 samples in 1 evaluation runs" in r.stdout
+        and "3 verdicts changed" in r.stdout
+    )
 
     r = _walkrun(sqlite_url, "results", "--samples", "--json", "--model", "org/model-x", "--task", "amc23")
     lines = [json.loads(x) for x in r.stdout.splitlines()]
-    assert [list(x) for x in lines] == [["model", "task", "problem_id", "sample_index", "correct", "status",
-                                         "n_tokens", "finish_reason"]] * 4
+    assert [list(x) for x in lines] == [
+        ["model", "task", "problem_id", "sample_index", "correct", "status", "n_tokens", "finish_reason"]
+    ] * 4
     assert [x["correct"] for x in lines] == [True, True, False, True]
 
     r = _walkrun(sqlite_url, "results")
     header, *body = r.stdout.splitlines()
     assert "pass@1[avg-of-k]" in header and "truncation_rate" in header
-    assert [b.split()[:4] for b in body] == [["org/model-x", "amc23", "1", "75.0"], ["org/model-x", "math500", "1", "50.0"]]
+    assert [b.split()[:4] for b in body] == [
+        ["org/model-x", "amc23", "1", "75.0"],
+        ["org/model-x", "math500", "1", "50.0"],
+    ]

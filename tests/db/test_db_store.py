@@ -12,9 +12,21 @@ SAMPLING = {"k": 2, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 512, "p
 
 
 def _rows(problems, k=2, correct=lambda p, i: i == 0):
-    return [dict(problem_id=f"p{p}", sample_index=i, gold="4", response=f"\\boxed{{{4 if correct(p, i) else 5}}}",
-                 extracted="4" if correct(p, i) else "5", correct=correct(p, i), status="ok",
-                 n_tokens=10 + p + i, finish_reason="stop") for p in problems for i in range(k)]
+    return [
+        dict(
+            problem_id=f"p{p}",
+            sample_index=i,
+            gold="4",
+            response=f"\\boxed{{{4 if correct(p, i) else 5}}}",
+            extracted="4" if correct(p, i) else "5",
+            correct=correct(p, i),
+            status="ok",
+            n_tokens=10 + p + i,
+            finish_reason="stop",
+        )
+        for p in problems
+        for i in range(k)
+    ]
 
 
 def _start(s, source="org/model-7b", **kw):
@@ -40,7 +52,8 @@ def test_same_samples_twice_store_no_duplicates(db_url):
         assert _count(s) == 10
         assert _count(s, EvalRun) == 1 and _count(s, Checkpoint) == 1
         assert store.done_sample_keys(s, s.scalars(select(EvalRun)).one()) == {
-            (f"p{p}", i) for p in range(5) for i in range(2)}
+            (f"p{p}", i) for p in range(5) for i in range(2)
+        }
 
 
 def test_large_batch_is_idempotent_too(db_url):
@@ -72,15 +85,29 @@ def test_rerun_with_same_settings_resumes_the_same_eval_run(db_url):
 
 
 def test_eval_key_covers_every_setting_and_ignores_spelling():
-    base = dict(checkpoint_source="/ckpt/global_step20_hf", step=20, task="aime24", task_version="1",
-                sampling={"k": 4, "temperature": 1, "top_p": 1.0}, backend="vllm", backend_version="0.32.0",
-                grader_version="g1")
+    base = dict(
+        checkpoint_source="/ckpt/global_step20_hf",
+        step=20,
+        task="aime24",
+        task_version="1",
+        sampling={"k": 4, "temperature": 1, "top_p": 1.0},
+        backend="vllm",
+        backend_version="0.32.0",
+        grader_version="g1",
+    )
     key = store.eval_key(**base)
     assert len(key) == 64 and int(key, 16) >= 0
     assert store.eval_key(**{**base, "sampling": {"top_p": 1, "temperature": 1.0, "k": 4}}) == key
-    for field, value in [("checkpoint_source", "/ckpt/global_step40_hf"), ("step", 40), ("task", "aime25"),
-                         ("task_version", "2"), ("sampling", {"k": 8, "temperature": 1, "top_p": 1.0}),
-                         ("backend", "hf"), ("backend_version", "0.33.0"), ("grader_version", "g2")]:
+    for field, value in [
+        ("checkpoint_source", "/ckpt/global_step40_hf"),
+        ("step", 40),
+        ("task", "aime25"),
+        ("task_version", "2"),
+        ("sampling", {"k": 8, "temperature": 1, "top_p": 1.0}),
+        ("backend", "hf"),
+        ("backend_version", "0.33.0"),
+        ("grader_version", "g2"),
+    ]:
         assert store.eval_key(**{**base, field: value}) != key, field
 
 
@@ -99,11 +126,14 @@ def test_get_or_create_returns_existing_rows(db_url, tmp_path):
         assert c2.id == c1.id and c2.training_run_id == tr.id and c2.meta == {"note": "x"}
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"finish_reason": "eos"}, "finish_reason"),
-    ({"n_tokens": 12.5}, "n_tokens"),
-    ({"n_tokens": None}, "n_tokens"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"finish_reason": "eos"}, "finish_reason"),
+        ({"n_tokens": 12.5}, "n_tokens"),
+        ({"n_tokens": None}, "n_tokens"),
+    ],
+)
 def test_bad_sample_rows_are_refused_and_nothing_is_written(db_url, bad, message):
     rows = _rows(range(3))
     rows[4] = {**rows[4], **bad}
@@ -117,8 +147,20 @@ def test_bad_sample_rows_are_refused_and_nothing_is_written(db_url, bad, message
 def test_missing_sample_fields_are_named(db_url):
     with session_scope(db_url) as s:
         with pytest.raises(WalkrunError, match="lacks gold, n_tokens"):
-            store.add_samples(s, _start(s), [{"problem_id": "a", "sample_index": 0, "response": "", "correct": False,
-                                               "status": "ok", "finish_reason": "stop"}])
+            store.add_samples(
+                s,
+                _start(s),
+                [
+                    {
+                        "problem_id": "a",
+                        "sample_index": 0,
+                        "response": "",
+                        "correct": False,
+                        "status": "ok",
+                        "finish_reason": "stop",
+                    }
+                ],
+            )
 
 
 def test_sampling_without_k_is_refused(db_url):

@@ -17,8 +17,23 @@ def _one_error_line(err: str) -> str:
 
 
 def _eval(cli, model, db_url, *extra):
-    return cli("eval", "--model", model, "--tasks", "aime24,math500", "--limit", 1, "--samples", 1,
-               "--max-new-tokens", 8, "--db", db_url, "-q", *extra)
+    return cli(
+        "eval",
+        "--model",
+        model,
+        "--tasks",
+        "aime24,math500",
+        "--limit",
+        1,
+        "--samples",
+        1,
+        "--max-new-tokens",
+        8,
+        "--db",
+        db_url,
+        "-q",
+        *extra,
+    )
 
 
 def test_unknown_task_names_the_known_ones(cli, tiny_model, db_path, db_url):
@@ -67,11 +82,14 @@ def test_model_with_unreadable_weights_writes_no_rows(cli, tiny_model, tmp_path,
             assert query(db_path, f"select count(*) from {table}") == [(0,)]
 
 
-@pytest.mark.parametrize("url,expect", [
-    ("sqlite:////nonexistent-folder/walkrun/results.db", "does not exist"),
-    ("postgresql+psycopg://walkrun:pw@127.0.0.1:9/walkrun", "cannot open database"),
-    ("notadb:///x", "database"),
-])
+@pytest.mark.parametrize(
+    "url,expect",
+    [
+        ("sqlite:////nonexistent-folder/walkrun/results.db", "does not exist"),
+        ("postgresql+psycopg://walkrun:pw@127.0.0.1:9/walkrun", "cannot open database"),
+        ("notadb:///x", "database"),
+    ],
+)
 def test_unusable_db_url(cli, tiny_model, url, expect):
     code, out, err = _eval(cli, tiny_model, url)
     assert code == 2

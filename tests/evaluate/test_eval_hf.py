@@ -19,13 +19,20 @@ def _replay(model_dir, problems, seed_base=1234, k=2):
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     out = {}
     for i, p in enumerate(problems):
-        prompt = tok.apply_chat_template([{"role": "user", "content": doc_to_text(p)}], tokenize=False,
-                                         add_generation_prompt=True)
+        prompt = tok.apply_chat_template(
+            [{"role": "user", "content": doc_to_text(p)}], tokenize=False, add_generation_prompt=True
+        )
         ids = tok(prompt, return_tensors="pt")
         torch.manual_seed(seed_base + i)
         for j in range(k):
-            gen = model.generate(**ids, do_sample=True, temperature=0.6, top_p=0.95, max_new_tokens=MAX_NEW,
-                                 pad_token_id=tok.pad_token_id)[0, ids["input_ids"].shape[1]:].tolist()
+            gen = model.generate(
+                **ids,
+                do_sample=True,
+                temperature=0.6,
+                top_p=0.95,
+                max_new_tokens=MAX_NEW,
+                pad_token_id=tok.pad_token_id,
+            )[0, ids["input_ids"].shape[1] :].tolist()
             eos = next((m + 1 for m, t in enumerate(gen) if t == tok.eos_token_id), None)
             n = eos or len(gen)
             out[(str(p["id"]), j)] = (n, "stop" if eos else "length", tok.decode(gen[:n], skip_special_tokens=True))
@@ -36,13 +43,35 @@ def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_mod
     from walkrun import benchmarks
 
     torch.set_num_threads(1)
-    code, out, err = cli("eval", "--model", tiny_model, "--tasks", ",".join(TASKS), "--limit", 3, "--samples", 2,
-                         "--max-new-tokens", MAX_NEW, "--chunk-size", 1, "--batch-size", 1, "--threads", 1,
-                         "--db", db_url, "-q")
+    code, out, err = cli(
+        "eval",
+        "--model",
+        tiny_model,
+        "--tasks",
+        ",".join(TASKS),
+        "--limit",
+        3,
+        "--samples",
+        2,
+        "--max-new-tokens",
+        MAX_NEW,
+        "--chunk-size",
+        1,
+        "--batch-size",
+        1,
+        "--threads",
+        1,
+        "--db",
+        db_url,
+        "-q",
+    )
     assert code == 0, err
-    rows = query(db_path, """select e.task, s.problem_id, s.sample_index, s.n_tokens, s.finish_reason, s.response,
+    rows = query(
+        db_path,
+        """select e.task, s.problem_id, s.sample_index, s.n_tokens, s.finish_reason, s.response,
                                     e.k, e.temperature, e.top_p, e.backend, e.status
-                             from sample s join eval_run e on e.id = s.eval_run_id""")
+                             from sample s join eval_run e on e.id = s.eval_run_id""",
+    )
     assert len(rows) == 18
     assert {r[0] for r in rows} == set(TASKS)
     assert all(r[6:] == (2, 0.6, 0.95, "hf", "done") for r in rows)
@@ -64,8 +93,26 @@ def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_mod
 
     # Same command again: nothing to generate, nothing rewritten.
     before = query(db_path, "select id, status, finished_at from eval_run order by id")
-    code, out, err = cli("eval", "--model", tiny_model, "--tasks", ",".join(TASKS), "--limit", 3, "--samples", 2,
-                         "--max-new-tokens", MAX_NEW, "--chunk-size", 1, "--batch-size", 1, "--db", db_url, "-q")
+    code, out, err = cli(
+        "eval",
+        "--model",
+        tiny_model,
+        "--tasks",
+        ",".join(TASKS),
+        "--limit",
+        3,
+        "--samples",
+        2,
+        "--max-new-tokens",
+        MAX_NEW,
+        "--chunk-size",
+        1,
+        "--batch-size",
+        1,
+        "--db",
+        db_url,
+        "-q",
+    )
     assert code == 0, err
     assert "already evaluated" in err
     assert query(db_path, "select count(*) from sample") == [(18,)]
@@ -76,12 +123,31 @@ def test_synthetic_task_evaluates_a_synthetic_model(tmp_path, db_path, db_url, c
     from walkrun.train import synthetic
 
     model = synthetic.build_model(tmp_path / "synthetic_model")
-    code, out, err = cli("eval", "--model", model, "--tasks", "synthetic", "--limit", 3, "--samples", 2,
-                         "--max-new-tokens", 16, "--threads", 1, "--db", db_url, "-q")
+    code, out, err = cli(
+        "eval",
+        "--model",
+        model,
+        "--tasks",
+        "synthetic",
+        "--limit",
+        3,
+        "--samples",
+        2,
+        "--max-new-tokens",
+        16,
+        "--threads",
+        1,
+        "--db",
+        db_url,
+        "-q",
+    )
     assert code == 0, err
     assert "plain prompt" in err
-    rows = query(db_path, """select e.task, e.temperature, e.prompt_template, s.n_tokens, s.finish_reason
-                             from sample s join eval_run e on e.id = s.eval_run_id""")
+    rows = query(
+        db_path,
+        """select e.task, e.temperature, e.prompt_template, s.n_tokens, s.finish_reason
+                             from sample s join eval_run e on e.id = s.eval_run_id""",
+    )
     assert len(rows) == 6
     assert all(r[:3] == ("synthetic", 1.0, "synthetic-plain+plain") for r in rows)
     assert all(1 <= r[3] <= 16 and (r[4] == "stop" or r[3] == 16) for r in rows)
@@ -94,7 +160,26 @@ def test_data_flag_feeds_both_the_plan_and_lm_eval(tiny_model, tmp_path, db_path
     data.mkdir()
     rows = [{"id": f"mine-{i}", "problem": f"What is {i}+{i}?", "answer": str(2 * i), "source": "test"} for i in (1, 2)]
     (data / "aime2024.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    code, out, err = cli("eval", "--model", tiny_model, "--tasks", "aime24", "--samples", 1, "--max-new-tokens", 4,
-                         "--data", data, "--threads", 1, "--db", db_url, "-q")
+    code, out, err = cli(
+        "eval",
+        "--model",
+        tiny_model,
+        "--tasks",
+        "aime24",
+        "--samples",
+        1,
+        "--max-new-tokens",
+        4,
+        "--data",
+        data,
+        "--threads",
+        1,
+        "--db",
+        db_url,
+        "-q",
+    )
     assert code == 0, err
-    assert query(db_path, "select problem_id, gold from sample order by problem_id") == [("mine-1", "2"), ("mine-2", "4")]
+    assert query(db_path, "select problem_id, gold from sample order by problem_id") == [
+        ("mine-1", "2"),
+        ("mine-2", "4"),
+    ]

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-
 WALKRUN = str(Path(sys.executable).with_name("walkrun"))
 N_PROBLEMS, K = 6, 2
 
@@ -24,8 +23,27 @@ def _stored(query, db_path) -> list[tuple]:
 
 
 def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, db_path, db_url, cli, query):
-    cmd = [WALKRUN, "eval", "--model", str(tiny_model), "--tasks", "aime24", "--limit", str(N_PROBLEMS),
-           "--samples", str(K), "--max-new-tokens", "64", "--chunk-size", "1", "--threads", "1", "--db", db_url, "-q"]
+    cmd = [
+        WALKRUN,
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--tasks",
+        "aime24",
+        "--limit",
+        str(N_PROBLEMS),
+        "--samples",
+        str(K),
+        "--max-new-tokens",
+        "64",
+        "--chunk-size",
+        "1",
+        "--threads",
+        "1",
+        "--db",
+        db_url,
+        "-q",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 240

@@ -67,11 +67,21 @@ def test_tasks_load_offline_with_the_papers_prompt(tm):
 
 def test_process_results_metrics_over_k_responses():
     doc = {"answer": "204", "answer_alts": []}
-    rs = [TokStr("so \\boxed{204}", 12, "stop"), TokStr("\\boxed{5}", 7, "stop"),
-          TokStr("and then", 40, "length"), TokStr("it is $\\boxed{204}$", 9, "stop")]
+    rs = [
+        TokStr("so \\boxed{204}", 12, "stop"),
+        TokStr("\\boxed{5}", 7, "stop"),
+        TokStr("and then", 40, "length"),
+        TokStr("it is $\\boxed{204}$", 9, "stop"),
+    ]
     m = scoring.process_results(doc, [rs])
-    assert m == {"pass@1[avg-of-k]": 0.5, "pass@k": 1.0, "maj@k": 1.0, "no_answer_rate": 0.25,
-                 "mean_tokens": (12 + 7 + 40 + 9) / 4, "truncation_rate": 0.25}
+    assert m == {
+        "pass@1[avg-of-k]": 0.5,
+        "pass@k": 1.0,
+        "maj@k": 1.0,
+        "no_answer_rate": 0.25,
+        "mean_tokens": (12 + 7 + 40 + 9) / 4,
+        "truncation_rate": 0.25,
+    }
     assert scoring.cached_grade("204", rs[1]).correct is False
 
 
@@ -99,7 +109,9 @@ def test_plans_follow_the_protocol(tm, tiny_model):
 
     greedy = runner.plan_tasks(runner.EvalConfig(model="m", tasks=["aime24"], samples=1), tm, tok)[0]
     assert greedy.greedy and greedy.sampling["temperature"] == 0.0 and greedy.sampling["top_p"] == 1.0
-    assert greedy.config["generation_kwargs"]["do_sample"] is False and "top_p" not in greedy.config["generation_kwargs"]
+    assert (
+        greedy.config["generation_kwargs"]["do_sample"] is False and "top_p" not in greedy.config["generation_kwargs"]
+    )
     hot = runner.plan_tasks(runner.EvalConfig(model="m", tasks=["aime24"], samples=1, temperature=0.7), tm, tok)[0]
     assert not hot.greedy and hot.config["generation_kwargs"]["temperature"] == 0.7
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-
 from walkrun.evaluate.runner import EvalConfig
 from walkrun.evaluate.watch import Watcher, find_checkpoints
 
@@ -20,16 +19,28 @@ def _copy_model(src: Path, dest: Path, files=None) -> Path:
 
 
 def _config(db_url) -> EvalConfig:
-    return EvalConfig(model="", tasks=["math500"], limit=1, samples=1, max_new_tokens=8, db=db_url, threads=1,
-                      progress=False, chunk_size=1)
+    return EvalConfig(
+        model="",
+        tasks=["math500"],
+        limit=1,
+        samples=1,
+        max_new_tokens=8,
+        db=db_url,
+        threads=1,
+        progress=False,
+        chunk_size=1,
+    )
 
 
 def _evaluated(query, db_path) -> list[tuple]:
-    return query(db_path, """select c.step, c.stage, t.name, e.status, count(s.id), e.finished_at
+    return query(
+        db_path,
+        """select c.step, c.stage, t.name, e.status, count(s.id), e.finished_at
                              from eval_run e join checkpoint c on c.id = e.checkpoint_id
                              left join training_run t on t.id = c.training_run_id
                              left join sample s on s.eval_run_id = e.id
-                             group by e.id order by c.step""")
+                             group by e.id order by c.step""",
+    )
 
 
 def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, db_path, db_url, cli, query):
@@ -46,8 +57,11 @@ def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, d
     assert w.evaluate(*ready[0])
 
     # step 20 is being written: config and tokenizer, no weights yet -> never ready.
-    ck20 = _copy_model(tiny_model, run_dir / "global_step20_hf",
-                       files={"config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"})
+    ck20 = _copy_model(
+        tiny_model,
+        run_dir / "global_step20_hf",
+        files={"config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"},
+    )
     assert w.poll() == [] and w.poll() == []
     shutil.copy2(tiny_model / "model.safetensors", ck20 / "model.safetensors")
     shutil.copy2(tiny_model / "generation_config.json", ck20 / "generation_config.json")
@@ -59,7 +73,9 @@ def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, d
 
     rows = _evaluated(query, db_path)
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
-        (10, "stage2", "stage2-demo", "done", 1), (20, "stage2", "stage2-demo", "done", 1)]
+        (10, "stage2", "stage2-demo", "done", 1),
+        (20, "stage2", "stage2-demo", "done", 1),
+    ]
 
     # A broken checkpoint (weights unreadable) next to a good one with a completion marker:
     # the broken one is recorded as failed, the good one is still evaluated.
@@ -72,15 +88,34 @@ def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, d
     ready = w.poll()
     assert ready == [(30, ck30.resolve())]
     assert not w.evaluate(*ready[0])
-    failed = query(db_path, """select c.step, e.status, e.error from eval_run e
-                               join checkpoint c on c.id = e.checkpoint_id where c.step = 30""")
+    failed = query(
+        db_path,
+        """select c.step, e.status, e.error from eval_run e
+                               join checkpoint c on c.id = e.checkpoint_id where c.step = 30""",
+    )
     assert len(failed) == 1 and failed[0][1] == "failed" and "cannot load model" in failed[0][2]
     assert [s for s, _ in find_checkpoints(run_dir)] == [10, 20, 30, 40]
 
     # A restarted watcher (`walkrun watch --once`) re-evaluates nothing that is done.
     before = _evaluated(query, db_path)
-    code, out, err = cli("watch", run_dir, "--once", "--tasks", "math500", "--limit", 1, "--samples", 1,
-                         "--max-new-tokens", 8, "--stage", "stage2", "--db", db_url, "-q")
+    code, out, err = cli(
+        "watch",
+        run_dir,
+        "--once",
+        "--tasks",
+        "math500",
+        "--limit",
+        1,
+        "--samples",
+        1,
+        "--max-new-tokens",
+        8,
+        "--stage",
+        "stage2",
+        "--db",
+        db_url,
+        "-q",
+    )
     assert code == 1  # step 30 is still broken
     assert "already evaluated" in err and "global_step30_hf failed" in err
     after = _evaluated(query, db_path)

@@ -26,10 +26,19 @@ def _samples(rng: random.Random, p_correct: float, mean_tokens: int, evil: bool 
             truncated = n_tokens > 1.5 * mean_tokens
             answer = str(p + 1) if correct else str(rng.randint(20, 30))
             response = EVIL_RESPONSE if evil else f"step {i}... so the answer is \\boxed{{{answer}}}"
-            rows.append({"problem_id": str(p), "sample_index": i, "gold": str(p + 1), "response": response,
-                         "extracted": None if truncated else answer, "correct": correct and not truncated,
-                         "status": "no_answer" if truncated else "ok", "n_tokens": n_tokens,
-                         "finish_reason": "length" if truncated else "stop"})
+            rows.append(
+                {
+                    "problem_id": str(p),
+                    "sample_index": i,
+                    "gold": str(p + 1),
+                    "response": response,
+                    "extracted": None if truncated else answer,
+                    "correct": correct and not truncated,
+                    "status": "no_answer" if truncated else "ok",
+                    "n_tokens": n_tokens,
+                    "finish_reason": "length" if truncated else "stop",
+                }
+            )
     return rows
 
 
@@ -42,12 +51,22 @@ def fill(url: str) -> None:
     sampling = {"k": K, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 512}
     with session_scope(url) as s:
         run = store.get_or_create_training_run(s, "concise-tiny", "local", preset="tiny")
-        plan = [("sft", 0, 0.30, 300), ("stage1", 10, 0.45, 330), ("stage1", 20, 0.55, 340),
-                ("stage2", 10, 0.60, 220), ("stage2", 20, 0.62, 160)]
+        plan = [
+            ("sft", 0, 0.30, 300),
+            ("stage1", 10, 0.45, 330),
+            ("stage1", 20, 0.55, 340),
+            ("stage2", 10, 0.60, 220),
+            ("stage2", 20, 0.62, 160),
+        ]
         for stage, step, acc, tokens in plan:
-            ckpt = store.get_or_create_checkpoint(s, f"/runs/concise-tiny/{stage}/global_step{step}_hf",
-                                                  name=f"concise-tiny {stage}@{step}", training_run=run,
-                                                  stage=stage, step=step)
+            ckpt = store.get_or_create_checkpoint(
+                s,
+                f"/runs/concise-tiny/{stage}/global_step{step}_hf",
+                name=f"concise-tiny {stage}@{step}",
+                training_run=run,
+                stage=stage,
+                step=step,
+            )
             for t, task in enumerate(TASKS):
                 ev = store.start_eval_run(s, ckpt, task, "1", sampling, "hf", "5.19", "grader-1")
                 store.add_samples(s, ev, _samples(rng, acc - 0.1 * t, tokens * (1 + t)))
@@ -86,10 +105,15 @@ class Server:
         import subprocess
         import sys
         import threading
+
         # `python -m walkrun.cli` is the `walkrun` command (its entry point) without relying on
         # the venv's generated console script.
-        self.proc = subprocess.Popen([sys.executable, "-m", "walkrun.cli", "leaderboard", "serve", "--port", "0", "--db", url_db, *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "walkrun.cli", "leaderboard", "serve", "--port", "0", "--db", url_db, *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self.ready = threading.Event()
 

@@ -17,8 +17,15 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium (apt-get install -y chromium)"),
 ]
 # ../shared/DESIGN.md §Browser tests; --user-data-dir is given by launch_persistent_context.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +34,12 @@ def browser_page(tmp_path_factory):
 
     with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, args=FLAGS,
-            headless=True, viewport={"width": 1400, "height": 1000})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            args=FLAGS,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+        )
         page = ctx.new_page()
         page.set_default_timeout(30_000)
         events = {"dialogs": [], "errors": [], "console": []}
@@ -75,7 +86,7 @@ def test_page_renders_rows_and_plots_and_runs_no_script_from_the_db(lb_db, lb_se
     assert page.locator("#run-0 .shapelayer path").count() == 2  # SFT -> stage 1 -> stage 2 boundaries
 
     # The injected name is text in the table and in the plot legend; nothing of it became markup.
-    evil_cell = page.locator("#lb-table td[data-key=model]", has_text="alert(\"name\")").first
+    evil_cell = page.locator("#lb-table td[data-key=model]", has_text='alert("name")').first
     assert evil_cell.inner_text() == EVIL_NAME
     assert page.locator("#scatter-0 .legendtext", has_text="(no training run)").count() == 1
     # Plotly's hover label shows the name as the same text (its own mini-HTML is not fooled).
@@ -120,8 +131,10 @@ def test_page_renders_rows_and_plots_and_runs_no_script_from_the_db(lb_db, lb_se
     page.locator("details summary").first.click()
     assert page.locator("pre.response").first.inner_text() == EVIL_RESPONSE
     page.select_option("select.f-outcome >> nth=0", "all-right")
-    assert page.locator("#eval-1-problems tbody tr:not([hidden])").count() == \
-        page.locator("#eval-1-problems tbody tr.all-right").count()
+    assert (
+        page.locator("#eval-1-problems tbody tr:not([hidden])").count()
+        == page.locator("#eval-1-problems tbody tr.all-right").count()
+    )
     page.screenshot(path=str(_artifacts(tmp_path) / "leaderboard_checkpoint.png"))
     assert page.evaluate("document.querySelectorAll('img').length") == 0
 
@@ -150,8 +163,12 @@ def test_static_build_renders_offline_from_disk_and_pages_long_tables(lb_db, bro
         all_tokens = sorted(a["mean_tokens"] for a in queries.aggregate(s))
     page.click("#lb-table th[data-key=mean_tokens]")
     page.click("#lb-table th[data-key=mean_tokens]")  # second click: ascending
-    shown = lambda: [float(v) for v in rows.locator("td[data-key=mean_tokens]").evaluate_all(  # noqa: E731
-        "els => els.map(e => e.dataset.v)")]
+    shown = lambda: [
+        float(v)
+        for v in rows.locator("td[data-key=mean_tokens]").evaluate_all(  # noqa: E731
+            "els => els.map(e => e.dataset.v)"
+        )
+    ]
     assert shown() == all_tokens[:5]
     page.click("#lb-table-more")
     assert shown() == all_tokens[:10]

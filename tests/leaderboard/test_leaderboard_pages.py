@@ -59,8 +59,10 @@ def test_model_name_and_responses_with_script_are_shown_as_text(lb_db, lb_server
     assert "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in html
     # The only scripts: our JSON data block (not executable), plotly.js and leaderboard.js.
     assert re.findall(r"<script[^>]*>", html) == [
-        '<script type="application/json" id="lb-figures">', '<script src="static/plotly.min.js">',
-        '<script src="static/leaderboard.js">']
+        '<script type="application/json" id="lb-figures">',
+        '<script src="static/plotly.min.js">',
+        '<script src="static/leaderboard.js">',
+    ]
     blob = html.split('id="lb-figures">', 1)[1].split("</script>", 1)[0]
     assert "<" not in blob and ">" not in blob
     # Plotly renders some HTML in names, so they are HTML-escaped inside the data as well.
@@ -110,8 +112,11 @@ def test_checkpoint_page_counts_equal_the_stored_samples(lb_db, lb_server):
     cid = agg[0]["checkpoint_id"]
     status, _, page = lb_server.get(f"checkpoints/{cid}.html")
     assert status == 200 and "concise-tiny stage2@20" in page
-    shown = re.findall(r'data-problem-id="([^"]+)">\s*<td><code>[^<]*</code></td>\s*<td class="ans">[^<]*</td>\s*'
-                       r'<td class="int">(\d+)/(\d+)</td>', page)
+    shown = re.findall(
+        r'data-problem-id="([^"]+)">\s*<td><code>[^<]*</code></td>\s*<td class="ans">[^<]*</td>\s*'
+        r'<td class="int">(\d+)/(\d+)</td>',
+        page,
+    )
     assert len(shown) == 2 * 6
     with session_scope(lb_db, readonly=True, create=False) as s:
         want = Counter()
@@ -161,8 +166,12 @@ def test_static_build_is_self_contained_and_replaces_only_its_own_folder(lb_db, 
 
 def test_cli_reports_a_taken_port_in_one_line(lb_db, lb_server):
     port = lb_server.url.rstrip("/").rsplit(":", 1)[1]
-    r = subprocess.run([sys.executable, "-m", "walkrun.cli", "leaderboard", "serve", "--port", port, "--db", lb_db],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "walkrun.cli", "leaderboard", "serve", "--port", port, "--db", lb_db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().startswith("walkrun: error: cannot listen on 127.0.0.1:" + port)
     assert len(r.stderr.strip().splitlines()) == 1
@@ -175,9 +184,20 @@ def test_server_binds_localhost_by_default(lb_server):
 def test_problem_table_shows_a_wrong_and_a_right_sample_and_clips_long_responses():
     from walkrun.leaderboard.pages import PageOptions, problem_table
 
-    rows = [{"problem_id": "7", "sample_index": i, "gold": "3", "response": "x" * (10 + i), "extracted": a,
-             "correct": a == "3", "n_tokens": 10 + i, "finish_reason": "length" if a is None else "stop",
-             "status": "ok"} for i, a in enumerate(["3", "3", "5", None])]
+    rows = [
+        {
+            "problem_id": "7",
+            "sample_index": i,
+            "gold": "3",
+            "response": "x" * (10 + i),
+            "extracted": a,
+            "correct": a == "3",
+            "n_tokens": 10 + i,
+            "finish_reason": "length" if a is None else "stop",
+            "status": "ok",
+        }
+        for i, a in enumerate(["3", "3", "5", None])
+    ]
     (p,) = problem_table(rows, PageOptions(samples_per_problem=2, response_chars=11))
     assert (p["n"], p["n_correct"], p["n_truncated"], p["outcome"]) == (4, 2, 1, "mixed")
     assert p["mean_tokens"] == 11.5 and p["answers"][0] == ("3", 2)

@@ -12,12 +12,12 @@ def test_pareto_front_keeps_exactly_the_undominated_points():
     # (mean_tokens, accuracy)
     pts = [
         (1000, 0.80),  # 0 frontier: most accurate
-        (400, 0.60),   # 1 frontier
-        (500, 0.55),   # 2 dominated by 1 (longer and worse)
-        (200, 0.30),   # 3 frontier: shortest
-        (400, 0.50),   # 4 dominated by 1 (same length, worse)
-        (900, 0.80),   # 5 frontier, and it dominates 0 (same accuracy, shorter)
-        (250, 0.30),   # 6 dominated by 3 (same accuracy, longer)
+        (400, 0.60),  # 1 frontier
+        (500, 0.55),  # 2 dominated by 1 (longer and worse)
+        (200, 0.30),  # 3 frontier: shortest
+        (400, 0.50),  # 4 dominated by 1 (same length, worse)
+        (900, 0.80),  # 5 frontier, and it dominates 0 (same accuracy, shorter)
+        (250, 0.30),  # 6 dominated by 3 (same accuracy, longer)
         (None, 0.99),  # 7 no token count: never on the frontier
         (300, math.nan),  # 8 no accuracy
     ]
@@ -45,16 +45,35 @@ def test_pareto_front_matches_brute_force_on_random_points():
 
 
 def _row(stage, step, acc, tokens, task="aime24", run="r", cid=None):
-    return {"model": f"{stage}@{step}", "checkpoint_id": cid or hash((stage, step)) % 10_000, "stage": stage,
-            "step": step, "training_run": run, "task": task, "k": 4, "accuracy": acc, "mean_tokens": tokens}
+    return {
+        "model": f"{stage}@{step}",
+        "checkpoint_id": cid or hash((stage, step)) % 10_000,
+        "stage": stage,
+        "step": step,
+        "training_run": run,
+        "task": task,
+        "k": 4,
+        "accuracy": acc,
+        "mean_tokens": tokens,
+    }
 
 
 def test_stage2_steps_that_restart_are_placed_after_stage1():
-    rows = [_row("stage2", 20, 0.6, 150), _row("stage1", 200, 0.5, 300), _row("stage2", 10, 0.55, 250),
-            _row("stage1", 100, 0.4, 280), _row("sft", 0, 0.3, 260)]
+    rows = [
+        _row("stage2", 20, 0.6, 150),
+        _row("stage1", 200, 0.5, 300),
+        _row("stage2", 10, 0.55, 250),
+        _row("stage1", 100, 0.4, 280),
+        _row("sft", 0, 0.3, 260),
+    ]
     ordered = run_order(rows)
     assert [(x, r["stage"], r["step"]) for x, r in ordered] == [
-        (0, "sft", 0), (100, "stage1", 100), (200, "stage1", 200), (210, "stage2", 10), (220, "stage2", 20)]
+        (0, "sft", 0),
+        (100, "stage1", 100),
+        (200, "stage1", 200),
+        (210, "stage2", 10),
+        (220, "stage2", 20),
+    ]
     assert [(x, a, b) for x, a, b in stage_boundaries(ordered)] == [(50, "sft", "stage1"), (205, "stage1", "stage2")]
 
 
@@ -64,10 +83,13 @@ def test_globally_numbered_stage2_steps_are_kept():
 
 
 def test_scatter_marks_the_frontier_and_joins_a_run_in_training_order():
-    rows = [_row("stage1", 10, 0.40, 300, cid=1), _row("stage2", 10, 0.50, 200, cid=2),
-            _row("stage1", 20, 0.45, 320, cid=3),
-            {**_row("external", None, 0.60, 900, run=None, cid=4)},
-            _row("stage2", 5, 0.9, 100, task="math500", cid=5)]
+    rows = [
+        _row("stage1", 10, 0.40, 300, cid=1),
+        _row("stage2", 10, 0.50, 200, cid=2),
+        _row("stage1", 20, 0.45, 320, cid=3),
+        {**_row("external", None, 0.60, 900, run=None, cid=4)},
+        _row("stage2", 5, 0.9, 100, task="math500", cid=5),
+    ]
     fig = scatter_figure(rows, "aime24", run_colors(rows))
     assert fig["frontier"] == [2, 4]  # stage2@10 is shortest and beats both stage-1 points
     run_trace = next(t for t in fig["data"] if t["name"] == "r")

@@ -5,7 +5,6 @@ in file order; the last one stops the servers."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -31,14 +30,28 @@ class CliServer:
         import subprocess
         import sys
 
-        argv = [sys.executable, "-m", "walkrun.cli", "serve", "vllm", str(model), "--name", "verbose-tiny",
-                "--max-model-len", str(MAX_LEN), "--api-key", KEY, "--port", str(port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "walkrun.cli",
+            "serve",
+            "vllm",
+            str(model),
+            "--name",
+            "verbose-tiny",
+            "--max-model-len",
+            str(MAX_LEN),
+            "--api-key",
+            KEY,
+            "--port",
+            str(port),
+        ]
         if core is not None:
             argv += ["--cpu-cores", core]
         self.name, self.api_key = "verbose-tiny", KEY
         self.cli = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def wait_ready(self, timeout: float = 600) -> "CliServer":
+    def wait_ready(self, timeout: float = 600) -> CliServer:
         import select
 
         ready, _, _ = select.select([self.cli.stdout], [], [], timeout)
@@ -89,8 +102,14 @@ def stack(tiny_model, tmp_path_factory):
     b = CliServer(other, cores_for(2)[1], port_b)
     demo = None
     try:
-        cfg = DemoConfig(a=str(tiny_model), b=f"http://127.0.0.1:{port_b}", labels="concise,verbose",
-                         api_key=KEY, max_tokens=64, max_model_len=MAX_LEN)
+        cfg = DemoConfig(
+            a=str(tiny_model),
+            b=f"http://127.0.0.1:{port_b}",
+            labels="concise,verbose",
+            api_key=KEY,
+            max_tokens=64,
+            max_model_len=MAX_LEN,
+        )
         demo = launch_demo(cfg)
         b.wait_ready()
         yield demo, demo.sides[0].server, b
@@ -118,7 +137,7 @@ def _generated_tokens(server) -> float:
     """vLLM's own Prometheus counter of generated tokens."""
     with urllib.request.urlopen(server.root_url + "/metrics", timeout=10) as r:
         text = r.read().decode()
-    m = re.search(r'^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$', text, re.M)
+    m = re.search(r"^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$", text, re.M)
     assert m, "no vllm:generation_tokens_total in /metrics"
     return float(m.group(1))
 
@@ -151,8 +170,9 @@ def test_api_key_guards_v1_but_not_health(servers):
 
 def test_completions_return_exact_usage(servers):
     for server in servers:
-        r = _client(server).completions.create(model=server.name, prompt="The sum of", max_tokens=16,
-                                               temperature=0, extra_body={"ignore_eos": True})
+        r = _client(server).completions.create(
+            model=server.name, prompt="The sum of", max_tokens=16, temperature=0, extra_body={"ignore_eos": True}
+        )
         assert r.usage.completion_tokens == 16 and r.usage.prompt_tokens > 0
         assert r.choices[0].finish_reason == "length" and r.choices[0].text
 
@@ -162,9 +182,16 @@ def test_chat_stream_matches_non_streamed_answer_and_usage(servers):
         client = _client(server)
         msgs = [{"role": "user", "content": "What is 2 + 3?"}]
         whole = client.chat.completions.create(model=server.name, messages=msgs, max_tokens=24, temperature=0)
-        chunks = list(client.chat.completions.create(
-            model=server.name, messages=msgs, max_tokens=24, temperature=0,
-            stream=True, stream_options={"include_usage": True}))
+        chunks = list(
+            client.chat.completions.create(
+                model=server.name,
+                messages=msgs,
+                max_tokens=24,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1  # really streamed
         assert text == whole.choices[0].message.content
@@ -216,8 +243,12 @@ def test_demo_streams_both_sides_with_server_token_counts(servers, demo):
     # what the page shows is what the server generated (greedy, so a direct request agrees)
     for server, chat in zip(servers, [final[0], final[3]]):
         direct = _client(server).chat.completions.create(
-            model=server.name, messages=[{"role": "user", "content": prompt}],
-            max_tokens=max_tokens, temperature=0, top_p=0.95)
+            model=server.name,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=max_tokens,
+            temperature=0,
+            top_p=0.95,
+        )
         # (the Chatbot trims surrounding whitespace when it splits out reasoning)
         assert _text(chat) == direct.choices[0].message.content.strip()
     # both columns updated while streaming, with live token counts that only grow
@@ -253,8 +284,11 @@ def test_demo_grades_a_benchmark_problem_on_both_sides(demo):
         expected = grading.grade(gold, _text(chat))
         assert st["status"] == "done"
         assert (st["correct"], st["extracted"], st["grade_status"]) == (
-            expected.correct, expected.extracted, expected.status)
-        assert ("correct" in summary or "wrong" in summary or expected.status.replace("_", " ") in summary)
+            expected.correct,
+            expected.extracted,
+            expected.status,
+        )
+        assert "correct" in summary or "wrong" in summary or expected.status.replace("_", " ") in summary
 
 
 def test_dead_side_shows_error_while_the_other_finishes(servers):
@@ -284,8 +318,9 @@ def test_unresponsive_side_does_not_hold_back_the_other(servers):
         hung.listen(8)
         hung_url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
         cfg = DemoConfig(a=a.url, b=hung_url, request_timeout=10)
-        d = launch_demo(cfg, [Side("concise", a.url, a.url, model=a.name), Side("verbose", hung_url, hung_url,
-                                                                                   model="hung")])
+        d = launch_demo(
+            cfg, [Side("concise", a.url, a.url, model=a.name), Side("verbose", hung_url, hung_url, model="hung")]
+        )
         try:
             t0 = time.monotonic()
             updates, final = _run(d.url, "Hello there", 0.0, 32, "")
@@ -306,9 +341,17 @@ def test_browser_shows_both_answers_after_streaming(servers, demo, tmp_path):
 
     shot = tmp_path / "demo.png"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=str(chromium),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(demo.url)
@@ -319,7 +362,8 @@ def test_browser_shows_both_answers_after_streaming(servers, demo, tmp_path):
                 "() => { const t = document.body.innerText;"
                 " return (t.match(/\\d+ tokens/g) || []).length >= 2 && !t.includes('streaming…')"
                 " && !t.includes('waiting for the first token'); }",
-                timeout=120_000)
+                timeout=120_000,
+            )
             body = page.inner_text("body")
             page.screenshot(path=str(shot), full_page=True)
         finally:

@@ -42,8 +42,15 @@ def test_cpu_command_applies_the_design_fixes(tmp_path, monkeypatch):
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     monkeypatch.delenv("LD_PRELOAD", raising=False)
     model = _model_dir(tmp_path)
-    cfg = ServeConfig(model=str(model), name="concise", api_key="sekrit", cpu_cores="1", max_model_len=1024,
-                      reasoning_parser="deepseek_r1", extra_args=["--dtype", "float32"])
+    cfg = ServeConfig(
+        model=str(model),
+        name="concise",
+        api_key="sekrit",
+        cpu_cores="1",
+        max_model_len=1024,
+        reasoning_parser="deepseek_r1",
+        extra_args=["--dtype", "float32"],
+    )
     argv, env = build_command(cfg, 8123, cpu_build=True)
     assert argv[1:5] == ["-m", "walkrun.serve.vllm_entry", "serve", str(model.resolve())]
     joined = " ".join(argv)
@@ -63,7 +70,8 @@ def test_user_settings_win_over_cpu_defaults(tmp_path, monkeypatch):
     assert argv.count("--enforce-eager") == 1
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
     assert "VLLM_CPU_OMP_THREADS_BIND" not in env or env["VLLM_CPU_OMP_THREADS_BIND"] == os.environ.get(
-        "VLLM_CPU_OMP_THREADS_BIND")
+        "VLLM_CPU_OMP_THREADS_BIND"
+    )
     compiled, _ = build_command(ServeConfig(model=str(tmp_path / "m"), extra_args=["-O", "3"]), 8000, cpu_build=True)
     assert "--enforce-eager" not in compiled  # the user asked for compilation
 
@@ -82,13 +90,16 @@ def test_hub_id_is_passed_through_without_offline_mode(monkeypatch):
     assert argv[4] == "Qwen/Qwen2.5-Math-1.5B" and "HF_HUB_OFFLINE" not in env
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"model": "/no/such/folder"}, "does not exist"),
-    ({"model": "MODEL_DIR_WITHOUT_CONFIG"}, "has no config.json"),
-    ({"model": ""}, "a model is required"),
-    ({"model": "x", "port": 70000}, "--port must be"),
-    ({"model": "x", "max_model_len": 4}, "--max-model-len"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"model": "/no/such/folder"}, "does not exist"),
+        ({"model": "MODEL_DIR_WITHOUT_CONFIG"}, "has no config.json"),
+        ({"model": ""}, "a model is required"),
+        ({"model": "x", "port": 70000}, "--port must be"),
+        ({"model": "x", "max_model_len": 4}, "--max-model-len"),
+    ],
+)
 def test_bad_serve_input_is_one_clear_error(tmp_path, bad, message):
     if bad["model"] == "MODEL_DIR_WITHOUT_CONFIG":
         (tmp_path / "empty").mkdir()
@@ -107,11 +118,16 @@ def test_busy_port_is_refused_before_starting(tmp_path):
 
 
 def test_cli_reports_bad_model_on_one_line_with_exit_2():
-    r = subprocess.run([sys.executable, "-m", "walkrun.cli", "serve", "vllm", "/no/such/model"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "walkrun.cli", "serve", "vllm", "/no/such/model"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "walkrun: error: serve: model folder /no/such/model does not exist; pass an HF-format folder or a hub id"]
+        "walkrun: error: serve: model folder /no/such/model does not exist; pass an HF-format folder or a hub id"
+    ]
 
 
 def test_two_servers_get_one_core_each():
@@ -188,8 +204,15 @@ def test_thinking_is_folded_in_the_chatbot():
 
 
 def test_side_summary_shows_counts_timings_and_verdict():
-    run = demo_mod.SideRun(status="done", text="\\boxed{4}", completion_tokens=40, ttft_s=0.5, total_s=2.0,
-                           finish_reason="length", grade={"correct": True, "extracted": "4", "status": "ok"})
+    run = demo_mod.SideRun(
+        status="done",
+        text="\\boxed{4}",
+        completion_tokens=40,
+        ttft_s=0.5,
+        total_s=2.0,
+        finish_reason="length",
+        grade={"correct": True, "extracted": "4", "status": "ok"},
+    )
     stats = run.stats()
     assert stats["tokens_per_s"] == 20.0 and stats["correct"] is True and stats["grade_status"] == "ok"
     text = run.summary()
@@ -213,8 +236,23 @@ def test_cli_passes_flags_after_double_dash_to_vllm(tmp_path, monkeypatch):
 
     monkeypatch.setattr(vllm_server, "launch", fake_launch)
     model = _model_dir(tmp_path)
-    r = CliRunner().invoke(app, ["serve", "vllm", str(model), "--name", "c", "--reasoning-parser", "deepseek_r1",
-                                 "--", "--dtype", "float32", "--seed", "3"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            "vllm",
+            str(model),
+            "--name",
+            "c",
+            "--reasoning-parser",
+            "deepseek_r1",
+            "--",
+            "--dtype",
+            "float32",
+            "--seed",
+            "3",
+        ],
+    )
     assert isinstance(r.exception, WalkrunError)
     cfg = seen["cfg"]
     assert (cfg.name, cfg.reasoning_parser, cfg.host) == ("c", "deepseek_r1", "127.0.0.1")

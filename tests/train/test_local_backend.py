@@ -29,16 +29,23 @@ def _call(fn, groups, lengths):
             answers.append(gold)
     ids = [[0] * n for n in lengths]
     logged = {}
-    out = fn(prompts=prompts, completions=completions, completion_ids=ids, answer=answers,
-             log_metric=lambda k, v: logged.__setitem__(k, v))
+    out = fn(
+        prompts=prompts,
+        completions=completions,
+        completion_ids=ids,
+        answer=answers,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
     return out, logged
 
 
 def test_stage2_reward_adds_length_term_only_to_all_correct_groups():
     fn = _reward(lgrpo=True, l_max=100)
     right, wrong = "1+2=3;3+3=6;\\boxed{6}", "1+2=3;3+3=7;\\boxed{7}"
-    groups = [("1+2+3=", "6", [right] * 4),                 # all correct: 1 + (1 - L/100)
-              ("1+2+3=", "6", [right, right, right, wrong])]  # mixed: plain correctness
+    groups = [
+        ("1+2+3=", "6", [right] * 4),  # all correct: 1 + (1 - L/100)
+        ("1+2+3=", "6", [right, right, right, wrong]),
+    ]  # mixed: plain correctness
     lengths = [20, 30, 40, 50, 20, 30, 40, 50]
     rewards, logged = _call(fn, groups, lengths)
     assert rewards[:4] == pytest.approx([1.8, 1.7, 1.6, 1.5])
@@ -58,18 +65,40 @@ def test_stage2_reward_refuses_groups_that_are_not_contiguous():
     fn = _reward(lgrpo=True)
     c = "\\boxed{6}"
     with pytest.raises(WalkrunError, match="contiguous"):
-        fn(prompts=["1+2+3=", "1+2+3=", "2+2+2=", "1+2+3="], completions=[c] * 4, completion_ids=[[0]] * 4,
-           answer=["6"] * 4)
+        fn(
+            prompts=["1+2+3=", "1+2+3=", "2+2+2=", "1+2+3="],
+            completions=[c] * 4,
+            completion_ids=[[0]] * 4,
+            answer=["6"] * 4,
+        )
 
 
 def test_kept_groups_drops_only_zero_variance_groups():
-    r = torch.tensor([
-        1, 1, 1, 1,              # all correct, stage 1: dropped
-        0, 1, 0, 1,              # mixed: kept
-        0, 0, 0, 0,              # all wrong: dropped
-        1.5, 1.5, 1.5, 1.5,      # all correct, equal lengths under L-GRPO: dropped
-        1.8, 1.7, 1.7, 1.6,      # all correct, different lengths under L-GRPO: kept
-    ], dtype=torch.float32)
+    r = torch.tensor(
+        [
+            1,
+            1,
+            1,
+            1,  # all correct, stage 1: dropped
+            0,
+            1,
+            0,
+            1,  # mixed: kept
+            0,
+            0,
+            0,
+            0,  # all wrong: dropped
+            1.5,
+            1.5,
+            1.5,
+            1.5,  # all correct, equal lengths under L-GRPO: dropped
+            1.8,
+            1.7,
+            1.7,
+            1.6,  # all correct, different lengths under L-GRPO: kept
+        ],
+        dtype=torch.float32,
+    )
     assert kept_groups(r, 4).tolist() == [False, True, False, False, True]
     # float noise from summing shaped rewards is not variance
     noisy = torch.tensor([1.3, 1.3 + 1e-7, 1.3, 1.3 - 1e-7])
@@ -90,9 +119,18 @@ def test_dynamic_sampling_trainer_masks_the_right_groups(tmp_path):
         assert len(completions) == G * len(per_group)
         return [float(v) for g in per_group for v in g]
 
-    args = GRPOConfig(output_dir=str(tmp_path / "trl"), use_cpu=True, report_to="none", save_strategy="no",
-                      num_generations=G, per_device_train_batch_size=G * len(per_group), max_completion_length=8,
-                      max_steps=1, mask_truncated_completions=False, loss_type="dapo")
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "trl"),
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        num_generations=G,
+        per_device_train_batch_size=G * len(per_group),
+        max_completion_length=8,
+        max_steps=1,
+        mask_truncated_completions=False,
+        loss_type="dapo",
+    )
     ds = Dataset.from_list(synthetic.rl_rows(len(per_group)))
     cls = local._trainer_class()
     trainer = cls(model=model, reward_funcs=handmade, args=args, train_dataset=ds, processing_class=tok)
@@ -151,8 +189,18 @@ def sft_model(tmp_path_factory):
     from walkrun.train.sft import SFTConfig, run_sft
 
     out = tmp_path_factory.mktemp("sft") / "model"
-    summary = run_sft(SFTConfig(out=str(out), steps=40, batch_size=32, warmup_steps=10, log_every=10,
-                                eval_problems=8, eval_samples=2, progress=False))
+    summary = run_sft(
+        SFTConfig(
+            out=str(out),
+            steps=40,
+            batch_size=32,
+            warmup_steps=10,
+            log_every=10,
+            eval_problems=8,
+            eval_samples=2,
+            progress=False,
+        )
+    )
     return out, summary
 
 
@@ -173,8 +221,10 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     model, _ = sft_model
     # reward=fatemi: a 40-step model is never right yet, but boxed-vs-unboxed answers still give
     # groups with reward variance, so the smoke run has gradients to apply.
-    cfg1, _ = load_config("local-stage1", [f"model={model}", "rounds=2", "prompts_per_rollout=4",
-                                           "save_steps=2", "reward=fatemi", "progress=false"])
+    cfg1, _ = load_config(
+        "local-stage1",
+        [f"model={model}", "rounds=2", "prompts_per_rollout=4", "save_steps=2", "reward=fatemi", "progress=false"],
+    )
     s1 = local.run_local(cfg1, tmp_path / "s1", preset="local-stage1", name="smoke-stage1")
     run1 = tmp_path / "s1"
     assert sorted(p.name for p in run1.glob("global_step*_hf")) == ["global_step2_hf", "global_step4_hf"]
@@ -200,9 +250,18 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
         assert (run.backend, run.preset, run.output_dir) == ("local", "local-stage1", str(run1.resolve()))
         assert run.config["reward"] == "fatemi"
 
-    cfg2, _ = load_config("local-stage2", [f"model={run1}", "rounds=1", "prompts_per_rollout=4",
-                                           "eval_every=2", "eval_problems=4", "eval_samples=1",
-                                           "progress=false"])
+    cfg2, _ = load_config(
+        "local-stage2",
+        [
+            f"model={run1}",
+            "rounds=1",
+            "prompts_per_rollout=4",
+            "eval_every=2",
+            "eval_problems=4",
+            "eval_samples=1",
+            "progress=false",
+        ],
+    )
     local.run_local(cfg2, tmp_path / "s2", preset="local-stage2")
     run2 = tmp_path / "s2"
     assert (run2 / "global_step2_hf" / "config.json").is_file()

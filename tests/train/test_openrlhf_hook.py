@@ -26,7 +26,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-DRIVER = r'''
+DRIVER = r"""
 import json, os, sys
 from types import SimpleNamespace
 
@@ -108,9 +108,9 @@ os.environ["WALKRUN_LGRPO"] = "1"
 hook.install()
 out["late"] = run(args())
 print("RESULT " + json.dumps(out))
-'''
+"""
 
-SQ = 0.15 ** 0.5
+SQ = 0.15**0.5
 A_ON = [0.45 / SQ, 0.15 / SQ, -0.15 / SQ, -0.45 / SQ]
 B = [0.5, -1.5, 0.5, 0.5]
 
@@ -121,7 +121,7 @@ def results():
     proc = subprocess.run([sys.executable, "-c", DRIVER], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def test_hook_binds_before_experience_maker_is_imported(results):

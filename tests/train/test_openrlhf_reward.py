@@ -37,8 +37,9 @@ class _FakeEngine:
     """Stands in for OpenRLHF's vLLM engine actor: returns fixed response token ids."""
 
     def __init__(self, ids, text):
-        self.out = SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids, text=text, finish_reason="stop",
-                                                            logprobs=None)])
+        self.out = SimpleNamespace(
+            outputs=[SimpleNamespace(token_ids=ids, text=text, finish_reason="stop", logprobs=None)]
+        )
 
     async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
         await asyncio.sleep(0)
@@ -62,14 +63,16 @@ def executor(tmp_path_factory):
 
 
 def _run_all(executor, tokenizer) -> dict:
-    prompt = tokenizer.apply_chat_template(messages("What is 2 + 3?", "qwen25-math-cot"),
-                                           tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        messages("What is 2 + 3?", "qwen25-math-cot"), tokenize=False, add_generation_prompt=True
+    )
 
     async def one(label, text):
         ids = tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         params = SimpleNamespace(max_tokens=len(ids) + 8, logprobs=None)
-        return await executor.execute(prompt, label, params, max_length=len(ids) + 4096, hf_tokenizer=tokenizer,
-                                      llm_engine=_FakeEngine(ids, text))
+        return await executor.execute(
+            prompt, label, params, max_length=len(ids) + 4096, hf_tokenizer=tokenizer, llm_engine=_FakeEngine(ids, text)
+        )
 
     async def main():
         outs = await asyncio.gather(*(one(label, text) for label, text, _, _ in CASES.values()))
@@ -100,10 +103,10 @@ def test_reward_through_openrlhf_executor_threads(executor, tokenizer, monkeypat
 def test_reward_func_never_raises_on_odd_inputs_from_a_thread_pool(monkeypatch):
     monkeypatch.setenv("WALKRUN_GRADER_TIMEOUT", "2")
     calls = [
-        ([None], ["p"], [5]),                     # no query, numeric label
-        (["p\\boxed{5}"], [], []),                # prompts and labels missing
+        ([None], ["p"], [5]),  # no query, numeric label
+        (["p\\boxed{5}"], [], []),  # prompts and labels missing
         (["x \\boxed{5}<|im_end|><|endoftext|>"], ["x "], ["5"]),
-        ([], [], []),                             # empty batch
+        ([], [], []),  # empty batch
         (["p" + "\x00\ud800" * 100], ["p"], ["1"]),  # NULs and a lone surrogate
     ]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
@@ -124,15 +127,27 @@ def test_unknown_scheme_scores_zero_and_flags_failure_instead_of_raising(monkeyp
         reward_mod._scheme()  # what makes a misconfigured job fail when the file is loaded
 
 
-@pytest.mark.parametrize("query, prompt, expected", [
-    ("<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA \\boxed{1}<|im_end|>",
-     "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n", "A \\boxed{1}"),
-    # decode did not reproduce the prompt exactly: fall back to the generation prompt line
-    ("<|im_start|>user\nQ  <|im_end|>\n<|im_start|>assistant\nA<|im_end|><|endoftext|><|endoftext|>",
-     "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n", "A"),
-    ("<｜User｜>Q<｜Assistant｜><think>\nx</think> \\boxed{2}<｜end▁of▁sentence｜>",
-     "<｜User｜>Q<｜Assistant｜>", "<think>\nx</think> \\boxed{2}"),
-    ("no prompt at all \\boxed{3}</s>", "", "no prompt at all \\boxed{3}"),
-])
+@pytest.mark.parametrize(
+    "query, prompt, expected",
+    [
+        (
+            "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA \\boxed{1}<|im_end|>",
+            "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n",
+            "A \\boxed{1}",
+        ),
+        # decode did not reproduce the prompt exactly: fall back to the generation prompt line
+        (
+            "<|im_start|>user\nQ  <|im_end|>\n<|im_start|>assistant\nA<|im_end|><|endoftext|><|endoftext|>",
+            "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n",
+            "A",
+        ),
+        (
+            "<｜User｜>Q<｜Assistant｜><think>\nx</think> \\boxed{2}<｜end▁of▁sentence｜>",
+            "<｜User｜>Q<｜Assistant｜>",
+            "<think>\nx</think> \\boxed{2}",
+        ),
+        ("no prompt at all \\boxed{3}</s>", "", "no prompt at all \\boxed{3}"),
+    ],
+)
 def test_extract_response_strips_prompt_and_end_tokens(query, prompt, expected):
     assert extract_response(query, prompt) == expected

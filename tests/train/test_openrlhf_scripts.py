@@ -39,11 +39,21 @@ CASES = {
     "conciser-stage2": ("conciser-stage2", ["pretrain=/ckpt/conciser-stage1/global_step300_hf"]),
     "fatemi-phase2": ("fatemi-phase2", []),
     # a --set override changing cluster shape, lengths, eval and logging at once
-    "stage2-overridden": ("conciser-stage2", [
-        "pretrain=/ckpt/s1/global_step40_hf", "gpus_per_node=4", "vllm_num_engines=2",
-        "vllm_tensor_parallel_size=2", "train_batch_size=256", "l_max=2048", "eval_data=aime24,amc23",
-        "wandb_project=concise", "entropy_coef=none", "extra_args=--vllm.enable_prefix_caching",
-    ]),
+    "stage2-overridden": (
+        "conciser-stage2",
+        [
+            "pretrain=/ckpt/s1/global_step40_hf",
+            "gpus_per_node=4",
+            "vllm_num_engines=2",
+            "vllm_tensor_parallel_size=2",
+            "train_batch_size=256",
+            "l_max=2048",
+            "eval_data=aime24,amc23",
+            "wandb_project=concise",
+            "entropy_coef=none",
+            "extra_args=--vllm.enable_prefix_caching",
+        ],
+    ),
 }
 
 
@@ -51,9 +61,9 @@ def _submit_argv(record: list[str]) -> tuple[list[str], dict]:
     """(train_ppo_ray flags, runtime env) from the argv the fake `ray` recorded."""
     assert record[:2] == ["job", "submit"], record
     dash = record.index("--")
-    assert record[dash + 1:dash + 4] == ["python3", "-m", "openrlhf.cli.train_ppo_ray"]
+    assert record[dash + 1 : dash + 4] == ["python3", "-m", "openrlhf.cli.train_ppo_ray"]
     env_flag = [a for a in record[:dash] if a.startswith("--runtime-env-json=")]
-    return record[dash + 4:], json.loads(env_flag[0].split("=", 1)[1])
+    return record[dash + 4 :], json.loads(env_flag[0].split("=", 1)[1])
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +80,13 @@ def scripted(tmp_path_factory):
         script = root / f"{case}.sh"
         script.write_text(render(config))
         log = root / f"{case}.ray.jsonl"
-        env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_RAY_LOG": str(log),
-               "WALKRUN_PYTHON": sys.executable, "WANDB_API_KEY": "test-key"}
+        env = {
+            **os.environ,
+            "PATH": f"{bindir}:{os.environ['PATH']}",
+            "FAKE_RAY_LOG": str(log),
+            "WALKRUN_PYTHON": sys.executable,
+            "WANDB_API_KEY": "test-key",
+        }
         proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         argv, renv = _submit_argv(json.loads(log.read_text().splitlines()[-1]))
@@ -81,13 +96,18 @@ def scripted(tmp_path_factory):
     n_at = base.index("--rollout.n_samples_per_prompt") + 1
     controls = {
         "old-flat-flag": base + ["--n_samples_per_prompt", "8"],
-        "group_norm-with-n-1": base[:n_at] + ["1"] + base[n_at + 1:],
+        "group_norm-with-n-1": base[:n_at] + ["1"] + base[n_at + 1 :],
     }
     argvs = [c["argv"] for c in out.values()] + list(controls.values())
     (root / "in.json").write_text(json.dumps(argvs))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIMS), str(REPO)])}
-    proc = subprocess.run([sys.executable, str(SHIMS / "validate_openrlhf_args.py"), str(root / "in.json"),
-                           str(root / "out.json")], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(SHIMS / "validate_openrlhf_args.py"), str(root / "in.json"), str(root / "out.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((root / "out.json").read_text())
     for case, res in zip(list(out) + list(controls), results):
@@ -142,8 +162,10 @@ def test_fatemi_preset_is_paper_b_ppo(scripted):
     assert scripted["fatemi-phase2"]["runtime_env"]["env_vars"]["WALKRUN_REWARD_SCHEME"] == "fatemi"
     job = Path(scripted["fatemi-phase2"]["runtime_env"]["working_dir"])
     rows = [json.loads(line) for line in (job / "train.jsonl").read_text().splitlines()]
-    shared = [json.loads(line) for line in
-              (Path(os.environ["WALKRUN_DATA"]) / "train" / "paper_b_math8.jsonl").read_text().splitlines()]
+    shared = [
+        json.loads(line)
+        for line in (Path(os.environ["WALKRUN_DATA"]) / "train" / "paper_b_math8.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 8
     # the training input is paper B's r1_prompt, as a single user turn
     assert [r["input"] for r in rows] == [[{"role": "user", "content": s["r1_prompt"].rstrip("\n")}] for s in shared]
@@ -177,6 +199,7 @@ def test_job_folder_holds_prompts_and_reward_file(scripted):
 
 # ── config and CLI (no subprocess of OpenRLHF) ──
 
+
 def test_presets_are_listed_and_mark_paper_values():
     assert {"conciser-stage1", "conciser-stage2", "fatemi-phase2"} <= set(preset_names())
     c = load_config("fatemi-phase2")
@@ -192,42 +215,78 @@ def test_every_config_field_has_help():
     assert all(f.metadata.get("help") for f in dataclasses.fields(OpenRLHFConfig))
 
 
-@pytest.mark.parametrize("sets, message", [
-    ([], "pretrain is required"),
-    (["pretrain=/x", "dynamic_filtering_range=0,1"], "drops the all-correct groups"),
-    (["pretrain=/x", "vllm_num_engines=4"], "colocate_all needs"),
-    (["pretrain=/x", "train_batch_size=1000"], "multiple of"),
-    (["pretrain=/x", "max_new_tokens=5000"], "must be below max_len"),
-    (["pretrain=/x", "n_samples_per_prompt=lots"], "cannot use 'lots' as int"),
-    (["pretrain=/x", "learning_rate=1"], "not a config field"),
-    (["pretrain"], "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        ([], "pretrain is required"),
+        (["pretrain=/x", "dynamic_filtering_range=0,1"], "drops the all-correct groups"),
+        (["pretrain=/x", "vllm_num_engines=4"], "colocate_all needs"),
+        (["pretrain=/x", "train_batch_size=1000"], "multiple of"),
+        (["pretrain=/x", "max_new_tokens=5000"], "must be below max_len"),
+        (["pretrain=/x", "n_samples_per_prompt=lots"], "cannot use 'lots' as int"),
+        (["pretrain=/x", "learning_rate=1"], "not a config field"),
+        (["pretrain"], "expected key=value"),
+    ],
+)
 def test_bad_configs_are_refused_with_a_clear_message(sets, message):
     with pytest.raises(WalkrunError, match=message):
         load_config("conciser-stage2", sets)
 
 
 def test_set_values_are_typed():
-    got = parse_sets(["eval_data=aime24,amc23", "entropy_coef=none", "lgrpo=false", "actor_lr=5e-7",
-                      "dynamic_filtering_range=[0, 1.01]", "max_samples=1e3"])
-    assert got == {"eval_data": ["aime24", "amc23"], "entropy_coef": None, "lgrpo": False, "actor_lr": 5e-7,
-                   "dynamic_filtering_range": [0.0, 1.01], "max_samples": 1000}
+    got = parse_sets(
+        [
+            "eval_data=aime24,amc23",
+            "entropy_coef=none",
+            "lgrpo=false",
+            "actor_lr=5e-7",
+            "dynamic_filtering_range=[0, 1.01]",
+            "max_samples=1e3",
+        ]
+    )
+    assert got == {
+        "eval_data": ["aime24", "amc23"],
+        "entropy_coef": None,
+        "lgrpo": False,
+        "actor_lr": 5e-7,
+        "dynamic_filtering_range": [0.0, 1.01],
+        "max_samples": 1000,
+    }
 
 
 def test_cli_writes_script_and_reports_bad_input_on_one_line(tmp_path):
     out = tmp_path / "s1.sh"
-    ok = subprocess.run([sys.executable, "-m", "walkrun.cli", "train", "script", "conciser-stage1",
-                         "--set", f"run_dir={tmp_path / 'run'}", "--out", str(out)],
-                        capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "walkrun.cli",
+            "train",
+            "script",
+            "conciser-stage1",
+            "--set",
+            f"run_dir={tmp_path / 'run'}",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
     assert out.read_text().startswith("#!/usr/bin/env bash") and os.access(out, os.X_OK)
     assert "python3 -m openrlhf.cli.train_ppo_ray" in out.read_text()
-    bad = subprocess.run([sys.executable, "-m", "walkrun.cli", "train", "script", "conciser-stage2"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "walkrun.cli", "train", "script", "conciser-stage2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "walkrun: error: OpenRLHF config 'conciser-stage2': pretrain is required "
-        "(e.g. --set pretrain=RUN_DIR/global_step100_hf)"]
+        "(e.g. --set pretrain=RUN_DIR/global_step100_hf)"
+    ]
 
 
 def test_submit_writes_launch_script_registers_run_and_submits(tmp_path, monkeypatch):
@@ -258,6 +317,7 @@ def test_submit_writes_launch_script_registers_run_and_submits(tmp_path, monkeyp
             assert runs[0].config["actor_lr"] == 5e-7 and runs[0].output_dir == str(tmp_path / "run")
     # the same folder with a different config is refused; the same config resumes
     with pytest.raises(WalkrunError, match="different config"):
-        submit_mod.write_launch_script(load_config("fatemi-phase2", [f"run_dir={tmp_path / 'run'}",
-                                                                     "name=fatemi-test", "actor_lr=1e-6"]))
+        submit_mod.write_launch_script(
+            load_config("fatemi-phase2", [f"run_dir={tmp_path / 'run'}", "name=fatemi-test", "actor_lr=1e-6"])
+        )
     submit_mod.write_launch_script(config)

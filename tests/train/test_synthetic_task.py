@@ -75,7 +75,9 @@ def test_eval_rows_are_deterministic_registered_and_never_trained_on():
         assert sum(syn.terms_of(r["problem"])) == int(r["answer"])
         assert syn.PROMPT_TEMPLATE.format(problem=r["problem"]) == r["problem"]
     reg = benchmarks.load("synthetic", limit=5)
-    assert [(r["id"], r["problem"], r["answer"]) for r in reg] == [(r["id"], r["problem"], r["answer"]) for r in rows[:5]]
+    assert [(r["id"], r["problem"], r["answer"]) for r in reg] == [
+        (r["id"], r["problem"], r["answer"]) for r in rows[:5]
+    ]
     held = syn.held_out_prompts()
     assert not held & {r["prompt"] for r in syn.rl_rows(3000, seed=0)}
 
@@ -91,8 +93,9 @@ def test_model_is_199k_params_and_loads_with_vllm_compatible_heads(tmp_path):
     assert head_dim in (32, 64, 80, 96, 112, 128)  # vLLM CPU attention's supported head sizes
     tok = AutoTokenizer.from_pretrained(path)
     assert tok.eos_token == syn.EOS and tok.pad_token == syn.PAD
-    chat = tok.apply_chat_template([{"role": "user", "content": "3 + 5 + 8"}], tokenize=False,
-                                   add_generation_prompt=True)
+    chat = tok.apply_chat_template(
+        [{"role": "user", "content": "3 + 5 + 8"}], tokenize=False, add_generation_prompt=True
+    )
     assert chat == "3+5+8="
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Optional
 
 import typer
 
 DB_HELP = "SQLAlchemy URL of the results DB (default: WALKRUN_DB, else sqlite under WALKRUN_HOME)."
 
-db_app = typer.Typer(help="The results database: create/upgrade its schema, re-grade stored samples.",
-                     no_args_is_help=True, rich_markup_mode=None)
+db_app = typer.Typer(
+    help="The results database: create/upgrade its schema, re-grade stored samples.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @db_app.command("upgrade")
-def upgrade_cmd(db: Optional[str] = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
+def upgrade_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
     """Create the schema, or bring it to this walkrun's revision (Alembic); a no-op when current."""
     from walkrun.db.engine import get_engine, safe_url, upgrade
 
@@ -29,7 +31,7 @@ def upgrade_cmd(db: Optional[str] = typer.Option(None, "--db", "--url", help=DB_
 
 
 @db_app.command("status")
-def status_cmd(db: Optional[str] = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
+def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
     """Where the DB is, its schema revision, and how many rows it holds."""
     from sqlalchemy import func, select
 
@@ -40,25 +42,33 @@ def status_cmd(db: Optional[str] = typer.Option(None, "--db", "--url", help=DB_H
     print(f"database: {safe_url(engine)}")
     print(f"schema:   revision {current_revision(engine) or '(none)'} (this walkrun: {head_revision()})")
     with session_scope(db, readonly=True, create=False) as s:
-        for label, model in (("training runs", TrainingRun), ("checkpoints", Checkpoint),
-                             ("eval runs", EvalRun), ("samples", Sample)):
+        for label, model in (
+            ("training runs", TrainingRun),
+            ("checkpoints", Checkpoint),
+            ("eval runs", EvalRun),
+            ("samples", Sample),
+        ):
             print(f"{label + ':':15s}{s.scalar(select(func.count()).select_from(model))}")
 
 
 @db_app.command("regrade")
 def regrade_cmd(
-    task: Optional[str] = typer.Option(None, "--task", help="Only evaluation runs of this task."),
-    run: Optional[str] = typer.Option(None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Only this checkpoint (name or source)."),
+    task: str | None = typer.Option(None, "--task", help="Only evaluation runs of this task."),
+    run: str | None = typer.Option(
+        None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Only this checkpoint (name or source)."),
     timeout: float = typer.Option(5.0, help="Seconds allowed per grading call."),
-    db: Optional[str] = typer.Option(None, "--db", "--url", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
 ) -> None:
     """Re-grade stored samples with the current grader (no regeneration); records its version."""
     from walkrun.db.regrade import regrade
 
     c = regrade(db, task=task, run=run, model=model, timeout=timeout, progress=sys.stderr.isatty())
-    print(f"re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "
-          f"{c['changed']} verdicts changed, {c['updated']} rows' grading changed")
+    print(
+        f"re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "
+        f"{c['changed']} verdicts changed, {c['updated']} rows' grading changed"
+    )
 
 
 def _json_default(value):
@@ -86,13 +96,14 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def results_cmd(
-    model: Optional[str] = typer.Option(None, "--model", help="Only this checkpoint (display name or source)."),
-    task: Optional[str] = typer.Option(None, "--task", help="Only this task."),
+    model: str | None = typer.Option(None, "--model", help="Only this checkpoint (display name or source)."),
+    task: str | None = typer.Option(None, "--task", help="Only this task."),
     as_json: bool = typer.Option(False, "--json", help="JSON (a list; with --samples, one object per line)."),
     show_samples: bool = typer.Option(False, "--samples", help="Per-sample rows instead of aggregates."),
-    all_runs: bool = typer.Option(False, "--all-runs", help="Every finished evaluation run, not just the latest "
-                                                            "per model x task."),
-    db: Optional[str] = typer.Option(None, "--db", "--url", help=DB_HELP),
+    all_runs: bool = typer.Option(
+        False, "--all-runs", help="Every finished evaluation run, not just the latest per model x task."
+    ),
+    db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
 ) -> None:
     """Accuracy (pass@1[avg-of-k], pass@k, maj@k) and token counts from the results DB."""
     from walkrun.db import queries
@@ -108,19 +119,41 @@ def results_cmd(
             sys.stderr.close()
             return
     if as_json:
-        out = [{**{k: r[k] for k in RESULT_KEYS}, **{k: v for k, v in r.items() if k not in RESULT_KEYS}}
-               for r in rows]
+        out = [{**{k: r[k] for k in RESULT_KEYS}, **{k: v for k, v in r.items() if k not in RESULT_KEYS}} for r in rows]
         print(json.dumps(out, indent=2, default=_json_default))
         return
     if not rows:
         print("no finished evaluations" + (" match" if model or task else " yet"), file=sys.stderr)
         return
-    header = ["model", "task", "k", "pass@1[avg-of-k] %", "pass@k %", "maj@k %", "mean_tokens",
-              "median", "truncation_rate %", "no_answer %", "n_samples"]
-    table = [[r["model"], r["task"], str(r["k"]), _pct(r["accuracy"]),
-              _pct(r["pass_at_k"][max(r["pass_at_k"])]) if r["pass_at_k"] else "-", _pct(r["maj_at_k"]),
-              _num(r["mean_tokens"]), _num(r["median_tokens"]), _pct(r["truncation_rate"]),
-              _pct(r["no_answer_rate"]), str(r["n_samples"])] for r in rows]
+    header = [
+        "model",
+        "task",
+        "k",
+        "pass@1[avg-of-k] %",
+        "pass@k %",
+        "maj@k %",
+        "mean_tokens",
+        "median",
+        "truncation_rate %",
+        "no_answer %",
+        "n_samples",
+    ]
+    table = [
+        [
+            r["model"],
+            r["task"],
+            str(r["k"]),
+            _pct(r["accuracy"]),
+            _pct(r["pass_at_k"][max(r["pass_at_k"])]) if r["pass_at_k"] else "-",
+            _pct(r["maj_at_k"]),
+            _num(r["mean_tokens"]),
+            _num(r["median_tokens"]),
+            _pct(r["truncation_rate"]),
+            _pct(r["no_answer_rate"]),
+            str(r["n_samples"]),
+        ]
+        for r in rows
+    ]
     _print_table(header, table)
 
 

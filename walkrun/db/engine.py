@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
@@ -99,8 +99,10 @@ def get_engine(url: str | None = None) -> Engine:
         try:
             u = make_url(url)
         except ArgumentError as e:
-            raise WalkrunError(f"not a database URL: {url!r} (expected e.g. sqlite:///path/walkrun.db "
-                               "or postgresql+psycopg://user:pass@host:5432/db)") from e
+            raise WalkrunError(
+                f"not a database URL: {url!r} (expected e.g. sqlite:///path/walkrun.db "
+                "or postgresql+psycopg://user:pass@host:5432/db)"
+            ) from e
         if u.get_backend_name() == "sqlite":
             path = u.database
             if path and path != ":memory:" and not path.startswith("file:"):
@@ -111,8 +113,10 @@ def get_engine(url: str | None = None) -> Engine:
             kwargs = {} if u.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
             engine = create_engine(u, **kwargs)
         except (NoSuchModuleError, ImportError) as e:
-            raise WalkrunError(f"cannot open database {safe_url(url)}: no driver ({e}); "
-                               "for PostgreSQL install `pip install 'walkrun[postgres]'`") from e
+            raise WalkrunError(
+                f"cannot open database {safe_url(url)}: no driver ({e}); "
+                "for PostgreSQL install `pip install 'walkrun[postgres]'`"
+            ) from e
         if u.get_backend_name() == "sqlite":
             _sqlite_setup(engine)
         _engines[url] = engine
@@ -170,10 +174,12 @@ def check_schema(engine: Engine) -> None:
     current, head = current_revision(engine), head_revision()
     if current != head:
         if current is not None and current not in _known_revisions():
-            raise WalkrunError(f"database schema (revision {current}) is newer than this walkrun "
-                               f"(revision {head}); upgrade walkrun")
-        raise WalkrunError(OLD_SCHEMA + f" (database {safe_url(engine)} is at revision {current or 'none'}, "
-                           f"this walkrun needs {head})")
+            raise WalkrunError(
+                f"database schema (revision {current}) is newer than this walkrun (revision {head}); upgrade walkrun"
+            )
+        raise WalkrunError(
+            OLD_SCHEMA + f" (database {safe_url(engine)} is at revision {current or 'none'}, this walkrun needs {head})"
+        )
     _checked.add(key)
 
 

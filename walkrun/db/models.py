@@ -6,7 +6,7 @@ Only raw rows are stored; every aggregate (accuracy, pass@k, tokens) is computed
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, MetaData, String, Text, TypeDecorator, UniqueConstraint
@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -25,12 +25,12 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -138,5 +138,7 @@ class Sample(Base):
     graded_with: Mapped[str] = mapped_column(String(128))  # grader version that set correct/extracted/status
 
     def __repr__(self) -> str:
-        return (f"Sample(run={self.eval_run_id}, problem={self.problem_id!r}, i={self.sample_index}, "
-                f"correct={self.correct}, n_tokens={self.n_tokens})")
+        return (
+            f"Sample(run={self.eval_run_id}, problem={self.problem_id!r}, i={self.sample_index}, "
+            f"correct={self.correct}, n_tokens={self.n_tokens})"
+        )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -55,9 +55,17 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
     One narrow read of the sample columns (never the response text) on the driver's own cursor:
     at 100k samples, building SQLAlchemy Row objects costs as much as the query itself. The
     statement is still built by SQLAlchemy for the dialect; its only parameters are integer ids."""
-    stmt = (select(Sample.eval_run_id, Sample.problem_id, Sample.sample_index, Sample.extracted, Sample.correct,
-                   Sample.n_tokens, Sample.finish_reason, Sample.status, Sample.graded_with)
-            .where(Sample.eval_run_id.in_([int(i) for i in run_ids])))
+    stmt = select(
+        Sample.eval_run_id,
+        Sample.problem_id,
+        Sample.sample_index,
+        Sample.extracted,
+        Sample.correct,
+        Sample.n_tokens,
+        Sample.finish_reason,
+        Sample.status,
+        Sample.graded_with,
+    ).where(Sample.eval_run_id.in_([int(i) for i in run_ids]))
     conn = s.connection()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     cursor = conn.connection.dbapi_connection.cursor()
@@ -140,10 +148,21 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
 
 
 def _empty_stats() -> dict:
-    return {"n_samples": 0, "n_problems": 0, "accuracy": None, "pass_at_k": {}, "maj_at_k": None,
-            "mean_tokens": None, "median_tokens": None, "mean_tokens_correct": None,
-            "mean_tokens_wrong": None, "truncation_rate": None, "no_answer_rate": None, "error_rate": None,
-            "grader_version": None}
+    return {
+        "n_samples": 0,
+        "n_problems": 0,
+        "accuracy": None,
+        "pass_at_k": {},
+        "maj_at_k": None,
+        "mean_tokens": None,
+        "median_tokens": None,
+        "mean_tokens_correct": None,
+        "mean_tokens_wrong": None,
+        "truncation_rate": None,
+        "no_answer_rate": None,
+        "error_rate": None,
+        "grader_version": None,
+    }
 
 
 def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) -> dict:
@@ -185,9 +204,11 @@ def _summaries(s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun 
 
 
 def _runs_query(model: str | None, task: str | None, statuses: tuple[str, ...] | None):
-    q = (select(EvalRun, Checkpoint, TrainingRun)
-         .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)
-         .outerjoin(TrainingRun, Checkpoint.training_run_id == TrainingRun.id))
+    q = (
+        select(EvalRun, Checkpoint, TrainingRun)
+        .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)
+        .outerjoin(TrainingRun, Checkpoint.training_run_id == TrainingRun.id)
+    )
     if model is not None:
         q = q.where(or_(Checkpoint.name == model, Checkpoint.source == model))
     if task is not None:
@@ -217,8 +238,13 @@ def eval_run_summary(s: Session, eval_run_id: int) -> dict:
     return _summaries(s, [tuple(r) for r in rows])[0]
 
 
-def aggregate(s: Session, model: str | None = None, task: str | None = None, latest: bool = True,
-              statuses: tuple[str, ...] | None = ("done",)) -> list[dict]:
+def aggregate(
+    s: Session,
+    model: str | None = None,
+    task: str | None = None,
+    latest: bool = True,
+    statuses: tuple[str, ...] | None = ("done",),
+) -> list[dict]:
     """One aggregate dict per checkpoint x task (its latest finished evaluation run; with
     `latest=False`, one per evaluation run). `model` matches a checkpoint's name or source.
     Ordered by task, then accuracy (best first)."""
@@ -230,13 +256,16 @@ def aggregate(s: Session, model: str | None = None, task: str | None = None, lat
     return rows
 
 
-def trajectory(s: Session, training_run_name: str, task: str | None = None,
-               statuses: tuple[str, ...] | None = ("done",)) -> list[dict]:
+def trajectory(
+    s: Session, training_run_name: str, task: str | None = None, statuses: tuple[str, ...] | None = ("done",)
+) -> list[dict]:
     """A training run's checkpoints with their aggregates, ordered by step (then task)."""
     if s.scalar(select(TrainingRun.id).where(TrainingRun.name == training_run_name)) is None:
         known = s.scalars(select(TrainingRun.name).order_by(TrainingRun.name).limit(20)).all()
-        raise WalkrunError(f"no training run named {training_run_name!r}"
-                           + (f"; known: {', '.join(known)}" if known else "; the database has none yet"))
+        raise WalkrunError(
+            f"no training run named {training_run_name!r}"
+            + (f"; known: {', '.join(known)}" if known else "; the database has none yet")
+        )
     q = _runs_query(None, task, statuses).where(TrainingRun.name == training_run_name)
     rows = _summaries(s, _latest([tuple(r) for r in s.execute(q).all()]))
     rows.sort(key=lambda r: (r["step"] is None, r["step"] or 0, r["task"]))
@@ -246,18 +275,40 @@ def trajectory(s: Session, training_run_name: str, task: str | None = None,
 SAMPLE_KEYS = ("model", "task", "problem_id", "sample_index", "correct", "status", "n_tokens", "finish_reason")
 
 
-def samples(s: Session, model: str | None = None, task: str | None = None, eval_run_id: int | None = None,
-            include_text: bool = False, statuses: tuple[str, ...] | None = None) -> Iterator[dict]:
+def samples(
+    s: Session,
+    model: str | None = None,
+    task: str | None = None,
+    eval_run_id: int | None = None,
+    include_text: bool = False,
+    statuses: tuple[str, ...] | None = None,
+) -> Iterator[dict]:
     """Per-sample rows (streamed), ordered by evaluation run, problem, sample index. Keys:
     model, task, problem_id, sample_index, correct, status, n_tokens, finish_reason, extracted,
     has_boxed, latency_s, graded_with, eval_run_id, source; with include_text also gold, response."""
-    cols = [Checkpoint.name, EvalRun.task, Sample.problem_id, Sample.sample_index, Sample.correct, Sample.status,
-            Sample.n_tokens, Sample.finish_reason, Sample.extracted, Sample.has_boxed, Sample.latency_s,
-            Sample.graded_with, Sample.eval_run_id, Checkpoint.source]
+    cols = [
+        Checkpoint.name,
+        EvalRun.task,
+        Sample.problem_id,
+        Sample.sample_index,
+        Sample.correct,
+        Sample.status,
+        Sample.n_tokens,
+        Sample.finish_reason,
+        Sample.extracted,
+        Sample.has_boxed,
+        Sample.latency_s,
+        Sample.graded_with,
+        Sample.eval_run_id,
+        Checkpoint.source,
+    ]
     if include_text:
         cols += [Sample.gold, Sample.response]
-    q = (select(*cols).join(EvalRun, Sample.eval_run_id == EvalRun.id)
-         .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id))
+    q = (
+        select(*cols)
+        .join(EvalRun, Sample.eval_run_id == EvalRun.id)
+        .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)
+    )
     if model is not None:
         q = q.where(or_(Checkpoint.name == model, Checkpoint.source == model))
     if task is not None:

@@ -23,8 +23,9 @@ def select_runs(s, task: str | None = None, run: str | None = None, model: str |
     if run is not None:
         run = str(run).strip()
         if run.isdigit():
-            q = q.where(or_(EvalRun.id == int(run), EvalRun.key.startswith(run)) if len(run) >= 6
-                        else EvalRun.id == int(run))
+            q = q.where(
+                or_(EvalRun.id == int(run), EvalRun.key.startswith(run)) if len(run) >= 6 else EvalRun.id == int(run)
+            )
         elif len(run) >= 6 and all(ch in "0123456789abcdef" for ch in run.lower()):
             q = q.where(EvalRun.key.startswith(run.lower()))
         else:
@@ -36,8 +37,15 @@ def select_runs(s, task: str | None = None, run: str | None = None, model: str |
     return ids
 
 
-def regrade(url: str | None = None, task: str | None = None, run: str | None = None, model: str | None = None,
-            timeout: float | None = None, batch: int = 1000, progress: bool = False) -> dict:
+def regrade(
+    url: str | None = None,
+    task: str | None = None,
+    run: str | None = None,
+    model: str | None = None,
+    timeout: float | None = None,
+    batch: int = 1000,
+    progress: bool = False,
+) -> dict:
     """Recompute correct/extracted/status/has_boxed of the matching stored samples and stamp
     them with the current GRADER_VERSION. Returns counts: runs, samples, changed (verdict flips),
     updated (rows whose grading fields changed at all), grader_version."""
@@ -47,8 +55,7 @@ def regrade(url: str | None = None, task: str | None = None, run: str | None = N
     with session_scope(url, readonly=True) as s:
         run_ids = select_runs(s, task=task, run=run, model=model)
         total = s.scalar(select(func.count()).select_from(Sample).where(Sample.eval_run_id.in_(run_ids)))
-    counts = {"runs": len(run_ids), "samples": 0, "changed": 0, "updated": 0,
-              "grader_version": grading.GRADER_VERSION}
+    counts = {"runs": len(run_ids), "samples": 0, "changed": 0, "updated": 0, "grader_version": grading.GRADER_VERSION}
     bar = None
     if progress and total:
         from tqdm import tqdm
@@ -58,10 +65,19 @@ def regrade(url: str | None = None, task: str | None = None, run: str | None = N
     while run_ids:
         with session_scope(url, readonly=True) as s:
             rows = s.execute(
-                select(Sample.id, Sample.gold, Sample.response, Sample.correct, Sample.extracted, Sample.status,
-                       Sample.has_boxed)
+                select(
+                    Sample.id,
+                    Sample.gold,
+                    Sample.response,
+                    Sample.correct,
+                    Sample.extracted,
+                    Sample.status,
+                    Sample.has_boxed,
+                )
                 .where(Sample.eval_run_id.in_(run_ids), Sample.id > last_id)
-                .order_by(Sample.id).limit(batch)).all()
+                .order_by(Sample.id)
+                .limit(batch)
+            ).all()
         if not rows:
             break
         last_id = rows[-1].id
@@ -71,8 +87,16 @@ def regrade(url: str | None = None, task: str | None = None, run: str | None = N
             new = (g.correct, g.extracted, g.status, g.has_boxed)
             counts["changed"] += r.correct != g.correct
             counts["updated"] += (r.correct, r.extracted, r.status, r.has_boxed) != new
-            updates.append({"id": r.id, "correct": g.correct, "extracted": g.extracted, "status": g.status,
-                            "has_boxed": g.has_boxed, "graded_with": grading.GRADER_VERSION})
+            updates.append(
+                {
+                    "id": r.id,
+                    "correct": g.correct,
+                    "extracted": g.extracted,
+                    "status": g.status,
+                    "has_boxed": g.has_boxed,
+                    "graded_with": grading.GRADER_VERSION,
+                }
+            )
         with session_scope(url) as s:
             s.execute(update(Sample), updates)  # ORM bulk UPDATE by primary key
         counts["samples"] += len(rows)

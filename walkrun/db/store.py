@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -45,16 +46,25 @@ def _get_or_insert(s: Session, model, where, make):
     return row, True
 
 
-def get_or_create_training_run(s: Session, name: str, backend: str, preset: str | None = None,
-                               config: dict | None = None, output_dir: str | None = None) -> TrainingRun:
+def get_or_create_training_run(
+    s: Session,
+    name: str,
+    backend: str,
+    preset: str | None = None,
+    config: dict | None = None,
+    output_dir: str | None = None,
+) -> TrainingRun:
     """The training run called `name`; created if new. Given fields update an existing run."""
     if backend not in BACKENDS:
         raise WalkrunError(f"training run backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if output_dir is not None:
         output_dir = str(output_dir)
     run, created = _get_or_insert(
-        s, TrainingRun, TrainingRun.name == name,
-        lambda: TrainingRun(name=name, backend=backend, preset=preset, config=config, output_dir=output_dir))
+        s,
+        TrainingRun,
+        TrainingRun.name == name,
+        lambda: TrainingRun(name=name, backend=backend, preset=preset, config=config, output_dir=output_dir),
+    )
     if not created:
         run.backend = backend
         for field, value in (("preset", preset), ("config", config), ("output_dir", output_dir)):
@@ -81,15 +91,30 @@ def _display_name(source: str, training_run: TrainingRun | None, step: int | Non
     return source
 
 
-def get_or_create_checkpoint(s: Session, source: str | Path, name: str | None = None,
-                             training_run: TrainingRun | None = None, stage: str | None = None,
-                             step: int | None = None, meta: dict | None = None) -> Checkpoint:
+def get_or_create_checkpoint(
+    s: Session,
+    source: str | Path,
+    name: str | None = None,
+    training_run: TrainingRun | None = None,
+    stage: str | None = None,
+    step: int | None = None,
+    meta: dict | None = None,
+) -> Checkpoint:
     """The checkpoint at `source` (hub id or path); created if new. Given fields update it."""
     source = normalise_source(source)
     ckpt, created = _get_or_insert(
-        s, Checkpoint, Checkpoint.source == source,
-        lambda: Checkpoint(name=name or _display_name(source, training_run, step), source=source,
-                           training_run=training_run, stage=stage or "external", step=step, meta=meta))
+        s,
+        Checkpoint,
+        Checkpoint.source == source,
+        lambda: Checkpoint(
+            name=name or _display_name(source, training_run, step),
+            source=source,
+            training_run=training_run,
+            stage=stage or "external",
+            step=step,
+            meta=meta,
+        ),
+    )
     if not created:
         if name is not None:
             ckpt.name = name
@@ -118,35 +143,71 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def eval_key(checkpoint_source: str, step: int | None, task: str, task_version: str, sampling: dict,
-             backend: str, backend_version: str, grader_version: str) -> str:
+def eval_key(
+    checkpoint_source: str,
+    step: int | None,
+    task: str,
+    task_version: str,
+    sampling: dict,
+    backend: str,
+    backend_version: str,
+    grader_version: str,
+) -> str:
     """sha256 hex of everything that determines an evaluation's result (the DB and resume key)."""
     payload = {
-        "checkpoint": str(checkpoint_source), "step": step, "task": task, "task_version": str(task_version),
-        "sampling": sampling, "backend": backend, "backend_version": str(backend_version),
+        "checkpoint": str(checkpoint_source),
+        "step": step,
+        "task": task,
+        "task_version": str(task_version),
+        "sampling": sampling,
+        "backend": backend,
+        "backend_version": str(backend_version),
         "grader_version": grader_version,
     }
     blob = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def start_eval_run(s: Session, checkpoint: Checkpoint, task: str, task_version: str, sampling: dict,
-                   backend: str, backend_version: str, grader_version: str) -> EvalRun:
+def start_eval_run(
+    s: Session,
+    checkpoint: Checkpoint,
+    task: str,
+    task_version: str,
+    sampling: dict,
+    backend: str,
+    backend_version: str,
+    grader_version: str,
+) -> EvalRun:
     """The evaluation run for these settings, created if new; an existing one is reset to
     'running' (resume: skip `done_sample_keys`). `sampling` must hold at least `k` (samples per
     problem); `temperature`, `top_p`, `max_new_tokens`, `prompt_template` get their own columns."""
     if not isinstance(sampling, dict) or not isinstance(sampling.get("k"), int) or sampling["k"] < 1:
-        raise WalkrunError(f"sampling must be a dict with an integer k >= 1 (samples per problem), "
-                           f"e.g. {{'k': 4, 'temperature': 0.6, 'top_p': 0.95, 'max_new_tokens': 3072}}; "
-                           f"got {sampling!r}")
-    key = eval_key(checkpoint.source, checkpoint.step, task, task_version, sampling, backend,
-                   backend_version, grader_version)
+        raise WalkrunError(
+            f"sampling must be a dict with an integer k >= 1 (samples per problem), "
+            f"e.g. {{'k': 4, 'temperature': 0.6, 'top_p': 0.95, 'max_new_tokens': 3072}}; "
+            f"got {sampling!r}"
+        )
+    key = eval_key(
+        checkpoint.source, checkpoint.step, task, task_version, sampling, backend, backend_version, grader_version
+    )
     columns = {c: sampling.get(c) for c in SAMPLING_COLUMNS}
     run, created = _get_or_insert(
-        s, EvalRun, EvalRun.key == key,
-        lambda: EvalRun(key=key, checkpoint=checkpoint, task=task, task_version=str(task_version),
-                        backend=backend, backend_version=str(backend_version), grader_version=grader_version,
-                        sampling=_canonical(sampling), status="running", **columns))
+        s,
+        EvalRun,
+        EvalRun.key == key,
+        lambda: EvalRun(
+            key=key,
+            checkpoint=checkpoint,
+            task=task,
+            task_version=str(task_version),
+            backend=backend,
+            backend_version=str(backend_version),
+            grader_version=grader_version,
+            sampling=_canonical(sampling),
+            status="running",
+            **columns,
+        ),
+    )
     if not created:
         run.status, run.error, run.finished_at = "running", None, None
         s.flush()
@@ -162,14 +223,17 @@ def done_sample_keys(s: Session, eval_run: EvalRun) -> set[tuple[str, int]]:
 def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
     missing = [k for k in SAMPLE_REQUIRED if k not in row]
     if missing:
-        raise WalkrunError(f"sample row {n} lacks {', '.join(missing)}; a row needs "
-                           f"{', '.join(SAMPLE_REQUIRED)} (optional: {', '.join(SAMPLE_OPTIONAL)})")
+        raise WalkrunError(
+            f"sample row {n} lacks {', '.join(missing)}; a row needs "
+            f"{', '.join(SAMPLE_REQUIRED)} (optional: {', '.join(SAMPLE_OPTIONAL)})"
+        )
     if row["finish_reason"] not in FINISH_REASONS:
         raise WalkrunError(f"sample row {n}: finish_reason must be 'stop' or 'length', got {row['finish_reason']!r}")
     n_tokens = row["n_tokens"]
     if not isinstance(n_tokens, int) or isinstance(n_tokens, bool) or n_tokens < 0:
-        raise WalkrunError(f"sample row {n}: n_tokens must be the exact generated-token count (int >= 0), "
-                           f"got {n_tokens!r}")
+        raise WalkrunError(
+            f"sample row {n}: n_tokens must be the exact generated-token count (int >= 0), got {n_tokens!r}"
+        )
     out = {
         "eval_run_id": eval_run.id,
         "problem_id": str(row["problem_id"]),
@@ -202,8 +266,9 @@ def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
 
         conn.execute(insert(table), rows)
         return
-    conn.execute(insert(table).on_conflict_do_nothing(index_elements=["eval_run_id", "problem_id", "sample_index"]),
-                 rows)
+    conn.execute(
+        insert(table).on_conflict_do_nothing(index_elements=["eval_run_id", "problem_id", "sample_index"]), rows
+    )
 
 
 def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
@@ -226,13 +291,19 @@ def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
     if len(fresh) > 200:  # cheaper to read the run's keys once than to ship a big IN list
         existing = done_sample_keys(s, eval_run)
     else:
-        existing = {tuple(k) for k in s.execute(select(Sample.problem_id, Sample.sample_index).where(
-            Sample.eval_run_id == eval_run.id, tuple_(Sample.problem_id, Sample.sample_index).in_(list(fresh))))}
+        existing = {
+            tuple(k)
+            for k in s.execute(
+                select(Sample.problem_id, Sample.sample_index).where(
+                    Sample.eval_run_id == eval_run.id, tuple_(Sample.problem_id, Sample.sample_index).in_(list(fresh))
+                )
+            )
+        }
     for k in existing:
         fresh.pop(k, None)
     new = list(fresh.values())
     for i in range(0, len(new), _BATCH):
-        _insert_ignoring_duplicates(s, new[i:i + _BATCH])
+        _insert_ignoring_duplicates(s, new[i : i + _BATCH])
     return len(new)
 
 

@@ -16,9 +16,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from walkrun.settings import WalkrunError
 
@@ -32,26 +33,49 @@ VLLM_BATCH = 1 << 16
 @dataclass
 class EvalConfig:
     model: str = field(metadata={"help": "Checkpoint: a local HF-format folder or a hub model id."})
-    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS),
-                             metadata={"help": "Task names (aime24, amc23, math500, aime25, minerva, olympiadbench, ...)."})
+    tasks: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TASKS),
+        metadata={"help": "Task names (aime24, amc23, math500, aime25, minerva, olympiadbench, ...)."},
+    )
     backend: str = field(default="hf", metadata={"help": "lm-eval backend: hf (transformers) or vllm."})
-    samples: int | None = field(default=None, metadata={
-        "help": "Samples per problem k (default: the task's `repeats`); k=1 means greedy unless a temperature is given."})
+    samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Samples per problem k (default: the task's `repeats`); k=1 means greedy unless a temperature is given."
+        },
+    )
     temperature: float | None = field(default=None, metadata={"help": "Sampling temperature (default: task's, 0.6)."})
     top_p: float | None = field(default=None, metadata={"help": "Nucleus sampling top_p (default: task's, 0.95)."})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "Generation budget per response (default: task's)."})
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Generation budget per response (default: task's)."}
+    )
     limit: int | None = field(default=None, metadata={"help": "Only the first N problems of each task."})
     name: str | None = field(default=None, metadata={"help": "Display name of the checkpoint in the DB."})
-    db: str | None = field(default=None, metadata={"help": "Results DB URL (default: WALKRUN_DB or the local SQLite file)."})
-    data: str | None = field(default=None, metadata={"help": "Benchmark data folder (default: WALKRUN_DATA; unset: the hub)."})
-    chunk_size: int = field(default=8, metadata={"help": "Problems per lm-eval call; each chunk is committed before the next."})
+    db: str | None = field(
+        default=None, metadata={"help": "Results DB URL (default: WALKRUN_DB or the local SQLite file)."}
+    )
+    data: str | None = field(
+        default=None, metadata={"help": "Benchmark data folder (default: WALKRUN_DATA; unset: the hub)."}
+    )
+    chunk_size: int = field(
+        default=8, metadata={"help": "Problems per lm-eval call; each chunk is committed before the next."}
+    )
     batch_size: int = field(default=8, metadata={"help": "Generation batch size of the hf backend."})
     dtype: str = field(default="auto", metadata={"help": "Model dtype: auto, float32, bfloat16, float16."})
-    seed: int = field(default=1234, metadata={"help": "Base sampling seed (hf: seed + first doc id of each chunk; vllm: engine seed)."})
-    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (1 is fastest for tiny models on small machines)."})
-    run: str | None = field(default=None, metadata={"help": "Training run the checkpoint belongs to (set by `walkrun watch`)."})
+    seed: int = field(
+        default=1234,
+        metadata={"help": "Base sampling seed (hf: seed + first doc id of each chunk; vllm: engine seed)."},
+    )
+    threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (1 is fastest for tiny models on small machines)."}
+    )
+    run: str | None = field(
+        default=None, metadata={"help": "Training run the checkpoint belongs to (set by `walkrun watch`)."}
+    )
     run_backend: str = field(default="local", metadata={"help": "That training run's backend: openrlhf or local."})
-    stage: str | None = field(default=None, metadata={"help": "Checkpoint stage: base, sft, stage1, stage2, control, external..."})
+    stage: str | None = field(
+        default=None, metadata={"help": "Checkpoint stage: base, sft, stage1, stage2, control, external..."}
+    )
     step: int | None = field(default=None, metadata={"help": "Training step of the checkpoint."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars on stderr."})
 
@@ -103,7 +127,7 @@ def task_manager():
 
 def available_tasks(tm=None) -> list[str]:
     tm = tm or task_manager()
-    return sorted(t[len(TASK_PREFIX):] for t in tm.all_subtasks if t.startswith(TASK_PREFIX))
+    return sorted(t[len(TASK_PREFIX) :] for t in tm.all_subtasks if t.startswith(TASK_PREFIX))
 
 
 def resolve_task(name: str, tm) -> str:
@@ -136,7 +160,7 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
     template = _chat_template_of(tokenizer)
     plans = []
     for lm_name in resolved:
-        plain = lm_name[len(TASK_PREFIX):] if lm_name.startswith(TASK_PREFIX) else lm_name
+        plain = lm_name[len(TASK_PREFIX) :] if lm_name.startswith(TASK_PREFIX) else lm_name
         tcfg = _task_config(tm, lm_name)
         meta = dict(tcfg.get("metadata") or {})
         ds_kwargs = dict(tcfg.get("dataset_kwargs") or {})
@@ -169,11 +193,13 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
         chat = bool(template) and chat_mode != "never"
         if cfg.data:  # lm-eval's loader (scoring.load_dataset) must read the same folder as the plan
             tcfg["dataset_kwargs"] = {**ds_kwargs, "walkrun_data": str(cfg.data)}
-        tcfg.update({
-            "repeats": k,
-            "generation_kwargs": gen,
-            "filter_list": [{"name": "all_k", "filter": [{"function": "take_first_k", "k": k}]}],
-        })
+        tcfg.update(
+            {
+                "repeats": k,
+                "generation_kwargs": gen,
+                "filter_list": [{"name": "all_k", "filter": [{"function": "take_first_k", "k": k}]}],
+            }
+        )
         prompt_id = str(meta.get("prompt", scoring.PROMPT_TEMPLATE_ID)) + ("+chat" if chat else "+plain")
         sampling = {
             "k": k,
@@ -203,15 +229,17 @@ def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
         for row in p.rows:
             text = to_text(row)
             if p.chat:
-                text = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                     add_generation_prompt=True)
+                text = tokenizer.apply_chat_template(
+                    [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+                )
             longest = max(longest, len(tokenizer(text, add_special_tokens=True)["input_ids"]))
         total = longest + p.sampling["max_new_tokens"]
         if total > max_len:
             raise WalkrunError(
                 f"task {p.name}: the longest prompt is {longest} tokens and --max-new-tokens is "
                 f"{p.sampling['max_new_tokens']}, {total} in all, beyond the model's context of {max_len} tokens; "
-                f"lower --max-new-tokens to at most {max_len - longest}")
+                f"lower --max-new-tokens to at most {max_len - longest}"
+            )
         need = max(need, total)
     return need
 
@@ -229,8 +257,10 @@ def check_model(model: str) -> tuple[str, Any, Any]:
         if not p.is_dir():
             raise WalkrunError(f"model {model!r} is a file; pass the folder holding config.json and the weights")
         if not (p / "config.json").is_file():
-            raise WalkrunError(f"model folder {source} has no config.json; is it a Hugging Face-format checkpoint "
-                               "(an OpenRLHF global_stepN_hf folder, a `walkrun model tiny` folder)?")
+            raise WalkrunError(
+                f"model folder {source} has no config.json; is it a Hugging Face-format checkpoint "
+                "(an OpenRLHF global_stepN_hf folder, a `walkrun model tiny` folder)?"
+            )
     elif model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
         raise WalkrunError(f"model path {model!r} does not exist")
     else:
@@ -276,8 +306,9 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            return backends.CountingHFLM(pretrained=source, device=device, dtype=cfg.dtype,
-                                         batch_size=cfg.batch_size, trust_remote_code=False)
+            return backends.CountingHFLM(
+                pretrained=source, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, trust_remote_code=False
+            )
         from walkrun import vllm_compat
 
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # before vLLM's import sets up its logger
@@ -290,14 +321,21 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
             kwargs["enforce_eager"] = True
         # An integer batch larger than any chunk: one llm.generate call per chunk, as with
         # "auto", but without vLLM's own per-call progress bars (lm-eval enables them for "auto").
-        return cls(pretrained=source, dtype=cfg.dtype, seed=cfg.seed, max_model_len=max_model_len,
-                   batch_size=VLLM_BATCH, **kwargs)
+        return cls(
+            pretrained=source,
+            dtype=cfg.dtype,
+            seed=cfg.seed,
+            max_model_len=max_model_len,
+            batch_size=VLLM_BATCH,
+            **kwargs,
+        )
     except WalkrunError:
         raise
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise WalkrunError(f"cannot load model {cfg.model!r} with the {cfg.backend} backend: "
-                           f"{type(e).__name__}: {first}") from None
+        raise WalkrunError(
+            f"cannot load model {cfg.model!r} with the {cfg.backend} backend: {type(e).__name__}: {first}"
+        ) from None
 
 
 # ---------------------------------------------------------------- running
@@ -335,11 +373,21 @@ def _sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
             n = getattr(r, "n_tokens", None)
             if n is None:
                 raise RuntimeError("the backend returned a response without its token count")
-            out.append({
-                "problem_id": str(row["id"]), "sample_index": j, "gold": gold, "response": str(r),
-                "extracted": g.extracted, "correct": g.correct, "status": g.status, "has_boxed": g.has_boxed,
-                "n_tokens": n, "finish_reason": r.finish_reason, "graded_with": grading.GRADER_VERSION,
-            })
+            out.append(
+                {
+                    "problem_id": str(row["id"]),
+                    "sample_index": j,
+                    "gold": gold,
+                    "response": str(r),
+                    "extracted": g.extracted,
+                    "correct": g.correct,
+                    "status": g.status,
+                    "has_boxed": g.has_boxed,
+                    "n_tokens": n,
+                    "finish_reason": r.finish_reason,
+                    "graded_with": grading.GRADER_VERSION,
+                }
+            )
     return out
 
 
@@ -353,8 +401,15 @@ class TaskOutcome:
     seconds: float
 
 
-def run_plan(plan: TaskPlan, lm, tm, checkpoint_kwargs: dict, cfg: EvalConfig, bversion: str,
-             on_chunk: Callable[[TaskPlan, int, int], None] | None = None) -> TaskOutcome:
+def run_plan(
+    plan: TaskPlan,
+    lm,
+    tm,
+    checkpoint_kwargs: dict,
+    cfg: EvalConfig,
+    bversion: str,
+    on_chunk: Callable[[TaskPlan, int, int], None] | None = None,
+) -> TaskOutcome:
     """Evaluate one task, chunk by chunk, committing each chunk's samples."""
     import lm_eval
 
@@ -367,8 +422,9 @@ def run_plan(plan: TaskPlan, lm, tm, checkpoint_kwargs: dict, cfg: EvalConfig, b
     t0 = time.time()
     with session_scope(cfg.db) as s:
         ckpt = _checkpoint(s, checkpoint_kwargs)
-        run = store.start_eval_run(s, ckpt, plan.name, plan.version, plan.sampling, cfg.backend, bversion,
-                                   grading.GRADER_VERSION)
+        run = store.start_eval_run(
+            s, ckpt, plan.name, plan.version, plan.sampling, cfg.backend, bversion, grading.GRADER_VERSION
+        )
         run_id = run.id
         done = store.done_sample_keys(s, run)
     pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in done for j in range(plan.k))]
@@ -377,19 +433,32 @@ def run_plan(plan: TaskPlan, lm, tm, checkpoint_kwargs: dict, cfg: EvalConfig, b
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(plan.rows), initial=skipped, desc=f"{plan.name} (k={plan.k})", unit="problem",
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(plan.rows),
+            initial=skipped,
+            desc=f"{plan.name} (k={plan.k})",
+            unit="problem",
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
     new = 0
     try:
         for start in range(0, len(pending), cfg.chunk_size):
-            chunk = sorted(pending[start:start + cfg.chunk_size])  # lm-eval maps doc ids back by order
+            chunk = sorted(pending[start : start + cfg.chunk_size])  # lm-eval maps doc ids back by order
             scoring.clear_cache()
             seed = cfg.seed + chunk[0]  # a chunk's draws do not depend on what ran before it
             results = lm_eval.simple_evaluate(
-                model=lm, tasks=[dict(plan.config)], task_manager=tm,
-                samples={plan.lm_eval_name: chunk}, apply_chat_template=plan.chat,
-                bootstrap_iters=0, log_samples=True,
-                random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+                model=lm,
+                tasks=[dict(plan.config)],
+                task_manager=tm,
+                samples={plan.lm_eval_name: chunk},
+                apply_chat_template=plan.chat,
+                bootstrap_iters=0,
+                log_samples=True,
+                random_seed=seed,
+                numpy_random_seed=seed,
+                torch_random_seed=seed,
+                fewshot_random_seed=seed,
             )
             rows = _sample_rows(plan, results["samples"][plan.lm_eval_name])
             with session_scope(cfg.db) as s:
@@ -421,15 +490,31 @@ def _checkpoint(s, kw: dict):
 
     training_run = None
     if kw.get("run"):
-        training_run = store.get_or_create_training_run(s, kw["run"], kw.get("run_backend") or "local",
-                                                        output_dir=kw.get("output_dir"))
-    return store.get_or_create_checkpoint(s, kw["source"], name=kw.get("name"), training_run=training_run,
-                                          stage=kw.get("stage"), step=kw.get("step"), meta=kw.get("meta"))
+        training_run = store.get_or_create_training_run(
+            s, kw["run"], kw.get("run_backend") or "local", output_dir=kw.get("output_dir")
+        )
+    return store.get_or_create_checkpoint(
+        s,
+        kw["source"],
+        name=kw.get("name"),
+        training_run=training_run,
+        stage=kw.get("stage"),
+        step=kw.get("step"),
+        meta=kw.get("meta"),
+    )
 
 
 def checkpoint_kwargs(cfg: EvalConfig, source: str, meta: dict | None = None, output_dir: str | None = None) -> dict:
-    return {"source": source, "name": cfg.name, "run": cfg.run, "run_backend": cfg.run_backend,
-            "stage": cfg.stage, "step": cfg.step, "meta": meta, "output_dir": output_dir}
+    return {
+        "source": source,
+        "name": cfg.name,
+        "run": cfg.run,
+        "run_backend": cfg.run_backend,
+        "stage": cfg.stage,
+        "step": cfg.step,
+        "meta": meta,
+        "output_dir": output_dir,
+    }
 
 
 def check_db(url: str | None) -> None:
@@ -474,8 +559,12 @@ def eval_keys(cfg: EvalConfig, plans: list[TaskPlan], source: str, bversion: str
     with session_scope(cfg.db, readonly=True) as s:
         ckpt = s.scalar(select(Checkpoint).where(Checkpoint.source == source))
     step = ckpt.step if ckpt is not None and ckpt.step is not None else cfg.step
-    return {p.name: store.eval_key(source, step, p.name, p.version, p.sampling, cfg.backend, bversion,
-                                   grading.GRADER_VERSION) for p in plans}
+    return {
+        p.name: store.eval_key(
+            source, step, p.name, p.version, p.sampling, cfg.backend, bversion, grading.GRADER_VERSION
+        )
+        for p in plans
+    }
 
 
 def missing_samples(cfg: EvalConfig, plans: list[TaskPlan], source: str, bversion: str) -> dict[str, tuple]:
@@ -525,12 +614,17 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     bversion = backend_version(cfg.backend)
     missing = missing_samples(cfg, plans, source, bversion)
     for p in plans:
-        mode = "greedy decoding (k=1, temperature 0)" if p.greedy else \
-            f"k={p.k} samples at temperature {p.sampling['temperature']:g}, top_p {p.sampling['top_p']:g}"
+        mode = (
+            "greedy decoding (k=1, temperature 0)"
+            if p.greedy
+            else f"k={p.k} samples at temperature {p.sampling['temperature']:g}, top_p {p.sampling['top_p']:g}"
+        )
         n = missing[p.name][0]
         todo = f"{n} samples to generate" if n else "already evaluated, nothing to generate"
-        log(f"walkrun: {p.name}: {len(p.rows)} problems, {mode}, up to {p.sampling['max_new_tokens']} new tokens, "
-            f"{'chat template' if p.chat else 'plain prompt'}; {todo}")
+        log(
+            f"walkrun: {p.name}: {len(p.rows)} problems, {mode}, up to {p.sampling['max_new_tokens']} new tokens, "
+            f"{'chat template' if p.chat else 'plain prompt'}; {todo}"
+        )
     lm = None
     try:
         if any(n for n, _ in missing.values()):
@@ -544,8 +638,11 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
         for p in plans:
             done_id = missing[p.name][1]
             # A finished, complete evaluation is only read: re-running must not touch its rows or dates.
-            outcomes.append(_finished_outcome(cfg, p, done_id) if done_id is not None
-                            else run_plan(p, lm, tm, ck, cfg, bversion, on_chunk=on_chunk))
+            outcomes.append(
+                _finished_outcome(cfg, p, done_id)
+                if done_id is not None
+                else run_plan(p, lm, tm, ck, cfg, bversion, on_chunk=on_chunk)
+            )
         return outcomes
     finally:
         close_lm(lm)
@@ -567,8 +664,18 @@ def format_table(outcomes: list[TaskOutcome]) -> str:
         s = o.summary
         pk = s["pass_at_k"].get(o.plan.k) if s.get("pass_at_k") else None
         fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
-        lines.append([o.plan.name, str(o.plan.k), str(s["n_problems"]), fmt(s["accuracy"], ".3f"), fmt(pk, ".3f"),
-                      fmt(s["mean_tokens"], ".1f"), fmt(s["truncation_rate"], ".3f"), str(o.new_samples)])
+        lines.append(
+            [
+                o.plan.name,
+                str(o.plan.k),
+                str(s["n_problems"]),
+                fmt(s["accuracy"], ".3f"),
+                fmt(pk, ".3f"),
+                fmt(s["mean_tokens"], ".1f"),
+                fmt(s["truncation_rate"], ".3f"),
+                str(o.new_samples),
+            ]
+        )
     widths = [max(len(h), *(len(r[i]) for r in lines)) if lines else len(h) for i, h in enumerate(head)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     out += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in lines]

@@ -32,8 +32,9 @@ def doc_to_text_plain(doc: dict) -> str:
     return str(doc["problem"])
 
 
-def task_rows(benchmark: str | None = None, rows: str | None = None, data: str | None = None,
-              limit: int | None = None) -> list[dict]:
+def task_rows(
+    benchmark: str | None = None, rows: str | None = None, data: str | None = None, limit: int | None = None
+) -> list[dict]:
     """Rows of a task: a `walkrun.benchmarks` name, or `rows="module:function"` returning rows."""
     from walkrun.settings import WalkrunError
 
@@ -51,8 +52,9 @@ def task_rows(benchmark: str | None = None, rows: str | None = None, data: str |
     raise WalkrunError("a walkrun task needs dataset_kwargs.benchmark or dataset_kwargs.rows")
 
 
-def load_dataset(benchmark: str | None = None, rows: str | None = None, walkrun_data: str | None = None,
-                 **_metadata: Any):
+def load_dataset(
+    benchmark: str | None = None, rows: str | None = None, walkrun_data: str | None = None, **_metadata: Any
+):
     """lm-eval `custom_dataset`: called with the task's metadata and dataset_kwargs merged."""
     import datasets
 

@@ -96,8 +96,15 @@ def run_info(directory: Path, run: str | None, stage: str | None) -> tuple[str, 
 class Watcher:
     """Polls a run folder; `poll()` returns the checkpoints that became ready since last time."""
 
-    def __init__(self, directory: Path, base: runner.EvalConfig, run: str | None = None, stage: str | None = None,
-                 run_backend: str | None = None, log=None):
+    def __init__(
+        self,
+        directory: Path,
+        base: runner.EvalConfig,
+        run: str | None = None,
+        stage: str | None = None,
+        run_backend: str | None = None,
+        log=None,
+    ):
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise WalkrunError(f"watch: {self.directory} is not a folder (pass the training run's output folder)")
@@ -130,8 +137,15 @@ class Watcher:
         return ready
 
     def config_for(self, step: int, path: Path) -> runner.EvalConfig:
-        return replace(self.base, model=str(path), run=self.run, run_backend=self.run_backend,
-                       stage=self.stage, step=step, name=None)
+        return replace(
+            self.base,
+            model=str(path),
+            run=self.run,
+            run_backend=self.run_backend,
+            stage=self.stage,
+            step=step,
+            name=None,
+        )
 
     def evaluate(self, step: int, path: Path) -> bool:
         """Evaluate one checkpoint; a failure is recorded in the DB and logged, never raised."""
@@ -190,21 +204,29 @@ def record_failure(cfg: runner.EvalConfig, path: Path, error: str) -> None:
     plans = runner.plan_tasks(cfg, tm, tokenizer)
     bversion = runner.backend_version(cfg.backend)
     with session_scope(cfg.db) as s:
-        ckpt = runner._checkpoint(s, {**runner.checkpoint_kwargs(cfg, str(path)),
-                                      "meta": {"eval_error": error[:2000]}})
+        ckpt = runner._checkpoint(s, {**runner.checkpoint_kwargs(cfg, str(path)), "meta": {"eval_error": error[:2000]}})
         for p in plans:
-            key = store.eval_key(ckpt.source, ckpt.step, p.name, p.version, p.sampling, cfg.backend, bversion,
-                                 grading.GRADER_VERSION)
+            key = store.eval_key(
+                ckpt.source, ckpt.step, p.name, p.version, p.sampling, cfg.backend, bversion, grading.GRADER_VERSION
+            )
             existing = s.scalar(select(EvalRun).where(EvalRun.key == key))
             if existing is not None and existing.status == "done":
                 continue
-            run = existing or store.start_eval_run(s, ckpt, p.name, p.version, p.sampling, cfg.backend, bversion,
-                                                   grading.GRADER_VERSION)
+            run = existing or store.start_eval_run(
+                s, ckpt, p.name, p.version, p.sampling, cfg.backend, bversion, grading.GRADER_VERSION
+            )
             store.finish_eval_run(s, run, "failed", error[:2000])
 
 
-def watch(directory: Path, base: runner.EvalConfig, run: str | None = None, stage: str | None = None,
-          run_backend: str | None = None, interval: float = 60.0, once: bool = False) -> dict[Path, str]:
+def watch(
+    directory: Path,
+    base: runner.EvalConfig,
+    run: str | None = None,
+    stage: str | None = None,
+    run_backend: str | None = None,
+    interval: float = 60.0,
+    once: bool = False,
+) -> dict[Path, str]:
     """`walkrun watch`: check tasks, data and DB up front (a mistake there is not a checkpoint's
     fault), then poll."""
     runner._quiet_lm_eval()

@@ -29,18 +29,22 @@ class BuildConfig:
 
     out: Path = field(metadata={"help": "folder to write (created; replaced if an earlier build wrote it)"})
     db: str | None = field(default=None, metadata={"help": "SQLAlchemy URL of the results DB (default: WALKRUN_DB)"})
-    samples_per_problem: int = field(default=pages.PageOptions.samples_per_problem, metadata={
-        "help": "sample responses shown per problem on checkpoint pages"})
-    response_chars: int = field(default=pages.PageOptions.response_chars, metadata={
-        "help": "longest response text shown (0 = no limit)"})
+    samples_per_problem: int = field(
+        default=pages.PageOptions.samples_per_problem,
+        metadata={"help": "sample responses shown per problem on checkpoint pages"},
+    )
+    response_chars: int = field(
+        default=pages.PageOptions.response_chars, metadata={"help": "longest response text shown (0 = no limit)"}
+    )
 
     def __post_init__(self):
         self.out = Path(self.out).expanduser().resolve()
         if self.out.exists() and not self.out.is_dir():
             raise WalkrunError(f"--out {self.out} is a file; give a folder")
         if self.out.is_dir() and any(self.out.iterdir()) and not (self.out / MARKER).exists():
-            raise WalkrunError(f"--out {self.out} is a non-empty folder that no leaderboard build wrote; "
-                               "give a new or empty folder")
+            raise WalkrunError(
+                f"--out {self.out} is a non-empty folder that no leaderboard build wrote; give a new or empty folder"
+            )
         self.options = pages.PageOptions(self.samples_per_problem, self.response_chars)
 
 

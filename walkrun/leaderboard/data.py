@@ -83,11 +83,24 @@ class Source:
             evals = []
             for r in sorted(mine, key=lambda r: r["task"]):
                 problems = pages.problem_table(
-                    queries.samples(s, eval_run_id=r["eval_run_id"], include_text=True), opts)
+                    queries.samples(s, eval_run_id=r["eval_run_id"], include_text=True), opts
+                )
                 problems.sort(key=lambda p: _natural(p["problem_id"]))
-                settings = [(k, r.get(k)) for k in ("task_version", "k", "temperature", "top_p", "max_new_tokens",
-                                                    "prompt_template", "backend", "backend_version",
-                                                    "grader_version") if r.get(k) is not None]
+                settings = [
+                    (k, r.get(k))
+                    for k in (
+                        "task_version",
+                        "k",
+                        "temperature",
+                        "top_p",
+                        "max_new_tokens",
+                        "prompt_template",
+                        "backend",
+                        "backend_version",
+                        "grader_version",
+                    )
+                    if r.get(k) is not None
+                ]
                 settings.append(("evaluated", pages.fmt(r.get("evaluated_at"), "date")))
                 settings.append(("eval key", (r.get("eval_key") or "")[:12]))
                 evals.append({"row": r, "problems": problems, "settings": settings})

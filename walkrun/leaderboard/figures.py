@@ -17,13 +17,24 @@ from walkrun.leaderboard.pareto import pareto_front
 
 # Training order of stages; a trajectory is drawn in this order, then by step.
 STAGE_ORDER = ["base", "sft", "stage1", "stage2"]
-STAGE_LABEL = {"base": "base", "sft": "SFT", "stage1": "stage 1", "stage2": "stage 2",
-               "control": "control", "external": "external"}
-STAGE_SYMBOL = {"base": "circle", "sft": "square", "stage1": "diamond", "stage2": "star",
-                "control": "x", "external": "triangle-up"}
+STAGE_LABEL = {
+    "base": "base",
+    "sft": "SFT",
+    "stage1": "stage 1",
+    "stage2": "stage 2",
+    "control": "control",
+    "external": "external",
+}
+STAGE_SYMBOL = {
+    "base": "circle",
+    "sft": "square",
+    "stage1": "diamond",
+    "stage2": "star",
+    "control": "x",
+    "external": "triangle-up",
+}
 # Plotly's default colorway, fixed per run so one run has one colour in every plot.
-PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
-           "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52"]
+PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52"]
 NO_RUN = "(no training run)"
 
 
@@ -77,11 +88,13 @@ def run_colors(rows: Iterable[dict]) -> dict[str, str]:
 
 
 def hover(r: dict) -> str:
-    parts = [f"<b>{esc(r.get('model'))}</b>",
-             f"run: {esc(r.get('training_run') or '-')} · {esc(STAGE_LABEL.get(r.get('stage'), r.get('stage')))}"
-             + (f" · step {esc(r.get('step'))}" if r.get("step") is not None else ""),
-             f"{esc(r.get('task'))}: pass@1[avg-of-{esc(r.get('k'))}] = {r['accuracy']:.3f}",
-             f"mean_tokens = {r['mean_tokens']:.0f}"]
+    parts = [
+        f"<b>{esc(r.get('model'))}</b>",
+        f"run: {esc(r.get('training_run') or '-')} · {esc(STAGE_LABEL.get(r.get('stage'), r.get('stage')))}"
+        + (f" · step {esc(r.get('step'))}" if r.get("step") is not None else ""),
+        f"{esc(r.get('task'))}: pass@1[avg-of-{esc(r.get('k'))}] = {r['accuracy']:.3f}",
+        f"mean_tokens = {r['mean_tokens']:.0f}",
+    ]
     return "<br>".join(parts)
 
 
@@ -95,35 +108,42 @@ def scatter_figure(rows: list[dict], task: str, colors: dict[str, str]) -> dict:
     traces = []
     for run in sorted(by_run, key=lambda n: (n == NO_RUN, n)):
         ordered = [r for _, r in run_order(by_run[run])] if run != NO_RUN else by_run[run]
-        traces.append({
-            "type": "scatter",
-            "mode": "lines+markers" if run != NO_RUN and len(ordered) > 1 else "markers",
-            "name": esc(run),
-            "legendgroup": esc(run),
-            "x": [r["mean_tokens"] for r in ordered],
-            "y": [r["accuracy"] for r in ordered],
-            "text": [hover(r) for r in ordered],
-            "customdata": [r.get("checkpoint_id") for r in ordered],
-            "hovertemplate": "%{text}<extra></extra>",
-            "marker": {"size": 9, "color": colors.get(run, PALETTE[0]),
-                       "symbol": [STAGE_SYMBOL.get(r.get("stage"), "circle") for r in ordered],
-                       "line": {"width": 0.5, "color": "#333"}},
-            "line": {"width": 1.2, "color": colors.get(run, PALETTE[0])},
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers" if run != NO_RUN and len(ordered) > 1 else "markers",
+                "name": esc(run),
+                "legendgroup": esc(run),
+                "x": [r["mean_tokens"] for r in ordered],
+                "y": [r["accuracy"] for r in ordered],
+                "text": [hover(r) for r in ordered],
+                "customdata": [r.get("checkpoint_id") for r in ordered],
+                "hovertemplate": "%{text}<extra></extra>",
+                "marker": {
+                    "size": 9,
+                    "color": colors.get(run, PALETTE[0]),
+                    "symbol": [STAGE_SYMBOL.get(r.get("stage"), "circle") for r in ordered],
+                    "line": {"width": 0.5, "color": "#333"},
+                },
+                "line": {"width": 1.2, "color": colors.get(run, PALETTE[0])},
+            }
+        )
     front = [pts[i] for i in pareto_front([(r["mean_tokens"], r["accuracy"]) for r in pts])]
     if front:
-        traces.append({
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "Pareto frontier",
-            "x": [r["mean_tokens"] for r in front],
-            "y": [r["accuracy"] for r in front],
-            "text": [hover(r) for r in front],
-            "customdata": [r.get("checkpoint_id") for r in front],
-            "hovertemplate": "Pareto frontier<br>%{text}<extra></extra>",
-            "line": {"shape": "hv", "dash": "dash", "color": "#222", "width": 1.5},
-            "marker": {"symbol": "circle-open", "size": 16, "color": "#222", "line": {"width": 2}},
-        })
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "Pareto frontier",
+                "x": [r["mean_tokens"] for r in front],
+                "y": [r["accuracy"] for r in front],
+                "text": [hover(r) for r in front],
+                "customdata": [r.get("checkpoint_id") for r in front],
+                "hovertemplate": "Pareto frontier<br>%{text}<extra></extra>",
+                "line": {"shape": "hv", "dash": "dash", "color": "#222", "width": 1.5},
+                "marker": {"symbol": "circle-open", "size": 16, "color": "#222", "line": {"width": 2}},
+            }
+        )
     return {
         "data": traces,
         "layout": {
@@ -153,23 +173,59 @@ def trajectory_figure(run: str, rows: list[dict]) -> dict:
         ordered = run_order(by_task[task])
         all_ordered = ordered if len(ordered) > len(all_ordered) else all_ordered
         color = PALETTE[i % len(PALETTE)]
-        common = {"type": "scatter", "legendgroup": esc(task), "x": [x for x, _ in ordered],
-                  "text": [hover(r) if _finite(r.get("mean_tokens")) else esc(r.get("model")) for _, r in ordered],
-                  "hovertemplate": "%{text}<extra></extra>",
-                  "customdata": [r.get("checkpoint_id") for _, r in ordered]}
-        traces.append({**common, "mode": "lines+markers", "name": f"{esc(task)} pass@1",
-                       "y": [r["accuracy"] for _, r in ordered], "line": {"color": color},
-                       "marker": {"color": color, "symbol": [STAGE_SYMBOL.get(r.get("stage"), "circle")
-                                                             for _, r in ordered]}})
-        traces.append({**common, "mode": "lines+markers", "name": f"{esc(task)} mean_tokens", "yaxis": "y2",
-                       "y": [r.get("mean_tokens") for _, r in ordered],
-                       "line": {"color": color, "dash": "dot"}, "marker": {"color": color, "size": 5}})
+        common = {
+            "type": "scatter",
+            "legendgroup": esc(task),
+            "x": [x for x, _ in ordered],
+            "text": [hover(r) if _finite(r.get("mean_tokens")) else esc(r.get("model")) for _, r in ordered],
+            "hovertemplate": "%{text}<extra></extra>",
+            "customdata": [r.get("checkpoint_id") for _, r in ordered],
+        }
+        traces.append(
+            {
+                **common,
+                "mode": "lines+markers",
+                "name": f"{esc(task)} pass@1",
+                "y": [r["accuracy"] for _, r in ordered],
+                "line": {"color": color},
+                "marker": {"color": color, "symbol": [STAGE_SYMBOL.get(r.get("stage"), "circle") for _, r in ordered]},
+            }
+        )
+        traces.append(
+            {
+                **common,
+                "mode": "lines+markers",
+                "name": f"{esc(task)} mean_tokens",
+                "yaxis": "y2",
+                "y": [r.get("mean_tokens") for _, r in ordered],
+                "line": {"color": color, "dash": "dot"},
+                "marker": {"color": color, "size": 5},
+            }
+        )
     for x, before, after in stage_boundaries(all_ordered):
-        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
-                       "line": {"dash": "dash", "color": "#888", "width": 1.5}})
-        annotations.append({"x": x, "y": 1.04, "xref": "x", "yref": "paper", "showarrow": False,
-                            "text": f"{esc(STAGE_LABEL.get(before, before))} → {esc(STAGE_LABEL.get(after, after))}",
-                            "font": {"size": 11, "color": "#555"}})
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": x,
+                "x1": x,
+                "y0": 0,
+                "y1": 1,
+                "line": {"dash": "dash", "color": "#888", "width": 1.5},
+            }
+        )
+        annotations.append(
+            {
+                "x": x,
+                "y": 1.04,
+                "xref": "x",
+                "yref": "paper",
+                "showarrow": False,
+                "text": f"{esc(STAGE_LABEL.get(before, before))} → {esc(STAGE_LABEL.get(after, after))}",
+                "font": {"size": 11, "color": "#555"},
+            }
+        )
     return {
         "data": traces,
         "layout": {

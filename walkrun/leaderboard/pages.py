@@ -15,7 +15,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +40,26 @@ TABLE_PAGE = 200
 class PageOptions:
     """What the pages show; shared by `leaderboard serve` and `leaderboard build`."""
 
-    samples_per_problem: int = field(default=2, metadata={
-        "help": "sample responses shown per problem on a checkpoint page (0 = none); one wrong and "
-                "one right are picked first when both exist"})
-    response_chars: int = field(default=6000, metadata={
-        "help": "longest response text shown; longer ones are clipped with a note (0 = no limit)"})
+    samples_per_problem: int = field(
+        default=2,
+        metadata={
+            "help": "sample responses shown per problem on a checkpoint page (0 = none); one wrong and "
+            "one right are picked first when both exist"
+        },
+    )
+    response_chars: int = field(
+        default=6000,
+        metadata={"help": "longest response text shown; longer ones are clipped with a note (0 = no limit)"},
+    )
 
     def __post_init__(self):
         from walkrun.settings import WalkrunError
 
         if self.samples_per_problem < 0 or self.response_chars < 0:
-            raise WalkrunError("samples_per_problem and response_chars must be >= 0 "
-                               f"(got {self.samples_per_problem}, {self.response_chars})")
+            raise WalkrunError(
+                "samples_per_problem and response_chars must be >= 0 "
+                f"(got {self.samples_per_problem}, {self.response_chars})"
+            )
 
 
 @dataclass(frozen=True)
@@ -135,8 +143,8 @@ def sort_value(value, kind: str) -> str:
 def _iso(value) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="seconds")
     return "" if value is None else str(value)
 
 
@@ -163,14 +171,23 @@ def safe_json(obj) -> str:
     """JSON safe to place inside an HTML <script> element: no `<`, `>` or `&` can close it or
     open a comment, whatever strings the DB holds."""
     text = json.dumps(_clean(obj), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("walkrun.leaderboard", "templates"),
-                      autoescape=select_autoescape(["html", "jinja", "html.jinja"], default=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("walkrun.leaderboard", "templates"),
+        autoescape=select_autoescape(["html", "jinja", "html.jinja"], default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["fmt"] = fmt
     env.filters["sortv"] = sort_value
     env.filters["date"] = _date
@@ -191,8 +208,15 @@ def _env() -> Environment:
 
 def _sort_rows(rows: list[dict]) -> list[dict]:
     # Best first within each benchmark; benchmarks in name order.
-    return sorted(rows, key=lambda r: (str(r.get("task")), -(r.get("accuracy") or 0.0),
-                                       r.get("mean_tokens") or 0.0, str(r.get("model"))))
+    return sorted(
+        rows,
+        key=lambda r: (
+            str(r.get("task")),
+            -(r.get("accuracy") or 0.0),
+            r.get("mean_tokens") or 0.0,
+            str(r.get("model")),
+        ),
+    )
 
 
 def index_context(rows: list[dict], db_label: str = "") -> dict:
@@ -231,7 +255,7 @@ def index_context(rows: list[dict], db_label: str = "") -> dict:
         "empty": not rows,
         "fill_commands": FILL_COMMANDS,
         "db_label": db_label,
-        "generated_at": _date(datetime.now(timezone.utc)),
+        "generated_at": _date(datetime.now(UTC)),
     }
 
 
@@ -273,21 +297,28 @@ def problem_table(samples, opts: PageOptions) -> list[dict]:
         for s in pick_samples(ss, opts.samples_per_problem):
             text = s.get("response") or ""
             clipped = bool(opts.response_chars) and len(text) > opts.response_chars
-            shown.append({**s, "text": text[: opts.response_chars] if clipped else text,
-                          "clipped": len(text) - opts.response_chars if clipped else 0})
-        out.append({
-            "problem_id": pid,
-            "gold": ss[0].get("gold"),
-            "n": n,
-            "n_correct": n_correct,
-            "accuracy": n_correct / n if n else None,
-            "mean_tokens": sum(tokens) / len(tokens) if tokens else None,
-            "n_truncated": sum(1 for s in ss if s.get("finish_reason") == "length"),
-            "answers": [(a, c) for a, c in answers.most_common(4)],
-            "n_answers": len(answers),
-            "samples": shown,
-            "outcome": "all-right" if n_correct == n else "all-wrong" if n_correct == 0 else "mixed",
-        })
+            shown.append(
+                {
+                    **s,
+                    "text": text[: opts.response_chars] if clipped else text,
+                    "clipped": len(text) - opts.response_chars if clipped else 0,
+                }
+            )
+        out.append(
+            {
+                "problem_id": pid,
+                "gold": ss[0].get("gold"),
+                "n": n,
+                "n_correct": n_correct,
+                "accuracy": n_correct / n if n else None,
+                "mean_tokens": sum(tokens) / len(tokens) if tokens else None,
+                "n_truncated": sum(1 for s in ss if s.get("finish_reason") == "length"),
+                "answers": [(a, c) for a, c in answers.most_common(4)],
+                "n_answers": len(answers),
+                "samples": shown,
+                "outcome": "all-right" if n_correct == n else "all-wrong" if n_correct == 0 else "mixed",
+            }
+        )
     return out
 
 
@@ -301,16 +332,18 @@ def checkpoint_context(checkpoint: dict, rows: list[dict], evals: list[dict], db
         "rows": [table_values(r) for r in _sort_rows(rows)],
         "evals": evals,
         "db_label": db_label,
-        "generated_at": _date(datetime.now(timezone.utc)),
+        "generated_at": _date(datetime.now(UTC)),
         "fill_commands": FILL_COMMANDS,
     }
 
 
 def render_checkpoint(checkpoint: dict, rows: list[dict], evals: list[dict], db_label: str = "") -> str:
-    return _env().get_template("checkpoint.html.jinja").render(
-        **checkpoint_context(checkpoint, rows, evals, db_label))
+    return _env().get_template("checkpoint.html.jinja").render(**checkpoint_context(checkpoint, rows, evals, db_label))
 
 
 def render_not_found(what: str) -> str:
-    return _env().get_template("not_found.html.jinja").render(root="../", title="not found", what=what,
-                                                               db_label="", generated_at="")
+    return (
+        _env()
+        .get_template("not_found.html.jinja")
+        .render(root="../", title="not found", what=what, db_label="", generated_at="")
+    )

@@ -18,9 +18,11 @@ from walkrun.settings import WalkrunError
 
 SECURITY_HEADERS = {
     # Same policy as the pages' <meta> tag, plus what only a header can say.
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                                "form-action 'none'; frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -30,14 +32,19 @@ SECURITY_HEADERS = {
 class ServeConfig:
     """Settings of `walkrun leaderboard serve`."""
 
-    host: str = field(default="127.0.0.1", metadata={
-        "help": "address to bind; the default keeps the page on this machine (use 0.0.0.0 deliberately)"})
+    host: str = field(
+        default="127.0.0.1",
+        metadata={"help": "address to bind; the default keeps the page on this machine (use 0.0.0.0 deliberately)"},
+    )
     port: int = field(default=8000, metadata={"help": "TCP port (0 = any free port; the URL is printed)"})
     db: str | None = field(default=None, metadata={"help": "SQLAlchemy URL of the results DB (default: WALKRUN_DB)"})
-    samples_per_problem: int = field(default=pages.PageOptions.samples_per_problem, metadata={
-        "help": "sample responses shown per problem on checkpoint pages"})
-    response_chars: int = field(default=pages.PageOptions.response_chars, metadata={
-        "help": "longest response text shown (0 = no limit)"})
+    samples_per_problem: int = field(
+        default=pages.PageOptions.samples_per_problem,
+        metadata={"help": "sample responses shown per problem on checkpoint pages"},
+    )
+    response_chars: int = field(
+        default=pages.PageOptions.response_chars, metadata={"help": "longest response text shown (0 = no limit)"}
+    )
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
@@ -58,8 +65,10 @@ def plotly_js_path() -> Path:
 
         path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
     except ModuleNotFoundError as e:
-        raise WalkrunError("the leaderboard needs the `plotly` package for its bundled plotly.min.js: "
-                           "pip install 'walkrun[leaderboard]'") from e
+        raise WalkrunError(
+            "the leaderboard needs the `plotly` package for its bundled plotly.min.js: "
+            "pip install 'walkrun[leaderboard]'"
+        ) from e
     if not path.is_file():
         raise WalkrunError(f"plotly.min.js not found at {path}; reinstall plotly (pip install -U plotly)")
     return path
@@ -84,8 +93,12 @@ def create_app(cfg: ServeConfig):
     def checkpoint(request):
         text = source.render_checkpoint(request.path_params["cid"], cfg.options)
         if text is None:
-            return html(pages.render_not_found(f"No checkpoint with id {request.path_params['cid']} "
-                                               "has evaluations in this database."), 404)
+            return html(
+                pages.render_not_found(
+                    f"No checkpoint with id {request.path_params['cid']} has evaluations in this database."
+                ),
+                404,
+            )
         return html(text)
 
     def static(request):
@@ -124,8 +137,9 @@ def serve(cfg: ServeConfig) -> None:
         sock.listen(2048)  # connections queue from now on, so the printed URL works at once
     except OSError as e:
         sock.close()
-        raise WalkrunError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}; pick another --port "
-                           "(or --host)") from e
+        raise WalkrunError(
+            f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}; pick another --port (or --host)"
+        ) from e
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"walkrun leaderboard: http://{shown}:{port}/ (database {data.label(cfg.db)}; Ctrl-C stops)", flush=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from typing import Optional
 
 import typer
 
@@ -33,15 +32,15 @@ def _exit_on_sigterm() -> None:
 def serve_vllm(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="HF-format model folder (or hub id on a connected machine)"),
-    port: Optional[int] = typer.Option(None, help="port; default: a free one"),
+    port: int | None = typer.Option(None, help="port; default: a free one"),
     host: str = typer.Option("127.0.0.1", help="interface to bind (0.0.0.0 exposes the server)"),
-    name: Optional[str] = typer.Option(None, help="served model name; default: the folder name"),
-    api_key: Optional[str] = typer.Option(None, help="require this bearer key on /v1"),
-    max_model_len: Optional[int] = typer.Option(None, help="context length"),
-    reasoning_parser: Optional[str] = typer.Option(None, help="e.g. deepseek_r1: thinking goes to `reasoning`"),
-    cpu_cores: Optional[str] = typer.Option(None, help="CPU build: cores for vLLM's OMP threads, e.g. 0 or 0-3"),
+    name: str | None = typer.Option(None, help="served model name; default: the folder name"),
+    api_key: str | None = typer.Option(None, help="require this bearer key on /v1"),
+    max_model_len: int | None = typer.Option(None, help="context length"),
+    reasoning_parser: str | None = typer.Option(None, help="e.g. deepseek_r1: thinking goes to `reasoning`"),
+    cpu_cores: str | None = typer.Option(None, help="CPU build: cores for vLLM's OMP threads, e.g. 0 or 0-3"),
     startup_timeout: float = typer.Option(600.0, help="seconds to wait for /health"),
-    log_file: Optional[str] = typer.Option(None, help="server log; default under $WALKRUN_HOME/logs; '-' = terminal"),
+    log_file: str | None = typer.Option(None, help="server log; default under $WALKRUN_HOME/logs; '-' = terminal"),
 ) -> None:
     """Start vLLM's OpenAI server for MODEL, wait until healthy, print the base URL; Ctrl-C stops it.
 
@@ -49,18 +48,36 @@ def serve_vllm(
     """
     from walkrun.serve.vllm_server import ServeConfig, launch
 
-    cfg = ServeConfig(model=model, port=port, host=host, name=name, api_key=api_key, max_model_len=max_model_len,
-                      reasoning_parser=reasoning_parser, cpu_cores=cpu_cores, startup_timeout=startup_timeout,
-                      log_file=log_file, extra_args=list(ctx.args))
+    cfg = ServeConfig(
+        model=model,
+        port=port,
+        host=host,
+        name=name,
+        api_key=api_key,
+        max_model_len=max_model_len,
+        reasoning_parser=reasoning_parser,
+        cpu_cores=cpu_cores,
+        startup_timeout=startup_timeout,
+        log_file=log_file,
+        extra_args=list(ctx.args),
+    )
     _exit_on_sigterm()
     server = launch(cfg)
     try:
-        print(f"walkrun: starting vLLM for {model} (pid {server.pid}"
-              + (f", log {server.log_path}" if server.log_path else "") + ")", file=sys.stderr, flush=True)
+        print(
+            f"walkrun: starting vLLM for {model} (pid {server.pid}"
+            + (f", log {server.log_path}" if server.log_path else "")
+            + ")",
+            file=sys.stderr,
+            flush=True,
+        )
         t0 = time.monotonic()
         server.wait_ready()
-        print(f"walkrun: ready in {time.monotonic() - t0:.0f}s; model name {server.name!r}; Ctrl-C stops it",
-              file=sys.stderr, flush=True)
+        print(
+            f"walkrun: ready in {time.monotonic() - t0:.0f}s; model name {server.name!r}; Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
         print(server.url, flush=True)
         while server.alive():
             time.sleep(1)
@@ -74,24 +91,35 @@ def serve_vllm(
 
 @serve_app.command("demo")
 def serve_demo(
-    a: Optional[str] = typer.Option(None, "--a", help="left side: OpenAI base URL, model folder or DB checkpoint"),
-    b: Optional[str] = typer.Option(None, "--b", help="right side: same forms as --a"),
-    labels: Optional[str] = typer.Option(None, help="two column titles, default concise,verbose"),
-    port: Optional[int] = typer.Option(None, help="port of the web page; default: a free one"),
-    host: Optional[str] = typer.Option(None, help="interface the page binds (default 127.0.0.1)"),
-    api_key: Optional[str] = typer.Option(None, help="bearer key for URL endpoints that need one"),
-    max_tokens: Optional[int] = typer.Option(None, help="initial max new tokens (default 1024)"),
-    temperature: Optional[float] = typer.Option(None, help="initial temperature (default 0.6)"),
-    max_model_len: Optional[int] = typer.Option(None, help="context length for servers the demo starts"),
-    reasoning_parser: Optional[str] = typer.Option(None, help="vLLM reasoning parser for started servers"),
-    db: Optional[str] = typer.Option(None, help="results DB URL (default WALKRUN_DB)"),
-    config: Optional[str] = typer.Option(None, help="YAML file of DemoConfig fields; flags override it"),
+    a: str | None = typer.Option(None, "--a", help="left side: OpenAI base URL, model folder or DB checkpoint"),
+    b: str | None = typer.Option(None, "--b", help="right side: same forms as --a"),
+    labels: str | None = typer.Option(None, help="two column titles, default concise,verbose"),
+    port: int | None = typer.Option(None, help="port of the web page; default: a free one"),
+    host: str | None = typer.Option(None, help="interface the page binds (default 127.0.0.1)"),
+    api_key: str | None = typer.Option(None, help="bearer key for URL endpoints that need one"),
+    max_tokens: int | None = typer.Option(None, help="initial max new tokens (default 1024)"),
+    temperature: float | None = typer.Option(None, help="initial temperature (default 0.6)"),
+    max_model_len: int | None = typer.Option(None, help="context length for servers the demo starts"),
+    reasoning_parser: str | None = typer.Option(None, help="vLLM reasoning parser for started servers"),
+    db: str | None = typer.Option(None, help="results DB URL (default WALKRUN_DB)"),
+    config: str | None = typer.Option(None, help="YAML file of DemoConfig fields; flags override it"),
 ) -> None:
     """Two models side by side on one prompt: streamed answers, tokens, timings, grading. Ctrl-C stops it."""
     from walkrun.serve.demo import DemoConfig, launch_demo, load_config
 
-    overrides = dict(a=a, b=b, labels=labels, port=port, host=host, api_key=api_key, max_tokens=max_tokens,
-                     temperature=temperature, max_model_len=max_model_len, reasoning_parser=reasoning_parser, db=db)
+    overrides = dict(
+        a=a,
+        b=b,
+        labels=labels,
+        port=port,
+        host=host,
+        api_key=api_key,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        max_model_len=max_model_len,
+        reasoning_parser=reasoning_parser,
+        db=db,
+    )
     if config:
         cfg = load_config(config, **overrides)
     else:
@@ -113,7 +141,7 @@ def serve_demo(
 
 
 @serve_app.command("checkpoints")
-def serve_checkpoints(db: Optional[str] = typer.Option(None, help="results DB URL (default WALKRUN_DB)")) -> None:
+def serve_checkpoints(db: str | None = typer.Option(None, help="results DB URL (default WALKRUN_DB)")) -> None:
     """List the checkpoints in the results DB (names usable as `serve demo --a NAME`)."""
     from walkrun.serve.demo import checkpoints
 

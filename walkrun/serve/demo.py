@@ -40,11 +40,16 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 class DemoConfig:
     """`walkrun serve demo`: two endpoints side by side."""
 
-    a: str = field(metadata={"help": "left side: an OpenAI base URL (http://host:port/v1), a model folder, "
-                                     "or a checkpoint name from the results DB"})
+    a: str = field(
+        metadata={
+            "help": "left side: an OpenAI base URL (http://host:port/v1), a model folder, "
+            "or a checkpoint name from the results DB"
+        }
+    )
     b: str = field(metadata={"help": "right side, same forms as `a`"})
-    labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS),
-                              metadata={"help": "column titles, left then right"})
+    labels: list[str] = field(
+        default_factory=lambda: list(DEFAULT_LABELS), metadata={"help": "column titles, left then right"}
+    )
     port: int | None = field(default=None, metadata={"help": "port of the Gradio app; default: a free one"})
     host: str = field(default="127.0.0.1", metadata={"help": "interface the app binds"})
     api_key: str | None = field(default=None, metadata={"help": "bearer key for URL endpoints that need one"})
@@ -64,7 +69,9 @@ class DemoConfig:
         if isinstance(self.labels, str):
             self.labels = [x.strip() for x in self.labels.split(",")]
         if len(self.labels) != 2 or not all(self.labels):
-            raise WalkrunError(f"demo: --labels takes two comma-separated names, e.g. concise,verbose; got {self.labels}")
+            raise WalkrunError(
+                f"demo: --labels takes two comma-separated names, e.g. concise,verbose; got {self.labels}"
+            )
         if not self.a or not self.b:
             raise WalkrunError("demo: both --a and --b are required (URL, model folder or checkpoint name)")
         if self.max_tokens < 1:
@@ -148,8 +155,14 @@ def checkpoints(db: str | None = None) -> list[dict]:
     with session_scope(db, readonly=True, create=False) as s:
         rows = s.scalars(select(Checkpoint).order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())).all()
         return [
-            {"id": c.id, "name": c.name, "source": c.source, "stage": c.stage, "step": c.step,
-             "local": Path(c.source).is_dir()}
+            {
+                "id": c.id,
+                "name": c.name,
+                "source": c.source,
+                "stage": c.stage,
+                "step": c.step,
+                "local": Path(c.source).is_dir(),
+            }
             for c in rows
         ]
 
@@ -188,9 +201,14 @@ def make_sides(cfg: DemoConfig) -> list[Side]:
     if to_start:
         cores = cores_for(len(to_start))
         configs = [
-            ServeConfig(model=model, name=f"{cfg.labels[i]}-{Path(model).name}", cpu_cores=core,
-                        max_model_len=cfg.max_model_len, reasoning_parser=cfg.reasoning_parser,
-                        startup_timeout=cfg.startup_timeout)
+            ServeConfig(
+                model=model,
+                name=f"{cfg.labels[i]}-{Path(model).name}",
+                cpu_cores=core,
+                max_model_len=cfg.max_model_len,
+                reasoning_parser=cfg.reasoning_parser,
+                startup_timeout=cfg.startup_timeout,
+            )
             for (i, model), core in zip(to_start, cores)
         ]
         for (i, model), server in zip(to_start, start_servers(configs)):
@@ -240,8 +258,13 @@ class SideRun:
         if self.error:
             out["error"] = self.error
         if self.grade is not None:
-            out.update({"correct": self.grade["correct"], "extracted": self.grade["extracted"],
-                        "grade_status": self.grade["status"]})
+            out.update(
+                {
+                    "correct": self.grade["correct"],
+                    "extracted": self.grade["extracted"],
+                    "grade_status": self.grade["status"],
+                }
+            )
         return out
 
     def summary(self) -> str:
@@ -303,14 +326,24 @@ async def _model_name(side: Side, client) -> str:
     return side.model
 
 
-async def stream_side(side: Side, prompt: str, temperature: float, top_p: float, max_tokens: int,
-                      run: SideRun, changed: asyncio.Event, timeout: float) -> None:
+async def stream_side(
+    side: Side,
+    prompt: str,
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
+    run: SideRun,
+    changed: asyncio.Event,
+    timeout: float,
+) -> None:
     """Stream one chat completion into `run`, setting `changed` after each update; never raises."""
     import httpx
     import openai
 
     client = openai.AsyncOpenAI(
-        base_url=side.url, api_key=side.api_key or "EMPTY", max_retries=0,
+        base_url=side.url,
+        api_key=side.api_key or "EMPTY",
+        max_retries=0,
         timeout=httpx.Timeout(timeout, connect=10.0),
     )
     # vLLM's continuous_usage_stats puts `usage` on every chunk: a live, exact token count.
@@ -323,9 +356,13 @@ async def stream_side(side: Side, prompt: str, temperature: float, top_p: float,
         for attempt in range(2):
             try:
                 stream = await client.chat.completions.create(
-                    model=run.model, messages=[{"role": "user", "content": prompt}],
-                    temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                    stream=True, stream_options=stream_options,
+                    model=run.model,
+                    messages=[{"role": "user", "content": prompt}],
+                    temperature=temperature,
+                    top_p=top_p,
+                    max_tokens=max_tokens,
+                    stream=True,
+                    stream_options=stream_options,
                 )
                 break
             except openai.BadRequestError:
@@ -427,8 +464,9 @@ def build_app(state: DemoState):
         gold = (gold or "").strip()
 
         async def one(side: Side, run: SideRun) -> None:
-            await stream_side(side, prompt, float(temperature), cfg.top_p, int(max_tokens), run, changed,
-                              cfg.request_timeout)
+            await stream_side(
+                side, prompt, float(temperature), cfg.top_p, int(max_tokens), run, changed, cfg.request_timeout
+            )
             if gold and run.status == "done":
                 await grade_side(run, gold, changed)
 
@@ -477,8 +515,15 @@ def build_app(state: DemoState):
             return [], f"results DB unavailable: {e}"
         except ImportError as e:  # pragma: no cover - db/ is part of walkrun, but stay usable
             return [], f"results DB support not installed: {e}"
-        choices = [(f"{c['name']} · {c['stage']}" + (f" step {c['step']}" if c["step"] is not None else "")
-                    + ("" if c["local"] else " (not a local folder)"), c["source"]) for c in rows]
+        choices = [
+            (
+                f"{c['name']} · {c['stage']}"
+                + (f" step {c['step']}" if c["step"] is not None else "")
+                + ("" if c["local"] else " (not a local folder)"),
+                c["source"],
+            )
+            for c in rows
+        ]
         return choices, f"{len(rows)} checkpoint(s) in the results DB"
 
     def refresh_checkpoints():
@@ -495,9 +540,14 @@ def build_app(state: DemoState):
             core = cores_for(2)[which]
             label = cfg.labels[which]
             try:
-                server = start_server(source, name=f"{label}-{Path(source).name}", cpu_cores=core,
-                                      max_model_len=cfg.max_model_len, reasoning_parser=cfg.reasoning_parser,
-                                      startup_timeout=cfg.startup_timeout)
+                server = start_server(
+                    source,
+                    name=f"{label}-{Path(source).name}",
+                    cpu_cores=core,
+                    max_model_len=cfg.max_model_len,
+                    reasoning_parser=cfg.reasoning_parser,
+                    startup_timeout=cfg.startup_timeout,
+                )
             except WalkrunError as e:
                 raise gr.Error(str(e)[:500]) from None
             state.sides[which] = Side(label, source, server.url, model=server.name, server=server)
@@ -544,10 +594,16 @@ def build_app(state: DemoState):
                     stats = gr.JSON(label="stats", open=False)
                     outputs += [chat, summary, stats]
 
-        event = go.click(compare, [prompt, temperature, max_tokens, gold], outputs + titles, api_name="compare",
-                         concurrency_limit=4)
-        prompt.submit(compare, [prompt, temperature, max_tokens, gold], outputs + titles, api_visibility="private",
-                      concurrency_limit=4)
+        event = go.click(
+            compare, [prompt, temperature, max_tokens, gold], outputs + titles, api_name="compare", concurrency_limit=4
+        )
+        prompt.submit(
+            compare,
+            [prompt, temperature, max_tokens, gold],
+            outputs + titles,
+            api_visibility="private",
+            concurrency_limit=4,
+        )
         stop.click(None, cancels=[event], api_visibility="private")
         bench.change(on_benchmark, bench, problem, api_name="problems")
         use.click(use_problem, [bench, problem], [prompt, gold], api_name="use_problem")
@@ -594,8 +650,14 @@ def launch_demo(cfg: DemoConfig, sides: list[Side] | None = None) -> Demo:
         app = build_app(state)
         port = cfg.port or free_port(cfg.host)
         app.queue()
-        app.launch(server_name=cfg.host, server_port=port, prevent_thread_lock=True, quiet=True,
-                   footer_links=["api"], show_error=True)
+        app.launch(
+            server_name=cfg.host,
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            footer_links=["api"],
+            show_error=True,
+        )
     except BaseException:
         state.close()
         raise

@@ -56,8 +56,10 @@ class ServeConfig:
     )
     cpu_cores: str | None = field(
         default=None,
-        metadata={"help": "CPU build: cores for the OMP threads (VLLM_CPU_OMP_THREADS_BIND), e.g. '0' or '0-3'; "
-                          "default: vLLM's 'auto'"},
+        metadata={
+            "help": "CPU build: cores for the OMP threads (VLLM_CPU_OMP_THREADS_BIND), e.g. '0' or '0-3'; "
+            "default: vLLM's 'auto'"
+        },
     )
     kv_cache_gib: int = field(
         default=1, metadata={"help": "CPU build: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE) unless already set"}
@@ -122,8 +124,19 @@ def build_command(cfg: ServeConfig, port: int, cpu_build: bool | None = None) ->
         cpu_build = vllm_compat.cpu_build_installed()
     model, local = _resolve_model(cfg.model)
     name = cfg.name or (Path(model).name if local else model)
-    argv = [sys.executable, "-m", "walkrun.serve.vllm_entry", "serve", model,
-            "--host", cfg.host, "--port", str(port), "--served-model-name", name]
+    argv = [
+        sys.executable,
+        "-m",
+        "walkrun.serve.vllm_entry",
+        "serve",
+        model,
+        "--host",
+        cfg.host,
+        "--port",
+        str(port),
+        "--served-model-name",
+        name,
+    ]
     if cfg.max_model_len:
         argv += ["--max-model-len", str(cfg.max_model_len)]
     if cfg.reasoning_parser:
@@ -190,7 +203,7 @@ class VLLMServer:
         lines = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(lines[-n:])
 
-    def wait_ready(self, timeout: float | None = None) -> "VLLMServer":
+    def wait_ready(self, timeout: float | None = None) -> VLLMServer:
         """Block until /health answers 200; raise WalkrunError (server stopped) if it dies or times out."""
         timeout = self.cfg.startup_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
@@ -260,7 +273,7 @@ class VLLMServer:
         psutil.wait_procs(alive, timeout=5)
         _live_servers.discard(self)
 
-    def __enter__(self) -> "VLLMServer":
+    def __enter__(self) -> VLLMServer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -297,8 +310,14 @@ def launch(cfg: ServeConfig) -> VLLMServer:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT if out else None, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
     finally:
         if out:
             out.close()
@@ -336,5 +355,5 @@ def cores_for(n_servers: int) -> list[str | None]:
     if n_servers == 1 or len(cores) < n_servers:
         return [None] * n_servers
     per = len(cores) // n_servers
-    groups = [cores[i * per:(i + 1) * per] for i in range(n_servers)]
+    groups = [cores[i * per : (i + 1) * per] for i in range(n_servers)]
     return [",".join(map(str, g)) for g in groups]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -14,15 +13,17 @@ train_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-SET_HELP = "Override a config field, KEY=VALUE (repeatable), e.g. --set actor_lr=5e-7 --set eval_data=aime24,amc23. " \
-           "`--explain` lists the fields."
+SET_HELP = (
+    "Override a config field, KEY=VALUE (repeatable), e.g. --set actor_lr=5e-7 --set eval_data=aime24,amc23. "
+    "`--explain` lists the fields."
+)
 
 
 @train_app.command("script")
 def script_cmd(
     preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
+    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    out: Path | None = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
     explain: bool = typer.Option(False, "--explain", help="List every field: value, source (paper/ours), help."),
 ) -> None:
     """Print (or write) the OpenRLHF 0.11.2 launch script of a preset: `ray job submit ... train_ppo_ray`."""
@@ -53,10 +54,11 @@ def script_cmd(
 @train_app.command("openrlhf")
 def openrlhf_cmd(
     preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     address: str = typer.Option("http://127.0.0.1:8265", "--address", help="Ray dashboard address of the cluster."),
-    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the job's logs until it ends (Ctrl-C "
-                                                              "detaches; the job keeps running)."),
+    wait: bool = typer.Option(
+        True, "--wait/--no-wait", help="Follow the job's logs until it ends (Ctrl-C detaches; the job keeps running)."
+    ),
 ) -> None:
     """Submit a preset to a running Ray cluster (OpenRLHF 0.11.2) and record the run in the results DB.
 

@@ -44,29 +44,47 @@ METRICS_FILE = "metrics.jsonl"
 
 @dataclass
 class LocalConfig:
-    model: str | None = field(default=None, metadata={
-        "help": "HF model folder to train (the SFT model for stage 1, the stage-1 RUN_DIR for stage 2)"})
+    model: str | None = field(
+        default=None,
+        metadata={"help": "HF model folder to train (the SFT model for stage 1, the stage-1 RUN_DIR for stage 2)"},
+    )
     stage: str = field(default="stage1", metadata={"help": "what this run is: stage1 | stage2 | control (recorded)"})
-    task: str = field(default="synthetic", metadata={
-        "help": "'synthetic' (generated running sums) or a JSONL file of prompts with gold answers"})
+    task: str = field(
+        default="synthetic",
+        metadata={"help": "'synthetic' (generated running sums) or a JSONL file of prompts with gold answers"},
+    )
     prompt_key: str = field(default="problem", metadata={"help": "JSONL task: field holding the prompt"})
     answer_key: str = field(default="answer", metadata={"help": "JSONL task: field holding the gold answer"})
-    chat: bool = field(default=True, metadata={
-        "help": "JSONL task: send the prompt as a user chat message (the model's chat template applies)"})
+    chat: bool = field(
+        default=True,
+        metadata={"help": "JSONL task: send the prompt as a user chat message (the model's chat template applies)"},
+    )
     train_prompts: int = field(default=4096, metadata={"help": "synthetic task: size of the prompt pool"})
-    reward: str = field(default="binary", metadata={
-        "help": "correctness reward scheme of walkrun.train.objective: binary (1/0) | fatemi (+1/-0.5/-1)"})
-    lgrpo: bool = field(default=False, metadata={
-        "help": "add the L-GRPO length term 1 - L/L_max to every rollout of an all-correct group (stage 2)"})
-    l_max: int | None = field(default=None, metadata={
-        "help": "L_max of the length term in tokens; default max_completion_length"})
-    dynamic_sampling: bool = field(default=True, metadata={
-        "help": "mask out groups whose (shaped) rewards have zero variance"})
+    reward: str = field(
+        default="binary",
+        metadata={"help": "correctness reward scheme of walkrun.train.objective: binary (1/0) | fatemi (+1/-0.5/-1)"},
+    )
+    lgrpo: bool = field(
+        default=False,
+        metadata={"help": "add the L-GRPO length term 1 - L/L_max to every rollout of an all-correct group (stage 2)"},
+    )
+    l_max: int | None = field(
+        default=None, metadata={"help": "L_max of the length term in tokens; default max_completion_length"}
+    )
+    dynamic_sampling: bool = field(
+        default=True, metadata={"help": "mask out groups whose (shaped) rewards have zero variance"}
+    )
     num_generations: int = field(default=8, metadata={"help": "rollouts per prompt (group size G)"})
     prompts_per_rollout: int = field(default=16, metadata={"help": "prompts sampled per generation round"})
-    steps_per_rollout: int = field(default=2, metadata={
-        "help": "optimizer steps per generation round (the round's completions are split into this many batches)"})
-    rounds: int = field(default=20, metadata={"help": "generation rounds; optimizer steps = rounds * steps_per_rollout"})
+    steps_per_rollout: int = field(
+        default=2,
+        metadata={
+            "help": "optimizer steps per generation round (the round's completions are split into this many batches)"
+        },
+    )
+    rounds: int = field(
+        default=20, metadata={"help": "generation rounds; optimizer steps = rounds * steps_per_rollout"}
+    )
     learning_rate: float = field(default=5e-4, metadata={"help": "AdamW learning rate (constant schedule)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
     max_completion_length: int = field(default=96, metadata={"help": "generation cap in tokens"})
@@ -75,13 +93,20 @@ class LocalConfig:
     entropy_coef: float = field(default=0.001, metadata={"help": "entropy bonus coefficient"})
     loss_type: str = field(default="dapo", metadata={"help": "TRL loss aggregation; dapo = token-level mean"})
     beta: float = field(default=0.0, metadata={"help": "KL coefficient to the reference model (0 = no reference)"})
-    mask_truncated_completions: bool = field(default=True, metadata={
-        "help": "exclude completions that hit the cap from the loss (DAPO overlong filtering)"})
+    mask_truncated_completions: bool = field(
+        default=True, metadata={"help": "exclude completions that hit the cap from the loss (DAPO overlong filtering)"}
+    )
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
-    save_steps: int = field(default=20, metadata={
-        "help": "write RUN_DIR/global_stepN_hf every N optimizer steps (the last step is always written; 0 = last only)"})
-    eval_every: int = field(default=0, metadata={
-        "help": "synthetic task: held-out sampled-accuracy check every N optimizer steps (0 = off)"})
+    save_steps: int = field(
+        default=20,
+        metadata={
+            "help": "write RUN_DIR/global_stepN_hf every N optimizer steps (the last step is always written; 0 = last only)"
+        },
+    )
+    eval_every: int = field(
+        default=0,
+        metadata={"help": "synthetic task: held-out sampled-accuracy check every N optimizer steps (0 = off)"},
+    )
     eval_problems: int = field(default=100, metadata={"help": "held-out problems per check"})
     eval_samples: int = field(default=4, metadata={"help": "samples per problem per check (T=1)"})
     grader_timeout: float = field(default=5.0, metadata={"help": "seconds allowed to grade one response"})
@@ -96,8 +121,14 @@ class LocalConfig:
             raise WalkrunError(f"local: stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.reward not in SCHEMES:
             raise WalkrunError(f"local: reward must be one of {', '.join(SCHEMES)}, got {self.reward!r}")
-        for name in ("num_generations", "prompts_per_rollout", "steps_per_rollout", "rounds",
-                     "max_completion_length", "threads"):
+        for name in (
+            "num_generations",
+            "prompts_per_rollout",
+            "steps_per_rollout",
+            "rounds",
+            "max_completion_length",
+            "threads",
+        ):
             if getattr(self, name) < 1:
                 raise WalkrunError(f"local: {name} must be >= 1, got {getattr(self, name)!r}")
         if self.num_generations < 2:
@@ -105,7 +136,8 @@ class LocalConfig:
         if (self.prompts_per_rollout * self.num_generations) % self.steps_per_rollout:
             raise WalkrunError(
                 f"local: prompts_per_rollout*num_generations ({self.prompts_per_rollout * self.num_generations}) "
-                f"must be divisible by steps_per_rollout ({self.steps_per_rollout})")
+                f"must be divisible by steps_per_rollout ({self.steps_per_rollout})"
+            )
         if self.l_max is not None and self.l_max < 1:
             raise WalkrunError(f"local: l_max must be a positive number of tokens, got {self.l_max!r}")
         if self.task != "synthetic" and not Path(self.task).is_file():
@@ -124,6 +156,7 @@ class LocalConfig:
 
 # ---------------------------------------------------------------- presets
 
+
 def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("local-*.yaml"))
 
@@ -135,7 +168,9 @@ def _preset_path(preset: str) -> Path:
     q = PRESET_DIR / f"{preset}.yaml"
     if q.is_file():
         return q
-    raise WalkrunError(f"unknown local preset {preset!r}; known: {', '.join(preset_names())} (or a path to a .yaml file)")
+    raise WalkrunError(
+        f"unknown local preset {preset!r}; known: {', '.join(preset_names())} (or a path to a .yaml file)"
+    )
 
 
 def _coerce(name: str, tp, raw):
@@ -185,12 +220,15 @@ def load_config(preset: str, overrides: dict | list[str] | None = None) -> tuple
     for source in (raw, overrides or {}):
         for k, v in source.items():
             if k not in fields:
-                raise WalkrunError(f"local: unknown setting {k!r} (in {path.name} or --set); known: {', '.join(fields)}")
+                raise WalkrunError(
+                    f"local: unknown setting {k!r} (in {path.name} or --set); known: {', '.join(fields)}"
+                )
             values[k] = _coerce(k, fields[k], v)
     return LocalConfig(**values), raw
 
 
 # ---------------------------------------------------------------- rewards and dynamic sampling
+
 
 def make_reward(cfg: LocalConfig):
     """The reward function TRL calls once per generation batch (see the module docstring)."""
@@ -211,12 +249,11 @@ def make_reward(cfg: LocalConfig):
         if cfg.lgrpo:
             # The length term needs each prompt's whole group in this call; TRL's RepeatSampler
             # guarantees it in one process. Fail loudly rather than shape the wrong rollouts.
-            if len(texts) % G or any(
-                prompts[i] != prompts[i - i % G] for i in range(len(prompts))
-            ):
+            if len(texts) % G or any(prompts[i] != prompts[i - i % G] for i in range(len(prompts))):
                 raise WalkrunError(
                     f"L-GRPO reward received {len(texts)} completions that are not whole contiguous groups of "
-                    f"{G}; this happens only with several processes, which the local backend does not support")
+                    f"{G}; this happens only with several processes, which the local backend does not support"
+                )
             for g in range(n_groups):
                 s = slice(g * G, (g + 1) * G)
                 bonus[s] = lgrpo_bonus(correct[s], lengths[s], l_max)
@@ -225,7 +262,9 @@ def make_reward(cfg: LocalConfig):
             log_metric("accuracy", sum(correct) / len(correct))
             log_metric("mean_tokens", sum(lengths) / len(lengths))
             if n_groups and len(texts) % G == 0:
-                log_metric("all_correct_groups", sum(all(correct[g * G:(g + 1) * G]) for g in range(n_groups)) / n_groups)
+                log_metric(
+                    "all_correct_groups", sum(all(correct[g * G : (g + 1) * G]) for g in range(n_groups)) / n_groups
+                )
             log_metric("length_bonus", sum(bonus) / len(bonus))
             log_metric("no_answer_rate", sum(g.status == "no_answer" for g in grades) / len(grades))
         return rewards
@@ -289,6 +328,7 @@ def __getattr__(name):  # lazy: importing trl is slow and `walkrun --help` must 
 
 # ---------------------------------------------------------------- checkpoints and logging
 
+
 def save_hf_atomic(model, tokenizer, dest: Path) -> Path:
     """Write an HF folder to `dest` via a temp folder + rename, so a watcher never sees half of it."""
     dest = Path(dest)
@@ -334,10 +374,16 @@ def _callbacks(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
         def _eval(self, step, model):
             from walkrun.train import synthetic
 
-            r = synthetic.evaluate((model, tokenizer), n=cfg.eval_problems, k=cfg.eval_samples, greedy=False,
-                                   max_new_tokens=cfg.max_completion_length)
-            self._write({"step": step, "elapsed_s": round(time.time() - t0, 1),
-                         **{f"eval/{k}": v for k, v in r.items()}})
+            r = synthetic.evaluate(
+                (model, tokenizer),
+                n=cfg.eval_problems,
+                k=cfg.eval_samples,
+                greedy=False,
+                max_new_tokens=cfg.max_completion_length,
+            )
+            self._write(
+                {"step": step, "elapsed_s": round(time.time() - t0, 1), **{f"eval/{k}": v for k, v in r.items()}}
+            )
             self.last["eval_acc"] = round(r["pass@1[avg-of-k]"], 3)
 
         def on_train_begin(self, args, state, control, model=None, **kw):
@@ -357,8 +403,7 @@ def _callbacks(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
         def on_log(self, args, state, control, logs=None, **kw):
             logs = dict(logs or {})
             self._write({"step": state.global_step, "elapsed_s": round(time.time() - t0, 1), **logs})
-            for key, short in (("accuracy", "acc"), ("mean_tokens", "len"), ("kept_groups", "kept"),
-                               ("entropy", "H")):
+            for key, short in (("accuracy", "acc"), ("mean_tokens", "len"), ("kept_groups", "kept"), ("entropy", "H")):
                 if logs.get(key) is not None:
                     self.last[short] = round(logs[key], 3)
             self.bar.set_postfix(self.last)
@@ -372,6 +417,7 @@ def _callbacks(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
 
 # ---------------------------------------------------------------- the run
 
+
 def _dataset(cfg: LocalConfig):
     from datasets import Dataset
 
@@ -384,11 +430,12 @@ def _dataset(cfg: LocalConfig):
     rows = []
     for lineno, r in read_jsonl(cfg.task):
         if cfg.prompt_key not in r or cfg.answer_key not in r:
-            raise WalkrunError(f"{cfg.task}:{lineno}: needs fields {cfg.prompt_key!r} and {cfg.answer_key!r} "
-                               f"(set prompt_key/answer_key); has {sorted(r)}")
+            raise WalkrunError(
+                f"{cfg.task}:{lineno}: needs fields {cfg.prompt_key!r} and {cfg.answer_key!r} "
+                f"(set prompt_key/answer_key); has {sorted(r)}"
+            )
         p = str(r[cfg.prompt_key])
-        rows.append({"prompt": [{"role": "user", "content": p}] if cfg.chat else p,
-                     "answer": str(r[cfg.answer_key])})
+        rows.append({"prompt": [{"role": "user", "content": p}] if cfg.chat else p, "answer": str(r[cfg.answer_key])})
     if not rows:
         raise WalkrunError(f"{cfg.task}: no prompts")
     return Dataset.from_list(rows)
@@ -408,31 +455,36 @@ def register_run(name: str, cfg: LocalConfig, run_dir: Path, preset: str | None)
     except ImportError:
         return False
     with session_scope() as s:
-        get_or_create_training_run(s, name, "local", preset=preset, config=asdict(cfg),
-                                   output_dir=str(run_dir.resolve()))
+        get_or_create_training_run(
+            s, name, "local", preset=preset, config=asdict(cfg), output_dir=str(run_dir.resolve())
+        )
     return True
 
 
-def run_local(cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, name: str | None = None,
-              register: bool = True) -> dict:
+def run_local(
+    cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, name: str | None = None, register: bool = True
+) -> dict:
     """Train one stage; return a summary (run_dir, checkpoints, wall time, last metrics).
 
     `name` is the training run's name in the results DB (default: the run folder's name);
     `register=False` skips the DB.
     """
     import torch
-    from trl import GRPOConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import ProgressCallback
+    from trl import GRPOConfig
 
     if not cfg.model or not (Path(cfg.model) / "config.json").is_file():
-        raise WalkrunError(f"local: model={cfg.model!r} is not an HF model folder (no config.json); "
-                           f"pass --model PATH (the SFT output for stage 1, the stage-1 run folder for stage 2)")
+        raise WalkrunError(
+            f"local: model={cfg.model!r} is not an HF model folder (no config.json); "
+            f"pass --model PATH (the SFT output for stage 1, the stage-1 run folder for stage 2)"
+        )
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and (cfg.lgrpo or cfg.dynamic_sampling):
         raise WalkrunError(
             f"local: WORLD_SIZE={world}: the L-GRPO reward and dynamic sampling need each prompt's whole group "
-            f"in one process; run the local backend as a single process, or use the OpenRLHF backend on a cluster")
+            f"in one process; run the local backend as a single process, or use the OpenRLHF backend on a cluster"
+        )
     run_dir = Path(run_dir)
     _check_run_dir(run_dir)
     name = name or run_dir.resolve().name
@@ -441,8 +493,15 @@ def run_local(cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, 
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    record = {"name": name, "backend": "local", "preset": preset, "stage": cfg.stage, "config": asdict(cfg),
-              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished_at": None}
+    record = {
+        "name": name,
+        "backend": "local",
+        "preset": preset,
+        "stage": cfg.stage,
+        "config": asdict(cfg),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": None,
+    }
     (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
     tok = AutoTokenizer.from_pretrained(cfg.model)
@@ -480,8 +539,9 @@ def run_local(cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, 
         dataloader_num_workers=0,
     )
     cls = _trainer_class()
-    trainer = cls(model=model, reward_funcs=make_reward(cfg), args=args, train_dataset=_dataset(cfg),
-                  processing_class=tok)
+    trainer = cls(
+        model=model, reward_funcs=make_reward(cfg), args=args, train_dataset=_dataset(cfg), processing_class=tok
+    )
     trainer.dynamic_sampling = cfg.dynamic_sampling
     if trainer.accelerator.num_processes > 1 and (cfg.lgrpo or cfg.dynamic_sampling):
         raise WalkrunError("local: several processes: L-GRPO and dynamic sampling need one process (see WORLD_SIZE)")
@@ -497,8 +557,12 @@ def run_local(cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, 
     record["checkpoints"] = cb.checkpoints
     record["wall_seconds"] = round(time.time() - t0, 1)
     (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    return {"run_dir": str(run_dir), "checkpoints": [str(run_dir / c) for c in cb.checkpoints],
-            "wall_seconds": record["wall_seconds"], "last": cb.last}
+    return {
+        "run_dir": str(run_dir),
+        "checkpoints": [str(run_dir / c) for c in cb.checkpoints],
+        "wall_seconds": record["wall_seconds"],
+        "last": cb.last,
+    }
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -509,10 +573,20 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 # ---------------------------------------------------------------- the tiny recipe end to end
 
-def run_recipe(root: str | Path, seed: int = 0, sft_steps: int = 1000, stage1: list[str] | None = None,
-               stage2: list[str] | None = None, control: bool = True, eval_problems: int = 200,
-               eval_samples: int = 4, progress: bool = True, register: bool = True,
-               name_prefix: str | None = None) -> dict:
+
+def run_recipe(
+    root: str | Path,
+    seed: int = 0,
+    sft_steps: int = 1000,
+    stage1: list[str] | None = None,
+    stage2: list[str] | None = None,
+    control: bool = True,
+    eval_problems: int = 200,
+    eval_samples: int = 4,
+    progress: bool = True,
+    register: bool = True,
+    name_prefix: str | None = None,
+) -> dict:
     """SFT -> stage 1 (GRPO++) -> stage 2 (L-GRPO) [and the control] on the synthetic task.
 
     Writes ROOT/sft, ROOT/stage1, ROOT/stage2, ROOT/control and ROOT/recipe_summary.json; each
@@ -532,19 +606,34 @@ def run_recipe(root: str | Path, seed: int = 0, sft_steps: int = 1000, stage1: l
     t_all = time.time()
 
     t0 = time.time()
-    sft = run_sft(SFTConfig(out=str(root / "sft"), steps=sft_steps, seed=seed, eval_problems=eval_problems,
-                            eval_samples=eval_samples, progress=progress))
-    summary["stages"]["sft"] = {"model": sft["model"], "wall_seconds": round(time.time() - t0, 1),
-                                "eval": sft.get("eval")}
+    sft = run_sft(
+        SFTConfig(
+            out=str(root / "sft"),
+            steps=sft_steps,
+            seed=seed,
+            eval_problems=eval_problems,
+            eval_samples=eval_samples,
+            progress=progress,
+        )
+    )
+    summary["stages"]["sft"] = {
+        "model": sft["model"],
+        "wall_seconds": round(time.time() - t0, 1),
+        "eval": sft.get("eval"),
+    }
 
     def stage(key: str, preset: str, model: Path, extra: list[str] | None):
         t = time.time()
         cfg, _ = load_config(preset, [f"model={model}", *common, *(extra or [])])
         out = run_local(cfg, root / key, preset=preset, name=f"{prefix}-{key}", register=register)
         ev = synthetic.evaluate(root / key, n=eval_problems, k=eval_samples, seed=seed)
-        summary["stages"][key] = {"model": out["run_dir"], "wall_seconds": round(time.time() - t, 1),
-                                  "train_wall_seconds": out["wall_seconds"], "eval": ev,
-                                  "checkpoints": out["checkpoints"]}
+        summary["stages"][key] = {
+            "model": out["run_dir"],
+            "wall_seconds": round(time.time() - t, 1),
+            "train_wall_seconds": out["wall_seconds"],
+            "eval": ev,
+            "checkpoints": out["checkpoints"],
+        }
 
     stage("stage1", "local-stage1", root / "sft", stage1)
     stage("stage2", "local-stage2", root / "stage1", stage2)
@@ -561,8 +650,10 @@ def format_recipe(summary: dict) -> str:
     lines = [head, "-" * len(head)]
     for key, st in summary["stages"].items():
         e = st.get("eval") or {}
-        lines.append(f"{key:<8} {e.get('pass@1[avg-of-k]', float('nan')):>10.3f} {e.get('mean_tokens', float('nan')):>11.1f} "
-                     f"{e.get('greedy_accuracy', float('nan')):>7.3f} {e.get('greedy_mean_tokens', float('nan')):>10.1f} "
-                     f"{e.get('rechecks', float('nan')):>8.2f} {st['wall_seconds']:>7.1f}")
+        lines.append(
+            f"{key:<8} {e.get('pass@1[avg-of-k]', float('nan')):>10.3f} {e.get('mean_tokens', float('nan')):>11.1f} "
+            f"{e.get('greedy_accuracy', float('nan')):>7.3f} {e.get('greedy_mean_tokens', float('nan')):>10.1f} "
+            f"{e.get('rechecks', float('nan')):>8.2f} {st['wall_seconds']:>7.1f}"
+        )
     lines.append(f"total wall time {summary['wall_seconds']:.0f} s")
     return "\n".join(lines)

@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-SET_HELP = "Override a preset field, KEY=VALUE (repeatable), e.g. --set rounds=5 --set learning_rate=1e-4. " \
-           "`--explain` lists the fields."
+SET_HELP = (
+    "Override a preset field, KEY=VALUE (repeatable), e.g. --set rounds=5 --set learning_rate=1e-4. "
+    "`--explain` lists the fields."
+)
 
 
 def local(
     preset: str = typer.Argument(..., help="local-stage1 | local-stage2 | local-control, or a path to a YAML preset."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    model: Optional[Path] = typer.Option(None, "--model", help="Model folder to train (same as --set model=PATH)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default runs/<preset>-<time>); must be new or empty."),
-    name: Optional[str] = typer.Option(None, "--name", help="Training run name in the results DB (default: the run folder's name)."),
+    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    model: Path | None = typer.Option(None, "--model", help="Model folder to train (same as --set model=PATH)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder (default runs/<preset>-<time>); must be new or empty."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="Training run name in the results DB (default: the run folder's name)."
+    ),
     no_db: bool = typer.Option(False, "--no-db", help="Do not record the run in the results DB."),
     explain: bool = typer.Option(False, "--explain", help="List every field with its value and help, then exit."),
 ) -> None:
@@ -49,9 +54,12 @@ def local(
 
 def sft(
     out: Path = typer.Argument(..., help="Folder to write the trained model to (replaced if it exists)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override an SFT field, KEY=VALUE (repeatable), "
-                                                                 "e.g. --set steps=200. `--explain` lists them."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model folder instead of a fresh one."),
+    set_: list[str] | None = typer.Option(
+        None,
+        "--set",
+        help="Override an SFT field, KEY=VALUE (repeatable), e.g. --set steps=200. `--explain` lists them.",
+    ),
+    init: Path | None = typer.Option(None, "--init", help="Start from this model folder instead of a fresh one."),
     explain: bool = typer.Option(False, "--explain", help="List every field with its default and help, then exit."),
 ) -> None:
     """Supervised warm start on the synthetic running-sum task (verbose, noisy demonstrator).
@@ -78,8 +86,9 @@ def sft(
     for item in set_ or []:
         k, eq, v = item.partition("=")
         if not eq or k.strip() not in hints or k.strip() == "out":
-            raise WalkrunError(f"--set expects KEY=VALUE with KEY one of {', '.join(h for h in hints if h != 'out')}; "
-                               f"got {item!r}")
+            raise WalkrunError(
+                f"--set expects KEY=VALUE with KEY one of {', '.join(h for h in hints if h != 'out')}; got {item!r}"
+            )
         values[k.strip()] = _coerce(k.strip(), hints[k.strip()], v)
     summary = run_sft(SFTConfig(**values))
     summary.pop("config", None)
@@ -90,9 +99,15 @@ def recipe(
     root: Path = typer.Argument(..., help="Folder for sft/, stage1/, stage2/, control/ and recipe_summary.json."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model init, data and RL runs."),
     sft_steps: int = typer.Option(1000, "--sft-steps", help="SFT steps (1000 reaches the noise ceiling)."),
-    stage1: Optional[List[str]] = typer.Option(None, "--stage1", help="KEY=VALUE override of local-stage1 (repeatable)."),
-    stage2: Optional[List[str]] = typer.Option(None, "--stage2", help="KEY=VALUE override of local-stage2 and the control."),
-    control: bool = typer.Option(True, "--control/--no-control", help="Also run the control (stage-1 reward continued)."),
+    stage1: list[str] | None = typer.Option(
+        None, "--stage1", help="KEY=VALUE override of local-stage1 (repeatable)."
+    ),
+    stage2: list[str] | None = typer.Option(
+        None, "--stage2", help="KEY=VALUE override of local-stage2 and the control."
+    ),
+    control: bool = typer.Option(
+        True, "--control/--no-control", help="Also run the control (stage-1 reward continued)."
+    ),
     eval_problems: int = typer.Option(200, "--eval-problems", help="Held-out problems per before/after check."),
     eval_samples: int = typer.Option(4, "--eval-samples", help="Samples per problem at T=1 per check."),
     no_db: bool = typer.Option(False, "--no-db", help="Do not record the runs in the results DB."),
@@ -104,8 +119,17 @@ def recipe(
     """
     from walkrun.train.local import format_recipe, run_recipe
 
-    summary = run_recipe(root, seed=seed, sft_steps=sft_steps, stage1=stage1, stage2=stage2, control=control,
-                         eval_problems=eval_problems, eval_samples=eval_samples, register=not no_db)
+    summary = run_recipe(
+        root,
+        seed=seed,
+        sft_steps=sft_steps,
+        stage1=stage1,
+        stage2=stage2,
+        control=control,
+        eval_problems=eval_problems,
+        eval_samples=eval_samples,
+        register=not no_db,
+    )
     print(format_recipe(summary))
 
 

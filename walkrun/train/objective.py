@@ -27,7 +27,8 @@ its docstring for why).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from walkrun.grading import DEFAULT_TIMEOUT, Grade, grade
 
@@ -85,7 +86,7 @@ def lgrpo_bonus(correct: Sequence[bool], lengths: Sequence[int | float], l_max: 
     return [min(1.0, max(0.0, 1.0 - float(n) / l_max)) for n in lengths]
 
 
-def lgrpo_bonus_tensor(correct: "torch.Tensor", lengths: "torch.Tensor", l_max: float) -> "torch.Tensor":
+def lgrpo_bonus_tensor(correct: torch.Tensor, lengths: torch.Tensor, l_max: float) -> torch.Tensor:
     """Batched `lgrpo_bonus`: `correct` and `lengths` shaped (groups, n); returns float (groups, n).
 
     Same formula and clamp as `lgrpo_bonus`, one row per prompt.

@@ -25,15 +25,19 @@ from walkrun.settings import WalkrunError
 @dataclass
 class SFTConfig:
     out: str = field(metadata={"help": "output folder for the trained model (HF format, tokenizer included)"})
-    init: str | None = field(default=None, metadata={
-        "help": "start from this HF model folder instead of a freshly built synthetic-task model"})
+    init: str | None = field(
+        default=None,
+        metadata={"help": "start from this HF model folder instead of a freshly built synthetic-task model"},
+    )
     steps: int = field(default=1000, metadata={"help": "optimizer steps (notes: 1000 reaches the noise ceiling)"})
     batch_size: int = field(default=64, metadata={"help": "examples per step, generated on the fly"})
     lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
     warmup_steps: int = field(default=100, metadata={"help": "linear warm-up steps before cosine decay"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
-    mix: str = field(default="v2", metadata={
-        "help": "verbosity mix: v2 = re-check prob from {.5,.75,1} + 10% direct answers; v1 = {0,.3,.7,1}"})
+    mix: str = field(
+        default="v2",
+        metadata={"help": "verbosity mix: v2 = re-check prob from {.5,.75,1} + 10% direct answers; v1 = {0,.3,.7,1}"},
+    )
     heads: int = field(default=2, metadata={"help": "attention heads of a freshly built model (2 -> head_dim 32)"})
     seed: int = field(default=0, metadata={"help": "seed for model init and data"})
     eval_problems: int = field(default=200, metadata={"help": "held-out problems for the final check (0 = skip)"})
@@ -117,12 +121,22 @@ def run_sft(cfg: SFTConfig) -> dict:
             running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
             bar.set_postfix(loss=f"{running:.3f}")
             if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-                rec = {"step": step + 1, "loss": loss.item(), "lr": sched.get_last_lr()[0], "elapsed_s": time.time() - t0}
+                rec = {
+                    "step": step + 1,
+                    "loss": loss.item(),
+                    "lr": sched.get_last_lr()[0],
+                    "elapsed_s": time.time() - t0,
+                }
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
         train_s = time.time() - t0
-        summary = {"model": str(out), "steps": cfg.steps, "train_seconds": round(train_s, 1),
-                   "final_loss": running, "config": asdict(cfg)}
+        summary = {
+            "model": str(out),
+            "steps": cfg.steps,
+            "train_seconds": round(train_s, 1),
+            "final_loss": running,
+            "config": asdict(cfg),
+        }
         if cfg.eval_problems > 0:
             summary["eval"] = synthetic.evaluate((model, tok), n=cfg.eval_problems, k=cfg.eval_samples, seed=cfg.seed)
         log.close()

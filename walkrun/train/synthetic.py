@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 BOX = "\\boxed{"
 CHARS = "0123456789+=;r}"
@@ -57,6 +57,7 @@ CHAT_TEMPLATE = (
 
 
 # ---------------------------------------------------------------- data
+
 
 def random_terms(rng: random.Random) -> list[int]:
     return [rng.randint(0, 9) for _ in range(rng.randint(MIN_TERMS, MAX_TERMS))]
@@ -178,6 +179,7 @@ def rl_rows(n: int, seed: int = 0) -> list[dict]:
 
 # ---------------------------------------------------------------- tokenizer and model
 
+
 def encode(text: str) -> list[int]:
     """Token ids of `text` without going through the HF tokenizer (same ids; fast for SFT batches)."""
     return [TOKEN_ID.get(p, TOKEN_ID[UNK]) for p in _PIECES.findall(text)]
@@ -199,8 +201,9 @@ def build_tokenizer():
     return fast
 
 
-def build_model(out_dir: str | Path, seed: int = 0, heads: int = 2, hidden: int = 64, layers: int = 3,
-                intermediate: int = 256) -> Path:
+def build_model(
+    out_dir: str | Path, seed: int = 0, heads: int = 2, hidden: int = 64, layers: int = 3, intermediate: int = 256
+) -> Path:
     """Write the char tokenizer and a random-init Qwen2ForCausalLM (~199k params) to `out_dir`.
 
     heads=2 gives head_dim 32, the smallest head size vLLM's CPU attention accepts (the notes'
@@ -246,8 +249,16 @@ def load(path: str | Path):
 
 # ---------------------------------------------------------------- quick in-process evaluation
 
-def generate(model, tok, prompts: list[str], k: int = 1, temperature: float = 1.0,
-             max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 256) -> list[tuple[str, int, bool]]:
+
+def generate(
+    model,
+    tok,
+    prompts: list[str],
+    k: int = 1,
+    temperature: float = 1.0,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    batch_size: int = 256,
+) -> list[tuple[str, int, bool]]:
     """Sample `k` completions per prompt (greedy when temperature == 0; then k must be 1).
 
     Returns (text, n_tokens incl. eos, truncated) per completion, prompt-major (p0s0, p0s1, ...).
@@ -260,7 +271,7 @@ def generate(model, tok, prompts: list[str], k: int = 1, temperature: float = 1.
     step = max(1, batch_size // k)
     try:
         for i in range(0, len(prompts), step):
-            chunk = prompts[i:i + step]
+            chunk = prompts[i : i + step]
             enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
             kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
             if temperature > 0:
@@ -269,7 +280,7 @@ def generate(model, tok, prompts: list[str], k: int = 1, temperature: float = 1.
                 kwargs.update(do_sample=False)
             with torch.no_grad():
                 seqs = model.generate(**enc, **kwargs)
-            gen = seqs[:, enc["input_ids"].shape[1]:]
+            gen = seqs[:, enc["input_ids"].shape[1] :]
             for row in gen.tolist():
                 n = row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
                 truncated = tok.eos_token_id not in row
@@ -280,8 +291,9 @@ def generate(model, tok, prompts: list[str], k: int = 1, temperature: float = 1.
     return out
 
 
-def evaluate(model_or_path, n: int = 200, k: int = 4, greedy: bool = True, seed: int = 0,
-             max_new_tokens: int = MAX_NEW_TOKENS) -> dict:
+def evaluate(
+    model_or_path, n: int = 200, k: int = 4, greedy: bool = True, seed: int = 0, max_new_tokens: int = MAX_NEW_TOKENS
+) -> dict:
     """Sampled pass@1 (T=1, `k` samples on `n` held-out problems) and greedy accuracy, with lengths.
 
     A quick in-process check for training curves and the demo's before/after table; graded by

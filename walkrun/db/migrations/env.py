@@ -27,9 +27,12 @@ def _configure_and_run(connection) -> None:
 def run_migrations_offline() -> None:
     from walkrun.settings import db_url
 
-    context.configure(url=context.config.get_main_option("sqlalchemy.url") or db_url(),
-                      target_metadata=target_metadata, literal_binds=True,
-                      dialect_opts={"paramstyle": "named"})
+    context.configure(
+        url=context.config.get_main_option("sqlalchemy.url") or db_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
     with context.begin_transaction():
         context.run_migrations()
 

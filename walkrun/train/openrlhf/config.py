@@ -39,18 +39,26 @@ class OpenRLHFConfig:
     preset: str = _f("", "Preset this config came from.")
     description: str = _f("", "One line on what the run is for.")
     stage: str = _f("stage1", "Checkpoint stage recorded in the DB: stage1 | stage2 | control | ...")
-    run_dir: str = _f("", "Run folder (absolute; shared storage on multi-node clusters). Checkpoints land in "
-                          "RUN_DIR/global_stepN_hf/. Empty: $WALKRUN_HOME/runs/NAME.")
+    run_dir: str = _f(
+        "",
+        "Run folder (absolute; shared storage on multi-node clusters). Checkpoints land in "
+        "RUN_DIR/global_stepN_hf/. Empty: $WALKRUN_HOME/runs/NAME.",
+    )
     # ── model and data ──
     pretrain: str = _f(REQUIRED, "Policy to start from: hub id or HF folder (stage 2: a stage-1 global_stepN_hf).")
-    train_data: str = _f("train/deepscaler_preview_40k.jsonl",
-                         "Training prompts: a benchmark name, a JSONL path, or a path inside WALKRUN_DATA; "
-                         "rows need `problem` and `answer`.")
-    train_limit: typing.Optional[int] = _f(None, "Use only the first N training rows.")
+    train_data: str = _f(
+        "train/deepscaler_preview_40k.jsonl",
+        "Training prompts: a benchmark name, a JSONL path, or a path inside WALKRUN_DATA; "
+        "rows need `problem` and `answer`.",
+    )
+    train_limit: int | None = _f(None, "Use only the first N training rows.")
     eval_data: list[str] = _f([], "Benchmarks for OpenRLHF's in-training eval (pass1 = mean reward); [] = none.")
-    eval_limit: typing.Optional[int] = _f(None, "Use only the first N rows of each eval benchmark.")
-    prompt_style: str = _f("qwen25-math-cot", "Chat prompt: qwen25-math-cot (system: reason step by step, "
-                                              "\\boxed{}) | r1 (the instruction after the problem, no system turn).")
+    eval_limit: int | None = _f(None, "Use only the first N rows of each eval benchmark.")
+    prompt_style: str = _f(
+        "qwen25-math-cot",
+        "Chat prompt: qwen25-math-cot (system: reason step by step, "
+        "\\boxed{}) | r1 (the instruction after the problem, no system turn).",
+    )
     reward_scheme: str = _f("binary", "binary (paper A: 1/0) | fatemi (paper B: +1 / -0.5 boxed wrong / -1 no box).")
     grader_timeout: float = _f(5.0, "Seconds per grading call inside the reward function.")
     # ── lengths ──
@@ -67,7 +75,7 @@ class OpenRLHFConfig:
     train_micro_batch_size: int = _f(4, "Rollouts per GPU per forward/backward.")
     max_epochs: int = _f(1, "Passes over each rollout batch.")
     num_episodes: int = _f(1, "Passes over the prompt set.")
-    max_samples: typing.Optional[int] = _f(None, "Stop after this many prompts (--data.max_samples).")
+    max_samples: int | None = _f(None, "Stop after this many prompts (--data.max_samples).")
     actor_lr: float = _f(1e-6, "Policy learning rate.")
     critic_lr: float = _f(9e-6, "Critic learning rate (estimator gae only).")
     seed: int = _f(42, "Training seed.")
@@ -76,7 +84,7 @@ class OpenRLHFConfig:
     eps_clip_low: float = _f(0.2, "PPO clip, lower side.")
     eps_clip_high: float = _f(0.28, "PPO clip, upper side (clip-higher when > eps_clip_low).")
     loss_agg_mode: str = _f("token-mean", "token-mean (token-level loss) | seq-mean-token-mean.")
-    entropy_coef: typing.Optional[float] = _f(None, "Entropy bonus coefficient; None = entropy not computed.")
+    entropy_coef: float | None = _f(None, "Entropy bonus coefficient; None = entropy not computed.")
     kl_coef: float = _f(0.0, "KL coefficient (--algo.kl.init_coef); 0 = no KL, no reference model.")
     kl_use_loss: bool = _f(False, "KL as a loss term (GRPO style) instead of inside the reward (PPO style).")
     kl_estimator: str = _f("k1", "KL estimator k1 | k2 | k3.")
@@ -84,17 +92,20 @@ class OpenRLHFConfig:
     lambd: float = _f(0.95, "GAE lambda (gae).")
     normalize_reward: bool = _f(False, "Running reward normalisation (--reward.normalize_enable).")
     dynamic_filtering: bool = _f(False, "Drop prompts whose mean score is outside dynamic_filtering_range, refill.")
-    dynamic_filtering_range: list[float] = _f([0.0, 1.0], "Keep a group iff LO < mean(scores) < HI (scores = 1/0 "
-                                                          "correctness); 0 1 drops all-correct and all-wrong groups.")
+    dynamic_filtering_range: list[float] = _f(
+        [0.0, 1.0],
+        "Keep a group iff LO < mean(scores) < HI (scores = 1/0 "
+        "correctness); 0 1 drops all-correct and all-wrong groups.",
+    )
     lgrpo: bool = _f(False, "L-GRPO: add 1 - L/L_max to each rollout of an all-correct group (worker hook).")
-    l_max: typing.Optional[int] = _f(None, "L_max of L-GRPO in tokens; None = max_new_tokens.")
+    l_max: int | None = _f(None, "L_max of L-GRPO in tokens; None = max_new_tokens.")
     # ── in-training eval, checkpoints, logs ──
     eval_steps: int = _f(10, "Evaluate eval_data every N steps (-1: never).")
     eval_n_samples: int = _f(4, "Samples per eval prompt.")
     eval_temperature: float = _f(0.6, "Eval temperature.")
     save_steps: int = _f(20, "Save a checkpoint (DeepSpeed + HF global_stepN_hf) every N steps.")
     max_ckpt_num: int = _f(3, "DeepSpeed checkpoints kept for resuming (HF folders are all kept).")
-    wandb_project: typing.Optional[str] = _f(None, "Log to this W&B project too (needs WANDB_API_KEY on the cluster).")
+    wandb_project: str | None = _f(None, "Log to this W&B project too (needs WANDB_API_KEY on the cluster).")
     # ── cluster ──
     num_nodes: int = _f(1, "Nodes for actor, reference and critic.")
     gpus_per_node: int = _f(8, "GPUs per node for actor, reference and critic.")
@@ -107,8 +118,9 @@ class OpenRLHFConfig:
     gradient_checkpointing: bool = _f(True, "Activation checkpointing for the actor.")
     packing_samples: bool = _f(True, "Pack rollouts without padding (needs flash-attn on the cluster).")
     enforce_eager: bool = _f(False, "vLLM without CUDA graphs (slower, less memory).")
-    ship_walkrun: bool = _f(True, "Upload this walkrun package with the job (Ray py_modules); False if walkrun "
-                                  "is installed on every node.")
+    ship_walkrun: bool = _f(
+        True, "Upload this walkrun package with the job (Ray py_modules); False if walkrun is installed on every node."
+    )
     extra_args: list[str] = _f([], "More OpenRLHF flags, passed through as is (checked by its parser).")
     # ── provenance ──
     paper: dict[str, str] = _f({}, "Fields whose value comes from a paper -> where; every other value is ours.")
@@ -124,31 +136,45 @@ class OpenRLHFConfig:
         if self.estimator not in ESTIMATORS:
             problems.append(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         if self.max_new_tokens >= self.max_len:
-            problems.append(f"max_new_tokens ({self.max_new_tokens}) must be below max_len ({self.max_len}), "
-                            "which also holds the prompt")
+            problems.append(
+                f"max_new_tokens ({self.max_new_tokens}) must be below max_len ({self.max_len}), "
+                "which also holds the prompt"
+            )
         if len(self.dynamic_filtering_range) != 2:
             problems.append("dynamic_filtering_range takes two numbers LO HI, e.g. [0, 1.01]")
         if self.lgrpo:
             if self.n_samples_per_prompt < 2:
                 problems.append("lgrpo needs n_samples_per_prompt >= 2 (the condition is on the whole group)")
-            if self.dynamic_filtering and len(self.dynamic_filtering_range) == 2 and self.dynamic_filtering_range[1] <= 1:
-                problems.append("lgrpo with dynamic_filtering_range HI <= 1 drops the all-correct groups that carry the "
-                                "length term; use e.g. [0, 1.01]")
+            if (
+                self.dynamic_filtering
+                and len(self.dynamic_filtering_range) == 2
+                and self.dynamic_filtering_range[1] <= 1
+            ):
+                problems.append(
+                    "lgrpo with dynamic_filtering_range HI <= 1 drops the all-correct groups that carry the "
+                    "length term; use e.g. [0, 1.01]"
+                )
             if self.l_max is not None and self.l_max <= 0:
                 problems.append("l_max must be a positive number of tokens")
         actor_gpus = self.num_nodes * self.gpus_per_node
         # OpenRLHF checks these only inside train(), after Ray has started: check them here.
         if self.colocate_all and actor_gpus != self.vllm_num_engines * self.vllm_tensor_parallel_size:
-            problems.append(f"colocate_all needs num_nodes*gpus_per_node ({actor_gpus}) = "
-                            f"vllm_num_engines*vllm_tensor_parallel_size "
-                            f"({self.vllm_num_engines * self.vllm_tensor_parallel_size})")
+            problems.append(
+                f"colocate_all needs num_nodes*gpus_per_node ({actor_gpus}) = "
+                f"vllm_num_engines*vllm_tensor_parallel_size "
+                f"({self.vllm_num_engines * self.vllm_tensor_parallel_size})"
+            )
         if self.train_batch_size % (self.train_micro_batch_size * actor_gpus):
-            problems.append(f"train_batch_size ({self.train_batch_size}) must be a multiple of "
-                            f"train_micro_batch_size*GPUs ({self.train_micro_batch_size * actor_gpus})")
+            problems.append(
+                f"train_batch_size ({self.train_batch_size}) must be a multiple of "
+                f"train_micro_batch_size*GPUs ({self.train_micro_batch_size * actor_gpus})"
+            )
         rollouts = self.rollout_batch_size * self.n_samples_per_prompt
         if rollouts % self.train_batch_size:
-            problems.append(f"rollout_batch_size*n_samples_per_prompt ({rollouts}) must be a multiple of "
-                            f"train_batch_size ({self.train_batch_size})")
+            problems.append(
+                f"rollout_batch_size*n_samples_per_prompt ({rollouts}) must be a multiple of "
+                f"train_batch_size ({self.train_batch_size})"
+            )
         unknown = sorted(set(self.paper) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             problems.append(f"paper: unknown field(s) {', '.join(unknown)}")
@@ -167,6 +193,7 @@ class OpenRLHFConfig:
 
 
 # ── presets and overrides ──
+
 
 def _field_types() -> dict[str, object]:
     return typing.get_type_hints(OpenRLHFConfig)
@@ -244,8 +271,10 @@ def _preset_values(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, dict]:
         raise WalkrunError(f"preset {name!r} extends itself (via {' -> '.join(seen)})")
     doc = yaml.safe_load(path.read_text()) or {}
     if doc.get("backend") != BACKEND:
-        raise WalkrunError(f"preset {name!r} is not an OpenRLHF preset (no `backend: openrlhf`); local presets run "
-                           f"with `walkrun train local {name}`; OpenRLHF presets: {', '.join(preset_names())}")
+        raise WalkrunError(
+            f"preset {name!r} is not an OpenRLHF preset (no `backend: openrlhf`); local presets run "
+            f"with `walkrun train local {name}`; OpenRLHF presets: {', '.join(preset_names())}"
+        )
     values: dict = {}
     paper: dict = {}
     if doc.get("extends"):

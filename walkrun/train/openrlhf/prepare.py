@@ -44,12 +44,15 @@ def load_rows(source: str, limit: int | None = None) -> list[dict]:
     if not path.is_absolute() and not path.is_file():
         base = data_dir()
         if base is None:
-            raise WalkrunError(f"training data {source!r} not found; give a JSONL path or set WALKRUN_DATA "
-                               "to the folder that holds it")
+            raise WalkrunError(
+                f"training data {source!r} not found; give a JSONL path or set WALKRUN_DATA to the folder that holds it"
+            )
         path = base / source
     if not path.is_file():
-        raise WalkrunError(f"training data {source!r} not found (looked at {path}); give a JSONL path, a file "
-                           f"inside WALKRUN_DATA, or a benchmark ({', '.join(benchmarks.names())})")
+        raise WalkrunError(
+            f"training data {source!r} not found (looked at {path}); give a JSONL path, a file "
+            f"inside WALKRUN_DATA, or a benchmark ({', '.join(benchmarks.names())})"
+        )
     from walkrun.jsonl import read_jsonl
 
     rows = []
@@ -66,8 +69,12 @@ def load_rows(source: str, limit: int | None = None) -> list[dict]:
 
 def prompt_rows(rows: list[dict], style: str, datasource: str) -> list[dict]:
     return [
-        {INPUT_KEY: messages(str(r["problem"]), style), LABEL_KEY: str(r["answer"]),
-         "datasource": datasource, "id": str(r.get("id", i))}
+        {
+            INPUT_KEY: messages(str(r["problem"]), style),
+            LABEL_KEY: str(r["answer"]),
+            "datasource": datasource,
+            "id": str(r.get("id", i)),
+        }
         for i, r in enumerate(rows)
     ]
 

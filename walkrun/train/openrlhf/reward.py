@@ -71,22 +71,22 @@ def extract_response(query: str, prompt: str, end_tokens: tuple[str, ...] = END_
     query = query or ""
     prompt = prompt or ""
     if prompt and query.startswith(prompt):
-        response = query[len(prompt):]
+        response = query[len(prompt) :]
     elif prompt:
         # Decoding the prompt's token ids may not reproduce the prompt string byte for byte
         # (tokenizer normalisation); fall back to the end of its last line, which holds the
         # generation prompt (e.g. "<|im_start|>assistant").
         body = prompt.rstrip()
-        anchor, tail = body.rsplit("\n", 1)[-1] or prompt[-64:], prompt[len(body):]
+        anchor, tail = body.rsplit("\n", 1)[-1] or prompt[-64:], prompt[len(body) :]
         # the anchor's k-th occurrence in the query, k = its count in the prompt (few-shot turns)
         i, k = -1, max(1, prompt.count(anchor))
         for _ in range(k):
             i = query.find(anchor, i + 1)
             if i < 0:
                 break
-        response = query[i + len(anchor):] if i >= 0 else query
+        response = query[i + len(anchor) :] if i >= 0 else query
         if i >= 0 and tail and response.startswith(tail):
-            response = response[len(tail):]
+            response = response[len(tail) :]
     else:
         response = query
     stripped = True
@@ -116,7 +116,11 @@ def _one(query, prompt, label, scheme: str, timeout: float, end_tokens) -> tuple
         return reward, float(g.correct), logs
     except Exception as e:  # never let one rollout break the experience step
         log.warning("walkrun reward: %s: %s; scored as wrong", type(e).__name__, e)
-        return scheme_reward(scheme, False, False), 0.0, {"correct": 0.0, "boxed": 0.0, "no_answer": 0.0, "grade_failed": 1.0}
+        return (
+            scheme_reward(scheme, False, False),
+            0.0,
+            {"correct": 0.0, "boxed": 0.0, "no_answer": 0.0, "grade_failed": 1.0},
+        )
 
 
 def reward_func(queries, prompts, labels, **kwargs):
@@ -134,8 +138,11 @@ def reward_func(queries, prompts, labels, **kwargs):
         log.error("walkrun reward: %s; every rollout scored 0", e)
         n = len(queries)
         zeros = torch.zeros(n, dtype=torch.float32)
-        return {"rewards": zeros, "scores": zeros.clone(),
-                "extra_logs": {k: (torch.ones(n) if k == "grade_failed" else torch.zeros(n)) for k in LOG_KEYS}}
+        return {
+            "rewards": zeros,
+            "scores": zeros.clone(),
+            "extra_logs": {k: (torch.ones(n) if k == "grade_failed" else torch.zeros(n)) for k in LOG_KEYS},
+        }
     timeout, end_tokens = _timeout(), _end_tokens()
     results = [_one(q, p, lab, scheme, timeout, end_tokens) for q, p, lab in zip(queries, prompts, labels)]
     return {

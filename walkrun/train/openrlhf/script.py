@@ -51,14 +51,26 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
     c = config
     gae = c.estimator == "gae"
     cluster = [
-        "--ref.num_nodes", c.num_nodes, "--ref.num_gpus_per_node", c.gpus_per_node,
-        "--actor.num_nodes", c.num_nodes, "--actor.num_gpus_per_node", c.gpus_per_node,
+        "--ref.num_nodes",
+        c.num_nodes,
+        "--ref.num_gpus_per_node",
+        c.gpus_per_node,
+        "--actor.num_nodes",
+        c.num_nodes,
+        "--actor.num_gpus_per_node",
+        c.gpus_per_node,
     ]
     if gae:
         cluster += ["--critic.num_nodes", c.num_nodes, "--critic.num_gpus_per_node", c.gpus_per_node]
     cluster += [
-        "--vllm.num_engines", c.vllm_num_engines, "--vllm.tensor_parallel_size", c.vllm_tensor_parallel_size,
-        "--vllm.gpu_memory_utilization", c.vllm_gpu_memory_utilization, "--vllm.sync_backend", "nccl",
+        "--vllm.num_engines",
+        c.vllm_num_engines,
+        "--vllm.tensor_parallel_size",
+        c.vllm_tensor_parallel_size,
+        "--vllm.gpu_memory_utilization",
+        c.vllm_gpu_memory_utilization,
+        "--vllm.sync_backend",
+        "nccl",
     ]
     if c.colocate_all:
         cluster += ["--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep"]
@@ -73,27 +85,50 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
         cluster += ["--ds.packing_samples"]
 
     data = [
-        "--actor.model_name_or_path", c.pretrain,
-        "--reward.remote_url", REWARD_FILE,
-        "--data.prompt_dataset", TRAIN_FILE,
-        "--data.input_key", INPUT_KEY, "--data.label_key", LABEL_KEY, "--data.apply_chat_template",
-        "--data.max_len", c.max_len, "--rollout.max_new_tokens", c.max_new_tokens,
+        "--actor.model_name_or_path",
+        c.pretrain,
+        "--reward.remote_url",
+        REWARD_FILE,
+        "--data.prompt_dataset",
+        TRAIN_FILE,
+        "--data.input_key",
+        INPUT_KEY,
+        "--data.label_key",
+        LABEL_KEY,
+        "--data.apply_chat_template",
+        "--data.max_len",
+        c.max_len,
+        "--rollout.max_new_tokens",
+        c.max_new_tokens,
     ]
     if c.max_samples:
         data += ["--data.max_samples", c.max_samples]
 
     rollout = [
-        "--rollout.batch_size", c.rollout_batch_size,
-        "--rollout.n_samples_per_prompt", c.n_samples_per_prompt,
-        "--rollout.micro_batch_size", c.rollout_micro_batch_size,
-        "--rollout.temperature", c.temperature, "--rollout.top_p", c.top_p,
+        "--rollout.batch_size",
+        c.rollout_batch_size,
+        "--rollout.n_samples_per_prompt",
+        c.n_samples_per_prompt,
+        "--rollout.micro_batch_size",
+        c.rollout_micro_batch_size,
+        "--rollout.temperature",
+        c.temperature,
+        "--rollout.top_p",
+        c.top_p,
     ]
 
     objective = [
-        "--algo.advantage.estimator", c.estimator,
-        "--actor.eps_clip_low_high", c.eps_clip_low, c.eps_clip_high,
-        "--actor.loss_agg_mode", c.loss_agg_mode,
-        "--algo.kl.init_coef", c.kl_coef, "--algo.kl.estimator", c.kl_estimator,
+        "--algo.advantage.estimator",
+        c.estimator,
+        "--actor.eps_clip_low_high",
+        c.eps_clip_low,
+        c.eps_clip_high,
+        "--actor.loss_agg_mode",
+        c.loss_agg_mode,
+        "--algo.kl.init_coef",
+        c.kl_coef,
+        "--algo.kl.estimator",
+        c.kl_estimator,
     ]
     if c.kl_use_loss:
         objective += ["--algo.kl.use_loss"]
@@ -107,9 +142,18 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
         objective += ["--algo.dynamic_filtering_enable", "--algo.dynamic_filtering_range", *c.dynamic_filtering_range]
 
     optimizer = [
-        "--train.batch_size", c.train_batch_size, "--train.micro_batch_size", c.train_micro_batch_size,
-        "--train.max_epochs", c.max_epochs, "--train.num_episodes", c.num_episodes, "--train.seed", c.seed,
-        "--actor.adam.lr", c.actor_lr,
+        "--train.batch_size",
+        c.train_batch_size,
+        "--train.micro_batch_size",
+        c.train_micro_batch_size,
+        "--train.max_epochs",
+        c.max_epochs,
+        "--train.num_episodes",
+        c.num_episodes,
+        "--train.seed",
+        c.seed,
+        "--actor.adam.lr",
+        c.actor_lr,
     ]
     if gae:
         optimizer += ["--critic.adam.lr", c.critic_lr]
@@ -117,26 +161,49 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
     evaluation = []
     if c.eval_data:
         evaluation = [
-            "--eval.dataset", EVAL_FILE, "--eval.steps", c.eval_steps,
-            "--eval.n_samples_per_prompt", c.eval_n_samples, "--eval.temperature", c.eval_temperature,
+            "--eval.dataset",
+            EVAL_FILE,
+            "--eval.steps",
+            c.eval_steps,
+            "--eval.n_samples_per_prompt",
+            c.eval_n_samples,
+            "--eval.temperature",
+            c.eval_temperature,
         ]
 
     ckpt = [
-        "--ckpt.path", str(run_dir), "--ckpt.output_dir", str(run_dir / "final"),
-        "--ckpt.save_steps", c.save_steps, "--ckpt.save_hf", "--ckpt.max_num", c.max_ckpt_num,
+        "--ckpt.path",
+        str(run_dir),
+        "--ckpt.output_dir",
+        str(run_dir / "final"),
+        "--ckpt.save_steps",
+        c.save_steps,
+        "--ckpt.save_hf",
+        "--ckpt.max_num",
+        c.max_ckpt_num,
         "--ckpt.load_enable",
     ]
 
     logs = ["--logger.logging_steps", 1, "--logger.tensorboard_dir", str(run_dir / "tb")]
     if c.wandb_project:
         logs += [
-            "--logger.wandb.key", Raw('"${WANDB_API_KEY:?set WANDB_API_KEY to log to W&B}"'),
-            "--logger.wandb.project", c.wandb_project, "--logger.wandb.run_name", c.name,
+            "--logger.wandb.key",
+            Raw('"${WANDB_API_KEY:?set WANDB_API_KEY to log to W&B}"'),
+            "--logger.wandb.project",
+            c.wandb_project,
+            "--logger.wandb.run_name",
+            c.name,
         ]
 
     groups = {
-        "CLUSTER_ARGS": cluster, "DATA_ARGS": data, "ROLLOUT_ARGS": rollout, "OBJECTIVE_ARGS": objective,
-        "OPTIMIZER_ARGS": optimizer, "EVAL_ARGS": evaluation, "CKPT_ARGS": ckpt, "LOG_ARGS": logs,
+        "CLUSTER_ARGS": cluster,
+        "DATA_ARGS": data,
+        "ROLLOUT_ARGS": rollout,
+        "OBJECTIVE_ARGS": objective,
+        "OPTIMIZER_ARGS": optimizer,
+        "EVAL_ARGS": evaluation,
+        "CKPT_ARGS": ckpt,
+        "LOG_ARGS": logs,
         "EXTRA_ARGS": list(c.extra_args),
     }
     return {k: [v if isinstance(v, Raw) else _fmt(v) for v in vals] for k, vals in groups.items()}
@@ -212,8 +279,8 @@ def render(config: OpenRLHFConfig, python: str | None = None) -> str:
         "set -euo pipefail",
         "",
         f"RUN_DIR={shlex.quote(str(run_dir))}",
-        f"WALKRUN_PYTHON=\"${{WALKRUN_PYTHON:-{python}}}\"",
-        f"RAY_ADDRESS=\"${{RAY_ADDRESS:-{DEFAULT_ADDRESS}}}\"",
+        f'WALKRUN_PYTHON="${{WALKRUN_PYTHON:-{python}}}"',
+        f'RAY_ADDRESS="${{RAY_ADDRESS:-{DEFAULT_ADDRESS}}}"',
         "",
         "# 1. This run's config, then the prompts (JSONL, input/label keys) and the reward file",
         "#    into RUN_DIR/job, the job's Ray working_dir.",

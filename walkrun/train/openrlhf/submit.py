@@ -29,8 +29,10 @@ def write_launch_script(config: OpenRLHFConfig) -> Path:
         except (WalkrunError, yaml.YAMLError):
             old = None
         if old is None or canonical_json(old) != canonical_json(config):
-            raise WalkrunError(f"{run_dir} already holds a run with a different config; choose another "
-                               f"--set name=... (or --set run_dir=...), or remove that folder")
+            raise WalkrunError(
+                f"{run_dir} already holds a run with a different config; choose another "
+                f"--set name=... (or --set run_dir=...), or remove that folder"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     script = run_dir / "launch.sh"
     tmp = script.with_name("launch.sh.tmp")
@@ -49,16 +51,24 @@ def register(config: OpenRLHFConfig) -> bool:
     except ImportError:
         return False
     with session_scope() as s:
-        get_or_create_training_run(s, config.name, "openrlhf", preset=config.preset or None,
-                                   config=config.to_dict(), output_dir=str(run_dir_of(config)))
+        get_or_create_training_run(
+            s,
+            config.name,
+            "openrlhf",
+            preset=config.preset or None,
+            config=config.to_dict(),
+            output_dir=str(run_dir_of(config)),
+        )
     return True
 
 
 def submit(config: OpenRLHFConfig, address: str = DEFAULT_ADDRESS, wait: bool = True) -> int:
     """Write the script, register the run, run the script; returns the exit code of `ray job submit`."""
     if shutil.which("ray") is None:
-        raise WalkrunError("the `ray` command is not on PATH; install ray[default] (pip install "
-                           "'walkrun[openrlhf]') and start a cluster with `ray start --head`")
+        raise WalkrunError(
+            "the `ray` command is not on PATH; install ray[default] (pip install "
+            "'walkrun[openrlhf]') and start a cluster with `ray start --head`"
+        )
     script = write_launch_script(config)
     register(config)
     env = {**os.environ, "RAY_ADDRESS": address, "NO_WAIT": "0" if wait else "1"}
