@@ -4,6 +4,7 @@ a thread that reports evaluated checkpoints from the DB and notices a watcher th
 from __future__ import annotations
 
 import _thread
+import os
 import signal
 import subprocess
 import sys
@@ -137,9 +138,12 @@ class Watch:
         self.reported: set[Path] = set()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        # Its log keeps walkrun's lines and tables, not the libraries' weight-loading bars.
+        env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
         with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "walkrun.cli", "watch", *self.command],
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
