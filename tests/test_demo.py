@@ -220,20 +220,6 @@ def _eval_statuses(work: Path) -> list[tuple]:
         con.close()
 
 
-def _wait_for(check, timeout: float, proc: subprocess.Popen):
-    import time
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise AssertionError(f"the demo exited early ({proc.returncode}): {proc.communicate()[1][-3000:]}")
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
-
-
 def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
     try:
         return proc.communicate(timeout=timeout)
@@ -243,12 +229,12 @@ def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
             proc.wait()
 
 
-def test_ctrl_c_stops_training_and_the_watcher_and_marks_the_evaluation_interrupted(tmp_path):
+def test_ctrl_c_stops_training_and_the_watcher_and_marks_the_evaluation_interrupted(tmp_path, wait_for):
     work = tmp_path / "demo"
     proc = _start_demo(work)
     try:
         # Ctrl-C while the watcher is in the middle of an evaluation (and stage 1 trains beside it).
-        _wait_for(lambda: ("running", None) in _eval_statuses(work), 900, proc)
+        wait_for(lambda: ("running", None) in _eval_statuses(work), 900, proc)
         os.killpg(proc.pid, signal.SIGINT)
     finally:
         _, err = _finish(proc, 120)
@@ -260,11 +246,11 @@ def test_ctrl_c_stops_training_and_the_watcher_and_marks_the_evaluation_interrup
     assert all(status != "running" for status, _ in statuses)
 
 
-def test_a_watcher_that_dies_stops_the_demo_with_a_clear_error(tmp_path):
+def test_a_watcher_that_dies_stops_the_demo_with_a_clear_error(tmp_path, wait_for):
     work = tmp_path / "demo"
     proc = _start_demo(work)
     try:
-        watchers = _wait_for(
+        watchers = wait_for(
             lambda: {p: c for p, c in _processes_mentioning(str(work)).items() if " watch " in c}, 300, proc
         )
         (pid,) = watchers

@@ -123,29 +123,15 @@ def test_watcher_evaluates_each_complete_checkpoint_once(tiny_model, tmp_path, d
     assert query(db_path, "select count(*) from sample") == [(3,)]
 
 
-def _wait_for(check, timeout: float, proc=None):
-    """Poll `check()` until it is truthy; fail if `proc` exits first or `timeout` passes."""
-    import time
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the watcher exited early: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting")
-
-
 def test_watch_until_finished_runs_every_setting_and_stops_when_the_run_is_finished(
-    tiny_model, tmp_path, db_path, db_url, query
+    tiny_model, tmp_path, db_path, db_url, query, wait_for
 ):
     """`walkrun watch --eval-set --until-finished` (the real command, as the demo runs it): each
     checkpoint gets each setting, named with its stage; it waits while the run trains and stops once
     the run is marked finished, reporting a folder that can no longer complete."""
     import json
     import os
+    import sqlite3
     import subprocess
     import sys
 
@@ -167,15 +153,18 @@ def test_watch_until_finished_runs_every_setting_and_stops_when_the_run_is_finis
         _copy_model(tiny_model, run_dir / "global_step20_hf", files={"config.json", "tokenizer.json"})
 
         def evals_of_step10():
-            rows = query(
-                db_path,
-                "select e.k, e.temperature, e.status, c.name, t.name from eval_run e "
-                "join checkpoint c on c.id = e.checkpoint_id join training_run t on t.id = c.training_run_id "
-                "where c.step = 10 and e.status = 'done' order by e.k",
-            )
+            try:
+                rows = query(
+                    db_path,
+                    "select e.k, e.temperature, e.status, c.name, t.name from eval_run e "
+                    "join checkpoint c on c.id = e.checkpoint_id join training_run t on t.id = c.training_run_id "
+                    "where c.step = 10 and e.status = 'done' order by e.k",
+                )
+            except sqlite3.OperationalError:  # the watcher has not created the schema yet
+                return None
             return rows if len(rows) == 2 else None
 
-        rows = _wait_for(evals_of_step10, 300, proc)
+        rows = wait_for(evals_of_step10, 300, proc)
         assert rows == [(1, 0.0, "done", "r/stage2@step10", "r"), (2, 1.0, "done", "r/stage2@step10", "r")]
         assert proc.poll() is None  # the run is not finished: the watcher keeps waiting
 
