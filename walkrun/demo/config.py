@@ -95,7 +95,7 @@ class Layout:
     """Where everything of one demo lives: the pipeline under WORKDIR/models, the DB, site and logs."""
 
     def __init__(self, cfg: DemoConfig):
-        self.root = Path(cfg.workdir)
+        self.root = Path(str(cfg.workdir))
         self.site = self.root / "site"
         self.logs = self.root / "logs"
         url = cfg.db or os.environ.get("WALKRUN_DB")

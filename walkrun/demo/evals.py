@@ -43,7 +43,7 @@ def eval_set(cfg: DemoConfig) -> list[dict]:
     ]
 
 
-def pick(rows: list[dict], samples: int) -> dict:
+def pick(rows: list[dict], samples: int | None) -> dict:
     """{'sampled', 'greedy', 'math500'} -> the latest matching `queries.aggregate` row of one checkpoint."""
     out: dict = {}
     for r in sorted(rows, key=lambda r: (str(r.get("evaluated_at")), r.get("eval_run_id") or 0)):
@@ -56,7 +56,7 @@ def pick(rows: list[dict], samples: int) -> dict:
     return out
 
 
-def read_results(db: str, source: str | Path, samples: int) -> dict:
+def read_results(db: str, source: str | Path, samples: int | None) -> dict:
     """The demo's three finished evaluations of one checkpoint, compacted to the numbers it shows."""
     from walkrun.db import queries
     from walkrun.db.engine import session_scope

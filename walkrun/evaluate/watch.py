@@ -48,7 +48,7 @@ PER_CHECKPOINT = ("model", "run", "run_backend", "stage", "step", "name")  # Eva
 
 def find_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     """(step, folder) of every global_stepN_hf folder in `directory` or one level below, by step."""
-    found = {}
+    found: dict[Path, int] = {}
     for parent in [directory, *sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))]:
         for p in parent.iterdir():
             m = CKPT_DIR.match(p.name)

@@ -46,8 +46,8 @@ class Recipe:
         default_factory=lambda: list(STAGES),
         metadata={"help": "stages to train; one left out must already be in ROOT if a later one starts from it"},
     )
-    run: str | None = field(
-        default=None, metadata={"help": "training-run name of SFT -> stage 1 -> stage 2 (default ROOT's name)"}
+    run: str = field(
+        default="", metadata={"help": "training-run name of SFT -> stage 1 -> stage 2 (default ROOT's name)"}
     )
     context: int | None = field(
         default=None, metadata={"help": "nominal context of the fresh model (default the task's 128 positions)"}
@@ -145,7 +145,7 @@ def _train_sft(recipe: Recipe) -> None:
     d = recipe.dir("sft")
     d.mkdir(parents=True, exist_ok=True)
     cfg = recipe.sft_config()
-    rec = {
+    rec: dict = {
         "name": recipe.run,
         "backend": "local",
         "preset": "sft",
@@ -177,7 +177,7 @@ def run(
     from walkrun.train.local import run_local
 
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    records = {}
+    records: dict[str, dict] = {}
     for stage in STAGES:
         d = recipe.dir(stage)
         if stage in recipe.stages:
@@ -195,7 +195,7 @@ def run(
                     recipe.stage_config(stage), d, preset=f"local-{stage}", name=recipe.run_of(stage), register=False
                 )
         if finished(d):
-            records[stage] = record(d)
+            records[stage] = record(d) or {}
     return records
 
 
