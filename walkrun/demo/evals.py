@@ -181,8 +181,8 @@ class Watch:
 
     def death(self) -> str:
         return (
-            f"demo: the evaluation process (walkrun watch) exited with code {self.died} while training went on; "
-            f"see {self.log_path}. The same command resumes"
+            f"demo: the evaluation process (walkrun watch) exited with code {self.died} before every checkpoint "
+            f"was evaluated; see {self.log_path}"
         )
 
     def wait(self) -> None:
