@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--no-db", action="store_true")
     a = ap.parse_args()
 
-    from walkrun.train.local import format_recipe, run_recipe
+    from walkrun.train.recipe import format_recipe, run_recipe
 
     s = run_recipe(a.root, seed=a.seed, sft_steps=a.sft_steps, control=not a.no_control, register=not a.no_db)
     print(format_recipe(s))

@@ -39,3 +39,25 @@ def tiny_model(tmp_path_factory) -> Path:
     from walkrun.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("models") / "tiny", size="tiny", seed=0)
+
+
+def _wait_for(check, timeout: float, proc=None):
+    """Poll `check()` until it returns something truthy (returned); fail if the subprocess `proc`
+    exits first or `timeout` seconds pass. For waiting on a state, never for measuring time."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process exited early ({proc.returncode}): {proc.communicate()[1][-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:g}s")
+
+
+@pytest.fixture
+def wait_for():
+    """wait_for(check, timeout, proc=None): see `_wait_for`."""
+    return _wait_for

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,24 @@ def test_fast_demo_evaluates_every_checkpoint_and_builds_the_page(tmp_path):
     assert _db_state(f"sqlite:///{work / 'walkrun.db'}")["checkpoints"] == ckpts
     assert "already trained" in again.stderr
 
+    # A checkpoint folder that never completes (a trainer that died while writing it, in a stage
+    # marked finished): the watcher gives up on it instead of waiting, and the demo says which.
+    stuck = _copy_config_only(
+        work / "models" / "stage2" / "global_step4_hf", work / "models" / "stage2" / "global_step99_hf"
+    )
+    again = _run(["demo", "--fast", "--workdir", str(work), "--quiet"], timeout=900)
+    assert again.returncode == 2, again.stderr[-3000:]
+    assert again.stderr.strip().splitlines()[-1].startswith("walkrun: error: demo: some evaluations are missing")
+    assert "stage 2 step 99" in again.stderr
+    assert f"{stuck.resolve()} never complete" in (work / "logs" / "eval.log").read_text()
+    assert str(stuck.resolve()) not in _db_state(f"sqlite:///{work / 'walkrun.db'}")["checkpoints"]
+
+
+def _copy_config_only(src: Path, dest: Path) -> Path:
+    dest.mkdir()
+    (dest / "config.json").write_text((src / "config.json").read_text())
+    return dest
+
 
 @pytest.mark.parametrize(
     "setup, needle",
@@ -152,3 +171,94 @@ def test_demo_refuses_a_workdir_it_cannot_use(tmp_path, setup, needle):
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("walkrun: error: demo:") and needle in err[0]
     assert sorted(str(x.relative_to(work)) for x in work.rglob("*") if ".db" not in x.name) == before  # untouched
+
+
+# ---------------------------------------------------------------- stopping: Ctrl-C, a dead watcher
+
+
+def _start_demo(work: Path) -> subprocess.Popen:
+    # Its own session, like a shell job: a terminal's Ctrl-C is SIGINT to the whole group.
+    return subprocess.Popen(
+        [*WALKRUN, "demo", "--fast", "--workdir", str(work), "--quiet"],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _processes_mentioning(text: str) -> dict[int, str]:
+    """pid -> command line of every live process whose command line contains `text`."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if text in cmdline and "zombie" not in state:
+            found[int(proc.name)] = cmdline
+    return found
+
+
+def _eval_statuses(work: Path) -> list[tuple]:
+    import sqlite3
+
+    db = work / "walkrun.db"
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("select status, error from eval_run").fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        con.close()
+
+
+def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_ctrl_c_stops_training_and_the_watcher_and_marks_the_evaluation_interrupted(tmp_path, wait_for):
+    work = tmp_path / "demo"
+    proc = _start_demo(work)
+    try:
+        # Ctrl-C while the watcher is in the middle of an evaluation (and stage 1 trains beside it).
+        wait_for(lambda: ("running", None) in _eval_statuses(work), 900, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+    finally:
+        _, err = _finish(proc, 120)
+    assert proc.returncode not in (0, None)
+    assert "interrupted; the same command resumes" in err
+    assert _processes_mentioning(str(work)) == {}  # the demo and `walkrun watch` are both gone
+    statuses = _eval_statuses(work)
+    assert ("failed", "interrupted") in statuses  # the watcher unwound and said so
+    assert all(status != "running" for status, _ in statuses)
+
+
+def test_a_watcher_that_dies_stops_the_demo_with_a_clear_error(tmp_path, wait_for):
+    work = tmp_path / "demo"
+    proc = _start_demo(work)
+    try:
+        watchers = wait_for(
+            lambda: {p: c for p, c in _processes_mentioning(str(work)).items() if " watch " in c}, 300, proc
+        )
+        (pid,) = watchers
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        _, err = _finish(proc, 300)
+    assert proc.returncode == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("walkrun: error: demo: the evaluation process (walkrun watch) exited with code -9")
+    assert str(work / "logs" / "eval.log") in last
+    assert _processes_mentioning(str(work)) == {}  # training stopped too

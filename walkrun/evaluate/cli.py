@@ -75,19 +75,32 @@ def eval_command(
 
 
 def watch_command(
-    directory: Path = typer.Argument(..., help="Training output folder holding global_stepN_hf/ checkpoints."),
+    directories: list[Path] = typer.Argument(
+        ..., help="Training output folder(s) holding global_stepN_hf/ checkpoints; several are polled in order."
+    ),
     tasks: str = typer.Option("aime24,amc23,math500", help=_TASKS_HELP),
     interval: float = typer.Option(60.0, help="Seconds between polls."),
     once: bool = typer.Option(False, "--once", help="Evaluate what is complete now, then exit."),
+    until_finished: bool = typer.Option(
+        False,
+        "--until-finished",
+        help="Exit once every run is marked finished and each of its checkpoints was evaluated (or never completed).",
+    ),
+    eval_set: Path | None = typer.Option(
+        None,
+        "--eval-set",
+        help=(
+            "YAML list of evaluation settings, each overriding these options (tasks, samples, temperature, "
+            "limit, seed, ...); every checkpoint gets each one in turn."
+        ),
+    ),
     run: str | None = typer.Option(None, "--run", help="Training run name (default: the folder's name)."),
     run_backend: str | None = typer.Option(
         None,
         "--run-backend",
         help=("Training backend of that run: openrlhf or local (default: detected from the folder)."),
     ),
-    stage: str | None = typer.Option(
-        None, help="Stage of every checkpoint (default: from the folder, e.g. stage1)."
-    ),
+    stage: str | None = typer.Option(None, help="Stage of every checkpoint (default: from the folder, e.g. stage1)."),
     backend: str = typer.Option("hf", help="lm-eval backend: hf or vllm."),
     samples: int | None = typer.Option(None, "--samples", "-k", help="Samples per problem (default: the task's)."),
     temperature: float | None = typer.Option(None, help="Sampling temperature."),
@@ -101,12 +114,20 @@ def watch_command(
     threads: int | None = typer.Option(None, help="torch CPU threads (hf backend)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Evaluate every complete checkpoint of a training run once, as it appears.
+    """Evaluate every complete checkpoint of training runs once, as it appears.
 
     A checkpoint counts as complete when config, weights and tokenizer are present and unchanged
-    over two polls (or a `.complete` / `walkrun_complete` marker exists); a failed one is recorded
-    as failed with its error and the watcher goes on."""
+    over two polls (or a `.complete` / `walkrun_complete` marker exists, or its run is finished);
+    a failed one is recorded as failed with its error and the watcher goes on. SIGTERM stops it
+    like Ctrl-C (the evaluation in flight is marked interrupted)."""
+    import signal
+
     from walkrun.evaluate import runner, watch
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
 
     base = runner.EvalConfig(
         model="",
@@ -124,10 +145,22 @@ def watch_command(
         threads=threads,
         progress=not quiet,
     )
-    results = watch.watch(directory, base, run=run, stage=stage, run_backend=run_backend, interval=interval, once=once)
+    configs = watch.load_eval_set(eval_set, base) if eval_set else [base]
+    results = watch.watch(
+        directories,
+        configs,
+        run=run,
+        stage=stage,
+        run_backend=run_backend,
+        interval=interval,
+        once=once,
+        until_finished=until_finished,
+    )
     failed = [p.name for p, r in results.items() if r != "done"]
     if failed:
-        typer.echo(f"walkrun watch: {len(failed)} checkpoint(s) failed: {', '.join(failed)}", err=True)
+        typer.echo(
+            f"walkrun watch: {len(failed)} checkpoint(s) failed or never completed: {', '.join(failed)}", err=True
+        )
         raise typer.Exit(1)
 
 

@@ -1,15 +1,26 @@
-"""Evaluate every checkpoint of a training run once, as it appears: `walkrun watch RUN_DIR`.
+"""Evaluate every checkpoint of training runs once, as they appear: `walkrun watch RUN_DIR [RUN_DIR...]`.
 
 Both training backends write OpenRLHF's layout, `RUN_DIR/global_stepN_hf/` (also found one
 level down, e.g. `RUN_DIR/ckpt/global_stepN_hf/`). A checkpoint is complete when its config,
 weights (every shard of an index) and tokenizer are present and their names, sizes and mtimes
 did not change between two polls, or at once when it holds a marker file (`.complete` or
-`walkrun_complete`). Folders starting with "." (temp folders being written) are ignored.
+`walkrun_complete`) or its run is finished. Folders starting with "." (temp folders being
+written) are ignored. Several run folders are polled in the order given.
 
-The run name is `--run`, else `name` in RUN_DIR/config.yaml (OpenRLHF scripts), else the
-folder's name; the stage comes from `--stage`, else RUN_DIR/walkrun_run.json (local backend) or
-config.yaml, else "train". A checkpoint whose evaluation fails is recorded as failed (its eval
-runs carry the error) and the watcher goes on; it is not retried until the watcher restarts.
+The run name is `--run`, else `name` in RUN_DIR/walkrun_run.json (local backend) or config.yaml
+(OpenRLHF scripts), else the folder's name; the stage comes from `--stage`, else those files, else
+"train". Both are read when a checkpoint is evaluated, so a folder may be watched before its
+training starts. Checkpoints are named RUN/STAGE@stepN, so the stages of one run never share a name.
+
+Every checkpoint gets each evaluation setting in turn: the command's options, or with
+`--eval-set FILE.yaml` a list of overrides of them (e.g. one greedy, one sampled). A checkpoint
+whose evaluation fails is recorded as failed (its eval runs carry the error) and the watcher goes
+on; it is not retried until the watcher restarts.
+
+A run is finished when walkrun_run.json has `finished_at` (local backend) or the final model
+RUN_DIR/final/config.json exists (OpenRLHF). Then nothing writes its folder any more: a checkpoint
+folder still incomplete there will never complete and is reported so. `--until-finished` stops once
+every run is finished and each of its checkpoints was handled.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import re
 import sys
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from walkrun.evaluate import runner
@@ -31,11 +42,13 @@ WEIGHTS = re.compile(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$"
 WEIGHT_INDEX = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 ONCE_SETTLE_S = 2.0  # --once: gap between the two polls that show a checkpoint is finished
+NEVER_COMPLETE_POLLS = 2  # polls an incomplete folder of a finished run is given before it is reported
+PER_CHECKPOINT = ("model", "run", "run_backend", "stage", "step", "name")  # EvalConfig fields the watcher sets
 
 
 def find_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     """(step, folder) of every global_stepN_hf folder in `directory` or one level below, by step."""
-    found = {}
+    found: dict[Path, int] = {}
     for parent in [directory, *sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))]:
         for p in parent.iterdir():
             m = CKPT_DIR.match(p.name)
@@ -69,17 +82,25 @@ def has_marker(path: Path) -> bool:
     return any((path / m).exists() for m in MARKERS)
 
 
+def _local_record(directory: Path) -> dict:
+    try:
+        rec = json.loads((directory / "walkrun_run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def run_finished(directory: Path) -> bool:
+    """True once the training run in `directory` is over (see the module docstring)."""
+    return bool(_local_record(directory).get("finished_at")) or (directory / "final" / "config.json").is_file()
+
+
 def run_info(directory: Path, run: str | None, stage: str | None) -> tuple[str, str, str]:
     """(run name, stage, training backend) of a run folder."""
     name, found_stage, backend = None, None, None
-    local = directory / "walkrun_run.json"
-    if local.is_file():
-        try:
-            rec = json.loads(local.read_text())
-            found_stage, backend = rec.get("stage"), rec.get("backend") or "local"
-            name = rec.get("name")
-        except ValueError:
-            pass
+    rec = _local_record(directory)
+    if rec:
+        found_stage, backend, name = rec.get("stage"), rec.get("backend") or "local", rec.get("name")
     cfg_file = directory / "config.yaml"
     if cfg_file.is_file() and backend is None:
         try:
@@ -93,13 +114,45 @@ def run_info(directory: Path, run: str | None, stage: str | None) -> tuple[str, 
     return (run or name or directory.resolve().name, stage or found_stage or "train", backend or "local")
 
 
+def load_eval_set(path: Path, base: runner.EvalConfig) -> list[runner.EvalConfig]:
+    """The evaluation settings of an --eval-set file: a YAML list of EvalConfig overrides of `base`."""
+    import yaml
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise WalkrunError(f"watch: cannot read --eval-set {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise WalkrunError(f"watch: --eval-set {path} is not YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(doc, list) or not doc or not all(isinstance(d, dict) for d in doc):
+        raise WalkrunError(
+            f"watch: --eval-set {path} must be a non-empty YAML list of settings, e.g. "
+            "[{tasks: synthetic, samples: 1}, {tasks: synthetic, samples: 4, temperature: 1.0}]"
+        )
+    known = [f.name for f in fields(runner.EvalConfig) if f.name not in PER_CHECKPOINT]
+    out = []
+    for i, entry in enumerate(doc, 1):
+        unknown = sorted(set(entry) - set(known))
+        if unknown:
+            raise WalkrunError(
+                f"watch: --eval-set {path}, setting {i}: unknown key(s) {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(known)}"
+            )
+        try:
+            out.append(replace(base, **entry))
+        except TypeError as e:
+            raise WalkrunError(f"watch: --eval-set {path}, setting {i}: {e}") from None
+    return out
+
+
 class Watcher:
     """Polls a run folder; `poll()` returns the checkpoints that became ready since last time."""
 
     def __init__(
         self,
         directory: Path,
-        base: runner.EvalConfig,
+        configs: runner.EvalConfig | list[runner.EvalConfig],
         run: str | None = None,
         stage: str | None = None,
         run_backend: str | None = None,
@@ -108,16 +161,22 @@ class Watcher:
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise WalkrunError(f"watch: {self.directory} is not a folder (pass the training run's output folder)")
-        self.base = base
-        self.run, self.stage, self.run_backend = run_info(self.directory, run, stage)
-        self.run_backend = run_backend or self.run_backend
+        self.configs = [configs] if isinstance(configs, runner.EvalConfig) else list(configs)
+        self.given = (run, stage, run_backend)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.last: dict[Path, tuple] = {}
+        self.incomplete: dict[Path, int] = {}  # polls a folder was incomplete after its run finished
         self.handled: set[Path] = set()
-        self.results: dict[Path, str] = {}  # folder -> "done" | "failed: ..."
+        self.results: dict[Path, str] = {}  # folder -> "done" | "failed: ..." | "never complete: ..."
+
+    def identity(self) -> tuple[str, str, str]:
+        """(run, stage, training backend), read now: the run's files may appear after the watcher starts."""
+        run, stage, backend = run_info(self.directory, self.given[0], self.given[1])
+        return run, stage, self.given[2] or backend
 
     def poll(self) -> list[tuple[int, Path]]:
         ready = []
+        finished = run_finished(self.directory)  # read first: what is listed after it is final
         try:
             found = find_checkpoints(self.directory)
         except OSError as e:  # folder renamed/removed or a checkpoint deleted while listing (rotation)
@@ -129,61 +188,91 @@ class Watcher:
             snap = snapshot(path)
             if snap is None:
                 self.last.pop(path, None)
+                if finished:
+                    self.incomplete[path] = self.incomplete.get(path, 0) + 1
+                    if self.incomplete[path] >= NEVER_COMPLETE_POLLS:
+                        self.handled.add(path)
+                        self.results[path] = "never complete: no config, weights or tokenizer after the run finished"
+                        self.log(f"walkrun watch: {path} {self.results[path]}; skipped")
                 continue
-            if has_marker(path) or self.last.get(path) == snap:
+            if finished or has_marker(path) or self.last.get(path) == snap:
                 ready.append((step, path))
             else:
                 self.last[path] = snap
         return ready
 
-    def config_for(self, step: int, path: Path) -> runner.EvalConfig:
+    def done(self) -> bool:
+        """The run is finished and every checkpoint folder of it was handled."""
+        return run_finished(self.directory) and all(p in self.handled for _, p in find_checkpoints(self.directory))
+
+    def config_for(self, step: int, path: Path, base: runner.EvalConfig | None = None) -> runner.EvalConfig:
+        run, stage, backend = self.identity()
         return replace(
-            self.base,
+            base or self.configs[0],
             model=str(path),
-            run=self.run,
-            run_backend=self.run_backend,
-            stage=self.stage,
+            run=run,
+            run_backend=backend,
+            stage=stage,
             step=step,
-            name=None,
+            name=f"{run}/{stage}@step{step}",
         )
 
     def evaluate(self, step: int, path: Path) -> bool:
-        """Evaluate one checkpoint; a failure is recorded in the DB and logged, never raised."""
+        """Evaluate one checkpoint with every setting; a failure is recorded in the DB and logged, never raised."""
         self.handled.add(path)
-        cfg = self.config_for(step, path)
-        self.log(f"walkrun watch: evaluating {path.name} (run {self.run}, stage {self.stage}, step {step})")
-        try:
-            outcomes = runner.evaluate(cfg, log=self.log)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:
-            msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
-            if not isinstance(e, WalkrunError):
-                traceback.print_exc(file=sys.stderr)
-            record_failure(cfg, path, msg)
-            self.results[path] = f"failed: {msg}"
-            self.log(f"walkrun watch: {path.name} failed: {msg}")
-            return False
+        run, stage, _ = self.identity()
+        self.log(f"walkrun watch: evaluating {path.name} (run {run}, stage {stage}, step {step})")
         self.results[path] = "done"
-        self.log(runner.format_table(outcomes))
-        return True
+        for base in self.configs:
+            cfg = self.config_for(step, path, base)
+            try:
+                outcomes = runner.evaluate(cfg, log=self.log)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
+                if not isinstance(e, WalkrunError):
+                    traceback.print_exc(file=sys.stderr)
+                record_failure(cfg, path, msg)
+                if self.results[path] == "done":
+                    self.results[path] = f"failed: {msg}"
+                self.log(f"walkrun watch: {path.name} failed: {msg}")
+                continue
+            self.log(runner.format_table(outcomes))
+        return self.results[path] == "done"
 
-    def run_forever(self, interval: float, once: bool = False) -> dict[Path, str]:
-        if once:
-            self.poll()
-            if any(snapshot(p) is not None and not has_marker(p) for _, p in find_checkpoints(self.directory)):
-                time.sleep(ONCE_SETTLE_S)
-            for step, path in self.poll():
-                self.evaluate(step, path)
-            waiting = [p.name for _, p in find_checkpoints(self.directory) if p not in self.handled]
-            if waiting:
-                self.log(f"walkrun watch: not complete yet, skipped: {', '.join(waiting)}")
-            return self.results
-        self.log(f"walkrun watch: watching {self.directory} every {interval:g}s (run {self.run}); Ctrl-C stops")
+
+def run_watchers(
+    watchers: list[Watcher], interval: float, once: bool = False, until_finished: bool = False, log=None
+) -> dict[Path, str]:
+    """Poll the folders in order and evaluate what is ready; forever, or see `once` / `until_finished`."""
+    log = log or watchers[0].log
+    if once:
+        for w in watchers:
+            w.poll()
+        if any(
+            snapshot(p) is not None and not has_marker(p) for w in watchers for _, p in find_checkpoints(w.directory)
+        ):
+            time.sleep(ONCE_SETTLE_S)
+        for w in watchers:
+            for step, path in w.poll():
+                w.evaluate(step, path)
+        waiting = [p.name for w in watchers for _, p in find_checkpoints(w.directory) if p not in w.handled]
+        if waiting:
+            log(f"walkrun watch: not complete yet, skipped: {', '.join(waiting)}")
+    else:
+        until = " until the runs are finished" if until_finished else ""
+        names = ", ".join(str(w.directory) for w in watchers)
+        log(f"walkrun watch: watching {names} every {interval:g}s{until}; Ctrl-C stops")
         while True:
-            for step, path in self.poll():
-                self.evaluate(step, path)
+            for w in watchers:
+                for step, path in w.poll():
+                    w.evaluate(step, path)
+            if until_finished and all(w.done() for w in watchers):
+                log("walkrun watch: every run is finished and its checkpoints handled; stopping")
+                break
             time.sleep(interval)
+    return {p: r for w in watchers for p, r in w.results.items()}
 
 
 def record_failure(cfg: runner.EvalConfig, path: Path, error: str) -> None:
@@ -219,19 +308,25 @@ def record_failure(cfg: runner.EvalConfig, path: Path, error: str) -> None:
 
 
 def watch(
-    directory: Path,
-    base: runner.EvalConfig,
+    directories: list[Path],
+    configs: list[runner.EvalConfig],
     run: str | None = None,
     stage: str | None = None,
     run_backend: str | None = None,
     interval: float = 60.0,
     once: bool = False,
+    until_finished: bool = False,
 ) -> dict[Path, str]:
     """`walkrun watch`: check tasks, data and DB up front (a mistake there is not a checkpoint's
     fault), then poll."""
+    if once and until_finished:
+        raise WalkrunError("watch: give --once or --until-finished, not both")
     runner._quiet_lm_eval()
     tm = runner.task_manager()
-    runner.plan_tasks(base, tm, None)
-    runner.check_db(base.db)
-    w = Watcher(Path(directory), base, run=run, stage=stage, run_backend=run_backend)
-    return w.run_forever(interval, once=once)
+    for cfg in configs:
+        runner.plan_tasks(cfg, tm, None)
+    for db in dict.fromkeys(cfg.db for cfg in configs):
+        runner.check_db(db)
+    dirs = list(dict.fromkeys(Path(d) for d in directories))
+    watchers = [Watcher(d, configs, run=run, stage=stage, run_backend=run_backend) for d in dirs]
+    return run_watchers(watchers, interval, once=once, until_finished=until_finished)

@@ -117,7 +117,7 @@ def recipe(
     Takes ~6-12 min on 2 cores. Accuracy is sampled pass@1 at T=1 (greedy is ~100% after SFT:
     RL here removes the demonstrator's noise rather than teaching arithmetic).
     """
-    from walkrun.train.local import format_recipe, run_recipe
+    from walkrun.train.recipe import format_recipe, run_recipe
 
     summary = run_recipe(
         root,
