@@ -115,7 +115,19 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
     r = _walkrun(sqlite_url, "results", "--samples", "--json", "--model", "org/model-x", "--task", "amc23")
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [list(x) for x in lines] == [
-        ["model", "task", "problem_id", "sample_index", "correct", "status", "n_tokens", "finish_reason"]
+        [
+            "model",
+            "task",
+            "protocol",
+            "problem_id",
+            "sample_index",
+            "correct",
+            "status",
+            "n_tokens",
+            "think_tokens",
+            "answer_tokens",
+            "finish_reason",
+        ]
     ] * 4
     assert [x["correct"] for x in lines] == [True, True, False, True]
 

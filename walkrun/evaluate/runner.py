@@ -435,6 +435,8 @@ def _sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
                     "status": g.status,
                     "has_boxed": g.has_boxed,
                     "n_tokens": n,
+                    "think_tokens": getattr(r, "think_tokens", None),
+                    "answer_tokens": getattr(r, "answer_tokens", None),
                     "finish_reason": r.finish_reason,
                     "graded_with": grading.GRADER_VERSION,
                 }
