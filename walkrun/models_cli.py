@@ -20,9 +20,7 @@ def tiny(
 ) -> None:
     """Train a byte-level BPE tokenizer locally and save a random-init Qwen2 with it."""
     from walkrun.settings import WalkrunError
-    from walkrun.tiny import SIZES, build_tiny
-
-    from walkrun.tiny import TEMPLATES
+    from walkrun.tiny import SIZES, TEMPLATES, build_tiny
 
     if size not in SIZES:
         raise WalkrunError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")

@@ -229,9 +229,7 @@ def _summaries(s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun 
     return out
 
 
-def _runs_query(
-    model: str | None, task: str | None, statuses: tuple[str, ...] | None, protocol: str | None = None
-):
+def _runs_query(model: str | None, task: str | None, statuses: tuple[str, ...] | None, protocol: str | None = None):
     q = (
         select(EvalRun, Checkpoint, TrainingRun)
         .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)

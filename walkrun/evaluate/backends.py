@@ -32,9 +32,7 @@ class TokStr(str):
     think_tokens: int | None
     answer_tokens: int | None
 
-    def __new__(
-        cls, text: str, n_tokens: int, finish_reason: str, think_tokens: int | None = None, answer_tokens=None
-    ):
+    def __new__(cls, text: str, n_tokens: int, finish_reason: str, think_tokens: int | None = None, answer_tokens=None):
         s = super().__new__(cls, text)
         s.n_tokens = int(n_tokens)
         s.finish_reason = finish_reason

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import typer
 
-_TASKS_HELP = (
-    "Comma-separated tasks: aime24, amc23, math500, aime25, minerva, olympiadbench, mmlu_stem, synthetic."
-)
+_TASKS_HELP = "Comma-separated tasks: aime24, amc23, math500, aime25, minerva, olympiadbench, mmlu_stem, synthetic."
 _PROTOCOL_HELP = (
     "Evaluation protocol: default, greedy, conciser, r1, or the fatemi-temperature sweep "
     "(walkrun/evaluate/protocols.yaml); --samples/--temperature/--top-p/--max-new-tokens derive a new one."
@@ -96,9 +94,7 @@ def watch_command(
         "--run-backend",
         help=("Training backend of that run: openrlhf or local (default: detected from the folder)."),
     ),
-    stage: str | None = typer.Option(
-        None, help="Stage of every checkpoint (default: from the folder, e.g. stage1)."
-    ),
+    stage: str | None = typer.Option(None, help="Stage of every checkpoint (default: from the folder, e.g. stage1)."),
     protocol: str = typer.Option("default", "--protocol", "-p", help=_PROTOCOL_HELP),
     backend: str = typer.Option("hf", help="lm-eval backend: hf or vllm."),
     samples: int | None = typer.Option(None, "--samples", "-k", help="Samples per problem (default: the task's)."),

@@ -283,7 +283,9 @@ def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
     for p in plans:
         to_text = p.config.get("doc_to_text")
         to_text = to_text if callable(to_text) else scoring.doc_to_text
-        longest = p.longest_prompt if p.longest_prompt is not None else longest_prompt(p.rows, to_text, tokenizer, p.chat)
+        longest = (
+            p.longest_prompt if p.longest_prompt is not None else longest_prompt(p.rows, to_text, tokenizer, p.chat)
+        )
         total = longest + p.sampling["max_new_tokens"]
         if total > max_len:
             raise WalkrunError(
@@ -739,7 +741,17 @@ def truncation_warning(plan: TaskPlan, summary: dict) -> str | None:
 
 
 def format_table(outcomes: list[TaskOutcome]) -> str:
-    head = ["task", "protocol", "k", "problems", "pass@1[avg-of-k]", "pass@k", "mean_tokens", "truncation_rate", "new samples"]
+    head = [
+        "task",
+        "protocol",
+        "k",
+        "problems",
+        "pass@1[avg-of-k]",
+        "pass@k",
+        "mean_tokens",
+        "truncation_rate",
+        "new samples",
+    ]
     lines = []
     for o in outcomes:
         s = o.summary
