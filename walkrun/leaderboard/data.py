@@ -78,10 +78,20 @@ class Source:
         out = []
         if not last:
             return out
+        runs = {k[0] for k in last}
+
+        def parent(run: str, stage: str) -> str:
+            # A control branch may be a run of its own ("demo-control" beside "demo"): its stage 2
+            # is that of the longest other run whose name its name starts with, else its own run's.
+            if stage != "control":
+                return run
+            cands = [r for r in runs if r != run and run.startswith(r)]
+            return max(cands, key=len) if cands else run
+
         with session_scope(self.url, readonly=True, create=False) as s:
             for (run, proto, task, stage), rb in sorted(last.items(), key=lambda kv: str(kv[0])):
                 before = {"stage2": "stage1", "control": "stage2"}.get(stage)
-                ra = last.get((run, proto, task, before)) if before else None
+                ra = last.get((parent(run, stage), proto, task, before)) if before else None
                 if ra is None:
                     continue
                 d = compare.paired(s, ra["eval_run_id"], rb["eval_run_id"])

@@ -255,6 +255,7 @@ def budget_figure(rows: list[dict], task: str, protocol: str | None, colors: dic
         if r.get("task") == task and r.get("protocol") == protocol and (r.get("budget_curve") or {}).get("budgets")
     ]
     traces = []
+    top = max((max(r["budget_curve"]["budgets"]) for r in pts), default=1)
     for r in sorted(pts, key=lambda r: (r.get("training_run") or "", stage_rank(r.get("stage")), r.get("step") or 0)):
         c = r["budget_curve"]
         run = r.get("training_run") or NO_RUN
@@ -279,7 +280,11 @@ def budget_figure(rows: list[dict], task: str, protocol: str | None, colors: dic
         "data": traces,
         "layout": {
             "title": {"text": f"{esc(task)}: accuracy at a token budget"},
-            "xaxis": {"title": {"text": "token budget B (samples longer than B count as unanswered)"}, "type": "log"},
+            "xaxis": {
+                "title": {"text": "token budget B (samples longer than B count as unanswered)"},
+                # log spacing only pays off over a wide range (256 .. 32k); short budgets read better linear
+                "type": "log" if top > 2048 else "linear",
+            },
             "yaxis": {"title": {"text": "pass@1[avg-of-k] at B"}, "range": [0, 1.02]},
             "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
             "legend": {"orientation": "h", "y": -0.25},
