@@ -158,3 +158,14 @@ def test_migration_0006_keeps_rows_and_marks_old_greedy_runs(sqlite_url):
     with dbe.get_engine(sqlite_url).connect() as conn:
         got = dict(conn.execute(text("select key, protocol from eval_run")).all())
     assert got == {"g": "greedy", "s": None}
+
+
+def test_a_response_cut_at_the_budget_is_never_stored_as_right(sqlite_url):
+    dbe.upgrade(sqlite_url)
+    with session_scope(sqlite_url) as s:
+        ev = store.start_eval_run(s, store.get_or_create_checkpoint(s, "org/c"), "t", "1", SAMPLED, "hf", "1", "g")
+        base = {"problem_id": "q", "gold": "28", "response": "...=28", "correct": True, "status": "ok", "n_tokens": 9}
+        store.add_samples(s, ev, [{**base, "sample_index": 0, "finish_reason": "length"}])
+        store.add_samples(s, ev, [{**base, "sample_index": 1, "finish_reason": "stop"}])
+        got = {x["sample_index"]: x["correct"] for x in queries.samples(s, eval_run_id=ev.id)}
+    assert got == {0: False, 1: True}

@@ -91,11 +91,14 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
     r = _walkrun(sqlite_url, "results", "--json", "--task", "amc23")
     assert r.returncode == 0, r.output
     (row,) = json.loads(r.stdout)
-    assert list(row)[:8] == [
+    assert list(row)[:11] == [
         "model",
         "task",
+        "protocol",
         "k",
         "accuracy",
+        "accuracy_se",
+        "accuracy_ci95",
         "pass_at_k",
         "mean_tokens",
         "truncation_rate",
@@ -134,7 +137,7 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
     r = _walkrun(sqlite_url, "results")
     header, *body = r.stdout.splitlines()
     assert "pass@1[avg-of-k]" in header and "truncation_rate" in header
-    assert [b.split()[:4] for b in body] == [
-        ["org/model-x", "amc23", "1", "75.0"],
-        ["org/model-x", "math500", "1", "50.0"],
+    assert [b.split()[:5] for b in body] == [  # evaluations without a recorded protocol show "-"
+        ["org/model-x", "amc23", "-", "1", "75.0"],
+        ["org/model-x", "math500", "-", "1", "50.0"],
     ]

@@ -73,6 +73,7 @@ def regrade(
                     Sample.extracted,
                     Sample.status,
                     Sample.has_boxed,
+                    Sample.finish_reason,
                 )
                 .where(Sample.eval_run_id.in_(run_ids), Sample.id > last_id)
                 .order_by(Sample.id)
@@ -84,13 +85,14 @@ def regrade(
         grades = grading.grade_many([r.gold for r in rows], [r.response for r in rows], timeout=timeout)
         updates = []
         for r, g in zip(rows, grades):
-            new = (g.correct, g.extracted, g.status, g.has_boxed)
-            counts["changed"] += r.correct != g.correct
+            correct = g.correct and r.finish_reason != "length"  # a cut response is never right (as in store)
+            new = (correct, g.extracted, g.status, g.has_boxed)
+            counts["changed"] += r.correct != correct
             counts["updated"] += (r.correct, r.extracted, r.status, r.has_boxed) != new
             updates.append(
                 {
                     "id": r.id,
-                    "correct": g.correct,
+                    "correct": correct,
                     "extracted": g.extracted,
                     "status": g.status,
                     "has_boxed": g.has_boxed,

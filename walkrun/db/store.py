@@ -241,7 +241,9 @@ def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
         "gold": str(row["gold"]),
         "response": row["response"] or "",
         "extracted": None if row.get("extracted") is None else str(row["extracted"]),
-        "correct": bool(row["correct"]),
+        # A response cut at the budget is never a right one, whatever its partial text says:
+        # it is censored (counted unanswered), which keeps accuracy-at-budget exact.
+        "correct": bool(row["correct"]) and row["finish_reason"] != "length",
         "status": str(row["status"]),
         "has_boxed": None if row.get("has_boxed") is None else bool(row["has_boxed"]),
         "n_tokens": n_tokens,

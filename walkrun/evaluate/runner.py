@@ -125,6 +125,7 @@ class TaskPlan:
     chat: bool  # apply the chat template
     protocol: str = "default"  # the protocol name the evaluation is stored under
     longest_prompt: int | None = None  # tokens, when the tokenizer was known
+    grader: str = "math"  # math (walkrun.grading) | letter (multiple choice, walkrun.evaluate.choice)
 
     @property
     def greedy(self) -> bool:
@@ -255,7 +256,17 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
         }
         plans.append(
             TaskPlan(
-                plain, lm_name, str(meta.get("version", "0")), tcfg, rows, k, sampling, chat, name, longest.get(chat)
+                plain,
+                lm_name,
+                str(meta.get("version", "0")),
+                tcfg,
+                rows,
+                k,
+                sampling,
+                chat,
+                name,
+                longest.get(chat),
+                str(meta.get("grader", "math")),
             )
         )
     return plans
@@ -422,7 +433,12 @@ def _sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
             raise RuntimeError(f"{plan.name}/{row['id']}: {len(responses)} responses, expected {plan.k}")
         gold = str(row["answer"])
         for j, r in enumerate(responses):
-            g = scoring.cached_grade(gold, r) or grading.grade(gold, str(r))
+            if plan.grader == "letter":  # multiple choice: the letter, not a maths expression
+                from walkrun.evaluate import choice
+
+                g = choice.grade_letter(gold, str(r))
+            else:
+                g = scoring.cached_grade(gold, r) or grading.grade(gold, str(r))
             n = getattr(r, "n_tokens", None)
             if n is None:
                 raise RuntimeError("the backend returned a response without its token count")
