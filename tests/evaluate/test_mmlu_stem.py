@@ -51,7 +51,7 @@ def test_mmlu_stem_evaluates_end_to_end_with_letter_grading(tiny_model, tmp_path
     assert "mmlu_stem [protocol default+max_new_tokens=8]" in err
     rows = query(db, "select gold, status, correct, finish_reason from sample")
     assert [r[0] for r in rows] == ["C", "C"]  # the first two questions' gold letters
-    for gold, status, correct, finish in rows:
+    for _gold, status, correct, finish in rows:
         assert status in ("ok", "no_answer") and (not correct or finish == "stop")
 
 

@@ -498,6 +498,9 @@ def run_plan(
         )
         run_id = run.id
         done = store.done_sample_keys(s, run)
+        from walkrun.db import problems
+
+        problems.record(s, plan.name, plan.rows)  # level / subject / year, once per problem
     pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in done for j in range(plan.k))]
     skipped = len(plan.rows) - len(pending)
     bar = None

@@ -159,7 +159,10 @@ class Source:
                 ]
                 settings.append(("evaluated", pages.fmt(r.get("evaluated_at"), "date")))
                 settings.append(("eval key", (r.get("eval_key") or "")[:12]))
-                evals.append({"row": r, "problems": problems, "settings": settings})
+                from walkrun.db import problems as problem_facts
+
+                levels = problem_facts.by_level(s, r["eval_run_id"], r["task"])
+                evals.append({"row": r, "problems": problems, "settings": settings, "levels": levels})
             return facts, mine, evals
 
     def render_checkpoint(self, checkpoint_id: int, opts: pages.PageOptions, rows: list[dict] | None = None):
