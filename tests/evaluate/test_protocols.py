@@ -134,3 +134,12 @@ def test_hf_backend_splits_a_closed_block_from_the_generated_ids(tmp_path, monke
     monkeypatch.setattr(HFLM, "_model_generate", lambda self, c, m, s, **kw: torch.cat([c, torch.tensor(gen)], 1))
     lm._model_generate(context, context.shape[1] + 8, [])
     assert list(lm._pending) == [(7, "stop", 4, 3), (8, "length", 8, 0), (1, "stop", 1, 0)]
+
+
+def test_a_sweep_plans_every_member_protocol(tm, tok):
+    plans = runner.plan_tasks(
+        runner.EvalConfig(model="m", tasks=["math500"], limit=2, protocol="fatemi-temperature"), tm, tok, 4096
+    )
+    assert [p.protocol for p in plans] == protocols.expand("fatemi-temperature")
+    assert [p.sampling["temperature"] for p in plans] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert len({p.sampling["protocol"] for p in plans}) == 6  # six evaluations, six DB keys

@@ -172,8 +172,13 @@ def _chat_template_of(tokenizer) -> str | None:
 def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> list[TaskPlan]:
     """Resolve names, protocol settings and rows of every task; raises WalkrunError before any work.
     `context`: the model's context length, for the model-derived default budget."""
+    from dataclasses import replace
+
     from walkrun.evaluate import protocols, scoring
 
+    members = protocols.expand(cfg.protocol)
+    if len(members) > 1:  # a sweep: every member's plans (runs evaluate them one protocol at a time)
+        return [p for m in members for p in plan_tasks(replace(cfg, protocol=m), tm, tokenizer, context)]
     resolved = [resolve_task(t, tm) for t in cfg.tasks]  # all names checked before any data is read
     template = _chat_template_of(tokenizer)
     requested = protocols.derive(
@@ -690,7 +695,8 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     if len(members) > 1:
         return [o for m in members for o in evaluate(replace(cfg, protocol=m), on_chunk=on_chunk, log=log)]
     source, mconfig, tokenizer, plans, tm = prepare(cfg)
-    need = check_prompt_lengths(plans, tokenizer, context_length(mconfig, tokenizer))
+    context = context_length(mconfig, tokenizer)
+    need = check_prompt_lengths(plans, tokenizer, context)
     check_db(cfg.db)
     bversion = backend_version(cfg.backend)
     missing = missing_samples(cfg, plans, source, bversion)
@@ -714,7 +720,8 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                 import torch
 
                 torch.set_num_threads(cfg.threads)
-            lm = load_lm(cfg, source, max_model_len=need + 8)
+            # a little slack, but never past the model's context (vLLM refuses a longer max_model_len)
+            lm = load_lm(cfg, source, max_model_len=min(need + 8, context))
         ck = checkpoint_kwargs(cfg, source)
         outcomes = []
         for p in plans:
