@@ -16,7 +16,7 @@ FORMATS = ("csv", "json", "parquet")
 
 
 def flatten(row: dict) -> dict:
-    out = {}
+    out: dict = {}
     for k, v in row.items():
         if k.endswith("_ci95") and (v is None or isinstance(v, (list, tuple))):
             out[f"{k}_low"], out[f"{k}_high"] = (None, None) if v is None else (v[0], v[1])

@@ -166,7 +166,7 @@ def get(name: str | None) -> Protocol:
 def derive(base: Protocol, **overrides) -> Protocol:
     """`base` with flag overrides applied (None = not given); named `base+field=value,...` if any
     override changes a field of the protocol."""
-    changed = {}
+    changed: dict[str, Any] = {}
     for field_name in OVERRIDES:
         v = overrides.get(field_name)
         if v is None:
