@@ -60,8 +60,12 @@ def bootstrap_ci(
         return None
     if x.size == 1:
         return [float(x[0]), float(x[0])]
-    idx = _rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    means = x[idx].mean(axis=1)
+    # Resampling m problems with replacement = drawing how many copies of each distinct value a
+    # replicate gets (multinomial): the same distribution, at the cost of the few distinct p_i
+    # (0, 1/k, ..., 1) instead of m per replicate.
+    values, counts = np.unique(x, return_counts=True)
+    draws = _rng(seed).multinomial(x.size, counts / x.size, size=n_boot)
+    means = draws @ values / x.size
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return [float(lo), float(hi)]
 
