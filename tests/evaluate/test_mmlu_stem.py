@@ -59,3 +59,32 @@ def test_plan_marks_the_letter_grader(tiny_model):
     tm = runner.task_manager()
     (plan,) = runner.plan_tasks(runner.EvalConfig(model="m", tasks=["mmlu_stem"], limit=2), tm, None)
     assert plan.grader == "letter" and plan.k == 1 and plan.sampling["prompt_template"] == "mc-letter-boxed-v1+plain"
+
+
+def test_regrade_grades_multiple_choice_runs_by_letter(tmp_path):
+    from walkrun import grading
+    from walkrun.db import store
+    from walkrun.db.engine import session_scope, upgrade
+    from walkrun.db.regrade import regrade
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    with session_scope(url) as s:
+        ck = store.get_or_create_checkpoint(s, "org/m")
+        for task, grader in (("mmlu_stem", "letter"), ("math500", "math")):
+            ev = store.start_eval_run(s, ck, task, "1", {"k": 1, "grader": grader}, "hf", "1", "old")
+            row = {"problem_id": "q", "sample_index": 0, "gold": "C", "response": "The answer is (C)."}
+            store.add_samples(
+                s, ev, [{**row, "correct": False, "status": "ok", "n_tokens": 5, "finish_reason": "stop"}]
+            )
+            store.finish_eval_run(s, ev, "done")
+    try:
+        regrade(url)
+    finally:
+        grading.shutdown()
+    from walkrun.db import queries
+
+    with session_scope(url, readonly=True) as s:
+        got = {r["task"]: (r["correct"], r["extracted"]) for r in queries.samples(s)}
+    assert got["mmlu_stem"] == (True, "C")  # by letter
+    assert got["math500"][0] is False  # the maths grader finds no boxed answer there

@@ -54,6 +54,12 @@ def regrade(
     timeout = grading.DEFAULT_TIMEOUT if timeout is None else timeout
     with session_scope(url, readonly=True) as s:
         run_ids = select_runs(s, task=task, run=run, model=model)
+        # multiple-choice evaluations are graded by letter (their plan recorded grader "letter")
+        letter_runs = {
+            rid
+            for rid, sampling in s.execute(select(EvalRun.id, EvalRun.sampling).where(EvalRun.id.in_(run_ids)))
+            if (sampling or {}).get("grader") == "letter"
+        }
         total = s.scalar(select(func.count()).select_from(Sample).where(Sample.eval_run_id.in_(run_ids)))
     counts = {"runs": len(run_ids), "samples": 0, "changed": 0, "updated": 0, "grader_version": grading.GRADER_VERSION}
     bar = None
@@ -74,6 +80,7 @@ def regrade(
                     Sample.status,
                     Sample.has_boxed,
                     Sample.finish_reason,
+                    Sample.eval_run_id,
                 )
                 .where(Sample.eval_run_id.in_(run_ids), Sample.id > last_id)
                 .order_by(Sample.id)
@@ -83,6 +90,13 @@ def regrade(
             break
         last_id = rows[-1].id
         grades = grading.grade_many([r.gold for r in rows], [r.response for r in rows], timeout=timeout)
+        if letter_runs:
+            from walkrun.evaluate import choice
+
+            grades = [
+                choice.grade_letter(r.gold, r.response) if r.eval_run_id in letter_runs else g
+                for r, g in zip(rows, grades)
+            ]
         updates = []
         for r, g in zip(rows, grades):
             correct = g.correct and r.finish_reason != "length"  # a cut response is never right (as in store)

@@ -258,6 +258,7 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
             "seed_policy": st.seed,
             "dtype": cfg.dtype,
             "protocol": name,
+            "grader": str(meta.get("grader", "math")),
         }
         plans.append(
             TaskPlan(
