@@ -31,6 +31,8 @@ class Benchmark:
     # "module:function" returning the rows (`function(limit=None)`), for generated benchmarks
     # that have no file or hub copy; filename/hub_id are then unused.
     rows: str | None = None
+    # "module:function" applied to each normalised row (multiple choice: options into the prompt)
+    format_row: str | None = None
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -48,6 +50,15 @@ BENCHMARKS: dict[str, Benchmark] = {
             "train",
             "OlympiadBench, English open-ended maths (675)",
             hub_config="OE_TO_maths_en_COMP",
+        ),
+        Benchmark(
+            "mmlu_stem",
+            "mmlu_stem.jsonl",
+            "TIGER-Lab/MMLU-STEM",
+            "test",
+            "MMLU-STEM, multiple choice (3018)",
+            notes="answered by letter; options are written into the prompt",
+            format_row="walkrun.evaluate.choice:format_row",
         ),
         Benchmark(
             "synthetic",
@@ -101,6 +112,11 @@ def normalise(bench: Benchmark, row: dict, index: int) -> dict:
     out["problem"] = str(_pick(row, bench.problem_keys, "problem", bench))
     out["answer"] = _answer_str(_pick(row, bench.answer_keys, "answer", bench))
     out.setdefault("source", bench.title)
+    if bench.format_row:
+        import importlib
+
+        module, _, fn = bench.format_row.partition(":")
+        out = getattr(importlib.import_module(module), fn)(out)
     return out
 
 

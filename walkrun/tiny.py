@@ -20,6 +20,16 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+# DeepSeek-R1-Distill style: the generation prompt opens the think block, so the model's output
+# starts inside it and must close it (`</think>`) before the answer.
+R1_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think>\n' }}{% endif %}"
+)
+TEMPLATES = {"chatml": CHATML_TEMPLATE, "r1": R1_TEMPLATE}
+
 
 @dataclass(frozen=True)
 class TinySize:
@@ -87,8 +97,11 @@ def build_tokenizer(vocab_size: int = 1024, seed: int = 0):
     return fast
 
 
-def build_tiny(out_dir: str | Path, size: str = "tiny", seed: int = 0, max_positions: int = 4096) -> Path:
-    """Write a tokenizer + random-init Qwen2ForCausalLM to `out_dir` in HF format; return the path."""
+def build_tiny(
+    out_dir: str | Path, size: str = "tiny", seed: int = 0, max_positions: int = 4096, template: str = "chatml"
+) -> Path:
+    """Write a tokenizer + random-init Qwen2ForCausalLM to `out_dir` in HF format; return the path.
+    template: chatml, or r1 (the generation prompt opens `<think>`, as DeepSeek-R1-Distill's does)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -96,6 +109,7 @@ def build_tiny(out_dir: str | Path, size: str = "tiny", seed: int = 0, max_posit
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(spec.vocab, seed)
+    tok.chat_template = TEMPLATES[template]
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=len(tok),

@@ -91,11 +91,14 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
     r = _walkrun(sqlite_url, "results", "--json", "--task", "amc23")
     assert r.returncode == 0, r.output
     (row,) = json.loads(r.stdout)
-    assert list(row)[:8] == [
+    assert list(row)[:11] == [
         "model",
         "task",
+        "protocol",
         "k",
         "accuracy",
+        "accuracy_se",
+        "accuracy_ci95",
         "pass_at_k",
         "mean_tokens",
         "truncation_rate",
@@ -115,14 +118,26 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
     r = _walkrun(sqlite_url, "results", "--samples", "--json", "--model", "org/model-x", "--task", "amc23")
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [list(x) for x in lines] == [
-        ["model", "task", "problem_id", "sample_index", "correct", "status", "n_tokens", "finish_reason"]
+        [
+            "model",
+            "task",
+            "protocol",
+            "problem_id",
+            "sample_index",
+            "correct",
+            "status",
+            "n_tokens",
+            "think_tokens",
+            "answer_tokens",
+            "finish_reason",
+        ]
     ] * 4
     assert [x["correct"] for x in lines] == [True, True, False, True]
 
     r = _walkrun(sqlite_url, "results")
     header, *body = r.stdout.splitlines()
     assert "pass@1[avg-of-k]" in header and "truncation_rate" in header
-    assert [b.split()[:4] for b in body] == [
-        ["org/model-x", "amc23", "1", "75.0"],
-        ["org/model-x", "math500", "1", "50.0"],
+    assert [b.split()[:5] for b in body] == [  # evaluations without a recorded protocol show "-"
+        ["org/model-x", "amc23", "-", "1", "75.0"],
+        ["org/model-x", "math500", "-", "1", "50.0"],
     ]

@@ -54,9 +54,7 @@ def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP
 @db_app.command("regrade")
 def regrade_cmd(
     task: str | None = typer.Option(None, "--task", help="Only evaluation runs of this task."),
-    run: str | None = typer.Option(
-        None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."
-    ),
+    run: str | None = typer.Option(None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."),
     model: str | None = typer.Option(None, "--model", help="Only this checkpoint (name or source)."),
     timeout: float = typer.Option(5.0, help="Seconds allowed per grading call."),
     db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
@@ -77,7 +75,19 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-RESULT_KEYS = ("model", "task", "k", "accuracy", "pass_at_k", "mean_tokens", "truncation_rate", "n_samples")
+RESULT_KEYS = (
+    "model",
+    "task",
+    "protocol",
+    "k",
+    "accuracy",
+    "accuracy_se",
+    "accuracy_ci95",
+    "pass_at_k",
+    "mean_tokens",
+    "truncation_rate",
+    "n_samples",
+)
 
 
 def _pct(x) -> str:
@@ -98,7 +108,14 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 def results_cmd(
     model: str | None = typer.Option(None, "--model", help="Only this checkpoint (display name or source)."),
     task: str | None = typer.Option(None, "--task", help="Only this task."),
+    protocol: str | None = typer.Option(None, "--protocol", help="Only evaluations under this protocol."),
     as_json: bool = typer.Option(False, "--json", help="JSON (a list; with --samples, one object per line)."),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        help="Export as csv, json (one object per line) or parquet (needs --out), every field, for pandas.",
+    ),
+    out: str | None = typer.Option(None, "--out", help="File to export to (default: stdout; parquet needs one)."),
     show_samples: bool = typer.Option(False, "--samples", help="Per-sample rows instead of aggregates."),
     all_runs: bool = typer.Option(
         False, "--all-runs", help="Every finished evaluation run, not just the latest per model x task."
@@ -106,15 +123,27 @@ def results_cmd(
     db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
 ) -> None:
     """Accuracy (pass@1[avg-of-k], pass@k, maj@k) and token counts from the results DB."""
-    from walkrun.db import queries
+    from walkrun.db import export, queries
     from walkrun.db.engine import session_scope
 
+    if fmt is not None:
+        export.check_out(out)
     with session_scope(db, readonly=True, create=False) as s:
         try:
-            if show_samples:
-                _print_samples(queries.samples(s, model=model, task=task), as_json)
+            if fmt is not None:  # every field: samples with their text, aggregates with every metric
+                rows_iter = (
+                    queries.samples(s, model=model, task=task, protocol=protocol, include_text=True, statuses=("done",))
+                    if show_samples
+                    else queries.aggregate(s, model=model, task=task, latest=not all_runs, protocol=protocol)
+                )
+                n = export.write(rows_iter, fmt, out)
+                if out:
+                    print(f"wrote {n} {'sample' if show_samples else 'aggregate'} rows to {out}", file=sys.stderr)
                 return
-            rows = queries.aggregate(s, model=model, task=task, latest=not all_runs)
+            if show_samples:
+                _print_samples(queries.samples(s, model=model, task=task, protocol=protocol), as_json)
+                return
+            rows = queries.aggregate(s, model=model, task=task, latest=not all_runs, protocol=protocol)
         except BrokenPipeError:  # `walkrun results --samples | head`
             sys.stderr.close()
             return
@@ -128,8 +157,11 @@ def results_cmd(
     header = [
         "model",
         "task",
+        "protocol",
         "k",
         "pass@1[avg-of-k] %",
+        "± se",
+        "95% CI",
         "pass@k %",
         "maj@k %",
         "mean_tokens",
@@ -142,8 +174,11 @@ def results_cmd(
         [
             r["model"],
             r["task"],
+            r["protocol"] or "-",
             str(r["k"]),
-            _pct(r["accuracy"]),
+            _pct(r["accuracy"]) + (f" ({r['n_truncated']} cut)" if (r["truncation_rate"] or 0) > 0.05 else ""),
+            _pct(r["accuracy_se"]),
+            f"[{_pct(r['accuracy_ci95'][0])}, {_pct(r['accuracy_ci95'][1])}]" if r["accuracy_ci95"] else "-",
             _pct(r["pass_at_k"][max(r["pass_at_k"])]) if r["pass_at_k"] else "-",
             _pct(r["maj_at_k"]),
             _num(r["mean_tokens"]),
@@ -172,5 +207,8 @@ def _print_samples(rows, as_json: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this subpackage's commands to the main `walkrun` app."""
+    from walkrun.db import compare_cli
+
     app.add_typer(db_app, name="db")
     app.command("results")(results_cmd)
+    app.command("compare")(compare_cli.compare_cmd)

@@ -104,6 +104,9 @@ class EvalRun(Base):
     backend_version: Mapped[str] = mapped_column(String(128))
     grader_version: Mapped[str] = mapped_column(String(128))
     sampling: Mapped[dict[str, Any]]  # every setting, as given to start_eval_run
+    # The evaluation protocol (walkrun.evaluate.protocols) these settings are; rows of different
+    # protocols are never compared. None: recorded before protocols existed.
+    protocol: Mapped[str | None] = mapped_column(String(128), index=True)
     status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -134,6 +137,10 @@ class Sample(Base):
     has_boxed: Mapped[bool | None]
     n_tokens: Mapped[int]  # exact count of generated tokens
     finish_reason: Mapped[str] = mapped_column(String(16))  # stop|length
+    # Exact split of n_tokens from the generated ids: inside a <think> block (tags included) and
+    # after it. None when the backend did not split (rows from before the split existed).
+    think_tokens: Mapped[int | None]
+    answer_tokens: Mapped[int | None]
     latency_s: Mapped[float | None] = mapped_column(Float)
     graded_with: Mapped[str] = mapped_column(String(128))  # grader version that set correct/extracted/status
 
@@ -142,3 +149,22 @@ class Sample(Base):
             f"Sample(run={self.eval_run_id}, problem={self.problem_id!r}, i={self.sample_index}, "
             f"correct={self.correct}, n_tokens={self.n_tokens})"
         )
+
+
+class ProblemMeta(Base):
+    """Facts about one benchmark problem, stored once (not per sample): MATH-500 level and subject,
+    AIME/AMC year, MMLU subject. Keyed by task name and problem id, as samples are."""
+
+    __tablename__ = "problem_meta"
+    __table_args__ = (UniqueConstraint("task", "problem_id", name="uq_problem_meta_task_problem"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(128))
+    problem_id: Mapped[str] = mapped_column(String(255))
+    level: Mapped[str | None] = mapped_column(String(32))  # difficulty level as the benchmark gives it
+    subject: Mapped[str | None] = mapped_column(String(128))
+    year: Mapped[int | None]
+    meta: Mapped[dict[str, Any] | None]
+
+    def __repr__(self) -> str:
+        return f"ProblemMeta(task={self.task!r}, problem={self.problem_id!r}, level={self.level!r})"

@@ -8,8 +8,13 @@ Per evaluation run (n_i samples of problem i, c_i of them correct):
   maj_at_k  = share of problems whose most frequent extracted answer (ties: the one seen first)
               is correct; a problem with no extracted answer counts as wrong
   tokens    = mean/median generated tokens over all samples, mean over correct and over wrong
-  truncation_rate = share of samples with finish_reason 'length'; no_answer_rate = grading
+  truncation_rate = share of samples with finish_reason 'length' (n_truncated: their count; cut at
+              the budget, they are censored: graded as unanswered); no_answer_rate = grading
               status 'no_answer'; error_rate = status parse_error/timeout/error.
+  accuracy_se, accuracy_ci95 = standard error and seeded bootstrap 95% CI over problems
+              (`walkrun.db.uncertainty`); mean_think_tokens / mean_answer_tokens = the exact split
+              of the generated tokens at the closing think tag (None when not recorded).
+Rows are per protocol: the latest evaluation per checkpoint x task x protocol.
 Filtering and joins run in SQL; the counting is one pass in Python over the narrow sample columns.
 """
 
@@ -22,6 +27,7 @@ from collections.abc import Iterator
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from walkrun.db import uncertainty
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
 from walkrun.settings import WalkrunError
 
@@ -65,6 +71,8 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
         Sample.finish_reason,
         Sample.status,
         Sample.graded_with,
+        Sample.think_tokens,
+        Sample.answer_tokens,
     ).where(Sample.eval_run_id.in_([int(i) for i in run_ids]))
     conn = s.connection()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
@@ -79,8 +87,14 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
     tokens: dict[int, list[int]] = defaultdict(list)
     totals: dict[int, list[int]] = defaultdict(lambda: [0] * 5)  # c, tokens of correct, trunc, no_answer, err
     graders: dict[int, set[str]] = defaultdict(set)
+    split: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # samples with a split, think, answer
     last_grader = (None, None)
-    for run_id, pid, idx, extracted, correct, n_tok, finish, status, graded_with in rows:
+    for run_id, pid, idx, extracted, correct, n_tok, finish, status, graded_with, think, answer in rows:
+        if think is not None and answer is not None:
+            sp = split[run_id]
+            sp[0] += 1
+            sp[1] += think
+            sp[2] += answer
         if (run_id, graded_with) != last_grader:
             graders[run_id].add(graded_with)
             last_grader = (run_id, graded_with)
@@ -139,6 +153,10 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
             "mean_tokens_correct": tok_c / c_tot if c_tot else None,
             "mean_tokens_wrong": (tok - tok_c) / (n_tot - c_tot) if n_tot > c_tot else None,
             "truncation_rate": trunc / n_tot,
+            "n_truncated": trunc,
+            **uncertainty.accuracy_uncertainty(counts),
+            "mean_think_tokens": split[run_id][1] / split[run_id][0] if split[run_id][0] else None,
+            "mean_answer_tokens": split[run_id][2] / split[run_id][0] if split[run_id][0] else None,
             "no_answer_rate": noans / n_tot,
             "error_rate": err / n_tot,
             # samples re-graded by `walkrun db regrade` carry the newer grader: report what graded them
@@ -159,6 +177,13 @@ def _empty_stats() -> dict:
         "mean_tokens_correct": None,
         "mean_tokens_wrong": None,
         "truncation_rate": None,
+        "n_truncated": 0,
+        "accuracy_se": None,
+        "accuracy_se_between": None,
+        "accuracy_se_within": None,
+        "accuracy_ci95": None,
+        "mean_think_tokens": None,
+        "mean_answer_tokens": None,
         "no_answer_rate": None,
         "error_rate": None,
         "grader_version": None,
@@ -175,6 +200,7 @@ def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) 
         "training_run": training_run.name if training_run is not None else None,
         "task": run.task,
         "task_version": run.task_version,
+        "protocol": run.protocol,
         "k": run.k,
         "temperature": run.temperature,
         "top_p": run.top_p,
@@ -203,7 +229,7 @@ def _summaries(s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun 
     return out
 
 
-def _runs_query(model: str | None, task: str | None, statuses: tuple[str, ...] | None):
+def _runs_query(model: str | None, task: str | None, statuses: tuple[str, ...] | None, protocol: str | None = None):
     q = (
         select(EvalRun, Checkpoint, TrainingRun)
         .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)
@@ -213,17 +239,20 @@ def _runs_query(model: str | None, task: str | None, statuses: tuple[str, ...] |
         q = q.where(or_(Checkpoint.name == model, Checkpoint.source == model))
     if task is not None:
         q = q.where(EvalRun.task == task)
+    if protocol is not None:
+        q = q.where(EvalRun.protocol == protocol)
     if statuses:
         q = q.where(EvalRun.status.in_(statuses))
     return q
 
 
 def _latest(triples: list) -> list:
-    """Keep the most recent evaluation run per checkpoint x task."""
-    best: dict[tuple[int, str], tuple] = {}
+    """Keep the most recent evaluation run per checkpoint x task x protocol (a greedy evaluation
+    never hides a sampled one)."""
+    best: dict[tuple[int, str, str | None], tuple] = {}
     for t in triples:
         run = t[0]
-        key = (run.checkpoint_id, run.task)
+        key = (run.checkpoint_id, run.task, run.protocol)
         when = (run.finished_at or run.started_at, run.id)
         if key not in best or when > (best[key][0].finished_at or best[key][0].started_at, best[key][0].id):
             best[key] = t
@@ -244,16 +273,36 @@ def aggregate(
     task: str | None = None,
     latest: bool = True,
     statuses: tuple[str, ...] | None = ("done",),
+    protocol: str | None = None,
 ) -> list[dict]:
-    """One aggregate dict per checkpoint x task (its latest finished evaluation run; with
-    `latest=False`, one per evaluation run). `model` matches a checkpoint's name or source.
-    Ordered by task, then accuracy (best first)."""
-    triples = [tuple(r) for r in s.execute(_runs_query(model, task, statuses)).all()]
+    """One aggregate dict per checkpoint x task x protocol (its latest finished evaluation run;
+    with `latest=False`, one per evaluation run). `model` matches a checkpoint's name or source.
+    Ordered by protocol, task, then accuracy (best first)."""
+    triples = [tuple(r) for r in s.execute(_runs_query(model, task, statuses, protocol)).all()]
     if latest:
         triples = _latest(triples)
     rows = _summaries(s, triples)
-    rows.sort(key=lambda r: (r["task"], -(r["accuracy"] if r["accuracy"] is not None else -1.0), r["model"]))
+    rows.sort(
+        key=lambda r: (
+            r["protocol"] or "",
+            r["task"],
+            -(r["accuracy"] if r["accuracy"] is not None else -1.0),
+            r["model"],
+        )
+    )
     return rows
+
+
+def main_protocol(rows: list[dict]) -> str | None:
+    """The protocol most checkpoints were evaluated under (ties: more rows, then `default`, then name)."""
+    ckpts: dict[str | None, set] = defaultdict(set)
+    n_rows: dict[str | None, int] = defaultdict(int)
+    for r in rows:
+        ckpts[r.get("protocol")].add(r.get("checkpoint_id"))
+        n_rows[r.get("protocol")] += 1
+    if not ckpts:
+        return None
+    return min(ckpts, key=lambda p: (-len(ckpts[p]), -n_rows[p], p != "default", p or ""))
 
 
 def trajectory(
@@ -272,7 +321,19 @@ def trajectory(
     return rows
 
 
-SAMPLE_KEYS = ("model", "task", "problem_id", "sample_index", "correct", "status", "n_tokens", "finish_reason")
+SAMPLE_KEYS = (
+    "model",
+    "task",
+    "protocol",
+    "problem_id",
+    "sample_index",
+    "correct",
+    "status",
+    "n_tokens",
+    "think_tokens",
+    "answer_tokens",
+    "finish_reason",
+)
 
 
 def samples(
@@ -282,18 +343,23 @@ def samples(
     eval_run_id: int | None = None,
     include_text: bool = False,
     statuses: tuple[str, ...] | None = None,
+    protocol: str | None = None,
 ) -> Iterator[dict]:
     """Per-sample rows (streamed), ordered by evaluation run, problem, sample index. Keys:
-    model, task, problem_id, sample_index, correct, status, n_tokens, finish_reason, extracted,
+    model, task, protocol, problem_id, sample_index, correct, status, n_tokens, think_tokens,
+    answer_tokens, finish_reason, extracted,
     has_boxed, latency_s, graded_with, eval_run_id, source; with include_text also gold, response."""
     cols = [
         Checkpoint.name,
         EvalRun.task,
+        EvalRun.protocol,
         Sample.problem_id,
         Sample.sample_index,
         Sample.correct,
         Sample.status,
         Sample.n_tokens,
+        Sample.think_tokens,
+        Sample.answer_tokens,
         Sample.finish_reason,
         Sample.extracted,
         Sample.has_boxed,
@@ -315,10 +381,19 @@ def samples(
         q = q.where(EvalRun.task == task)
     if eval_run_id is not None:
         q = q.where(Sample.eval_run_id == eval_run_id)
+    if protocol is not None:
+        q = q.where(EvalRun.protocol == protocol)
     if statuses:
         q = q.where(EvalRun.status.in_(statuses))
     q = q.order_by(Sample.eval_run_id, Sample.problem_id, Sample.sample_index)
-    keys = SAMPLE_KEYS + ("extracted", "has_boxed", "latency_s", "graded_with", "eval_run_id", "source")
+    keys: tuple[str, ...] = SAMPLE_KEYS + (
+        "extracted",
+        "has_boxed",
+        "latency_s",
+        "graded_with",
+        "eval_run_id",
+        "source",
+    )
     if include_text:
         keys += ("gold", "response")
     for row in s.execute(q.execution_options(yield_per=2000)):

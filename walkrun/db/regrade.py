@@ -54,6 +54,12 @@ def regrade(
     timeout = grading.DEFAULT_TIMEOUT if timeout is None else timeout
     with session_scope(url, readonly=True) as s:
         run_ids = select_runs(s, task=task, run=run, model=model)
+        # multiple-choice evaluations are graded by letter (their plan recorded grader "letter")
+        letter_runs = {
+            rid
+            for rid, sampling in s.execute(select(EvalRun.id, EvalRun.sampling).where(EvalRun.id.in_(run_ids)))
+            if (sampling or {}).get("grader") == "letter"
+        }
         total = s.scalar(select(func.count()).select_from(Sample).where(Sample.eval_run_id.in_(run_ids)))
     counts = {"runs": len(run_ids), "samples": 0, "changed": 0, "updated": 0, "grader_version": grading.GRADER_VERSION}
     bar = None
@@ -73,6 +79,8 @@ def regrade(
                     Sample.extracted,
                     Sample.status,
                     Sample.has_boxed,
+                    Sample.finish_reason,
+                    Sample.eval_run_id,
                 )
                 .where(Sample.eval_run_id.in_(run_ids), Sample.id > last_id)
                 .order_by(Sample.id)
@@ -82,15 +90,23 @@ def regrade(
             break
         last_id = rows[-1].id
         grades = grading.grade_many([r.gold for r in rows], [r.response for r in rows], timeout=timeout)
+        if letter_runs:
+            from walkrun.evaluate import choice
+
+            grades = [
+                choice.grade_letter(r.gold, r.response) if r.eval_run_id in letter_runs else g
+                for r, g in zip(rows, grades)
+            ]
         updates = []
         for r, g in zip(rows, grades):
-            new = (g.correct, g.extracted, g.status, g.has_boxed)
-            counts["changed"] += r.correct != g.correct
+            correct = g.correct and r.finish_reason != "length"  # a cut response is never right (as in store)
+            new = (correct, g.extracted, g.status, g.has_boxed)
+            counts["changed"] += r.correct != correct
             counts["updated"] += (r.correct, r.extracted, r.status, r.has_boxed) != new
             updates.append(
                 {
                     "id": r.id,
-                    "correct": g.correct,
+                    "correct": correct,
                     "extracted": g.extracted,
                     "status": g.status,
                     "has_boxed": g.has_boxed,

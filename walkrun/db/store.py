@@ -23,9 +23,9 @@ BACKENDS = ("openrlhf", "local")
 RUN_STATUSES = ("running", "done", "failed")
 FINISH_REASONS = ("stop", "length")
 SAMPLE_REQUIRED = ("problem_id", "sample_index", "gold", "response", "correct", "status", "n_tokens", "finish_reason")
-SAMPLE_OPTIONAL = ("extracted", "has_boxed", "latency_s", "graded_with")
+SAMPLE_OPTIONAL = ("extracted", "has_boxed", "latency_s", "graded_with", "think_tokens", "answer_tokens")
 # Sampling settings copied into their own EvalRun columns (the whole dict is kept in `sampling`).
-SAMPLING_COLUMNS = ("k", "temperature", "top_p", "max_new_tokens", "prompt_template")
+SAMPLING_COLUMNS = ("k", "temperature", "top_p", "max_new_tokens", "prompt_template", "protocol")
 _BATCH = 5000
 
 
@@ -241,14 +241,27 @@ def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
         "gold": str(row["gold"]),
         "response": row["response"] or "",
         "extracted": None if row.get("extracted") is None else str(row["extracted"]),
-        "correct": bool(row["correct"]),
+        # A response cut at the budget is never a right one, whatever its partial text says:
+        # it is censored (counted unanswered), which keeps accuracy-at-budget exact.
+        "correct": bool(row["correct"]) and row["finish_reason"] != "length",
         "status": str(row["status"]),
         "has_boxed": None if row.get("has_boxed") is None else bool(row["has_boxed"]),
         "n_tokens": n_tokens,
         "finish_reason": row["finish_reason"],
         "latency_s": None if row.get("latency_s") is None else float(row["latency_s"]),
         "graded_with": row.get("graded_with") or eval_run.grader_version,
+        "think_tokens": None,
+        "answer_tokens": None,
     }
+    if row.get("think_tokens") is not None or row.get("answer_tokens") is not None:
+        think, answer = row.get("think_tokens"), row.get("answer_tokens")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (think, answer)):
+            raise WalkrunError(f"sample row {n}: think_tokens and answer_tokens must both be ints >= 0")
+        if think + answer != n_tokens:
+            raise WalkrunError(
+                f"sample row {n}: think_tokens + answer_tokens ({think} + {answer}) must equal n_tokens ({n_tokens})"
+            )
+        out["think_tokens"], out["answer_tokens"] = think, answer
     return out
 
 
@@ -277,7 +290,7 @@ def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
 
     Row keys: problem_id, sample_index, gold, response, correct, status (grading status),
     n_tokens (exact), finish_reason ('stop'|'length'); optional extracted, has_boxed, latency_s,
-    graded_with (default: the run's grader_version)."""
+    graded_with (default: the run's grader_version), think_tokens + answer_tokens (== n_tokens)."""
     if eval_run.id is None:
         s.flush()
     fresh: dict[tuple[str, int], dict] = {}

@@ -20,21 +20,28 @@ from collections import defaultdict, deque
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from walkrun.evaluate import think
+
 
 class TokStr(str):
-    """A response string that also knows how many tokens produced it and why it ended."""
+    """A response string that also knows how many tokens produced it, why it ended, and how many
+    of them were reasoning inside a think block (`walkrun.evaluate.think`)."""
 
     n_tokens: int
     finish_reason: str
+    think_tokens: int | None
+    answer_tokens: int | None
 
-    def __new__(cls, text: str, n_tokens: int, finish_reason: str):
+    def __new__(cls, text: str, n_tokens: int, finish_reason: str, think_tokens: int | None = None, answer_tokens=None):
         s = super().__new__(cls, text)
         s.n_tokens = int(n_tokens)
         s.finish_reason = finish_reason
+        s.think_tokens = think_tokens
+        s.answer_tokens = answer_tokens
         return s
 
     def __reduce__(self):  # keep the counts through pickling / deepcopy
-        return (TokStr, (str(self), self.n_tokens, self.finish_reason))
+        return (TokStr, (str(self), self.n_tokens, self.finish_reason, self.think_tokens, self.answer_tokens))
 
 
 class _Recorder:
@@ -60,7 +67,11 @@ class CountingMixin:
     show_progress: bool = False
 
     def _counting_init(self) -> None:
-        self._pending: deque[tuple[int, str]] = deque()
+        self._pending: deque[tuple[int, str, int, int]] = deque()
+        self._think_tags = think.tag_ids(self.tokenizer)
+
+    def _split(self, prompt_ids, gen_ids) -> tuple[int, int]:
+        return think.split(gen_ids, self._think_tags, think.opens_in_prompt(prompt_ids, self._think_tags))
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         self._pending.clear()
@@ -105,17 +116,18 @@ class CountingHFLM(CountingMixin, HFLM):
         prompt_len = context.shape[1]
         budget = max_length - prompt_len
         pad = self.tokenizer.pad_token_id
-        for row in out[:, prompt_len:].tolist():
+        prompts = context.tolist()
+        for prompt, row in zip(prompts, out[:, prompt_len:].tolist()):
             n = next((i + 1 for i, t in enumerate(row) if t in self._eos), None)
             if n is not None:
-                self._pending.append((n, "stop"))
+                self._pending.append((n, "stop", *self._split(prompt, row[:n])))
                 continue
             # No EOS: either the budget ran out, or a stop string (stop criteria) ended the row
             # and generate() padded the rest while other rows went on.
             end = len(row)
             while end > 0 and row[end - 1] == pad:
                 end -= 1
-            self._pending.append((end, "length" if end >= budget else "stop"))
+            self._pending.append((end, "length" if end >= budget else "stop", *self._split(prompt, row[:end])))
         return out
 
 
@@ -144,7 +156,9 @@ def vllm_backend_class():
             if generate:
                 for o in outs:
                     c = o.outputs[0]
-                    self._pending.append((len(c.token_ids), "length" if c.finish_reason == "length" else "stop"))
+                    ids = list(c.token_ids)
+                    finish = "length" if c.finish_reason == "length" else "stop"
+                    self._pending.append((len(ids), finish, *self._split(list(o.prompt_token_ids or []), ids)))
             return outs
 
     _vllm_class = register_model("walkrun-vllm")(CountingVLLM)

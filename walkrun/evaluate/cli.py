@@ -6,12 +6,17 @@ from pathlib import Path
 
 import typer
 
-_TASKS_HELP = "Comma-separated tasks: aime24, amc23, math500, aime25, minerva, olympiadbench, synthetic."
+_TASKS_HELP = "Comma-separated tasks: aime24, amc23, math500, aime25, minerva, olympiadbench, mmlu_stem, synthetic."
+_PROTOCOL_HELP = (
+    "Evaluation protocol: default, greedy, conciser, r1, or the fatemi-temperature sweep "
+    "(walkrun/evaluate/protocols.yaml); --samples/--temperature/--top-p/--max-new-tokens derive a new one."
+)
 
 
 def eval_command(
     model: str = typer.Option(..., "--model", "-m", help="Checkpoint folder (HF format) or hub model id."),
     tasks: str = typer.Option("aime24,amc23,math500", help=_TASKS_HELP),
+    protocol: str = typer.Option("default", "--protocol", "-p", help=_PROTOCOL_HELP),
     backend: str = typer.Option("hf", help="lm-eval backend: hf or vllm."),
     samples: int | None = typer.Option(
         None,
@@ -25,7 +30,10 @@ def eval_command(
     temperature: float | None = typer.Option(None, help="Sampling temperature (default 0.6; 0 with k=1)."),
     top_p: float | None = typer.Option(None, "--top-p", help="Nucleus top_p (default 0.95)."),
     max_new_tokens: int | None = typer.Option(
-        None, "--max-new-tokens", help="Token budget per response (default 3072)."
+        None,
+        "--max-new-tokens",
+        help="Token budget per response (default: the protocol's, else the model's context minus the longest "
+        "prompt, at most 32768).",
     ),
     limit: int | None = typer.Option(None, help="Only the first N problems of each task."),
     name: str | None = typer.Option(None, help="Display name of the checkpoint in the DB."),
@@ -51,6 +59,7 @@ def eval_command(
     cfg = runner.EvalConfig(
         model=model,
         tasks=tasks,
+        protocol=protocol,
         backend=backend,
         samples=samples,
         temperature=temperature,
@@ -101,6 +110,7 @@ def watch_command(
         help=("Training backend of that run: openrlhf or local (default: detected from the folder)."),
     ),
     stage: str | None = typer.Option(None, help="Stage of every checkpoint (default: from the folder, e.g. stage1)."),
+    protocol: str = typer.Option("default", "--protocol", "-p", help=_PROTOCOL_HELP),
     backend: str = typer.Option("hf", help="lm-eval backend: hf or vllm."),
     samples: int | None = typer.Option(None, "--samples", "-k", help="Samples per problem (default: the task's)."),
     temperature: float | None = typer.Option(None, help="Sampling temperature."),
@@ -132,6 +142,7 @@ def watch_command(
     base = runner.EvalConfig(
         model="",
         tasks=tasks,
+        protocol=protocol,
         backend=backend,
         samples=samples,
         temperature=temperature,

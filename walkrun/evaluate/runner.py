@@ -33,6 +33,13 @@ VLLM_BATCH = 1 << 16
 @dataclass
 class EvalConfig:
     model: str = field(metadata={"help": "Checkpoint: a local HF-format folder or a hub model id."})
+    protocol: str = field(
+        default="default",
+        metadata={
+            "help": "Evaluation protocol (walkrun/evaluate/protocols.yaml: default, greedy, conciser, r1, "
+            "fatemi-temperature sweep); the flags below override it into a derived protocol."
+        },
+    )
     tasks: list[str] = field(
         default_factory=lambda: list(DEFAULT_TASKS),
         metadata={"help": "Task names (aime24, amc23, math500, aime25, minerva, olympiadbench, ...)."},
@@ -47,7 +54,11 @@ class EvalConfig:
     temperature: float | None = field(default=None, metadata={"help": "Sampling temperature (default: task's, 0.6)."})
     top_p: float | None = field(default=None, metadata={"help": "Nucleus sampling top_p (default: task's, 0.95)."})
     max_new_tokens: int | None = field(
-        default=None, metadata={"help": "Generation budget per response (default: task's)."}
+        default=None,
+        metadata={
+            "help": "Generation budget per response (default: the protocol's, else the task's cap, else the "
+            "model's context minus the longest prompt, at most 32768)."
+        },
     )
     limit: int | None = field(default=None, metadata={"help": "Only the first N problems of each task."})
     name: str | None = field(default=None, metadata={"help": "Display name of the checkpoint in the DB."})
@@ -95,6 +106,9 @@ class EvalConfig:
             raise WalkrunError(f"--temperature must be >= 0, got {self.temperature}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise WalkrunError(f"--top-p must be in (0, 1], got {self.top_p}")
+        from walkrun.evaluate import protocols
+
+        protocols.expand(self.protocol)  # an unknown protocol fails here, before any work
 
 
 @dataclass
@@ -109,6 +123,9 @@ class TaskPlan:
     k: int
     sampling: dict
     chat: bool  # apply the chat template
+    protocol: str = "default"  # the protocol name the evaluation is stored under
+    longest_prompt: int | None = None  # tokens, when the tokenizer was known
+    grader: str = "math"  # math (walkrun.grading) | letter (multiple choice, walkrun.evaluate.choice)
 
     @property
     def greedy(self) -> bool:
@@ -152,12 +169,25 @@ def _chat_template_of(tokenizer) -> str | None:
     return template
 
 
-def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
-    """Resolve names, settings and rows of every task; raises WalkrunError before any work."""
-    from walkrun.evaluate import scoring
+def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> list[TaskPlan]:
+    """Resolve names, protocol settings and rows of every task; raises WalkrunError before any work.
+    `context`: the model's context length, for the model-derived default budget."""
+    from dataclasses import replace
 
+    from walkrun.evaluate import protocols, scoring
+
+    members = protocols.expand(cfg.protocol)
+    if len(members) > 1:  # a sweep: every member's plans (runs evaluate them one protocol at a time)
+        return [p for m in members for p in plan_tasks(replace(cfg, protocol=m), tm, tokenizer, context)]
     resolved = [resolve_task(t, tm) for t in cfg.tasks]  # all names checked before any data is read
     template = _chat_template_of(tokenizer)
+    requested = protocols.derive(
+        protocols.get(cfg.protocol),
+        k=cfg.samples,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+    )
     plans = []
     for lm_name in resolved:
         plain = lm_name[len(TASK_PREFIX) :] if lm_name.startswith(TASK_PREFIX) else lm_name
@@ -174,13 +204,30 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
             rows = rows[: cfg.limit]
 
         gen = dict(tcfg.get("generation_kwargs") or {})
-        k = cfg.samples or int(tcfg.get("repeats") or 1)
-        temperature = cfg.temperature
-        if temperature is None:
-            temperature = 0.0 if k == 1 else float(gen.get("temperature", 0.6))
-        do_sample = temperature > 0
-        top_p = (cfg.top_p if cfg.top_p is not None else float(gen.get("top_p", 1.0))) if do_sample else 1.0
-        max_new = cfg.max_new_tokens or int(gen.get("max_gen_toks", 3072))
+        chat_mode = str(meta.get("chat_template", "auto"))
+        to_text = tcfg.get("doc_to_text")
+        to_text = to_text if callable(to_text) else scoring.doc_to_text
+        longest: dict[bool, int] = {}
+
+        def budget(chat: bool, rows=rows, to_text=to_text, longest=longest) -> int:
+            if tokenizer is None:
+                return protocols.default_budget(None, None)
+            if chat not in longest:
+                longest[chat] = longest_prompt(rows, to_text, tokenizer, chat)
+            return protocols.default_budget(context, longest[chat])
+
+        task_defaults = {
+            "k": int(tcfg.get("repeats") or 1),
+            "temperature": float(gen.get("temperature", 0.6)),
+            "top_p": float(gen.get("top_p", 1.0)),
+            "max_new_tokens": gen.get("max_gen_toks"),  # a cap the task itself declares
+            "prompt": str(meta.get("prompt", scoring.PROMPT_TEMPLATE_ID)),
+            "chat": bool(template) and chat_mode != "never",
+        }
+        st = protocols.resolve(requested, plain, task_defaults, budget)
+        name = protocols.identify(requested, plain, st, task_defaults, budget)
+        k, temperature, top_p, max_new, chat = st.k, st.temperature, st.top_p, st.max_new_tokens, st.chat
+        do_sample = not st.greedy
         gen.update({"do_sample": do_sample, "temperature": temperature, "max_gen_toks": max_new})
         gen.pop("max_new_tokens", None)
         if do_sample:
@@ -189,8 +236,6 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
             gen.pop("top_p", None)
         gen.setdefault("until", [])
 
-        chat_mode = str(meta.get("chat_template", "auto"))
-        chat = bool(template) and chat_mode != "never"
         if cfg.data:  # lm-eval's loader (scoring.load_dataset) must read the same folder as the plan
             tcfg["dataset_kwargs"] = {**ds_kwargs, "walkrun_data": str(cfg.data)}
         tcfg.update(
@@ -200,7 +245,7 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
                 "filter_list": [{"name": "all_k", "filter": [{"function": "take_first_k", "k": k}]}],
             }
         )
-        prompt_id = str(meta.get("prompt", scoring.PROMPT_TEMPLATE_ID)) + ("+chat" if chat else "+plain")
+        prompt_id = st.prompt + ("+chat" if chat else "+plain")
         sampling = {
             "k": k,
             "temperature": temperature,
@@ -210,10 +255,40 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
             "prompt_template": prompt_id,
             "chat_template_sha": hashlib.sha256(template.encode()).hexdigest()[:16] if chat else None,
             "seed": cfg.seed,
+            "seed_policy": st.seed,
             "dtype": cfg.dtype,
+            "protocol": name,
+            "grader": str(meta.get("grader", "math")),
         }
-        plans.append(TaskPlan(plain, lm_name, str(meta.get("version", "0")), tcfg, rows, k, sampling, chat))
+        plans.append(
+            TaskPlan(
+                plain,
+                lm_name,
+                str(meta.get("version", "0")),
+                tcfg,
+                rows,
+                k,
+                sampling,
+                chat,
+                name,
+                longest.get(chat),
+                str(meta.get("grader", "math")),
+            )
+        )
     return plans
+
+
+def longest_prompt(rows: list[dict], to_text, tokenizer, chat: bool) -> int:
+    """Tokens of the longest prompt of these rows, as the backend will see it."""
+    longest = 0
+    for row in rows:
+        text = to_text(row)
+        if chat:
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+            )
+        longest = max(longest, len(tokenizer(text, add_special_tokens=True)["input_ids"]))
+    return longest
 
 
 def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
@@ -225,14 +300,9 @@ def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
     for p in plans:
         to_text = p.config.get("doc_to_text")
         to_text = to_text if callable(to_text) else scoring.doc_to_text
-        longest = 0
-        for row in p.rows:
-            text = to_text(row)
-            if p.chat:
-                text = tokenizer.apply_chat_template(
-                    [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-                )
-            longest = max(longest, len(tokenizer(text, add_special_tokens=True)["input_ids"]))
+        longest = (
+            p.longest_prompt if p.longest_prompt is not None else longest_prompt(p.rows, to_text, tokenizer, p.chat)
+        )
         total = longest + p.sampling["max_new_tokens"]
         if total > max_len:
             raise WalkrunError(
@@ -369,7 +439,12 @@ def _sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
             raise RuntimeError(f"{plan.name}/{row['id']}: {len(responses)} responses, expected {plan.k}")
         gold = str(row["answer"])
         for j, r in enumerate(responses):
-            g = scoring.cached_grade(gold, r) or grading.grade(gold, str(r))
+            if plan.grader == "letter":  # multiple choice: the letter, not a maths expression
+                from walkrun.evaluate import choice
+
+                g = choice.grade_letter(gold, str(r))
+            else:
+                g = scoring.cached_grade(gold, r) or grading.grade(gold, str(r))
             n = getattr(r, "n_tokens", None)
             if n is None:
                 raise RuntimeError("the backend returned a response without its token count")
@@ -384,6 +459,8 @@ def _sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
                     "status": g.status,
                     "has_boxed": g.has_boxed,
                     "n_tokens": n,
+                    "think_tokens": getattr(r, "think_tokens", None),
+                    "answer_tokens": getattr(r, "answer_tokens", None),
                     "finish_reason": r.finish_reason,
                     "graded_with": grading.GRADER_VERSION,
                 }
@@ -427,6 +504,9 @@ def run_plan(
         )
         run_id = run.id
         done = store.done_sample_keys(s, run)
+        from walkrun.db import problems
+
+        problems.record(s, plan.name, plan.rows)  # level / subject / year, once per problem
     pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in done for j in range(plan.k))]
     skipped = len(plan.rows) - len(pending)
     bar = None
@@ -541,7 +621,7 @@ def prepare(cfg: EvalConfig):
     for t in cfg.tasks:  # names first: the cheapest check
         resolve_task(t, tm)
     source, mconfig, tokenizer = check_model(cfg.model)
-    plans = plan_tasks(cfg, tm, tokenizer)
+    plans = plan_tasks(cfg, tm, tokenizer, context_length(mconfig, tokenizer))
     return source, mconfig, tokenizer, plans, tm
 
 
@@ -606,10 +686,18 @@ def close_lm(lm) -> None:
 
 def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None = None) -> list[TaskOutcome]:
     """`walkrun eval`: prepare, load the model once (only if some sample is missing), run each
-    task, return per-task outcomes."""
+    task, return per-task outcomes. A sweep protocol runs each of its protocols in turn."""
+    from dataclasses import replace
+
+    from walkrun.evaluate import protocols
+
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    members = protocols.expand(cfg.protocol)
+    if len(members) > 1:
+        return [o for m in members for o in evaluate(replace(cfg, protocol=m), on_chunk=on_chunk, log=log)]
     source, mconfig, tokenizer, plans, tm = prepare(cfg)
-    need = check_prompt_lengths(plans, tokenizer, context_length(mconfig, tokenizer))
+    context = context_length(mconfig, tokenizer)
+    need = check_prompt_lengths(plans, tokenizer, context)
     check_db(cfg.db)
     bversion = backend_version(cfg.backend)
     missing = missing_samples(cfg, plans, source, bversion)
@@ -622,7 +710,8 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
         n = missing[p.name][0]
         todo = f"{n} samples to generate" if n else "already evaluated, nothing to generate"
         log(
-            f"walkrun: {p.name}: {len(p.rows)} problems, {mode}, up to {p.sampling['max_new_tokens']} new tokens, "
+            f"walkrun: {p.name} [protocol {p.protocol}]: {len(p.rows)} problems, {mode}, "
+            f"up to {p.sampling['max_new_tokens']} new tokens, "
             f"{'chat template' if p.chat else 'plain prompt'}; {todo}"
         )
     lm = None
@@ -632,7 +721,8 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                 import torch
 
                 torch.set_num_threads(cfg.threads)
-            lm = load_lm(cfg, source, max_model_len=need + 8)
+            # a little slack, but never past the model's context (vLLM refuses a longer max_model_len)
+            lm = load_lm(cfg, source, max_model_len=min(need + 8, context))
         ck = checkpoint_kwargs(cfg, source)
         outcomes = []
         for p in plans:
@@ -643,6 +733,10 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                 if done_id is not None
                 else run_plan(p, lm, tm, ck, cfg, bversion, on_chunk=on_chunk)
             )
+        for o in outcomes:
+            warning = truncation_warning(o.plan, o.summary)
+            if warning:
+                log(warning)
         return outcomes
     finally:
         close_lm(lm)
@@ -657,8 +751,34 @@ def _finished_outcome(cfg: EvalConfig, plan: TaskPlan, eval_run_id: int) -> Task
     return TaskOutcome(plan, eval_run_id, 0, len(plan.rows), summary, 0.0)
 
 
+TRUNCATION_WARN = 0.05  # above this share of samples cut at the budget, a run says so
+
+
+def truncation_warning(plan: TaskPlan, summary: dict) -> str | None:
+    """The end-of-run warning when more than 5 % of samples were cut at the budget (censored:
+    graded as unanswered, so accuracy is a lower bound at this budget)."""
+    rate, n = summary.get("truncation_rate"), summary.get("n_samples") or 0
+    if rate is None or rate <= TRUNCATION_WARN:
+        return None
+    return (
+        f"walkrun: warning: {plan.name} [protocol {plan.protocol}]: {round(rate * n)} of {n} samples "
+        f"({100 * rate:.1f}%) were cut at the {plan.sampling['max_new_tokens']}-token budget; they count as "
+        "unanswered (censored), so accuracy is a lower bound; raise --max-new-tokens to see their answers"
+    )
+
+
 def format_table(outcomes: list[TaskOutcome]) -> str:
-    head = ["task", "k", "problems", "pass@1[avg-of-k]", "pass@k", "mean_tokens", "truncation_rate", "new samples"]
+    head = [
+        "task",
+        "protocol",
+        "k",
+        "problems",
+        "pass@1[avg-of-k]",
+        "pass@k",
+        "mean_tokens",
+        "truncation_rate",
+        "new samples",
+    ]
     lines = []
     for o in outcomes:
         s = o.summary
@@ -667,6 +787,7 @@ def format_table(outcomes: list[TaskOutcome]) -> str:
         lines.append(
             [
                 o.plan.name,
+                o.plan.protocol,
                 str(o.plan.k),
                 str(s["n_problems"]),
                 fmt(s["accuracy"], ".3f"),

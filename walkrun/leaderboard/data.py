@@ -48,17 +48,72 @@ class Source:
         return is_empty(get_engine(self.url))
 
     def rows(self, model: str | None = None) -> list[dict]:
-        """`queries.aggregate` rows: one per checkpoint x benchmark (latest finished evaluation)."""
-        from walkrun.db import queries
+        """`queries.aggregate` rows: one per checkpoint x benchmark x protocol (latest finished
+        evaluation), each with its accuracy-at-budget curve (`budget_curve`)."""
+        from walkrun.db import budget, queries
         from walkrun.db.engine import session_scope
 
         if self._fresh():
             return []
         with session_scope(self.url, readonly=True, create=False) as s:
-            return queries.aggregate(s, model=model)
+            rows = queries.aggregate(s, model=model)
+            for r in rows:
+                if r.get("max_new_tokens"):
+                    r["budget_curve"] = budget.curve(s, r["eval_run_id"], r["max_new_tokens"])
+            return rows
 
-    def render_index(self) -> str:
-        return pages.render_index(self.rows(), self.db_label)
+    def stage_diffs(self, rows: list[dict]) -> list[dict]:
+        """Paired comparisons of consecutive stages of each training run, per protocol and task:
+        stage 2 vs stage 1 and control vs stage 2 (the last checkpoint of each stage)."""
+        from walkrun.db import compare
+        from walkrun.db.engine import session_scope
+
+        last: dict[tuple, dict] = {}
+        for r in rows:
+            if not r.get("training_run") or r.get("stage") not in ("stage1", "stage2", "control"):
+                continue
+            key = (r["training_run"], r.get("protocol"), r["task"], r["stage"])
+            if key not in last or (r.get("step") or 0) > (last[key].get("step") or 0):
+                last[key] = r
+        out = []
+        if not last:
+            return out
+        runs = {k[0] for k in last}
+
+        def parent(run: str, stage: str) -> str:
+            # A control branch may be a run of its own ("demo-control" beside "demo"): its stage 2
+            # is that of the longest other run whose name its name starts with, else its own run's.
+            if stage != "control":
+                return run
+            cands = [r for r in runs if r != run and run.startswith(r)]
+            return max(cands, key=len) if cands else run
+
+        with session_scope(self.url, readonly=True, create=False) as s:
+            for (run, proto, task, stage), rb in sorted(last.items(), key=lambda kv: str(kv[0])):
+                before = {"stage2": "stage1", "control": "stage2"}.get(stage)
+                ra = last.get((parent(run, stage), proto, task, before)) if before else None
+                if ra is None:
+                    continue
+                d = compare.paired(s, ra["eval_run_id"], rb["eval_run_id"])
+                if not d["n_problems"]:
+                    continue
+                label = {"stage2": "stage 2 vs stage 1", "control": "control vs stage 2"}[stage]
+                out.append(
+                    {
+                        "run": run,
+                        "protocol": proto,
+                        "task": task,
+                        "label": label,
+                        "a": ra["model"],
+                        "b": rb["model"],
+                        **d,
+                    }
+                )
+        return out
+
+    def render_index(self, rows: list[dict] | None = None) -> str:
+        rows = self.rows() if rows is None else rows
+        return pages.render_index(rows, self.db_label, self.stage_diffs(rows))
 
     def checkpoint_data(self, checkpoint_id: int, opts: pages.PageOptions, rows: list[dict] | None = None):
         """(checkpoint facts, its aggregate rows, per-evaluation problem tables), or None when the
@@ -90,6 +145,7 @@ class Source:
                     (k, r.get(k))
                     for k in (
                         "task_version",
+                        "protocol",
                         "k",
                         "temperature",
                         "top_p",
@@ -103,7 +159,10 @@ class Source:
                 ]
                 settings.append(("evaluated", pages.fmt(r.get("evaluated_at"), "date")))
                 settings.append(("eval key", (r.get("eval_key") or "")[:12]))
-                evals.append({"row": r, "problems": problems, "settings": settings})
+                from walkrun.db import problems as problem_facts
+
+                levels = problem_facts.by_level(s, r["eval_run_id"], r["task"])
+                evals.append({"row": r, "problems": problems, "settings": settings, "levels": levels})
             return facts, mine, evals
 
     def render_checkpoint(self, checkpoint_id: int, opts: pages.PageOptions, rows: list[dict] | None = None):

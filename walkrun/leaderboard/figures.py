@@ -242,3 +242,54 @@ def trajectory_figure(run: str, rows: list[dict]) -> dict:
         },
         "boundaries": [x for x, _, _ in stage_boundaries(all_ordered)],
     }
+
+
+def budget_figure(rows: list[dict], task: str, protocol: str | None, colors: dict[str, str]) -> dict:
+    """Accuracy at a token budget for one benchmark under one protocol: per checkpoint, the
+    pass@1[avg-of-k] it would have had had generation stopped at B tokens (from its stored
+    lengths; rows carry `budget_curve` = {"budgets": [...], "accuracy": [...]}), up to the
+    evaluation's own budget."""
+    pts = [
+        r
+        for r in rows
+        if r.get("task") == task and r.get("protocol") == protocol and (r.get("budget_curve") or {}).get("budgets")
+    ]
+    traces = []
+    top = max((max(r["budget_curve"]["budgets"]) for r in pts), default=1)
+    for r in sorted(pts, key=lambda r: (r.get("training_run") or "", stage_rank(r.get("stage")), r.get("step") or 0)):
+        c = r["budget_curve"]
+        run = r.get("training_run") or NO_RUN
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": esc(r.get("model")),
+                "x": c["budgets"],
+                "y": c["accuracy"],
+                "customdata": [r.get("checkpoint_id")] * len(c["budgets"]),
+                "hovertemplate": f"{esc(r.get('model'))}<br>budget %{{x}}: pass@1 %{{y:.3f}}<extra></extra>",
+                "line": {
+                    "shape": "hv",
+                    "width": 1.5,
+                    "color": colors.get(run, PALETTE[0]),
+                    "dash": "dot" if r.get("stage") == "control" else "solid",
+                },
+            }
+        )
+    return {
+        "data": traces,
+        "layout": {
+            "title": {"text": f"{esc(task)}: accuracy at a token budget"},
+            "xaxis": {
+                "title": {"text": "token budget B (samples longer than B count as unanswered)"},
+                # log spacing only pays off over a wide range (256 .. 32k); short budgets read better linear
+                "type": "log" if top > 2048 else "linear",
+            },
+            "yaxis": {"title": {"text": "pass@1[avg-of-k] at B"}, "range": [0, 1.02]},
+            "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+            "legend": {"orientation": "h", "y": -0.25},
+            "height": 400,
+            "hovermode": "closest",
+        },
+        "n_curves": len(traces),
+    }

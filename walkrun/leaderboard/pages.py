@@ -76,13 +76,28 @@ COLUMNS = [
     Column("training_run", "run", "text", "training run the checkpoint belongs to"),
     Column("step", "step", "int", "training step of the checkpoint"),
     Column("task", "benchmark", "text"),
-    Column("accuracy", "pass@1[avg-of-k]", "num3", "mean over problems of (correct samples / k)"),
+    Column(
+        "protocol", "protocol", "text", "evaluation protocol: the settings (k, temperature, budget...) it ran under"
+    ),
+    Column(
+        "accuracy",
+        "pass@1[avg-of-k]",
+        "num3",
+        "mean over problems of (correct samples / k); a flag counts the samples cut at the token budget "
+        "(censored: graded unanswered) when they are more than 5%",
+    ),
+    Column("accuracy_se", "± SE", "num3", "standard error: between problems plus within-problem variance when k > 1"),
+    Column("accuracy_ci95", "95% CI", "ci", "bootstrap over problems (seeded), 95%"),
     Column("k", "k", "int", "samples per problem"),
     Column("pass_at_k_top", "pass@k", "num3", "unbiased pass@k (Chen et al.) at k = samples per problem"),
     Column("maj_at_k", "maj@k", "num3", "majority vote over the k extracted answers"),
     Column("mean_tokens", "mean_tokens", "num0", "mean generated tokens over all samples"),
     Column("mean_tokens_correct", "tokens (correct)", "num0", "mean generated tokens of correct samples"),
+    Column("mean_think_tokens", "think tokens", "num0", "mean tokens inside the think block (exact, from the ids)"),
+    Column("mean_answer_tokens", "answer tokens", "num0", "mean tokens after the think block closed"),
     Column("truncation_rate", "truncation_rate", "pct", "share of samples that hit the token cap"),
+    Column("n_truncated", "censored", "int", "samples cut at the token budget (they count as unanswered)"),
+    Column("max_new_tokens", "budget", "int", "token budget per response"),
     Column("acc_per_1k", "pass@1 per 1k tokens", "num3", "pass@1[avg-of-k] / (mean_tokens / 1000)"),
     Column("n_problems", "problems", "int"),
     Column("evaluated_at", "evaluated", "date"),
@@ -112,7 +127,7 @@ def acc_per_1k(row: dict) -> float | None:
 
 def table_values(row: dict) -> dict[str, Any]:
     """An aggregate row plus the columns the page derives from it."""
-    return {**row, "pass_at_k_top": top_pass_at_k(row), "acc_per_1k": acc_per_1k(row)}
+    return {**row, "pass_at_k_top": top_pass_at_k(row), "acc_per_1k": acc_per_1k(row), "censored": censored(row)}
 
 
 def fmt(value, kind: str) -> str:
@@ -127,7 +142,18 @@ def fmt(value, kind: str) -> str:
         return f"{100 * value:.1f}%"
     if kind == "date":
         return _date(value)
+    if kind == "ci":
+        return f"[{value[0]:.3f}, {value[1]:.3f}]"
     return str(value)
+
+
+def censored(row: dict) -> int | None:
+    """Samples cut at the budget, when they are more than 5% of the evaluation (else None)."""
+    rate = row.get("truncation_rate")
+    return row.get("n_truncated") if _finite(rate) and rate > CENSOR_FLAG else None
+
+
+CENSOR_FLAG = 0.05
 
 
 def sort_value(value, kind: str) -> str:
@@ -135,6 +161,8 @@ def sort_value(value, kind: str) -> str:
         return ""
     if kind in ("int", "num0", "num3", "pct"):
         return repr(float(value)) if isinstance(value, float) else str(value)
+    if kind == "ci":
+        return repr(float(value[0]))
     if kind == "date":
         return _iso(value)
     return str(value)
@@ -192,6 +220,7 @@ def environment() -> Environment:
     env.filters["sortv"] = sort_value
     env.filters["date"] = _date
     env.globals["columns"] = COLUMNS
+    env.globals["protocol_label"] = protocol_label
     env.globals["stage_label"] = env.filters["stage_label"] = lambda s: F.STAGE_LABEL.get(s, s)
     return env
 
@@ -211,6 +240,7 @@ def _sort_rows(rows: list[dict]) -> list[dict]:
     return sorted(
         rows,
         key=lambda r: (
+            str(r.get("protocol") or ""),
             str(r.get("task")),
             -(r.get("accuracy") or 0.0),
             r.get("mean_tokens") or 0.0,
@@ -219,36 +249,74 @@ def _sort_rows(rows: list[dict]) -> list[dict]:
     )
 
 
-def index_context(rows: list[dict], db_label: str = "") -> dict:
-    """Everything `index.html` shows, from `queries.aggregate` rows."""
+def protocol_label(p) -> str:
+    return "(unrecorded)" if p is None else str(p)
+
+
+def index_context(rows: list[dict], db_label: str = "", stage_diffs: list[dict] | None = None) -> dict:
+    """Everything `index.html` shows, from `queries.aggregate` rows (with their `budget_curve`
+    when the data layer attached one) and paired stage comparisons. Every plot and comparison is
+    for one protocol; the page shows one protocol at a time (the one most checkpoints have first)."""
+    from walkrun.db.queries import main_protocol
+
     rows = [table_values(r) for r in _sort_rows(rows)]
+    main = main_protocol(rows)
+    by_proto: dict[Any, set] = {}
+    for r in rows:
+        by_proto.setdefault(r.get("protocol"), set()).add(r.get("checkpoint_id"))
+    protocols = [
+        {"value": protocol_label(p), "n_checkpoints": len(c), "main": p == main}
+        for p, c in sorted(by_proto.items(), key=lambda kv: (kv[0] != main, -len(kv[1]), protocol_label(kv[0])))
+    ]
     tasks = sorted({str(r.get("task")) for r in rows})
     colors = F.run_colors(rows)
     fig = {}
-    scatter = []
-    for i, task in enumerate(tasks):
+    scatter, budget = [], []
+    pairs = sorted({(r.get("protocol"), str(r.get("task"))) for r in rows}, key=lambda x: (protocol_label(x[0]), x[1]))
+    for i, (proto, task) in enumerate(pairs):
         fid = f"scatter-{i}"
-        fig[fid] = F.scatter_figure(rows, task, colors)
-        scatter.append({"id": fid, "task": task, "frontier": fig[fid]["frontier"]})
+        mine = [r for r in rows if r.get("protocol") == proto]
+        fig[fid] = F.scatter_figure(mine, task, colors)
+        common = {"task": task, "protocol": protocol_label(proto), "hidden": proto != main}
+        scatter.append({"id": fid, "frontier": fig[fid]["frontier"], **common})
+        bf = F.budget_figure(rows, task, proto, colors)
+        if bf["n_curves"]:
+            fig[f"budget-{i}"] = bf
+            budget.append({"id": f"budget-{i}", **common})
     runs = []
-    by_run: dict[str, list[dict]] = {}
+    by_run: dict[tuple, list[dict]] = {}
     for r in rows:
         if r.get("training_run"):
-            by_run.setdefault(r["training_run"], []).append(r)
-    for i, run in enumerate(sorted(by_run)):
+            by_run.setdefault((r["training_run"], protocol_label(r.get("protocol"))), []).append(r)
+    for i, (run, proto) in enumerate(sorted(by_run)):
         fid = f"run-{i}"
-        fig[fid] = F.trajectory_figure(run, by_run[run])
-        n_ckpt = len({r.get("checkpoint_id") for r in by_run[run]})
-        stages = sorted({r.get("stage") for r in by_run[run]}, key=F.stage_rank)
-        runs.append({"id": fid, "name": run, "n_checkpoints": n_ckpt, "stages": stages})
+        mine = by_run[(run, proto)]
+        fig[fid] = F.trajectory_figure(run, mine)
+        n_ckpt = len({r.get("checkpoint_id") for r in mine})
+        stages = sorted({r.get("stage") for r in mine}, key=F.stage_rank)
+        diffs = [d for d in (stage_diffs or []) if d["run"] == run and protocol_label(d["protocol"]) == proto]
+        runs.append(
+            {
+                "id": fid,
+                "name": run,
+                "protocol": proto,
+                "hidden": proto != protocol_label(main),
+                "n_checkpoints": n_ckpt,
+                "stages": stages,
+                "diffs": diffs,
+            }
+        )
     return {
         "root": "",
         "title": "walkrun leaderboard",
         "rows": rows,
         "page_size": TABLE_PAGE,
         "tasks": tasks,
+        "protocols": protocols,
+        "main_protocol": protocol_label(main),
         "stages": sorted({r.get("stage") for r in rows if r.get("stage")}, key=F.stage_rank),
         "scatter": scatter,
+        "budget": budget,
         "runs": runs,
         "figures_json": safe_json(fig),
         "n_checkpoints": len({r.get("checkpoint_id") for r in rows}),
@@ -259,8 +327,8 @@ def index_context(rows: list[dict], db_label: str = "") -> dict:
     }
 
 
-def render_index(rows: list[dict], db_label: str = "") -> str:
-    return _env().get_template("index.html.jinja").render(**index_context(rows, db_label))
+def render_index(rows: list[dict], db_label: str = "", stage_diffs: list[dict] | None = None) -> str:
+    return _env().get_template("index.html.jinja").render(**index_context(rows, db_label, stage_diffs))
 
 
 def pick_samples(samples: list[dict], n: int) -> list[dict]:

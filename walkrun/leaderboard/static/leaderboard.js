@@ -86,9 +86,10 @@
     var pageSize = parseInt(table.getAttribute("data-page") || "0", 10) || all.length;
     var limit = pageSize, matching = all;
     var fTask = document.getElementById("f-task"), fStage = document.getElementById("f-stage");
+    var fProto = document.getElementById("f-protocol");
     var fText = document.getElementById("f-text"), count = document.getElementById("row-count");
     var more = document.getElementById(table.id + "-more");
-    var filtered = !!(fTask || fStage || fText) && table.id === "lb-table";
+    var filtered = !!(fTask || fStage || fText || fProto) && table.id === "lb-table";
 
     function render() {
       var frag = document.createDocumentFragment();
@@ -108,18 +109,28 @@
     function filter() {
       if (!filtered) { matching = all; return; }
       var task = fTask ? fTask.value : "", stage = fStage ? fStage.value : "";
+      // One protocol at a time: rows, plots and comparisons of two protocols never mix.
+      var proto = fProto ? fProto.value : "";
       var words = (fText ? fText.value : "").toLowerCase().split(/\s+/).filter(Boolean);
       matching = all.filter(function (r) {
         var hay = searchText(r);
-        return (!task || r.getAttribute("data-task") === task) &&
+        return (!proto || r.getAttribute("data-protocol") === proto) &&
+               (!task || r.getAttribute("data-task") === task) &&
                (!stage || r.getAttribute("data-stage") === stage) &&
                words.every(function (w) { return hay.indexOf(w) >= 0; });
       });
       // The benchmark filter also picks which accuracy-vs-tokens plots are shown.
       document.querySelectorAll(".plot[data-task]").forEach(function (p) {
-        p.hidden = !!task && p.getAttribute("data-task") !== task;
+        p.hidden = (!!task && p.getAttribute("data-task") !== task) ||
+                   (!!proto && p.getAttribute("data-protocol") !== proto);
         if (!p.hidden && typeof Plotly !== "undefined" && p.data) Plotly.Plots.resize(p);
       });
+      document.querySelectorAll(".run[data-protocol]").forEach(function (el) {
+        el.hidden = !!proto && el.getAttribute("data-protocol") !== proto;
+        var p = el.querySelector(".plot");
+        if (p && !el.hidden && typeof Plotly !== "undefined" && p.data) Plotly.Plots.resize(p);
+      });
+      document.documentElement.setAttribute("data-protocol", proto);
     }
 
     var heads = table.querySelectorAll("thead th[data-key]");
@@ -153,11 +164,11 @@
     });
     if (filtered) {
       var onChange = function () { limit = pageSize; filter(); render(); };
-      [fTask, fStage].forEach(function (el) { if (el) el.addEventListener("change", onChange); });
+      [fTask, fStage, fProto].forEach(function (el) { if (el) el.addEventListener("change", onChange); });
       if (fText) fText.addEventListener("input", onChange);
     }
     if (more) more.addEventListener("click", function () { limit += pageSize; render(); });
-    if (rest) render();
+    if (filtered && fProto) { filter(); render(); } else if (rest) render();
   }
 
   function outcomeFilters() {
