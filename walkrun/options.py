@@ -173,7 +173,14 @@ def _shown_default(value: Any) -> Any:
     return ",".join(map(str, value)) if isinstance(value, list) else value
 
 
-def _parameters(cls: type, exclude: set[str], flags: Mapping[str, tuple[str, ...]], arguments: Iterable[str], given: bool):
+def _parameters(
+    cls: type,
+    exclude: set[str],
+    flags: Mapping[str, tuple[str, ...]],
+    arguments: Iterable[str],
+    given: bool,
+    show_defaults: bool,
+) -> list[inspect.Parameter]:
     hints = field_types(cls)
     args = set(arguments)
     params = []
@@ -191,9 +198,11 @@ def _parameters(cls: type, exclude: set[str], flags: Mapping[str, tuple[str, ...
         if f.name in args:
             info: Any = typer.Argument(default, help=help_)
         else:
-            decls = flags.get(f.name) or ("--" + f.name.replace("_", "-"),)
+            flag = f.name.replace("_", "-")
+            decls = flags.get(f.name) or ((f"--{flag}/--no-{flag}",) if cli_tp is bool else (f"--{flag}",))
             if given and default is not ...:
-                info = typer.Option(None, *decls, help=f"{help_} [preset: {_shown_default(default)}]".strip())
+                shown = f" [default: {_shown_default(default)}]" if show_defaults and default is not None else ""
+                info = typer.Option(None, *decls, help=help_ + shown)
             else:
                 info = typer.Option(default, *decls, help=help_)
         annotation = cli_tp if default is ... or (default is not None and not given) else cli_tp | None
@@ -209,6 +218,7 @@ def command(
     arguments: Iterable[str] = (),
     given: bool = False,
     fixed: Mapping[str, Any] | None = None,
+    show_defaults: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a Typer command whose first parameter receives a `cls` built from its options.
 
@@ -217,7 +227,8 @@ def command(
     listed in `arguments`; its help is the field's help. The function's other parameters are
     ordinary Typer parameters. With `given=True` the first parameter receives a dict of only the
     fields typed on the command line, already coerced, for the command to layer over a preset.
-    `fixed` gives values of excluded fields the command sets itself.
+    `fixed` gives values of excluded fields the command sets itself; `show_defaults=False` keeps
+    the dataclass defaults out of the help where a preset supplies the real ones.
     """
     skip, flag_map, preset = set(exclude), dict(flags or {}), dict(fixed or {})
 
@@ -225,7 +236,7 @@ def command(
         own = list(inspect.signature(func).parameters.values())[1:]
         own_hints = typing.get_type_hints(func)
         own = [p.replace(annotation=own_hints.get(p.name, p.annotation)) for p in own]
-        generated = _parameters(cls, skip | {p.name for p in own}, flag_map, arguments, given)
+        generated = _parameters(cls, skip | {p.name for p in own}, flag_map, arguments, given, show_defaults)
         names = {p.name for p in generated}
         hints = field_types(cls)
 

@@ -10,16 +10,18 @@ from pathlib import Path
 
 import typer
 
-SET_HELP = (
-    "Override a preset field, KEY=VALUE (repeatable), e.g. --set rounds=5 --set learning_rate=1e-4. "
-    "`--explain` lists the fields."
-)
+from walkrun import options
+from walkrun.train.local_config import LocalConfig
+from walkrun.train.sft import SFTConfig
+
+SET_HELP = "Override a config field, KEY=VALUE (repeatable), e.g. --set rounds=5. `--explain` lists the fields."
 
 
+@options.command(LocalConfig, given=True, show_defaults=False)
 def local(
+    given: dict,
     preset: str = typer.Argument(..., help="local-stage1 | local-stage2 | local-control, or a path to a YAML preset."),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
-    model: Path | None = typer.Option(None, "--model", help="Model folder to train (same as --set model=PATH)."),
     out: Path | None = typer.Option(
         None, "--out", help="Run folder (default runs/<preset>-<time>); must be new or empty."
     ),
@@ -31,65 +33,40 @@ def local(
 ) -> None:
     """Train one stage with TRL's GRPOTrainer on this machine (GRPO++ or L-GRPO, dynamic sampling).
 
-    Checkpoints: RUN_DIR/global_stepN_hf/ (OpenRLHF's layout, so `walkrun watch RUN_DIR` works)
-    and the final model in RUN_DIR; per-step metrics in RUN_DIR/metrics.jsonl.
+    Values come from the preset, then --set, then the options below. Checkpoints:
+    RUN_DIR/global_stepN_hf/ (OpenRLHF's layout, so `walkrun watch RUN_DIR` works) and the final
+    model in RUN_DIR; per-step metrics in RUN_DIR/metrics.jsonl.
     """
-    import dataclasses
     import time
 
     from walkrun.train.local import load_config, run_local
 
-    overrides = list(set_ or [])
-    if model is not None:
-        overrides.append(f"model={model}")
-    cfg, _ = load_config(preset, overrides)
+    cfg = load_config(preset, set_, given)
     if explain:
-        for f in dataclasses.fields(cfg):
-            print(f"{f.name} = {json.dumps(getattr(cfg, f.name))}\n    {f.metadata['help']}")
+        print(options.explain(cfg))
         return
     run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = run_local(cfg, run_dir, preset=preset, name=name, register=not no_db)
     print(json.dumps(summary, indent=2))
 
 
+@options.command(SFTConfig, arguments=("out",), given=True)
 def sft(
-    out: Path = typer.Argument(..., help="Folder to write the trained model to (replaced if it exists)."),
-    set_: list[str] | None = typer.Option(
-        None,
-        "--set",
-        help="Override an SFT field, KEY=VALUE (repeatable), e.g. --set steps=200. `--explain` lists them.",
-    ),
-    init: Path | None = typer.Option(None, "--init", help="Start from this model folder instead of a fresh one."),
-    explain: bool = typer.Option(False, "--explain", help="List every field with its default and help, then exit."),
+    given: dict,
+    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    explain: bool = typer.Option(False, "--explain", help="List every field with its value and help, then exit."),
 ) -> None:
     """Supervised warm start on the synthetic running-sum task (verbose, noisy demonstrator).
 
     Builds a fresh ~199k-param Qwen2 with the task's character tokenizer unless --init is given,
     trains it, and prints sampled (T=1) and greedy accuracy on held-out problems.
     """
-    import dataclasses
-    import typing
+    from walkrun.train.sft import run_sft
 
-    from walkrun.settings import WalkrunError
-    from walkrun.train.local import _coerce
-    from walkrun.train.sft import SFTConfig, run_sft
-
-    hints = typing.get_type_hints(SFTConfig)
+    values = {**options.parse_sets(SFTConfig, set_, exclude=("out",)), **given}
     if explain:
-        for f in dataclasses.fields(SFTConfig):
-            default = None if f.default is dataclasses.MISSING else f.default
-            print(f"{f.name} = {json.dumps(default)}\n    {f.metadata['help']}")
+        print(options.explain(SFTConfig(**values)))
         return
-    values: dict = {"out": str(out)}
-    if init is not None:
-        values["init"] = str(init)
-    for item in set_ or []:
-        k, eq, v = item.partition("=")
-        if not eq or k.strip() not in hints or k.strip() == "out":
-            raise WalkrunError(
-                f"--set expects KEY=VALUE with KEY one of {', '.join(h for h in hints if h != 'out')}; got {item!r}"
-            )
-        values[k.strip()] = _coerce(k.strip(), hints[k.strip()], v)
     summary = run_sft(SFTConfig(**values))
     summary.pop("config", None)
     print(json.dumps(summary, indent=2))
