@@ -14,6 +14,7 @@ preset (`build(cls, preset_values, given)`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
 import json
@@ -102,8 +103,10 @@ def typed_values(cls: type, data: Mapping[str, Any], where: str, exclude: Iterab
     out = {}
     for key, value in data.items():
         if key not in hints or key in skip:
-            known = ", ".join(k for k in hints if k not in skip)
-            raise WalkrunError(f"{where}: unknown field {key!r}; known: {known}")
+            known = [k for k in hints if k not in skip]
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else f"; known: {', '.join(known)}"
+            raise WalkrunError(f"{where}: unknown field {key!r}{hint}")
         out[key] = coerce(key, value, hints[key])
     return out
 

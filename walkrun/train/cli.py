@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from walkrun import options
+from walkrun.train.openrlhf.config import NOT_SETTABLE, OpenRLHFConfig
+
 train_app = typer.Typer(
     help="Train: ConciseR stage 1 (GRPO++) and stage 2 (L-GRPO), Fatemi et al. phase 2.\n\n"
     "OpenRLHF on a GPU Ray cluster (`script`, `openrlhf`), or one machine (`local`).",
@@ -17,11 +20,14 @@ SET_HELP = (
     "Override a config field, KEY=VALUE (repeatable), e.g. --set actor_lr=5e-7 --set eval_data=aime24,amc23. "
     "`--explain` lists the fields."
 )
+PRESET_HELP = "OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."
 
 
 @train_app.command("script")
+@options.command(OpenRLHFConfig, given=True, exclude=NOT_SETTABLE, show_defaults=False)
 def script_cmd(
-    preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
+    given: dict,
+    preset: str = typer.Argument(..., help=PRESET_HELP),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     out: Path | None = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
     explain: bool = typer.Option(False, "--explain", help="List every field: value, source (paper/ours), help."),
@@ -30,16 +36,10 @@ def script_cmd(
     from walkrun.train.openrlhf.config import load_config
     from walkrun.train.openrlhf.script import render
 
-    config = load_config(preset, set_)
+    config = load_config(preset, set_, given)
     if explain:
-        import dataclasses
-        import json
-
-        for f in dataclasses.fields(config):
-            if f.name == "paper":
-                continue
-            where = f"paper: {config.paper[f.name]}" if f.name in config.paper else "ours"
-            print(f"{f.name} = {json.dumps(getattr(config, f.name))}  [{where}]\n    {f.metadata['help']}")
+        note = lambda name: f"paper: {config.paper[name]}" if name in config.paper else "ours"  # noqa: E731
+        print(options.explain(config, note=note, exclude=("paper",)))
         return
     text = render(config)
     if out is None:
@@ -52,8 +52,10 @@ def script_cmd(
 
 
 @train_app.command("openrlhf")
+@options.command(OpenRLHFConfig, given=True, exclude=NOT_SETTABLE, show_defaults=False)
 def openrlhf_cmd(
-    preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
+    given: dict,
+    preset: str = typer.Argument(..., help=PRESET_HELP),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     address: str = typer.Option("http://127.0.0.1:8265", "--address", help="Ray dashboard address of the cluster."),
     wait: bool = typer.Option(
@@ -69,7 +71,7 @@ def openrlhf_cmd(
     from walkrun.train.openrlhf.config import load_config
     from walkrun.train.openrlhf.submit import submit
 
-    config = load_config(preset, set_)
+    config = load_config(preset, set_, given)
     code = submit(config, address=address, wait=wait)
     if code != 0:
         raise WalkrunError(f"ray job submit failed (exit {code}); see its output above. Run dir: {config.run_dir}")
