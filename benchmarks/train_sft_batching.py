@@ -24,7 +24,7 @@ def main() -> None:
 
     import torch
 
-    from walkrun.train import synthetic
+    from walkrun import synthetic
     from walkrun.train.sft import make_batch
 
     torch.set_num_threads(1)

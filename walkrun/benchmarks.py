@@ -55,8 +55,8 @@ BENCHMARKS: dict[str, Benchmark] = {
             "",
             "",
             "Synthetic running sums of 3-6 digits (500 held-out, generated)",
-            notes="tiny-model task of walkrun.train.synthetic; prompt = the problem itself, no chat template",
-            rows="walkrun.train.synthetic:eval_rows",
+            notes="tiny-model task of walkrun.synthetic; prompt = the problem itself, no chat template",
+            rows="walkrun.synthetic:eval_rows",
         ),
     ]
 }

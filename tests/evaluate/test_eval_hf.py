@@ -120,7 +120,7 @@ def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_mod
 
 
 def test_synthetic_task_evaluates_a_synthetic_model(tmp_path, db_path, db_url, cli, query):
-    from walkrun.train import synthetic
+    from walkrun import synthetic
 
     model = synthetic.build_model(tmp_path / "synthetic_model")
     code, out, err = cli(

@@ -123,7 +123,7 @@ def test_plans_follow_the_protocol(tm, tiny_model):
 
 
 def test_synthetic_task_uses_the_bare_problem_without_chat_template(tm):
-    from walkrun.train import synthetic
+    from walkrun import synthetic
 
     tok = synthetic.build_tokenizer()  # has a chat template (for serving); the task must not use it
     (plan,) = planning.plan_tasks(EvalConfig(model="m", tasks=["synthetic"], limit=3), tm, tok)

@@ -93,7 +93,7 @@ def _dataset(cfg: LocalConfig):
     from datasets import Dataset
 
     if cfg.task == "synthetic":
-        from walkrun.train.synthetic import rl_rows
+        from walkrun.synthetic import rl_rows
 
         return Dataset.from_list(rl_rows(cfg.train_prompts, seed=cfg.seed))
     from walkrun.jsonl import read_jsonl
@@ -223,7 +223,7 @@ def run_recipe(
     overrides of the local-stage1 / local-stage2 presets (the control takes stage2's budget).
     Returns the summary dict; `format_recipe(summary)` renders it as a table.
     """
-    from walkrun.train import synthetic
+    from walkrun import synthetic
     from walkrun.train.sft import SFTConfig, run_sft
 
     root = Path(root)

@@ -95,7 +95,7 @@ def run_callback(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
             self.log.flush()
 
         def _eval(self, step, model):
-            from walkrun.train import synthetic
+            from walkrun import synthetic
 
             r = synthetic.evaluate(
                 (model, tokenizer),

@@ -47,7 +47,7 @@ class SFTConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
-        from walkrun.train.synthetic import MIXES
+        from walkrun.synthetic import MIXES
 
         if self.mix not in MIXES:
             raise WalkrunError(f"sft: mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
@@ -69,7 +69,7 @@ def make_batch(terms_iter, rng: random.Random, batch_size: int, mix: str):
     """(input_ids, labels, attention_mask): right-padded; labels -100 except on completion + eos."""
     import torch
 
-    from walkrun.train.synthetic import EOS, PAD, TOKEN_ID, encode, sft_example
+    from walkrun.synthetic import EOS, PAD, TOKEN_ID, encode, sft_example
 
     seqs, labs = [], []
     for _ in range(batch_size):
@@ -90,7 +90,7 @@ def run_sft(cfg: SFTConfig) -> dict:
     import torch
     from tqdm import tqdm
 
-    from walkrun.train import synthetic
+    from walkrun import synthetic
 
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)

@@ -9,7 +9,7 @@ import pytest
 
 from walkrun import benchmarks
 from walkrun.grading import grade_unguarded
-from walkrun.train import synthetic as syn
+from walkrun import synthetic as syn
 
 
 def test_char_tokenizer_matches_fast_encoder_and_round_trips():
