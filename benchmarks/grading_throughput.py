@@ -14,7 +14,7 @@ import random
 import statistics
 import time
 
-from walkrun import benchmarks
+from walkrun import problem_sets
 from walkrun.grading import GRADER_VERSION, grade_many, grade_unguarded
 
 FILLER = (
@@ -25,7 +25,7 @@ FILLER = (
 
 def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
-    golds = [r["answer"] for r in benchmarks.load("math500")]
+    golds = [r["answer"] for r in problem_sets.load("math500")]
     pairs = []
     for i in range(n):
         gold = golds[i % len(golds)]

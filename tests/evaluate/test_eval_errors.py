@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from walkrun import benchmarks
+from walkrun import problem_sets
 
 
 def _one_error_line(err: str) -> str:

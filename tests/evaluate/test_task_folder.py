@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from walkrun import benchmarks
+from walkrun import problem_sets
 from walkrun.evaluate import plan as planning
 from walkrun.evaluate import scoring
 from walkrun.evaluate.config import EvalConfig
@@ -43,7 +43,7 @@ def test_every_task_includes_the_base_and_has_a_version():
         assert doc["include"] == "_math_base.yaml", p.name
         assert doc["task"] == f"walkrun_{p.stem}"
         assert "version" in doc["metadata"], p.name
-        assert doc["dataset_kwargs"].get("benchmark") in benchmarks.BENCHMARKS or doc["dataset_kwargs"].get("rows")
+        assert doc["dataset_kwargs"].get("benchmark") in problem_sets.BENCHMARKS or doc["dataset_kwargs"].get("rows")
         if "repeats" in doc:  # a task changing k changes its take_first_k filter too
             assert doc["filter_list"][0]["filter"][0] == {"function": "take_first_k", "k": doc["repeats"]}
 

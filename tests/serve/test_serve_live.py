@@ -271,9 +271,9 @@ def test_demo_streams_both_sides_with_server_token_counts(servers, demo):
 def test_demo_grades_a_benchmark_problem_on_both_sides(demo):
     from gradio_client import Client
 
-    from walkrun import benchmarks, grading
+    from walkrun import grading, problem_sets
 
-    row = benchmarks.load("math500", limit=1)[0]
+    row = problem_sets.load("math500", limit=1)[0]
     client = Client(demo.url, verbose=False)
     choices = client.predict("math500", api_name="/problems")["choices"]
     assert row["id"] in [value for _label, value in choices]

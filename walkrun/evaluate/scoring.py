@@ -35,13 +35,13 @@ def doc_to_text_plain(doc: dict) -> str:
 def task_rows(
     benchmark: str | None = None, rows: str | None = None, data: str | None = None, limit: int | None = None
 ) -> list[dict]:
-    """Rows of a task: a `walkrun.benchmarks` name, or `rows="module:function"` returning rows."""
+    """Rows of a task: a `walkrun.problem_sets` name, or `rows="module:function"` returning rows."""
     from walkrun.settings import WalkrunError
 
     if benchmark:
-        from walkrun import benchmarks
+        from walkrun import problem_sets
 
-        return benchmarks.load(benchmark, data=data, limit=limit)
+        return problem_sets.load(benchmark, data=data, limit=limit)
     if rows:
         module, _, fn = rows.partition(":")
         try:

@@ -450,7 +450,7 @@ def build_app(state: DemoState):
     """The Gradio Blocks app over `state.sides` (two)."""
     import gradio as gr
 
-    from walkrun import benchmarks
+    from walkrun import problem_sets
 
     cfg = state.cfg
 
@@ -490,7 +490,7 @@ def build_app(state: DemoState):
 
     def problem_choices(bench: str) -> list[tuple[str, str]]:
         try:
-            rows = benchmarks.load(bench)
+            rows = problem_sets.load(bench)
         except WalkrunError as e:
             gr.Warning(str(e))
             return []
@@ -503,7 +503,7 @@ def build_app(state: DemoState):
     def use_problem(bench: str, pid: str):
         if not bench or not pid:
             raise gr.Error("Pick a benchmark and a problem first.")
-        for r in benchmarks.load(bench):
+        for r in problem_sets.load(bench):
             if str(r["id"]) == str(pid):
                 return f"{r['problem']}\n{INSTRUCTION}", str(r["answer"])
         raise gr.Error(f"problem {pid} not found in {bench}")
@@ -555,7 +555,7 @@ def build_app(state: DemoState):
                 old.server.stop()
         return [gr.Markdown(f"### {s.title}") for s in state.sides] + [f"{label} now serves {server.name}"]
 
-    benches = benchmarks.names()
+    benches = problem_sets.names()
     first_bench = cfg.benchmark if cfg.benchmark in benches else benches[0]
 
     with gr.Blocks(title="walkrun: concise vs verbose") as demo:

@@ -76,18 +76,31 @@ class LocalConfig:
         },
     )
     rounds: int = field(
-        default=20, metadata={"trl": "steps_per_generation", "help": "generation rounds; optimizer steps = rounds * steps_per_rollout"}
+        default=20,
+        metadata={
+            "trl": "steps_per_generation",
+            "help": "generation rounds; optimizer steps = rounds * steps_per_rollout",
+        },
     )
-    learning_rate: float = field(default=5e-4, metadata={"trl": True, "help": "AdamW learning rate (constant schedule)"})
+    learning_rate: float = field(
+        default=5e-4, metadata={"trl": True, "help": "AdamW learning rate (constant schedule)"}
+    )
     temperature: float = field(default=1.0, metadata={"trl": True, "help": "sampling temperature of the rollouts"})
     max_completion_length: int = field(default=96, metadata={"trl": True, "help": "generation cap in tokens"})
     epsilon: float = field(default=0.2, metadata={"trl": True, "help": "lower clip range of the ratio (1 - eps_low)"})
-    epsilon_high: float = field(default=0.28, metadata={"trl": True, "help": "upper clip range (clip-higher, 1 + eps_high)"})
+    epsilon_high: float = field(
+        default=0.28, metadata={"trl": True, "help": "upper clip range (clip-higher, 1 + eps_high)"}
+    )
     entropy_coef: float = field(default=0.001, metadata={"trl": True, "help": "entropy bonus coefficient"})
-    loss_type: str = field(default="dapo", metadata={"trl": True, "help": "TRL loss aggregation; dapo = token-level mean"})
-    beta: float = field(default=0.0, metadata={"trl": True, "help": "KL coefficient to the reference model (0 = no reference)"})
+    loss_type: str = field(
+        default="dapo", metadata={"trl": True, "help": "TRL loss aggregation; dapo = token-level mean"}
+    )
+    beta: float = field(
+        default=0.0, metadata={"trl": True, "help": "KL coefficient to the reference model (0 = no reference)"}
+    )
     mask_truncated_completions: bool = field(
-        default=True, metadata={"trl": True, "help": "exclude completions that hit the cap from the loss (DAPO overlong filtering)"}
+        default=True,
+        metadata={"trl": True, "help": "exclude completions that hit the cap from the loss (DAPO overlong filtering)"},
     )
     max_grad_norm: float = field(default=1.0, metadata={"trl": True, "help": "gradient clipping"})
     save_steps: int = field(
@@ -187,4 +200,6 @@ def load_config(preset: str, sets: list[str] | None = None, given: dict[str, Any
     """LocalConfig from a preset (name or YAML path), then `key=value` overrides, then `given` values."""
     path = preset_path(preset)
     raw = options.read_yaml(path)
-    return options.build(LocalConfig, raw, options.parse_sets(LocalConfig, sets), given or {}, where=f"local ({path.name})")
+    return options.build(
+        LocalConfig, raw, options.parse_sets(LocalConfig, sets), given or {}, where=f"local ({path.name})"
+    )

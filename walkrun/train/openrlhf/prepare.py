@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from walkrun import benchmarks
+from walkrun import problem_sets
 from walkrun.settings import WalkrunError, data_dir
 from walkrun.train.openrlhf.config import OpenRLHFConfig, config_from_dict
 from walkrun.train.openrlhf.script import EVAL_FILE, INPUT_KEY, JOB_DIR, LABEL_KEY, REWARD_FILE, TRAIN_FILE, run_dir_of
@@ -38,8 +38,8 @@ def messages(problem: str, style: str) -> list[dict]:
 
 def load_rows(source: str, limit: int | None = None) -> list[dict]:
     """Rows `{id, problem, answer, ...}` from a benchmark name, a JSONL path, or a path inside WALKRUN_DATA."""
-    if source in benchmarks.BENCHMARKS:
-        return benchmarks.load(source, limit=limit)
+    if source in problem_sets.BENCHMARKS:
+        return problem_sets.load(source, limit=limit)
     path = Path(source).expanduser()
     if not path.is_absolute() and not path.is_file():
         base = data_dir()
@@ -51,7 +51,7 @@ def load_rows(source: str, limit: int | None = None) -> list[dict]:
     if not path.is_file():
         raise WalkrunError(
             f"training data {source!r} not found (looked at {path}); give a JSONL path, a file "
-            f"inside WALKRUN_DATA, or a benchmark ({', '.join(benchmarks.names())})"
+            f"inside WALKRUN_DATA, or a benchmark ({', '.join(problem_sets.names())})"
         )
     from walkrun.jsonl import read_jsonl
 
@@ -101,8 +101,8 @@ def prepare(config: OpenRLHFConfig) -> Path:
     train = prompt_rows(load_rows(config.train_data, config.train_limit), config.prompt_style, "train")
     evals = []
     for name in config.eval_data:
-        benchmarks.get(name)
-        evals += prompt_rows(benchmarks.load(name, limit=config.eval_limit), config.prompt_style, name)
+        problem_sets.get(name)
+        evals += prompt_rows(problem_sets.load(name, limit=config.eval_limit), config.prompt_style, name)
     job = run_dir_of(config) / JOB_DIR
     job.mkdir(parents=True, exist_ok=True)
     _write(job / TRAIN_FILE, _jsonl(train))

@@ -1,4 +1,4 @@
-"""Registry of benchmark sets: name -> local JSONL file (in WALKRUN_DATA) or public hub dataset.
+"""Registry of benchmark problem sets: name -> local JSONL file (in WALKRUN_DATA) or public hub dataset.
 
 Every loader returns rows normalised to `{id, problem, answer, source, ...original fields}`,
 the schema of `../shared/data/README.md`, whichever way the rows were fetched.
