@@ -44,10 +44,10 @@ def test_unknown_benchmark():
 
 def test_hub_rows_are_normalised_like_local_ones():
     bench = problem_sets.get("amc23")
-    row = benchmarks.normalise(bench, {"id": 3, "question": "What?", "answer": 27.0, "url": "u"}, 0)
+    row = problem_sets.normalise(bench, {"id": 3, "question": "What?", "answer": 27.0, "url": "u"}, 0)
     assert (row["id"], row["problem"], row["answer"], row["url"]) == ("3", "What?", "27", "u")
     olymp = problem_sets.get("olympiadbench")
-    row = benchmarks.normalise(olymp, {"id": 1606, "question": "Q", "final_answer": ["$3$", "$4$"]}, 0)
+    row = problem_sets.normalise(olymp, {"id": 1606, "question": "Q", "final_answer": ["$3$", "$4$"]}, 0)
     assert row["answer"] == "$3$, $4$"
 
 

@@ -8,8 +8,8 @@ import statistics
 import pytest
 
 from walkrun import problem_sets
-from walkrun.grading import grade_unguarded
 from walkrun import synthetic as syn
+from walkrun.grading import grade_unguarded
 
 
 def test_char_tokenizer_matches_fast_encoder_and_round_trips():

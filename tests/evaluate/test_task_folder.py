@@ -10,8 +10,8 @@ import yaml
 from walkrun import problem_sets
 from walkrun.evaluate import plan as planning
 from walkrun.evaluate import scoring
-from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.backends import TokStr
+from walkrun.evaluate.config import EvalConfig
 
 TASKS = ("aime24", "aime25", "amc23", "math500", "minerva", "olympiadbench")
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from walkrun.settings import WalkrunError
 from walkrun import synthetic
+from walkrun.settings import WalkrunError
 from walkrun.train import local, local_trainer
 from walkrun.train.local import LocalConfig, kept_groups, load_config, make_reward
 
