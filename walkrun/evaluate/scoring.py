@@ -12,10 +12,8 @@ from collections import Counter
 from typing import Any
 
 from walkrun import grading
+from walkrun.prompts import with_instruction
 
-# Qwen2.5-Math's `qwen-boxed` prompt (QwenLM/Qwen2.5-Math evaluation/utils.py): the problem, then
-# this sentence, in the user turn. The ConciseR and Fatemi et al. evaluations use the same sentence.
-INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 PROMPT_TEMPLATE_ID = "zero-shot-boxed-v1"
 
 # Fields kept in the lm-eval dataset: one fixed schema, so `datasets` never has to unify the
@@ -24,7 +22,7 @@ _FIELDS = ("id", "problem", "answer", "source")
 
 
 def doc_to_text(doc: dict) -> str:
-    return f"{doc['problem']}\n{INSTRUCTION}"
+    return with_instruction(doc["problem"])
 
 
 def doc_to_text_plain(doc: dict) -> str:

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from walkrun.atomic import replace_dir
 from walkrun.leaderboard import data, pages
 from walkrun.leaderboard.server import static_files
 from walkrun.settings import WalkrunError
@@ -68,19 +69,9 @@ def build(cfg: BuildConfig) -> dict:
             shutil.copyfile(path, tmp / "static" / name)
         (tmp / MARKER).write_text("written by `walkrun leaderboard build`; the next build replaces this folder\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a built site is meant to be shared
-        _swap_in(tmp, cfg.out)
+        replace_dir(tmp, cfg.out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     n_files = sum(1 for p in cfg.out.rglob("*") if p.is_file())
     return {"checkpoints": len(ids), "rows": len(rows), "files": n_files, "out": str(cfg.out)}
-
-
-def _swap_in(new: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    new.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

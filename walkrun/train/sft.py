@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from walkrun.atomic import replace_dir, temp_dir_for
 from walkrun.settings import WalkrunError
 
 
@@ -94,9 +94,7 @@ def run_sft(cfg: SFTConfig) -> dict:
 
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = temp_dir_for(out)
     try:
         src = cfg.init or synthetic.build_model(tmp / "_init", seed=cfg.seed, heads=cfg.heads)
         model, tok = synthetic.load(src)
@@ -144,9 +142,7 @@ def run_sft(cfg: SFTConfig) -> dict:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "sft_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
