@@ -97,3 +97,9 @@ def row_counts(url: str | None = None) -> dict[str, int]:
     tables = {"training runs": TrainingRun, "checkpoints": Checkpoint, "eval runs": EvalRun, "samples": Sample}
     with session_scope(url, readonly=True, create=False) as s:
         return {label: s.scalar(select(func.count()).select_from(model)) or 0 for label, model in tables.items()}
+
+
+def checkpoint_source(s: Session, checkpoint_id: int) -> str | None:
+    """The source (folder or hub id) of checkpoint `checkpoint_id`, None if there is no such row."""
+    ckpt = s.get(Checkpoint, checkpoint_id)
+    return None if ckpt is None else ckpt.source

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from walkrun.leaderboard import figures as F
+from walkrun.settings import WalkrunError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FILL_COMMANDS = [
@@ -347,3 +349,59 @@ def render_not_found(what: str) -> str:
         .get_template("not_found.html.jinja")
         .render(root="../", title="not found", what=what, db_label="", generated_at="")
     )
+
+
+def _natural(pid: str):
+    # "2" before "10": benchmark ids are often numbers kept as strings.
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", pid)]
+
+
+SETTING_KEYS = (
+    "task_version",
+    "k",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "prompt_template",
+    "backend",
+    "backend_version",
+    "grader_version",
+)
+
+
+def render_checkpoint_data(data, opts: PageOptions, db_label: str = "") -> str | None:
+    """A checkpoint's page from `data.Source.checkpoint_data`'s result (None: no page)."""
+    if data is None:
+        return None
+    facts, mine, raw_evals = data
+    evals = []
+    for r, samples in raw_evals:
+        problems = problem_table(samples, opts)
+        problems.sort(key=lambda p: _natural(p["problem_id"]))
+        settings = [(k, r.get(k)) for k in SETTING_KEYS if r.get(k) is not None]
+        settings.append(("evaluated", fmt(r.get("evaluated_at"), "date")))
+        settings.append(("eval key", (r.get("eval_key") or "")[:12]))
+        evals.append({"row": r, "problems": problems, "settings": settings})
+    return render_checkpoint(facts, mine, evals, db_label)
+
+
+def static_files() -> dict[str, Path]:
+    """The files under static/: ours plus plotly.js from the installed `plotly` package (no CDN)."""
+    files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+    files["plotly.min.js"] = plotly_js_path()
+    return files
+
+
+def plotly_js_path() -> Path:
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+    except ModuleNotFoundError as e:
+        raise WalkrunError(
+            "the leaderboard needs the `plotly` package for its bundled plotly.min.js: "
+            "pip install 'walkrun[leaderboard]'"
+        ) from e
+    if not path.is_file():
+        raise WalkrunError(f"plotly.min.js not found at {path}; reinstall plotly (pip install -U plotly)")
+    return path
