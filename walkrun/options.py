@@ -203,9 +203,10 @@ def _parameters(
         else:
             flag = f.name.replace("_", "-")
             decls = flags.get(f.name) or ((f"--{flag}/--no-{flag}",) if cli_tp is bool else (f"--{flag}",))
-            if given and default is not ...:
-                shown = f" [default: {_shown_default(default)}]" if show_defaults and default is not None else ""
+            if given:  # every option optional: a preset, YAML file or `--set` may give the value
+                shown = f" [default: {_shown_default(default)}]" if show_defaults and default not in (None, ...) else ""
                 info = typer.Option(None, *decls, help=help_ + shown)
+                default = None
             else:
                 info = typer.Option(default, *decls, help=help_)
         annotation = cli_tp if default is ... or (default is not None and not given) else cli_tp | None

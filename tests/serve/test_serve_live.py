@@ -93,7 +93,8 @@ def stack(tiny_model, tmp_path_factory):
     """The demo with A = concise-tiny (seed 0), a model folder the demo serves itself, and
     B = verbose-tiny (seed 1, needs an API key), started by the `walkrun serve vllm` command and
     given to the demo by URL. B runs on the second core; both start at the same time."""
-    from walkrun.serve.demo import DemoConfig, launch_demo
+    from walkrun.serve.side_by_side.app import launch as launch_demo
+    from walkrun.serve.side_by_side.config import SideBySideConfig as DemoConfig
     from walkrun.serve.vllm_server import cores_for, free_port
     from walkrun.tiny import build_tiny
 
@@ -292,7 +293,9 @@ def test_demo_grades_a_benchmark_problem_on_both_sides(demo):
 
 
 def test_dead_side_shows_error_while_the_other_finishes(servers):
-    from walkrun.serve.demo import DemoConfig, launch_demo, make_sides
+    from walkrun.serve.side_by_side.app import launch as launch_demo
+    from walkrun.serve.side_by_side.config import SideBySideConfig as DemoConfig
+    from walkrun.serve.side_by_side.sides import make_sides
     from walkrun.serve.vllm_server import free_port
 
     _, b = servers
@@ -309,7 +312,9 @@ def test_dead_side_shows_error_while_the_other_finishes(servers):
 
 
 def test_unresponsive_side_does_not_hold_back_the_other(servers):
-    from walkrun.serve.demo import DemoConfig, Side, launch_demo
+    from walkrun.serve.side_by_side.app import launch as launch_demo
+    from walkrun.serve.side_by_side.config import SideBySideConfig as DemoConfig
+    from walkrun.serve.side_by_side.sides import Side
 
     a, _ = servers
     # a port that accepts connections and never answers: a hung server
