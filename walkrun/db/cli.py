@@ -8,7 +8,7 @@ from datetime import datetime
 
 import typer
 
-DB_HELP = "SQLAlchemy URL of the results DB (default: WALKRUN_DB, else sqlite under WALKRUN_HOME)."
+from walkrun.options import DB_HELP
 
 db_app = typer.Typer(
     help="The results database: create/upgrade its schema, re-grade stored samples.",
@@ -33,22 +33,14 @@ def upgrade_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HEL
 @db_app.command("status")
 def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
     """Where the DB is, its schema revision, and how many rows it holds."""
-    from sqlalchemy import func, select
-
-    from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url, session_scope
-    from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
+    from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url
+    from walkrun.db.records import row_counts
 
     engine = get_engine(db)
     print(f"database: {safe_url(engine)}")
     print(f"schema:   revision {current_revision(engine) or '(none)'} (this walkrun: {head_revision()})")
-    with session_scope(db, readonly=True, create=False) as s:
-        for label, model in (
-            ("training runs", TrainingRun),
-            ("checkpoints", Checkpoint),
-            ("eval runs", EvalRun),
-            ("samples", Sample),
-        ):
-            print(f"{label + ':':15s}{s.scalar(select(func.count()).select_from(model))}")
+    for label, n in row_counts(db).items():
+        print(f"{label + ':':15s}{n}")
 
 
 @db_app.command("regrade")
