@@ -8,10 +8,9 @@ module name, while the runner imports this module, so the grade cache below has 
 from __future__ import annotations
 
 import importlib
-from collections import Counter
 from typing import Any
 
-from walkrun import grading
+from walkrun import grading, metrics
 from walkrun.prompts import with_instruction
 
 PROMPT_TEMPLATE_ID = "zero-shot-boxed-v1"
@@ -97,12 +96,11 @@ def clear_cache() -> None:
 
 
 def majority_correct(grades: list[grading.Grade]) -> bool:
-    """maj@k: the most frequent extracted answer (first seen wins a tie) is correct."""
-    answers = [g.extracted for g in grades if g.extracted is not None]
-    if not answers:
-        return False
-    top = Counter(answers).most_common(1)[0][0]
-    return next(g.correct for g in grades if g.extracted == top)
+    """maj@k of one problem's graded samples (`walkrun.metrics`)."""
+    votes: metrics.Votes = {}
+    for i, g in enumerate(grades):
+        metrics.add_vote(votes, g.extracted, i, g.correct)
+    return metrics.majority_correct(votes)
 
 
 def process_results(doc: dict, results: list) -> dict[str, float]:
@@ -115,8 +113,8 @@ def process_results(doc: dict, results: list) -> dict[str, float]:
     k = len(grades)
     n_correct = sum(g.correct for g in grades)
     out = {
-        "pass@1[avg-of-k]": n_correct / k if k else 0.0,
-        "pass@k": float(n_correct > 0),
+        "pass@1[avg-of-k]": metrics.pass_at_k(k, n_correct, 1) if k else 0.0,
+        "pass@k": metrics.pass_at_k(k, n_correct, k) if k else 0.0,
         "maj@k": float(majority_correct(grades)),
         "no_answer_rate": sum(g.status == "no_answer" for g in grades) / k if k else 0.0,
     }
