@@ -1,6 +1,6 @@
 """Grading throughput: serial in-process grading vs the process pool, on realistic pairs.
 
-    WALKRUN_DATA=../shared/data .venv/bin/python benchmarks/grading_throughput.py [--n 2000]
+    WALKRUN_DATA=/path/to/data .venv/bin/python benchmarks/grading_throughput.py [--n 2000]
 
 Pairs are MATH-500 gold answers with responses shaped like model outputs: a few hundred
 words of reasoning ending in a boxed answer that is right, wrong, rewritten or missing.

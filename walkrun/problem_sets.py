@@ -1,7 +1,7 @@
 """Registry of benchmark problem sets: name -> local JSONL file (in WALKRUN_DATA) or public hub dataset.
 
 Every loader returns rows normalised to `{id, problem, answer, source, ...original fields}`,
-the schema of `../shared/data/README.md`, whichever way the rows were fetched.
+the schema README's *Data* section describes, whichever way the rows were fetched.
 """
 
 from __future__ import annotations

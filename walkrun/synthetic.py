@@ -1,6 +1,6 @@
 """Synthetic running-sum task for tiny models: data, a character tokenizer, a ~199k-param Qwen2.
 
-The task (recipe and ablations: ../shared/notes/tinyrl.md): the prompt is `3+5+8+2=`; a
+The task: the prompt is `3+5+8+2=`; a
 concise completion is `3+5=8;8+8=16;16+2=18;\\boxed{18}` then `<eos>`. The verbose style adds a
 redundant re-check after a step (`3+5=8;r3+5=8;...`). The SFT demonstrator is noisy (each
 step is off by 1 or 2 with probability 0.15 and the chain continues from the wrong value),

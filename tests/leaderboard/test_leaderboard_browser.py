@@ -16,7 +16,8 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium (apt-get install -y chromium)"),
 ]
-# ../shared/DESIGN.md §Browser tests; --user-data-dir is given by launch_persistent_context.
+# Headless chromium in a container (no sandbox, no GPU, no /dev/shm); --user-data-dir is given by
+# launch_persistent_context.
 FLAGS = [
     "--headless",
     "--no-sandbox",

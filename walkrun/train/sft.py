@@ -1,6 +1,6 @@
 """Supervised warm start for the synthetic task: a tiny model learns the noisy, verbose demonstrator.
 
-A plain torch loop (recipe of ../shared/notes/tinyrl.md §2): batches generated on the fly,
+A plain torch loop: batches generated on the fly,
 loss on completion tokens only (eos included), AdamW lr 3e-3 betas (0.9, 0.98), linear
 warm-up then cosine decay, gradient clipping at 1.0, one torch thread.
 

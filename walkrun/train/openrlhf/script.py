@@ -306,9 +306,3 @@ def render(config: OpenRLHFConfig, python: str | None = None) -> str:
         "",
     ]
     return "\n".join(header + arrays + submit)
-
-
-def openrlhf_argv(config: OpenRLHFConfig) -> list[str]:
-    """The flags the script passes to train_ppo_ray (W&B key left as its shell expression)."""
-    run_dir = run_dir_of(config)
-    return [v for vals in arg_groups(config, run_dir).values() for v in vals]
