@@ -72,9 +72,11 @@ def test_user_settings_win_over_cpu_defaults(tmp_path, monkeypatch):
     argv, env = build_command(cfg, 8000, cpu_build=True)
     assert argv.count("--enforce-eager") == 1
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
-    assert "VLLM_CPU_OMP_THREADS_BIND" not in env or env["VLLM_CPU_OMP_THREADS_BIND"] == os.environ.get(
-        "VLLM_CPU_OMP_THREADS_BIND"
-    )
+    # no cpu_cores: the user's own binding (if any) passes through untouched, walkrun adds none
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-1")
+    assert build_command(cfg, 8000, cpu_build=True)[1]["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND")
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in build_command(cfg, 8000, cpu_build=True)[1]
     compiled, _ = build_command(
         VLLMServerConfig(model=str(tmp_path / "m"), extra_args=["-O", "3"]), 8000, cpu_build=True
     )
