@@ -12,6 +12,7 @@ from walkrun.evaluate import plan as planning
 from walkrun.evaluate import scoring
 from walkrun.evaluate.backends import TokStr
 from walkrun.evaluate.config import EvalConfig
+from walkrun.settings import WalkrunError
 
 TASKS = ("aime24", "aime25", "amc23", "math500", "minerva", "olympiadbench")
 
@@ -130,3 +131,23 @@ def test_synthetic_task_uses_the_bare_problem_without_chat_template(tm):
     assert not plan.chat and plan.sampling["temperature"] == 1.0 and plan.sampling["max_new_tokens"] == 96
     assert [r["id"] for r in plan.rows] == [r["id"] for r in synthetic.eval_rows(3)]
     assert plan.config["doc_to_text"](plan.rows[0]) == synthetic.PROMPT_TEMPLATE.format(problem=plan.rows[0]["problem"])
+
+
+def test_check_prompt_lengths_measures_the_longest_rendered_prompt(tm, tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    cfg = EvalConfig(model=str(tiny_model), tasks=["aime24"], limit=3, max_new_tokens=100)
+    (plan,) = planning.plan_tasks(cfg, tm, tok)
+    rendered = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": scoring.doc_to_text(r)}], tokenize=False, add_generation_prompt=True
+        )
+        for r in plan.rows
+    ]
+    longest = max(len(tok(t, add_special_tokens=True)["input_ids"]) for t in rendered)
+    assert planning.check_prompt_lengths([plan], tok, longest + 100) == longest + 100  # fits exactly
+    with pytest.raises(WalkrunError, match=f"longest prompt is {longest} tokens.*context of {longest + 99} tokens.*at most 99$"):
+        planning.check_prompt_lengths([plan], tok, longest + 99)  # one token short
+    (plain,) = planning.plan_tasks(cfg, tm, None)  # no chat template: the bare prompt is shorter
+    assert planning.check_prompt_lengths([plain], tok, longest + 100) < longest + 100

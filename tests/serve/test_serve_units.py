@@ -298,3 +298,30 @@ def test_swapping_a_model_onto_one_side_starts_the_new_server_before_stopping_th
         sbs_sides.swap_side(sides, 1, str(folder), cfg, start=broken)
     assert (sides[1].url, sides[1].model) == ("http://y/v1", "y")  # the side is left as it was
     assert len(events) == 2  # and nothing was stopped
+
+
+def test_stop_escalates_to_sigkill_of_the_group_when_sigterm_is_ignored(tmp_path):
+    """A server (and its child) that ignore SIGTERM are killed; nothing of the session survives."""
+    import signal
+
+    import psutil
+
+    from walkrun.serve.vllm_server import VLLMServer
+
+    ignore = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    code = (
+        ignore + "import subprocess, sys; "
+        f"subprocess.Popen([sys.executable, '-c', {ignore + 'time.sleep(600)'!r}]); "
+        "print('ready', flush=True); time.sleep(600)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    server = VLLMServer(VLLMServerConfig(model=str(_model_dir(tmp_path))), 1, proc, "stubborn", None)
+    tree = server.process_tree()
+    assert tree[0] == proc.pid and len(tree) == 2
+    server.stop(timeout=1.0)
+    assert proc.returncode == -signal.SIGKILL
+    child = tree[1]
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    server.stop()  # a second stop is a no-op
+    proc.stdout.close()
