@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from walkrun.settings import WalkrunError
+from walkrun.stages import STAGE_HELP, check_stage
 
 DEFAULT_TASKS = ("aime24", "amc23", "math500")
 BACKENDS = ("hf", "vllm")
@@ -56,7 +57,7 @@ class EvalConfig:
         default=None, metadata={"help": "That training run's backend: openrlhf or local (default: local)."}
     )
     stage: str | None = field(
-        default=None, metadata={"help": "Checkpoint stage: base, sft, stage1, stage2, control, external..."}
+        default=None, metadata={"help": STAGE_HELP}
     )
     step: int | None = field(default=None, metadata={"help": "Training step of the checkpoint."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars on stderr."})
@@ -75,5 +76,6 @@ class EvalConfig:
                 raise WalkrunError(f"--{name.replace('_', '-')} must be >= {low}, got {v}")
         if self.temperature is not None and self.temperature < 0:
             raise WalkrunError(f"--temperature must be >= 0, got {self.temperature}")
+        check_stage(self.stage, "--stage")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise WalkrunError(f"--top-p must be in (0, 1], got {self.top_p}")
