@@ -14,24 +14,19 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from walkrun.leaderboard.pareto import pareto_front
+from walkrun.stages import Stage
 
 # Training order of stages; a trajectory is drawn in this order, then by step.
-STAGE_ORDER = ["base", "sft", "stage1", "stage2"]
-STAGE_LABEL = {
-    "base": "base",
-    "sft": "SFT",
-    "stage1": "stage 1",
-    "stage2": "stage 2",
-    "control": "control",
-    "external": "external",
-}
+STAGE_ORDER = [Stage.BASE, Stage.SFT, Stage.STAGE1, Stage.STAGE2]
+STAGE_LABEL = {Stage.SFT: "SFT", Stage.STAGE1: "stage 1", Stage.STAGE2: "stage 2"}  # others: the value
 STAGE_SYMBOL = {
-    "base": "circle",
-    "sft": "square",
-    "stage1": "diamond",
-    "stage2": "star",
-    "control": "x",
-    "external": "triangle-up",
+    Stage.BASE: "circle",
+    Stage.SFT: "square",
+    Stage.STAGE1: "diamond",
+    Stage.STAGE2: "star",
+    Stage.CONTROL: "x",
+    Stage.TRAIN: "cross",
+    Stage.EXTERNAL: "triangle-up",
 }
 # Plotly's default colorway, fixed per run so one run has one colour in every plot.
 PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52"]
