@@ -112,7 +112,7 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
         and "3 verdicts changed" in r.stdout
     )
 
-    r = _walkrun(sqlite_url, "results", "--samples", "--json", "--model", "org/model-x", "--task", "amc23")
+    r = _walkrun(sqlite_url, "results", "--samples", "--json", "--checkpoint", "org/model-x", "--task", "amc23")
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [list(x) for x in lines] == [
         ["model", "task", "problem_id", "sample_index", "correct", "status", "n_tokens", "finish_reason"]

@@ -47,7 +47,9 @@ def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP
 def regrade_cmd(
     task: str | None = typer.Option(None, "--task", help="Only evaluation runs of this task."),
     run: str | None = typer.Option(None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."),
-    model: str | None = typer.Option(None, "--model", help="Only this checkpoint (name or source)."),
+    model: str | None = typer.Option(
+        None, "--checkpoint", help="Only this checkpoint of the DB (display name or source)."
+    ),
     timeout: float = typer.Option(5.0, help="Seconds allowed per grading call."),
     db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
 ) -> None:
@@ -85,7 +87,9 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def results_cmd(
-    model: str | None = typer.Option(None, "--model", help="Only this checkpoint (display name or source)."),
+    model: str | None = typer.Option(
+        None, "--checkpoint", help="Only this checkpoint of the DB (display name or source)."
+    ),
     task: str | None = typer.Option(None, "--task", help="Only this task."),
     as_json: bool = typer.Option(False, "--json", help="JSON (a list; with --samples, one object per line)."),
     show_samples: bool = typer.Option(False, "--samples", help="Per-sample rows instead of aggregates."),
