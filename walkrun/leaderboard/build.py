@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from walkrun.atomic import replace_dir
-from walkrun.leaderboard import data, pages
+from walkrun.leaderboard import assets, data, pages
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -59,7 +59,7 @@ def build(cfg: BuildConfig) -> dict:
             if text is not None:
                 (tmp / "checkpoints" / f"{cid}.html").write_text(text, encoding="utf-8")
         (tmp / "static").mkdir()
-        for name, path in pages.static_files().items():
+        for name, path in assets.static_files().items():
             shutil.copyfile(path, tmp / "static" / name)
         (tmp / MARKER).write_text("written by `walkrun leaderboard build`; the next build replaces this folder\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a built site is meant to be shared

@@ -17,7 +17,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -25,7 +24,6 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from walkrun.leaderboard import figures as F
 from walkrun.settings import WalkrunError
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 FILL_COMMANDS = [
     ("walkrun eval --model MODEL --tasks aime24,amc23,math500", "evaluate one checkpoint (a local folder or hub id)"),
     ("walkrun watch RUN_DIR", "evaluate every checkpoint of a training run as it is saved"),
@@ -55,7 +53,6 @@ class PageOptions:
     )
 
     def __post_init__(self):
-        from walkrun.settings import WalkrunError
 
         if self.samples_per_problem < 0 or self.response_chars < 0:
             raise WalkrunError(
@@ -383,25 +380,3 @@ def render_checkpoint_data(data, opts: PageOptions, db_label: str = "") -> str |
         settings.append(("eval key", (r.get("eval_key") or "")[:12]))
         evals.append({"row": r, "problems": problems, "settings": settings})
     return render_checkpoint(facts, mine, evals, db_label)
-
-
-def static_files() -> dict[str, Path]:
-    """The files under static/: ours plus plotly.js from the installed `plotly` package (no CDN)."""
-    files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
-    files["plotly.min.js"] = plotly_js_path()
-    return files
-
-
-def plotly_js_path() -> Path:
-    try:
-        from importlib.resources import files
-
-        path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
-    except ModuleNotFoundError as e:
-        raise WalkrunError(
-            "the leaderboard needs the `plotly` package for its bundled plotly.min.js: "
-            "pip install 'walkrun[leaderboard]'"
-        ) from e
-    if not path.is_file():
-        raise WalkrunError(f"plotly.min.js not found at {path}; reinstall plotly (pip install -U plotly)")
-    return path

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from walkrun.leaderboard import data, pages
+from walkrun.leaderboard import assets, data, pages
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -52,7 +52,7 @@ def create_app(cfg: LiveConfig):
 
     source = data.Source(cfg.db)
     source.check()
-    files = pages.static_files()
+    files = assets.static_files()
 
     def html(text: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(text, status_code=status, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
