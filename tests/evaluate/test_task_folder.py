@@ -147,7 +147,9 @@ def test_check_prompt_lengths_measures_the_longest_rendered_prompt(tm, tiny_mode
     ]
     longest = max(len(tok(t, add_special_tokens=True)["input_ids"]) for t in rendered)
     assert planning.check_prompt_lengths([plan], tok, longest + 100) == longest + 100  # fits exactly
-    with pytest.raises(WalkrunError, match=f"longest prompt is {longest} tokens.*context of {longest + 99} tokens.*at most 99$"):
+    with pytest.raises(
+        WalkrunError, match=f"longest prompt is {longest} tokens.*context of {longest + 99} tokens.*at most 99$"
+    ):
         planning.check_prompt_lengths([plan], tok, longest + 99)  # one token short
     (plain,) = planning.plan_tasks(cfg, tm, None)  # no chat template: the bare prompt is shorter
     assert planning.check_prompt_lengths([plain], tok, longest + 100) < longest + 100

@@ -164,12 +164,12 @@ def test_static_build_renders_offline_from_disk_and_pages_long_tables(lb_db, bro
         all_tokens = sorted(a["mean_tokens"] for a in queries.aggregate(s))
     page.click("#lb-table th[data-key=mean_tokens]")
     page.click("#lb-table th[data-key=mean_tokens]")  # second click: ascending
-    shown = lambda: [
-        float(v)
-        for v in rows.locator("td[data-key=mean_tokens]").evaluate_all(  # noqa: E731
-            "els => els.map(e => e.dataset.v)"
-        )
-    ]
+
+    def shown():
+        return [
+            float(v) for v in rows.locator("td[data-key=mean_tokens]").evaluate_all("els => els.map(e => e.dataset.v)")
+        ]
+
     assert shown() == all_tokens[:5]
     page.click("#lb-table-more")
     assert shown() == all_tokens[:10]

@@ -254,7 +254,7 @@ def test_demo_streams_both_sides_with_server_token_counts(servers, demo):
         assert _text(chat) == direct.choices[0].message.content.strip()
     # both columns updated while streaming, with live token counts that only grow
     streamed = [False, False]
-    for attempt in range(3):
+    for _attempt in range(3):
         for k, j in enumerate((2, 5)):
             partial = _partial_counts(updates, j)
             assert all(n is not None for n in partial) and partial == sorted(partial)

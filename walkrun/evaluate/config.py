@@ -56,9 +56,7 @@ class EvalConfig:
     run_backend: str | None = field(
         default=None, metadata={"help": "That training run's backend: openrlhf or local (default: local)."}
     )
-    stage: str | None = field(
-        default=None, metadata={"help": STAGE_HELP}
-    )
+    stage: str | None = field(default=None, metadata={"help": STAGE_HELP})
     step: int | None = field(default=None, metadata={"help": "Training step of the checkpoint."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars on stderr."})
 
