@@ -39,7 +39,8 @@ DB_HELP = "Results DB URL (default: WALKRUN_DB, else SQLite in WALKRUN_HOME)."
 def opt(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
     """A dataclass field with its help (and any other metadata); list/dict defaults are copied."""
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **meta})
+        factory: Callable[[], Any] = functools.partial(type(default), default)
+        return dataclasses.field(default_factory=factory, metadata={"help": help, **meta})
     return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 

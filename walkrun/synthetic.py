@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 BOX = "\\boxed{"
 CHARS = "0123456789+=;r}"
@@ -33,10 +34,10 @@ MAX_NEW_TOKENS = 96
 NOISE_P = 0.15
 MIN_TERMS, MAX_TERMS = 3, 6
 
-# Verbosity mixes of the SFT data (notes §1). v2 (recommended): re-check probability q per
+# Verbosity mixes of the SFT data. v2 (recommended): re-check probability q per
 # example from {.5, .75, 1} and 10 % direct answers, so verbose is the majority style and
 # the only short mode is worse (a direct answer gets the same noise and is hard to learn).
-MIXES = {
+MIXES: dict[str, dict[str, Any]] = {
     "v1": {"recheck": (0.0, 0.3, 0.7, 1.0), "direct": 0.0},
     "v2": {"recheck": (0.5, 0.75, 1.0), "direct": 0.10},
 }
@@ -110,7 +111,8 @@ def concise_solution(terms: list[int]) -> str:
 
 def _eval_problems() -> list[list[int]]:
     rng = random.Random(EVAL_SEED)
-    seen, out = set(), []
+    seen: set[str] = set()
+    out: list[list[int]] = []
     while len(out) < EVAL_SIZE:
         terms = random_terms(rng)
         p = prompt_of(terms)

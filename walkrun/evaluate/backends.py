@@ -67,7 +67,9 @@ class CountingMixin:
         recorder = _Recorder(getattr(self, "cache_hook", None), self._pending)
         self.cache_hook = recorder
         try:
-            texts = super().generate_until(requests, disable_tqdm=disable_tqdm or not self.show_progress)
+            texts = super().generate_until(  # type: ignore[misc]  # a mixin over HFLM / VLLM
+                requests, disable_tqdm=disable_tqdm or not self.show_progress
+            )
         finally:
             self.cache_hook = recorder.inner
         out = []

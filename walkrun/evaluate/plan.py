@@ -123,7 +123,7 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
             "do_sample": do_sample,
             "max_new_tokens": max_new,
             "prompt_template": prompt_id,
-            "chat_template_sha": hashlib.sha256(template.encode()).hexdigest()[:16] if chat else None,
+            "chat_template_sha": hashlib.sha256(template.encode()).hexdigest()[:16] if chat and template else None,
             "seed": cfg.seed,
             "dtype": cfg.dtype,
         }

@@ -212,7 +212,7 @@ def missing_samples(cfg: EvalConfig, plans: list[TaskPlan], source: str, bversio
             done = store.done_sample_keys(s, run) if run is not None else set()
             missing = sum((str(r["id"]), j) not in done for r in p.rows for j in range(p.k))
             finished = run is not None and run.status == "done" and not missing
-            out[p.name] = (missing, run.id if finished else None)
+            out[p.name] = (missing, run.id if finished and run is not None else None)
     return out
 
 

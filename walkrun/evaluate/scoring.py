@@ -57,7 +57,7 @@ def load_dataset(
 
     records = []
     for r in task_rows(benchmark, rows, walkrun_data):
-        rec = {k: str(r.get(k, "")) for k in _FIELDS}
+        rec: dict[str, Any] = {k: str(r.get(k, "")) for k in _FIELDS}
         alts = r.get("answer_alts") or []
         rec["answer_alts"] = [str(a) for a in (alts if isinstance(alts, list) else [alts])]
         records.append(rec)
@@ -108,7 +108,7 @@ def process_results(doc: dict, results: list) -> dict[str, float]:
 
     Never returns None for a metric (lm-eval's final mean() would crash after all generation);
     token metrics are left out when the backend did not attach exact counts (plain `hf`)."""
-    responses = results[0] if results and isinstance(results[0], (list, tuple)) else list(results)
+    responses = list(results[0] if results and isinstance(results[0], (list, tuple)) else results)
     grades = grade_responses(doc, responses)
     k = len(grades)
     n_correct = sum(g.correct for g in grades)
@@ -119,7 +119,7 @@ def process_results(doc: dict, results: list) -> dict[str, float]:
         "no_answer_rate": sum(g.status == "no_answer" for g in grades) / k if k else 0.0,
     }
     counts = [getattr(r, "n_tokens", None) for r in responses]
-    if k and None not in counts:
-        out["mean_tokens"] = sum(counts) / k
+    if k and all(isinstance(n, int) for n in counts):
+        out["mean_tokens"] = sum(n for n in counts if n is not None) / k
         out["truncation_rate"] = sum(getattr(r, "finish_reason", None) == "length" for r in responses) / k
     return out

@@ -17,9 +17,13 @@ from walkrun.leaderboard.pareto import pareto_front
 from walkrun.stages import Stage
 
 # Training order of stages; a trajectory is drawn in this order, then by step.
-STAGE_ORDER = [Stage.BASE, Stage.SFT, Stage.STAGE1, Stage.STAGE2]
-STAGE_LABEL = {Stage.SFT: "SFT", Stage.STAGE1: "stage 1", Stage.STAGE2: "stage 2"}  # others: the value
-STAGE_SYMBOL = {
+STAGE_ORDER: list[str] = [Stage.BASE, Stage.SFT, Stage.STAGE1, Stage.STAGE2]
+STAGE_LABEL: dict[str | None, str] = {
+    Stage.SFT: "SFT",
+    Stage.STAGE1: "stage 1",
+    Stage.STAGE2: "stage 2",
+}  # others: the value
+STAGE_SYMBOL: dict[str | None, str] = {
     Stage.BASE: "circle",
     Stage.SFT: "square",
     Stage.STAGE1: "diamond",
@@ -68,9 +72,9 @@ def run_order(rows: Iterable[dict]) -> list[tuple[float, dict]]:
     return out
 
 
-def stage_boundaries(ordered: list[tuple[float, dict]]) -> list[tuple[float, str, str]]:
+def stage_boundaries(ordered: list[tuple[float, dict]]) -> list[tuple[float, str | None, str | None]]:
     """(x, stage before, stage after) at each change of stage along an ordered trajectory."""
-    marks = []
+    marks: list[tuple[float, str | None, str | None]] = []
     for (x0, a), (x1, b) in zip(ordered, ordered[1:]):
         if a.get("stage") != b.get("stage"):
             marks.append(((x0 + x1) / 2, a.get("stage"), b.get("stage")))

@@ -95,15 +95,18 @@ def _finite(x) -> bool:
 
 def top_pass_at_k(row: dict) -> float | None:
     """pass@k at the largest k the row has (its samples per problem)."""
-    pk = row.get("pass_at_k") or {}
-    if not isinstance(pk, dict) or not pk:
-        return pk if _finite(pk) else None
+    pk: Any = row.get("pass_at_k") or {}
+    if not isinstance(pk, dict):
+        return float(pk) if _finite(pk) else None
+    if not pk:
+        return None
     k = max(pk, key=lambda key: int(key))
-    return pk[k]
+    return float(pk[k])
 
 
 def acc_per_1k(row: dict) -> float | None:
-    acc, tokens = row.get("accuracy"), row.get("mean_tokens")
+    acc: Any = row.get("accuracy")
+    tokens: Any = row.get("mean_tokens")
     if not (_finite(acc) and _finite(tokens)) or tokens <= 0:
         return None
     return acc / (tokens / 1000.0)

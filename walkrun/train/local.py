@@ -32,6 +32,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from walkrun.settings import WalkrunError
 from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
@@ -150,7 +151,7 @@ def run_local(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    record = {
+    record: dict[str, Any] = {
         "name": name,
         "backend": "local",
         "preset": preset,

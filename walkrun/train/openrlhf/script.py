@@ -20,6 +20,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import walkrun
 from walkrun.settings import home
@@ -195,7 +196,7 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
             c.name,
         ]
 
-    groups = {
+    groups: dict[str, list[Any]] = {
         "CLUSTER_ARGS": cluster,
         "DATA_ARGS": data,
         "ROLLOUT_ARGS": rollout,
