@@ -287,7 +287,14 @@ def samples(
     if statuses:
         q = q.where(EvalRun.status.in_(statuses))
     q = q.order_by(Sample.eval_run_id, Sample.problem_id, Sample.sample_index)
-    keys: tuple[str, ...] = SAMPLE_KEYS + ("extracted", "has_boxed", "latency_s", "graded_with", "eval_run_id", "source")
+    keys: tuple[str, ...] = SAMPLE_KEYS + (
+        "extracted",
+        "has_boxed",
+        "latency_s",
+        "graded_with",
+        "eval_run_id",
+        "source",
+    )
     if include_text:
         keys += ("gold", "response")
     for row in s.execute(q.execution_options(yield_per=2000)):
