@@ -5,10 +5,10 @@
     @options.command(EvalConfig, flags={"samples": ("--samples", "-k")})
     def eval_command(cfg: EvalConfig) -> None: ...
 
-`command` turns the dataclass's fields into Typer options (plus the function's own parameters,
-declared as usual) and calls the function with the built config; with `given=True` it passes
-only the values typed on the command line (a dict), for commands that layer them over a
-preset (`build(cls, preset_values, given)`).
+`command` turns the dataclass's fields into Typer options (plus `--set`, `--explain`, `--config`
+and the function's own parameters, declared as usual) and calls the function with the built
+config; with `preset=True` it passes the typed overrides instead, for a command that layers them
+over a preset.
 """
 
 from __future__ import annotations
@@ -177,14 +177,20 @@ def _shown_default(value: Any) -> Any:
     return ",".join(map(str, value)) if isinstance(value, list) else value
 
 
+SET_HELP = "Set a field, KEY=VALUE (repeatable), e.g. --set seed=1; `--explain` lists the fields."
+EXPLAIN_HELP = "List every field with its value and help, then exit."
+CONFIG_HELP = "YAML file of field: value pairs (--set and the options override it)."
+_SET, _EXPLAIN, _CONFIG = "walkrun_set", "walkrun_explain", "walkrun_config"
+
+
 def _parameters(
     cls: type,
     exclude: set[str],
     flags: Mapping[str, tuple[str, ...]],
     arguments: Iterable[str],
-    given: bool,
     show_defaults: bool,
 ) -> list[inspect.Parameter]:
+    """One Typer parameter per field; options default to None (= not given on the command line)."""
     hints = field_types(cls)
     args = set(arguments)
     params = []
@@ -201,18 +207,48 @@ def _parameters(
             default = ...
         if f.name in args:
             info: Any = typer.Argument(default, help=help_)
+            annotation = cli_tp if default is ... else cli_tp | None
         else:
             flag = f.name.replace("_", "-")
             decls = flags.get(f.name) or ((f"--{flag}/--no-{flag}",) if cli_tp is bool else (f"--{flag}",))
-            if given:  # every option optional: a preset, YAML file or `--set` may give the value
-                shown = f" [default: {_shown_default(default)}]" if show_defaults and default not in (None, ...) else ""
-                info = typer.Option(None, *decls, help=help_ + shown)
-                default = None
-            else:
-                info = typer.Option(default, *decls, help=help_)
-        annotation = cli_tp if default is ... or (default is not None and not given) else cli_tp | None
+            shown = f" [default: {_shown_default(default)}]" if show_defaults and default not in (None, ...) else ""
+            info = typer.Option(None, *decls, help=help_ + shown)
+            annotation = cli_tp | None
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
     return params
+
+
+def _common(preset: bool) -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter(_SET, kw, default=typer.Option(None, "--set", help=SET_HELP), annotation=list[str] | None),
+        inspect.Parameter(_EXPLAIN, kw, default=typer.Option(False, "--explain", help=EXPLAIN_HELP), annotation=bool),
+    ]
+    if not preset:
+        params.append(
+            inspect.Parameter(
+                _CONFIG, kw, default=typer.Option(None, "--config", help=CONFIG_HELP), annotation=Path | None
+            )
+        )
+    return params
+
+
+def _build_checked(cls: type[T], layers: list[Mapping[str, Any]], where: str) -> T:
+    values: dict[str, Any] = {}
+    for layer in layers:
+        values.update(layer)
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name not in values
+    ]
+    if missing:
+        shown = ", ".join("--" + m.replace("_", "-") for m in missing)
+        raise WalkrunError(f"{where}: missing {shown}")
+    return cls(**values)
 
 
 def command(
@@ -221,43 +257,57 @@ def command(
     exclude: Iterable[str] = (),
     flags: Mapping[str, tuple[str, ...]] | None = None,
     arguments: Iterable[str] = (),
-    given: bool = False,
+    preset: bool = False,
     fixed: Mapping[str, Any] | None = None,
     show_defaults: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a Typer command whose first parameter receives a `cls` built from its options.
+    """Decorate a Typer command whose options are the fields of the dataclass `cls`.
 
-    Every field of `cls` (minus `exclude`, and dict fields, which only YAML / `--set` can give)
-    becomes an option `--field-name` (or the names in `flags`), or a positional argument if
-    listed in `arguments`; its help is the field's help. The function's other parameters are
-    ordinary Typer parameters. With `given=True` the first parameter receives a dict of only the
-    fields typed on the command line, already coerced, for the command to layer over a preset.
-    `fixed` gives values of excluded fields the command sets itself; `show_defaults=False` keeps
-    the dataclass defaults out of the help where a preset supplies the real ones.
+    Every field (minus `exclude`, and dict fields, which only YAML / `--set` can give) becomes an
+    option `--field-name` (or the names in `flags`), or a positional argument if listed in
+    `arguments`; its help is the field's help. Every command also gets `--set KEY=VALUE` and
+    `--explain`. Values are layered, later ones winning: the dataclass defaults, `fixed` (values
+    of excluded fields the command sets itself), a `--config` YAML file, `--set`, the options.
+    The function's other parameters are ordinary Typer parameters; its first one receives the
+    built `cls` (`--explain` prints it and exits without calling the function).
+
+    With `preset=True` the command starts from a preset instead of the defaults: there is no
+    `--config`, and the function is called as `func(overrides, explain, **params)` with the typed
+    `--set` values and options (`--set` first, options on top) to apply over its preset.
+    `show_defaults=False` keeps the dataclass defaults out of the help where a preset supplies
+    the real ones.
     """
-    skip, flag_map, preset = set(exclude), dict(flags or {}), dict(fixed or {})
+    skip, flag_map, base = set(exclude), dict(flags or {}), dict(fixed or {})
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        own = list(inspect.signature(func).parameters.values())[1:]
+        own = list(inspect.signature(func).parameters.values())[2 if preset else 1 :]
         own_hints = typing.get_type_hints(func)
         own = [p.replace(annotation=own_hints.get(p.name, p.annotation)) for p in own]
-        generated = _parameters(cls, skip | {p.name for p in own}, flag_map, arguments, given, show_defaults)
+        generated = _parameters(cls, skip | {p.name for p in own}, flag_map, arguments, show_defaults)
         names = {p.name for p in generated}
         hints = field_types(cls)
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
             values = {n: kwargs.pop(n) for n in names}
-            if given:
-                picked = {k: coerce(k, v, hints[k]) for k, v in values.items() if v is not None}
-                return func(picked, **kwargs)
-            return func(build(cls, preset, values, where="options"), **kwargs)
+            sets, explain_only = kwargs.pop(_SET), kwargs.pop(_EXPLAIN)
+            config_file = None if preset else kwargs.pop(_CONFIG)
+            given = {k: coerce(k, v, hints[k]) for k, v in values.items() if v is not None}
+            overrides = {**parse_sets(cls, sets, exclude=skip), **given}
+            if preset:
+                return func(overrides, explain_only, **kwargs)
+            from_file = typed_values(cls, read_yaml(config_file), str(config_file), skip) if config_file else {}
+            cfg = _build_checked(cls, [base, from_file, overrides], "options")
+            if explain_only:
+                print(explain(cfg, exclude=skip))
+                return None
+            return func(cfg, **kwargs)
 
-        positional = [p for p in own if p.kind is not inspect.Parameter.KEYWORD_ONLY and _is_argument(p)]
+        positional = [p for p in own if _is_argument(p)]
         rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p not in positional]
-        ordered = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in positional]
-        params = ordered + [p for p in generated if p.name in set(arguments)]
-        params += [p for p in generated if p.name not in set(arguments)] + rest
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in positional]
+        params += [p for p in generated if p.name in set(arguments)]
+        params += [p for p in generated if p.name not in set(arguments)] + rest + _common(preset)
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__  # Typer must read the generated signature, not the function's

@@ -19,7 +19,7 @@ FLAGS = {
 }
 
 
-@options.command(EvalConfig, flags=FLAGS, exclude=("run_backend",))
+@options.command(EvalConfig, flags=FLAGS)
 def eval_command(cfg: EvalConfig) -> None:
     """Evaluate a checkpoint on maths benchmarks through lm-eval; every sample goes to the DB.
 

@@ -33,7 +33,7 @@ def _exit_on_sigterm() -> None:
     "vllm",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
-@options.command(VLLMServerConfig, arguments=("model",), exclude=("extra_args",), fixed={})
+@options.command(VLLMServerConfig, arguments=("model",), exclude=("extra_args",))
 def serve_vllm(cfg: VLLMServerConfig, ctx: typer.Context) -> None:
     """Start vLLM's OpenAI server for MODEL, wait until healthy, print the base URL; Ctrl-C stops it.
 
@@ -71,19 +71,11 @@ def serve_vllm(cfg: VLLMServerConfig, ctx: typer.Context) -> None:
 
 
 @serve_app.command("demo")
-@options.command(SideBySideConfig, given=True, flags={"a": ("--a",), "b": ("--b",)})
-def serve_demo(
-    given: dict,
-    config: str | None = typer.Option(None, help="YAML file of the fields below; options given here override it"),
-) -> None:
+@options.command(SideBySideConfig, flags={"a": ("--a",), "b": ("--b",)})
+def serve_demo(cfg: SideBySideConfig) -> None:
     """Two models side by side on one prompt: streamed answers, tokens, timings, grading. Ctrl-C stops it."""
     from walkrun.serve.side_by_side.app import launch
-    from walkrun.serve.side_by_side.config import load_config
 
-    if config:
-        cfg = load_config(config, **given)
-    else:
-        cfg = options.build(SideBySideConfig, {"a": "", "b": ""}, given, where="options")
     _exit_on_sigterm()
     demo = None
     try:

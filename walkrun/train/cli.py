@@ -16,30 +16,31 @@ train_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-SET_HELP = (
-    "Override a config field, KEY=VALUE (repeatable), e.g. --set actor_lr=5e-7 --set eval_data=aime24,amc23. "
-    "`--explain` lists the fields."
-)
 PRESET_HELP = "OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."
 
 
+def _explain(config: OpenRLHFConfig) -> str:
+    """Every field with its value, where the value comes from (a paper, or ours) and its help."""
+    return options.explain(
+        config, note=lambda n: f"paper: {config.paper[n]}" if n in config.paper else "ours", exclude=("paper",)
+    )
+
+
 @train_app.command("script")
-@options.command(OpenRLHFConfig, given=True, exclude=NOT_SETTABLE, show_defaults=False)
+@options.command(OpenRLHFConfig, preset=True, exclude=NOT_SETTABLE, show_defaults=False)
 def script_cmd(
-    given: dict,
+    overrides: dict,
+    explain: bool,
     preset: str = typer.Argument(..., help=PRESET_HELP),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     out: Path | None = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
-    explain: bool = typer.Option(False, "--explain", help="List every field: value, source (paper/ours), help."),
 ) -> None:
     """Print (or write) the OpenRLHF 0.11.2 launch script of a preset: `ray job submit ... train_ppo_ray`."""
     from walkrun.train.openrlhf.config import load_config
     from walkrun.train.openrlhf.script import render
 
-    config = load_config(preset, set_, given)
+    config = load_config(preset, given=overrides)
     if explain:
-        note = lambda name: f"paper: {config.paper[name]}" if name in config.paper else "ours"  # noqa: E731
-        print(options.explain(config, note=note, exclude=("paper",)))
+        print(_explain(config))
         return
     text = render(config)
     if out is None:
@@ -52,11 +53,11 @@ def script_cmd(
 
 
 @train_app.command("openrlhf")
-@options.command(OpenRLHFConfig, given=True, exclude=NOT_SETTABLE, show_defaults=False)
+@options.command(OpenRLHFConfig, preset=True, exclude=NOT_SETTABLE, show_defaults=False)
 def openrlhf_cmd(
-    given: dict,
+    overrides: dict,
+    explain: bool,
     preset: str = typer.Argument(..., help=PRESET_HELP),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     address: str = typer.Option("http://127.0.0.1:8265", "--address", help="Ray dashboard address of the cluster."),
     wait: bool = typer.Option(
         True, "--wait/--no-wait", help="Follow the job's logs until it ends (Ctrl-C detaches; the job keeps running)."
@@ -71,7 +72,10 @@ def openrlhf_cmd(
     from walkrun.train.openrlhf.config import load_config
     from walkrun.train.openrlhf.submit import submit
 
-    config = load_config(preset, set_, given)
+    config = load_config(preset, given=overrides)
+    if explain:
+        print(_explain(config))
+        return
     code = submit(config, address=address, wait=wait)
     if code != 0:
         raise WalkrunError(f"ray job submit failed (exit {code}); see its output above. Run dir: {config.run_dir}")

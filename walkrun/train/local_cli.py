@@ -14,14 +14,12 @@ from walkrun import options
 from walkrun.train.local_config import LocalConfig
 from walkrun.train.sft import SFTConfig
 
-SET_HELP = "Override a config field, KEY=VALUE (repeatable), e.g. --set rounds=5. `--explain` lists the fields."
 
-
-@options.command(LocalConfig, given=True, show_defaults=False)
+@options.command(LocalConfig, preset=True, show_defaults=False)
 def local(
-    given: dict,
+    overrides: dict,
+    explain: bool,
     preset: str = typer.Argument(..., help="local-stage1 | local-stage2 | local-control, or a path to a YAML preset."),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     out: Path | None = typer.Option(
         None, "--out", help="Run folder (default runs/<preset>-<time>); must be new or empty."
     ),
@@ -29,19 +27,18 @@ def local(
         None, "--name", help="Training run name in the results DB (default: the run folder's name)."
     ),
     no_db: bool = typer.Option(False, "--no-db", help="Do not record the run in the results DB."),
-    explain: bool = typer.Option(False, "--explain", help="List every field with its value and help, then exit."),
 ) -> None:
     """Train one stage with TRL's GRPOTrainer on this machine (GRPO++ or L-GRPO, dynamic sampling).
 
-    Values come from the preset, then --set, then the options below. Checkpoints:
-    RUN_DIR/global_stepN_hf/ (OpenRLHF's layout, so `walkrun watch RUN_DIR` works) and the final
-    model in RUN_DIR; per-step metrics in RUN_DIR/metrics.jsonl.
+    Values come from the preset, then --set, then the options below (`--explain` shows the result).
+    Checkpoints: RUN_DIR/global_stepN_hf/ (OpenRLHF's layout, so `walkrun watch RUN_DIR` works) and
+    the final model in RUN_DIR; per-step metrics in RUN_DIR/metrics.jsonl.
     """
     import time
 
     from walkrun.train.local import load_config, run_local
 
-    cfg = load_config(preset, set_, given)
+    cfg = load_config(preset, given=overrides)
     if explain:
         print(options.explain(cfg))
         return
@@ -50,12 +47,8 @@ def local(
     print(json.dumps(summary, indent=2))
 
 
-@options.command(SFTConfig, arguments=("out",), given=True)
-def sft(
-    given: dict,
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
-    explain: bool = typer.Option(False, "--explain", help="List every field with its value and help, then exit."),
-) -> None:
+@options.command(SFTConfig, arguments=("out",))
+def sft(cfg: SFTConfig) -> None:
     """Supervised warm start on the synthetic running-sum task (verbose, noisy demonstrator).
 
     Builds a fresh ~199k-param Qwen2 with the task's character tokenizer unless --init is given,
@@ -63,11 +56,7 @@ def sft(
     """
     from walkrun.train.sft import run_sft
 
-    values = {**options.parse_sets(SFTConfig, set_, exclude=("out",)), **given}
-    if explain:
-        print(options.explain(SFTConfig(**values)))
-        return
-    summary = run_sft(SFTConfig(**values))
+    summary = run_sft(cfg)
     summary.pop("config", None)
     print(json.dumps(summary, indent=2))
 
