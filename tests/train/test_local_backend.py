@@ -271,3 +271,24 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     assert [m["step"] for m in metrics if "eval/pass@1[avg-of-k]" in m] == [0, 2]
     with pytest.raises(WalkrunError, match="not empty"):
         local.run_local(cfg2, run2)
+
+
+def test_grpo_config_takes_every_marked_field_under_trls_name(tmp_path):
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from walkrun.train.local_config import TRL_FIXED, grpo_config
+
+    cfg = load_config("local-stage2", ["rounds=3", "steps_per_rollout=4", "learning_rate=1e-3", "seed=9"])
+    args = grpo_config(cfg, tmp_path / "trl", use_cpu=True)
+    trl_fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    marked = [f for f in dataclasses.fields(LocalConfig) if "trl" in f.metadata]
+    assert {f.name for f in marked} >= {"num_generations", "epsilon", "epsilon_high", "entropy_coef", "loss_type"}
+    for f in marked:
+        trl_name = f.metadata["trl"] if isinstance(f.metadata["trl"], str) else f.name
+        assert trl_name in trl_fields, f"{f.name} -> {trl_name} is not a GRPOConfig field"
+        assert getattr(args, trl_name) == getattr(cfg, f.name), trl_name
+    assert args.steps_per_generation == 4 and args.max_steps == 12 and args.seed == 9
+    assert args.per_device_train_batch_size == cfg.prompts_per_rollout * cfg.num_generations // 4
+    assert all(getattr(args, k) == v for k, v in TRL_FIXED.items() if k not in ("report_to",))

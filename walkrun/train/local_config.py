@@ -72,15 +72,12 @@ class LocalConfig:
     steps_per_rollout: int = field(
         default=2,
         metadata={
-            "help": "optimizer steps per generation round (the round's completions are split into this many batches)"
+            "trl": "steps_per_generation",
+            "help": "optimizer steps per generation round (the round's completions are split into this many batches)",
         },
     )
     rounds: int = field(
-        default=20,
-        metadata={
-            "trl": "steps_per_generation",
-            "help": "generation rounds; optimizer steps = rounds * steps_per_rollout",
-        },
+        default=20, metadata={"help": "generation rounds; optimizer steps = rounds * steps_per_rollout"}
     )
     learning_rate: float = field(
         default=5e-4, metadata={"trl": True, "help": "AdamW learning rate (constant schedule)"}
