@@ -233,7 +233,7 @@ def _common(preset: bool) -> list[inspect.Parameter]:
     return params
 
 
-def _build_checked(cls: type[T], layers: list[Mapping[str, Any]], where: str) -> T:
+def _build_checked(cls: Any, layers: list[Mapping[str, Any]], where: str) -> Any:
     values: dict[str, Any] = {}
     for layer in layers:
         values.update(layer)

@@ -29,7 +29,9 @@ class SFTConfig:
         default=None,
         metadata={"help": "start from this HF model folder instead of a freshly built synthetic-task model"},
     )
-    steps: int = field(default=1000, metadata={"help": "optimizer steps (1000 reaches the noise ceiling of the demonstrator)"})
+    steps: int = field(
+        default=1000, metadata={"help": "optimizer steps (1000 reaches the noise ceiling of the demonstrator)"}
+    )
     batch_size: int = field(default=64, metadata={"help": "examples per step, generated on the fly"})
     lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
     warmup_steps: int = field(default=100, metadata={"help": "linear warm-up steps before cosine decay"})
