@@ -2,34 +2,47 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
+from walkrun import options
+from walkrun.settings import WalkrunError
+
 model_app = typer.Typer(help="Build small offline models (no hub access).", no_args_is_help=True)
 
 
+@dataclass
+class TinyModelOptions:
+    """`walkrun model tiny`: which tiny model to build, and where."""
+
+    out_dir: Path = field(metadata={"help": "Folder to write the HF-format model and tokenizer to."})
+    size: str = field(default="tiny", metadata={"help": "tiny (~0.4M params) or small (~31M params)."})
+    seed: int = field(default=0, metadata={"help": "Seed for the tokenizer corpus and the random init."})
+
+    def __post_init__(self) -> None:
+        from walkrun.tiny import SIZES
+
+        if self.size not in SIZES:
+            raise WalkrunError(f"unknown size {self.size!r}; choose one of {', '.join(SIZES)}")
+
+
 @model_app.command("tiny")
-def tiny(
-    out_dir: Path = typer.Argument(..., help="Folder to write the HF-format model and tokenizer to."),
-    size: str = typer.Option("tiny", help="tiny (~0.4M params) or small (~31M params)."),
-    seed: int = typer.Option(0, help="Seed for the tokenizer corpus and the random init."),
-) -> None:
+@options.command(TinyModelOptions, arguments=("out_dir",))
+def tiny(opts: TinyModelOptions) -> None:
     """Train a byte-level BPE tokenizer locally and save a random-init Qwen2 with it."""
-    from walkrun.settings import WalkrunError
-    from walkrun.tiny import SIZES, build_tiny
+    from walkrun.tiny import build_tiny
 
-    if size not in SIZES:
-        raise WalkrunError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
-    path = build_tiny(out_dir, size=size, seed=seed)
-    import json
-
+    path = build_tiny(opts.out_dir, size=opts.size, seed=opts.seed)
     cfg = json.loads((path / "config.json").read_text())
     typer.echo(
-        f"wrote {size} Qwen2 (hidden {cfg['hidden_size']}, {cfg['num_hidden_layers']} layers, "
+        f"wrote {opts.size} Qwen2 (hidden {cfg['hidden_size']}, {cfg['num_hidden_layers']} layers, "
         f"vocab {cfg['vocab_size']}) to {path}"
     )
 
 
 def register(app: typer.Typer) -> None:
+    """Add `walkrun model ...` to the main app."""
     app.add_typer(model_app, name="model")

@@ -221,13 +221,21 @@ def _parameters(
 def _common(preset: bool) -> list[inspect.Parameter]:
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [
-        inspect.Parameter(_SET, kw, default=typer.Option(None, "--set", help=SET_HELP), annotation=list[str] | None),
+        inspect.Parameter(
+            _SET,
+            kw,
+            default=typer.Option(None, "--set", help=SET_HELP, metavar="KEY=VALUE"),
+            annotation=list[str] | None,
+        ),
         inspect.Parameter(_EXPLAIN, kw, default=typer.Option(False, "--explain", help=EXPLAIN_HELP), annotation=bool),
     ]
     if not preset:
         params.append(
             inspect.Parameter(
-                _CONFIG, kw, default=typer.Option(None, "--config", help=CONFIG_HELP), annotation=Path | None
+                _CONFIG,
+                kw,
+                default=typer.Option(None, "--config", help=CONFIG_HELP, metavar="FILE"),
+                annotation=Path | None,
             )
         )
     return params

@@ -4,11 +4,52 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import typer
 
+from walkrun import options
 from walkrun.options import DB_HELP
+
+DB_FLAGS = {"db": ("--db", "--url")}
+
+
+@dataclass
+class DBOptions:
+    """Which results DB a `walkrun db` command works on."""
+
+    db: str | None = field(default=None, metadata={"help": DB_HELP})
+
+
+@dataclass
+class RegradeOptions(DBOptions):
+    """`walkrun db regrade`: which stored samples to re-grade."""
+
+    task: str | None = field(default=None, metadata={"help": "Only evaluation runs of this task."})
+    run: str | None = field(
+        default=None, metadata={"help": "Only this evaluation run (id, or >= 6 hex digits of its key)."}
+    )
+    checkpoint: str | None = field(
+        default=None, metadata={"help": "Only this checkpoint of the DB (display name or source)."}
+    )
+    timeout: float = field(default=5.0, metadata={"help": "Seconds allowed per grading call."})
+
+
+@dataclass
+class ResultsOptions(DBOptions):
+    """`walkrun results`: which aggregates (or samples) to print, and how."""
+
+    checkpoint: str | None = field(
+        default=None, metadata={"help": "Only this checkpoint of the DB (display name or source)."}
+    )
+    task: str | None = field(default=None, metadata={"help": "Only this task."})
+    json: bool = field(default=False, metadata={"help": "JSON (a list; with --samples, one object per line)."})
+    samples: bool = field(default=False, metadata={"help": "Per-sample rows instead of aggregates."})
+    all_runs: bool = field(
+        default=False, metadata={"help": "Every finished evaluation run, not just the latest per model x task."}
+    )
+
 
 db_app = typer.Typer(
     help="The results database: create/upgrade its schema, re-grade stored samples.",
@@ -18,10 +59,12 @@ db_app = typer.Typer(
 
 
 @db_app.command("upgrade")
-def upgrade_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
+@options.command(DBOptions, flags=DB_FLAGS)
+def upgrade_cmd(opts: DBOptions) -> None:
     """Create the schema, or bring it to this walkrun's revision (Alembic); a no-op when current."""
     from walkrun.db.engine import get_engine, safe_url, upgrade
 
+    db = opts.db
     before, after = upgrade(db)
     where = safe_url(get_engine(db))
     if before == after:
@@ -31,11 +74,13 @@ def upgrade_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HEL
 
 
 @db_app.command("status")
-def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
+@options.command(DBOptions, flags=DB_FLAGS)
+def status_cmd(opts: DBOptions) -> None:
     """Where the DB is, its schema revision, and how many rows it holds."""
     from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url
     from walkrun.db.records import row_counts
 
+    db = opts.db
     engine = get_engine(db)
     print(f"database: {safe_url(engine)}")
     print(f"schema:   revision {current_revision(engine) or '(none)'} (this walkrun: {head_revision()})")
@@ -44,19 +89,14 @@ def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP
 
 
 @db_app.command("regrade")
-def regrade_cmd(
-    task: str | None = typer.Option(None, "--task", help="Only evaluation runs of this task."),
-    run: str | None = typer.Option(None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."),
-    model: str | None = typer.Option(
-        None, "--checkpoint", help="Only this checkpoint of the DB (display name or source)."
-    ),
-    timeout: float = typer.Option(5.0, help="Seconds allowed per grading call."),
-    db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
-) -> None:
+@options.command(RegradeOptions, flags=DB_FLAGS)
+def regrade_cmd(opts: RegradeOptions) -> None:
     """Re-grade stored samples with the current grader (no regeneration); records its version."""
     from walkrun.db.regrade import regrade
 
-    c = regrade(db, task=task, run=run, model=model, timeout=timeout, progress=sys.stderr.isatty())
+    c = regrade(
+        opts.db, task=opts.task, run=opts.run, model=opts.checkpoint, timeout=opts.timeout, progress=sys.stderr.isatty()
+    )
     print(
         f"re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "
         f"{c['changed']} verdicts changed, {c['updated']} rows' grading changed"
@@ -86,28 +126,19 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
     print(render(header, rows))
 
 
-def results_cmd(
-    model: str | None = typer.Option(
-        None, "--checkpoint", help="Only this checkpoint of the DB (display name or source)."
-    ),
-    task: str | None = typer.Option(None, "--task", help="Only this task."),
-    as_json: bool = typer.Option(False, "--json", help="JSON (a list; with --samples, one object per line)."),
-    show_samples: bool = typer.Option(False, "--samples", help="Per-sample rows instead of aggregates."),
-    all_runs: bool = typer.Option(
-        False, "--all-runs", help="Every finished evaluation run, not just the latest per model x task."
-    ),
-    db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
-) -> None:
+@options.command(ResultsOptions, flags=DB_FLAGS)
+def results_cmd(opts: ResultsOptions) -> None:
     """Accuracy (pass@1[avg-of-k], pass@k, maj@k) and token counts from the results DB."""
     from walkrun.db import queries
     from walkrun.db.engine import session_scope
 
-    with session_scope(db, readonly=True, create=False) as s:
+    model, task, as_json = opts.checkpoint, opts.task, opts.json
+    with session_scope(opts.db, readonly=True, create=False) as s:
         try:
-            if show_samples:
+            if opts.samples:
                 _print_samples(queries.samples(s, model=model, task=task), as_json)
                 return
-            rows = queries.aggregate(s, model=model, task=task, latest=not all_runs)
+            rows = queries.aggregate(s, model=model, task=task, latest=not opts.all_runs)
         except BrokenPipeError:  # `walkrun results --samples | head`
             sys.stderr.close()
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from walkrun.options import DB_HELP
 from walkrun.settings import WalkrunError
 from walkrun.stages import STAGE_HELP, check_stage
 
@@ -32,9 +33,7 @@ class EvalConfig:
     )
     limit: int | None = field(default=None, metadata={"help": "Only the first N problems of each task."})
     name: str | None = field(default=None, metadata={"help": "Display name of the checkpoint in the DB."})
-    db: str | None = field(
-        default=None, metadata={"help": "Results DB URL (default: WALKRUN_DB or the local SQLite file)."}
-    )
+    db: str | None = field(default=None, metadata={"help": DB_HELP})
     data: str | None = field(
         default=None, metadata={"help": "Benchmark data folder (default: WALKRUN_DATA; unset: the hub)."}
     )
