@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import typer
 import yaml
 
 from walkrun.settings import WalkrunError
@@ -191,6 +190,8 @@ def _parameters(
     show_defaults: bool,
 ) -> list[inspect.Parameter]:
     """One Typer parameter per field; options default to None (= not given on the command line)."""
+    import typer  # here, not at the top: configs are also read where only the package is shipped (Ray jobs)
+
     hints = field_types(cls)
     args = set(arguments)
     params = []
@@ -219,6 +220,8 @@ def _parameters(
 
 
 def _common(preset: bool) -> list[inspect.Parameter]:
+    import typer
+
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [
         inspect.Parameter(
@@ -325,4 +328,6 @@ def command(
 
 
 def _is_argument(p: inspect.Parameter) -> bool:
+    import typer
+
     return isinstance(p.default, typer.models.ArgumentInfo)
