@@ -22,6 +22,7 @@ from pathlib import Path
 
 
 def measure(backend: str, model_dir: Path, args, db_url: str) -> dict:
+    from walkrun.evaluate import model as eval_model
     from walkrun.evaluate import runner
 
     cfg = runner.EvalConfig(
@@ -42,9 +43,9 @@ def measure(backend: str, model_dir: Path, args, db_url: str) -> dict:
     source, mconfig, tok, plans, tm = runner.prepare(cfg)
     if backend == "raw-hf":
         return raw_generate(model_dir, plans[0], tok, args)
-    need = runner.check_prompt_lengths(plans, tok, runner.context_length(mconfig, tok))
+    need = runner.check_prompt_lengths(plans, tok, eval_model.context_length(mconfig, tok))
     t0 = time.perf_counter()
-    lm = runner.load_lm(cfg, source, max_model_len=need + 8)
+    lm = eval_model.load_lm(cfg, source, max_model_len=need + 8)
     load_s = time.perf_counter() - t0
 
     spent, tokens, responses = [0.0], [0], [0]
@@ -62,7 +63,7 @@ def measure(backend: str, model_dir: Path, args, db_url: str) -> dict:
     try:
         runner.run_plan(plans[0], lm, tm, runner.checkpoint_kwargs(cfg, source), cfg, f"bench-{backend}")
     finally:
-        runner.close_lm(lm)
+        eval_model.close_lm(lm)
     return {
         "backend": backend,
         "load_s": load_s,

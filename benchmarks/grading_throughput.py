@@ -1,6 +1,6 @@
 """Grading throughput: serial in-process grading vs the process pool, on realistic pairs.
 
-    WALKRUN_DATA=../shared/data .venv/bin/python benchmarks/grading_throughput.py [--n 2000]
+    WALKRUN_DATA=/path/to/data .venv/bin/python benchmarks/grading_throughput.py [--n 2000]
 
 Pairs are MATH-500 gold answers with responses shaped like model outputs: a few hundred
 words of reasoning ending in a boxed answer that is right, wrong, rewritten or missing.
@@ -14,7 +14,7 @@ import random
 import statistics
 import time
 
-from walkrun import benchmarks
+from walkrun import problem_sets
 from walkrun.grading import GRADER_VERSION, grade_many, grade_unguarded
 
 FILLER = (
@@ -25,7 +25,7 @@ FILLER = (
 
 def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
-    golds = [r["answer"] for r in benchmarks.load("math500")]
+    golds = [r["answer"] for r in problem_sets.load("math500")]
     pairs = []
     for i in range(n):
         gold = golds[i % len(golds)]

@@ -184,7 +184,6 @@ def main() -> None:
                 f"[{n} checkpoints] filled in {r['fill_s']:.1f}s; {r['rows']} rows, index.html {r['html_kb']:.0f} KB",
                 flush=True,
             )
-    base = results[0]
     keys = [
         ("aggregate_s", "queries.aggregate"),
         ("render_s", "render index.html"),

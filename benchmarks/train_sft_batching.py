@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/train_sft_batching.py [--batches 200]
 
-The notes (../shared/notes/tinyrl.md §2) suspected per-example tokenizer calls of costing a good
+Per-example tokenizer calls were suspected of costing a good
 part of a 0.25 s SFT step. Baseline: the same batches tokenised through PreTrainedTokenizerFast;
 also timed: one forward+backward step of the 199k model, to put both in proportion.
 """
@@ -24,7 +24,7 @@ def main() -> None:
 
     import torch
 
-    from walkrun.train import synthetic
+    from walkrun import synthetic
     from walkrun.train.sft import make_batch
 
     torch.set_num_threads(1)

@@ -1,5 +1,5 @@
 """The tiny CPU recipe end to end (SFT -> stage 1 GRPO++ -> stage 2 L-GRPO, plus the control),
-timed and evaluated; the figures of issue 5's closing note come from this script.
+timed and evaluated; README's figures for the tiny recipe come from this script.
 
     .venv/bin/python benchmarks/train_tiny_recipe.py --root /tmp/recipe [--seed 0] [--sft-steps 1000]
 

@@ -1,4 +1,4 @@
-"""Test settings: offline hub, benchmark data from ../shared/data, a throwaway WALKRUN_HOME."""
+"""Test settings: offline hub, benchmark data from WALKRUN_DATA, a throwaway WALKRUN_HOME."""
 
 from __future__ import annotations
 

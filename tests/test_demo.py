@@ -108,7 +108,7 @@ def test_fast_demo_evaluates_every_checkpoint_and_builds_the_page(tmp_path):
     summary = json.loads((work / "demo_summary.json").read_text())
     assert set(summary["table"]) == {"sft", "stage1", "stage2", "control"}
     assert "walkrun serve demo --config" in p.stdout
-    from walkrun.serve.demo import load_config
+    from walkrun.serve.side_by_side.config import load_config
 
     serve = load_config(work / "serve_demo.yaml")
     assert Path(serve.a).parent.name == "stage2" and Path(serve.b).parent.name == "stage1"

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from walkrun.grading import GRADER_VERSION, Grade, grade, grade_many, grade_unguarded
+from walkrun.grading import GRADER_VERSION, grade, grade_many, grade_unguarded
 
 PATHOLOGICAL = r"so the answer is \boxed{9^{9^{9^{9}}}}"
 
@@ -77,11 +77,17 @@ def test_pathological_response_times_out_within_limit():
 def test_grading_from_worker_threads_never_raises():
     """OpenRLHF calls the reward from threads: math-verify's SIGALRM timeouts would raise there."""
     pairs = [("5", r"\boxed{5}"), ("5", r"\boxed{6}"), ("5", PATHOLOGICAL), ("5", "none")] * 2
+    callers = set()
+
+    def grade_here(p):
+        callers.add(threading.current_thread())
+        return grade(*p, timeout=2.0)
+
     with ThreadPoolExecutor(max_workers=4) as ex:
-        results = list(ex.map(lambda p: grade(*p, timeout=2.0), pairs))
+        results = list(ex.map(grade_here, pairs))
     assert [r.status for r in results[:4]] == ["ok", "ok", "timeout", "no_answer"]
     assert [r.correct for r in results[:4]] == [True, False, False, False]
-    assert threading.current_thread() is threading.main_thread()
+    assert callers and threading.main_thread() not in callers  # every call came from a worker thread
 
 
 def _grade_in_child(queue):
@@ -137,4 +143,5 @@ def test_unguarded_matches_guarded():
 
 def test_grader_version_names_math_verify_and_rules():
     assert GRADER_VERSION.startswith("math-verify==0.9.0;walkrun-rules=")
-    assert isinstance(grade("1", "1"), Grade)
+    g = grade("1", "1")
+    assert (g.correct, g.status, g.extracted) == (True, "ok", "1")

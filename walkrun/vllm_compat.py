@@ -71,5 +71,5 @@ def install() -> None:
 
     version.__wrapped__ = orig_version  # type: ignore[attr-defined]
     metadata.__wrapped__ = orig_metadata  # type: ignore[attr-defined]
-    _md.version, _md.metadata = version, metadata
+    _md.version, _md.metadata = version, metadata  # type: ignore[assignment]
     _installed = True

@@ -49,7 +49,7 @@ def _unavailable(why: str):
     )
     if os.environ.get("CI"):
         pytest.fail(msg + " (CI is set, so this is a failure)", pytrace=False)
-    warnings.warn(msg)
+    warnings.warn(msg, stacklevel=2)
     print(f"\n*** {msg} ***", file=sys.stderr)
     pytest.skip(msg)
 

@@ -12,7 +12,7 @@ from walkrun.db.models import Checkpoint, EvalRun, Sample
 
 K = 4
 
-WRITER = textwrap.dedent(
+WRITER = textwrap.dedent(  # %-formatting: the script's own f-strings and braces stay literal
     """
     import os, sys, time
     from walkrun.db import store
@@ -31,7 +31,7 @@ WRITER = textwrap.dedent(
                          status="ok", n_tokens=p + i, finish_reason="stop") for i in range(%d)]
             store.add_samples(s, run, [r for r in rows if (r["problem_id"], r["sample_index"]) not in done])
     print("ok", os.getpid())
-"""
+"""  # noqa: UP031
     % (K, K)
 )
 

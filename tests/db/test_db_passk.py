@@ -4,7 +4,7 @@ from math import comb
 
 import pytest
 
-from walkrun.db.queries import pass_at_k
+from walkrun.metrics import pass_at_k
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,52 @@ def test_pass_at_k_grows_with_k():
 def test_pass_at_k_rejects_impossible_counts(n, c, k):
     with pytest.raises(ValueError):
         pass_at_k(n, c, k)
+
+
+# (gold, k responses) per problem: ties, no answers, a wrong majority, all wrong
+PROBLEMS = [
+    ("7", ["\\boxed{7}", "\\boxed{8}", "\\boxed{8}", "\\boxed{7}"]),  # 2-2 tie: the first seen (7) wins
+    ("3", ["\\boxed{5}", "\\boxed{5}", "\\boxed{3}", "no idea"]),  # wrong majority
+    ("10", ["no idea", "still none", "\\boxed{10}", "hmm"]),  # one vote, correct
+    ("2", ["nothing", "nothing", "nothing", "nothing"]),  # no extracted answer at all
+]
+
+
+def test_scoring_and_db_aggregates_agree_on_pass1_passk_and_majk(sqlite_url):
+    """lm-eval's per-document metrics (walkrun.evaluate.scoring) and the DB's aggregates
+    (walkrun.db.queries) for the same graded samples."""
+    from walkrun import grading
+    from walkrun.db import queries, store
+    from walkrun.db.engine import session_scope
+    from walkrun.evaluate import scoring
+
+    per_doc = [scoring.process_results({"answer": gold}, [responses]) for gold, responses in PROBLEMS]
+    assert [d["maj@k"] for d in per_doc] == [1.0, 0.0, 1.0, 0.0]
+    with session_scope(sqlite_url) as s:
+        ckpt = store.get_or_create_checkpoint(s, "org/agree", stage="external")
+        run = store.start_eval_run(s, ckpt, "math500", "1", {"k": 4}, "hf", "1", grading.GRADER_VERSION)
+        rows = []
+        for i, (gold, responses) in enumerate(PROBLEMS):
+            for j, text in enumerate(responses):
+                g = scoring.cached_grade(gold, text)
+                rows.append(
+                    dict(
+                        problem_id=f"p{i}",
+                        sample_index=j,
+                        gold=gold,
+                        response=text,
+                        extracted=g.extracted,
+                        correct=g.correct,
+                        status=g.status,
+                        n_tokens=10,
+                        finish_reason="stop",
+                    )
+                )
+        store.add_samples(s, run, rows)
+        store.finish_eval_run(s, run, "done")
+        summary = queries.eval_run_summary(s, run.id)
+    mean = lambda key: sum(d[key] for d in per_doc) / len(per_doc)  # noqa: E731
+    assert summary["accuracy"] == pytest.approx(mean("pass@1[avg-of-k]")) == pytest.approx(4 / 16)
+    assert summary["pass_at_k"][4] == pytest.approx(mean("pass@k")) == pytest.approx(3 / 4)
+    assert summary["maj_at_k"] == pytest.approx(mean("maj@k")) == pytest.approx(2 / 4)
+    grading.shutdown()

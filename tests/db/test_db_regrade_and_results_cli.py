@@ -115,7 +115,7 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
         and "3 verdicts changed" in r.stdout
     )
 
-    r = _walkrun(sqlite_url, "results", "--samples", "--json", "--model", "org/model-x", "--task", "amc23")
+    r = _walkrun(sqlite_url, "results", "--samples", "--json", "--checkpoint", "org/model-x", "--task", "amc23")
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [list(x) for x in lines] == [
         [
@@ -141,3 +141,20 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
         ["org/model-x", "amc23", "-", "1", "75.0"],
         ["org/model-x", "math500", "-", "1", "50.0"],
     ]
+
+
+def test_db_status_reports_where_the_db_is_its_revision_and_row_counts(sqlite_url, tmp_path):
+    from walkrun.db.engine import head_revision
+
+    _fill(sqlite_url)
+    r = _walkrun(sqlite_url, "db", "status")
+    assert r.returncode == 0, r.output
+    lines = dict(line.split(":", 1) for line in r.stdout.splitlines())
+    assert lines["database"].strip() == sqlite_url
+    assert lines["schema"].split() == ["revision", head_revision(), "(this", "walkrun:", f"{head_revision()})"]
+    counts = {k: int(v) for k, v in lines.items() if k not in ("database", "schema")}
+    assert counts == {"training runs": 0, "checkpoints": 1, "eval runs": 2, "samples": 8}
+
+    empty = f"sqlite:///{tmp_path / 'never-created.db'}"  # status reads; it never creates the schema
+    with pytest.raises(WalkrunError, match="run `walkrun db upgrade`.*at revision none"):
+        _walkrun(sqlite_url, "db", "status", "--db", empty)

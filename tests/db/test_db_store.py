@@ -168,3 +168,20 @@ def test_sampling_without_k_is_refused(db_url):
         ckpt = store.get_or_create_checkpoint(s, "m")
         with pytest.raises(WalkrunError, match="integer k"):
             store.start_eval_run(s, ckpt, "aime24", "1", {"temperature": 0.6}, "hf", "1", "g")
+
+
+def test_stage_is_one_of_the_stages_in_code_and_in_the_database(db_url):
+    from sqlalchemy.exc import IntegrityError
+
+    from walkrun.stages import STAGES
+
+    with session_scope(db_url) as s:
+        for i, stage in enumerate(STAGES):
+            assert store.get_or_create_checkpoint(s, f"org/m{i}", stage=stage).stage == stage
+    with pytest.raises(WalkrunError, match="checkpoint stage must be one of base, sft, stage1"):
+        with session_scope(db_url) as s:
+            store.get_or_create_checkpoint(s, "org/other", stage="stage3")
+    with pytest.raises(IntegrityError, match="ck_checkpoint_stage"):  # the DB itself refuses it too
+        with session_scope(db_url) as s:
+            s.add(Checkpoint(name="x", source="org/raw", stage="stage3"))
+            s.flush()

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from walkrun import benchmarks
+from walkrun import problem_sets
 
 
 def _one_error_line(err: str) -> str:
@@ -47,7 +47,7 @@ def test_unknown_task_names_the_known_ones(cli, tiny_model, db_path, db_url):
 def test_missing_data_file_says_which_file_and_where(cli, tiny_model, tmp_path, db_path, db_url):
     data = tmp_path / "data"
     data.mkdir()
-    shutil.copy2(benchmarks.local_path("aime24"), data / "aime2024.jsonl")  # aime24 present, math500 missing
+    shutil.copy2(problem_sets.local_path("aime24"), data / "aime2024.jsonl")  # aime24 present, math500 missing
     code, out, err = _eval(cli, tiny_model, db_url, "--data", data)
     assert code == 2
     line = _one_error_line(err)

@@ -40,7 +40,7 @@ def _replay(model_dir, problems, seed_base=1234, k=2):
 
 
 def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_model, db_path, db_url, cli, query):
-    from walkrun import benchmarks
+    from walkrun import problem_sets
 
     torch.set_num_threads(1)
     code, out, err = cli(
@@ -78,7 +78,7 @@ def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_mod
 
     by_key = {(r[0], r[1], r[2]): r for r in rows}
     for task in TASKS:
-        replay = _replay(tiny_model, benchmarks.load(task, limit=3))
+        replay = _replay(tiny_model, problem_sets.load(task, limit=3))
         for (pid, j), (n, reason, text) in replay.items():
             row = by_key[(task, pid, j)]
             assert row[3] == n, f"{task}/{pid}#{j}: stored {row[3]} tokens, model.generate made {n}"
@@ -120,7 +120,7 @@ def test_eval_stores_18_samples_whose_token_counts_match_model_generate(tiny_mod
 
 
 def test_synthetic_task_evaluates_a_synthetic_model(tmp_path, db_path, db_url, cli, query):
-    from walkrun.train import synthetic
+    from walkrun import synthetic
 
     model = synthetic.build_model(tmp_path / "synthetic_model")
     code, out, err = cli(

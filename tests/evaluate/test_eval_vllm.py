@@ -44,14 +44,14 @@ def test_vllm_backend_stores_samples_with_vllm_token_counts(tiny_model, db_path,
     )
     assert len(rows) == 2 * 2 * 3
     assert all(r[6] == "vllm" and "vllm==" in r[7] for r in rows)
-    for task, pid, j, n, reason, text, *_ in rows:
+    for _task, _pid, _j, n, reason, _text, *_ in rows:
         assert 1 <= n <= MAX_NEW
         assert reason in ("stop", "length")
         if reason == "length":
             assert n == MAX_NEW
     # Independent draws per repeat (one engine seed, no per-request seed): not all identical.
     by_problem = {}
-    for task, pid, j, n, reason, text, *_ in rows:
+    for task, pid, _j, _n, _reason, text, *_ in rows:
         by_problem.setdefault((task, pid), set()).add(text)
     assert any(len(v) > 1 for v in by_problem.values())
     table = r.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from walkrun import benchmarks
+from walkrun import problem_sets as benchmarks
 from walkrun.evaluate import choice, runner
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from walkrun.evaluate import protocols, runner, think
+from walkrun.evaluate.plan import quiet_lm_eval
 from walkrun.settings import WalkrunError
 
 
 @pytest.fixture(scope="module")
 def tm():
-    runner._quiet_lm_eval()
+    quiet_lm_eval()
     return runner.task_manager()
 
 

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from walkrun import benchmarks
-from walkrun.evaluate import runner, scoring
+from walkrun import problem_sets
+from walkrun.evaluate import plan as planning
+from walkrun.evaluate import scoring
 from walkrun.evaluate.backends import TokStr
+from walkrun.evaluate.config import EvalConfig
+from walkrun.settings import WalkrunError
 
 TASKS = ("aime24", "aime25", "amc23", "math500", "minerva", "olympiadbench")
 
@@ -27,13 +30,13 @@ def _yaml(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def tm():
-    return runner.task_manager()
+    return planning.task_manager()
 
 
 def test_every_task_includes_the_base_and_has_a_version():
-    files = sorted(p for p in runner.TASKS_DIR.glob("*.yaml") if not p.name.startswith("_"))
+    files = sorted(p for p in planning.TASKS_DIR.glob("*.yaml") if not p.name.startswith("_"))
     assert {p.stem for p in files} >= set(TASKS)
-    base = _yaml(runner.TASKS_DIR / "_math_base.yaml")
+    base = _yaml(planning.TASKS_DIR / "_math_base.yaml")
     assert base["process_results"] == "utils.process_results" and base["custom_dataset"] == "utils.load_dataset"
     assert base["generation_kwargs"]["until"] == []  # EOS only
     for p in files:
@@ -41,14 +44,14 @@ def test_every_task_includes_the_base_and_has_a_version():
         assert doc["include"] == "_math_base.yaml", p.name
         assert doc["task"] == f"walkrun_{p.stem}"
         assert "version" in doc["metadata"], p.name
-        assert doc["dataset_kwargs"].get("benchmark") in benchmarks.BENCHMARKS or doc["dataset_kwargs"].get("rows")
+        assert doc["dataset_kwargs"].get("benchmark") in problem_sets.BENCHMARKS or doc["dataset_kwargs"].get("rows")
         if "repeats" in doc:  # a task changing k changes its take_first_k filter too
             assert doc["filter_list"][0]["filter"][0] == {"function": "take_first_k", "k": doc["repeats"]}
 
 
 def test_task_manager_sees_exactly_our_tasks_by_plain_name(tm):
-    assert set(TASKS) <= set(runner.available_tasks(tm))
-    assert runner.resolve_task("aime24", tm) == "walkrun_aime24"
+    assert set(TASKS) <= set(planning.available_tasks(tm))
+    assert planning.resolve_task("aime24", tm) == "walkrun_aime24"
     assert all(t.startswith("walkrun_") for t in tm.all_subtasks)
 
 
@@ -101,30 +104,52 @@ def test_plans_follow_the_protocol(tm, tiny_model):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    cfg = runner.EvalConfig(model=str(tiny_model), tasks=["aime24", "math500"], limit=2)
-    aime, math = runner.plan_tasks(cfg, tm, tok)
+    cfg = EvalConfig(model=str(tiny_model), tasks=["aime24", "math500"], limit=2)
+    aime, math = planning.plan_tasks(cfg, tm, tok)
     assert (aime.k, math.k) == (16, 4)
     assert aime.sampling["temperature"] == 0.6 and aime.sampling["top_p"] == 0.95 and aime.chat
     assert aime.config["filter_list"][0]["filter"][0]["k"] == 16 and len(aime.rows) == 2
 
-    greedy = runner.plan_tasks(runner.EvalConfig(model="m", tasks=["aime24"], samples=1), tm, tok)[0]
+    greedy = planning.plan_tasks(EvalConfig(model="m", tasks=["aime24"], samples=1), tm, tok)[0]
     assert greedy.greedy and greedy.sampling["temperature"] == 0.0 and greedy.sampling["top_p"] == 1.0
     assert (
         greedy.config["generation_kwargs"]["do_sample"] is False and "top_p" not in greedy.config["generation_kwargs"]
     )
-    hot = runner.plan_tasks(runner.EvalConfig(model="m", tasks=["aime24"], samples=1, temperature=0.7), tm, tok)[0]
+    hot = planning.plan_tasks(EvalConfig(model="m", tasks=["aime24"], samples=1, temperature=0.7), tm, tok)[0]
     assert not hot.greedy and hot.config["generation_kwargs"]["temperature"] == 0.7
 
-    plain = runner.plan_tasks(cfg, tm, None)[0]  # a tokenizer without a chat template
+    plain = planning.plan_tasks(cfg, tm, None)[0]  # a tokenizer without a chat template
     assert not plain.chat and plain.sampling["prompt_template"].endswith("+plain")
     assert plain.sampling != aime.sampling  # so the DB key differs too
 
 
 def test_synthetic_task_uses_the_bare_problem_without_chat_template(tm):
-    from walkrun.train import synthetic
+    from walkrun import synthetic
 
     tok = synthetic.build_tokenizer()  # has a chat template (for serving); the task must not use it
-    (plan,) = runner.plan_tasks(runner.EvalConfig(model="m", tasks=["synthetic"], limit=3), tm, tok)
+    (plan,) = planning.plan_tasks(EvalConfig(model="m", tasks=["synthetic"], limit=3), tm, tok)
     assert not plan.chat and plan.sampling["temperature"] == 1.0 and plan.sampling["max_new_tokens"] == 96
     assert [r["id"] for r in plan.rows] == [r["id"] for r in synthetic.eval_rows(3)]
     assert plan.config["doc_to_text"](plan.rows[0]) == synthetic.PROMPT_TEMPLATE.format(problem=plan.rows[0]["problem"])
+
+
+def test_check_prompt_lengths_measures_the_longest_rendered_prompt(tm, tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    cfg = EvalConfig(model=str(tiny_model), tasks=["aime24"], limit=3, max_new_tokens=100)
+    (plan,) = planning.plan_tasks(cfg, tm, tok)
+    rendered = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": scoring.doc_to_text(r)}], tokenize=False, add_generation_prompt=True
+        )
+        for r in plan.rows
+    ]
+    longest = max(len(tok(t, add_special_tokens=True)["input_ids"]) for t in rendered)
+    assert planning.check_prompt_lengths([plan], tok, longest + 100) == longest + 100  # fits exactly
+    with pytest.raises(
+        WalkrunError, match=f"longest prompt is {longest} tokens.*context of {longest + 99} tokens.*at most 99$"
+    ):
+        planning.check_prompt_lengths([plan], tok, longest + 99)  # one token short
+    (plain,) = planning.plan_tasks(cfg, tm, None)  # no chat template: the bare prompt is shorter
+    assert planning.check_prompt_lengths([plain], tok, longest + 100) < longest + 100

@@ -16,7 +16,8 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium (apt-get install -y chromium)"),
 ]
-# ../shared/DESIGN.md §Browser tests; --user-data-dir is given by launch_persistent_context.
+# Headless chromium in a container (no sandbox, no GPU, no /dev/shm); --user-data-dir is given by
+# launch_persistent_context.
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -163,12 +164,12 @@ def test_static_build_renders_offline_from_disk_and_pages_long_tables(lb_db, bro
         all_tokens = sorted(a["mean_tokens"] for a in queries.aggregate(s))
     page.click("#lb-table th[data-key=mean_tokens]")
     page.click("#lb-table th[data-key=mean_tokens]")  # second click: ascending
-    shown = lambda: [
-        float(v)
-        for v in rows.locator("td[data-key=mean_tokens]").evaluate_all(  # noqa: E731
-            "els => els.map(e => e.dataset.v)"
-        )
-    ]
+
+    def shown():
+        return [
+            float(v) for v in rows.locator("td[data-key=mean_tokens]").evaluate_all("els => els.map(e => e.dataset.v)")
+        ]
+
     assert shown() == all_tokens[:5]
     page.click("#lb-table-more")
     assert shown() == all_tokens[:10]

@@ -129,12 +129,13 @@ def test_checkpoint_page_counts_equal_the_stored_samples(lb_db, lb_server):
 
 
 def test_empty_database_shows_which_command_fills_it(empty_db, tmp_path):
+    from walkrun.leaderboard import pages
     from walkrun.leaderboard.data import Source
 
     for url in (empty_db, f"sqlite:///{tmp_path / 'never-created.db'}"):  # schema but no rows; no tables at all
         src = Source(url)
         src.check()
-        html = src.render_index()
+        html = pages.render_index(src.rows(), src.db_label)
         assert 'id="empty-state"' in html and "walkrun eval" in html and "walkrun watch" in html
         assert "plotly.min.js" not in html
 

@@ -37,7 +37,7 @@ def test_pareto_front_matches_brute_force_on_random_points():
     for _ in range(200):
         pts = [(rng.choice([100, 200, 300, 400]), rng.choice([0.1, 0.2, 0.3, 0.5])) for _ in range(rng.randint(1, 12))]
 
-        def dominated(i):
+        def dominated(i, pts=pts):
             t, a = pts[i]
             return any(t2 <= t and a2 >= a and (t2, a2) != (t, a) for t2, a2 in pts)
 

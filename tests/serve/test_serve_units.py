@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 from walkrun import vllm_compat
-from walkrun.serve import demo as demo_mod
-from walkrun.serve.vllm_server import ServeConfig, build_command, cores_for, free_port, launch
+from walkrun.db.records import list_checkpoints
+from walkrun.serve.side_by_side import config as sbs_config
+from walkrun.serve.side_by_side import sides as sbs_sides
+from walkrun.serve.side_by_side import stream as sbs_stream
+from walkrun.serve.vllm_server import VLLMServerConfig, build_command, cores_for, free_port, launch
 from walkrun.settings import WalkrunError
 
 CPU_BUILD = vllm_compat.cpu_build_installed()
@@ -42,7 +45,7 @@ def test_cpu_command_applies_the_design_fixes(tmp_path, monkeypatch):
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     monkeypatch.delenv("LD_PRELOAD", raising=False)
     model = _model_dir(tmp_path)
-    cfg = ServeConfig(
+    cfg = VLLMServerConfig(
         model=str(model),
         name="concise",
         api_key="sekrit",
@@ -65,20 +68,24 @@ def test_cpu_command_applies_the_design_fixes(tmp_path, monkeypatch):
 
 def test_user_settings_win_over_cpu_defaults(tmp_path, monkeypatch):
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "3")
-    cfg = ServeConfig(model=str(_model_dir(tmp_path)), extra_args=["--enforce-eager"])
+    cfg = VLLMServerConfig(model=str(_model_dir(tmp_path)), extra_args=["--enforce-eager"])
     argv, env = build_command(cfg, 8000, cpu_build=True)
     assert argv.count("--enforce-eager") == 1
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "3"
-    assert "VLLM_CPU_OMP_THREADS_BIND" not in env or env["VLLM_CPU_OMP_THREADS_BIND"] == os.environ.get(
-        "VLLM_CPU_OMP_THREADS_BIND"
+    # no cpu_cores: the user's own binding (if any) passes through untouched, walkrun adds none
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-1")
+    assert build_command(cfg, 8000, cpu_build=True)[1]["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND")
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in build_command(cfg, 8000, cpu_build=True)[1]
+    compiled, _ = build_command(
+        VLLMServerConfig(model=str(tmp_path / "m"), extra_args=["-O", "3"]), 8000, cpu_build=True
     )
-    compiled, _ = build_command(ServeConfig(model=str(tmp_path / "m"), extra_args=["-O", "3"]), 8000, cpu_build=True)
     assert "--enforce-eager" not in compiled  # the user asked for compilation
 
 
 def test_cuda_command_keeps_vllm_defaults(tmp_path, monkeypatch):
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
-    argv, env = build_command(ServeConfig(model=str(_model_dir(tmp_path))), 8000, cpu_build=False)
+    argv, env = build_command(VLLMServerConfig(model=str(_model_dir(tmp_path))), 8000, cpu_build=False)
     assert "--enforce-eager" not in argv
     assert "VLLM_CPU_KVCACHE_SPACE" not in env
     assert argv[argv.index("--served-model-name") + 1] == "m"
@@ -86,7 +93,7 @@ def test_cuda_command_keeps_vllm_defaults(tmp_path, monkeypatch):
 
 def test_hub_id_is_passed_through_without_offline_mode(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    argv, env = build_command(ServeConfig(model="Qwen/Qwen2.5-Math-1.5B"), 8000, cpu_build=False)
+    argv, env = build_command(VLLMServerConfig(model="Qwen/Qwen2.5-Math-1.5B"), 8000, cpu_build=False)
     assert argv[4] == "Qwen/Qwen2.5-Math-1.5B" and "HF_HUB_OFFLINE" not in env
 
 
@@ -105,7 +112,7 @@ def test_bad_serve_input_is_one_clear_error(tmp_path, bad, message):
         (tmp_path / "empty").mkdir()
         bad = {**bad, "model": str(tmp_path / "empty")}
     with pytest.raises(WalkrunError, match=message):
-        build_command(ServeConfig(**bad), 8000, cpu_build=True)
+        build_command(VLLMServerConfig(**bad), 8000, cpu_build=True)
 
 
 def test_busy_port_is_refused_before_starting(tmp_path):
@@ -114,7 +121,7 @@ def test_busy_port_is_refused_before_starting(tmp_path):
         s.listen()
         port = s.getsockname()[1]
         with pytest.raises(WalkrunError, match="already in use"):
-            launch(ServeConfig(model=str(_model_dir(tmp_path)), port=port))
+            launch(VLLMServerConfig(model=str(_model_dir(tmp_path)), port=port))
 
 
 def test_cli_reports_bad_model_on_one_line_with_exit_2():
@@ -149,28 +156,28 @@ def test_free_port_is_bindable():
 
 
 def test_demo_config_validates_labels_and_sides():
-    cfg = demo_mod.DemoConfig(a="http://x/v1", b="http://y/v1", labels="short, long")
+    cfg = sbs_config.SideBySideConfig(a="http://x/v1", b="http://y/v1", labels="short, long")
     assert cfg.labels == ["short", "long"]
     with pytest.raises(WalkrunError, match="two comma-separated"):
-        demo_mod.DemoConfig(a="http://x/v1", b="http://y/v1", labels="one")
+        sbs_config.SideBySideConfig(a="http://x/v1", b="http://y/v1", labels="one")
     with pytest.raises(WalkrunError, match="both --a and --b"):
-        demo_mod.DemoConfig(a="http://x/v1", b=None)
+        sbs_config.SideBySideConfig(a="http://x/v1", b=None)
 
 
 def test_demo_yaml_config_with_cli_overrides(tmp_path):
     p = tmp_path / "demo.yaml"
     p.write_text("a: http://127.0.0.1:1/v1\nb: http://127.0.0.1:2/v1\nmax_tokens: 256\n")
-    cfg = demo_mod.load_config(p, max_tokens=None, labels="c,v")
+    cfg = sbs_config.load_config(p, max_tokens=None, labels="c,v")
     assert (cfg.a, cfg.max_tokens, cfg.labels) == ("http://127.0.0.1:1/v1", 256, ["c", "v"])
     p.write_text("a: x\nb: y\nmodels: 2\n")
-    with pytest.raises(WalkrunError, match="unknown keys .*models"):
-        demo_mod.load_config(p)
+    with pytest.raises(WalkrunError, match="unknown field .models."):
+        sbs_config.load_config(p)
 
 
 def test_base_url_adds_v1_only_to_a_bare_host():
-    assert demo_mod.base_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1"
-    assert demo_mod.base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
-    assert demo_mod.base_url("https://api.example.com/openai/v1") == "https://api.example.com/openai/v1"
+    assert sbs_sides.base_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1"
+    assert sbs_sides.base_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
+    assert sbs_sides.base_url("https://api.example.com/openai/v1") == "https://api.example.com/openai/v1"
 
 
 def test_side_names_resolve_to_folder_checkpoint_or_error(tmp_path, monkeypatch):
@@ -181,21 +188,21 @@ def test_side_names_resolve_to_folder_checkpoint_or_error(tmp_path, monkeypatch)
     folder = _model_dir(tmp_path)
     with session_scope(url) as s:
         get_or_create_checkpoint(s, folder, name="stage2@40", stage="stage2", step=40)
-    assert demo_mod.resolve_model(str(folder), url) == str(folder.resolve())
-    assert demo_mod.resolve_model("stage2@40", url) == str(folder.resolve())
-    rows = demo_mod.checkpoints(url)
+    assert sbs_sides.resolve_model(str(folder), url) == str(folder.resolve())
+    assert sbs_sides.resolve_model("stage2@40", url) == str(folder.resolve())
+    rows = list_checkpoints(url)
     assert [(r["name"], r["stage"], r["step"], r["local"]) for r in rows] == [("stage2@40", "stage2", 40, True)]
-    assert demo_mod.resolve_model("Qwen/Qwen2.5-Math-7B", url) == "Qwen/Qwen2.5-Math-7B"
+    assert sbs_sides.resolve_model("Qwen/Qwen2.5-Math-7B", url) == "Qwen/Qwen2.5-Math-7B"
     with pytest.raises(WalkrunError, match="not a URL"):
-        demo_mod.resolve_model("no-such-checkpoint", url)
+        sbs_sides.resolve_model("no-such-checkpoint", url)
 
 
 def test_thinking_is_folded_in_the_chatbot():
     import gradio as gr
 
-    chatbot = gr.Chatbot(reasoning_tags=[demo_mod.THINK])
+    chatbot = gr.Chatbot(reasoning_tags=[sbs_stream.THINK])
     # R1-style templates open <think> in the prompt: only the closing tag reaches the reply.
-    run = demo_mod.SideRun(status="done", text="let me check 2+2 twice</think>The answer is \\boxed{4}.")
+    run = sbs_stream.SideRun(status="done", text="let me check 2+2 twice</think>The answer is \\boxed{4}.")
     msgs = chatbot.postprocess(run.chat("2+2?")).model_dump()
     assistant = [m for m in msgs if m["role"] == "assistant"]
     assert assistant[0]["metadata"]["title"] == "Reasoning"
@@ -204,7 +211,7 @@ def test_thinking_is_folded_in_the_chatbot():
 
 
 def test_side_summary_shows_counts_timings_and_verdict():
-    run = demo_mod.SideRun(
+    run = sbs_stream.SideRun(
         status="done",
         text="\\boxed{4}",
         completion_tokens=40,
@@ -218,7 +225,7 @@ def test_side_summary_shows_counts_timings_and_verdict():
     text = run.summary()
     assert "**40 tokens**" in text and "first token 0.50 s" in text and "hit max tokens" in text
     assert "correct" in text and "`4`" in text
-    err = demo_mod.SideRun(status="error", error="APIConnectionError: Connection error.")
+    err = sbs_stream.SideRun(status="error", error="APIConnectionError: Connection error.")
     assert err.summary().startswith("**error**") and "Connection error" in err.chat("q")[-1]["content"]
 
 
@@ -257,3 +264,64 @@ def test_cli_passes_flags_after_double_dash_to_vllm(tmp_path, monkeypatch):
     cfg = seen["cfg"]
     assert (cfg.name, cfg.reasoning_parser, cfg.host) == ("c", "deepseek_r1", "127.0.0.1")
     assert cfg.extra_args == ["--dtype", "float32", "--seed", "3"]
+
+
+def test_swapping_a_model_onto_one_side_starts_the_new_server_before_stopping_the_old(tmp_path):
+    events = []
+
+    class Server:
+        def __init__(self, name):
+            self.name, self.url = name, f"http://127.0.0.1:9/{name}/v1"
+
+        def stop(self):
+            events.append(("stop", self.name))
+
+    def start(source, name, **kw):
+        events.append(("start", source, name, kw["cpu_cores"]))
+        return Server(name)
+
+    cfg = sbs_config.SideBySideConfig(a="http://x/v1", b="http://y/v1", labels="short,long")
+    sides = [
+        sbs_sides.Side("short", "m0", "http://x/v1", model="old", server=Server("old")),
+        sbs_sides.Side("long", "http://y/v1", "http://y/v1", model="y"),
+    ]
+    folder = tmp_path / "stage2"
+    side = sbs_sides.swap_side(sides, 0, str(folder), cfg, start=start)
+    assert sides[0] is side and (side.label, side.source, side.model) == ("short", str(folder), "short-stage2")
+    assert side.url == "http://127.0.0.1:9/short-stage2/v1" and sides[1].model == "y"
+    assert events == [("start", str(folder), "short-stage2", cores_for(2)[0]), ("stop", "old")]
+
+    def broken(source, name, **kw):
+        raise WalkrunError("vLLM exited during start-up")
+
+    with pytest.raises(WalkrunError, match="start-up"):
+        sbs_sides.swap_side(sides, 1, str(folder), cfg, start=broken)
+    assert (sides[1].url, sides[1].model) == ("http://y/v1", "y")  # the side is left as it was
+    assert len(events) == 2  # and nothing was stopped
+
+
+def test_stop_escalates_to_sigkill_of_the_group_when_sigterm_is_ignored(tmp_path):
+    """A server (and its child) that ignore SIGTERM are killed; nothing of the session survives."""
+    import signal
+
+    import psutil
+
+    from walkrun.serve.vllm_server import VLLMServer
+
+    ignore = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    code = (
+        ignore + "import subprocess, sys; "
+        f"subprocess.Popen([sys.executable, '-c', {ignore + 'time.sleep(600)'!r}]); "
+        "print('ready', flush=True); time.sleep(600)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    server = VLLMServer(VLLMServerConfig(model=str(_model_dir(tmp_path))), 1, proc, "stubborn", None)
+    tree = server.process_tree()
+    assert tree[0] == proc.pid and len(tree) == 2
+    server.stop(timeout=1.0)
+    assert proc.returncode == -signal.SIGKILL
+    child = tree[1]
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    server.stop()  # a second stop is a no-op
+    proc.stdout.close()

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
+from walkrun import synthetic
 from walkrun.settings import WalkrunError
-from walkrun.train import local, synthetic
+from walkrun.train import local, local_trainer
 from walkrun.train.local import LocalConfig, kept_groups, load_config, make_reward
 
 BOX = synthetic.BOX
@@ -132,7 +133,7 @@ def test_dynamic_sampling_trainer_masks_the_right_groups(tmp_path):
         loss_type="dapo",
     )
     ds = Dataset.from_list(synthetic.rl_rows(len(per_group)))
-    cls = local._trainer_class()
+    cls = local_trainer.trainer_class()
     trainer = cls(model=model, reward_funcs=handmade, args=args, train_dataset=ds, processing_class=tok)
     trainer.model.train()
     inputs = [row for row in ds for _ in range(G)]
@@ -147,16 +148,16 @@ def test_dynamic_sampling_trainer_masks_the_right_groups(tmp_path):
 
 
 def test_presets_load_with_overrides_and_reject_bad_values():
-    s1, _ = load_config("local-stage1")
-    s2, _ = load_config("local-stage2", ["rounds=3", "model=/x"])
-    ctl, _ = load_config("local-control")
+    s1 = load_config("local-stage1")
+    s2 = load_config("local-stage2", ["rounds=3", "model=/x"])
+    ctl = load_config("local-control")
     assert (s1.lgrpo, s1.learning_rate, s1.rounds, s1.epsilon_high, s1.loss_type) == (False, 5e-4, 20, 0.28, "dapo")
     assert (s2.lgrpo, s2.learning_rate, s2.rounds, s2.model, s2.l_max) == (True, 2e-4, 3, "/x", None)
     assert (ctl.lgrpo, ctl.learning_rate, ctl.rounds) == (False, 2e-4, 40)
     assert s1.batch_size == 64 and s1.max_steps == 40
-    with pytest.raises(WalkrunError, match="unknown setting"):
+    with pytest.raises(WalkrunError, match="unknown field .learning_rat."):
         load_config("local-stage1", ["learning_rat=1"])
-    with pytest.raises(WalkrunError, match="learning_rate must be float"):
+    with pytest.raises(WalkrunError, match="learning_rate: cannot use .fast. as float"):
         load_config("local-stage1", ["learning_rate=fast"])
     with pytest.raises(WalkrunError, match="unknown local preset"):
         load_config("local-stage9")
@@ -166,7 +167,7 @@ def test_presets_load_with_overrides_and_reject_bad_values():
 
 def test_group_conditional_runs_refuse_several_processes(tmp_path, monkeypatch):
     path = synthetic.build_model(tmp_path / "m", seed=0)
-    cfg, _ = load_config("local-stage2", [f"model={path}"])
+    cfg = load_config("local-stage2", [f"model={path}"])
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(WalkrunError, match="one process"):
         local.run_local(cfg, tmp_path / "run")
@@ -221,7 +222,7 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     model, _ = sft_model
     # reward=fatemi: a 40-step model is never right yet, but boxed-vs-unboxed answers still give
     # groups with reward variance, so the smoke run has gradients to apply.
-    cfg1, _ = load_config(
+    cfg1 = load_config(
         "local-stage1",
         [f"model={model}", "rounds=2", "prompts_per_rollout=4", "save_steps=2", "reward=fatemi", "progress=false"],
     )
@@ -250,7 +251,7 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
         assert (run.backend, run.preset, run.output_dir) == ("local", "local-stage1", str(run1.resolve()))
         assert run.config["reward"] == "fatemi"
 
-    cfg2, _ = load_config(
+    cfg2 = load_config(
         "local-stage2",
         [
             f"model={run1}",
@@ -270,3 +271,24 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     assert [m["step"] for m in metrics if "eval/pass@1[avg-of-k]" in m] == [0, 2]
     with pytest.raises(WalkrunError, match="not empty"):
         local.run_local(cfg2, run2)
+
+
+def test_grpo_config_takes_every_marked_field_under_trls_name(tmp_path):
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from walkrun.train.local_config import TRL_FIXED, grpo_config
+
+    cfg = load_config("local-stage2", ["rounds=3", "steps_per_rollout=4", "learning_rate=1e-3", "seed=9"])
+    args = grpo_config(cfg, tmp_path / "trl", use_cpu=True)
+    trl_fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    marked = [f for f in dataclasses.fields(LocalConfig) if "trl" in f.metadata]
+    assert {f.name for f in marked} >= {"num_generations", "epsilon", "epsilon_high", "entropy_coef", "loss_type"}
+    for f in marked:
+        trl_name = f.metadata["trl"] if isinstance(f.metadata["trl"], str) else f.name
+        assert trl_name in trl_fields, f"{f.name} -> {trl_name} is not a GRPOConfig field"
+        assert getattr(args, trl_name) == getattr(cfg, f.name), trl_name
+    assert args.steps_per_generation == 4 and args.max_steps == 12 and args.seed == 9
+    assert args.per_device_train_batch_size == cfg.prompts_per_rollout * cfg.num_generations // 4
+    assert all(getattr(args, k) == v for k, v in TRL_FIXED.items() if k not in ("report_to",))

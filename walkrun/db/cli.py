@@ -4,11 +4,60 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import typer
 
-DB_HELP = "SQLAlchemy URL of the results DB (default: WALKRUN_DB, else sqlite under WALKRUN_HOME)."
+from walkrun import options
+from walkrun.options import DB_HELP
+
+DB_FLAGS = {"db": ("--db", "--url")}
+
+
+@dataclass
+class DBOptions:
+    """Which results DB a `walkrun db` command works on."""
+
+    db: str | None = field(default=None, metadata={"help": DB_HELP})
+
+
+@dataclass
+class RegradeOptions(DBOptions):
+    """`walkrun db regrade`: which stored samples to re-grade."""
+
+    task: str | None = field(default=None, metadata={"help": "Only evaluation runs of this task."})
+    run: str | None = field(
+        default=None, metadata={"help": "Only this evaluation run (id, or >= 6 hex digits of its key)."}
+    )
+    checkpoint: str | None = field(
+        default=None, metadata={"help": "Only this checkpoint of the DB (display name or source)."}
+    )
+    timeout: float = field(default=5.0, metadata={"help": "Seconds allowed per grading call."})
+
+
+@dataclass
+class ResultsOptions(DBOptions):
+    """`walkrun results`: which aggregates (or samples) to print, and how."""
+
+    checkpoint: str | None = field(
+        default=None, metadata={"help": "Only this checkpoint of the DB (display name or source)."}
+    )
+    task: str | None = field(default=None, metadata={"help": "Only this task."})
+    protocol: str | None = field(default=None, metadata={"help": "Only evaluations under this protocol."})
+    json: bool = field(default=False, metadata={"help": "JSON (a list; with --samples, one object per line)."})
+    samples: bool = field(default=False, metadata={"help": "Per-sample rows instead of aggregates."})
+    all_runs: bool = field(
+        default=False, metadata={"help": "Every finished evaluation run, not just the latest per model x task."}
+    )
+    format: str | None = field(
+        default=None,
+        metadata={
+            "help": "Export as csv, json (one object per line) or parquet (needs --out), every field, for pandas."
+        },
+    )
+    out: str | None = field(default=None, metadata={"help": "File to export to (default: stdout; parquet needs one)."})
+
 
 db_app = typer.Typer(
     help="The results database: create/upgrade its schema, re-grade stored samples.",
@@ -18,10 +67,12 @@ db_app = typer.Typer(
 
 
 @db_app.command("upgrade")
-def upgrade_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
+@options.command(DBOptions, flags=DB_FLAGS)
+def upgrade_cmd(opts: DBOptions) -> None:
     """Create the schema, or bring it to this walkrun's revision (Alembic); a no-op when current."""
     from walkrun.db.engine import get_engine, safe_url, upgrade
 
+    db = opts.db
     before, after = upgrade(db)
     where = safe_url(get_engine(db))
     if before == after:
@@ -31,38 +82,29 @@ def upgrade_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HEL
 
 
 @db_app.command("status")
-def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP)) -> None:
+@options.command(DBOptions, flags=DB_FLAGS)
+def status_cmd(opts: DBOptions) -> None:
     """Where the DB is, its schema revision, and how many rows it holds."""
-    from sqlalchemy import func, select
+    from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url
+    from walkrun.db.records import row_counts
 
-    from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url, session_scope
-    from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
-
+    db = opts.db
     engine = get_engine(db)
     print(f"database: {safe_url(engine)}")
     print(f"schema:   revision {current_revision(engine) or '(none)'} (this walkrun: {head_revision()})")
-    with session_scope(db, readonly=True, create=False) as s:
-        for label, model in (
-            ("training runs", TrainingRun),
-            ("checkpoints", Checkpoint),
-            ("eval runs", EvalRun),
-            ("samples", Sample),
-        ):
-            print(f"{label + ':':15s}{s.scalar(select(func.count()).select_from(model))}")
+    for label, n in row_counts(db).items():
+        print(f"{label + ':':15s}{n}")
 
 
 @db_app.command("regrade")
-def regrade_cmd(
-    task: str | None = typer.Option(None, "--task", help="Only evaluation runs of this task."),
-    run: str | None = typer.Option(None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."),
-    model: str | None = typer.Option(None, "--model", help="Only this checkpoint (name or source)."),
-    timeout: float = typer.Option(5.0, help="Seconds allowed per grading call."),
-    db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
-) -> None:
+@options.command(RegradeOptions, flags=DB_FLAGS)
+def regrade_cmd(opts: RegradeOptions) -> None:
     """Re-grade stored samples with the current grader (no regeneration); records its version."""
     from walkrun.db.regrade import regrade
 
-    c = regrade(db, task=task, run=run, model=model, timeout=timeout, progress=sys.stderr.isatty())
+    c = regrade(
+        opts.db, task=opts.task, run=opts.run, model=opts.checkpoint, timeout=opts.timeout, progress=sys.stderr.isatty()
+    )
     print(
         f"re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "
         f"{c['changed']} verdicts changed, {c['updated']} rows' grading changed"
@@ -99,51 +141,37 @@ def _num(x) -> str:
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    from walkrun.text_table import render
+
+    print(render(header, rows))
 
 
-def results_cmd(
-    model: str | None = typer.Option(None, "--model", help="Only this checkpoint (display name or source)."),
-    task: str | None = typer.Option(None, "--task", help="Only this task."),
-    protocol: str | None = typer.Option(None, "--protocol", help="Only evaluations under this protocol."),
-    as_json: bool = typer.Option(False, "--json", help="JSON (a list; with --samples, one object per line)."),
-    fmt: str | None = typer.Option(
-        None,
-        "--format",
-        help="Export as csv, json (one object per line) or parquet (needs --out), every field, for pandas.",
-    ),
-    out: str | None = typer.Option(None, "--out", help="File to export to (default: stdout; parquet needs one)."),
-    show_samples: bool = typer.Option(False, "--samples", help="Per-sample rows instead of aggregates."),
-    all_runs: bool = typer.Option(
-        False, "--all-runs", help="Every finished evaluation run, not just the latest per model x task."
-    ),
-    db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
-) -> None:
+@options.command(ResultsOptions, flags=DB_FLAGS)
+def results_cmd(opts: ResultsOptions) -> None:
     """Accuracy (pass@1[avg-of-k], pass@k, maj@k) and token counts from the results DB."""
     from walkrun.db import export, queries
     from walkrun.db.engine import session_scope
 
-    if fmt is not None:
-        export.check_out(out)
-    with session_scope(db, readonly=True, create=False) as s:
+    model, task, as_json, protocol = opts.checkpoint, opts.task, opts.json, opts.protocol
+    if opts.format is not None:
+        export.check_out(opts.out)
+    with session_scope(opts.db, readonly=True, create=False) as s:
         try:
-            if fmt is not None:  # every field: samples with their text, aggregates with every metric
+            if opts.format is not None:  # every field: samples with their text, aggregates with every metric
                 rows_iter = (
                     queries.samples(s, model=model, task=task, protocol=protocol, include_text=True, statuses=("done",))
-                    if show_samples
-                    else queries.aggregate(s, model=model, task=task, latest=not all_runs, protocol=protocol)
+                    if opts.samples
+                    else queries.aggregate(s, model=model, task=task, latest=not opts.all_runs, protocol=protocol)
                 )
-                n = export.write(rows_iter, fmt, out)
-                if out:
-                    print(f"wrote {n} {'sample' if show_samples else 'aggregate'} rows to {out}", file=sys.stderr)
+                n = export.write(rows_iter, opts.format, opts.out)
+                if opts.out:
+                    kind = "sample" if opts.samples else "aggregate"
+                    print(f"wrote {n} {kind} rows to {opts.out}", file=sys.stderr)
                 return
-            if show_samples:
+            if opts.samples:
                 _print_samples(queries.samples(s, model=model, task=task, protocol=protocol), as_json)
                 return
-            rows = queries.aggregate(s, model=model, task=task, latest=not all_runs, protocol=protocol)
+            rows = queries.aggregate(s, model=model, task=task, latest=not opts.all_runs, protocol=protocol)
         except BrokenPipeError:  # `walkrun results --samples | head`
             sys.stderr.close()
             return

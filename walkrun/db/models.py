@@ -9,8 +9,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from walkrun.stages import STAGES, Stage
 
 
 def utcnow() -> datetime:
@@ -40,6 +54,7 @@ NAMING = {
     "uq": "uq_%(table_name)s_%(column_0_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
 }
 
 
@@ -68,12 +83,13 @@ class TrainingRun(Base):
 
 class Checkpoint(Base):
     __tablename__ = "checkpoint"
+    __table_args__ = (CheckConstraint("stage IN (" + ", ".join(f"'{s}'" for s in STAGES) + ")", name="stage"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))  # display name
     source: Mapped[str] = mapped_column(String(1024), unique=True)  # hub id or absolute path
     training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_run.id", ondelete="SET NULL"), index=True)
-    stage: Mapped[str] = mapped_column(String(32), default="external")  # base|sft|stage1|stage2|control|external|...
+    stage: Mapped[str] = mapped_column(String(32), default=Stage.EXTERNAL.value)  # one of walkrun.stages.STAGES
     step: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     meta: Mapped[dict[str, Any] | None]

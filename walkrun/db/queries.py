@@ -29,30 +29,10 @@ from sqlalchemy.orm import Session
 
 from walkrun.db import uncertainty
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
+from walkrun.metrics import add_vote, majority_correct, pass_at_k
 from walkrun.settings import WalkrunError
 
-# Display names of the metrics, the same in training logs, the DB and the page.
-METRIC_NAMES = {
-    "accuracy": "pass@1[avg-of-k]",
-    "pass_at_k": "pass@k",
-    "maj_at_k": "maj@k",
-    "mean_tokens": "mean_tokens",
-    "truncation_rate": "truncation_rate",
-}
 ERROR_STATUSES = ("parse_error", "timeout", "error")
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c are correct (Chen et al. 2021)."""
-    if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
-    if n - c < k:
-        return 1.0
-    # 1 - C(n-c, k)/C(n, k) as a product: no huge binomials, no cancellation.
-    p = 1.0
-    for i in range(n - c + 1, n + 1):
-        p *= 1.0 - k / i
-    return 1.0 - p
 
 
 def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
@@ -115,14 +95,7 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
                 t[3] += 1
             elif status in ERROR_STATUSES:
                 t[4] += 1
-        if extracted is not None:
-            vote = p[2].get(extracted)
-            if vote is None:
-                p[2][extracted] = [1, idx, 1 if correct else 0]
-            else:
-                vote[0] += 1
-                vote[1] = min(vote[1], idx)
-                vote[2] += 1 if correct else 0
+        add_vote(p[2], extracted, idx, correct)
 
     out = {}
     for run_id in run_ids:
@@ -136,12 +109,7 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
         counts = [(p[0], p[1]) for p in probs.values()]
         n_min = min(n for n, _ in counts)
         m = len(counts)
-        maj = 0
-        for _, _, votes in probs.values():
-            if votes:
-                # most votes; ties go to the answer seen first
-                n_votes, _, n_correct = max(votes.values(), key=lambda v: (v[0], -v[1]))
-                maj += 2 * n_correct > n_votes
+        maj = sum(majority_correct(votes) for _, _, votes in probs.values())
         out[run_id] = {
             "n_samples": n_tot,
             "n_problems": m,
@@ -235,14 +203,18 @@ def _runs_query(model: str | None, task: str | None, statuses: tuple[str, ...] |
         .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)
         .outerjoin(TrainingRun, Checkpoint.training_run_id == TrainingRun.id)
     )
+    q = _where_model_task(q, model, task)
+    if protocol is not None:
+        q = q.where(EvalRun.protocol == protocol)
+    return q.where(EvalRun.status.in_(statuses)) if statuses else q
+
+
+def _where_model_task(q, model: str | None, task: str | None):
+    """`q` narrowed to one checkpoint (display name or source) and one task, where given."""
     if model is not None:
         q = q.where(or_(Checkpoint.name == model, Checkpoint.source == model))
     if task is not None:
         q = q.where(EvalRun.task == task)
-    if protocol is not None:
-        q = q.where(EvalRun.protocol == protocol)
-    if statuses:
-        q = q.where(EvalRun.status.in_(statuses))
     return q
 
 
@@ -375,10 +347,7 @@ def samples(
         .join(EvalRun, Sample.eval_run_id == EvalRun.id)
         .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)
     )
-    if model is not None:
-        q = q.where(or_(Checkpoint.name == model, Checkpoint.source == model))
-    if task is not None:
-        q = q.where(EvalRun.task == task)
+    q = _where_model_task(q, model, task)
     if eval_run_id is not None:
         q = q.where(Sample.eval_run_id == eval_run_id)
     if protocol is not None:

@@ -6,6 +6,8 @@ otherwise hold its write lock the whole time), then written back in one short tr
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, or_, select, update
 
 from walkrun.db.engine import session_scope
@@ -61,7 +63,13 @@ def regrade(
             if (sampling or {}).get("grader") == "letter"
         }
         total = s.scalar(select(func.count()).select_from(Sample).where(Sample.eval_run_id.in_(run_ids)))
-    counts = {"runs": len(run_ids), "samples": 0, "changed": 0, "updated": 0, "grader_version": grading.GRADER_VERSION}
+    counts: dict[str, Any] = {
+        "runs": len(run_ids),
+        "samples": 0,
+        "changed": 0,
+        "updated": 0,
+        "grader_version": grading.GRADER_VERSION,
+    }
     bar = None
     if progress and total:
         from tqdm import tqdm

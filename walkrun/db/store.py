@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun, utcnow
 from walkrun.settings import WalkrunError
+from walkrun.stages import check_stage
 
 BACKENDS = ("openrlhf", "local")
 RUN_STATUSES = ("running", "done", "failed")
@@ -101,6 +102,7 @@ def get_or_create_checkpoint(
     meta: dict | None = None,
 ) -> Checkpoint:
     """The checkpoint at `source` (hub id or path); created if new. Given fields update it."""
+    check_stage(stage, "checkpoint stage")
     source = normalise_source(source)
     ckpt, created = _get_or_insert(
         s,

@@ -43,7 +43,7 @@ PROFILES: dict[str, dict] = {
 # beyond max_position_embeddings. RoPE has no learned positions, so a larger nominal context
 # changes no output on the synthetic task (checked: identical logits).
 CONTEXT = 1024
-MAX_NEW_TOKENS = 96  # the synthetic task's cap (walkrun.train.synthetic.MAX_NEW_TOKENS), also for math500
+MAX_NEW_TOKENS = 96  # the synthetic task's cap (walkrun.synthetic.MAX_NEW_TOKENS), also for math500
 STATE_FILE = "demo.json"
 
 

@@ -96,16 +96,16 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
     t_start = time.time()
     _quiet()
 
-    from walkrun import benchmarks
-    from walkrun.evaluate import runner
+    from walkrun import problem_sets
+    from walkrun.db import records as db_records
 
     say(f"walkrun demo: seed {cfg.seed}, {'fast' if cfg.fast else 'full'} profile, workdir {lay.root}")
     say(f"  results DB: {lay.db}")
     for d in stale:
         say(f"  {d.name} was interrupted before any of its checkpoints was evaluated: training it again")
     # Problems that would stop the evaluation later stop the demo now, before any training.
-    benchmarks.load("math500", limit=cfg.math500_limit)
-    runner.check_db(lay.db)
+    problem_sets.load("math500", limit=cfg.math500_limit)
+    db_records.check_db(lay.db)
     pipeline.register_runs(lay.recipe, lay.db, preset="demo", extra={"demo": asdict(cfg)})
 
     records, timings = _train_and_evaluate(cfg, lay, say)

@@ -1,6 +1,6 @@
 """lm-eval's `hf` and `vllm` backends, subclassed so every response carries its exact
 generated-token count and finish reason (lm-eval itself returns text only, and re-tokenising
-text miscounts: 5 of 25 exact on a tiny model, ../shared/notes/lmeval.md §4.4).
+text miscounts: only 5 of 25 counts were exact on a tiny model).
 
 How a count finds its response without re-tokenising: both parents run, per batch,
 `_model_generate` then one `cache_hook.add_partial(.., (context, gen_kwargs), text)` per output
@@ -78,7 +78,9 @@ class CountingMixin:
         recorder = _Recorder(getattr(self, "cache_hook", None), self._pending)
         self.cache_hook = recorder
         try:
-            texts = super().generate_until(requests, disable_tqdm=disable_tqdm or not self.show_progress)
+            texts = super().generate_until(  # type: ignore[misc]  # a mixin over HFLM / VLLM
+                requests, disable_tqdm=disable_tqdm or not self.show_progress
+            )
         finally:
             self.cache_hook = recorder.inner
         out = []

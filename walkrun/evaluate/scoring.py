@@ -8,14 +8,11 @@ module name, while the runner imports this module, so the grade cache below has 
 from __future__ import annotations
 
 import importlib
-from collections import Counter
 from typing import Any
 
-from walkrun import grading
+from walkrun import grading, metrics
+from walkrun.prompts import with_instruction
 
-# Qwen2.5-Math's `qwen-boxed` prompt (QwenLM/Qwen2.5-Math evaluation/utils.py): the problem, then
-# this sentence, in the user turn. The ConciseR and Fatemi et al. evaluations use the same sentence.
-INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 PROMPT_TEMPLATE_ID = "zero-shot-boxed-v1"
 
 # Fields kept in the lm-eval dataset: one fixed schema, so `datasets` never has to unify the
@@ -24,7 +21,7 @@ _FIELDS = ("id", "problem", "answer", "source")
 
 
 def doc_to_text(doc: dict) -> str:
-    return f"{doc['problem']}\n{INSTRUCTION}"
+    return with_instruction(doc["problem"])
 
 
 def doc_to_text_plain(doc: dict) -> str:
@@ -35,13 +32,13 @@ def doc_to_text_plain(doc: dict) -> str:
 def task_rows(
     benchmark: str | None = None, rows: str | None = None, data: str | None = None, limit: int | None = None
 ) -> list[dict]:
-    """Rows of a task: a `walkrun.benchmarks` name, or `rows="module:function"` returning rows."""
+    """Rows of a task: a `walkrun.problem_sets` name, or `rows="module:function"` returning rows."""
     from walkrun.settings import WalkrunError
 
     if benchmark:
-        from walkrun import benchmarks
+        from walkrun import problem_sets
 
-        return benchmarks.load(benchmark, data=data, limit=limit)
+        return problem_sets.load(benchmark, data=data, limit=limit)
     if rows:
         module, _, fn = rows.partition(":")
         try:
@@ -60,7 +57,7 @@ def load_dataset(
 
     records = []
     for r in task_rows(benchmark, rows, walkrun_data):
-        rec = {k: str(r.get(k, "")) for k in _FIELDS}
+        rec: dict[str, Any] = {k: str(r.get(k, "")) for k in _FIELDS}
         alts = r.get("answer_alts") or []
         rec["answer_alts"] = [str(a) for a in (alts if isinstance(alts, list) else [alts])]
         records.append(rec)
@@ -99,12 +96,11 @@ def clear_cache() -> None:
 
 
 def majority_correct(grades: list[grading.Grade]) -> bool:
-    """maj@k: the most frequent extracted answer (first seen wins a tie) is correct."""
-    answers = [g.extracted for g in grades if g.extracted is not None]
-    if not answers:
-        return False
-    top = Counter(answers).most_common(1)[0][0]
-    return next(g.correct for g in grades if g.extracted == top)
+    """maj@k of one problem's graded samples (`walkrun.metrics`)."""
+    votes: metrics.Votes = {}
+    for i, g in enumerate(grades):
+        metrics.add_vote(votes, g.extracted, i, g.correct)
+    return metrics.majority_correct(votes)
 
 
 def process_results(doc: dict, results: list) -> dict[str, float]:
@@ -112,18 +108,18 @@ def process_results(doc: dict, results: list) -> dict[str, float]:
 
     Never returns None for a metric (lm-eval's final mean() would crash after all generation);
     token metrics are left out when the backend did not attach exact counts (plain `hf`)."""
-    responses = results[0] if results and isinstance(results[0], (list, tuple)) else list(results)
+    responses = list(results[0] if results and isinstance(results[0], (list, tuple)) else results)
     grades = grade_responses(doc, responses)
     k = len(grades)
     n_correct = sum(g.correct for g in grades)
     out = {
-        "pass@1[avg-of-k]": n_correct / k if k else 0.0,
-        "pass@k": float(n_correct > 0),
+        "pass@1[avg-of-k]": metrics.pass_at_k(k, n_correct, 1) if k else 0.0,
+        "pass@k": metrics.pass_at_k(k, n_correct, k) if k else 0.0,
         "maj@k": float(majority_correct(grades)),
         "no_answer_rate": sum(g.status == "no_answer" for g in grades) / k if k else 0.0,
     }
     counts = [getattr(r, "n_tokens", None) for r in responses]
-    if k and None not in counts:
-        out["mean_tokens"] = sum(counts) / k
+    if k and all(isinstance(n, int) for n in counts):
+        out["mean_tokens"] = sum(n for n in counts if n is not None) / k
         out["truncation_rate"] = sum(getattr(r, "finish_reason", None) == "length" for r in responses) / k
     return out

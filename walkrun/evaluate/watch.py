@@ -34,6 +34,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from walkrun.evaluate import runner
+from walkrun.evaluate.config import EvalConfig
 from walkrun.settings import WalkrunError
 
 CKPT_DIR = re.compile(r"^global_step(\d+)_hf$")
@@ -114,7 +115,7 @@ def run_info(directory: Path, run: str | None, stage: str | None) -> tuple[str, 
     return (run or name or directory.resolve().name, stage or found_stage or "train", backend or "local")
 
 
-def load_eval_set(path: Path, base: runner.EvalConfig) -> list[runner.EvalConfig]:
+def load_eval_set(path: Path, base: EvalConfig) -> list[EvalConfig]:
     """The evaluation settings of an --eval-set file: a YAML list of EvalConfig overrides of `base`."""
     import yaml
 
@@ -130,7 +131,7 @@ def load_eval_set(path: Path, base: runner.EvalConfig) -> list[runner.EvalConfig
             f"watch: --eval-set {path} must be a non-empty YAML list of settings, e.g. "
             "[{tasks: synthetic, samples: 1}, {tasks: synthetic, samples: 4, temperature: 1.0}]"
         )
-    known = [f.name for f in fields(runner.EvalConfig) if f.name not in PER_CHECKPOINT]
+    known = [f.name for f in fields(EvalConfig) if f.name not in PER_CHECKPOINT]
     out = []
     for i, entry in enumerate(doc, 1):
         unknown = sorted(set(entry) - set(known))
@@ -152,7 +153,7 @@ class Watcher:
     def __init__(
         self,
         directory: Path,
-        configs: runner.EvalConfig | list[runner.EvalConfig],
+        configs: EvalConfig | list[EvalConfig],
         run: str | None = None,
         stage: str | None = None,
         run_backend: str | None = None,
@@ -161,7 +162,7 @@ class Watcher:
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise WalkrunError(f"watch: {self.directory} is not a folder (pass the training run's output folder)")
-        self.configs = [configs] if isinstance(configs, runner.EvalConfig) else list(configs)
+        self.configs = [configs] if isinstance(configs, EvalConfig) else list(configs)
         self.given = (run, stage, run_backend)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.last: dict[Path, tuple] = {}
@@ -205,7 +206,7 @@ class Watcher:
         """The run is finished and every checkpoint folder of it was handled."""
         return run_finished(self.directory) and all(p in self.handled for _, p in find_checkpoints(self.directory))
 
-    def config_for(self, step: int, path: Path, base: runner.EvalConfig | None = None) -> runner.EvalConfig:
+    def config_for(self, step: int, path: Path, base: EvalConfig | None = None) -> EvalConfig:
         run, stage, backend = self.identity()
         return replace(
             base or self.configs[0],
@@ -233,7 +234,7 @@ class Watcher:
                 msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
                 if not isinstance(e, WalkrunError):
                     traceback.print_exc(file=sys.stderr)
-                record_failure(cfg, path, msg)
+                runner.record_failure(cfg, path, msg)
                 if self.results[path] == "done":
                     self.results[path] = f"failed: {msg}"
                 self.log(f"walkrun watch: {path.name} failed: {msg}")
@@ -275,41 +276,9 @@ def run_watchers(
     return {p: r for w in watchers for p, r in w.results.items()}
 
 
-def record_failure(cfg: runner.EvalConfig, path: Path, error: str) -> None:
-    """Register the checkpoint and mark each task's evaluation run failed with `error` (runs that
-    are already done stay done)."""
-    from sqlalchemy import select
-
-    from walkrun import grading
-    from walkrun.db import store
-    from walkrun.db.engine import session_scope
-    from walkrun.db.models import EvalRun
-
-    tm = runner.task_manager()
-    try:
-        _, _, tokenizer = runner.check_model(str(path))
-    except WalkrunError:
-        tokenizer = None
-    plans = runner.plan_tasks(cfg, tm, tokenizer)
-    bversion = runner.backend_version(cfg.backend)
-    with session_scope(cfg.db) as s:
-        ckpt = runner._checkpoint(s, {**runner.checkpoint_kwargs(cfg, str(path)), "meta": {"eval_error": error[:2000]}})
-        for p in plans:
-            key = store.eval_key(
-                ckpt.source, ckpt.step, p.name, p.version, p.sampling, cfg.backend, bversion, grading.GRADER_VERSION
-            )
-            existing = s.scalar(select(EvalRun).where(EvalRun.key == key))
-            if existing is not None and existing.status == "done":
-                continue
-            run = existing or store.start_eval_run(
-                s, ckpt, p.name, p.version, p.sampling, cfg.backend, bversion, grading.GRADER_VERSION
-            )
-            store.finish_eval_run(s, run, "failed", error[:2000])
-
-
 def watch(
     directories: list[Path],
-    configs: list[runner.EvalConfig],
+    configs: list[EvalConfig],
     run: str | None = None,
     stage: str | None = None,
     run_backend: str | None = None,
@@ -321,12 +290,15 @@ def watch(
     fault), then poll."""
     if once and until_finished:
         raise WalkrunError("watch: give --once or --until-finished, not both")
-    runner._quiet_lm_eval()
-    tm = runner.task_manager()
+    from walkrun.db import records
+    from walkrun.evaluate import plan
+
+    plan.quiet_lm_eval()
+    tm = plan.task_manager()
     for cfg in configs:
-        runner.plan_tasks(cfg, tm, None)
+        plan.plan_tasks(cfg, tm, None)
     for db in dict.fromkeys(cfg.db for cfg in configs):
-        runner.check_db(db)
+        records.check_db(db)
     dirs = list(dict.fromkeys(Path(d) for d in directories))
     watchers = [Watcher(d, configs, run=run, stage=stage, run_backend=run_backend) for d in dirs]
     return run_watchers(watchers, interval, once=once, until_finished=until_finished)

@@ -1,14 +1,14 @@
-"""`walkrun leaderboard serve|build`: the accuracy-vs-tokens page, live from the DB or as static files."""
+"""`walkrun leaderboard serve|build`: the accuracy-vs-tokens page, live from the DB or as static files.
+
+Options come from `LiveConfig` and `BuildConfig` (walkrun/leaderboard/server.py, build.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
-DB_HELP = "SQLAlchemy URL of the results DB (default: WALKRUN_DB, else sqlite under WALKRUN_HOME)."
-SAMPLES_HELP = "Sample responses shown per problem on checkpoint pages (0 = none)."
-CHARS_HELP = "Longest response text shown; longer ones are clipped (0 = no limit)."
+from walkrun import options
+from walkrun.leaderboard.build import BuildConfig
+from walkrun.leaderboard.server import LiveConfig
 
 lb_app = typer.Typer(
     help="The leaderboard web page: models and checkpoints ranked by accuracy vs tokens.",
@@ -18,32 +18,21 @@ lb_app = typer.Typer(
 
 
 @lb_app.command("serve")
-def serve_cmd(
-    host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
-    port: int = typer.Option(8000, help="TCP port (0 = any free port; the URL is printed)."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    samples_per_problem: int = typer.Option(2, help=SAMPLES_HELP),
-    response_chars: int = typer.Option(6000, help=CHARS_HELP),
-) -> None:
+@options.command(LiveConfig)
+def serve_cmd(cfg: LiveConfig) -> None:
     """Serve the leaderboard live from the results DB (every reload reads it afresh)."""
-    from walkrun.leaderboard.server import ServeConfig, serve
+    from walkrun.leaderboard.server import serve
 
-    serve(
-        ServeConfig(host=host, port=port, db=db, samples_per_problem=samples_per_problem, response_chars=response_chars)
-    )
+    serve(cfg)
 
 
 @lb_app.command("build")
-def build_cmd(
-    out: Path = typer.Option(..., "--out", help="Folder to write the static site to."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    samples_per_problem: int = typer.Option(2, help=SAMPLES_HELP),
-    response_chars: int = typer.Option(6000, help=CHARS_HELP),
-) -> None:
+@options.command(BuildConfig)
+def build_cmd(cfg: BuildConfig) -> None:
     """Write the leaderboard as static files (index.html, checkpoints/, static/) that work offline."""
-    from walkrun.leaderboard.build import BuildConfig, build
+    from walkrun.leaderboard.build import build
 
-    info = build(BuildConfig(out=out, db=db, samples_per_problem=samples_per_problem, response_chars=response_chars))
+    info = build(cfg)
     typer.echo(
         f"wrote {info['files']} files ({info['rows']} result rows, {info['checkpoints']} checkpoints) "
         f"to {info['out']}; open {info['out']}/index.html"

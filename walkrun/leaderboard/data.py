@@ -6,9 +6,21 @@ shows `queries.aggregate` rows as they are and derives only display columns (pas
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass, field
 
-from walkrun.leaderboard import pages
+from walkrun.leaderboard.pages import PageOptions
+from walkrun.options import DB_HELP
+
+
+@dataclass
+class SiteOptions(PageOptions):
+    """What both `leaderboard serve` and `leaderboard build` take: the DB and the page options."""
+
+    db: str | None = field(default=None, metadata={"help": DB_HELP})
+
+    @property
+    def options(self) -> PageOptions:
+        return PageOptions(self.samples_per_problem, self.response_chars)
 
 
 def label(url: str | None) -> str:
@@ -16,11 +28,6 @@ def label(url: str | None) -> str:
     from walkrun.db.engine import get_engine, safe_url
 
     return safe_url(get_engine(url))
-
-
-def _natural(pid: str):
-    # "2" before "10": benchmark ids are often numbers kept as strings.
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", pid)]
 
 
 class Source:
@@ -111,63 +118,33 @@ class Source:
                 )
         return out
 
-    def render_index(self, rows: list[dict] | None = None) -> str:
-        rows = self.rows() if rows is None else rows
-        return pages.render_index(rows, self.db_label, self.stage_diffs(rows))
-
-    def checkpoint_data(self, checkpoint_id: int, opts: pages.PageOptions, rows: list[dict] | None = None):
-        """(checkpoint facts, its aggregate rows, per-evaluation problem tables), or None when the
-        checkpoint has no finished evaluation. `rows`: all aggregate rows, if already read."""
-        from walkrun.db import queries
+    def checkpoint_data(self, checkpoint_id: int, rows: list[dict] | None = None):
+        """(checkpoint facts, its aggregate rows, [(aggregate row, its samples with text)]), or None
+        when the checkpoint has no finished evaluation. `rows`: all aggregate rows, if already read."""
+        from walkrun.db import queries, records
         from walkrun.db.engine import session_scope
-        from walkrun.db.models import Checkpoint
 
         if self._fresh():
             return None
         with session_scope(self.url, readonly=True, create=False) as s:
             if rows is None:
-                ckpt = s.get(Checkpoint, checkpoint_id)
-                if ckpt is None:
+                source = records.checkpoint_source(s, checkpoint_id)
+                if source is None:
                     return None
-                rows = queries.aggregate(s, model=ckpt.source)
+                rows = queries.aggregate(s, model=source)
             mine = [r for r in rows if r["checkpoint_id"] == checkpoint_id]
             if not mine:
                 return None
             first = mine[0]
             facts = {k: first.get(k) for k in ("model", "checkpoint_id", "source", "stage", "step", "training_run")}
-            evals = []
-            for r in sorted(mine, key=lambda r: r["task"]):
-                problems = pages.problem_table(
-                    queries.samples(s, eval_run_id=r["eval_run_id"], include_text=True), opts
+            from walkrun.db import problems as problem_facts
+
+            evals = [
+                (
+                    r,
+                    queries.samples(s, eval_run_id=r["eval_run_id"], include_text=True),
+                    problem_facts.by_level(s, r["eval_run_id"], r["task"]),
                 )
-                problems.sort(key=lambda p: _natural(p["problem_id"]))
-                settings = [
-                    (k, r.get(k))
-                    for k in (
-                        "task_version",
-                        "protocol",
-                        "k",
-                        "temperature",
-                        "top_p",
-                        "max_new_tokens",
-                        "prompt_template",
-                        "backend",
-                        "backend_version",
-                        "grader_version",
-                    )
-                    if r.get(k) is not None
-                ]
-                settings.append(("evaluated", pages.fmt(r.get("evaluated_at"), "date")))
-                settings.append(("eval key", (r.get("eval_key") or "")[:12]))
-                from walkrun.db import problems as problem_facts
-
-                levels = problem_facts.by_level(s, r["eval_run_id"], r["task"])
-                evals.append({"row": r, "problems": problems, "settings": settings, "levels": levels})
+                for r in sorted(mine, key=lambda r: r["task"])
+            ]
             return facts, mine, evals
-
-    def render_checkpoint(self, checkpoint_id: int, opts: pages.PageOptions, rows: list[dict] | None = None):
-        got = self.checkpoint_data(checkpoint_id, opts, rows)
-        if got is None:
-            return None
-        facts, mine, evals = got
-        return pages.render_checkpoint(facts, mine, evals, self.db_label)

@@ -14,24 +14,23 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from walkrun.leaderboard.pareto import pareto_front
+from walkrun.stages import Stage
 
 # Training order of stages; a trajectory is drawn in this order, then by step.
-STAGE_ORDER = ["base", "sft", "stage1", "stage2"]
-STAGE_LABEL = {
-    "base": "base",
-    "sft": "SFT",
-    "stage1": "stage 1",
-    "stage2": "stage 2",
-    "control": "control",
-    "external": "external",
-}
-STAGE_SYMBOL = {
-    "base": "circle",
-    "sft": "square",
-    "stage1": "diamond",
-    "stage2": "star",
-    "control": "x",
-    "external": "triangle-up",
+STAGE_ORDER: list[str] = [Stage.BASE, Stage.SFT, Stage.STAGE1, Stage.STAGE2]
+STAGE_LABEL: dict[str | None, str] = {
+    Stage.SFT: "SFT",
+    Stage.STAGE1: "stage 1",
+    Stage.STAGE2: "stage 2",
+}  # others: the value
+STAGE_SYMBOL: dict[str | None, str] = {
+    Stage.BASE: "circle",
+    Stage.SFT: "square",
+    Stage.STAGE1: "diamond",
+    Stage.STAGE2: "star",
+    Stage.CONTROL: "x",
+    Stage.TRAIN: "cross",
+    Stage.EXTERNAL: "triangle-up",
 }
 # Plotly's default colorway, fixed per run so one run has one colour in every plot.
 PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52"]
@@ -73,9 +72,9 @@ def run_order(rows: Iterable[dict]) -> list[tuple[float, dict]]:
     return out
 
 
-def stage_boundaries(ordered: list[tuple[float, dict]]) -> list[tuple[float, str, str]]:
+def stage_boundaries(ordered: list[tuple[float, dict]]) -> list[tuple[float, str | None, str | None]]:
     """(x, stage before, stage after) at each change of stage along an ordered trajectory."""
-    marks = []
+    marks: list[tuple[float, str | None, str | None]] = []
     for (x0, a), (x1, b) in zip(ordered, ordered[1:]):
         if a.get("stage") != b.get("stage"):
             marks.append(((x0 + x1) / 2, a.get("stage"), b.get("stage")))

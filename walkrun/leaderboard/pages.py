@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from walkrun.leaderboard import figures as F
+from walkrun.settings import WalkrunError
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 FILL_COMMANDS = [
     ("walkrun eval --model MODEL --tasks aime24,amc23,math500", "evaluate one checkpoint (a local folder or hub id)"),
     ("walkrun watch RUN_DIR", "evaluate every checkpoint of a training run as it is saved"),
@@ -53,7 +53,6 @@ class PageOptions:
     )
 
     def __post_init__(self):
-        from walkrun.settings import WalkrunError
 
         if self.samples_per_problem < 0 or self.response_chars < 0:
             raise WalkrunError(
@@ -111,15 +110,18 @@ def _finite(x) -> bool:
 
 def top_pass_at_k(row: dict) -> float | None:
     """pass@k at the largest k the row has (its samples per problem)."""
-    pk = row.get("pass_at_k") or {}
-    if not isinstance(pk, dict) or not pk:
-        return pk if _finite(pk) else None
+    pk: Any = row.get("pass_at_k") or {}
+    if not isinstance(pk, dict):
+        return float(pk) if _finite(pk) else None
+    if not pk:
+        return None
     k = max(pk, key=lambda key: int(key))
-    return pk[k]
+    return float(pk[k])
 
 
 def acc_per_1k(row: dict) -> float | None:
-    acc, tokens = row.get("accuracy"), row.get("mean_tokens")
+    acc: Any = row.get("accuracy")
+    tokens: Any = row.get("mean_tokens")
     if not (_finite(acc) and _finite(tokens)) or tokens <= 0:
         return None
     return acc / (tokens / 1000.0)
@@ -415,3 +417,38 @@ def render_not_found(what: str) -> str:
         .get_template("not_found.html.jinja")
         .render(root="../", title="not found", what=what, db_label="", generated_at="")
     )
+
+
+def _natural(pid: str):
+    # "2" before "10": benchmark ids are often numbers kept as strings.
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", pid)]
+
+
+SETTING_KEYS = (
+    "task_version",
+    "protocol",
+    "k",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "prompt_template",
+    "backend",
+    "backend_version",
+    "grader_version",
+)
+
+
+def render_checkpoint_data(data, opts: PageOptions, db_label: str = "") -> str | None:
+    """A checkpoint's page from `data.Source.checkpoint_data`'s result (None: no page)."""
+    if data is None:
+        return None
+    facts, mine, raw_evals = data
+    evals = []
+    for r, samples, levels in raw_evals:
+        problems = problem_table(samples, opts)
+        problems.sort(key=lambda p: _natural(p["problem_id"]))
+        settings = [(k, r.get(k)) for k in SETTING_KEYS if r.get(k) is not None]
+        settings.append(("evaluated", fmt(r.get("evaluated_at"), "date")))
+        settings.append(("eval key", (r.get("eval_key") or "")[:12]))
+        evals.append({"row": r, "problems": problems, "settings": settings, "levels": levels})
+    return render_checkpoint(facts, mine, evals, db_label)

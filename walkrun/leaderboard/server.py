@@ -11,9 +11,9 @@ watch` shows up on reload). Paths are those of the static build (`index.html`,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from walkrun.leaderboard import data, pages
+from walkrun.leaderboard import assets, data, pages
+from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
 SECURITY_HEADERS = {
@@ -29,7 +29,7 @@ SECURITY_HEADERS = {
 
 
 @dataclass
-class ServeConfig:
+class LiveConfig(SiteOptions):
     """Settings of `walkrun leaderboard serve`."""
 
     host: str = field(
@@ -37,44 +37,14 @@ class ServeConfig:
         metadata={"help": "address to bind; the default keeps the page on this machine (use 0.0.0.0 deliberately)"},
     )
     port: int = field(default=8000, metadata={"help": "TCP port (0 = any free port; the URL is printed)"})
-    db: str | None = field(default=None, metadata={"help": "SQLAlchemy URL of the results DB (default: WALKRUN_DB)"})
-    samples_per_problem: int = field(
-        default=pages.PageOptions.samples_per_problem,
-        metadata={"help": "sample responses shown per problem on checkpoint pages"},
-    )
-    response_chars: int = field(
-        default=pages.PageOptions.response_chars, metadata={"help": "longest response text shown (0 = no limit)"}
-    )
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0 <= self.port <= 65535:
             raise WalkrunError(f"--port must be between 0 and 65535, got {self.port}")
-        self.options = pages.PageOptions(self.samples_per_problem, self.response_chars)
 
 
-def static_files() -> dict[str, Path]:
-    """The files under static/: ours plus plotly.js from the installed `plotly` package (no CDN)."""
-    files = {p.name: p for p in pages.STATIC_DIR.iterdir() if p.is_file()}
-    files["plotly.min.js"] = plotly_js_path()
-    return files
-
-
-def plotly_js_path() -> Path:
-    try:
-        from importlib.resources import files
-
-        path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
-    except ModuleNotFoundError as e:
-        raise WalkrunError(
-            "the leaderboard needs the `plotly` package for its bundled plotly.min.js: "
-            "pip install 'walkrun[leaderboard]'"
-        ) from e
-    if not path.is_file():
-        raise WalkrunError(f"plotly.min.js not found at {path}; reinstall plotly (pip install -U plotly)")
-    return path
-
-
-def create_app(cfg: ServeConfig):
+def create_app(cfg: LiveConfig):
     """The Starlette app for `cfg` (checks the database is readable first)."""
     from starlette.applications import Starlette
     from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
@@ -82,16 +52,18 @@ def create_app(cfg: ServeConfig):
 
     source = data.Source(cfg.db)
     source.check()
-    files = static_files()
+    files = assets.static_files()
 
     def html(text: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(text, status_code=status, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
     def index(request):
-        return html(source.render_index())
+        return html(pages.render_index(rows := source.rows(), source.db_label, source.stage_diffs(rows)))
 
     def checkpoint(request):
-        text = source.render_checkpoint(request.path_params["cid"], cfg.options)
+        text = pages.render_checkpoint_data(
+            source.checkpoint_data(request.path_params["cid"]), cfg.options, source.db_label
+        )
         if text is None:
             return html(
                 pages.render_not_found(
@@ -120,7 +92,7 @@ def create_app(cfg: ServeConfig):
     return Starlette(routes=routes)
 
 
-def serve(cfg: ServeConfig) -> None:
+def serve(cfg: LiveConfig) -> None:
     """Run the server until interrupted (Ctrl-C or SIGTERM)."""
     import socket
 

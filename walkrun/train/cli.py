@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from walkrun import options
+from walkrun.train.openrlhf.config import NOT_SETTABLE, OpenRLHFConfig
+
 train_app = typer.Typer(
     help="Train: ConciseR stage 1 (GRPO++) and stage 2 (L-GRPO), Fatemi et al. phase 2.\n\n"
     "OpenRLHF on a GPU Ray cluster (`script`, `openrlhf`), or one machine (`local`).",
@@ -13,33 +16,31 @@ train_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-SET_HELP = (
-    "Override a config field, KEY=VALUE (repeatable), e.g. --set actor_lr=5e-7 --set eval_data=aime24,amc23. "
-    "`--explain` lists the fields."
-)
+PRESET_HELP = "OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."
+
+
+def _explain(config: OpenRLHFConfig) -> str:
+    """Every field with its value, where the value comes from (a paper, or ours) and its help."""
+    return options.explain(
+        config, note=lambda n: f"paper: {config.paper[n]}" if n in config.paper else "ours", exclude=("paper",)
+    )
 
 
 @train_app.command("script")
+@options.command(OpenRLHFConfig, preset=True, exclude=NOT_SETTABLE, show_defaults=False)
 def script_cmd(
-    preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    overrides: dict,
+    explain: bool,
+    preset: str = typer.Argument(..., help=PRESET_HELP),
     out: Path | None = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
-    explain: bool = typer.Option(False, "--explain", help="List every field: value, source (paper/ours), help."),
 ) -> None:
     """Print (or write) the OpenRLHF 0.11.2 launch script of a preset: `ray job submit ... train_ppo_ray`."""
     from walkrun.train.openrlhf.config import load_config
     from walkrun.train.openrlhf.script import render
 
-    config = load_config(preset, set_)
+    config = load_config(preset, given=overrides)
     if explain:
-        import dataclasses
-        import json
-
-        for f in dataclasses.fields(config):
-            if f.name == "paper":
-                continue
-            where = f"paper: {config.paper[f.name]}" if f.name in config.paper else "ours"
-            print(f"{f.name} = {json.dumps(getattr(config, f.name))}  [{where}]\n    {f.metadata['help']}")
+        print(_explain(config))
         return
     text = render(config)
     if out is None:
@@ -52,9 +53,11 @@ def script_cmd(
 
 
 @train_app.command("openrlhf")
+@options.command(OpenRLHFConfig, preset=True, exclude=NOT_SETTABLE, show_defaults=False)
 def openrlhf_cmd(
-    preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    overrides: dict,
+    explain: bool,
+    preset: str = typer.Argument(..., help=PRESET_HELP),
     address: str = typer.Option("http://127.0.0.1:8265", "--address", help="Ray dashboard address of the cluster."),
     wait: bool = typer.Option(
         True, "--wait/--no-wait", help="Follow the job's logs until it ends (Ctrl-C detaches; the job keeps running)."
@@ -69,7 +72,10 @@ def openrlhf_cmd(
     from walkrun.train.openrlhf.config import load_config
     from walkrun.train.openrlhf.submit import submit
 
-    config = load_config(preset, set_)
+    config = load_config(preset, given=overrides)
+    if explain:
+        print(_explain(config))
+        return
     code = submit(config, address=address, wait=wait)
     if code != 0:
         raise WalkrunError(f"ray job submit failed (exit {code}); see its output above. Run dir: {config.run_dir}")

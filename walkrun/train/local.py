@@ -30,201 +30,16 @@ import json
 import os
 import shutil
 import time
-import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from walkrun.settings import WalkrunError
+from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
+from walkrun.train.local_trainer import METRICS_FILE, kept_groups, run_callback, save_final, trainer_class
 
-PRESET_DIR = Path(__file__).parent / "presets"
-STAGES = ("stage1", "stage2", "control")
+__all__ = ["LocalConfig", "kept_groups", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
 RUN_FILE = "walkrun_run.json"
-METRICS_FILE = "metrics.jsonl"
-
-
-@dataclass
-class LocalConfig:
-    model: str | None = field(
-        default=None,
-        metadata={"help": "HF model folder to train (the SFT model for stage 1, the stage-1 RUN_DIR for stage 2)"},
-    )
-    stage: str = field(default="stage1", metadata={"help": "what this run is: stage1 | stage2 | control (recorded)"})
-    task: str = field(
-        default="synthetic",
-        metadata={"help": "'synthetic' (generated running sums) or a JSONL file of prompts with gold answers"},
-    )
-    prompt_key: str = field(default="problem", metadata={"help": "JSONL task: field holding the prompt"})
-    answer_key: str = field(default="answer", metadata={"help": "JSONL task: field holding the gold answer"})
-    chat: bool = field(
-        default=True,
-        metadata={"help": "JSONL task: send the prompt as a user chat message (the model's chat template applies)"},
-    )
-    train_prompts: int = field(default=4096, metadata={"help": "synthetic task: size of the prompt pool"})
-    reward: str = field(
-        default="binary",
-        metadata={"help": "correctness reward scheme of walkrun.train.objective: binary (1/0) | fatemi (+1/-0.5/-1)"},
-    )
-    lgrpo: bool = field(
-        default=False,
-        metadata={"help": "add the L-GRPO length term 1 - L/L_max to every rollout of an all-correct group (stage 2)"},
-    )
-    l_max: int | None = field(
-        default=None, metadata={"help": "L_max of the length term in tokens; default max_completion_length"}
-    )
-    dynamic_sampling: bool = field(
-        default=True, metadata={"help": "mask out groups whose (shaped) rewards have zero variance"}
-    )
-    num_generations: int = field(default=8, metadata={"help": "rollouts per prompt (group size G)"})
-    prompts_per_rollout: int = field(default=16, metadata={"help": "prompts sampled per generation round"})
-    steps_per_rollout: int = field(
-        default=2,
-        metadata={
-            "help": "optimizer steps per generation round (the round's completions are split into this many batches)"
-        },
-    )
-    rounds: int = field(
-        default=20, metadata={"help": "generation rounds; optimizer steps = rounds * steps_per_rollout"}
-    )
-    learning_rate: float = field(default=5e-4, metadata={"help": "AdamW learning rate (constant schedule)"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rollouts"})
-    max_completion_length: int = field(default=96, metadata={"help": "generation cap in tokens"})
-    epsilon: float = field(default=0.2, metadata={"help": "lower clip range of the ratio (1 - eps_low)"})
-    epsilon_high: float = field(default=0.28, metadata={"help": "upper clip range (clip-higher, 1 + eps_high)"})
-    entropy_coef: float = field(default=0.001, metadata={"help": "entropy bonus coefficient"})
-    loss_type: str = field(default="dapo", metadata={"help": "TRL loss aggregation; dapo = token-level mean"})
-    beta: float = field(default=0.0, metadata={"help": "KL coefficient to the reference model (0 = no reference)"})
-    mask_truncated_completions: bool = field(
-        default=True, metadata={"help": "exclude completions that hit the cap from the loss (DAPO overlong filtering)"}
-    )
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
-    save_steps: int = field(
-        default=20,
-        metadata={
-            "help": "write RUN_DIR/global_stepN_hf every N optimizer steps (the last step is always written; 0 = last only)"
-        },
-    )
-    eval_every: int = field(
-        default=0,
-        metadata={"help": "synthetic task: held-out sampled-accuracy check every N optimizer steps (0 = off)"},
-    )
-    eval_problems: int = field(default=100, metadata={"help": "held-out problems per check"})
-    eval_samples: int = field(default=4, metadata={"help": "samples per problem per check (T=1)"})
-    grader_timeout: float = field(default=5.0, metadata={"help": "seconds allowed to grade one response"})
-    seed: int = field(default=0, metadata={"help": "seed for TRL and the synthetic prompt pool"})
-    threads: int = field(default=1, metadata={"help": "torch threads (1 is steadier on a shared 2-core machine)"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
-
-    def __post_init__(self):
-        from walkrun.train.objective import SCHEMES
-
-        if self.stage not in STAGES:
-            raise WalkrunError(f"local: stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        if self.reward not in SCHEMES:
-            raise WalkrunError(f"local: reward must be one of {', '.join(SCHEMES)}, got {self.reward!r}")
-        for name in (
-            "num_generations",
-            "prompts_per_rollout",
-            "steps_per_rollout",
-            "rounds",
-            "max_completion_length",
-            "threads",
-        ):
-            if getattr(self, name) < 1:
-                raise WalkrunError(f"local: {name} must be >= 1, got {getattr(self, name)!r}")
-        if self.num_generations < 2:
-            raise WalkrunError("local: num_generations must be >= 2 (advantages are normalised within a group)")
-        if (self.prompts_per_rollout * self.num_generations) % self.steps_per_rollout:
-            raise WalkrunError(
-                f"local: prompts_per_rollout*num_generations ({self.prompts_per_rollout * self.num_generations}) "
-                f"must be divisible by steps_per_rollout ({self.steps_per_rollout})"
-            )
-        if self.l_max is not None and self.l_max < 1:
-            raise WalkrunError(f"local: l_max must be a positive number of tokens, got {self.l_max!r}")
-        if self.task != "synthetic" and not Path(self.task).is_file():
-            raise WalkrunError(f"local: task must be 'synthetic' or a JSONL file; {self.task!r} is neither")
-        if self.eval_every and self.task != "synthetic":
-            raise WalkrunError("local: eval_every works with task=synthetic only; use `walkrun watch` otherwise")
-
-    @property
-    def max_steps(self) -> int:
-        return self.rounds * self.steps_per_rollout
-
-    @property
-    def batch_size(self) -> int:
-        return self.prompts_per_rollout * self.num_generations // self.steps_per_rollout
-
-
-# ---------------------------------------------------------------- presets
-
-
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("local-*.yaml"))
-
-
-def _preset_path(preset: str) -> Path:
-    p = Path(preset)
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        return p
-    q = PRESET_DIR / f"{preset}.yaml"
-    if q.is_file():
-        return q
-    raise WalkrunError(
-        f"unknown local preset {preset!r}; known: {', '.join(preset_names())} (or a path to a .yaml file)"
-    )
-
-
-def _coerce(name: str, tp, raw):
-    """A --set value (string) or YAML value as the field's type."""
-    args = typing.get_args(tp)
-    optional = type(None) in args
-    if optional:
-        if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", "")):
-            return None
-        tp = next(a for a in args if a is not type(None))
-    if isinstance(raw, str) and tp is not str:
-        import yaml
-
-        raw = yaml.safe_load(raw)
-    try:
-        if tp is bool:
-            if isinstance(raw, bool):
-                return raw
-            raise ValueError
-        if tp is float and isinstance(raw, (int, float)):
-            return float(raw)
-        if tp is int and isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if tp is str and raw is not None:
-            return str(raw)
-    except ValueError:
-        pass
-    raise WalkrunError(f"local: {name} must be {getattr(tp, '__name__', tp)}, got {raw!r}")
-
-
-def load_config(preset: str, overrides: dict | list[str] | None = None) -> tuple[LocalConfig, dict]:
-    """LocalConfig from a preset (name or YAML path) plus `key=value` overrides; also the raw preset dict."""
-    import yaml
-
-    path = _preset_path(preset)
-    raw = yaml.safe_load(path.read_text()) or {}
-    if isinstance(overrides, list):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise WalkrunError(f"--set expects key=value, got {item!r}")
-            k, v = item.split("=", 1)
-            pairs[k.strip()] = v
-        overrides = pairs
-    fields = typing.get_type_hints(LocalConfig)
-    values = {}
-    for source in (raw, overrides or {}):
-        for k, v in source.items():
-            if k not in fields:
-                raise WalkrunError(
-                    f"local: unknown setting {k!r} (in {path.name} or --set); known: {', '.join(fields)}"
-                )
-            values[k] = _coerce(k, fields[k], v)
-    return LocalConfig(**values), raw
 
 
 # ---------------------------------------------------------------- rewards and dynamic sampling
@@ -272,149 +87,6 @@ def make_reward(cfg: LocalConfig):
     return correctness_and_length
 
 
-def kept_groups(rewards, num_generations: int, tol: float = 1e-6):
-    """Bool per group: True if its rewards are not all equal (non-zero variance). `rewards` is flat (B*G,).
-
-    A tolerance rather than std == 0: float sums of equal shaped rewards can differ in the last bit.
-    """
-    grouped = rewards.view(-1, num_generations)
-    return (grouped.amax(dim=1) - grouped.amin(dim=1)) > tol
-
-
-def _trainer_class():
-    from trl import GRPOTrainer
-
-    class DynamicSamplingGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer that masks out zero-variance groups (DAPO's dynamic sampling, without refill).
-
-        Stage 1: all-correct and all-wrong groups are masked. Stage 2: an all-correct group whose
-        rollouts differ in length has different shaped rewards and is kept; only groups whose
-        shaped rewards are all equal are masked. Masking zeroes the group's `completion_mask`
-        (its advantages are already 0) and recounts `num_items_in_batch`, the DAPO normaliser.
-        The generation batch is shuffled and split only after this method, so masking here is safe.
-        """
-
-        dynamic_sampling: bool = True
-        _last_rewards = None
-
-        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            self._last_rewards = rewards_per_func
-            return rewards_per_func
-
-        def _generate_and_score_completions(self, inputs):
-            out = super()._generate_and_score_completions(inputs)
-            if not self.model.training or not self.dynamic_sampling:
-                return out
-            weights = self.reward_weights.to(self._last_rewards.device)
-            rewards = (self._last_rewards * weights.unsqueeze(0)).nansum(dim=1)
-            keep = kept_groups(rewards, self.num_generations)
-            rows = keep.repeat_interleave(self.num_generations).to(out["completion_mask"].device)
-            out["completion_mask"] = out["completion_mask"] * rows.unsqueeze(1).to(out["completion_mask"].dtype)
-            mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
-            out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
-            self._metrics["train"]["kept_groups"].append(float(keep.sum()))
-            self._metrics["train"]["kept_frac"].append(float(keep.float().mean()))
-            return out
-
-    return DynamicSamplingGRPOTrainer
-
-
-def __getattr__(name):  # lazy: importing trl is slow and `walkrun --help` must stay fast
-    if name == "DynamicSamplingGRPOTrainer":
-        return _trainer_class()
-    raise AttributeError(name)
-
-
-# ---------------------------------------------------------------- checkpoints and logging
-
-
-def save_hf_atomic(model, tokenizer, dest: Path) -> Path:
-    """Write an HF folder to `dest` via a temp folder + rename, so a watcher never sees half of it."""
-    dest = Path(dest)
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-    return dest
-
-
-def _save_final(model, tokenizer, run_dir: Path) -> None:
-    """The final model in RUN_DIR itself (OpenRLHF's --ckpt.output_dir); files moved in from a temp folder."""
-    tmp = run_dir / f".final.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    names = sorted(os.listdir(tmp), key=lambda n: n == "config.json")  # config last: it marks a model folder
-    for name in names:
-        os.replace(tmp / name, run_dir / name)
-    tmp.rmdir()
-
-
-def _callbacks(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
-    from tqdm import tqdm
-    from transformers import TrainerCallback
-
-    class RunCallback(TrainerCallback):
-        """Checkpoints in global_stepN_hf, metrics.jsonl, a one-line progress bar, an optional eval curve."""
-
-        def __init__(self):
-            self.bar = None
-            self.log = (run_dir / METRICS_FILE).open("a")
-            self.checkpoints: list[str] = []
-            self.last: dict = {}
-
-        def _write(self, rec: dict):
-            self.log.write(json.dumps(rec) + "\n")
-            self.log.flush()
-
-        def _eval(self, step, model):
-            from walkrun.train import synthetic
-
-            r = synthetic.evaluate(
-                (model, tokenizer),
-                n=cfg.eval_problems,
-                k=cfg.eval_samples,
-                greedy=False,
-                max_new_tokens=cfg.max_completion_length,
-            )
-            self._write(
-                {"step": step, "elapsed_s": round(time.time() - t0, 1), **{f"eval/{k}": v for k, v in r.items()}}
-            )
-            self.last["eval_acc"] = round(r["pass@1[avg-of-k]"], 3)
-
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            self.bar = tqdm(total=state.max_steps, desc=f"{cfg.stage}", unit="step", disable=not cfg.progress)
-            if cfg.eval_every:
-                self._eval(0, model)
-
-        def on_step_end(self, args, state, control, model=None, **kw):
-            step = state.global_step
-            if (cfg.save_steps and step % cfg.save_steps == 0) or step >= state.max_steps:
-                dest = save_hf_atomic(model, tokenizer, run_dir / f"global_step{step}_hf")
-                self.checkpoints.append(dest.name)
-            if cfg.eval_every and step % cfg.eval_every == 0:
-                self._eval(step, model)
-            self.bar.update(1)
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            logs = dict(logs or {})
-            self._write({"step": state.global_step, "elapsed_s": round(time.time() - t0, 1), **logs})
-            for key, short in (("accuracy", "acc"), ("mean_tokens", "len"), ("kept_groups", "kept"), ("entropy", "H")):
-                if logs.get(key) is not None:
-                    self.last[short] = round(logs[key], 3)
-            self.bar.set_postfix(self.last)
-
-        def on_train_end(self, args, state, control, **kw):
-            self.bar.close()
-            self.log.close()
-
-    return RunCallback()
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -422,7 +94,7 @@ def _dataset(cfg: LocalConfig):
     from datasets import Dataset
 
     if cfg.task == "synthetic":
-        from walkrun.train.synthetic import rl_rows
+        from walkrun.synthetic import rl_rows
 
         return Dataset.from_list(rl_rows(cfg.train_prompts, seed=cfg.seed))
     from walkrun.jsonl import read_jsonl
@@ -446,21 +118,6 @@ def _check_run_dir(run_dir: Path) -> None:
         raise WalkrunError(f"run folder {run_dir} already exists and is not empty; pick another --out or delete it")
 
 
-def register_run(name: str, cfg: LocalConfig, run_dir: Path, preset: str | None) -> bool:
-    """Record the run in the results DB (like the OpenRLHF backend does); False if the DB layer
-    is not installed. A DB that cannot be opened raises before any training starts."""
-    try:
-        from walkrun.db.engine import session_scope
-        from walkrun.db.store import get_or_create_training_run
-    except ImportError:
-        return False
-    with session_scope() as s:
-        get_or_create_training_run(
-            s, name, "local", preset=preset, config=asdict(cfg), output_dir=str(run_dir.resolve())
-        )
-    return True
-
-
 def run_local(
     cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, name: str | None = None, register: bool = True
 ) -> dict:
@@ -472,7 +129,6 @@ def run_local(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import ProgressCallback
-    from trl import GRPOConfig
 
     if not cfg.model or not (Path(cfg.model) / "config.json").is_file():
         raise WalkrunError(
@@ -488,12 +144,14 @@ def run_local(
     run_dir = Path(run_dir)
     _check_run_dir(run_dir)
     name = name or run_dir.resolve().name
-    if register:
-        register_run(name, cfg, run_dir, preset)
+    if register:  # a DB that cannot be opened fails here, before any training
+        from walkrun.db.records import record_training_run
+
+        record_training_run(name, "local", preset, asdict(cfg), run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    record = {
+    record: dict[str, Any] = {
         "name": name,
         "backend": "local",
         "preset": preset,
@@ -508,37 +166,8 @@ def run_local(
     tok.padding_side = "left"
     use_cpu = not torch.cuda.is_available()
     model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
-    args = GRPOConfig(
-        output_dir=str(run_dir / ".trl"),
-        use_cpu=use_cpu,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        disable_tqdm=False,
-        seed=cfg.seed,
-        num_generations=cfg.num_generations,
-        per_device_train_batch_size=cfg.batch_size,
-        steps_per_generation=cfg.steps_per_rollout,
-        max_steps=cfg.max_steps,
-        max_completion_length=cfg.max_completion_length,
-        temperature=cfg.temperature,
-        top_k=0,
-        top_p=1.0,
-        beta=cfg.beta,
-        epsilon=cfg.epsilon,
-        epsilon_high=cfg.epsilon_high,
-        loss_type=cfg.loss_type,
-        scale_rewards="group",
-        mask_truncated_completions=cfg.mask_truncated_completions,
-        entropy_coef=cfg.entropy_coef,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="constant",
-        max_grad_norm=cfg.max_grad_norm,
-        optim="adamw_torch",
-        dataloader_num_workers=0,
-    )
-    cls = _trainer_class()
+    args = grpo_config(cfg, run_dir / ".trl", use_cpu=use_cpu)
+    cls = trainer_class()
     trainer = cls(
         model=model, reward_funcs=make_reward(cfg), args=args, train_dataset=_dataset(cfg), processing_class=tok
     )
@@ -546,13 +175,13 @@ def run_local(
     if trainer.accelerator.num_processes > 1 and (cfg.lgrpo or cfg.dynamic_sampling):
         raise WalkrunError("local: several processes: L-GRPO and dynamic sampling need one process (see WORLD_SIZE)")
     trainer.remove_callback(ProgressCallback)
-    cb = _callbacks(cfg, run_dir, tok, t0)
+    cb = run_callback(cfg, run_dir, tok, t0)
     trainer.add_callback(cb)
     try:
         trainer.train()
     finally:
         shutil.rmtree(run_dir / ".trl", ignore_errors=True)
-    _save_final(trainer.model, tok, run_dir)
+    save_final(trainer.model, tok, run_dir)
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     record["checkpoints"] = cb.checkpoints
     record["wall_seconds"] = round(time.time() - t0, 1)

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import typer
 
-SET_HELP = (
-    "Override a preset field, KEY=VALUE (repeatable), e.g. --set rounds=5 --set learning_rate=1e-4. "
-    "`--explain` lists the fields."
-)
+from walkrun import options
+from walkrun.train.local_config import LocalConfig
+from walkrun.train.sft import SFTConfig
 
 
+@options.command(LocalConfig, preset=True, show_defaults=False)
 def local(
+    overrides: dict,
+    explain: bool,
     preset: str = typer.Argument(..., help="local-stage1 | local-stage2 | local-control, or a path to a YAML preset."),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
-    model: Path | None = typer.Option(None, "--model", help="Model folder to train (same as --set model=PATH)."),
     out: Path | None = typer.Option(
         None, "--out", help="Run folder (default runs/<preset>-<time>); must be new or empty."
     ),
@@ -27,70 +27,36 @@ def local(
         None, "--name", help="Training run name in the results DB (default: the run folder's name)."
     ),
     no_db: bool = typer.Option(False, "--no-db", help="Do not record the run in the results DB."),
-    explain: bool = typer.Option(False, "--explain", help="List every field with its value and help, then exit."),
 ) -> None:
     """Train one stage with TRL's GRPOTrainer on this machine (GRPO++ or L-GRPO, dynamic sampling).
 
-    Checkpoints: RUN_DIR/global_stepN_hf/ (OpenRLHF's layout, so `walkrun watch RUN_DIR` works)
-    and the final model in RUN_DIR; per-step metrics in RUN_DIR/metrics.jsonl.
+    Values come from the preset, then --set, then the options below (`--explain` shows the result).
+    Checkpoints: RUN_DIR/global_stepN_hf/ (OpenRLHF's layout, so `walkrun watch RUN_DIR` works) and
+    the final model in RUN_DIR; per-step metrics in RUN_DIR/metrics.jsonl.
     """
-    import dataclasses
     import time
 
     from walkrun.train.local import load_config, run_local
 
-    overrides = list(set_ or [])
-    if model is not None:
-        overrides.append(f"model={model}")
-    cfg, _ = load_config(preset, overrides)
+    cfg = load_config(preset, given=overrides)
     if explain:
-        for f in dataclasses.fields(cfg):
-            print(f"{f.name} = {json.dumps(getattr(cfg, f.name))}\n    {f.metadata['help']}")
+        print(options.explain(cfg))
         return
     run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = run_local(cfg, run_dir, preset=preset, name=name, register=not no_db)
     print(json.dumps(summary, indent=2))
 
 
-def sft(
-    out: Path = typer.Argument(..., help="Folder to write the trained model to (replaced if it exists)."),
-    set_: list[str] | None = typer.Option(
-        None,
-        "--set",
-        help="Override an SFT field, KEY=VALUE (repeatable), e.g. --set steps=200. `--explain` lists them.",
-    ),
-    init: Path | None = typer.Option(None, "--init", help="Start from this model folder instead of a fresh one."),
-    explain: bool = typer.Option(False, "--explain", help="List every field with its default and help, then exit."),
-) -> None:
+@options.command(SFTConfig, arguments=("out",))
+def sft(cfg: SFTConfig) -> None:
     """Supervised warm start on the synthetic running-sum task (verbose, noisy demonstrator).
 
     Builds a fresh ~199k-param Qwen2 with the task's character tokenizer unless --init is given,
     trains it, and prints sampled (T=1) and greedy accuracy on held-out problems.
     """
-    import dataclasses
-    import typing
+    from walkrun.train.sft import run_sft
 
-    from walkrun.settings import WalkrunError
-    from walkrun.train.local import _coerce
-    from walkrun.train.sft import SFTConfig, run_sft
-
-    hints = typing.get_type_hints(SFTConfig)
-    if explain:
-        for f in dataclasses.fields(SFTConfig):
-            default = None if f.default is dataclasses.MISSING else f.default
-            print(f"{f.name} = {json.dumps(default)}\n    {f.metadata['help']}")
-        return
-    values: dict = {"out": str(out)}
-    if init is not None:
-        values["init"] = str(init)
-    for item in set_ or []:
-        k, eq, v = item.partition("=")
-        if not eq or k.strip() not in hints or k.strip() == "out":
-            raise WalkrunError(
-                f"--set expects KEY=VALUE with KEY one of {', '.join(h for h in hints if h != 'out')}; got {item!r}"
-            )
-        values[k.strip()] = _coerce(k.strip(), hints[k.strip()], v)
-    summary = run_sft(SFTConfig(**values))
+    summary = run_sft(cfg)
     summary.pop("config", None)
     print(json.dumps(summary, indent=2))
 
@@ -99,9 +65,7 @@ def recipe(
     root: Path = typer.Argument(..., help="Folder for sft/, stage1/, stage2/, control/ and recipe_summary.json."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model init, data and RL runs."),
     sft_steps: int = typer.Option(1000, "--sft-steps", help="SFT steps (1000 reaches the noise ceiling)."),
-    stage1: list[str] | None = typer.Option(
-        None, "--stage1", help="KEY=VALUE override of local-stage1 (repeatable)."
-    ),
+    stage1: list[str] | None = typer.Option(None, "--stage1", help="KEY=VALUE override of local-stage1 (repeatable)."),
     stage2: list[str] | None = typer.Option(
         None, "--stage2", help="KEY=VALUE override of local-stage2 and the control."
     ),

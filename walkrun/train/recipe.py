@@ -85,7 +85,7 @@ class Recipe:
 
         extra = self.stage1 if stage == "stage1" else self.stage2
         common = [f"seed={self.seed}", f"progress={str(self.progress).lower()}"]
-        cfg, _ = load_config(f"local-{stage}", [f"model={self.model(START[stage])}", *common, *extra])
+        cfg = load_config(f"local-{stage}", [f"model={self.model(START[stage])}", *common, *extra])
         return cfg
 
     def run_configs(self) -> dict[str, tuple[Path, dict]]:
@@ -128,7 +128,7 @@ def register_runs(recipe: Recipe, db: str | None = None, preset: str = "recipe",
 def build_base_model(dest: Path, seed: int, context: int | None) -> Path:
     """The synthetic task's fresh model; `context` widens its nominal context (RoPE has no learned
     positions, so the task's outputs do not change; a longer one lets real benchmark prompts in)."""
-    from walkrun.train import synthetic
+    from walkrun import synthetic
 
     synthetic.build_model(dest, seed=seed)
     if context is not None:
@@ -217,7 +217,7 @@ def run_recipe(
     """The pipeline, then each model checked with `synthetic.evaluate` (sampled pass@1 at T=1 over
     eval_problems x eval_samples, greedy accuracy, mean tokens). Writes ROOT/recipe_summary.json and
     returns it; `format_recipe(summary)` renders it as a table."""
-    from walkrun.train import synthetic
+    from walkrun import synthetic
 
     recipe = Recipe(
         root=str(root),

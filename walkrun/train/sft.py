@@ -1,6 +1,6 @@
 """Supervised warm start for the synthetic task: a tiny model learns the noisy, verbose demonstrator.
 
-A plain torch loop (recipe of ../shared/notes/tinyrl.md §2): batches generated on the fly,
+A plain torch loop: batches generated on the fly,
 loss on completion tokens only (eos included), AdamW lr 3e-3 betas (0.9, 0.98), linear
 warm-up then cosine decay, gradient clipping at 1.0, one torch thread.
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from walkrun.atomic import replace_dir, temp_dir_for
 from walkrun.settings import WalkrunError
 
 
@@ -29,7 +29,9 @@ class SFTConfig:
         default=None,
         metadata={"help": "start from this HF model folder instead of a freshly built synthetic-task model"},
     )
-    steps: int = field(default=1000, metadata={"help": "optimizer steps (notes: 1000 reaches the noise ceiling)"})
+    steps: int = field(
+        default=1000, metadata={"help": "optimizer steps (1000 reaches the noise ceiling of the demonstrator)"}
+    )
     batch_size: int = field(default=64, metadata={"help": "examples per step, generated on the fly"})
     lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
     warmup_steps: int = field(default=100, metadata={"help": "linear warm-up steps before cosine decay"})
@@ -47,7 +49,7 @@ class SFTConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
-        from walkrun.train.synthetic import MIXES
+        from walkrun.synthetic import MIXES
 
         if self.mix not in MIXES:
             raise WalkrunError(f"sft: mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
@@ -69,7 +71,7 @@ def make_batch(terms_iter, rng: random.Random, batch_size: int, mix: str):
     """(input_ids, labels, attention_mask): right-padded; labels -100 except on completion + eos."""
     import torch
 
-    from walkrun.train.synthetic import EOS, PAD, TOKEN_ID, encode, sft_example
+    from walkrun.synthetic import EOS, PAD, TOKEN_ID, encode, sft_example
 
     seqs, labs = [], []
     for _ in range(batch_size):
@@ -90,13 +92,11 @@ def run_sft(cfg: SFTConfig) -> dict:
     import torch
     from tqdm import tqdm
 
-    from walkrun.train import synthetic
+    from walkrun import synthetic
 
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = temp_dir_for(out)
     try:
         src = cfg.init or synthetic.build_model(tmp / "_init", seed=cfg.seed, heads=cfg.heads)
         model, tok = synthetic.load(src)
@@ -144,9 +144,7 @@ def run_sft(cfg: SFTConfig) -> dict:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "sft_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from walkrun import options
+from walkrun.options import opt as _f
 from walkrun.settings import WalkrunError
+from walkrun.stages import TRAINING_STAGES
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 BACKEND = "openrlhf"
@@ -26,19 +27,13 @@ ESTIMATORS = ("gae", "reinforce", "rloo", "reinforce_baseline", "group_norm", "d
 REQUIRED = "REQUIRED"
 
 
-def _f(default, help: str, **kw):
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
-
-
 @dataclass
 class OpenRLHFConfig:
     # ── run ──
     name: str = _f("", "Run name: the DB key of the training run and the default run folder name.")
     preset: str = _f("", "Preset this config came from.")
     description: str = _f("", "One line on what the run is for.")
-    stage: str = _f("stage1", "Checkpoint stage recorded in the DB: stage1 | stage2 | control | ...")
+    stage: str = _f("stage1", "Checkpoint stage recorded in the DB: stage1 | stage2 | control.")
     run_dir: str = _f(
         "",
         "Run folder (absolute; shared storage on multi-node clusters). Checkpoints land in "
@@ -129,6 +124,8 @@ class OpenRLHFConfig:
         problems = []
         if self.pretrain in ("", REQUIRED):
             problems.append("pretrain is required (e.g. --set pretrain=RUN_DIR/global_step100_hf)")
+        if self.stage not in TRAINING_STAGES:
+            problems.append(f"stage must be one of {', '.join(TRAINING_STAGES)}, got {self.stage!r}")
         if self.prompt_style not in PROMPT_STYLES:
             problems.append(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
         if self.reward_scheme not in ("binary", "fatemi"):
@@ -195,60 +192,7 @@ class OpenRLHFConfig:
 # ── presets and overrides ──
 
 
-def _field_types() -> dict[str, object]:
-    return typing.get_type_hints(OpenRLHFConfig)
-
-
-def _coerce(name: str, value, tp):
-    """Turn a YAML or `--set` value into the field's type, or raise WalkrunError saying what is expected."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
-            return None
-        return _coerce(name, value, inner[0])
-    try:
-        if tp is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).strip().lower() in ("1", "true", "yes", "on"):
-                return True
-            if str(value).strip().lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if tp is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
-        if tp is float:
-            return float(value)
-        if tp is str:
-            if isinstance(value, (dict, list)):
-                raise ValueError(value)
-            return str(value)
-        if origin is list:
-            if isinstance(value, str):
-                text = value.strip()
-                if text.startswith("["):
-                    value = yaml.safe_load(text)
-                else:
-                    value = [v for v in text.replace(",", " ").split() if v]
-            if not isinstance(value, (list, tuple)):
-                raise ValueError(value)
-            return [_coerce(name, v, args[0]) for v in value]
-        if origin is dict:
-            if isinstance(value, str):
-                value = yaml.safe_load(value)
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return {str(k): str(v) for k, v in value.items()}
-    except (TypeError, ValueError, yaml.YAMLError):
-        pass
-    else:
-        return value
-    shown = getattr(tp, "__name__", str(tp))
-    raise WalkrunError(f"{name}: cannot use {value!r} as {shown}")
+NOT_SETTABLE = ("paper", "preset")  # provenance, written by load_config only
 
 
 def preset_names() -> list[str]:
@@ -279,18 +223,13 @@ def _preset_values(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, dict]:
     paper: dict = {}
     if doc.get("extends"):
         values, paper = _preset_values(doc["extends"], seen + (name,))
-    types_ = _field_types()
-    for key, raw in (doc.get("values") or {}).items():
-        if key not in types_ or key in ("paper", "preset"):
-            raise WalkrunError(f"preset {name!r}: unknown field {key!r}")
-        if isinstance(raw, dict) and "value" in raw:
-            values[key] = _coerce(key, raw["value"], types_[key])
-            if raw.get("paper"):
-                paper[key] = str(raw["paper"])
-            else:
-                paper.pop(key, None)
+    raw_values = doc.get("values") or {}
+    plain = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in raw_values.items()}
+    values.update(options.typed_values(OpenRLHFConfig, plain, f"preset {name!r}", exclude=NOT_SETTABLE))
+    for key, raw in raw_values.items():
+        if isinstance(raw, dict) and raw.get("paper"):
+            paper[key] = str(raw["paper"])
         else:
-            values[key] = _coerce(key, raw, types_[key])
             paper.pop(key, None)
     for key in ("description", "stage"):
         if key in doc:
@@ -300,25 +239,14 @@ def _preset_values(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, dict]:
 
 def parse_sets(sets: list[str] | None) -> dict:
     """`["key=value", ...]` -> {key: typed value}; unknown keys and bad values are WalkrunErrors."""
-    types_ = _field_types()
-    out = {}
-    for item in sets or []:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise WalkrunError(f"--set {item!r}: expected key=value, e.g. --set actor_lr=5e-7")
-        if key not in types_ or key == "paper":
-            close = [n for n in types_ if key.split("_")[0] in n][:5]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise WalkrunError(f"--set {key}: not a config field{hint}; see `walkrun train script --help`")
-        out[key] = _coerce(key, value, types_[key])
-    return out
+    return options.parse_sets(OpenRLHFConfig, sets, exclude=NOT_SETTABLE)
 
 
-def load_config(preset: str, sets: list[str] | None = None) -> OpenRLHFConfig:
-    """The preset's config with `--set` overrides applied (an override makes the value ours)."""
+def load_config(preset: str, sets: list[str] | None = None, given: dict | None = None) -> OpenRLHFConfig:
+    """The preset's config with `--set` overrides, then command-line `given` values, applied (an
+    override makes the value ours)."""
     values, paper = _preset_values(preset)
-    overrides = parse_sets(sets)
+    overrides = {**parse_sets(sets), **(given or {})}
     for key, value in overrides.items():
         if values.get(key, _MISSING) != value:
             paper.pop(key, None)
@@ -339,11 +267,7 @@ _MISSING = object()
 
 def config_from_dict(data: dict) -> OpenRLHFConfig:
     """Rebuild a config written by `to_dict` (e.g. a run folder's config.yaml)."""
-    types_ = _field_types()
-    unknown = sorted(set(data) - set(types_))
-    if unknown:
-        raise WalkrunError(f"config has unknown field(s): {', '.join(unknown)}")
-    return OpenRLHFConfig(**{k: _coerce(k, v, types_[k]) for k, v in data.items()})
+    return options.build(OpenRLHFConfig, data, where="OpenRLHF config")
 
 
 def dump_yaml(config: OpenRLHFConfig) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 ENABLE_VAR = "WALKRUN_LGRPO"
 L_MAX_VAR = "WALKRUN_LGRPO_L_MAX"
@@ -51,7 +52,7 @@ def lgrpo_shape(experiences, n_samples_per_prompt: int, l_max: float) -> dict:
     from walkrun.train.objective import lgrpo_bonus_tensor
 
     n = int(n_samples_per_prompt)
-    members: dict[int, list[tuple[object, int]]] = {}
+    members: dict[int, list[tuple[Any, int]]] = {}
     for e in experiences:
         for j, gi in enumerate(e.index):
             members.setdefault(int(gi) // n, []).append((e, j))
@@ -112,7 +113,7 @@ def install() -> bool:
     for name in _HOLDERS:
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "apply_length_penalties"):
-            module.apply_length_penalties = patched
+            setattr(module, "apply_length_penalties", patched)  # noqa: B010 - a module attribute set at run time
     return True
 
 
@@ -125,4 +126,4 @@ def uninstall() -> None:
     for name in _HOLDERS:
         module = sys.modules.get(name)
         if module is not None and getattr(getattr(module, "apply_length_penalties", None), _PATCHED_FLAG, False):
-            module.apply_length_penalties = original
+            setattr(module, "apply_length_penalties", original)  # noqa: B010

@@ -11,18 +11,18 @@ re-run rewrites them identically.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import yaml
 
-from walkrun import benchmarks
+from walkrun import problem_sets
+from walkrun.atomic import write_text
+from walkrun.prompts import INSTRUCTION
 from walkrun.settings import WalkrunError, data_dir
 from walkrun.train.openrlhf.config import OpenRLHFConfig, config_from_dict
 from walkrun.train.openrlhf.script import EVAL_FILE, INPUT_KEY, JOB_DIR, LABEL_KEY, REWARD_FILE, TRAIN_FILE, run_dir_of
 
-BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 # Paper B's training input (ai-wand/concise-reasoning `r1_prompt`): the problem, then this.
 R1_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}."
 
@@ -30,7 +30,7 @@ R1_SUFFIX = " Let's think step by step and output the final answer within \\boxe
 def messages(problem: str, style: str) -> list[dict]:
     """Chat messages for one problem; OpenRLHF renders them with the policy's chat template."""
     if style == "qwen25-math-cot":
-        return [{"role": "system", "content": BOXED_INSTRUCTION}, {"role": "user", "content": problem}]
+        return [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": problem}]
     if style == "r1":
         return [{"role": "user", "content": problem + R1_SUFFIX}]
     raise WalkrunError(f"unknown prompt_style {style!r}")
@@ -38,8 +38,8 @@ def messages(problem: str, style: str) -> list[dict]:
 
 def load_rows(source: str, limit: int | None = None) -> list[dict]:
     """Rows `{id, problem, answer, ...}` from a benchmark name, a JSONL path, or a path inside WALKRUN_DATA."""
-    if source in benchmarks.BENCHMARKS:
-        return benchmarks.load(source, limit=limit)
+    if source in problem_sets.BENCHMARKS:
+        return problem_sets.load(source, limit=limit)
     path = Path(source).expanduser()
     if not path.is_absolute() and not path.is_file():
         base = data_dir()
@@ -51,7 +51,7 @@ def load_rows(source: str, limit: int | None = None) -> list[dict]:
     if not path.is_file():
         raise WalkrunError(
             f"training data {source!r} not found (looked at {path}); give a JSONL path, a file "
-            f"inside WALKRUN_DATA, or a benchmark ({', '.join(benchmarks.names())})"
+            f"inside WALKRUN_DATA, or a benchmark ({', '.join(problem_sets.names())})"
         )
     from walkrun.jsonl import read_jsonl
 
@@ -79,12 +79,6 @@ def prompt_rows(rows: list[dict], style: str, datasource: str) -> list[dict]:
     ]
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
@@ -101,16 +95,16 @@ def prepare(config: OpenRLHFConfig) -> Path:
     train = prompt_rows(load_rows(config.train_data, config.train_limit), config.prompt_style, "train")
     evals = []
     for name in config.eval_data:
-        benchmarks.get(name)
-        evals += prompt_rows(benchmarks.load(name, limit=config.eval_limit), config.prompt_style, name)
+        problem_sets.get(name)
+        evals += prompt_rows(problem_sets.load(name, limit=config.eval_limit), config.prompt_style, name)
     job = run_dir_of(config) / JOB_DIR
     job.mkdir(parents=True, exist_ok=True)
-    _write(job / TRAIN_FILE, _jsonl(train))
+    write_text(job / TRAIN_FILE, _jsonl(train))
     if evals:
-        _write(job / EVAL_FILE, _jsonl(evals))
+        write_text(job / EVAL_FILE, _jsonl(evals))
     elif (job / EVAL_FILE).exists():
         (job / EVAL_FILE).unlink()
-    _write(job / REWARD_FILE, REWARD_SHIM.format(name=config.name))
+    write_text(job / REWARD_FILE, REWARD_SHIM.format(name=config.name))
     return job
 
 

@@ -20,6 +20,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import walkrun
 from walkrun.settings import home
@@ -195,7 +196,7 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
             c.name,
         ]
 
-    groups = {
+    groups: dict[str, list[Any]] = {
         "CLUSTER_ARGS": cluster,
         "DATA_ARGS": data,
         "ROLLOUT_ARGS": rollout,
@@ -306,9 +307,3 @@ def render(config: OpenRLHFConfig, python: str | None = None) -> str:
         "",
     ]
     return "\n".join(header + arrays + submit)
-
-
-def openrlhf_argv(config: OpenRLHFConfig) -> list[str]:
-    """The flags the script passes to train_ppo_ray (W&B key left as its shell expression)."""
-    run_dir = run_dir_of(config)
-    return [v for vals in arg_groups(config, run_dir).values() for v in vals]

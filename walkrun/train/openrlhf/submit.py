@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from walkrun.atomic import write_text
 from walkrun.settings import WalkrunError
 from walkrun.train.openrlhf.config import OpenRLHFConfig, canonical_json, config_from_dict
 from walkrun.train.openrlhf.script import DEFAULT_ADDRESS, render, run_dir_of
@@ -35,31 +36,14 @@ def write_launch_script(config: OpenRLHFConfig) -> Path:
             )
     run_dir.mkdir(parents=True, exist_ok=True)
     script = run_dir / "launch.sh"
-    tmp = script.with_name("launch.sh.tmp")
-    tmp.write_text(render(config))
-    tmp.chmod(0o755)
-    os.replace(tmp, script)
-    return script
+    return write_text(script, render(config), mode=0o755)
 
 
-def register(config: OpenRLHFConfig) -> bool:
-    """Record the run in the results DB (name, backend, preset, config, folder). False if the DB
-    layer is not available in this install."""
-    try:
-        from walkrun.db.engine import session_scope
-        from walkrun.db.store import get_or_create_training_run
-    except ImportError:
-        return False
-    with session_scope() as s:
-        get_or_create_training_run(
-            s,
-            config.name,
-            "openrlhf",
-            preset=config.preset or None,
-            config=config.to_dict(),
-            output_dir=str(run_dir_of(config)),
-        )
-    return True
+def register(config: OpenRLHFConfig) -> None:
+    """Record the run in the results DB (name, backend, preset, config, folder)."""
+    from walkrun.db.records import record_training_run
+
+    record_training_run(config.name, "openrlhf", config.preset or None, config.to_dict(), run_dir_of(config))
 
 
 def submit(config: OpenRLHFConfig, address: str = DEFAULT_ADDRESS, wait: bool = True) -> int:

@@ -1,6 +1,6 @@
 """Synthetic running-sum task for tiny models: data, a character tokenizer, a ~199k-param Qwen2.
 
-The task (recipe and ablations: ../shared/notes/tinyrl.md): the prompt is `3+5+8+2=`; a
+The task: the prompt is `3+5+8+2=`; a
 concise completion is `3+5=8;8+8=16;16+2=18;\\boxed{18}` then `<eos>`. The verbose style adds a
 redundant re-check after a step (`3+5=8;r3+5=8;...`). The SFT demonstrator is noisy (each
 step is off by 1 or 2 with probability 0.15 and the chain continues from the wrong value),
@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 BOX = "\\boxed{"
 CHARS = "0123456789+=;r}"
@@ -33,10 +34,10 @@ MAX_NEW_TOKENS = 96
 NOISE_P = 0.15
 MIN_TERMS, MAX_TERMS = 3, 6
 
-# Verbosity mixes of the SFT data (notes §1). v2 (recommended): re-check probability q per
+# Verbosity mixes of the SFT data. v2 (recommended): re-check probability q per
 # example from {.5, .75, 1} and 10 % direct answers, so verbose is the majority style and
 # the only short mode is worse (a direct answer gets the same noise and is hard to learn).
-MIXES = {
+MIXES: dict[str, dict[str, Any]] = {
     "v1": {"recheck": (0.0, 0.3, 0.7, 1.0), "direct": 0.0},
     "v2": {"recheck": (0.5, 0.75, 1.0), "direct": 0.10},
 }
@@ -110,7 +111,8 @@ def concise_solution(terms: list[int]) -> str:
 
 def _eval_problems() -> list[list[int]]:
     rng = random.Random(EVAL_SEED)
-    seen, out = set(), []
+    seen: set[str] = set()
+    out: list[list[int]] = []
     while len(out) < EVAL_SIZE:
         terms = random_terms(rng)
         p = prompt_of(terms)

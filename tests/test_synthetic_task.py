@@ -7,9 +7,9 @@ import statistics
 
 import pytest
 
-from walkrun import benchmarks
+from walkrun import problem_sets
+from walkrun import synthetic as syn
 from walkrun.grading import grade_unguarded
-from walkrun.train import synthetic as syn
 
 
 def test_char_tokenizer_matches_fast_encoder_and_round_trips():
@@ -74,7 +74,7 @@ def test_eval_rows_are_deterministic_registered_and_never_trained_on():
     for r in rows:
         assert sum(syn.terms_of(r["problem"])) == int(r["answer"])
         assert syn.PROMPT_TEMPLATE.format(problem=r["problem"]) == r["problem"]
-    reg = benchmarks.load("synthetic", limit=5)
+    reg = problem_sets.load("synthetic", limit=5)
     assert [(r["id"], r["problem"], r["answer"]) for r in reg] == [
         (r["id"], r["problem"], r["answer"]) for r in rows[:5]
     ]

@@ -1,7 +1,7 @@
-"""Registry of benchmark sets: name -> local JSONL file (in WALKRUN_DATA) or public hub dataset.
+"""Registry of benchmark problem sets: name -> local JSONL file (in WALKRUN_DATA) or public hub dataset.
 
 Every loader returns rows normalised to `{id, problem, answer, source, ...original fields}`,
-the schema of `../shared/data/README.md`, whichever way the rows were fetched.
+the schema README's *Data* section describes, whichever way the rows were fetched.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ BENCHMARKS: dict[str, Benchmark] = {
             "",
             "",
             "Synthetic running sums of 3-6 digits (500 held-out, generated)",
-            notes="tiny-model task of walkrun.train.synthetic; prompt = the problem itself, no chat template",
-            rows="walkrun.train.synthetic:eval_rows",
+            notes="tiny-model task of walkrun.synthetic; prompt = the problem itself, no chat template",
+            rows="walkrun.synthetic:eval_rows",
         ),
     ]
 }

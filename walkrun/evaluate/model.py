@@ -1,0 +1,121 @@
+"""Loading a checkpoint for evaluation: its folder, config and tokenizer checked, the counting
+lm-eval backend (hf or vllm) built once, and freed afterwards."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from walkrun.evaluate.config import EvalConfig
+from walkrun.settings import WalkrunError
+
+VLLM_BATCH = 1 << 16
+
+
+def check_model(model: str) -> tuple[str, Any, Any]:
+    """(source, config, tokenizer) of a checkpoint; WalkrunError if it is missing or unreadable."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    p = Path(model).expanduser()
+    if p.exists():
+        source = str(p.resolve())
+        if not p.is_dir():
+            raise WalkrunError(f"model {model!r} is a file; pass the folder holding config.json and the weights")
+        if not (p / "config.json").is_file():
+            raise WalkrunError(
+                f"model folder {source} has no config.json; is it a Hugging Face-format checkpoint "
+                "(an OpenRLHF global_stepN_hf folder, a `walkrun model tiny` folder)?"
+            )
+    elif model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
+        raise WalkrunError(f"model path {model!r} does not exist")
+    else:
+        source = model  # a hub id
+    try:
+        config = AutoConfig.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        hint = "" if p.exists() else " (no such local folder; as a hub id it could not be fetched: offline?)"
+        raise WalkrunError(f"cannot load model {model!r}{hint}: {type(e).__name__}: {first}") from None
+    return source, config, tokenizer
+
+
+def context_length(config, tokenizer) -> int:
+    for attr in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+        v = getattr(config, attr, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    v = getattr(tokenizer, "model_max_length", None)
+    return v if isinstance(v, int) and 0 < v < 10**7 else 2048
+
+
+def backend_version(backend: str) -> str:
+    from importlib.metadata import version
+
+    parts = [f"lm-eval=={version('lm_eval')}"]
+    if backend == "vllm":
+        from walkrun import vllm_compat
+
+        parts.append(f"vllm=={vllm_compat.vllm_version()}")
+    else:
+        parts += [f"transformers=={version('transformers')}", f"torch=={version('torch')}"]
+    return ";".join(parts)
+
+
+def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
+    """The counting lm-eval backend for this checkpoint (the model is loaded here, once)."""
+    from walkrun.evaluate import backends
+
+    try:
+        if cfg.backend == "hf":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            return backends.CountingHFLM(
+                pretrained=source, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, trust_remote_code=False
+            )
+        from walkrun import vllm_compat
+
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # before vLLM's import sets up its logger
+        cls = backends.vllm_backend_class()
+        kwargs = {}
+        if vllm_compat.cpu_build_installed():
+            # CPU build: a 1 GiB KV cache (default is ~90 % of RAM) and no graph capture (halves start-up).
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+            os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+            kwargs["enforce_eager"] = True
+        # An integer batch larger than any chunk: one llm.generate call per chunk, as with
+        # "auto", but without vLLM's own per-call progress bars (lm-eval enables them for "auto").
+        return cls(
+            pretrained=source,
+            dtype=cfg.dtype,
+            seed=cfg.seed,
+            max_model_len=max_model_len,
+            batch_size=VLLM_BATCH,
+            **kwargs,
+        )
+    except WalkrunError:
+        raise
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise WalkrunError(
+            f"cannot load model {cfg.model!r} with the {cfg.backend} backend: {type(e).__name__}: {first}"
+        ) from None
+
+
+def close_lm(lm) -> None:
+    """Free the model; for vLLM also stop its engine-core process now rather than at exit."""
+    if lm is None:
+        return
+    engine = getattr(getattr(lm, "model", None), "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        try:
+            core.shutdown()
+        except Exception:
+            pass
+    import gc
+
+    del lm
+    gc.collect()

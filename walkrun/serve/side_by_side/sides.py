@@ -1,0 +1,132 @@
+"""The two columns of the side-by-side demo: where each side's answers come from (an OpenAI URL,
+or a vLLM server started for a model folder or DB checkpoint), and swapping a model onto a side."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from walkrun.db.records import list_checkpoints
+from walkrun.serve.side_by_side.config import SideBySideConfig
+from walkrun.settings import WalkrunError
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass
+class Side:
+    """One column: where its answers come from."""
+
+    label: str
+    source: str  # what the user gave
+    url: str  # OpenAI base URL
+    model: str | None = None  # served model name; None = first of /v1/models
+    api_key: str | None = None
+    server: Any = None  # VLLMServer the demo started, stopped on close
+
+    @property
+    def title(self) -> str:
+        return f"{self.label}: {self.model or self.source}"
+
+
+def is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def base_url(value: str) -> str:
+    """The OpenAI base URL: `http://host:port` gets vLLM's `/v1`."""
+    from urllib.parse import urlparse
+
+    value = value.rstrip("/")
+    return value + "/v1" if urlparse(value).path in ("", "/") else value
+
+
+def served_model(url: str, api_key: str | None = None, timeout: float = 5.0) -> str | None:
+    """The first model id of `url`/models, or None when the endpoint does not answer (yet)."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url + "/models", headers={"Authorization": f"Bearer {api_key or 'EMPTY'}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            data = json.load(r).get("data") or []
+        return data[0]["id"] if data else None
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def resolve_model(value: str, db: str | None = None) -> str:
+    """A model folder or hub id for `value`: an existing folder, a checkpoint name in the DB, a hub id."""
+    p = Path(value).expanduser()
+    if p.is_dir():
+        return str(p.resolve())
+    try:
+        for c in list_checkpoints(db):
+            if value in (c["name"], c["source"], str(c["id"])):
+                return c["source"]
+    except WalkrunError:
+        pass  # no usable DB: fall through to the other forms
+    if _HUB_ID.match(value) and not value.startswith((".", "/")):
+        return value
+    raise WalkrunError(
+        f"demo: {value!r} is not a URL (http://host:port/v1), an existing model folder, "
+        "or a checkpoint name in the results DB (`walkrun serve checkpoints` lists them)"
+    )
+
+
+def make_sides(cfg: SideBySideConfig) -> list[Side]:
+    """Sides for the config, starting a vLLM server for each side that names a model."""
+    from walkrun.serve.vllm_server import VLLMServerConfig, cores_for, start_servers
+
+    values = [cfg.a, cfg.b]
+    sides: list[Side | None] = [None, None]
+    to_start: list[tuple[int, str]] = []
+    for i, value in enumerate(values):
+        if is_url(value):
+            sides[i] = Side(cfg.labels[i], value, base_url(value), api_key=cfg.api_key)
+        else:
+            to_start.append((i, resolve_model(value, cfg.db)))
+    if to_start:
+        cores = cores_for(len(to_start))
+        configs = [
+            VLLMServerConfig(
+                model=model,
+                name=f"{cfg.labels[i]}-{Path(model).name}",
+                cpu_cores=core,
+                max_model_len=cfg.max_model_len,
+                reasoning_parser=cfg.reasoning_parser,
+                startup_timeout=cfg.startup_timeout,
+            )
+            for (i, model), core in zip(to_start, cores)
+        ]
+        for (i, model), server in zip(to_start, start_servers(configs)):
+            sides[i] = Side(cfg.labels[i], model, server.url, model=server.name, server=server)
+    for side in sides:  # after any start-up, so a URL server started alongside has had time
+        if side is not None and side.model is None:
+            side.model = served_model(side.url, side.api_key)
+    return [s for s in sides if s is not None]
+
+
+def swap_side(sides: list[Side], which: int, source: str, cfg: SideBySideConfig, start=None) -> Side:
+    """Serve checkpoint `source` on side `which` (0 left, 1 right): start its server, put it in
+    `sides`, then stop the server it replaces. A server that fails to start leaves the side as it was."""
+    if start is None:
+        from walkrun.serve.vllm_server import start_server as start
+    from walkrun.serve.vllm_server import cores_for
+
+    label = cfg.labels[which]
+    server = start(
+        source,
+        name=f"{label}-{Path(source).name}",
+        cpu_cores=cores_for(2)[which],
+        max_model_len=cfg.max_model_len,
+        reasoning_parser=cfg.reasoning_parser,
+        startup_timeout=cfg.startup_timeout,
+    )
+    old = sides[which]
+    sides[which] = Side(label, source, server.url, model=server.name, server=server)
+    if old.server is not None:
+        old.server.stop()
+    return sides[which]

@@ -1,0 +1,210 @@
+"""Streaming one side's answer: an OpenAI chat completion read chunk by chunk into a `SideRun`
+(text, exact token counts, time to first token, finish reason), then graded when a gold answer is set."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from walkrun.serve.side_by_side.sides import Side
+
+THINK = ("<think>", "</think>")
+
+
+@dataclass
+class SideRun:
+    """What one side has produced so far for the current prompt."""
+
+    model: str | None = None
+    status: str = "waiting"  # waiting | streaming | done | error
+    text: str = ""  # answer text, reasoning wrapped in <think> tags
+    completion_tokens: int | None = None
+    prompt_tokens: int | None = None
+    approx_tokens: int = 0  # stream chunks, only shown until `usage` arrives
+    ttft_s: float | None = None
+    total_s: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    grade: dict | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return self.total_s if self.total_s is not None else time.monotonic() - self.started
+
+    def stats(self) -> dict:
+        n = self.completion_tokens
+        out = {
+            "model": self.model,
+            "status": self.status,
+            "completion_tokens": n,
+            "prompt_tokens": self.prompt_tokens,
+            "ttft_s": _r(self.ttft_s),
+            "total_s": _r(self.elapsed()) if self.status != "waiting" else None,
+            # end to end, like a user sees it: completion tokens / (request start -> last token)
+            "tokens_per_s": _r(n / self.elapsed()) if n and self.elapsed() > 0 else None,
+            "finish_reason": self.finish_reason,
+        }
+        if self.error:
+            out["error"] = self.error
+        if self.grade is not None:
+            out.update(
+                {
+                    "correct": self.grade["correct"],
+                    "extracted": self.grade["extracted"],
+                    "grade_status": self.grade["status"],
+                }
+            )
+        return out
+
+    def summary(self) -> str:
+        if self.status == "error":
+            return f"**error** — {self.error}"
+        if self.status == "waiting":
+            return "waiting for the first token…"
+        n = self.completion_tokens if self.completion_tokens is not None else f"~{self.approx_tokens}"
+        parts = [f"**{n} tokens**"]
+        if self.ttft_s is not None:
+            parts.append(f"first token {self.ttft_s:.2f} s")
+        parts.append(f"{self.elapsed():.1f} s total")
+        st = self.stats()
+        if st["tokens_per_s"]:
+            parts.append(f"{st['tokens_per_s']:.0f} tok/s")
+        if self.finish_reason == "length":
+            parts.append("hit max tokens")
+        line = " · ".join(parts)
+        if self.status == "streaming":
+            line += " · streaming…"
+        if self.grade is not None:
+            g = self.grade
+            if g["status"] == "ok":
+                verdict = "✅ correct" if g["correct"] else "❌ wrong"
+            else:
+                verdict = f"⚠️ {g['status'].replace('_', ' ')}"
+            line += f"\n\n{verdict} — extracted `{g['extracted']}`" if g["extracted"] else f"\n\n{verdict}"
+        return line
+
+    def chat(self, prompt: str) -> list[dict]:
+        msgs = [{"role": "user", "content": prompt}]
+        if self.status == "error":
+            content = (self.text + "\n\n" if self.text else "") + f"⚠️ {self.error}"
+        else:
+            content = _fold_thinking(self.text) or "…"
+        msgs.append({"role": "assistant", "content": content})
+        return msgs
+
+
+def _r(x: float | None) -> float | None:
+    return round(x, 3) if x is not None else None
+
+
+def _fold_thinking(text: str) -> str:
+    # Templates such as R1-Distill's end the prompt with "<think>", so the reply holds only the
+    # closing tag; add the opening one so the Chatbot's reasoning_tags can fold it.
+    close = text.find(THINK[1])
+    if close >= 0 and THINK[0] not in text[:close]:
+        return THINK[0] + text
+    return text
+
+
+async def _model_name(side: Side, client) -> str:
+    if side.model is None:
+        models = await client.models.list()
+        if not models.data:
+            raise RuntimeError(f"{side.url} serves no models")
+        side.model = models.data[0].id
+    return side.model
+
+
+async def stream_side(
+    side: Side,
+    prompt: str,
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
+    run: SideRun,
+    changed: asyncio.Event,
+    timeout: float,
+) -> None:
+    """Stream one chat completion into `run`, setting `changed` after each update; never raises."""
+    import httpx
+    import openai
+
+    client = openai.AsyncOpenAI(
+        base_url=side.url,
+        api_key=side.api_key or "EMPTY",
+        max_retries=0,
+        timeout=httpx.Timeout(timeout, connect=10.0),
+    )
+    # vLLM's continuous_usage_stats puts `usage` on every chunk: a live, exact token count.
+    stream_options: dict = {"include_usage": True, "continuous_usage_stats": True}
+    try:
+        run.model = await _model_name(side, client)
+        changed.set()
+        t0 = time.monotonic()
+        run.started = t0
+        for attempt in range(2):
+            try:
+                stream = await client.chat.completions.create(
+                    model=run.model,
+                    messages=[{"role": "user", "content": prompt}],
+                    temperature=temperature,
+                    top_p=top_p,
+                    max_tokens=max_tokens,
+                    stream=True,
+                    stream_options=stream_options,
+                )
+                break
+            except openai.BadRequestError:
+                if attempt or "continuous_usage_stats" not in stream_options:
+                    raise
+                stream_options = {"include_usage": True}  # not vLLM: usage on the last chunk only
+        in_reasoning = False
+        async for chunk in stream:
+            if chunk.usage is not None:
+                run.completion_tokens = chunk.usage.completion_tokens
+                run.prompt_tokens = chunk.usage.prompt_tokens
+            for choice in chunk.choices:
+                delta = choice.delta
+                reasoning = getattr(delta, "reasoning", None) or getattr(delta, "reasoning_content", None)
+                piece = ""
+                if reasoning:  # a server-side reasoning parser split the thinking out
+                    piece += ("" if in_reasoning else THINK[0]) + reasoning
+                    in_reasoning = True
+                if delta.content:
+                    piece += (THINK[1] if in_reasoning else "") + delta.content
+                    in_reasoning = False
+                if piece:
+                    if run.ttft_s is None:
+                        run.ttft_s = time.monotonic() - t0
+                    run.text += piece
+                    run.approx_tokens += 1
+                    run.status = "streaming"
+                if choice.finish_reason:
+                    run.finish_reason = choice.finish_reason
+            changed.set()
+            # A burst of buffered chunks would otherwise be consumed without ever yielding to the
+            # event loop, so the page would see none of its intermediate states.
+            await asyncio.sleep(0)
+        if in_reasoning:
+            run.text += THINK[1]
+        run.total_s = time.monotonic() - t0
+        run.status = "done"
+    except asyncio.CancelledError:
+        run.status, run.error = "error", "cancelled"
+        raise
+    except Exception as e:  # shown in this side's column; the other side carries on
+        run.total_s = run.elapsed()
+        run.status = "error"
+        run.error = f"{type(e).__name__}: {e}"[:500]
+    finally:
+        await client.close()
+        changed.set()
+
+
+async def grade_side(run: SideRun, gold: str, changed: asyncio.Event) -> None:
+    from walkrun.grading import grade
+
+    g = await asyncio.to_thread(grade, gold, run.text)
+    run.grade = {"correct": g.correct, "extracted": g.extracted, "status": g.status}
+    changed.set()
