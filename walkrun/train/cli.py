@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -13,6 +14,14 @@ train_app = typer.Typer(
     rich_markup_mode=None,
 )
 
+FROM_HELP = (
+    "Stage 2 from stage 1 (walk before you run): start from the best evaluated checkpoint of this training "
+    "run in the results DB (by the preset's gate_task / gate_k / gate_temperature; ties to the shorter), "
+    "refuse below --min-accuracy, and record the lineage. Same as --set parent_run=RUN."
+)
+MIN_ACC_HELP = (
+    "Gate bar: refuse to start when the parent run's best pass@1[avg-of-k] is below this (--set min_accuracy)."
+)
 SET_HELP = (
     "Override a config field, KEY=VALUE (repeatable), e.g. --set actor_lr=5e-7 --set eval_data=aime24,amc23. "
     "`--explain` lists the fields."
@@ -21,26 +30,30 @@ SET_HELP = (
 
 @train_app.command("script")
 def script_cmd(
-    preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
+    preset: str = typer.Argument(
+        ..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2, fatemi-qwen-math4, fatemi-r1-7b."
+    ),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    from_: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    min_accuracy: float | None = typer.Option(None, "--min-accuracy", help=MIN_ACC_HELP),
     out: Path | None = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
-    explain: bool = typer.Option(False, "--explain", help="List every field: value, source (paper/ours), help."),
+    explain: bool = typer.Option(
+        False, "--explain", help="List every field: value, source (paper A/B, paper B script, DAPO, ours), help."
+    ),
 ) -> None:
     """Print (or write) the OpenRLHF 0.11.2 launch script of a preset: `ray job submit ... train_ppo_ray`."""
+    from walkrun.train.gate import resolve_parent
     from walkrun.train.openrlhf.config import load_config
+    from walkrun.train.openrlhf.explain import explain_text
     from walkrun.train.openrlhf.script import render
 
-    config = load_config(preset, set_)
+    config = load_config(preset, _with_gate(set_, from_, min_accuracy))
     if explain:
-        import dataclasses
-        import json
-
-        for f in dataclasses.fields(config):
-            if f.name == "paper":
-                continue
-            where = f"paper: {config.paper[f.name]}" if f.name in config.paper else "ours"
-            print(f"{f.name} = {json.dumps(getattr(config, f.name))}  [{where}]\n    {f.metadata['help']}")
+        print(explain_text(config), end="")
         return
+    config, decision = resolve_parent(config)
+    if decision is not None:
+        print(decision.summary(), file=sys.stderr)
     text = render(config)
     if out is None:
         print(text, end="")
@@ -53,8 +66,12 @@ def script_cmd(
 
 @train_app.command("openrlhf")
 def openrlhf_cmd(
-    preset: str = typer.Argument(..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."),
+    preset: str = typer.Argument(
+        ..., help="OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2, fatemi-qwen-math4, fatemi-r1-7b."
+    ),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    from_: str | None = typer.Option(None, "--from", help=FROM_HELP),
+    min_accuracy: float | None = typer.Option(None, "--min-accuracy", help=MIN_ACC_HELP),
     address: str = typer.Option("http://127.0.0.1:8265", "--address", help="Ray dashboard address of the cluster."),
     wait: bool = typer.Option(
         True, "--wait/--no-wait", help="Follow the job's logs until it ends (Ctrl-C detaches; the job keeps running)."
@@ -66,14 +83,27 @@ def openrlhf_cmd(
     Submitting the same run again resumes it from its last checkpoint.
     """
     from walkrun.settings import WalkrunError
+    from walkrun.train.gate import resolve_parent
     from walkrun.train.openrlhf.config import load_config
     from walkrun.train.openrlhf.submit import submit
 
-    config = load_config(preset, set_)
-    code = submit(config, address=address, wait=wait)
+    config, decision = resolve_parent(load_config(preset, _with_gate(set_, from_, min_accuracy)))
+    if decision is not None:
+        print(decision.summary())
+    code = submit(config, address=address, wait=wait, parent=decision)
     if code != 0:
         raise WalkrunError(f"ray job submit failed (exit {code}); see its output above. Run dir: {config.run_dir}")
     print(f"run {config.name!r}: checkpoints will appear in {config.run_dir}/global_stepN_hf/")
+
+
+def _with_gate(sets: list[str] | None, from_: str | None, min_accuracy: float | None) -> list[str]:
+    """`--from` and `--min-accuracy` as the --set overrides they stand for."""
+    out = list(sets or [])
+    if from_ is not None:
+        out.append(f"parent_run={from_}")
+    if min_accuracy is not None:
+        out.append(f"min_accuracy={min_accuracy!r}")
+    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -110,6 +110,23 @@ class LocalConfig:
     eval_problems: int = field(default=100, metadata={"help": "held-out problems per check"})
     eval_samples: int = field(default=4, metadata={"help": "samples per problem per check (T=1)"})
     grader_timeout: float = field(default=5.0, metadata={"help": "seconds allowed to grade one response"})
+    parent_run: str | None = field(
+        default=None,
+        metadata={
+            "help": "start from the best evaluated checkpoint of this training run (the gate: sets model, "
+            "records lineage); `--from RUN` sets it"
+        },
+    )
+    gate_task: str = field(
+        default="synthetic", metadata={"help": "gate: the task the parent's checkpoints are compared on"}
+    )
+    gate_k: int | None = field(default=None, metadata={"help": "gate: samples per problem of the compared evaluations"})
+    gate_temperature: float | None = field(
+        default=None, metadata={"help": "gate: temperature of the compared evaluations (None: any)"}
+    )
+    min_accuracy: float | None = field(
+        default=None, metadata={"help": "gate: refuse to start below this pass@1[avg-of-k] of the parent's best"}
+    )
     seed: int = field(default=0, metadata={"help": "seed for TRL and the synthetic prompt pool"})
     threads: int = field(default=1, metadata={"help": "torch threads (1 is steadier on a shared 2-core machine)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
@@ -446,8 +463,9 @@ def _check_run_dir(run_dir: Path) -> None:
         raise WalkrunError(f"run folder {run_dir} already exists and is not empty; pick another --out or delete it")
 
 
-def register_run(name: str, cfg: LocalConfig, run_dir: Path, preset: str | None) -> bool:
-    """Record the run in the results DB (like the OpenRLHF backend does); False if the DB layer
+def register_run(name: str, cfg: LocalConfig, run_dir: Path, preset: str | None, parent=None) -> bool:
+    """Record the run in the results DB (like the OpenRLHF backend does), with the checkpoint it
+    starts from when `parent` (a `walkrun.train.gate.GateDecision`) is given; False if the DB layer
     is not installed. A DB that cannot be opened raises before any training starts."""
     try:
         from walkrun.db.engine import session_scope
@@ -455,19 +473,29 @@ def register_run(name: str, cfg: LocalConfig, run_dir: Path, preset: str | None)
     except ImportError:
         return False
     with session_scope() as s:
-        get_or_create_training_run(
+        run = get_or_create_training_run(
             s, name, "local", preset=preset, config=asdict(cfg), output_dir=str(run_dir.resolve())
         )
+        if parent is not None:
+            from walkrun.train.gate import attach_parent
+
+            attach_parent(s, run, parent)
     return True
 
 
 def run_local(
-    cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, name: str | None = None, register: bool = True
+    cfg: LocalConfig,
+    run_dir: str | Path,
+    preset: str | None = None,
+    name: str | None = None,
+    register: bool = True,
+    parent=None,
 ) -> dict:
     """Train one stage; return a summary (run_dir, checkpoints, wall time, last metrics).
 
     `name` is the training run's name in the results DB (default: the run folder's name);
-    `register=False` skips the DB.
+    `register=False` skips the DB. `parent`: the gate's decision (`walkrun.train.gate.choose_parent`)
+    this run starts from, recorded as its lineage.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -489,7 +517,7 @@ def run_local(
     _check_run_dir(run_dir)
     name = name or run_dir.resolve().name
     if register:
-        register_run(name, cfg, run_dir, preset)
+        register_run(name, cfg, run_dir, preset, parent)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()

@@ -20,6 +20,16 @@ def local(
     preset: str = typer.Argument(..., help="local-stage1 | local-stage2 | local-control, or a path to a YAML preset."),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     model: Path | None = typer.Option(None, "--model", help="Model folder to train (same as --set model=PATH)."),
+    from_: str | None = typer.Option(
+        None,
+        "--from",
+        help="Start from the best evaluated checkpoint of this training run in the results DB (the gate: "
+        "by gate_task / gate_k / gate_temperature, ties to the shorter; records lineage). Same as "
+        "--set parent_run=RUN.",
+    ),
+    min_accuracy: float | None = typer.Option(
+        None, "--min-accuracy", help="Gate bar: refuse below this pass@1[avg-of-k] (--set min_accuracy)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Run folder (default runs/<preset>-<time>); must be new or empty."
     ),
@@ -42,13 +52,29 @@ def local(
     overrides = list(set_ or [])
     if model is not None:
         overrides.append(f"model={model}")
+    if from_ is not None:
+        overrides.append(f"parent_run={from_}")
+    if min_accuracy is not None:
+        overrides.append(f"min_accuracy={min_accuracy!r}")
     cfg, _ = load_config(preset, overrides)
     if explain:
         for f in dataclasses.fields(cfg):
             print(f"{f.name} = {json.dumps(getattr(cfg, f.name))}\n    {f.metadata['help']}")
         return
+    decision = None
+    if cfg.parent_run:
+        from walkrun.settings import WalkrunError
+        from walkrun.train.gate import choose_parent
+
+        if no_db:
+            raise WalkrunError("--from reads and records lineage in the results DB; drop --no-db")
+        decision = choose_parent(
+            None, cfg.parent_run, cfg.gate_task, cfg.gate_k, cfg.gate_temperature, cfg.min_accuracy
+        )
+        print(decision.summary())
+        cfg = dataclasses.replace(cfg, model=decision.source)
     run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    summary = run_local(cfg, run_dir, preset=preset, name=name, register=not no_db)
+    summary = run_local(cfg, run_dir, preset=preset, name=name, register=not no_db, parent=decision)
     print(json.dumps(summary, indent=2))
 
 

@@ -42,16 +42,17 @@ def write_launch_script(config: OpenRLHFConfig) -> Path:
     return script
 
 
-def register(config: OpenRLHFConfig) -> bool:
-    """Record the run in the results DB (name, backend, preset, config, folder). False if the DB
-    layer is not available in this install."""
+def register(config: OpenRLHFConfig, parent=None) -> bool:
+    """Record the run in the results DB (name, backend, preset, config, folder) and, given the
+    gate's decision `parent`, the checkpoint it starts from. False if the DB layer is not
+    available in this install."""
     try:
         from walkrun.db.engine import session_scope
         from walkrun.db.store import get_or_create_training_run
     except ImportError:
         return False
     with session_scope() as s:
-        get_or_create_training_run(
+        run = get_or_create_training_run(
             s,
             config.name,
             "openrlhf",
@@ -59,17 +60,22 @@ def register(config: OpenRLHFConfig) -> bool:
             config=config.to_dict(),
             output_dir=str(run_dir_of(config)),
         )
+        if parent is not None:
+            from walkrun.train.gate import attach_parent
+
+            attach_parent(s, run, parent)
     return True
 
 
-def submit(config: OpenRLHFConfig, address: str = DEFAULT_ADDRESS, wait: bool = True) -> int:
-    """Write the script, register the run, run the script; returns the exit code of `ray job submit`."""
+def submit(config: OpenRLHFConfig, address: str = DEFAULT_ADDRESS, wait: bool = True, parent=None) -> int:
+    """Write the script, register the run (with its lineage when `parent`, the gate's decision, is
+    given), run the script; returns the exit code of `ray job submit`."""
     if shutil.which("ray") is None:
         raise WalkrunError(
             "the `ray` command is not on PATH; install ray[default] (pip install "
             "'walkrun[openrlhf]') and start a cluster with `ray start --head`"
         )
     script = write_launch_script(config)
-    register(config)
+    register(config, parent)
     env = {**os.environ, "RAY_ADDRESS": address, "NO_WAIT": "0" if wait else "1"}
     return subprocess.run(["bash", str(script)], env=env).returncode
