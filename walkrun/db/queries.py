@@ -301,6 +301,24 @@ def _no_run(s: Session, name: str):
     )
 
 
+def lineages(s: Session) -> dict[str, list[tuple[str, dict]]]:
+    """`lineage_of` for every training run that has a parent."""
+    names = s.scalars(select(TrainingRun.name).where(TrainingRun.parent_checkpoint_id.is_not(None))).all()
+    return {name: lineage_of(s, name) for name in sorted(names)}
+
+
+def along_lineage(rows: list[dict], run: str, chain: list[tuple[str, dict]]) -> list[dict]:
+    """From aggregate rows (any runs), the path of `trajectory(..., lineage=True)`: the ancestors'
+    rows up to the checkpoint each child started from, then `run`'s rows; copies with lineage_depth."""
+    out = []
+    for depth, (name, upto) in enumerate(reversed([(run, None), *chain])):
+        for r in rows:
+            if r.get("training_run") == name and (upto is None or _upto(r, upto)):
+                out.append({**r, "lineage_depth": depth})
+    out.sort(key=lambda r: (r["lineage_depth"], r["step"] is None, r["step"] or 0, r["task"]))
+    return out
+
+
 def lineage_of(s: Session, training_run_name: str) -> list[tuple[str, dict]]:
     """The runs `training_run_name` descends from, nearest first: (run name, the checkpoint its
     child started from as {checkpoint_id, name, step, source}). Empty for a run with no parent."""

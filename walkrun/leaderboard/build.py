@@ -56,7 +56,9 @@ def build(cfg: BuildConfig) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.building-", dir=cfg.out.parent))
     try:
         rows = source.rows()
-        (tmp / "index.html").write_text(pages.render_index(rows, source.db_label), encoding="utf-8")
+        (tmp / "index.html").write_text(
+            pages.render_index(rows, source.db_label, source.trajectories(rows)), encoding="utf-8"
+        )
         (tmp / "checkpoints").mkdir()
         ids = sorted({r["checkpoint_id"] for r in rows})
         for cid in ids:

@@ -57,8 +57,23 @@ class Source:
         with session_scope(self.url, readonly=True, create=False) as s:
             return queries.aggregate(s, model=model)
 
+    def trajectories(self, rows: list[dict]) -> dict[str, list[dict]]:
+        """Each training run's trajectory from `rows`: a run started from another run's checkpoint
+        (`TrainingRun.parent_checkpoint`, set by the stage-2 gate) is drawn with its ancestors'
+        checkpoints up to that one, so stage 1 -> stage 2 is one line whatever the runs are called."""
+        from walkrun.db import queries
+        from walkrun.db.engine import session_scope
+
+        chains: dict[str, list] = {}
+        if not self._fresh():
+            with session_scope(self.url, readonly=True, create=False) as s:
+                chains = queries.lineages(s)
+        names = sorted({r["training_run"] for r in rows if r.get("training_run")})
+        return {n: queries.along_lineage(rows, n, chains.get(n, [])) for n in names}
+
     def render_index(self) -> str:
-        return pages.render_index(self.rows(), self.db_label)
+        rows = self.rows()
+        return pages.render_index(rows, self.db_label, self.trajectories(rows))
 
     def checkpoint_data(self, checkpoint_id: int, opts: pages.PageOptions, rows: list[dict] | None = None):
         """(checkpoint facts, its aggregate rows, per-evaluation problem tables), or None when the

@@ -219,8 +219,9 @@ def _sort_rows(rows: list[dict]) -> list[dict]:
     )
 
 
-def index_context(rows: list[dict], db_label: str = "") -> dict:
-    """Everything `index.html` shows, from `queries.aggregate` rows."""
+def index_context(rows: list[dict], db_label: str = "", trajectories: dict[str, list[dict]] | None = None) -> dict:
+    """Everything `index.html` shows, from `queries.aggregate` rows; `trajectories` (run -> rows
+    along its lineage, `data.Source.trajectories`) draws each run with the runs it started from."""
     rows = [table_values(r) for r in _sort_rows(rows)]
     tasks = sorted({str(r.get("task")) for r in rows})
     colors = F.run_colors(rows)
@@ -232,9 +233,12 @@ def index_context(rows: list[dict], db_label: str = "") -> dict:
         scatter.append({"id": fid, "task": task, "frontier": fig[fid]["frontier"]})
     runs = []
     by_run: dict[str, list[dict]] = {}
-    for r in rows:
-        if r.get("training_run"):
-            by_run.setdefault(r["training_run"], []).append(r)
+    if trajectories is not None:
+        by_run = {run: list(path) for run, path in trajectories.items() if path}
+    else:
+        for r in rows:
+            if r.get("training_run"):
+                by_run.setdefault(r["training_run"], []).append(r)
     for i, run in enumerate(sorted(by_run)):
         fid = f"run-{i}"
         fig[fid] = F.trajectory_figure(run, by_run[run])
@@ -259,8 +263,8 @@ def index_context(rows: list[dict], db_label: str = "") -> dict:
     }
 
 
-def render_index(rows: list[dict], db_label: str = "") -> str:
-    return _env().get_template("index.html.jinja").render(**index_context(rows, db_label))
+def render_index(rows: list[dict], db_label: str = "", trajectories: dict[str, list[dict]] | None = None) -> str:
+    return _env().get_template("index.html.jinja").render(**index_context(rows, db_label, trajectories))
 
 
 def pick_samples(samples: list[dict], n: int) -> list[dict]:
