@@ -320,7 +320,7 @@ def _report(out, paths, names, counts, contaminated, examples, conflicts, index:
         total.update(c)
     dropped = {r: total[r] for r in REASONS}
     return {
-        "train_file": str(out / TRAIN_FILE),
+        "train_file": TRAIN_FILE,  # relative: the same inputs give the same report wherever it is written
         "rows_in": total["in"],
         "rows_out": total["kept"],
         "dropped": dropped,
