@@ -373,3 +373,28 @@ def test_submit_writes_launch_script_registers_run_and_submits(tmp_path, monkeyp
             load_config("fatemi-phase2", [f"run_dir={tmp_path / 'run'}", "name=fatemi-test", "actor_lr=1e-6"])
         )
     submit_mod.write_launch_script(config)
+
+
+def test_readme_preset_table_is_the_generated_one():
+    from walkrun.train.openrlhf.explain import TABLE_BEGIN, TABLE_END, markdown_table
+
+    readme = (REPO / "README.md").read_text()
+    start, end = readme.index(TABLE_BEGIN), readme.index(TABLE_END) + len(TABLE_END) + 1
+    assert readme[start:end] == markdown_table(), "regenerate: python -m walkrun.train.openrlhf.explain --markdown"
+
+
+def test_explain_prints_every_value_with_its_source():
+    from walkrun.train.openrlhf.explain import explain_text
+
+    text = explain_text(load_config("fatemi-phase2"))
+    assert 'loss_agg_mode = "seq-mean-token-mean"  [paper B script: ' in text
+    assert "value_clip = 0.2  [paper B script: the fork's default --value_clip 0.2" in text
+    assert "seed = 42  [ours]" in text
+    s1 = explain_text(load_config("conciser-stage1"))
+    assert "n_samples_per_prompt = 32  [paper A: 32 rollouts per prompt]" in s1
+    assert "eps_clip_high = 0.28  [DAPO: " in s1
+
+
+def test_provenance_must_name_its_source_kind():
+    with pytest.raises(WalkrunError, match="must start with one of"):
+        OpenRLHFConfig(pretrain="/x", paper={"actor_lr": "somewhere in the paper"})
