@@ -211,3 +211,11 @@ def test_submit_records_the_parent_checkpoint(db, tmp_path):
     with session_scope(db) as s:
         run = s.query(TrainingRun).filter_by(name="conciser-stage2").one()
         assert run.parent_checkpoint.source == decision.source and run.lineage["gate"]["task"] == "synthetic"
+
+
+def test_gate_can_look_at_one_stage_of_a_run(db):
+    from walkrun.train.gate import choose_parent
+
+    assert choose_parent(db, "walk", task="synthetic", k=4, temperature=1.0, stage="stage1").step == 20
+    with pytest.raises(WalkrunError, match="stage stage2"):
+        choose_parent(db, "walk", task="synthetic", k=4, temperature=1.0, stage="stage2")

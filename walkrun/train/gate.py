@@ -87,15 +87,19 @@ def choose_parent(
     k: int | None = None,
     temperature: float | None = None,
     min_accuracy: float | None = None,
+    stage: str | None = None,
 ) -> GateDecision:
     """The checkpoint of training run `run` to start the next stage from; WalkrunError (with the
-    numbers) when the run has no evaluation under the protocol or its best is below `min_accuracy`."""
+    numbers) when the run has no evaluation under the protocol or its best is below `min_accuracy`.
+    `stage`: consider only checkpoints recorded with this stage (a run holding several stages)."""
     from walkrun.db import queries
     from walkrun.db.engine import session_scope
 
     with session_scope(db_url, readonly=True) as s:
         rows = queries.trajectory(s, run, latest=False)
-    protocol = describe_protocol(task, k, temperature)
+    if stage is not None:
+        rows = [r for r in rows if r["stage"] == stage]
+    protocol = describe_protocol(task, k, temperature) + (f", stage {stage}" if stage else "")
     fitting = [r for r in rows if matches_protocol(r, task, k, temperature) and r["accuracy"] is not None]
     if not fitting:
         seen = sorted({describe_protocol(r["task"], r["k"], r["temperature"]) for r in rows})
