@@ -37,7 +37,7 @@ def prepare_cmd(
     from walkrun.data.prepare import prepare
 
     report = prepare(out, sources=source, exclude=exclude, data=data, limit=limit)
-    summary = {"out": str(out)}
+    summary: dict[str, object] = {"out": str(out)}
     summary |= {k: report[k] for k in ("rows_in", "rows_out", "dropped", "contaminated_exact",
                                       "contaminated_ngram", "contaminated_by_benchmark")}  # fmt: skip
     summary["sources"] = {s["name"]: {"in": s["rows_in"], "out": s["rows_out"]} for s in report["sources"]}

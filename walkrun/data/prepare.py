@@ -315,7 +315,7 @@ def _source_names(paths: list[Path]) -> list[str]:
 def _report(out, paths, names, counts, contaminated, examples, conflicts, index: BenchmarkIndex) -> dict:
     from walkrun.grading import GRADER_VERSION
 
-    total = Counter()
+    total: Counter[str] = Counter()
     for c in counts.values():
         total.update(c)
     dropped = {r: total[r] for r in REASONS}
