@@ -44,13 +44,13 @@ def script_cmd(
     """Print (or write) the OpenRLHF 0.11.2 launch script of a preset: `ray job submit ... train_ppo_ray`."""
     from walkrun.train.gate import resolve_parent
     from walkrun.train.openrlhf.config import load_config
-    from walkrun.train.openrlhf.explain import explain_text
+    from walkrun.train.openrlhf.explain import explain_text, load_for_explain
     from walkrun.train.openrlhf.script import render
 
-    config = load_config(preset, _with_gate(set_, from_, min_accuracy))
     if explain:
-        print(explain_text(config), end="")
+        print(explain_text(load_for_explain(preset, _with_gate(set_, from_, min_accuracy))), end="")
         return
+    config = load_config(preset, _with_gate(set_, from_, min_accuracy))
     config, decision = resolve_parent(config)
     if decision is not None:
         print(decision.summary(), file=sys.stderr)
