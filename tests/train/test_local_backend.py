@@ -251,10 +251,31 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
         assert (run.backend, run.preset, run.output_dir) == ("local", "local-stage1", str(run1.resolve()))
         assert run.config["reward"] == "fatemi"
 
+    # Walk before you run: the gate picks stage 2's start from the DB's evaluations of stage 1's
+    # checkpoints (planted here: step 2 scores 0.5, step 4 only 0.25, so not the last one).
+    from walkrun.db import store
+    from walkrun.train.gate import choose_parent
+
+    with session_scope() as s:
+        run = s.scalar(select(TrainingRun).where(TrainingRun.name == "smoke-stage1"))
+        for step, n_correct in ((2, 2), (4, 1)):
+            ckpt = store.get_or_create_checkpoint(
+                s, run1 / f"global_step{step}_hf", training_run=run, stage="stage1", step=step
+            )
+            ev = store.start_eval_run(s, ckpt, "synthetic", "1", {"k": 4, "temperature": 1.0}, "hf", "x", "g")
+            rows = [
+                dict(problem_id="0", sample_index=i, gold="1", response="", correct=i < n_correct, status="ok")
+                for i in range(4)
+            ]
+            store.add_samples(s, ev, [{**r, "n_tokens": 10, "finish_reason": "stop"} for r in rows])
+            store.finish_eval_run(s, ev, "done")
+    decision = choose_parent(None, "smoke-stage1", task="synthetic", k=4, temperature=1.0, min_accuracy=0.4)
+    assert decision.step == 2 and decision.source == str((run1 / "global_step2_hf").resolve())
+
     cfg2 = load_config(
         "local-stage2",
         [
-            f"model={run1}",
+            f"model={decision.source}",
             "rounds=1",
             "prompts_per_rollout=4",
             "eval_every=2",
@@ -263,8 +284,11 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
             "progress=false",
         ],
     )
-    local.run_local(cfg2, tmp_path / "s2", preset="local-stage2")
+    local.run_local(cfg2, tmp_path / "s2", preset="local-stage2", name="smoke-stage2", parent=decision)
     run2 = tmp_path / "s2"
+    with session_scope() as s:
+        child = s.scalar(select(TrainingRun).where(TrainingRun.name == "smoke-stage2"))
+        assert child.parent_checkpoint.step == 2 and child.lineage["gate"]["accuracy"] == 0.5
     assert (run2 / "global_step2_hf" / "config.json").is_file()
     metrics = local.read_metrics(run2)
     assert any("length_bonus" in m for m in metrics)

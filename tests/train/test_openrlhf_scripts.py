@@ -38,6 +38,8 @@ CASES = {
     "conciser-stage1": ("conciser-stage1", []),
     "conciser-stage2": ("conciser-stage2", ["pretrain=/ckpt/conciser-stage1/global_step300_hf"]),
     "fatemi-phase2": ("fatemi-phase2", []),
+    "fatemi-qwen-math4": ("fatemi-qwen-math4", []),
+    "fatemi-r1-7b": ("fatemi-r1-7b", []),
     # a --set override changing cluster shape, lengths, eval and logging at once
     "stage2-overridden": (
         "conciser-stage2",
@@ -66,8 +68,21 @@ def _submit_argv(record: list[str]) -> tuple[list[str], dict]:
     return record[dash + 4 :], json.loads(env_flag[0].split("=", 1)[1])
 
 
+PREPARED_ROWS = 150  # rows read per source by the fixture's `walkrun data prepare`
+
+
 @pytest.fixture(scope="module")
-def scripted(tmp_path_factory):
+def prepared_data(walkrun_home):
+    """The ConciseR presets read WALKRUN_HOME/data/conciser/train.jsonl: build it (a slice) as a user would."""
+    from walkrun.data.prepare import prepare
+
+    report = prepare(walkrun_home / "data" / "conciser", limit=PREPARED_ROWS)
+    assert report["rows_out"] > 0
+    return report
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory, prepared_data):
     """Every case: generated, run with bash against the fake `ray`, flags validated by OpenRLHF."""
     root = tmp_path_factory.mktemp("openrlhf_scripts")
     bindir = root / "bin"
@@ -129,6 +144,10 @@ def test_validator_rejects_dead_flags_and_failed_asserts(scripted):
 def test_stage1_flags_are_grpo_plus_plus(scripted):
     a = scripted["conciser-stage1"]["validation"]["args"]
     assert a["algo"]["advantage"]["estimator"] == "group_norm"
+    # paper A: 32 rollouts per prompt; one optimizer step per rollout batch
+    assert a["rollout"]["n_samples_per_prompt"] == 32
+    assert a["rollout"]["batch_size"] * 32 == a["train"]["batch_size"] == 4096
+    assert a["eval"]["n_samples_per_prompt"] == 32  # paper A's protocol: pass@1 averaged over 32 samples
     assert a["actor"]["eps_clip_low_high"] == [0.2, 0.28]
     assert a["algo"]["dynamic_filtering_enable"] is True and a["algo"]["dynamic_filtering_range"] == [0.0, 1.0]
     assert a["actor"]["entropy_coef"] == 0.001 and a["actor"]["loss_agg_mode"] == "token-mean"
@@ -159,6 +178,10 @@ def test_fatemi_preset_is_paper_b_ppo(scripted):
     assert a["actor"]["eps_clip_low_high"] == [0.2, 0.2] and a["algo"]["kl"]["init_coef"] == 0.01
     assert a["actor"]["adam"]["lr"] == 5e-7 and a["rollout"]["n_samples_per_prompt"] == 8
     assert a["rollout"]["temperature"] == 0.6
+    # the released script's loss and the fork's defaults, not OpenRLHF 0.11.2's (token-mean, 0.5, 1)
+    assert a["actor"]["loss_agg_mode"] == "seq-mean-token-mean"
+    assert a["critic"]["value_clip"] == 0.2 and a["algo"]["advantage"]["lambd"] == 0.95
+    assert a["data"]["max_samples"] == 8 and a["rollout"]["max_new_tokens"] == 20000
     assert scripted["fatemi-phase2"]["runtime_env"]["env_vars"]["WALKRUN_REWARD_SCHEME"] == "fatemi"
     job = Path(scripted["fatemi-phase2"]["runtime_env"]["working_dir"])
     rows = [json.loads(line) for line in (job / "train.jsonl").read_text().splitlines()]
@@ -170,6 +193,24 @@ def test_fatemi_preset_is_paper_b_ppo(scripted):
     # the training input is paper B's r1_prompt, as a single user turn
     assert [r["input"] for r in rows] == [[{"role": "user", "content": s["r1_prompt"].rstrip("\n")}] for s in shared]
     assert [r["label"] for r in rows] == [s["answer"] for s in shared]
+
+
+def test_paper_b_qwen_math_run_is_qwen_on_math_sh(scripted):
+    a = scripted["fatemi-qwen-math4"]["validation"]["args"]
+    assert a["actor"]["model_name_or_path"] == "Qwen/Qwen2.5-Math-7B"
+    assert a["rollout"]["batch_size"] == 4 and a["data"]["max_samples"] == 4 and a["train"]["batch_size"] == 8
+    assert a["rollout"]["max_new_tokens"] == 3000 and a["data"]["max_len"] <= 4096
+    job = Path(scripted["fatemi-qwen-math4"]["runtime_env"]["working_dir"])
+    first = json.loads((job / "train.jsonl").open().readline())
+    # the Qwen prompt: a system turn asking for \boxed{}, then the problem alone
+    assert first["input"][0] == {
+        "role": "system",
+        "content": "Please reason step by step, and put your final answer within \\boxed{}.",
+    }
+    assert first["input"][1]["content"].startswith("Find the sum of the coefficients")
+    b = scripted["fatemi-r1-7b"]["validation"]["args"]
+    assert b["actor"]["model_name_or_path"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+    assert b["rollout"]["max_new_tokens"] == 20000 and b["actor"]["loss_agg_mode"] == "seq-mean-token-mean"
 
 
 def test_overrides_reach_the_flags(scripted):
@@ -184,13 +225,16 @@ def test_overrides_reach_the_flags(scripted):
     assert sources == {"aime24", "amc23"}
 
 
-def test_job_folder_holds_prompts_and_reward_file(scripted):
+def test_job_folder_holds_prompts_and_reward_file(scripted, prepared_data):
     job = Path(scripted["conciser-stage1"]["runtime_env"]["working_dir"])
     assert job == scripted["conciser-stage1"]["run_dir"] / "job"
     first = json.loads((job / "train.jsonl").open().readline())
     assert first["input"][0]["role"] == "system" and "\\boxed{}" in first["input"][0]["content"]
     assert first["input"][1]["role"] == "user" and first["label"]
-    assert sum(1 for _ in (job / "train.jsonl").open()) > 40000
+    # the prompts are `walkrun data prepare`'s output (DeepScaleR and MATH train), all of it
+    assert sum(1 for _ in (job / "train.jsonl").open()) == prepared_data["rows_out"]
+    origins = {json.loads(line)["id"].split("-")[0] for line in (job / "train.jsonl").open()}
+    assert origins == {"deepscaler", "math"}
     assert (job / "eval.jsonl").is_file()
     assert "from walkrun.train.openrlhf.reward import reward_func" in (job / "reward_func.py").read_text()
     saved = yaml.safe_load((scripted["conciser-stage1"]["run_dir"] / "config.yaml").read_text())
@@ -201,10 +245,17 @@ def test_job_folder_holds_prompts_and_reward_file(scripted):
 
 
 def test_presets_are_listed_and_mark_paper_values():
-    assert {"conciser-stage1", "conciser-stage2", "fatemi-phase2"} <= set(preset_names())
+    assert {"conciser-stage1", "conciser-stage2", "fatemi-phase2", "fatemi-qwen-math4", "fatemi-r1-7b"} <= set(
+        preset_names()
+    )
     c = load_config("fatemi-phase2")
-    assert c.source_of("actor_lr").startswith("paper B") and c.source_of("train_micro_batch_size") == "ours"
+    assert c.source_of("actor_lr").startswith("paper B") and c.source_kind_of("actor_lr") == "paper B script"
+    assert c.source_kind_of("train_micro_batch_size") == "ours" and c.source_kind_of("top_p") == "ours"
     assert "ours" == load_config("fatemi-phase2", ["actor_lr=1e-6"]).source_of("actor_lr")
+    s1 = load_config("conciser-stage1")
+    # what paper A states vs DAPO's standard values it does not number
+    assert s1.source_kind_of("n_samples_per_prompt") == "paper A" and s1.n_samples_per_prompt == 32
+    assert s1.source_kind_of("eps_clip_high") == "DAPO" and s1.source_kind_of("kl_coef") == "DAPO"
     # setting the paper's own value keeps its source
     assert load_config("fatemi-phase2", ["actor_lr=5e-7"]).source_of("actor_lr").startswith("paper B")
 
@@ -226,6 +277,7 @@ def test_every_config_field_has_help():
         (["pretrain=/x", "n_samples_per_prompt=lots"], "cannot use 'lots' as int"),
         (["pretrain=/x", "learning_rate=1"], "unknown field .learning_rate."),
         (["pretrain"], "expected key=value"),
+        (["pretrain=/x", "n_samples_per_prompt=8"], "must be a multiple of train_batch_size"),
     ],
 )
 def test_bad_configs_are_refused_with_a_clear_message(sets, message):
@@ -285,7 +337,7 @@ def test_cli_writes_script_and_reports_bad_input_on_one_line(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "walkrun: error: OpenRLHF config 'conciser-stage2': pretrain is required "
-        "(e.g. --set pretrain=RUN_DIR/global_step100_hf)"
+        "(e.g. --set pretrain=RUN_DIR/global_step100_hf, or --from STAGE1_RUN)"
     ]
 
 
@@ -305,7 +357,8 @@ def test_submit_writes_launch_script_registers_run_and_submits(tmp_path, monkeyp
     record = json.loads((tmp_path / "ray.jsonl").read_text().splitlines()[-1])
     assert "--address=http://127.0.0.1:9999" in record and "--no-wait" in record
     assert (tmp_path / "run" / "launch.sh").is_file() and (tmp_path / "run" / "job" / "train.jsonl").is_file()
-    if submit_mod.register(config):  # the DB layer is present: the run is recorded once
+    submit_mod.register(config)
+    if True:  # the run is recorded once
         from sqlalchemy import select
 
         from walkrun.db.engine import session_scope
@@ -321,3 +374,28 @@ def test_submit_writes_launch_script_registers_run_and_submits(tmp_path, monkeyp
             load_config("fatemi-phase2", [f"run_dir={tmp_path / 'run'}", "name=fatemi-test", "actor_lr=1e-6"])
         )
     submit_mod.write_launch_script(config)
+
+
+def test_readme_preset_table_is_the_generated_one():
+    from walkrun.train.openrlhf.explain import TABLE_BEGIN, TABLE_END, markdown_table
+
+    readme = (REPO / "README.md").read_text()
+    start, end = readme.index(TABLE_BEGIN), readme.index(TABLE_END) + len(TABLE_END) + 1
+    assert readme[start:end] == markdown_table(), "regenerate: python -m walkrun.train.openrlhf.explain --markdown"
+
+
+def test_explain_prints_every_value_with_its_source():
+    from walkrun.train.openrlhf.explain import explain_text
+
+    text = explain_text(load_config("fatemi-phase2"))
+    assert 'loss_agg_mode = "seq-mean-token-mean"  [paper B script: ' in text
+    assert "value_clip = 0.2  [paper B script: the fork's default --value_clip 0.2" in text
+    assert "seed = 42  [ours]" in text
+    s1 = explain_text(load_config("conciser-stage1"))
+    assert "n_samples_per_prompt = 32  [paper A: 32 rollouts per prompt]" in s1
+    assert "eps_clip_high = 0.28  [DAPO: " in s1
+
+
+def test_provenance_must_name_its_source_kind():
+    with pytest.raises(WalkrunError, match="must start with one of"):
+        OpenRLHFConfig(pretrain="/x", paper={"actor_lr": "somewhere in the paper"})

@@ -74,8 +74,18 @@ class TrainingRun(Base):
     output_dir: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # Lineage: the checkpoint this run started from (a stage-2 run's stage-1 checkpoint), and the
+    # gate's record of why that one (task, protocol, accuracy, bar). use_alter: the two tables
+    # refer to each other.
+    parent_checkpoint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkpoint.id", ondelete="SET NULL", use_alter=True), index=True
+    )
+    lineage: Mapped[dict[str, Any] | None]
 
-    checkpoints: Mapped[list[Checkpoint]] = relationship(back_populates="training_run")
+    checkpoints: Mapped[list[Checkpoint]] = relationship(
+        back_populates="training_run", foreign_keys="Checkpoint.training_run_id"
+    )
+    parent_checkpoint: Mapped[Checkpoint | None] = relationship(foreign_keys=[parent_checkpoint_id])
 
     def __repr__(self) -> str:
         return f"TrainingRun(id={self.id}, name={self.name!r}, backend={self.backend!r})"
@@ -94,7 +104,9 @@ class Checkpoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     meta: Mapped[dict[str, Any] | None]
 
-    training_run: Mapped[TrainingRun | None] = relationship(back_populates="checkpoints")
+    training_run: Mapped[TrainingRun | None] = relationship(
+        back_populates="checkpoints", foreign_keys=[training_run_id]
+    )
     eval_runs: Mapped[list[EvalRun]] = relationship(back_populates="checkpoint")
 
     def __repr__(self) -> str:

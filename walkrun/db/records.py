@@ -35,12 +35,20 @@ def record_training_run(
     config: dict[str, Any],
     output_dir: str | Path,
     url: str | None = None,
+    parent_checkpoint_id: int | None = None,
+    lineage: dict[str, Any] | None = None,
 ) -> None:
-    """Create (or update) the training run `name`; both training backends call this before training."""
+    """Create (or update) the training run `name`; both training backends call this before training.
+    `parent_checkpoint_id`: the checkpoint the run starts from (its lineage, with `lineage` facts)."""
     with session_scope(url) as s:
-        store.get_or_create_training_run(
+        run = store.get_or_create_training_run(
             s, name, backend, preset=preset, config=config, output_dir=str(Path(output_dir).resolve())
         )
+        if parent_checkpoint_id is not None:
+            parent = s.get(Checkpoint, parent_checkpoint_id)
+            if parent is None:
+                raise WalkrunError(f"checkpoint id {parent_checkpoint_id} (the run's parent) is no longer in the DB")
+            store.set_lineage(s, run, parent, lineage or {})
 
 
 def checkpoint_for(

@@ -330,3 +330,21 @@ def finish_eval_run(s: Session, eval_run: EvalRun, status: str, error: str | Non
     eval_run.error = error
     eval_run.finished_at = None if status == "running" else utcnow()
     s.flush()
+
+
+def set_lineage(s: Session, run: TrainingRun, parent: Checkpoint, gate: dict | None = None) -> None:
+    """Record that `run` started from checkpoint `parent` (e.g. stage 2 from stage 1's chosen
+    checkpoint), with the gate's decision. A loop (a run descending from itself) is refused."""
+    s.flush()
+    seen = {run.id}
+    node: Checkpoint | None = parent
+    while node is not None and node.training_run is not None:
+        if node.training_run.id in seen:
+            raise WalkrunError(
+                f"lineage loop: training run {run.name!r} cannot start from {parent.name!r}, which descends from it"
+            )
+        seen.add(node.training_run.id)
+        node = node.training_run.parent_checkpoint
+    run.parent_checkpoint = parent
+    run.lineage = _canonical(gate) if gate is not None else None
+    s.flush()

@@ -52,7 +52,8 @@ def build(cfg: BuildConfig) -> dict:
     try:
         rows = source.rows()
         (tmp / "index.html").write_text(
-            pages.render_index(rows, source.db_label, source.stage_diffs(rows)), encoding="utf-8"
+            pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows)),
+            encoding="utf-8",
         )
         (tmp / "checkpoints").mkdir()
         ids = sorted({r["checkpoint_id"] for r in rows})

@@ -54,19 +54,20 @@ def stage_rank(stage: str | None) -> int:
 def run_order(rows: Iterable[dict]) -> list[tuple[float, dict]]:
     """One run's rows in training order, each with an x position on a single step axis.
 
-    Rows are ordered by stage (base, sft, stage 1, stage 2, then anything else) and step. If a
+    Rows are ordered by lineage depth (a run's ancestors first, see `queries.along_lineage`), then
+    by stage (base, sft, stage 1, stage 2, then anything else) and step. If a
     stage restarts its step count (stage 2 saved as global_step10 after stage 1's step 200),
     its steps are shifted past the previous stage so the trajectory never runs backwards.
     """
-    ordered = sorted(rows, key=lambda r: (stage_rank(r.get("stage")), r.get("step") or 0))
+    ordered = sorted(rows, key=lambda r: (r.get("lineage_depth", 0), stage_rank(r.get("stage")), r.get("step") or 0))
     out: list[tuple[float, dict]] = []
-    offset, prev_max, prev_stage = 0.0, -math.inf, object()
+    offset, prev_max, prev_stage = 0.0, -math.inf, None
     for r in ordered:
         step = float(r.get("step") or 0)
-        if r.get("stage") != prev_stage and out and step + offset <= prev_max:
+        if (r.get("stage"), r.get("training_run")) != prev_stage and out and step + offset <= prev_max:
             # A stage whose steps restart: its step s is s steps after the previous stage ended.
             offset = prev_max
-        prev_stage = r.get("stage")
+        prev_stage = (r.get("stage"), r.get("training_run"))
         out.append((step + offset, r))
         prev_max = max(prev_max, step + offset)
     return out
@@ -159,9 +160,19 @@ def scatter_figure(rows: list[dict], task: str, colors: dict[str, str]) -> dict:
     }
 
 
+def _ancestry(run: str, rows: list[dict]) -> str:
+    depth: dict[str, int] = {}
+    for r in rows:
+        if r.get("training_run") and r["training_run"] != run:
+            depth[r["training_run"]] = r.get("lineage_depth", 0)
+    names = sorted(depth, key=lambda n: depth[n], reverse=True)
+    return f" (from {' ← '.join(esc(n) for n in names)})" if names else ""
+
+
 def trajectory_figure(run: str, rows: list[dict]) -> dict:
-    """One training run: accuracy (left axis, solid) and mean tokens (right axis, dotted) per
-    benchmark against step, with a dashed vertical line where the stage changes."""
+    """One training run (with the runs it started from, when its rows carry lineage): accuracy (left
+    axis, solid) and mean tokens (right axis, dotted) per benchmark against step, with a dashed
+    vertical line where the stage changes."""
     by_task: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         if _finite(r.get("accuracy")):
@@ -228,7 +239,7 @@ def trajectory_figure(run: str, rows: list[dict]) -> dict:
     return {
         "data": traces,
         "layout": {
-            "title": {"text": f"training run {esc(run)}"},
+            "title": {"text": f"training run {esc(run)}" + _ancestry(run, rows)},
             "xaxis": {"title": {"text": "training step"}},
             "yaxis": {"title": {"text": "pass@1[avg-of-k]"}, "range": [0, 1.02]},
             "yaxis2": {"title": {"text": "mean_tokens"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},

@@ -255,10 +255,17 @@ def protocol_label(p) -> str:
     return "(unrecorded)" if p is None else str(p)
 
 
-def index_context(rows: list[dict], db_label: str = "", stage_diffs: list[dict] | None = None) -> dict:
+def index_context(
+    rows: list[dict],
+    db_label: str = "",
+    stage_diffs: list[dict] | None = None,
+    trajectories: dict[str, list[dict]] | None = None,
+) -> dict:
     """Everything `index.html` shows, from `queries.aggregate` rows (with their `budget_curve`
     when the data layer attached one) and paired stage comparisons. Every plot and comparison is
-    for one protocol; the page shows one protocol at a time (the one most checkpoints have first)."""
+    for one protocol; the page shows one protocol at a time (the one most checkpoints have first).
+    `trajectories` (run -> rows along its lineage, `data.Source.trajectories`) draws each run with
+    the runs it started from."""
     from walkrun.db.queries import main_protocol
 
     rows = [table_values(r) for r in _sort_rows(rows)]
@@ -287,9 +294,16 @@ def index_context(rows: list[dict], db_label: str = "", stage_diffs: list[dict] 
             budget.append({"id": f"budget-{i}", **common})
     runs = []
     by_run: dict[tuple, list[dict]] = {}
-    for r in rows:
-        if r.get("training_run"):
-            by_run.setdefault((r["training_run"], protocol_label(r.get("protocol"))), []).append(r)
+    if trajectories is not None:
+        shown = {r.get("eval_run_id"): r for r in rows}
+        for run_name, path in trajectories.items():
+            for p in path:
+                r = shown.get(p.get("eval_run_id")) or table_values(p)
+                by_run.setdefault((run_name, protocol_label(r.get("protocol"))), []).append(r)
+    else:
+        for r in rows:
+            if r.get("training_run"):
+                by_run.setdefault((r["training_run"], protocol_label(r.get("protocol"))), []).append(r)
     for i, (run, proto) in enumerate(sorted(by_run)):
         fid = f"run-{i}"
         mine = by_run[(run, proto)]
@@ -329,8 +343,14 @@ def index_context(rows: list[dict], db_label: str = "", stage_diffs: list[dict] 
     }
 
 
-def render_index(rows: list[dict], db_label: str = "", stage_diffs: list[dict] | None = None) -> str:
-    return _env().get_template("index.html.jinja").render(**index_context(rows, db_label, stage_diffs))
+def render_index(
+    rows: list[dict],
+    db_label: str = "",
+    stage_diffs: list[dict] | None = None,
+    trajectories: dict[str, list[dict]] | None = None,
+) -> str:
+    context = index_context(rows, db_label, stage_diffs, trajectories)
+    return _env().get_template("index.html.jinja").render(**context)
 
 
 def pick_samples(samples: list[dict], n: int) -> list[dict]:

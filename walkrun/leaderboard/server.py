@@ -58,7 +58,11 @@ def create_app(cfg: LiveConfig):
         return HTMLResponse(text, status_code=status, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
 
     def index(request):
-        return html(pages.render_index(rows := source.rows(), source.db_label, source.stage_diffs(rows)))
+        return html(
+            pages.render_index(
+                rows := source.rows(), source.db_label, source.stage_diffs(rows), source.trajectories(rows)
+            )
+        )
 
     def checkpoint(request):
         text = pages.render_checkpoint_data(

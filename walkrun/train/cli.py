@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -16,18 +17,16 @@ train_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-PRESET_HELP = "OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2."
-
-
-def _explain(config: OpenRLHFConfig) -> str:
-    """Every field with its value, where the value comes from (a paper, or ours) and its help."""
-    return options.explain(
-        config, note=lambda n: f"paper: {config.paper[n]}" if n in config.paper else "ours", exclude=("paper",)
-    )
+PRESET_HELP = (
+    "OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2, fatemi-qwen-math4, fatemi-r1-7b "
+    "(`--explain` lists every value with its source: paper A/B, paper B script, DAPO, ours)."
+)
+# --from is the gate's own name for parent_run (walk before you run: stage 2 starts from stage 1's best).
+GATE_FLAGS = {"parent_run": ("--from",)}
 
 
 @train_app.command("script")
-@options.command(OpenRLHFConfig, preset=True, exclude=NOT_SETTABLE, show_defaults=False)
+@options.command(OpenRLHFConfig, preset=True, exclude=NOT_SETTABLE, flags=GATE_FLAGS, show_defaults=False)
 def script_cmd(
     overrides: dict,
     explain: bool,
@@ -35,13 +34,17 @@ def script_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
 ) -> None:
     """Print (or write) the OpenRLHF 0.11.2 launch script of a preset: `ray job submit ... train_ppo_ray`."""
+    from walkrun.train.gate import resolve_parent
     from walkrun.train.openrlhf.config import load_config
+    from walkrun.train.openrlhf.explain import explain_text, load_for_explain
     from walkrun.train.openrlhf.script import render
 
-    config = load_config(preset, given=overrides)
     if explain:
-        print(_explain(config))
+        print(explain_text(load_for_explain(preset, given=overrides)), end="")
         return
+    config, decision = resolve_parent(load_config(preset, given=overrides))
+    if decision is not None:
+        print(decision.summary(), file=sys.stderr)
     text = render(config)
     if out is None:
         print(text, end="")
@@ -53,7 +56,7 @@ def script_cmd(
 
 
 @train_app.command("openrlhf")
-@options.command(OpenRLHFConfig, preset=True, exclude=NOT_SETTABLE, show_defaults=False)
+@options.command(OpenRLHFConfig, preset=True, exclude=NOT_SETTABLE, flags=GATE_FLAGS, show_defaults=False)
 def openrlhf_cmd(
     overrides: dict,
     explain: bool,
@@ -69,14 +72,18 @@ def openrlhf_cmd(
     Submitting the same run again resumes it from its last checkpoint.
     """
     from walkrun.settings import WalkrunError
+    from walkrun.train.gate import resolve_parent
     from walkrun.train.openrlhf.config import load_config
+    from walkrun.train.openrlhf.explain import explain_text, load_for_explain
     from walkrun.train.openrlhf.submit import submit
 
-    config = load_config(preset, given=overrides)
     if explain:
-        print(_explain(config))
+        print(explain_text(load_for_explain(preset, given=overrides)), end="")
         return
-    code = submit(config, address=address, wait=wait)
+    config, decision = resolve_parent(load_config(preset, given=overrides))
+    if decision is not None:
+        print(decision.summary())
+    code = submit(config, address=address, wait=wait, parent=decision)
     if code != 0:
         raise WalkrunError(f"ray job submit failed (exit {code}); see its output above. Run dir: {config.run_dir}")
     print(f"run {config.name!r}: checkpoints will appear in {config.run_dir}/global_stepN_hf/")

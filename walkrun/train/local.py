@@ -119,12 +119,18 @@ def _check_run_dir(run_dir: Path) -> None:
 
 
 def run_local(
-    cfg: LocalConfig, run_dir: str | Path, preset: str | None = None, name: str | None = None, register: bool = True
+    cfg: LocalConfig,
+    run_dir: str | Path,
+    preset: str | None = None,
+    name: str | None = None,
+    register: bool = True,
+    parent=None,
 ) -> dict:
     """Train one stage; return a summary (run_dir, checkpoints, wall time, last metrics).
 
     `name` is the training run's name in the results DB (default: the run folder's name);
-    `register=False` skips the DB.
+    `register=False` skips the DB. `parent`: the gate's decision (`walkrun.train.gate.choose_parent`)
+    this run starts from, recorded as its lineage.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -146,8 +152,9 @@ def run_local(
     name = name or run_dir.resolve().name
     if register:  # a DB that cannot be opened fails here, before any training
         from walkrun.db.records import record_training_run
+        from walkrun.train.gate import lineage_of
 
-        record_training_run(name, "local", preset, asdict(cfg), run_dir)
+        record_training_run(name, "local", preset, asdict(cfg), run_dir, **lineage_of(parent))
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()

@@ -15,7 +15,7 @@ from walkrun.train.local_config import LocalConfig
 from walkrun.train.sft import SFTConfig
 
 
-@options.command(LocalConfig, preset=True, show_defaults=False)
+@options.command(LocalConfig, preset=True, flags={"parent_run": ("--from",)}, show_defaults=False)
 def local(
     overrides: dict,
     explain: bool,
@@ -34,6 +34,7 @@ def local(
     Checkpoints: RUN_DIR/global_stepN_hf/ (OpenRLHF's layout, so `walkrun watch RUN_DIR` works) and
     the final model in RUN_DIR; per-step metrics in RUN_DIR/metrics.jsonl.
     """
+    import dataclasses
     import time
 
     from walkrun.train.local import load_config, run_local
@@ -42,8 +43,20 @@ def local(
     if explain:
         print(options.explain(cfg))
         return
+    decision = None
+    if cfg.parent_run:
+        from walkrun.settings import WalkrunError
+        from walkrun.train.gate import choose_parent
+
+        if no_db:
+            raise WalkrunError("--from reads and records lineage in the results DB; drop --no-db")
+        decision = choose_parent(
+            None, cfg.parent_run, cfg.gate_task, cfg.gate_k, cfg.gate_temperature, cfg.min_accuracy
+        )
+        print(decision.summary())
+        cfg = dataclasses.replace(cfg, model=decision.source)
     run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    summary = run_local(cfg, run_dir, preset=preset, name=name, register=not no_db)
+    summary = run_local(cfg, run_dir, preset=preset, name=name, register=not no_db, parent=decision)
     print(json.dumps(summary, indent=2))
 
 

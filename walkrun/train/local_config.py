@@ -113,6 +113,23 @@ class LocalConfig:
     eval_problems: int = field(default=100, metadata={"help": "held-out problems per check"})
     eval_samples: int = field(default=4, metadata={"help": "samples per problem per check (T=1)"})
     grader_timeout: float = field(default=5.0, metadata={"help": "seconds allowed to grade one response"})
+    parent_run: str | None = field(
+        default=None,
+        metadata={
+            "help": "start from the best evaluated checkpoint of this training run (the gate: sets model, "
+            "records lineage); `--from RUN` sets it"
+        },
+    )
+    gate_task: str = field(
+        default="synthetic", metadata={"help": "gate: the task the parent's checkpoints are compared on"}
+    )
+    gate_k: int | None = field(default=None, metadata={"help": "gate: samples per problem of the compared evaluations"})
+    gate_temperature: float | None = field(
+        default=None, metadata={"help": "gate: temperature of the compared evaluations (None: any)"}
+    )
+    min_accuracy: float | None = field(
+        default=None, metadata={"help": "gate: refuse to start below this pass@1[avg-of-k] of the parent's best"}
+    )
     seed: int = field(default=0, metadata={"trl": True, "help": "seed for TRL and the synthetic prompt pool"})
     threads: int = field(default=1, metadata={"help": "torch threads (1 is steadier on a shared 2-core machine)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})

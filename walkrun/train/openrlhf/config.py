@@ -1,9 +1,11 @@
 """Typed config of an OpenRLHF run, YAML presets, `--set key=value` overrides, and the flags.
 
 A preset (`walkrun/train/presets/NAME.yaml`, `backend: openrlhf`) gives values for the
-fields of `OpenRLHFConfig`. A value written `{value: X, paper: "where"}` comes from a paper;
-a plain value is ours (a placeholder to tune), and the generated script says which is which.
-`extends: OTHER` starts from another preset.
+fields of `OpenRLHFConfig`. A value written `{value: X, paper: "KIND: where"}` carries its source,
+KIND one of SOURCE_KINDS: "paper A" / "paper B" (the papers' text), "paper B script" (paper B's
+released training scripts and the OpenRLHF fork they run on), "DAPO" (DAPO's standard values),
+"ours" (our choice, with the reason). A plain value is ours (a placeholder to tune); the
+generated script and `--explain` say which is which. `extends: OTHER` starts from another preset.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ BACKEND = "openrlhf"
 PROMPT_STYLES = ("qwen25-math-cot", "r1")
 ESTIMATORS = ("gae", "reinforce", "rloo", "reinforce_baseline", "group_norm", "dr_grpo", "flash_reinforce")
 REQUIRED = "REQUIRED"
+# Where a preset value comes from (the prefix of its `paper:` note); a value without a note is "ours".
+SOURCE_KINDS = ("paper A", "paper B script", "paper B", "DAPO", "ours")
+
+
+def source_kind(note: str | None) -> str:
+    """The SOURCE_KINDS entry a provenance note starts with ("ours" for no note)."""
+    if not note:
+        return "ours"
+    for kind in SOURCE_KINDS:  # "paper B script" before "paper B"
+        if note == kind or note.startswith(kind + ":"):
+            return kind
+    raise WalkrunError(f"provenance {note!r} must start with one of: {', '.join(k + ':' for k in SOURCE_KINDS)}")
 
 
 @dataclass
@@ -40,7 +54,10 @@ class OpenRLHFConfig:
         "RUN_DIR/global_stepN_hf/. Empty: $WALKRUN_HOME/runs/NAME.",
     )
     # ── model and data ──
-    pretrain: str = _f(REQUIRED, "Policy to start from: hub id or HF folder (stage 2: a stage-1 global_stepN_hf).")
+    pretrain: str = _f(
+        REQUIRED,
+        "Policy to start from: hub id or HF folder (stage 2: a stage-1 global_stepN_hf, or set parent_run).",
+    )
     train_data: str = _f(
         "train/deepscaler_preview_40k.jsonl",
         "Training prompts: a benchmark name, a JSONL path, or a path inside WALKRUN_DATA; "
@@ -92,8 +109,21 @@ class OpenRLHFConfig:
         "Keep a group iff LO < mean(scores) < HI (scores = 1/0 "
         "correctness); 0 1 drops all-correct and all-wrong groups.",
     )
+    value_clip: float = _f(0.5, "PPO value clip of the critic (--critic.value_clip; estimator gae only).")
     lgrpo: bool = _f(False, "L-GRPO: add 1 - L/L_max to each rollout of an all-correct group (worker hook).")
     l_max: int | None = _f(None, "L_max of L-GRPO in tokens; None = max_new_tokens.")
+    # ── the stage-1 -> stage-2 gate (walkrun.train.gate) ──
+    parent_run: str | None = _f(
+        None,
+        "Start from the best evaluated checkpoint of this training run (the gate; sets pretrain, records "
+        "lineage). `--from RUN` sets it.",
+    )
+    gate_task: str = _f("aime24", "Gate: the benchmark the parent run's checkpoints are compared on.")
+    gate_k: int | None = _f(None, "Gate: samples per problem of the evaluations compared (None: any).")
+    gate_temperature: float | None = _f(None, "Gate: temperature of the evaluations compared (None: any).")
+    min_accuracy: float | None = _f(
+        None, "Gate: refuse to start when the best parent checkpoint's pass@1[avg-of-k] is below this."
+    )
     # ── in-training eval, checkpoints, logs ──
     eval_steps: int = _f(10, "Evaluate eval_data every N steps (-1: never).")
     eval_n_samples: int = _f(4, "Samples per eval prompt.")
@@ -118,12 +148,16 @@ class OpenRLHFConfig:
     )
     extra_args: list[str] = _f([], "More OpenRLHF flags, passed through as is (checked by its parser).")
     # ── provenance ──
-    paper: dict[str, str] = _f({}, "Fields whose value comes from a paper -> where; every other value is ours.")
+    paper: dict[str, str] = _f(
+        {}, "Field -> where its value comes from ('KIND: detail', KIND in SOURCE_KINDS); unlisted fields are ours."
+    )
 
     def __post_init__(self) -> None:
         problems = []
-        if self.pretrain in ("", REQUIRED):
-            problems.append("pretrain is required (e.g. --set pretrain=RUN_DIR/global_step100_hf)")
+        if self.pretrain in ("", REQUIRED) and not self.parent_run:
+            problems.append(
+                "pretrain is required (e.g. --set pretrain=RUN_DIR/global_step100_hf, or --from STAGE1_RUN)"
+            )
         if self.stage not in TRAINING_STAGES:
             problems.append(f"stage must be one of {', '.join(TRAINING_STAGES)}, got {self.stage!r}")
         if self.prompt_style not in PROMPT_STYLES:
@@ -175,6 +209,11 @@ class OpenRLHFConfig:
         unknown = sorted(set(self.paper) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             problems.append(f"paper: unknown field(s) {', '.join(unknown)}")
+        for key, note in self.paper.items():
+            try:
+                source_kind(note)
+            except WalkrunError as e:
+                problems.append(f"{key}: {e}")
         if problems:
             raise WalkrunError(f"OpenRLHF config {self.name or self.preset!r}: " + "; ".join(problems))
 
@@ -187,6 +226,9 @@ class OpenRLHFConfig:
 
     def source_of(self, name: str) -> str:
         return self.paper.get(name, "ours")
+
+    def source_kind_of(self, name: str) -> str:
+        return source_kind(self.paper.get(name))
 
 
 # ── presets and overrides ──

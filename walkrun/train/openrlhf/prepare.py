@@ -36,23 +36,36 @@ def messages(problem: str, style: str) -> list[dict]:
     raise WalkrunError(f"unknown prompt_style {style!r}")
 
 
+def resolve_train_path(source: str) -> Path:
+    """A training JSONL: an absolute or existing path as is, else inside WALKRUN_HOME (where
+    `walkrun data prepare` output lives, e.g. data/conciser/train.jsonl), else inside WALKRUN_DATA."""
+    from walkrun.settings import home
+
+    path = Path(source).expanduser()
+    if path.is_absolute() or path.is_file():
+        candidates = [path]
+    else:
+        candidates = [home() / path] + ([data_dir() / path] if data_dir() is not None else [])
+    for c in candidates:
+        if c.is_file():
+            return c
+    looked = ", ".join(str(c) for c in candidates)
+    if path.name == "train.jsonl":
+        raise WalkrunError(
+            f"training data {source!r} not found (looked at {looked}); build it first: "
+            f"walkrun data prepare --out {candidates[0].parent}"
+        )
+    raise WalkrunError(
+        f"training data {source!r} not found (looked at {looked}); give a JSONL path, a file inside "
+        f"WALKRUN_HOME or WALKRUN_DATA, or a benchmark ({', '.join(problem_sets.names())})"
+    )
+
+
 def load_rows(source: str, limit: int | None = None) -> list[dict]:
-    """Rows `{id, problem, answer, ...}` from a benchmark name, a JSONL path, or a path inside WALKRUN_DATA."""
+    """Rows `{id, problem, answer, ...}` from a benchmark name or a training JSONL (`resolve_train_path`)."""
     if source in problem_sets.BENCHMARKS:
         return problem_sets.load(source, limit=limit)
-    path = Path(source).expanduser()
-    if not path.is_absolute() and not path.is_file():
-        base = data_dir()
-        if base is None:
-            raise WalkrunError(
-                f"training data {source!r} not found; give a JSONL path or set WALKRUN_DATA to the folder that holds it"
-            )
-        path = base / source
-    if not path.is_file():
-        raise WalkrunError(
-            f"training data {source!r} not found (looked at {path}); give a JSONL path, a file "
-            f"inside WALKRUN_DATA, or a benchmark ({', '.join(problem_sets.names())})"
-        )
+    path = resolve_train_path(source)
     from walkrun.jsonl import read_jsonl
 
     rows = []

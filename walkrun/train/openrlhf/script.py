@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import walkrun
-from walkrun.settings import home
-from walkrun.train.openrlhf.config import OpenRLHFConfig, dump_yaml
+from walkrun.settings import WalkrunError, home
+from walkrun.train.openrlhf.config import REQUIRED, OpenRLHFConfig, dump_yaml
 from walkrun.train.openrlhf.hook import ENABLE_VAR, L_MAX_VAR
 from walkrun.train.openrlhf.reward import SCHEME_VAR, TIMEOUT_VAR
 
@@ -136,7 +136,14 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
     if c.entropy_coef is not None:
         objective += ["--actor.entropy_coef", c.entropy_coef]
     if gae:
-        objective += ["--algo.advantage.gamma", c.gamma, "--algo.advantage.lambd", c.lambd]
+        objective += [
+            "--algo.advantage.gamma",
+            c.gamma,
+            "--algo.advantage.lambd",
+            c.lambd,
+            "--critic.value_clip",
+            c.value_clip,
+        ]
     if c.normalize_reward:
         objective += ["--reward.normalize_enable"]
     if c.dynamic_filtering:
@@ -263,6 +270,11 @@ def _array(name: str, values: list[str]) -> str:
 
 def render(config: OpenRLHFConfig, python: str | None = None) -> str:
     """The launch script of `config` (pure: nothing is written until the script runs)."""
+    if config.pretrain == REQUIRED:
+        raise WalkrunError(
+            f"run {config.name!r}: parent_run {config.parent_run!r} is not resolved to a checkpoint yet "
+            "(walkrun.train.gate.resolve_parent does it, reading the results DB)"
+        )
     run_dir = run_dir_of(config)
     groups = arg_groups(config, run_dir)
     renv = json.dumps(runtime_env(config, run_dir), sort_keys=True)
@@ -275,7 +287,8 @@ def render(config: OpenRLHFConfig, python: str | None = None) -> str:
         "# Environment: RAY_ADDRESS (default " + DEFAULT_ADDRESS + "), WALKRUN_PYTHON (the python that has walkrun),",
         "#   NO_WAIT=1 to return after submitting instead of following the job's logs.",
         "#",
-        "# Values taken from a paper (every other value in config.yaml below is ours, a placeholder to tune):",
+        "# Where values come from (paper A / paper B: the papers' text; paper B script: its released scripts",
+        "# and their OpenRLHF fork; DAPO: DAPO's standard values; ours). Values not listed are ours:",
         *_provenance(config),
         "set -euo pipefail",
         "",

@@ -39,21 +39,26 @@ def write_launch_script(config: OpenRLHFConfig) -> Path:
     return write_text(script, render(config), mode=0o755)
 
 
-def register(config: OpenRLHFConfig) -> None:
-    """Record the run in the results DB (name, backend, preset, config, folder)."""
+def register(config: OpenRLHFConfig, parent=None) -> None:
+    """Record the run in the results DB (name, backend, preset, config, folder) and, given the
+    gate's decision `parent`, the checkpoint it starts from."""
     from walkrun.db.records import record_training_run
+    from walkrun.train.gate import lineage_of
 
-    record_training_run(config.name, "openrlhf", config.preset or None, config.to_dict(), run_dir_of(config))
+    record_training_run(
+        config.name, "openrlhf", config.preset or None, config.to_dict(), run_dir_of(config), **lineage_of(parent)
+    )
 
 
-def submit(config: OpenRLHFConfig, address: str = DEFAULT_ADDRESS, wait: bool = True) -> int:
-    """Write the script, register the run, run the script; returns the exit code of `ray job submit`."""
+def submit(config: OpenRLHFConfig, address: str = DEFAULT_ADDRESS, wait: bool = True, parent=None) -> int:
+    """Write the script, register the run (with its lineage when `parent`, the gate's decision, is
+    given), run the script; returns the exit code of `ray job submit`."""
     if shutil.which("ray") is None:
         raise WalkrunError(
             "the `ray` command is not on PATH; install ray[default] (pip install "
             "'walkrun[openrlhf]') and start a cluster with `ray start --head`"
         )
     script = write_launch_script(config)
-    register(config)
+    register(config, parent)
     env = {**os.environ, "RAY_ADDRESS": address, "NO_WAIT": "0" if wait else "1"}
     return subprocess.run(["bash", str(script)], env=env).returncode

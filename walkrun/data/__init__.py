@@ -1,0 +1,1 @@
+"""Training prompt sets: merge sources, deduplicate, decontaminate against the benchmarks, check golds."""

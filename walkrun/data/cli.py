@@ -1,0 +1,48 @@
+"""`walkrun data prepare`: the training prompt set (merge, deduplicate, decontaminate, check golds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+data_app = typer.Typer(help="Training data: build a decontaminated prompt set.", no_args_is_help=True)
+
+
+@data_app.command("prepare")
+def prepare_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder for train.jsonl (what the presets read) and report.json."),
+    source: list[str] | None = typer.Option(
+        None,
+        "--source",
+        help="A source file, repeatable: JSONL in the common schema {problem, answer, ...}, a JSON list, or "
+        "parquet (DAPO-Math-17K's prompt/reward_model rows are understood). Default: "
+        "train/deepscaler_preview_40k.jsonl and train/math_train.jsonl inside WALKRUN_DATA.",
+    ),
+    exclude: list[str] | None = typer.Option(
+        None,
+        "--exclude-benchmarks",
+        help="Benchmarks to decontaminate against: names (aime24,math500,...), JSONL paths, or 'all' (default: "
+        "every benchmark plus every *.jsonl at the top of WALKRUN_DATA). Repeatable or comma-separated.",
+    ),
+    data: str | None = typer.Option(None, "--data", help="Benchmark data folder (default WALKRUN_DATA)."),
+    limit: int | None = typer.Option(None, "--limit", help="Read only the first N rows of each source."),
+) -> None:
+    """Merge sources, normalise, deduplicate, decontaminate (exact + 8-gram overlap), keep gradable golds.
+
+    Writes OUT/train.jsonl and OUT/report.json (counts in and out by reason, with examples) and
+    prints the counts. Deterministic; rows are streamed, so 100k+ rows fit in little memory.
+    """
+    from walkrun.data.prepare import prepare
+
+    report = prepare(out, sources=source, exclude=exclude, data=data, limit=limit)
+    summary: dict[str, object] = {"out": str(out)}
+    summary |= {k: report[k] for k in ("rows_in", "rows_out", "dropped", "contaminated_exact",
+                                      "contaminated_ngram", "contaminated_by_benchmark")}  # fmt: skip
+    summary["sources"] = {s["name"]: {"in": s["rows_in"], "out": s["rows_out"]} for s in report["sources"]}
+    print(json.dumps(summary, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
