@@ -54,20 +54,48 @@ def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP
 @db_app.command("regrade")
 def regrade_cmd(
     task: str | None = typer.Option(None, "--task", help="Only evaluation runs of this task."),
-    run: str | None = typer.Option(
-        None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."
-    ),
+    run: str | None = typer.Option(None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."),
     model: str | None = typer.Option(None, "--model", help="Only this checkpoint (name or source)."),
     timeout: float = typer.Option(5.0, help="Seconds allowed per grading call."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only report what would change (per task and direction, with examples); write nothing."
+    ),
+    examples: int = typer.Option(3, "--examples", help="Examples shown per task and direction."),
     db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
 ) -> None:
     """Re-grade stored samples with the current grader (no regeneration); records its version."""
     from walkrun.db.regrade import regrade
 
-    c = regrade(db, task=task, run=run, model=model, timeout=timeout, progress=sys.stderr.isatty())
+    c = regrade(
+        db,
+        task=task,
+        run=run,
+        model=model,
+        timeout=timeout,
+        progress=sys.stderr.isatty(),
+        dry_run=dry_run,
+        examples=examples,
+    )
+    _print_regrade(c)
+
+
+def _print_regrade(c: dict) -> None:
+    verb = "would change" if c["dry_run"] else "changed"
+    for task in sorted(c["by_task"]):
+        print(f"{task}:")
+        for direction, n in sorted(c["by_task"][task].items(), key=lambda kv: -kv[1]):
+            print(f"  {direction:28s} {n}")
+            for e in c["examples"][task][direction]:
+                why = f"  ({e['why']})" if e["why"] else ""
+                ending = " ".join(e["ending"].split())[-90:]
+                print(
+                    f"    run {e['eval_run_id']} {e['problem_id']}#{e['sample_index']}: gold {e['gold']!r}, "
+                    f"extracted {e['was']!r} -> {e['now']!r}{why}; ends ...{ending!r}"
+                )
+    head = "dry run: nothing written. " if c["dry_run"] else ""
     print(
-        f"re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "
-        f"{c['changed']} verdicts changed, {c['updated']} rows' grading changed"
+        f"{head}re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "
+        f"{c['changed']} verdicts {verb}, {c['updated']} rows' grading {verb}"
     )
 
 

@@ -105,6 +105,8 @@ class EvalRun(Base):
     grader_version: Mapped[str] = mapped_column(String(128))
     sampling: Mapped[dict[str, Any]]  # every setting, as given to start_eval_run
     status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed
+    # the chat template opened a <think> block before each response (graded accordingly); None: unknown
+    think_opened: Mapped[bool | None]
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
@@ -142,3 +144,20 @@ class Sample(Base):
             f"Sample(run={self.eval_run_id}, problem={self.problem_id!r}, i={self.sample_index}, "
             f"correct={self.correct}, n_tokens={self.n_tokens})"
         )
+
+
+class Problem(Base):
+    """A task's problem as last evaluated: its gold answer and the alternative forms the grader
+    also accepts (Minerva's `answer_alts`), so re-grading judges exactly as the evaluation did."""
+
+    __tablename__ = "problem"
+    __table_args__ = (UniqueConstraint("task", "problem_id", name="uq_problem_task_problem_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(128))
+    problem_id: Mapped[str] = mapped_column(String(255))
+    answer: Mapped[str] = mapped_column(Text)
+    answer_alts: Mapped[list[str] | None] = mapped_column(JSON)
+
+    def __repr__(self) -> str:
+        return f"Problem(task={self.task!r}, problem_id={self.problem_id!r}, answer={self.answer!r})"

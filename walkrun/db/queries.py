@@ -9,7 +9,8 @@ Per evaluation run (n_i samples of problem i, c_i of them correct):
               is correct; a problem with no extracted answer counts as wrong
   tokens    = mean/median generated tokens over all samples, mean over correct and over wrong
   truncation_rate = share of samples with finish_reason 'length'; no_answer_rate = grading
-              status 'no_answer'; error_rate = status parse_error/timeout/error.
+              status 'no_answer'; error_rate = status parse_error/timeout/error, also counted
+              as n_timeouts (status timeout) and n_errors (parse_error/error).
 Filtering and joins run in SQL; the counting is one pass in Python over the narrow sample columns.
 """
 
@@ -77,7 +78,8 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
     # run -> problem -> [n, c, {extracted: [votes, first sample_index, correct votes]}]
     problems: dict[int, dict[str, list]] = defaultdict(dict)
     tokens: dict[int, list[int]] = defaultdict(list)
-    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 5)  # c, tokens of correct, trunc, no_answer, err
+    # c, tokens of correct, trunc, no_answer, err, timeouts
+    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 6)
     graders: dict[int, set[str]] = defaultdict(set)
     last_grader = (None, None)
     for run_id, pid, idx, extracted, correct, n_tok, finish, status, graded_with in rows:
@@ -101,6 +103,7 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
                 t[3] += 1
             elif status in ERROR_STATUSES:
                 t[4] += 1
+                t[5] += status == "timeout"
         if extracted is not None:
             vote = p[2].get(extracted)
             if vote is None:
@@ -116,7 +119,7 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
         if not probs:
             out[run_id] = _empty_stats()
             continue
-        c_tot, tok_c, trunc, noans, err = totals[run_id]
+        c_tot, tok_c, trunc, noans, err, timeouts = totals[run_id]
         toks = tokens[run_id]
         n_tot, tok = len(toks), sum(toks)
         counts = [(p[0], p[1]) for p in probs.values()]
@@ -141,6 +144,9 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
             "truncation_rate": trunc / n_tot,
             "no_answer_rate": noans / n_tot,
             "error_rate": err / n_tot,
+            # grading failures, counted apart from wrong answers (they are not verdicts)
+            "n_timeouts": timeouts,
+            "n_errors": err - timeouts,
             # samples re-graded by `walkrun db regrade` carry the newer grader: report what graded them
             "grader_version": " | ".join(sorted(graders[run_id])),
         }
@@ -161,6 +167,8 @@ def _empty_stats() -> dict:
         "truncation_rate": None,
         "no_answer_rate": None,
         "error_rate": None,
+        "n_timeouts": 0,
+        "n_errors": 0,
         "grader_version": None,
     }
 

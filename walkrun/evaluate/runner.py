@@ -193,6 +193,12 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
         chat = bool(template) and chat_mode != "never"
         if cfg.data:  # lm-eval's loader (scoring.load_dataset) must read the same folder as the plan
             tcfg["dataset_kwargs"] = {**ds_kwargs, "walkrun_data": str(cfg.data)}
+        # The grader must know when the chat template opens a <think> block (R1 distills):
+        # a response that never closes it has no answer.
+        tcfg["dataset_kwargs"] = {
+            **tcfg.get("dataset_kwargs", ds_kwargs),
+            "think_opened": _opens_think(tokenizer, chat),
+        }
         tcfg.update(
             {
                 "repeats": k,
@@ -214,6 +220,17 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
         }
         plans.append(TaskPlan(plain, lm_name, str(meta.get("version", "0")), tcfg, rows, k, sampling, chat))
     return plans
+
+
+def _opens_think(tokenizer, chat: bool) -> bool:
+    if not chat:
+        return False
+    from walkrun.grading import prompt_opens_think
+
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "1+1"}], tokenize=False, add_generation_prompt=True
+    )
+    return prompt_opens_think(prompt)
 
 
 def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
@@ -369,7 +386,13 @@ def _sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
             raise RuntimeError(f"{plan.name}/{row['id']}: {len(responses)} responses, expected {plan.k}")
         gold = str(row["answer"])
         for j, r in enumerate(responses):
-            g = scoring.cached_grade(gold, r) or grading.grade(gold, str(r))
+            g = scoring.cached_grade(gold, r) or grading.grade(
+                gold,
+                str(r),
+                alts=scoring.answer_alts(row),
+                think_opened=bool(plan.config.get("dataset_kwargs", {}).get("think_opened")),
+                truncated=getattr(r, "finish_reason", None) == "length",
+            )
             n = getattr(r, "n_tokens", None)
             if n is None:
                 raise RuntimeError("the backend returned a response without its token count")
@@ -427,6 +450,8 @@ def run_plan(
         )
         run_id = run.id
         done = store.done_sample_keys(s, run)
+        # gold + accepted alternatives and the think-block rule, so a re-grade judges as this run does
+        store.record_problems(s, run, plan.rows, bool(plan.config.get("dataset_kwargs", {}).get("think_opened")))
     pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in done for j in range(plan.k))]
     skipped = len(plan.rows) - len(pending)
     bar = None
@@ -658,7 +683,9 @@ def _finished_outcome(cfg: EvalConfig, plan: TaskPlan, eval_run_id: int) -> Task
 
 
 def format_table(outcomes: list[TaskOutcome]) -> str:
-    head = ["task", "k", "problems", "pass@1[avg-of-k]", "pass@k", "mean_tokens", "truncation_rate", "new samples"]
+    # grading timeouts and errors are counted apart: they are not wrong answers
+    head = ["task", "k", "problems", "pass@1[avg-of-k]", "pass@k", "mean_tokens", "truncation_rate"]
+    head += ["timeouts", "errors", "new samples"]
     lines = []
     for o in outcomes:
         s = o.summary
@@ -673,6 +700,8 @@ def format_table(outcomes: list[TaskOutcome]) -> str:
                 fmt(pk, ".3f"),
                 fmt(s["mean_tokens"], ".1f"),
                 fmt(s["truncation_rate"], ".3f"),
+                str(s.get("n_timeouts", 0)),
+                str(s.get("n_errors", 0)),
                 str(o.new_samples),
             ]
         )

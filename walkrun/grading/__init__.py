@@ -15,6 +15,7 @@ from walkrun.grading.rules import (
     answer_part,
     grade_unguarded,
     has_boxed,
+    prompt_opens_think,
     think_unclosed,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "grade_many",
     "grade_unguarded",
     "has_boxed",
+    "prompt_opens_think",
     "shutdown",
     "think_unclosed",
 ]

@@ -37,6 +37,12 @@ UNCLOSED_THINK = "the reasoning block never closed (no </think>): no final answe
 TRUNCATED = "cut at the token budget: an unfinished answer is not graded"
 
 
+def prompt_opens_think(prompt: str) -> bool:
+    """The prompt leaves a `<think>` block open for the response (a chat template that opens it)."""
+    prompt = prompt or ""
+    return prompt.rfind(_THINK_OPEN) > prompt.rfind(_THINK_END)
+
+
 def think_unclosed(response: str, think_opened: bool = False) -> bool:
     """True if the response ends inside a think block: one it opened (`<think>` after the last
     `</think>`), or the one the chat template opened before it (`think_opened`) never closed."""

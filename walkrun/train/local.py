@@ -230,19 +230,25 @@ def load_config(preset: str, overrides: dict | list[str] | None = None) -> tuple
 # ---------------------------------------------------------------- rewards and dynamic sampling
 
 
-def make_reward(cfg: LocalConfig):
-    """The reward function TRL calls once per generation batch (see the module docstring)."""
+def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int]):
+    """The reward function TRL calls once per generation batch (see the module docstring).
+
+    `end_ids`: the model's end-of-sequence (and pad) token ids. A completion whose last token is
+    not one of them was cut at max_completion_length and earns no correctness reward (TRL's
+    own truncation test, `ids[-1] not in eos_and_pad`)."""
     from walkrun.grading import grade_many
-    from walkrun.train.objective import lgrpo_bonus, scheme_reward
+    from walkrun.train.objective import credited, lgrpo_bonus, scheme_reward
 
     G = cfg.num_generations
     l_max = float(cfg.l_max or cfg.max_completion_length)
+    end_ids = frozenset(end_ids)
 
     def correctness_and_length(prompts, completions, completion_ids, answer, log_metric=None, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        grades = grade_many([str(a) for a in answer], texts, timeout=cfg.grader_timeout)
-        rewards = [scheme_reward(cfg.reward, g.correct, g.has_boxed) for g in grades]
-        correct = [g.correct for g in grades]
+        truncated = [not ids or ids[-1] not in end_ids for ids in completion_ids]
+        grades = grade_many([str(a) for a in answer], texts, timeout=cfg.grader_timeout, truncated=truncated)
+        correct = [credited(g) for g in grades]
+        rewards = [scheme_reward(cfg.reward, c, g.has_boxed) for c, g in zip(correct, grades)]
         lengths = [len(ids) for ids in completion_ids]  # generated tokens, eos included
         n_groups = len(texts) // G
         bonus = [0.0] * len(texts)
@@ -267,9 +273,18 @@ def make_reward(cfg: LocalConfig):
                 )
             log_metric("length_bonus", sum(bonus) / len(bonus))
             log_metric("no_answer_rate", sum(g.status == "no_answer" for g in grades) / len(grades))
+            log_metric("truncation_rate", sum(truncated) / len(truncated))
         return rewards
 
     return correctness_and_length
+
+
+def _end_ids(tok, model) -> set[int]:
+    """Token ids that end a completion: eos of the tokenizer and generation config, and pad."""
+    ids = {tok.eos_token_id, tok.pad_token_id}
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen if isinstance(gen, (list, tuple)) else [gen])
+    return {int(i) for i in ids if i is not None}
 
 
 def kept_groups(rewards, num_generations: int, tol: float = 1e-6):
@@ -540,7 +555,11 @@ def run_local(
     )
     cls = _trainer_class()
     trainer = cls(
-        model=model, reward_funcs=make_reward(cfg), args=args, train_dataset=_dataset(cfg), processing_class=tok
+        model=model,
+        reward_funcs=make_reward(cfg, _end_ids(tok, model)),
+        args=args,
+        train_dataset=_dataset(cfg),
+        processing_class=tok,
     )
     trainer.dynamic_sampling = cfg.dynamic_sampling
     if trainer.accelerator.num_processes > 1 and (cfg.lgrpo or cfg.dynamic_sampling):
