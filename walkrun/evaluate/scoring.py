@@ -53,9 +53,9 @@ def task_rows(
 
 
 def answer_alts(row: dict) -> list[str]:
-    """A row's accepted alternative forms of its answer (Minerva's `answer_alts`), as strings."""
+    """A row's accepted alternative forms of its answer (`walkrun.benchmarks` fills `answer_alts`)."""
     alts = row.get("answer_alts") or []
-    return [str(a) for a in (alts if isinstance(alts, list) else [alts]) if a is not None and str(a)]
+    return [str(a) for a in (alts if isinstance(alts, (list, tuple)) else [alts]) if a is not None and str(a)]
 
 
 def load_dataset(
