@@ -190,7 +190,14 @@ def _grade_in_process(items: list[Item], timeout: float) -> list[Grade]:
     """Last resort when no worker pool can run: this process's main thread, under SIGALRM."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         raise GradingError("the grading process pool cannot start, and off the main thread no time limit can hold")
+    global _warm
+    if not _warm:  # as in a worker: the parser's one-off build is not charged to the first item
+        _worker_init()
+        _warm = True
     return _grade_chunk(items, timeout)
+
+
+_warm = False
 
 
 # ---------------------------------------------------------------- scheduling

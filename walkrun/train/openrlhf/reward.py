@@ -138,7 +138,7 @@ def _one(query, prompt, label, scheme: str, timeout: float, end_tokens) -> tuple
         }
         return reward, float(credited(g)), logs
     except Exception as e:  # never let one rollout break the experience step
-        log.warning("walkrun reward: %s: %s; scored as wrong", type(e).__name__, e)
+        log.warning("walkrun reward: %s: %s; no correctness reward", type(e).__name__, e)
         return (
             scheme_reward(scheme, False, False),
             0.0,
