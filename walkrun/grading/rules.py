@@ -234,12 +234,14 @@ def _equation_sides(s: str) -> tuple[str, str] | None:
 def _labels_agree(a: str, b: str) -> bool:
     """`y` and `f(x)` name the same function's value; so do `f(x)` and `g(x)`."""
     fa, fb = _LABEL.match(a), _LABEL.match(b)
+    if fa is None or fb is None:
+        return False
     args_a, args_b = (fa.group(2) or "").replace(" ", ""), (fb.group(2) or "").replace(" ", "")
     if a.replace(" ", "") == b.replace(" ", ""):
         return True
     if args_a and args_b:
         return args_a == args_b
-    return (args_a and b.strip() == "y") or (args_b and a.strip() == "y")
+    return bool((args_a and b.strip() == "y") or (args_b and a.strip() == "y"))
 
 
 # ---------------------------------------------------------------- grading
