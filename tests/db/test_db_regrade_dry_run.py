@@ -135,3 +135,25 @@ def test_grading_timeouts_and_errors_are_counted_apart(sqlite_url):
     header, line = table.splitlines()
     assert header.split()[-4:] == ["timeouts", "errors", "new", "samples"]
     assert line.split()[-3:] == ["2", "2", "7"]
+
+
+def test_runs_stored_before_the_problem_table_take_the_benchmarks_alternatives(sqlite_url):
+    """A Minerva answer accepted only through answer_alts (0.02 for 0.01) stays correct on re-grade,
+    even for a run evaluated before answers were stored with the problems."""
+    with session_scope(sqlite_url) as s:
+        ckpt = store.get_or_create_checkpoint(s, "org/old", stage="base")
+        run = store.start_eval_run(s, ckpt, "minerva", "1", {"k": 1}, "hf", "1", OLD)
+        store.add_samples(
+            s,
+            run,
+            [
+                dict(problem_id="minerva-017", sample_index=0, gold="0.01", response="So $\\boxed{0.02}$.")
+                | dict(correct=True, status="ok", n_tokens=9, finish_reason="stop"),
+                dict(problem_id="minerva-020", sample_index=0, gold="6630", response="So $\\boxed{6629}$.")
+                | dict(correct=False, status="ok", n_tokens=9, finish_reason="stop"),
+            ],
+        )
+        store.finish_eval_run(s, run, "done")
+    c = regrade(sqlite_url, task="minerva")
+    assert c["answers_from"] == {"minerva": "benchmark"} and c["changed"] == 0
+    assert [r["correct"] for r in _stored(sqlite_url).values()] == [True, False]

@@ -92,6 +92,9 @@ def _print_regrade(c: dict) -> None:
                     f"    run {e['eval_run_id']} {e['problem_id']}#{e['sample_index']}: gold {e['gold']!r}, "
                     f"extracted {e['was']!r} -> {e['now']!r}{why}; ends ...{ending!r}"
                 )
+    missing = sorted(t for t, src in c["answers_from"].items() if src == "none")
+    if missing:
+        print(f"note: no accepted alternatives known for {', '.join(missing)}; graded against each sample's gold")
     head = "dry run: nothing written. " if c["dry_run"] else ""
     print(
         f"{head}re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "

@@ -38,6 +38,19 @@ def select_runs(s, task: str | None = None, run: str | None = None, model: str |
     return ids
 
 
+def _benchmark_answers(task: str) -> tuple[dict[str, tuple[str, list[str]]], str]:
+    """problem_id -> (answer, alternatives) from the benchmark registry, and where they came from."""
+    from walkrun import benchmarks
+
+    if task not in benchmarks.BENCHMARKS:
+        return {}, "none"
+    try:
+        rows = benchmarks.load(task)
+    except Exception:  # offline without WALKRUN_DATA, a missing file: grade against the stored gold only
+        return {}, "none"
+    return {str(r["id"]): (str(r["answer"]), list(r.get("answer_alts") or [])) for r in rows}, "benchmark"
+
+
 def _direction(old_correct: bool, old_status: str, g) -> str | None:
     """How a sample's grading moves: verdict flips first, then status-only changes."""
     if old_correct != g.correct:
@@ -65,8 +78,10 @@ def regrade(
 
     Returns counts: runs, samples, changed (verdict flips), updated (rows whose grading fields
     changed at all), grader_version, by_task ({task: {direction: n}}, directions such as
-    "wrong -> correct" or "ok -> no_answer") and examples ({task: {direction: [sample dicts]}},
-    up to `examples` each). With `dry_run` nothing is written."""
+    "wrong -> correct" or "ok -> no_answer"), examples ({task: {direction: [sample dicts]}},
+    up to `examples` each) and answers_from ({task: "db" | "benchmark" | "none"}: where the
+    accepted alternatives came from; runs evaluated before they were stored take the benchmark's).
+    With `dry_run` nothing is written."""
     from walkrun import grading
     from walkrun.db.store import problem_alternatives
 
@@ -76,6 +91,10 @@ def regrade(
         total = s.scalar(select(func.count()).select_from(Sample).where(Sample.eval_run_id.in_(run_ids)))
         runs = {r.id: (r.task, bool(r.think_opened)) for r in s.scalars(select(EvalRun).where(EvalRun.id.in_(run_ids)))}
         answers = {t: problem_alternatives(s, t) for t in {t for t, _ in runs.values()}}
+    sources = {t: "db" if a else "none" for t, a in answers.items()}
+    for t in [t for t, src in sources.items() if src == "none"]:
+        # evaluated before the problem table existed: take the benchmark's own alternatives
+        answers[t], sources[t] = _benchmark_answers(t)
     counts: dict = {
         "runs": len(run_ids),
         "samples": 0,
@@ -85,6 +104,7 @@ def regrade(
         "dry_run": dry_run,
         "by_task": {},
         "examples": {},
+        "answers_from": sources,
     }
     bar = None
     if progress and total:
