@@ -171,3 +171,40 @@ def test_from_a_daemonic_process_like_vllm_engines(tmp_path):
     out = _run([sys.executable, str(script)], cwd=tmp_path)
     # on its main thread it grades in process under SIGALRM; off it, no limit can hold: it raises
     assert "RESULT [True, 'timeout', 'GradingError']" in out
+
+
+VLLM_PROBE = textwrap.dedent(
+    r"""
+    import os, sys, threading
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+    from walkrun import vllm_compat
+
+    if __name__ == "__main__":
+        vllm_compat.install()
+        from vllm import LLM, SamplingParams
+
+        llm = LLM(model=sys.argv[1], enforce_eager=True, max_model_len=256, seed=0)
+        out = llm.generate(["2 + 3 ="], SamplingParams(max_tokens=8, temperature=0))[0].outputs[0]
+        from walkrun.grading import grade, grade_many
+
+        box = []
+        t = threading.Thread(target=lambda: box.append(grade("5", "\\boxed{5}").status))
+        t.start()
+        t.join()
+        g = grade_many(["5", "5"], [out.text, "\\boxed{5}"], truncated=[out.finish_reason == "length", False])
+        print("RESULT", box, [x.status for x in g][1:], g[1].correct, g[0].status in ("ok", "no_answer"))
+        llm.llm_engine.engine_core.shutdown()
+    """
+)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_from_a_process_running_vllm(tmp_path, tiny_model):
+    pytest.importorskip("vllm")
+    script = tmp_path / "vllm_probe.py"
+    script.write_text(VLLM_PROBE)
+    out = _run([sys.executable, str(script), str(tiny_model)], timeout=800, cwd=tmp_path)
+    assert "RESULT ['ok'] ['ok'] True True" in out
