@@ -66,19 +66,20 @@ def has_boxed(response: str, think_opened: bool = False) -> bool:
 
 
 def _box_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of the content of every `\\boxed{...}`, braces balanced."""
-    spans = []
-    for m in _BOXED.finditer(text):
-        depth = 1
-        for j in range(m.end(), len(text)):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    spans.append((m.end(), j))
-                    break
-    return spans
+    """(start, end) of the content of every `\\boxed{...}` whose braces balance; one pass, so an
+    unbalanced response (`\\boxed{` a thousand times) costs no more than a balanced one."""
+    starts = [m.end() for m in _BOXED.finditer(text)]
+    if not starts:
+        return []
+    close: dict[int, int] = {}  # index after an opening brace -> index of its closing brace
+    stack: list[int] = []
+    for j in range(starts[0] - 1, len(text)):
+        c = text[j]
+        if c == "{":
+            stack.append(j + 1)
+        elif c == "}" and stack:
+            close[stack.pop()] = j
+    return [(i, close[i]) for i in starts if i in close]
 
 
 def _last_boxed(text: str) -> str | None:
