@@ -139,3 +139,20 @@ def test_trl_truncated_group_gets_no_length_bonus():
     assert rewards == [1.0, 1.0, 1.0, 0.0] and logged["all_correct_groups"] == 0.0
     rewards, _ = _trl_call(fn, [done] * 4)
     assert rewards == pytest.approx([1.94] * 4)  # 1 + (1 - 6/100)
+
+
+@pytest.mark.parametrize("scheme", ["binary", "fatemi"])
+def test_trl_reward_knows_a_think_block_opened_by_the_template(scheme):
+    cases = [CASES["template_think_unclosed"], CASES["template_think_closed"]]
+    expected = [c[3] if scheme == "binary" else c[4] for c in cases]
+    cfg = LocalConfig(model=None, num_generations=2, reward=scheme)
+    # chat prompts: the trainer tells the reward that the template opens the block
+    rewards, _ = _trl_call(make_reward(cfg, end_ids={END}, think_opened=True), cases)
+    assert rewards == expected
+    # plain-text prompts are already rendered: the opened block is in the prompt itself
+    fn = make_reward(cfg, end_ids={END})
+    ids = [[7, END]] * 2
+    rendered = fn(
+        prompts=["Q: 2 + 3?\n<think>\n"] * 2, completions=[c[0] for c in cases], completion_ids=ids, answer=["5"] * 2
+    )
+    assert rendered == expected

@@ -155,6 +155,7 @@ def _chat_template_of(tokenizer) -> str | None:
 def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
     """Resolve names, settings and rows of every task; raises WalkrunError before any work."""
     from walkrun.evaluate import scoring
+    from walkrun.grading import template_opens_think
 
     resolved = [resolve_task(t, tm) for t in cfg.tasks]  # all names checked before any data is read
     template = _chat_template_of(tokenizer)
@@ -197,7 +198,7 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
         # a response that never closes it has no answer.
         tcfg["dataset_kwargs"] = {
             **tcfg.get("dataset_kwargs", ds_kwargs),
-            "think_opened": _opens_think(tokenizer, chat),
+            "think_opened": chat and template_opens_think(tokenizer),
         }
         tcfg.update(
             {
@@ -220,17 +221,6 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer) -> list[TaskPlan]:
         }
         plans.append(TaskPlan(plain, lm_name, str(meta.get("version", "0")), tcfg, rows, k, sampling, chat))
     return plans
-
-
-def _opens_think(tokenizer, chat: bool) -> bool:
-    if not chat:
-        return False
-    from walkrun.grading import prompt_opens_think
-
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "1+1"}], tokenize=False, add_generation_prompt=True
-    )
-    return prompt_opens_think(prompt)
 
 
 def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:

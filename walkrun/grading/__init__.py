@@ -16,6 +16,7 @@ from walkrun.grading.rules import (
     grade_unguarded,
     has_boxed,
     prompt_opens_think,
+    template_opens_think,
     think_unclosed,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "has_boxed",
     "prompt_opens_think",
     "shutdown",
+    "template_opens_think",
     "think_unclosed",
 ]

@@ -43,6 +43,16 @@ def prompt_opens_think(prompt: str) -> bool:
     return prompt.rfind(_THINK_OPEN) > prompt.rfind(_THINK_END)
 
 
+def template_opens_think(tokenizer) -> bool:
+    """A tokenizer's chat template opens a `<think>` block in its generation prompt (R1 distills)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return False
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "1+1"}], tokenize=False, add_generation_prompt=True
+    )
+    return prompt_opens_think(prompt)
+
+
 def think_unclosed(response: str, think_opened: bool = False) -> bool:
     """True if the response ends inside a think block: one it opened (`<think>` after the last
     `</think>`), or the one the chat template opened before it (`think_opened`) never closed."""

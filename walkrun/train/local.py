@@ -230,13 +230,14 @@ def load_config(preset: str, overrides: dict | list[str] | None = None) -> tuple
 # ---------------------------------------------------------------- rewards and dynamic sampling
 
 
-def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int]):
+def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_opened: bool = False):
     """The reward function TRL calls once per generation batch (see the module docstring).
 
     `end_ids`: the model's end-of-sequence (and pad) token ids. A completion whose last token is
     not one of them was cut at max_completion_length and earns no correctness reward (TRL's
-    own truncation test, `ids[-1] not in eos_and_pad`)."""
-    from walkrun.grading import grade_many
+    own truncation test, `ids[-1] not in eos_and_pad`). `think_opened`: the chat template opens a
+    `<think>` block before each completion (a completion that never closes it has no answer)."""
+    from walkrun.grading import grade_many, prompt_opens_think
     from walkrun.train.objective import credited, lgrpo_bonus, scheme_reward
 
     G = cfg.num_generations
@@ -246,7 +247,11 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int]):
     def correctness_and_length(prompts, completions, completion_ids, answer, log_metric=None, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         truncated = [not ids or ids[-1] not in end_ids for ids in completion_ids]
-        grades = grade_many([str(a) for a in answer], texts, timeout=cfg.grader_timeout, truncated=truncated)
+        # plain-text prompts are already rendered: they show an opened think block themselves
+        opened = [think_opened or (isinstance(p, str) and prompt_opens_think(p)) for p in prompts]
+        grades = grade_many(
+            [str(a) for a in answer], texts, timeout=cfg.grader_timeout, truncated=truncated, think_opened=opened
+        )
         correct = [credited(g) for g in grades]
         rewards = [scheme_reward(cfg.reward, c, g.has_boxed) for c, g in zip(correct, grades)]
         lengths = [len(ids) for ids in completion_ids]  # generated tokens, eos included
@@ -489,6 +494,8 @@ def run_local(
     from transformers.trainer_callback import ProgressCallback
     from trl import GRPOConfig
 
+    from walkrun.grading import template_opens_think
+
     if not cfg.model or not (Path(cfg.model) / "config.json").is_file():
         raise WalkrunError(
             f"local: model={cfg.model!r} is not an HF model folder (no config.json); "
@@ -556,7 +563,9 @@ def run_local(
     cls = _trainer_class()
     trainer = cls(
         model=model,
-        reward_funcs=make_reward(cfg, _end_ids(tok, model)),
+        reward_funcs=make_reward(
+            cfg, _end_ids(tok, model), think_opened=cfg.task != "synthetic" and cfg.chat and template_opens_think(tok)
+        ),
         args=args,
         train_dataset=_dataset(cfg),
         processing_class=tok,
