@@ -312,11 +312,11 @@ def _matches(gold: str, gold_parsed, pred_parsed, text: str) -> bool:
         return True
     gold_eq, box_eq = _equation_sides(gold), _equation_sides(box)
     if gold_eq and box_eq and _labels_agree(gold_eq[0], box_eq[0]):
-        return _matches(gold_eq[1], _parse_gold(gold_eq[1], _configs()[0]), pred_parsed_of(box_eq[1]), box_eq[1])
+        return _matches(gold_eq[1], _parse_gold(gold_eq[1], _configs()[0]), _parse_pred(box_eq[1]), box_eq[1])
     return False
 
 
-def pred_parsed_of(text: str):
+def _parse_pred(text: str):
     from math_verify import parse
 
     return parse(f"${text}$", extraction_config=_configs()[1], parsing_timeout=None)
@@ -352,14 +352,14 @@ def grade_unguarded(
     golds = [str(gold)] + [str(a) for a in alts if a is not None and str(a) != str(gold)]
     try:
         pred_parsed = parse(text, extraction_config=pred_cfg, parsing_timeout=None)
-        parsed_golds = [(g, _parse_gold(normalise_gold(g), gold_cfg)) for g in golds]
     except Exception as e:  # math-verify raises on some malformed LaTeX
         return Grade(False, _last_boxed(text), "parse_error", boxed, f"{type(e).__name__}: {e}"[:300])
     if not pred_parsed:
         return Grade(False, None, "no_answer", boxed)
     extracted = str(pred_parsed[-1])
     try:
-        ok = any(_matches(normalise_gold(g), gp, pred_parsed, text) for g, gp in parsed_golds)
+        # lazily: an alternative is parsed only when the forms before it did not match
+        ok = any(_matches(g, _parse_gold(g, gold_cfg), pred_parsed, text) for g in map(normalise_gold, golds))
     except Exception as e:
         return Grade(False, extracted, "error", boxed, f"{type(e).__name__}: {e}"[:300])
     return Grade(ok, extracted, "ok", boxed)
