@@ -1,6 +1,6 @@
 """Grading throughput: serial in-process grading vs the process pool, on realistic pairs.
 
-    WALKRUN_DATA=/path/to/data .venv/bin/python benchmarks/grading_throughput.py [--n 2000]
+    WALKRUN_DATA=/path/to/data WALKRUN_GRADER_WORKERS=2 .venv/bin/python benchmarks/grading_throughput.py [--n 2000]
 
 Pairs are MATH-500 gold answers with responses shaped like model outputs: a few hundred
 words of reasoning ending in a boxed answer that is right, wrong, rewritten or missing.
@@ -10,6 +10,7 @@ Serial (grade_unguarded, no time limit) is the baseline; the pool adds a per-ite
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
@@ -52,7 +53,9 @@ def main() -> None:
     args = ap.parse_args()
     pairs = make_pairs(args.n)
     golds, responses = zip(*pairs)
-    print(f"{GRADER_VERSION}; {len(pairs)} pairs")
+    workers = os.environ.get("WALKRUN_GRADER_WORKERS") or "default"
+    print(f"{GRADER_VERSION}; {len(pairs)} pairs; {workers} workers; {os.cpu_count()} cores")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     grade_unguarded("1", r"\boxed{1}")  # import and parser warm-up, not charged to either side
     t = time.perf_counter()
@@ -79,6 +82,8 @@ def main() -> None:
         f"ratio pool/serial: {t_serial / t_pool:.2f}x; verdicts agree on {agree}/{len(pairs)}; "
         f"accuracy {sum(g.correct for g in pooled) / len(pooled):.3f}"
     )
+    # on a busy machine the ratio measures the contention as much as the pool
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

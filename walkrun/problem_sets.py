@@ -1,7 +1,9 @@
 """Registry of benchmark problem sets: name -> local JSONL file (in WALKRUN_DATA) or public hub dataset.
 
-Every loader returns rows normalised to `{id, problem, answer, source, ...original fields}`,
-the schema README's *Data* section describes, whichever way the rows were fetched.
+Every loader returns rows normalised to `{id, problem, answer, answer_alts, source, ...original
+fields}`, whichever way the rows were fetched. `answer_alts` lists other accepted forms of the
+answer (Minerva's `8.7e8` for `8.7 \\times 10^{8}`), never the answer itself; the grader accepts
+any of them, in evaluation and in re-grading (they are stored with the problem).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Benchmark:
     problem_keys: tuple[str, ...] = ("problem", "question", "Problem", "Question")
     answer_keys: tuple[str, ...] = ("answer", "final_answer", "Answer")
     id_keys: tuple[str, ...] = ("id", "unique_id", "problem_idx", "idx", "ID")
+    alt_keys: tuple[str, ...] = ("answer_alts",)  # fields holding accepted alternative answers
     extra: dict = field(default_factory=dict)
     # "module:function" returning the rows (`function(limit=None)`), for generated benchmarks
     # that have no file or hub copy; filename/hub_id are then unused.
@@ -111,12 +114,28 @@ def normalise(bench: Benchmark, row: dict, index: int) -> dict:
     out["id"] = str(_pick_or(row, bench.id_keys, f"{bench.name}-{index:04d}"))
     out["problem"] = str(_pick(row, bench.problem_keys, "problem", bench))
     out["answer"] = _answer_str(_pick(row, bench.answer_keys, "answer", bench))
+    out["answer_alts"] = answer_alts(row, bench, out["answer"])
     out.setdefault("source", bench.title)
     if bench.format_row:
         import importlib
 
         module, _, fn = bench.format_row.partition(":")
         out = getattr(importlib.import_module(module), fn)(out)
+    return out
+
+
+def answer_alts(row: dict, bench: Benchmark, answer: str) -> list[str]:
+    """Accepted alternative answers of a row: its `alt_keys` fields (a list or one value), as
+    strings, in order, without repeats or the main answer."""
+    out: list[str] = []
+    for k in bench.alt_keys:
+        value = row.get(k)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is None:
+                continue
+            s = _answer_str(v)
+            if s and s != answer and s not in out:
+                out.append(s)
     return out
 
 

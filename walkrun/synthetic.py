@@ -316,11 +316,11 @@ def evaluate(
         torch.manual_seed(seed)
         samples = generate(model, tok, prompts, k=k, temperature=1.0, max_new_tokens=max_new_tokens)
         golds = [r["answer"] for r in rows for _ in range(k)]
-        grades = grade_many(golds, [s[0] for s in samples])
+        grades = grade_many(golds, [s[0] for s in samples], truncated=[s[2] for s in samples])
         result.update(_summary(samples, grades, ""))
     if greedy:
         samples = generate(model, tok, prompts, k=1, temperature=0.0, max_new_tokens=max_new_tokens)
-        grades = grade_many([r["answer"] for r in rows], [s[0] for s in samples])
+        grades = grade_many([r["answer"] for r in rows], [s[0] for s in samples], truncated=[s[2] for s in samples])
         result.update(_summary(samples, grades, "greedy_"))
     return result
 

@@ -17,7 +17,10 @@ BOX = synthetic.BOX
 
 def _reward(**over):
     cfg = LocalConfig(model=None, num_generations=4, **over)
-    return make_reward(cfg)
+    return make_reward(cfg, end_ids={END})
+
+
+END = 0  # the completions below end on token 0, their end-of-sequence
 
 
 def _call(fn, groups, lengths):
@@ -58,8 +61,8 @@ def test_stage1_reward_is_plain_correctness_from_the_grader():
     fn = _reward(lgrpo=False)
     comps = ["\\boxed{6}", "1+2=3;3+3=6;\\boxed{6}", "1+2=3;3+3=6;\\boxed{5}", "1+2=3;3+3=6"]
     rewards, _ = _call(fn, [("1+2+3=", "6", comps)], [3, 12, 12, 11])
-    # the last one has no box: math-verify grades the last equation (6), as it would on a benchmark
-    assert rewards == [1.0, 1.0, 0.0, 1.0]
+    # the last one has no box: right by the grader, but no boxed final answer earns no reward
+    assert rewards == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_stage2_reward_refuses_groups_that_are_not_contiguous():

@@ -30,11 +30,12 @@ def test_correctness_reward_matches_each_paper(response, binary, fatemi):
     assert g.status in ("ok", "no_answer")
 
 
-def test_unboxed_correct_answer_is_correct_for_both_schemes():
-    # The grader reads the last expression when nothing is boxed; paper B still pays +1 for a
-    # correct answer (its -1 is for "no boxed answer" only when the answer is not correct).
-    assert correctness_reward("12", "the total is 12", "binary")[0] == 1.0
-    assert correctness_reward("12", "the total is 12", "fatemi")[0] == 1.0
+def test_unboxed_correct_answer_earns_no_correctness_reward():
+    # The grader reads the last expression when nothing is boxed (a metric may count it), but the
+    # reward pays only a boxed final answer: paper B's -1 for no box is checked before correctness.
+    reward, g = correctness_reward("12", "the total is 12", "binary")
+    assert g.correct and not g.has_boxed and reward == 0.0
+    assert correctness_reward("12", "the total is 12", "fatemi")[0] == -1.0
 
 
 def test_unknown_scheme_is_rejected():

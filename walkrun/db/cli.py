@@ -34,6 +34,11 @@ class RegradeOptions(DBOptions):
         default=None, metadata={"help": "Only this checkpoint of the DB (display name or source)."}
     )
     timeout: float = field(default=5.0, metadata={"help": "Seconds allowed per grading call."})
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": "Only report what would change (per task and direction, with examples); write nothing."},
+    )
+    examples: int = field(default=3, metadata={"help": "Examples shown per task and direction."})
 
 
 @dataclass
@@ -103,11 +108,38 @@ def regrade_cmd(opts: RegradeOptions) -> None:
     from walkrun.db.regrade import regrade
 
     c = regrade(
-        opts.db, task=opts.task, run=opts.run, model=opts.checkpoint, timeout=opts.timeout, progress=sys.stderr.isatty()
+        opts.db,
+        task=opts.task,
+        run=opts.run,
+        model=opts.checkpoint,
+        timeout=opts.timeout,
+        progress=sys.stderr.isatty(),
+        dry_run=opts.dry_run,
+        examples=opts.examples,
     )
+    _print_regrade(c)
+
+
+def _print_regrade(c: dict) -> None:
+    verb = "would change" if c["dry_run"] else "changed"
+    for task in sorted(c["by_task"]):
+        print(f"{task}:")
+        for direction, n in sorted(c["by_task"][task].items(), key=lambda kv: -kv[1]):
+            print(f"  {direction:28s} {n}")
+            for e in c["examples"][task][direction]:
+                why = f"  ({e['why']})" if e["why"] else ""
+                ending = " ".join(e["ending"].split())[-90:]
+                print(
+                    f"    run {e['eval_run_id']} {e['problem_id']}#{e['sample_index']}: gold {e['gold']!r}, "
+                    f"extracted {e['was']!r} -> {e['now']!r}{why}; ends ...{ending!r}"
+                )
+    missing = sorted(t for t, src in c["answers_from"].items() if src == "none")
+    if missing:
+        print(f"note: no accepted alternatives known for {', '.join(missing)}; graded against each sample's gold")
+    head = "dry run: nothing written. " if c["dry_run"] else ""
     print(
-        f"re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "
-        f"{c['changed']} verdicts changed, {c['updated']} rows' grading changed"
+        f"{head}re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "
+        f"{c['changed']} verdicts {verb}, {c['updated']} rows' grading {verb}"
     )
 
 

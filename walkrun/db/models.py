@@ -136,6 +136,8 @@ class EvalRun(Base):
     # protocols are never compared. None: recorded before protocols existed.
     protocol: Mapped[str | None] = mapped_column(String(128), index=True)
     status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed
+    # the chat template opened a <think> block before each response (graded accordingly); None: unknown
+    think_opened: Mapped[bool | None]
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
@@ -179,20 +181,23 @@ class Sample(Base):
         )
 
 
-class ProblemMeta(Base):
-    """Facts about one benchmark problem, stored once (not per sample): MATH-500 level and subject,
-    AIME/AMC year, MMLU subject. Keyed by task name and problem id, as samples are."""
+class Problem(Base):
+    """A task's problem, stored once (not per sample): its gold answer and the alternative forms the
+    grader also accepts (Minerva's `answer_alts`), so re-grading judges exactly as the evaluation
+    did; and facts for grouping results: MATH-500 level and subject, AIME/AMC year, MMLU subject."""
 
-    __tablename__ = "problem_meta"
-    __table_args__ = (UniqueConstraint("task", "problem_id", name="uq_problem_meta_task_problem"),)
+    __tablename__ = "problem"
+    __table_args__ = (UniqueConstraint("task", "problem_id", name="uq_problem_task_problem_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task: Mapped[str] = mapped_column(String(128))
     problem_id: Mapped[str] = mapped_column(String(255))
+    answer: Mapped[str] = mapped_column(Text)
+    answer_alts: Mapped[list[str] | None] = mapped_column(JSON)
     level: Mapped[str | None] = mapped_column(String(32))  # difficulty level as the benchmark gives it
     subject: Mapped[str | None] = mapped_column(String(128))
     year: Mapped[int | None]
     meta: Mapped[dict[str, Any] | None]
 
     def __repr__(self) -> str:
-        return f"ProblemMeta(task={self.task!r}, problem={self.problem_id!r}, level={self.level!r})"
+        return f"Problem(task={self.task!r}, problem_id={self.problem_id!r}, answer={self.answer!r})"

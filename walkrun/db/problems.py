@@ -1,6 +1,6 @@
-"""Per-problem facts, stored once per task x problem (`ProblemMeta`): difficulty level, subject,
-year; and accuracy / tokens of one evaluation grouped by level (concise training is said to cut
-most on easy problems).
+"""Per-problem facts, stored once per task x problem with its gold answer (`Problem`, written by
+`store.record_problems`): difficulty level, subject, year; and accuracy / tokens of one evaluation
+grouped by level (concise training is said to cut most on easy problems).
 
 level: MATH-500's 1-5 as given; subject: MATH-500's / MMLU's subject; year: a row's `year`, else
 the first 4-digit year (19xx/20xx) in its source or id (AIME 2024, amc2023-00).
@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from walkrun.db.models import ProblemMeta, Sample
+from walkrun.db.models import Problem, Sample
 
 _YEAR = re.compile(r"(?<!\d)(19\d\d|20\d\d)(?!\d)")
 
@@ -38,36 +36,12 @@ def facts(row: dict) -> dict:
     }
 
 
-def record(s: Session, task: str, rows: Iterable[dict]) -> int:
-    """Store the facts of problems not stored yet for this task; returns how many were added."""
-    have = set(s.scalars(select(ProblemMeta.problem_id).where(ProblemMeta.task == task)))
-    new = []
-    for r in rows:
-        pid = str(r["id"])
-        if pid in have:
-            continue
-        have.add(pid)
-        f = facts(r)
-        if any(v is not None for v in f.values()):
-            new.append(ProblemMeta(task=task, problem_id=pid, **f))
-    if not new:
-        return 0
-    try:
-        with s.begin_nested():
-            s.add_all(new)
-    except IntegrityError:  # another evaluation of this task stored them meanwhile: the same facts
-        return 0
-    return len(new)
-
-
 def by_level(s: Session, eval_run_id: int, task: str) -> list[dict]:
     """Accuracy (pass@1[avg-of-k] within the level) and mean tokens of one evaluation per
     difficulty level; [] when the task's problems have no level."""
     levels = dict(
         s.execute(
-            select(ProblemMeta.problem_id, ProblemMeta.level).where(
-                ProblemMeta.task == task, ProblemMeta.level.is_not(None)
-            )
+            select(Problem.problem_id, Problem.level).where(Problem.task == task, Problem.level.is_not(None))
         ).all()
     )
     if not levels:

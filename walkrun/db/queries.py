@@ -10,7 +10,8 @@ Per evaluation run (n_i samples of problem i, c_i of them correct):
   tokens    = mean/median generated tokens over all samples, mean over correct and over wrong
   truncation_rate = share of samples with finish_reason 'length' (n_truncated: their count; cut at
               the budget, they are censored: graded as unanswered); no_answer_rate = grading
-              status 'no_answer'; error_rate = status parse_error/timeout/error.
+              status 'no_answer'; error_rate = status parse_error/timeout/error, also counted
+              as n_timeouts (status timeout) and n_errors (parse_error/error).
   accuracy_se, accuracy_ci95 = standard error and seeded bootstrap 95% CI over problems
               (`walkrun.db.uncertainty`); mean_think_tokens / mean_answer_tokens = the exact split
               of the generated tokens at the closing think tag (None when not recorded).
@@ -65,7 +66,8 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
     # run -> problem -> [n, c, {extracted: [votes, first sample_index, correct votes]}]
     problems: dict[int, dict[str, list]] = defaultdict(dict)
     tokens: dict[int, list[int]] = defaultdict(list)
-    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 5)  # c, tokens of correct, trunc, no_answer, err
+    # c, tokens of correct, trunc, no_answer, err, timeouts
+    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 6)
     graders: dict[int, set[str]] = defaultdict(set)
     split: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # samples with a split, think, answer
     last_grader = (None, None)
@@ -95,6 +97,7 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
                 t[3] += 1
             elif status in ERROR_STATUSES:
                 t[4] += 1
+                t[5] += status == "timeout"
         add_vote(p[2], extracted, idx, correct)
 
     out = {}
@@ -103,7 +106,7 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
         if not probs:
             out[run_id] = _empty_stats()
             continue
-        c_tot, tok_c, trunc, noans, err = totals[run_id]
+        c_tot, tok_c, trunc, noans, err, timeouts = totals[run_id]
         toks = tokens[run_id]
         n_tot, tok = len(toks), sum(toks)
         counts = [(p[0], p[1]) for p in probs.values()]
@@ -127,6 +130,9 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
             "mean_answer_tokens": split[run_id][2] / split[run_id][0] if split[run_id][0] else None,
             "no_answer_rate": noans / n_tot,
             "error_rate": err / n_tot,
+            # grading failures, counted apart from wrong answers (they are not verdicts)
+            "n_timeouts": timeouts,
+            "n_errors": err - timeouts,
             # samples re-graded by `walkrun db regrade` carry the newer grader: report what graded them
             "grader_version": " | ".join(sorted(graders[run_id])),
         }
@@ -154,6 +160,8 @@ def _empty_stats() -> dict:
         "mean_answer_tokens": None,
         "no_answer_rate": None,
         "error_rate": None,
+        "n_timeouts": 0,
+        "n_errors": 0,
         "grader_version": None,
     }
 

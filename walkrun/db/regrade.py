@@ -1,6 +1,7 @@
 """Re-grade stored samples with the current grader (`walkrun.grading`), without regenerating.
 
-Batches are read, graded outside any transaction (grading can take minutes and SQLite would
+`dry_run` reports what would change (counts per task and direction, a few examples) and
+writes nothing. Batches are read, graded outside any transaction (grading can take minutes and SQLite would
 otherwise hold its write lock the whole time), then written back in one short transaction each.
 """
 
@@ -39,6 +40,28 @@ def select_runs(s, task: str | None = None, run: str | None = None, model: str |
     return ids
 
 
+def _benchmark_answers(task: str) -> tuple[dict[str, tuple[str, list[str]]], str]:
+    """problem_id -> (answer, alternatives) from the benchmark registry, and where they came from."""
+    from walkrun import problem_sets
+
+    if task not in problem_sets.BENCHMARKS:
+        return {}, "none"
+    try:
+        rows = problem_sets.load(task)
+    except Exception:  # offline without WALKRUN_DATA, a missing file: grade against the stored gold only
+        return {}, "none"
+    return {str(r["id"]): (str(r["answer"]), list(r.get("answer_alts") or [])) for r in rows}, "benchmark"
+
+
+def _direction(old_correct: bool, old_status: str, g) -> str | None:
+    """How a sample's grading moves: verdict flips first, then status-only changes."""
+    if old_correct != g.correct:
+        return "wrong -> correct" if g.correct else "correct -> wrong"
+    if old_status != g.status:
+        return f"{old_status} -> {g.status}"
+    return None
+
+
 def regrade(
     url: str | None = None,
     task: str | None = None,
@@ -47,11 +70,22 @@ def regrade(
     timeout: float | None = None,
     batch: int = 1000,
     progress: bool = False,
+    dry_run: bool = False,
+    examples: int = 3,
 ) -> dict:
     """Recompute correct/extracted/status/has_boxed of the matching stored samples and stamp
-    them with the current GRADER_VERSION. Returns counts: runs, samples, changed (verdict flips),
-    updated (rows whose grading fields changed at all), grader_version."""
+    them with the current GRADER_VERSION, grading as the evaluation did: against the gold and
+    the problem's stored accepted alternatives, with its think-block setting, and a sample
+    that hit its token budget as unfinished.
+
+    Returns counts: runs, samples, changed (verdict flips), updated (rows whose grading fields
+    changed at all), grader_version, by_task ({task: {direction: n}}, directions such as
+    "wrong -> correct" or "ok -> no_answer"), examples ({task: {direction: [sample dicts]}},
+    up to `examples` each) and answers_from ({task: "db" | "benchmark" | "none"}: where the
+    accepted alternatives came from; runs evaluated before they were stored take the benchmark's).
+    With `dry_run` nothing is written."""
     from walkrun import grading
+    from walkrun.db.store import problem_alternatives
 
     timeout = grading.DEFAULT_TIMEOUT if timeout is None else timeout
     with session_scope(url, readonly=True) as s:
@@ -63,12 +97,22 @@ def regrade(
             if (sampling or {}).get("grader") == "letter"
         }
         total = s.scalar(select(func.count()).select_from(Sample).where(Sample.eval_run_id.in_(run_ids)))
+        runs = {r.id: (r.task, bool(r.think_opened)) for r in s.scalars(select(EvalRun).where(EvalRun.id.in_(run_ids)))}
+        answers = {t: problem_alternatives(s, t) for t in {t for t, _ in runs.values()}}
+    sources = {t: "db" if a else "none" for t, a in answers.items()}
+    for t in [t for t, src in sources.items() if src == "none"]:
+        # evaluated before the problem table existed: take the benchmark's own alternatives
+        answers[t], sources[t] = _benchmark_answers(t)
     counts: dict[str, Any] = {
         "runs": len(run_ids),
         "samples": 0,
         "changed": 0,
         "updated": 0,
         "grader_version": grading.GRADER_VERSION,
+        "dry_run": dry_run,
+        "by_task": {},
+        "examples": {},
+        "answers_from": sources,
     }
     bar = None
     if progress and total:
@@ -81,6 +125,9 @@ def regrade(
             rows = s.execute(
                 select(
                     Sample.id,
+                    Sample.eval_run_id,
+                    Sample.problem_id,
+                    Sample.sample_index,
                     Sample.gold,
                     Sample.response,
                     Sample.correct,
@@ -88,7 +135,6 @@ def regrade(
                     Sample.status,
                     Sample.has_boxed,
                     Sample.finish_reason,
-                    Sample.eval_run_id,
                 )
                 .where(Sample.eval_run_id.in_(run_ids), Sample.id > last_id)
                 .order_by(Sample.id)
@@ -97,8 +143,19 @@ def regrade(
         if not rows:
             break
         last_id = rows[-1].id
-        grades = grading.grade_many([r.gold for r in rows], [r.response for r in rows], timeout=timeout)
-        if letter_runs:
+        alts = []
+        for r in rows:
+            gold, accepted = answers[runs[r.eval_run_id][0]].get(r.problem_id, (None, []))
+            alts.append(accepted if gold == r.gold else [])  # alternatives of this very gold only
+        grades = grading.grade_many(
+            [r.gold for r in rows],
+            [r.response for r in rows],
+            timeout=timeout,
+            alts=alts,
+            think_opened=[runs[r.eval_run_id][1] for r in rows],
+            truncated=[r.finish_reason == "length" for r in rows],
+        )
+        if letter_runs:  # multiple choice: the letter, not a maths expression
             from walkrun.evaluate import choice
 
             grades = [
@@ -111,6 +168,25 @@ def regrade(
             new = (correct, g.extracted, g.status, g.has_boxed)
             counts["changed"] += r.correct != correct
             counts["updated"] += (r.correct, r.extracted, r.status, r.has_boxed) != new
+            direction = _direction(r.correct, r.status, g)
+            if direction is not None:
+                t = runs[r.eval_run_id][0]
+                by = counts["by_task"].setdefault(t, {})
+                by[direction] = by.get(direction, 0) + 1
+                shown = counts["examples"].setdefault(t, {}).setdefault(direction, [])
+                if len(shown) < examples:
+                    shown.append(
+                        {
+                            "eval_run_id": r.eval_run_id,
+                            "problem_id": r.problem_id,
+                            "sample_index": r.sample_index,
+                            "gold": r.gold,
+                            "was": r.extracted,
+                            "now": g.extracted,
+                            "why": g.detail,
+                            "ending": r.response[-160:],
+                        }
+                    )
             updates.append(
                 {
                     "id": r.id,
@@ -121,8 +197,9 @@ def regrade(
                     "graded_with": grading.GRADER_VERSION,
                 }
             )
-        with session_scope(url) as s:
-            s.execute(update(Sample), updates)  # ORM bulk UPDATE by primary key
+        if not dry_run:
+            with session_scope(url) as s:
+                s.execute(update(Sample), updates)  # ORM bulk UPDATE by primary key
         counts["samples"] += len(rows)
         if bar is not None:
             bar.update(len(rows))

@@ -76,6 +76,7 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
     from dataclasses import replace
 
     from walkrun.evaluate import protocols, scoring
+    from walkrun.grading import template_opens_think
 
     members = protocols.expand(cfg.protocol)
     if len(members) > 1:  # a sweep: every member's plans (runs evaluate them one protocol at a time)
@@ -139,6 +140,12 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
 
         if cfg.data:  # lm-eval's loader (scoring.load_dataset) must read the same folder as the plan
             tcfg["dataset_kwargs"] = {**ds_kwargs, "walkrun_data": str(cfg.data)}
+        # The grader must know when the chat template opens a <think> block (R1 distills):
+        # a response that never closes it has no answer.
+        tcfg["dataset_kwargs"] = {
+            **tcfg.get("dataset_kwargs", ds_kwargs),
+            "think_opened": chat and template_opens_think(tokenizer),
+        }
         tcfg.update(
             {
                 "repeats": k,

@@ -45,7 +45,13 @@ def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
 
                 g = choice.grade_letter(gold, str(r))
             else:
-                g = scoring.cached_grade(gold, r) or grading.grade(gold, str(r))
+                g = scoring.cached_grade(gold, r) or grading.grade(
+                    gold,
+                    str(r),
+                    alts=scoring.answer_alts(row),
+                    think_opened=bool(plan.config.get("dataset_kwargs", {}).get("think_opened")),
+                    truncated=getattr(r, "finish_reason", None) == "length",
+                )
             n = getattr(r, "n_tokens", None)
             if n is None:
                 raise RuntimeError("the backend returned a response without its token count")
@@ -105,9 +111,8 @@ def run_plan(
         )
         run_id = run.id
         done = store.done_sample_keys(s, run)
-        from walkrun.db import problems
-
-        problems.record(s, plan.name, plan.rows)  # level / subject / year, once per problem
+        # gold + accepted alternatives and the think-block rule, so a re-grade judges as this run does
+        store.record_problems(s, run, plan.rows, bool(plan.config.get("dataset_kwargs", {}).get("think_opened")))
     pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in done for j in range(plan.k))]
     skipped = len(plan.rows) - len(pending)
     bar = None
@@ -321,6 +326,9 @@ def format_table(outcomes: list[TaskOutcome]) -> str:
         "pass@k",
         "mean_tokens",
         "truncation_rate",
+        # grading timeouts and errors are counted apart: they are not wrong answers
+        "timeouts",
+        "errors",
         "new samples",
     ]
     rows = []
@@ -337,6 +345,8 @@ def format_table(outcomes: list[TaskOutcome]) -> str:
                 fmt(pk, ".3f"),
                 fmt(s["mean_tokens"], ".1f"),
                 fmt(s["truncation_rate"], ".3f"),
+                str(s.get("n_timeouts", 0)),
+                str(s.get("n_errors", 0)),
                 str(o.new_samples),
             ]
         )

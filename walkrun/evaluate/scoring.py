@@ -49,46 +49,64 @@ def task_rows(
     raise WalkrunError("a walkrun task needs dataset_kwargs.benchmark or dataset_kwargs.rows")
 
 
+def answer_alts(row: dict) -> list[str]:
+    """A row's accepted alternative forms of its answer (`walkrun.problem_sets` fills `answer_alts`)."""
+    alts = row.get("answer_alts") or []
+    return [str(a) for a in (alts if isinstance(alts, (list, tuple)) else [alts]) if a is not None and str(a)]
+
+
 def load_dataset(
-    benchmark: str | None = None, rows: str | None = None, walkrun_data: str | None = None, **_metadata: Any
+    benchmark: str | None = None,
+    rows: str | None = None,
+    walkrun_data: str | None = None,
+    think_opened: bool = False,
+    **_metadata: Any,
 ):
-    """lm-eval `custom_dataset`: called with the task's metadata and dataset_kwargs merged."""
+    """lm-eval `custom_dataset`: called with the task's metadata and dataset_kwargs merged.
+    `think_opened` (set by the runner): the model's chat template opens a `<think>` block
+    before the response, which the grader must know."""
     import datasets
 
     records = []
     for r in task_rows(benchmark, rows, walkrun_data):
         rec: dict[str, Any] = {k: str(r.get(k, "")) for k in _FIELDS}
-        alts = r.get("answer_alts") or []
-        rec["answer_alts"] = [str(a) for a in (alts if isinstance(alts, list) else [alts])]
+        rec["answer_alts"] = answer_alts(r)
+        rec["think_opened"] = bool(think_opened)
         records.append(rec)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(records)})
 
 
 # (gold, response) -> Grade for the responses graded in process_results; the runner takes them
 # from here instead of grading every response a second time.
-_grades: dict[tuple[str, str], grading.Grade] = {}
+_grades: dict[tuple, grading.Grade] = {}
 
 
 def grade_responses(doc: dict, responses: list[str]) -> list[grading.Grade]:
-    """Grade each response against the gold answer; an accepted alternative form (Minerva's
-    `answer_alts`) also counts, checked only for responses the main gold rejects."""
+    """Grade each response against the gold answer or an accepted alternative form (Minerva's
+    `answer_alts`). A response that hit its token budget (`finish_reason` "length", attached by
+    walkrun's backends) or is still inside a think block has no answer."""
     gold = str(doc["answer"])
     texts = [str(r) for r in responses]
-    grades = grading.grade_many([gold] * len(texts), texts)
-    for alt in [a for a in (doc.get("answer_alts") or []) if a and a != gold]:
-        todo = [i for i, g in enumerate(grades) if not g.correct]
-        if not todo:
-            break
-        for i, g in zip(todo, grading.grade_many([alt] * len(todo), [texts[i] for i in todo])):
-            if g.correct:
-                grades[i] = g
-    for t, g in zip(texts, grades):
-        _grades[(gold, t)] = g
+    alts = [a for a in (doc.get("answer_alts") or []) if a and a != gold]
+    grades = grading.grade_many(
+        [gold] * len(texts),
+        texts,
+        alts=[alts] * len(texts),
+        think_opened=bool(doc.get("think_opened")),
+        truncated=[getattr(r, "finish_reason", None) == "length" for r in responses],
+    )
+    for r, g in zip(responses, grades):
+        _grades[_key(gold, r)] = g
     return grades
 
 
-def cached_grade(gold: str, response: str) -> grading.Grade | None:
-    return _grades.get((str(gold), str(response)))
+def _key(gold: str, response) -> tuple:
+    # the finish reason is part of the key: the same text cut at the budget grades differently
+    return (str(gold), str(response), getattr(response, "finish_reason", None))
+
+
+def cached_grade(gold: str, response) -> grading.Grade | None:
+    return _grades.get(_key(gold, response))
 
 
 def clear_cache() -> None:

@@ -97,6 +97,8 @@ COLUMNS = [
     Column("truncation_rate", "truncation_rate", "pct", "share of samples that hit the token cap"),
     Column("n_truncated", "censored", "int", "samples cut at the token budget (they count as unanswered)"),
     Column("max_new_tokens", "budget", "int", "token budget per response"),
+    Column("n_timeouts", "grading timeouts", "int", "samples the grader could not judge within its time limit"),
+    Column("n_errors", "grading errors", "int", "samples the grader failed on (parse or comparison error)"),
     Column("acc_per_1k", "pass@1 per 1k tokens", "num3", "pass@1[avg-of-k] / (mean_tokens / 1000)"),
     Column("n_problems", "problems", "int"),
     Column("evaluated_at", "evaluated", "date"),

@@ -45,19 +45,30 @@ RUN_FILE = "walkrun_run.json"
 # ---------------------------------------------------------------- rewards and dynamic sampling
 
 
-def make_reward(cfg: LocalConfig):
-    """The reward function TRL calls once per generation batch (see the module docstring)."""
-    from walkrun.grading import grade_many
-    from walkrun.train.objective import lgrpo_bonus, scheme_reward
+def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_opened: bool = False):
+    """The reward function TRL calls once per generation batch (see the module docstring).
+
+    `end_ids`: the model's end-of-sequence (and pad) token ids. A completion whose last token is
+    not one of them was cut at max_completion_length and earns no correctness reward (TRL's
+    own truncation test, `ids[-1] not in eos_and_pad`). `think_opened`: the chat template opens a
+    `<think>` block before each completion (a completion that never closes it has no answer)."""
+    from walkrun.grading import grade_many, prompt_opens_think
+    from walkrun.train.objective import credited, lgrpo_bonus, scheme_reward
 
     G = cfg.num_generations
     l_max = float(cfg.l_max or cfg.max_completion_length)
+    end_ids = frozenset(end_ids)
 
     def correctness_and_length(prompts, completions, completion_ids, answer, log_metric=None, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        grades = grade_many([str(a) for a in answer], texts, timeout=cfg.grader_timeout)
-        rewards = [scheme_reward(cfg.reward, g.correct, g.has_boxed) for g in grades]
-        correct = [g.correct for g in grades]
+        truncated = [not ids or ids[-1] not in end_ids for ids in completion_ids]
+        # plain-text prompts are already rendered: they show an opened think block themselves
+        opened = [think_opened or (isinstance(p, str) and prompt_opens_think(p)) for p in prompts]
+        grades = grade_many(
+            [str(a) for a in answer], texts, timeout=cfg.grader_timeout, truncated=truncated, think_opened=opened
+        )
+        correct = [credited(g) for g in grades]
+        rewards = [scheme_reward(cfg.reward, c, g.has_boxed) for c, g in zip(correct, grades)]
         lengths = [len(ids) for ids in completion_ids]  # generated tokens, eos included
         n_groups = len(texts) // G
         bonus = [0.0] * len(texts)
@@ -82,9 +93,18 @@ def make_reward(cfg: LocalConfig):
                 )
             log_metric("length_bonus", sum(bonus) / len(bonus))
             log_metric("no_answer_rate", sum(g.status == "no_answer" for g in grades) / len(grades))
+            log_metric("truncation_rate", sum(truncated) / len(truncated))
         return rewards
 
     return correctness_and_length
+
+
+def _end_ids(tok, model) -> set[int]:
+    """Token ids that end a completion: eos of the tokenizer and generation config, and pad."""
+    ids = {tok.eos_token_id, tok.pad_token_id}
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen if isinstance(gen, (list, tuple)) else [gen])
+    return {int(i) for i in ids if i is not None}
 
 
 # ---------------------------------------------------------------- the run
@@ -136,6 +156,8 @@ def run_local(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import ProgressCallback
 
+    from walkrun.grading import template_opens_think
+
     if not cfg.model or not (Path(cfg.model) / "config.json").is_file():
         raise WalkrunError(
             f"local: model={cfg.model!r} is not an HF model folder (no config.json); "
@@ -176,7 +198,13 @@ def run_local(
     args = grpo_config(cfg, run_dir / ".trl", use_cpu=use_cpu)
     cls = trainer_class()
     trainer = cls(
-        model=model, reward_funcs=make_reward(cfg), args=args, train_dataset=_dataset(cfg), processing_class=tok
+        model=model,
+        reward_funcs=make_reward(
+            cfg, _end_ids(tok, model), think_opened=cfg.task != "synthetic" and cfg.chat and template_opens_think(tok)
+        ),
+        args=args,
+        train_dataset=_dataset(cfg),
+        processing_class=tok,
     )
     trainer.dynamic_sampling = cfg.dynamic_sampling
     if trainer.accelerator.num_processes > 1 and (cfg.lgrpo or cfg.dynamic_sampling):

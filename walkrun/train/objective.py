@@ -9,8 +9,20 @@ Correctness reward r_i of a response to a problem with gold answer g:
 * ``binary`` (ConciseR, Song & Zheng, "Walk Before You Run! Concise LLM Reasoning via
   Reinforcement Learning", arXiv:2505.21178): r_i = 1 if correct else 0.
 * ``fatemi`` (Fatemi et al., "Concise Reasoning via Reinforcement Learning",
-  arXiv:2504.05185, phase 2): r_i = +1 if correct, -0.5 if a ``\\boxed{}`` answer is present
-  but wrong, -1 if there is no boxed answer.
+  arXiv:2504.05185, phase 2): r_i = -1 if there is no boxed answer (checked first), else +1 if
+  correct and -0.5 if boxed but wrong.
+
+Only a finished, boxed final answer earns the correctness reward. A response gets none
+(binary 0; fatemi -1 without a box in its final-answer part, -0.5 with one) when
+
+* it has no ``\\boxed{}`` final answer (an unboxed number that happens to be right earns nothing),
+* it did not end with the end-of-sequence token (cut at the generation budget), or
+* it is still inside a think block: ``<think>`` (opened by the response or by the chat
+  template, e.g. DeepSeek-R1 distills) with no ``</think>`` after it; its box, if any, is
+  reasoning, not an answer.
+
+so a truncated rollout with a plausible number never earns +1. ``credited`` is the
+correctness both backends train on (dynamic sampling, the L-GRPO all-correct test).
 
 L-GRPO (ConciseR stage 2): for one prompt's group of n rollouts with correctness c_i and
 response lengths L_i (generated tokens),
@@ -43,29 +55,46 @@ FATEMI_BOXED_WRONG = -0.5
 FATEMI_NO_BOX = -1.0
 
 
+def credited(g: Grade) -> bool:
+    """The response earns the correctness reward: graded correct with a boxed final answer
+    (the grader already refuses truncated responses and unclosed think blocks)."""
+    return bool(g.correct and g.has_boxed)
+
+
 def scheme_reward(scheme: str, correct: bool, boxed: bool) -> float:
-    """The reward of a graded response under `scheme` (see the module docstring)."""
+    """The reward of a graded response under `scheme` (see the module docstring); `boxed`:
+    a boxed answer in the final-answer part. No box means no correctness reward."""
     if scheme == "binary":
-        return 1.0 if correct else 0.0
+        return 1.0 if correct and boxed else 0.0
     if scheme == "fatemi":
-        if correct:
-            return FATEMI_CORRECT
-        return FATEMI_BOXED_WRONG if boxed else FATEMI_NO_BOX
+        if not boxed:  # checked before correctness (paper B's rule)
+            return FATEMI_NO_BOX
+        return FATEMI_CORRECT if correct else FATEMI_BOXED_WRONG
     raise ValueError(f"unknown reward scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
 
 
 def correctness_reward(
-    gold: str, response: str, scheme: str = "binary", timeout: float = DEFAULT_TIMEOUT
+    gold: str,
+    response: str,
+    scheme: str = "binary",
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    truncated: bool = False,
+    think_opened: bool = False,
+    alts: Sequence[str] = (),
 ) -> tuple[float, Grade]:
     """Grade `response` against `gold` with the one grader and turn the grade into a reward.
 
-    Never raises on bad responses: a grading timeout or error is a wrong answer (its status
-    is in the returned `Grade` so callers can log it). Raises ValueError for an unknown scheme.
+    `truncated`: the response did not end with end-of-sequence (it hit the budget);
+    `think_opened`: the chat template opened a `<think>` block before it. A grading timeout or
+    error earns no correctness reward (its status is in the returned `Grade` so callers can log
+    it); `walkrun.grading.GradingError` (no grader could run) propagates. Raises ValueError for
+    an unknown scheme.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown reward scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
-    g = grade(gold, response, timeout=timeout)
-    return scheme_reward(scheme, g.correct, g.has_boxed), g
+    g = grade(gold, response, timeout=timeout, alts=alts, think_opened=think_opened, truncated=truncated)
+    return scheme_reward(scheme, credited(g), g.has_boxed), g
 
 
 def lgrpo_bonus(correct: Sequence[bool], lengths: Sequence[int | float], l_max: float) -> list[float]:

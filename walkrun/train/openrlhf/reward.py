@@ -7,10 +7,17 @@ the prompt, minus the end-of-turn / eos / pad tokens. An exception escaping this
 breaks the experience step, so it never raises: a failure scores 0 (the scheme's
 no-answer value for paper B) and its status is counted in `extra_logs` and logged.
 
+The objective pays only finished answers (`walkrun.train.objective`). This file sees text
+only, so it reads both facts from it: a rollout that ended on its own carries the end-of-
+sequence token in `query` (vLLM keeps it in the token ids), one cut at the budget does not
+(`truncated`); a prompt whose last `<think>` is not closed (a chat template that opens the
+think block, DeepSeek-R1 distills) means the response starts inside it (`think_opened`).
+
 Returned per rollout: `rewards` (the scheme's reward, used for advantages), `scores`
-(1.0 correct / 0.0 not, whatever the scheme: dynamic filtering and the L-GRPO hook read
-correctness from it) and `extra_logs` (the same keys every call, as OpenRLHF's logging
-merges them across rollouts).
+(1.0 credited correct / 0.0 not, whatever the scheme: dynamic filtering and the L-GRPO hook
+read correctness from it) and `extra_logs` (the same keys every call, as OpenRLHF's logging
+merges them across rollouts; `truncated` near 1.0 for every rollout means the model's end
+token is missing from END_TOKENS: add it with WALKRUN_END_TOKENS).
 
 Settings (Ray runtime-env `env_vars`):
   WALKRUN_REWARD_SCHEME   binary (ConciseR, default) | fatemi (Fatemi et al.)
@@ -23,8 +30,9 @@ from __future__ import annotations
 import logging
 import os
 
+from walkrun import grading
 from walkrun.grading import DEFAULT_TIMEOUT
-from walkrun.train.objective import SCHEMES, correctness_reward, scheme_reward
+from walkrun.train.objective import SCHEMES, correctness_reward, credited, scheme_reward
 
 SCHEME_VAR = "WALKRUN_REWARD_SCHEME"
 TIMEOUT_VAR = "WALKRUN_GRADER_TIMEOUT"
@@ -42,7 +50,7 @@ END_TOKENS = (
     "</s>",
 )
 
-LOG_KEYS = ("correct", "boxed", "no_answer", "grade_failed")
+LOG_KEYS = ("correct", "boxed", "no_answer", "grade_failed", "truncated", "unclosed_think")
 
 log = logging.getLogger("walkrun.reward")
 
@@ -68,6 +76,11 @@ def _end_tokens() -> tuple[str, ...]:
 
 def extract_response(query: str, prompt: str, end_tokens: tuple[str, ...] = END_TOKENS) -> str:
     """The generated text inside `query`: after `prompt`, without trailing end/eos/pad tokens."""
+    return split_response(query, prompt, end_tokens)[0]
+
+
+def split_response(query: str, prompt: str, end_tokens: tuple[str, ...] = END_TOKENS) -> tuple[str, bool]:
+    """(generated text inside `query`, whether it ended with an end token rather than at the budget)."""
     query = query or ""
     prompt = prompt or ""
     if prompt and query.startswith(prompt):
@@ -89,37 +102,47 @@ def extract_response(query: str, prompt: str, end_tokens: tuple[str, ...] = END_
             response = response[len(tail) :]
     else:
         response = query
-    stripped = True
+    stripped, ended = True, False
     while stripped:
         stripped = False
         response = response.rstrip()
         for tok in end_tokens:
             if response.endswith(tok):
                 response = response[: -len(tok)]
-                stripped = True
-    return response
+                stripped = ended = True
+    return response, ended
 
 
 def _one(query, prompt, label, scheme: str, timeout: float, end_tokens) -> tuple[float, float, dict]:
     try:
-        response = extract_response(str(query or ""), str(prompt or ""), end_tokens)
-        reward, g = correctness_reward("" if label is None else str(label), response, scheme, timeout)
+        response, ended = split_response(str(query or ""), str(prompt or ""), end_tokens)
+        think_opened = grading.prompt_opens_think(str(prompt or ""))
+        reward, g = correctness_reward(
+            "" if label is None else str(label),
+            response,
+            scheme,
+            timeout,
+            truncated=not ended,
+            think_opened=think_opened,
+        )
         failed = g.status in ("timeout", "error", "parse_error")
         if failed:
-            log.warning("walkrun reward: grading %s (%s); scored as wrong", g.status, g.detail)
+            log.warning("walkrun reward: grading %s (%s); no correctness reward", g.status, g.detail)
         logs = {
-            "correct": float(g.correct),
+            "correct": float(credited(g)),
             "boxed": float(g.has_boxed),
             "no_answer": float(g.status == "no_answer"),
             "grade_failed": float(failed),
+            "truncated": float(not ended),
+            "unclosed_think": float(grading.think_unclosed(response, think_opened)),
         }
-        return reward, float(g.correct), logs
+        return reward, float(credited(g)), logs
     except Exception as e:  # never let one rollout break the experience step
-        log.warning("walkrun reward: %s: %s; scored as wrong", type(e).__name__, e)
+        log.warning("walkrun reward: %s: %s; no correctness reward", type(e).__name__, e)
         return (
             scheme_reward(scheme, False, False),
             0.0,
-            {"correct": 0.0, "boxed": 0.0, "no_answer": 0.0, "grade_failed": 1.0},
+            {k: float(k == "grade_failed") for k in LOG_KEYS},
         )
 
 

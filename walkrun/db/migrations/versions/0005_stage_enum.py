@@ -4,7 +4,7 @@ A stage outside the list (written before it was enforced) becomes "train" for a 
 training run and "external" otherwise.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-30
 """
 from typing import Sequence, Union

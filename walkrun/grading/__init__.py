@@ -1,0 +1,39 @@
+"""Decide whether a response is correct: the one grader behind the RL reward and the evaluation.
+
+math-verify parses and compares (gold first, gold wrapped in `$...$`, a `\\boxed{}` answer
+preferred, several boxed answers form a set so a hedge scores 0); `rules` adds walkrun's
+rules (only a finished final answer is graded, normalisations, checks around the verdict) and
+`pool` the time limits, which work from any thread or process.
+"""
+
+from walkrun.grading.pool import DEFAULT_TIMEOUT, GradingError, grade, grade_many, shutdown
+from walkrun.grading.rules import (
+    GRADER_VERSION,
+    RULES_VERSION,
+    STATUSES,
+    Grade,
+    answer_part,
+    grade_unguarded,
+    has_boxed,
+    prompt_opens_think,
+    template_opens_think,
+    think_unclosed,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "GRADER_VERSION",
+    "RULES_VERSION",
+    "STATUSES",
+    "Grade",
+    "GradingError",
+    "answer_part",
+    "grade",
+    "grade_many",
+    "grade_unguarded",
+    "has_boxed",
+    "prompt_opens_think",
+    "shutdown",
+    "template_opens_think",
+    "think_unclosed",
+]
