@@ -93,7 +93,7 @@ def test_results_json_carries_protocol_se_ci_and_samples_carry_the_split(filled)
     assert b["n_truncated"] == 2
     r = _walkrun(filled, "results", "--json", "--protocol", "greedy")
     assert [x["protocol"] for x in json.loads(r.stdout)] == ["greedy"]
-    r = _walkrun(filled, "results", "--samples", "--json", "--model", "A", "--protocol", "default")
+    r = _walkrun(filled, "results", "--samples", "--json", "--checkpoint", "A", "--protocol", "default")
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert len(lines) == 40 and {(x["think_tokens"], x["answer_tokens"]) for x in lines} == {(37, 3)}
     r = _walkrun(filled, "results")

@@ -204,9 +204,28 @@ def _upgrade_engine(engine: Engine, revision: str = "head") -> tuple[str | None,
     before = current_revision(engine)
     cfg = _alembic_config()
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        with engine.connect() as conn:
+            # SQLite migrations rebuild tables (copy, drop, rename). With foreign keys on, dropping
+            # the old table would cascade into every row pointing at it (eval runs of a rebuilt
+            # checkpoint table...), so they are off for the migration and checked at its end.
+            # The pragma is ignored inside a transaction: it goes before BEGIN.
+            raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, revision)
+                    if raw is not None:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise WalkrunError(
+                                f"the schema upgrade of {safe_url(engine)} would leave {len(broken)} rows pointing "
+                                "at missing rows; nothing was changed"
+                            )
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys=ON")
     except DBAPIError as e:
         raise cannot_open(engine, e) from e
     _checked.discard(str(engine.url))
