@@ -179,6 +179,20 @@ class Watch:
                     self.reported.add(path)
                     self.say(f"  [eval] {pipeline.LABEL[stage]:<7} step {step:>4}: {format_eval(res)}")
 
+    def wait_for(self, stage: str) -> None:
+        """Until every checkpoint of a finished stage has its three evaluations in the DB."""
+        import time
+
+        from walkrun.evaluate.watch import find_checkpoints
+
+        d = self.lay.dir(stage)
+        while True:
+            if self.died is not None:
+                raise WalkrunError(self.death())
+            if pipeline.finished(d) and all(p in self.reported for _, p in find_checkpoints(d)):
+                return
+            time.sleep(POLL_S)
+
     def death(self) -> str:
         return (
             f"demo: the evaluation process (walkrun watch) exited with code {self.died} before every checkpoint "

@@ -71,7 +71,7 @@ def _train_and_evaluate(cfg: DemoConfig, lay: Layout, say) -> tuple[dict, dict]:
 
     watch = Watch(cfg, lay, say)
     try:
-        records = pipeline.run(lay.recipe, say=say, before_stage=before_stage)
+        records = pipeline.run(lay.recipe, say=say, before_stage=before_stage, choose_start=_gate(cfg, lay, watch, say))
         marks.append(("eval_tail", time.time()))
         say("[4/5] waiting for the last evaluations (watcher, every checkpoint: synthetic sampled + greedy, math500)")
         watch.wait()
@@ -84,6 +84,46 @@ def _train_and_evaluate(cfg: DemoConfig, lay: Layout, say) -> tuple[dict, dict]:
         raise
     marks.append(("", time.time()))
     return records, {a: round(t2 - t1, 1) for (a, t1), (_, t2) in zip(marks, marks[1:])}
+
+
+def _gate(cfg: DemoConfig, lay: Layout, watch, say):
+    """Walk before you run: stage 2 and the control start from stage 1's best evaluated checkpoint
+    (sampled pass@1, ties to the shorter; `walkrun.train.gate`), once the watcher has evaluated
+    them all. The full profile refuses to go on if that is below the SFT model's accuracy; the
+    fast one (a smoke run, too short for stage 1 to help) only reports it. The control, a run of
+    its own, records the chosen checkpoint as its parent; stage 2 continues stage 1's run."""
+    from walkrun.demo.evals import read_results
+    from walkrun.train.gate import choose_parent, record_lineage
+
+    recipe = lay.recipe
+    decided: list = []
+
+    def choose(stage: str) -> Path:
+        if not decided:
+            say("  gate: waiting for the evaluations of SFT and every stage-1 checkpoint")
+            watch.wait_for("sft")
+            watch.wait_for("stage1")
+            sft = read_results(lay.db, recipe.model("sft"), cfg.eval_samples).get("sampled") or {}
+            bar = None if cfg.fast else sft.get("accuracy")
+            decision = choose_parent(
+                lay.db,
+                recipe.run,
+                task="synthetic",
+                k=cfg.eval_samples,
+                temperature=1.0,
+                min_accuracy=bar,
+                stage="stage1",
+            )
+            say(
+                f"  {decision.summary()}"
+                + ("" if bar is not None else f" (fast profile: no bar; SFT scored {sft.get('accuracy')})")
+            )
+            decided.append(decision)
+        if stage == "control":
+            record_lineage(lay.db, recipe.control_run, decided[0])
+        return Path(decided[0].source)
+
+    return choose
 
 
 def run_demo(cfg: DemoConfig, out=None) -> dict:

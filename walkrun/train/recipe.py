@@ -80,13 +80,14 @@ class Recipe:
 
         return SFTConfig(**{"out": str(self.model("sft")), "seed": self.seed, "progress": self.progress, **self.sft})
 
-    def stage_config(self, stage: str):
+    def stage_config(self, stage: str, start: Path | None = None):
+        """The local-backend config of an RL stage; `start`: the model it starts from (default the
+        model its previous stage ended with)."""
         from walkrun.train.local import load_config
 
         extra = self.stage1 if stage == "stage1" else self.stage2
         common = [f"seed={self.seed}", f"progress={str(self.progress).lower()}"]
-        cfg = load_config(f"local-{stage}", [f"model={self.model(START[stage])}", *common, *extra])
-        return cfg
+        return load_config(f"local-{stage}", [f"model={start or self.model(START[stage])}", *common, *extra])
 
     def run_configs(self) -> dict[str, tuple[Path, dict]]:
         """{training-run name: (output folder, everything that made it)}."""
@@ -171,9 +172,12 @@ def run(
     recipe: Recipe,
     say: Callable[[str], None] | None = None,
     before_stage: Callable[[str], None] | None = None,
+    choose_start: Callable[[str], Path] | None = None,
 ) -> dict[str, dict]:
     """Train the recipe's stages in order, reusing finished ones; returns each stage's run record.
-    `before_stage(stage)` is called before a stage is trained or reused."""
+    `before_stage(stage)` is called before a stage is trained or reused; `choose_start(stage)`, when
+    given, picks the model an RL stage that is not trained yet starts from (the stage-1 -> stage-2
+    gate: stage 1's best evaluated checkpoint rather than its last one)."""
     from walkrun.train.local import run_local
 
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -191,8 +195,13 @@ def run(
                 start = recipe.model(START[stage])
                 if not finished(recipe.dir(START[stage])):
                     raise WalkrunError(f"recipe: {stage} starts from {start}, which is not a finished stage")
+                chosen = choose_start(stage) if choose_start is not None else None
                 run_local(
-                    recipe.stage_config(stage), d, preset=f"local-{stage}", name=recipe.run_of(stage), register=False
+                    recipe.stage_config(stage, chosen),
+                    d,
+                    preset=f"local-{stage}",
+                    name=recipe.run_of(stage),
+                    register=False,
                 )
         if finished(d):
             records[stage] = record(d) or {}
