@@ -55,8 +55,9 @@ def by_level(s: Session, eval_run_id: int, task: str) -> list[dict]:
         p[2] += n
     groups: dict[str, list] = defaultdict(list)
     for pid, (n, c, t) in per.items():
-        if pid in levels:
-            groups[levels[pid]].append((n, c, t))
+        lv = levels.get(pid)
+        if lv is not None:  # the query keeps only problems with a level
+            groups[lv].append((n, c, t))
     out = []
     for level in sorted(groups, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v)):
         g = groups[level]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import NoReturn
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -57,7 +58,10 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
     ).where(Sample.eval_run_id.in_([int(i) for i in run_ids]))
     conn = s.connection()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    cursor = conn.connection.dbapi_connection.cursor()
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:
+        raise WalkrunError("the database connection was closed while reading samples")
+    cursor = dbapi.cursor()
     try:
         cursor.execute(sql)
         rows = cursor.fetchall()
@@ -323,7 +327,7 @@ def _upto(row: dict, parent: dict) -> bool:
     return parent["step"] is not None and row["step"] is not None and row["step"] <= parent["step"]
 
 
-def _no_run(s: Session, name: str):
+def _no_run(s: Session, name: str) -> NoReturn:
     known = s.scalars(select(TrainingRun.name).order_by(TrainingRun.name).limit(20)).all()
     raise WalkrunError(
         f"no training run named {name!r}" + (f"; known: {', '.join(known)}" if known else "; the database has none yet")
@@ -358,7 +362,10 @@ def lineage_of(s: Session, training_run_name: str) -> list[tuple[str, dict]]:
     seen = {run.id}
     while run.parent_checkpoint is not None and run.parent_checkpoint.training_run is not None:
         ckpt = run.parent_checkpoint
-        run = ckpt.training_run
+        parent = ckpt.training_run
+        if parent is None:  # checked by the loop condition; narrows the type
+            break
+        run = parent
         if run.id in seen:  # set_lineage refuses loops; a hand-edited DB must not hang the page
             break
         seen.add(run.id)

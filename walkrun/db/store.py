@@ -10,9 +10,9 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, cast
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Insert, Table, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -257,7 +257,7 @@ def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
     }
     if row.get("think_tokens") is not None or row.get("answer_tokens") is not None:
         think, answer = row.get("think_tokens"), row.get("answer_tokens")
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (think, answer)):
+        if not (_is_count(think) and _is_count(answer)):
             raise WalkrunError(f"sample row {n}: think_tokens and answer_tokens must both be ints >= 0")
         if think + answer != n_tokens:
             raise WalkrunError(
@@ -267,23 +267,30 @@ def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
     return out
 
 
+def _is_count(v: object) -> TypeGuard[int]:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
     # Core, not the ORM: ORM bulk inserts split rows into groups by which values are None,
     # which turns one executemany into hundreds of small ones.
     conn = s.connection()
-    table = Sample.__table__
+    table = cast(Table, Sample.__table__)  # a declarative class's table; typed as any FromClause
+    keys = ["eval_run_id", "problem_id", "sample_index"]
+    stmt: Insert
     if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
     elif conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        stmt = postgresql_insert(table).on_conflict_do_nothing(index_elements=keys)
     else:  # other backends: the pre-filter in add_samples is the only guard
         from sqlalchemy import insert
 
-        conn.execute(insert(table), rows)
-        return
-    conn.execute(
-        insert(table).on_conflict_do_nothing(index_elements=["eval_run_id", "problem_id", "sample_index"]), rows
-    )
+        stmt = insert(table)
+    conn.execute(stmt, rows)
 
 
 def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
@@ -307,8 +314,8 @@ def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
         existing = done_sample_keys(s, eval_run)
     else:
         existing = {
-            tuple(k)
-            for k in s.execute(
+            (p, i)
+            for p, i in s.execute(
                 select(Sample.problem_id, Sample.sample_index).where(
                     Sample.eval_run_id == eval_run.id, tuple_(Sample.problem_id, Sample.sample_index).in_(list(fresh))
                 )

@@ -16,6 +16,7 @@ finish_reason is "length" when the max_gen_toks budget ran out, "stop" otherwise
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from typing import Any
 
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
@@ -65,6 +66,7 @@ class CountingMixin:
     """generate_until returning TokStr; subclasses queue counts into self._pending."""
 
     show_progress: bool = False
+    tokenizer: Any  # set by the model class this is mixed into (HFLM / VLLM)
 
     def _counting_init(self) -> None:
         self._pending: deque[tuple[int, str, int, int]] = deque()

@@ -103,6 +103,12 @@ def run_plan(
     from walkrun.db.models import EvalRun
     from walkrun.evaluate import scoring
 
+    def stored_run(s, run_id: int) -> EvalRun:
+        found = s.get(EvalRun, run_id)
+        if found is None:
+            raise WalkrunError(f"eval run {run_id} is no longer in the results database")
+        return found
+
     t0 = time.time()
     with session_scope(cfg.db) as s:
         ckpt = records.checkpoint_for(s, **checkpoint_kwargs)
@@ -148,20 +154,20 @@ def run_plan(
             )
             rows = sample_rows(plan, results["samples"][plan.lm_eval_name])
             with session_scope(cfg.db) as s:
-                run = s.get(EvalRun, run_id)
+                run = stored_run(s, run_id)
                 new += store.add_samples(s, run, rows)
             if bar is not None:
                 bar.update(len(chunk))
             if on_chunk is not None:
                 on_chunk(plan, start // cfg.chunk_size, len(chunk))
         with session_scope(cfg.db) as s:
-            store.finish_eval_run(s, s.get(EvalRun, run_id), "done")
+            store.finish_eval_run(s, stored_run(s, run_id), "done")
             summary = queries.eval_run_summary(s, run_id)
     except BaseException as e:
         reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
         try:
             with session_scope(cfg.db) as s:
-                store.finish_eval_run(s, s.get(EvalRun, run_id), "failed", reason[:2000])
+                store.finish_eval_run(s, stored_run(s, run_id), "failed", reason[:2000])
         except Exception:
             pass
         raise

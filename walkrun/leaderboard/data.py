@@ -82,7 +82,7 @@ class Source:
             key = (r["training_run"], r.get("protocol"), r["task"], r["stage"])
             if key not in last or (r.get("step") or 0) > (last[key].get("step") or 0):
                 last[key] = r
-        out = []
+        out: list[dict] = []
         if not last:
             return out
         runs = {k[0] for k in last}

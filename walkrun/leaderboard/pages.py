@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -106,7 +106,7 @@ COLUMNS = [
 ]
 
 
-def _finite(x) -> bool:
+def _finite(x) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 

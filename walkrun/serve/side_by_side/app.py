@@ -167,7 +167,8 @@ def build_app(state: SideBySideState):
                 load_a = gr.Button(f"Serve on {cfg.labels[0]}")
                 load_b = gr.Button(f"Serve on {cfg.labels[1]}")
 
-        outputs, titles = [], []
+        outputs: list[gr.components.Component] = []
+        titles: list[gr.components.Component] = []
         with gr.Row(equal_height=True):
             for side in state.sides:
                 with gr.Column():

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from walkrun.serve.side_by_side.sides import Side
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionStreamOptionsParam
 
 THINK = ("<think>", "</think>")
 
@@ -134,10 +138,12 @@ async def stream_side(
         base_url=side.url,
         api_key=side.api_key or "EMPTY",
         max_retries=0,
-        timeout=httpx.Timeout(timeout, connect=10.0),
+        # openai's stubs name httpx2's Timeout only; at runtime it normalizes httpx's Timeout too
+        timeout=httpx.Timeout(timeout, connect=10.0),  # type: ignore[arg-type]
     )
     # vLLM's continuous_usage_stats puts `usage` on every chunk: a live, exact token count.
-    stream_options: dict = {"include_usage": True, "continuous_usage_stats": True}
+    # (cast: the stubs' TypedDict does not know vLLM's extra key)
+    stream_options = cast("ChatCompletionStreamOptionsParam", {"include_usage": True, "continuous_usage_stats": True})
     try:
         run.model = await _model_name(side, client)
         changed.set()

@@ -45,7 +45,8 @@ def resolve_train_path(source: str) -> Path:
     if path.is_absolute() or path.is_file():
         candidates = [path]
     else:
-        candidates = [home() / path] + ([data_dir() / path] if data_dir() is not None else [])
+        data = data_dir()
+        candidates = [home() / path] + ([data / path] if data is not None else [])
     for c in candidates:
         if c.is_file():
             return c
