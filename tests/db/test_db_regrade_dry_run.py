@@ -69,10 +69,14 @@ def test_dry_run_reports_per_task_and_direction_and_writes_nothing(db_url):
     before = _stored(db_url)
     c = regrade(db_url, task="minerva", dry_run=True, examples=2)
     assert c["dry_run"] and c["samples"] == len(ROWS)
-    assert c["by_task"] == {"minerva": {"correct -> wrong": 3, "wrong -> correct": 1}}
-    assert c["changed"] == 4
+    # m3 was cut at the budget: the store never keeps a cut response as right, so only its
+    # status moves (the old rules read an answer in it; now it has none)
+    assert c["by_task"] == {"minerva": {"correct -> wrong": 2, "wrong -> correct": 1, "ok -> no_answer": 1}}
+    assert c["changed"] == 3
     flipped = {e["problem_id"] for e in c["examples"]["minerva"]["correct -> wrong"]}
-    assert flipped <= {"m1", "m3", "m4"} and len(flipped) == 2  # capped at --examples
+    assert flipped == {"m1", "m4"}
+    (cut,) = c["examples"]["minerva"]["ok -> no_answer"]
+    assert cut["problem_id"] == "m3"
     (up,) = c["examples"]["minerva"]["wrong -> correct"]
     assert up["problem_id"] == "m2" and up["gold"] == "35"
     assert _stored(db_url) == before  # nothing written
@@ -81,7 +85,7 @@ def test_dry_run_reports_per_task_and_direction_and_writes_nothing(db_url):
 def test_regrade_keeps_alternates_and_applies_the_evaluation_rules(db_url):
     _fill(db_url)
     c = regrade(db_url, task="minerva")
-    assert c["changed"] == 4 and not c["dry_run"]
+    assert c["changed"] == 3 and not c["dry_run"]
     rows = _stored(db_url)
     assert {pid: r["correct"] for pid, r in rows.items()} == {
         "m0": True,  # accepted through the stored alternative, not lost on re-grade
@@ -106,7 +110,7 @@ def test_regrade_cli_dry_run_prints_the_effect(sqlite_url):
     assert r.exit_code == 0, r.output
     assert "minerva:" in r.stdout and "correct -> wrong" in r.stdout and "wrong -> correct" in r.stdout
     assert "cut at the token budget" in r.stdout  # the reason of a flip is shown with its example
-    assert "dry run: nothing written" in r.stdout and "4 verdicts would change" in r.stdout
+    assert "dry run: nothing written" in r.stdout and "3 verdicts would change" in r.stdout
     assert {r["graded_with"] for r in _stored(sqlite_url).values()} == {OLD}
 
 
@@ -130,7 +134,7 @@ def test_grading_timeouts_and_errors_are_counted_apart(sqlite_url):
 
     from walkrun.evaluate.runner import TaskOutcome, format_table
 
-    plan = type("Plan", (), {"name": "math500", "k": 1})()
+    plan = type("Plan", (), {"name": "math500", "k": 1, "protocol": "default"})()
     table = format_table([TaskOutcome(plan, run.id, 7, 0, summary, 1.0)])
     header, line = table.splitlines()
     assert header.split()[-4:] == ["timeouts", "errors", "new", "samples"]
