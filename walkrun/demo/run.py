@@ -98,7 +98,9 @@ def _gate(cfg: DemoConfig, lay: Layout, watch, say):
     recipe = lay.recipe
     decided: list = []
 
-    def choose(stage: str) -> Path:
+    def choose(stage: str) -> Path | None:
+        if stage not in ("stage2", "control"):
+            return None  # stage 1 starts from the SFT model
         if not decided:
             say("  gate: waiting for the evaluations of SFT and every stage-1 checkpoint")
             watch.wait_for("sft")

@@ -172,12 +172,12 @@ def run(
     recipe: Recipe,
     say: Callable[[str], None] | None = None,
     before_stage: Callable[[str], None] | None = None,
-    choose_start: Callable[[str], Path] | None = None,
+    choose_start: Callable[[str], Path | None] | None = None,
 ) -> dict[str, dict]:
     """Train the recipe's stages in order, reusing finished ones; returns each stage's run record.
     `before_stage(stage)` is called before a stage is trained or reused; `choose_start(stage)`, when
-    given, picks the model an RL stage that is not trained yet starts from (the stage-1 -> stage-2
-    gate: stage 1's best evaluated checkpoint rather than its last one)."""
+    given, may pick the model an RL stage that is not trained yet starts from (the stage-1 -> stage-2
+    gate: stage 1's best evaluated checkpoint rather than its last one); None keeps the default."""
     from walkrun.train.local import run_local
 
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
