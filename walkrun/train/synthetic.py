@@ -39,6 +39,10 @@ MIN_TERMS, MAX_TERMS = 3, 6
 MIXES = {
     "v1": {"recheck": (0.0, 0.3, 0.7, 1.0), "direct": 0.0},
     "v2": {"recheck": (0.5, 0.75, 1.0), "direct": 0.10},
+    # The shortcut toy: as v2 but 30 % direct answers. A direct answer skips the work; the model
+    # learns it well on 3-term sums and poorly on 6-term ones, so a length reward that pays for
+    # brevity whatever the group's accuracy can trade hard-problem accuracy for length.
+    "shortcut": {"recheck": (0.5, 0.75, 1.0), "direct": 0.30},
 }
 
 # Held-out evaluation problems: fixed by this seed, never used for SFT or RL prompts.
