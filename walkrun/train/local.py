@@ -68,8 +68,16 @@ class LocalConfig:
         default=False,
         metadata={"help": "add the L-GRPO length term 1 - L/L_max to every rollout of an all-correct group (stage 2)"},
     )
+    length_reward: str | None = field(
+        default=None,
+        metadata={
+            "help": "length reward of walkrun.train.length_rewards added to correctness (lgrpo, lgrpo-ungated, kimi, "
+            "arora-zanette, shorterbetter, thinkprune, l1-max, dapo-overlong, none); lgrpo=true means lgrpo"
+        },
+    )
     l_max: int | None = field(
-        default=None, metadata={"help": "L_max of the length term in tokens; default max_completion_length"}
+        default=None,
+        metadata={"help": "budget of the length term in tokens (L-GRPO's L_max); default max_completion_length"},
     )
     dynamic_sampling: bool = field(
         default=True, metadata={"help": "mask out groups whose (shaped) rewards have zero variance"}
@@ -138,12 +146,23 @@ class LocalConfig:
                 f"local: prompts_per_rollout*num_generations ({self.prompts_per_rollout * self.num_generations}) "
                 f"must be divisible by steps_per_rollout ({self.steps_per_rollout})"
             )
+        if self.length_reward is not None:
+            from walkrun.train.length_rewards import get
+
+            get(self.length_reward)  # unknown name: a clear error now, not at the first reward call
+            if self.lgrpo and self.length_reward != "lgrpo":
+                raise WalkrunError(f"local: lgrpo=true conflicts with length_reward={self.length_reward!r}; set one")
         if self.l_max is not None and self.l_max < 1:
             raise WalkrunError(f"local: l_max must be a positive number of tokens, got {self.l_max!r}")
         if self.task != "synthetic" and not Path(self.task).is_file():
             raise WalkrunError(f"local: task must be 'synthetic' or a JSONL file; {self.task!r} is neither")
         if self.eval_every and self.task != "synthetic":
             raise WalkrunError("local: eval_every works with task=synthetic only; use `walkrun watch` otherwise")
+
+    @property
+    def length_term(self) -> str | None:
+        """The length reward in force: `length_reward`, else "lgrpo" if `lgrpo`, else None."""
+        return self.length_reward or ("lgrpo" if self.lgrpo else None)
 
     @property
     def max_steps(self) -> int:
@@ -233,7 +252,8 @@ def load_config(preset: str, overrides: dict | list[str] | None = None) -> tuple
 def make_reward(cfg: LocalConfig):
     """The reward function TRL calls once per generation batch (see the module docstring)."""
     from walkrun.grading import grade_many
-    from walkrun.train.objective import lgrpo_bonus, scheme_reward
+    from walkrun.train.length_rewards import length_terms
+    from walkrun.train.objective import scheme_reward
 
     G = cfg.num_generations
     l_max = float(cfg.l_max or cfg.max_completion_length)
@@ -246,17 +266,15 @@ def make_reward(cfg: LocalConfig):
         lengths = [len(ids) for ids in completion_ids]  # generated tokens, eos included
         n_groups = len(texts) // G
         bonus = [0.0] * len(texts)
-        if cfg.lgrpo:
+        if cfg.length_term:
             # The length term needs each prompt's whole group in this call; TRL's RepeatSampler
             # guarantees it in one process. Fail loudly rather than shape the wrong rollouts.
             if len(texts) % G or any(prompts[i] != prompts[i - i % G] for i in range(len(prompts))):
                 raise WalkrunError(
-                    f"L-GRPO reward received {len(texts)} completions that are not whole contiguous groups of "
-                    f"{G}; this happens only with several processes, which the local backend does not support"
+                    f"{cfg.length_term} reward received {len(texts)} completions that are not whole contiguous groups "
+                    f"of {G}; this happens only with several processes, which the local backend does not support"
                 )
-            for g in range(n_groups):
-                s = slice(g * G, (g + 1) * G)
-                bonus[s] = lgrpo_bonus(correct[s], lengths[s], l_max)
+            bonus = length_terms(cfg.length_term, correct, lengths, l_max, G)
             rewards = [r + b for r, b in zip(rewards, bonus)]
         if log_metric is not None:
             log_metric("accuracy", sum(correct) / len(correct))
@@ -480,7 +498,7 @@ def run_local(
             f"pass --model PATH (the SFT output for stage 1, the stage-1 run folder for stage 2)"
         )
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and (cfg.lgrpo or cfg.dynamic_sampling):
+    if world > 1 and (cfg.length_term or cfg.dynamic_sampling):
         raise WalkrunError(
             f"local: WORLD_SIZE={world}: the L-GRPO reward and dynamic sampling need each prompt's whole group "
             f"in one process; run the local backend as a single process, or use the OpenRLHF backend on a cluster"
@@ -543,7 +561,7 @@ def run_local(
         model=model, reward_funcs=make_reward(cfg), args=args, train_dataset=_dataset(cfg), processing_class=tok
     )
     trainer.dynamic_sampling = cfg.dynamic_sampling
-    if trainer.accelerator.num_processes > 1 and (cfg.lgrpo or cfg.dynamic_sampling):
+    if trainer.accelerator.num_processes > 1 and (cfg.length_term or cfg.dynamic_sampling):
         raise WalkrunError("local: several processes: L-GRPO and dynamic sampling need one process (see WORLD_SIZE)")
     trainer.remove_callback(ProgressCallback)
     cb = _callbacks(cfg, run_dir, tok, t0)
