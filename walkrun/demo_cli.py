@@ -19,7 +19,9 @@ def demo(
     ),
     fast: bool = typer.Option(False, "--fast", help="Smoke-sized run (< 5 min on 2 cores) instead of the full recipe."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model init, data, RL and evaluation sampling."),
-    db: str | None = typer.Option(None, "--db", help="Results DB URL (default: WALKRUN_DB, else WORKDIR/walkrun.db)."),
+    db: str | None = typer.Option(
+        None, "--db", help="Results DB URL (default: WALKRUN_DB, else WORKDIR/walkrun.db)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (progress lines stay)."),
 ) -> None:
     """Train, evaluate and show concise reasoning end to end on a tiny model (~10-15 min on 2 cores).

@@ -54,7 +54,9 @@ def status_cmd(db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP
 @db_app.command("regrade")
 def regrade_cmd(
     task: str | None = typer.Option(None, "--task", help="Only evaluation runs of this task."),
-    run: str | None = typer.Option(None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."),
+    run: str | None = typer.Option(
+        None, "--run", help="Only this evaluation run (id, or >= 6 hex digits of its key)."
+    ),
     model: str | None = typer.Option(None, "--model", help="Only this checkpoint (name or source)."),
     timeout: float = typer.Option(5.0, help="Seconds allowed per grading call."),
     db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),

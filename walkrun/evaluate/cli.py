@@ -85,7 +85,9 @@ def watch_command(
         "--run-backend",
         help=("Training backend of that run: openrlhf or local (default: detected from the folder)."),
     ),
-    stage: str | None = typer.Option(None, help="Stage of every checkpoint (default: from the folder, e.g. stage1)."),
+    stage: str | None = typer.Option(
+        None, help="Stage of every checkpoint (default: from the folder, e.g. stage1)."
+    ),
     backend: str = typer.Option("hf", help="lm-eval backend: hf or vllm."),
     samples: int | None = typer.Option(None, "--samples", "-k", help="Samples per problem (default: the task's)."),
     temperature: float | None = typer.Option(None, help="Sampling temperature."),

@@ -99,7 +99,9 @@ def recipe(
     root: Path = typer.Argument(..., help="Folder for sft/, stage1/, stage2/, control/ and recipe_summary.json."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model init, data and RL runs."),
     sft_steps: int = typer.Option(1000, "--sft-steps", help="SFT steps (1000 reaches the noise ceiling)."),
-    stage1: list[str] | None = typer.Option(None, "--stage1", help="KEY=VALUE override of local-stage1 (repeatable)."),
+    stage1: list[str] | None = typer.Option(
+        None, "--stage1", help="KEY=VALUE override of local-stage1 (repeatable)."
+    ),
     stage2: list[str] | None = typer.Option(
         None, "--stage2", help="KEY=VALUE override of local-stage2 and the control."
     ),
