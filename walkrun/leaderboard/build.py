@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from walkrun.leaderboard import data, pages
+from walkrun.leaderboard import ablation, data, pages
 from walkrun.leaderboard.server import static_files
 from walkrun.settings import WalkrunError
 
@@ -57,6 +57,8 @@ def build(cfg: BuildConfig) -> dict:
     try:
         rows = source.rows()
         (tmp / "index.html").write_text(pages.render_index(rows, source.db_label), encoding="utf-8")
+        groups = ablation.ablation_groups(cfg.db)
+        (tmp / "ablation.html").write_text(ablation.render_ablation(groups, source.db_label), encoding="utf-8")
         (tmp / "checkpoints").mkdir()
         ids = sorted({r["checkpoint_id"] for r in rows})
         for cid in ids:
