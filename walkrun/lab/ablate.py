@@ -196,7 +196,11 @@ def _sft(cfg: AblateConfig, root: Path, log) -> Path:
         log(f"ablate: {out} exists; reused")
         return out
     t = time.time()
-    run_sft(SFTConfig(out=str(out), steps=cfg.sft_steps, mix=cfg.mix, seed=0, eval_problems=0, progress=cfg.progress))
+    run_sft(
+        SFTConfig(
+            out=str(out), steps=int(cfg.sft_steps or 0), mix=cfg.mix, seed=0, eval_problems=0, progress=cfg.progress
+        )
+    )
     log(f"ablate: SFT {cfg.sft_steps} steps ({time.time() - t:.0f} s)")
     return out
 
@@ -221,7 +225,7 @@ def run_ablation(cfg: AblateConfig, log=None) -> list[dict]:
     try:
         sft = _sft(cfg, root, log)
         stage1 = root / "stage1"
-        save = max(1, cfg.stage1_rounds * 2 // 4)  # about four stage-1 checkpoints to start stage 2 from
+        save = max(1, int(cfg.stage1_rounds or 0) * 2 // 4)  # about four stage-1 checkpoints to start stage 2 from
         s1_name = f"{cfg.prefix}-stage1"
         _train(
             cfg,

@@ -130,7 +130,7 @@ def format_table(rows: list[dict]) -> str:
             f"{_f(m('d_accuracy'), '+.3f', 6)} {_f(m('mean_tokens'), '.1f', 7)} {_f(m('d_tokens_pct'), '+.1f', 7)} "
             f"{_f(m('hard_accuracy'), '.3f', 6)} {_f(m('direct_rate'), '.3f', 6)}"
         )
-    base = {}
+    base: dict[int, dict] = {}
     for r in rows:
         base.setdefault(r["stage1_step"], r)
     for step, r in sorted(base.items()):

@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 BOX = "\\boxed{"
 CHARS = "0123456789+=;r}"
@@ -36,7 +37,7 @@ MIN_TERMS, MAX_TERMS = 3, 6
 # Verbosity mixes of the SFT data (notes §1). v2 (recommended): re-check probability q per
 # example from {.5, .75, 1} and 10 % direct answers, so verbose is the majority style and
 # the only short mode is worse (a direct answer gets the same noise and is hard to learn).
-MIXES = {
+MIXES: dict[str, dict[str, Any]] = {
     "v1": {"recheck": (0.0, 0.3, 0.7, 1.0), "direct": 0.0},
     "v2": {"recheck": (0.5, 0.75, 1.0), "direct": 0.10},
     # The shortcut toy: as v2 but 30 % direct answers, and those are noise-free. A direct answer
