@@ -237,7 +237,8 @@ def run_ablation(cfg: AblateConfig, log=None) -> list[dict]:
             log,
         )
         ev.submit(stage1, s1_name)
-        last = json.loads((stage1 / "walkrun_run.json").read_text())["config"]["rounds"] * 2
+        s1 = json.loads((stage1 / "walkrun_run.json").read_text())["config"]
+        last = s1["rounds"] * s1["steps_per_rollout"]  # the final model's optimizer step
         starts = cfg.step_list or [last]
         for step in starts:
             start = stage1 if step == last else stage1_checkpoint(stage1, step)
