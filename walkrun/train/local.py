@@ -14,7 +14,8 @@ would still dilute DAPO's token normaliser and the entropy term). DAPO's refill 
 until the batch is full) is not done: a rollout simply trains on fewer groups.
 
 Rewards are `walkrun.train.objective`'s: correctness from `walkrun.grading` (one grader for
-reward and metric) plus, for stage 2, `objective.lgrpo_bonus` per group. That term needs a
+reward and metric) plus, for stage 2, a length term per group from `walkrun.train.length_rewards`
+(`length_reward=NAME`; `lgrpo=true` is L-GRPO, `objective.lgrpo_bonus`). That term needs a
 prompt's whole group at once; TRL hands each reward call the G completions of every prompt
 contiguously only within one process (across ranks the rewards are gathered afterwards), so
 group-conditional rewards and dynamic sampling refuse to run with more than one process.
