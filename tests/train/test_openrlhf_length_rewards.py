@@ -150,3 +150,16 @@ def test_openrlhf_config_passes_the_reward_name_to_the_workers():
         load_config("conciser-stage2", ["pretrain=/m", "length_reward=nope"])
     with pytest.raises(WalkrunError, match="conflicts"):
         load_config("conciser-stage2", ["pretrain=/m", "length_reward=kimi"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["lgrpo-ungated", "kimi", "arora-zanette", "shorterbetter", "thinkprune", "l1-max", "dapo-overlong"],
+)
+def test_openrlhf_stage2_preset_per_reward(name):
+    from walkrun.train.openrlhf.config import load_config
+    from walkrun.train.openrlhf.script import env_vars
+
+    cfg = load_config(f"conciser-stage2-{name}", ["pretrain=/m"])
+    assert cfg.stage == "stage2" and not cfg.lgrpo and cfg.length_reward == name
+    assert env_vars(cfg)["WALKRUN_LENGTH_REWARD"] == name and "arXiv:" in cfg.paper["length_reward"]
