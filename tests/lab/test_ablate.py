@@ -75,3 +75,16 @@ def test_bad_reward_name_is_one_clear_line(tmp_path):
     assert proc.returncode == 2
     assert "unknown length reward 'nope'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_rerun_reuses_models_and_evaluations(ablation):
+    root, db, _ = ablation
+    before = json.loads((root / "w" / "ablation.json").read_text())
+    args = ["ablate", "--fast", "--rewards", "lgrpo,lgrpo-ungated", "--seeds", "0", "--workdir", str(root / "w")]
+    args += ["--sft-steps", "30", "--stage1-rounds", "1", "--stage2-rounds", "1"]
+    args += ["--eval-problems", "6", "--eval-samples", "2", "--quiet"]
+    proc = _run(args, {**os.environ, "WALKRUN_DB": db})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stderr.count("finished already; reused") == 3  # stage 1 and both stage-2 runs
+    assert proc.stderr.count("is evaluated already") == 3 and "ablate: evaluated" not in proc.stderr
+    assert json.loads((root / "w" / "ablation.json").read_text()) == before

@@ -126,7 +126,20 @@ class Evaluator:
         return cmd + (["--db", c.db] if c.db else [])
 
     def submit(self, run_dir: Path, name: str) -> None:
+        if self.evaluated(run_dir, name):
+            self.log(f"ablate: {name} is evaluated already")
+            return
         self.jobs.put((run_dir, name))
+
+    def evaluated(self, run_dir: Path, name: str) -> bool:
+        """True if every checkpoint of the run has a finished sampled evaluation of this size in the DB."""
+        from walkrun.db.engine import session_scope
+        from walkrun.lab.results import evaluated_steps
+
+        steps = {int(p.name[len("global_step") : -3]) for p in run_dir.glob("global_step*_hf")}
+        with session_scope(self.cfg.db, readonly=True) as s:
+            done = evaluated_steps(s, name, int(self.cfg.eval_samples or 0), int(self.cfg.eval_problems or 0))
+        return bool(steps) and steps <= done
 
     def _work(self):
         while True:

@@ -57,6 +57,11 @@ def _latest(s, run_name: str, k: int) -> dict[int, dict]:
     return {r["step"]: r for r in rows}
 
 
+def evaluated_steps(s, run_name: str, k: int, n_problems: int) -> set[int]:
+    """Steps of `run_name` with a finished sampled evaluation of k samples on n_problems problems."""
+    return {step for step, r in _latest(s, run_name, k).items() if r["n_problems"] == n_problems}
+
+
 def _point(s, row: dict | None) -> dict:
     if row is None:
         return {"accuracy": None, "mean_tokens": None}
