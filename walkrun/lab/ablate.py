@@ -106,16 +106,20 @@ def _split(text: str, tp):
 # ---------------------------------------------------------------- evaluation through `walkrun watch`
 
 
+EVAL_WORKERS = 2  # watch processes at a time: most of one is start-up, and 2 cores are the target
+
+
 class Evaluator:
-    """Runs `walkrun watch RUN_DIR --once` subprocesses one at a time in a background thread,
-    so a finished run is evaluated while the next one trains."""
+    """Runs `walkrun watch RUN_DIR --once` subprocesses (EVAL_WORKERS at a time) in background
+    threads, so a finished run is evaluated while the next one trains."""
 
     def __init__(self, cfg: AblateConfig, log):
         self.cfg, self.log = cfg, log
         self.jobs: queue.Queue = queue.Queue()
         self.failed: dict[str, str] = {}
-        self.thread = threading.Thread(target=self._work, daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(EVAL_WORKERS)]
+        for t in self.threads:
+            t.start()
 
     def command(self, run_dir: Path, name: str) -> list[str]:
         c = self.cfg
@@ -156,8 +160,10 @@ class Evaluator:
                 self.log(f"ablate: evaluated {name} ({time.time() - t:.0f} s)")
 
     def wait(self) -> None:
-        self.jobs.put(None)
-        self.thread.join()
+        for _ in self.threads:
+            self.jobs.put(None)
+        for t in self.threads:
+            t.join()
 
 
 # ---------------------------------------------------------------- training
