@@ -38,8 +38,8 @@ def sample_stats(s, eval_run_id: int) -> dict:
     mean = sum(accs) / m if m else math.nan
     half = 1.96 * statistics.stdev(accs) / math.sqrt(m) if m > 1 else math.nan
     return {
-        "ci_low": mean - half,
-        "ci_high": mean + half,
+        "ci_low": max(0.0, mean - half),  # a normal interval over problems, clipped to [0, 1]
+        "ci_high": min(1.0, mean + half),
         "easy_accuracy": sum(by_level["easy"]) / len(by_level["easy"]) if by_level["easy"] else None,
         "hard_accuracy": sum(by_level["hard"]) / len(by_level["hard"]) if by_level["hard"] else None,
         "direct_rate": sum(direct) / len(direct) if direct else None,
