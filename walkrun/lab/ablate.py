@@ -28,8 +28,7 @@ from pathlib import Path
 from walkrun.settings import WalkrunError
 
 TASK = "synthetic"
-MAX_NEW_TOKENS = 96
-HARD_TERMS = 5  # sums of >= 5 digits count as hard in the per-difficulty columns
+MAX_NEW_TOKENS = 96  # the synthetic task's generation cap
 
 # Budgets: (sft_steps, stage1_rounds, stage2_rounds, eval_problems, eval_samples)
 FULL = (1000, 20, 40, 200, 4)
