@@ -41,11 +41,12 @@ def _register_all() -> None:
     from walkrun.data import cli as data_cli
     from walkrun.db import cli as db_cli
     from walkrun.evaluate import cli as eval_cli
+    from walkrun.lab import cli as lab_cli
     from walkrun.leaderboard import cli as lb_cli
     from walkrun.serve import cli as serve_cli
     from walkrun.train import cli as train_cli
 
-    for module in (train_cli, data_cli, eval_cli, db_cli, lb_cli, serve_cli, models_cli, demo_cli):
+    for module in (train_cli, data_cli, eval_cli, db_cli, lb_cli, serve_cli, models_cli, demo_cli, lab_cli):
         module.register(app)
 
 

@@ -40,6 +40,12 @@ MIN_TERMS, MAX_TERMS = 3, 6
 MIXES: dict[str, dict[str, Any]] = {
     "v1": {"recheck": (0.0, 0.3, 0.7, 1.0), "direct": 0.0},
     "v2": {"recheck": (0.5, 0.75, 1.0), "direct": 0.10},
+    # The shortcut toy: as v2 but 30 % direct answers, and those are noise-free. A direct answer
+    # skips the work: a tiny model computes a short sum in one token far more reliably than a
+    # long one, so a length reward that pays for brevity whatever the group's accuracy can trade
+    # hard-problem accuracy for length. "shortcut-noisy" keeps v2's noisy direct answers.
+    "shortcut": {"recheck": (0.5, 0.75, 1.0), "direct": 0.30, "direct_noise": 0.0},
+    "shortcut-noisy": {"recheck": (0.5, 0.75, 1.0), "direct": 0.30},
 }
 
 # Held-out evaluation problems: fixed by this seed, never used for SFT or RL prompts.
@@ -170,7 +176,8 @@ def sft_example(terms: list[int], rng: random.Random, mix: str = "v2") -> tuple[
     spec = MIXES[mix]
     direct = rng.random() < spec["direct"]
     q = rng.choice(spec["recheck"])
-    return prompt_of(terms), demonstration(terms, rng, recheck=q, direct=direct)
+    noise = spec.get("direct_noise", NOISE_P) if direct else NOISE_P
+    return prompt_of(terms), demonstration(terms, rng, recheck=q, direct=direct, noise_p=noise)
 
 
 def rl_rows(n: int, seed: int = 0) -> list[dict]:

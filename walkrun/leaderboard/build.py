@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from walkrun.atomic import replace_dir
-from walkrun.leaderboard import assets, data, pages
+from walkrun.leaderboard import ablation, assets, data, pages
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -55,6 +55,8 @@ def build(cfg: BuildConfig) -> dict:
             pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows)),
             encoding="utf-8",
         )
+        groups = ablation.ablation_groups(cfg.db)
+        (tmp / "ablation.html").write_text(ablation.render_ablation(groups, source.db_label), encoding="utf-8")
         (tmp / "checkpoints").mkdir()
         ids = sorted({r["checkpoint_id"] for r in rows})
         for cid in ids:

@@ -77,6 +77,11 @@ def create_app(cfg: LiveConfig):
             )
         return html(text)
 
+    def ablation_page(request):
+        from walkrun.leaderboard import ablation
+
+        return html(ablation.render_ablation(ablation.ablation_groups(cfg.db), source.db_label))
+
     def static(request):
         path = files.get(request.path_params["name"])
         if path is None:
@@ -90,6 +95,7 @@ def create_app(cfg: LiveConfig):
         Route("/", lambda request: RedirectResponse("/index.html", status_code=307)),
         Route("/index.html", index),
         Route("/checkpoints/{cid:int}.html", checkpoint),
+        Route("/ablation.html", ablation_page),
         Route("/static/{name:str}", static),
         Route("/healthz", health),
     ]

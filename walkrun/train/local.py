@@ -14,7 +14,8 @@ would still dilute DAPO's token normaliser and the entropy term). DAPO's refill 
 until the batch is full) is not done: a rollout simply trains on fewer groups.
 
 Rewards are `walkrun.train.objective`'s: correctness from `walkrun.grading` (one grader for
-reward and metric) plus, for stage 2, `objective.lgrpo_bonus` per group. That term needs a
+reward and metric) plus, for stage 2, a length term per group from `walkrun.train.length_rewards`
+(`length_reward=NAME`; `lgrpo=true` is L-GRPO, `objective.lgrpo_bonus`). That term needs a
 prompt's whole group at once; TRL hands each reward call the G completions of every prompt
 contiguously only within one process (across ranks the rewards are gathered afterwards), so
 group-conditional rewards and dynamic sampling refuse to run with more than one process.
@@ -53,7 +54,8 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
     own truncation test, `ids[-1] not in eos_and_pad`). `think_opened`: the chat template opens a
     `<think>` block before each completion (a completion that never closes it has no answer)."""
     from walkrun.grading import grade_many, prompt_opens_think
-    from walkrun.train.objective import credited, lgrpo_bonus, scheme_reward
+    from walkrun.train.length_rewards import length_terms
+    from walkrun.train.objective import credited, scheme_reward
 
     G = cfg.num_generations
     l_max = float(cfg.l_max or cfg.max_completion_length)
@@ -72,17 +74,15 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
         lengths = [len(ids) for ids in completion_ids]  # generated tokens, eos included
         n_groups = len(texts) // G
         bonus = [0.0] * len(texts)
-        if cfg.lgrpo:
+        if cfg.length_term:
             # The length term needs each prompt's whole group in this call; TRL's RepeatSampler
             # guarantees it in one process. Fail loudly rather than shape the wrong rollouts.
             if len(texts) % G or any(prompts[i] != prompts[i - i % G] for i in range(len(prompts))):
                 raise WalkrunError(
-                    f"L-GRPO reward received {len(texts)} completions that are not whole contiguous groups of "
-                    f"{G}; this happens only with several processes, which the local backend does not support"
+                    f"{cfg.length_term} reward received {len(texts)} completions that are not whole contiguous groups "
+                    f"of {G}; this happens only with several processes, which the local backend does not support"
                 )
-            for g in range(n_groups):
-                s = slice(g * G, (g + 1) * G)
-                bonus[s] = lgrpo_bonus(correct[s], lengths[s], l_max)
+            bonus = length_terms(cfg.length_term, correct, lengths, l_max, G)
             rewards = [r + b for r, b in zip(rewards, bonus)]
         if log_metric is not None:
             log_metric("accuracy", sum(correct) / len(correct))
@@ -164,7 +164,7 @@ def run_local(
             f"pass --model PATH (the SFT output for stage 1, the stage-1 run folder for stage 2)"
         )
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and (cfg.lgrpo or cfg.dynamic_sampling):
+    if world > 1 and (cfg.length_term or cfg.dynamic_sampling):
         raise WalkrunError(
             f"local: WORLD_SIZE={world}: the L-GRPO reward and dynamic sampling need each prompt's whole group "
             f"in one process; run the local backend as a single process, or use the OpenRLHF backend on a cluster"
@@ -207,7 +207,7 @@ def run_local(
         processing_class=tok,
     )
     trainer.dynamic_sampling = cfg.dynamic_sampling
-    if trainer.accelerator.num_processes > 1 and (cfg.lgrpo or cfg.dynamic_sampling):
+    if trainer.accelerator.num_processes > 1 and (cfg.length_term or cfg.dynamic_sampling):
         raise WalkrunError("local: several processes: L-GRPO and dynamic sampling need one process (see WORLD_SIZE)")
     trainer.remove_callback(ProgressCallback)
     cb = run_callback(cfg, run_dir, tok, t0)

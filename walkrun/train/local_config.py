@@ -61,8 +61,16 @@ class LocalConfig:
         default=False,
         metadata={"help": "add the L-GRPO length term 1 - L/L_max to every rollout of an all-correct group (stage 2)"},
     )
+    length_reward: str | None = field(
+        default=None,
+        metadata={
+            "help": "length reward of walkrun.train.length_rewards added to correctness (lgrpo, lgrpo-ungated, kimi, "
+            "arora-zanette, shorterbetter, thinkprune, l1-max, dapo-overlong, none); lgrpo=true means lgrpo"
+        },
+    )
     l_max: int | None = field(
-        default=None, metadata={"help": "L_max of the length term in tokens; default max_completion_length"}
+        default=None,
+        metadata={"help": "budget of the length term in tokens (L-GRPO's L_max); default max_completion_length"},
     )
     dynamic_sampling: bool = field(
         default=True, metadata={"help": "mask out groups whose (shaped) rewards have zero variance"}
@@ -164,6 +172,17 @@ class LocalConfig:
             raise WalkrunError(f"local: task must be 'synthetic' or a JSONL file; {self.task!r} is neither")
         if self.eval_every and self.task != "synthetic":
             raise WalkrunError("local: eval_every works with task=synthetic only; use `walkrun watch` otherwise")
+        if self.length_reward is not None:
+            from walkrun.train.length_rewards import get
+
+            get(self.length_reward)  # unknown name: a clear error now, not at the first reward call
+            if self.lgrpo and self.length_reward != "lgrpo":
+                raise WalkrunError(f"local: lgrpo=true conflicts with length_reward={self.length_reward!r}; set one")
+
+    @property
+    def length_term(self) -> str | None:
+        """The length reward in force: `length_reward`, else "lgrpo" if `lgrpo`, else None."""
+        return self.length_reward or ("lgrpo" if self.lgrpo else None)
 
     @property
     def max_steps(self) -> int:

@@ -111,7 +111,10 @@ class OpenRLHFConfig:
     )
     value_clip: float = _f(0.5, "PPO value clip of the critic (--critic.value_clip; estimator gae only).")
     lgrpo: bool = _f(False, "L-GRPO: add 1 - L/L_max to each rollout of an all-correct group (worker hook).")
-    l_max: int | None = _f(None, "L_max of L-GRPO in tokens; None = max_new_tokens.")
+    length_reward: str | None = _f(
+        None, "Length reward of walkrun.train.length_rewards (worker hook), e.g. kimi; lgrpo=true means lgrpo."
+    )
+    l_max: int | None = _f(None, "L_max of L-GRPO (the length reward's budget) in tokens; None = max_new_tokens.")
     # ── the stage-1 -> stage-2 gate (walkrun.train.gate) ──
     parent_run: str | None = _f(
         None,
@@ -173,7 +176,14 @@ class OpenRLHFConfig:
             )
         if len(self.dynamic_filtering_range) != 2:
             problems.append("dynamic_filtering_range takes two numbers LO HI, e.g. [0, 1.01]")
-        if self.lgrpo:
+        if self.length_reward is not None:
+            from walkrun.train.length_rewards import LENGTH_REWARDS
+
+            if self.length_reward not in LENGTH_REWARDS:
+                problems.append(f"length_reward must be one of {', '.join(LENGTH_REWARDS)}, got {self.length_reward!r}")
+            elif self.lgrpo and self.length_reward != "lgrpo":
+                problems.append(f"lgrpo=true conflicts with length_reward={self.length_reward!r}; set one")
+        if self.lgrpo or self.length_reward:
             if self.n_samples_per_prompt < 2:
                 problems.append("lgrpo needs n_samples_per_prompt >= 2 (the condition is on the whole group)")
             if (

@@ -1,11 +1,12 @@
-"""Ray `worker_process_setup_hook` that adds the L-GRPO length term to OpenRLHF's reward shaping.
+"""Ray `worker_process_setup_hook` that adds a walkrun length reward to OpenRLHF's reward shaping.
 
 OpenRLHF 0.11.2 calls `apply_length_penalties(experiences, args)` in
 `RemoteExperienceMaker.compute_advantages_and_returns` (on the PPO trainer actor), after the
 rewards are in and just before the group baseline (`group_norm`: (r - mean) / std over the
 n rollouts of a prompt). Groups are `experience.index // n_samples_per_prompt`. The wrapper
 installed here runs OpenRLHF's own penalties first (DAPO overlong, ProRL stop-properly),
-then adds `walkrun.train.objective.lgrpo_bonus` to every rollout of an all-correct group:
+then adds the length term of one `walkrun.train.length_rewards` method to every rollout of
+each complete group; by default L-GRPO:
 
     r_i <- r_i + clamp(1 - L_i / L_max, 0, 1)   iff every rollout of the prompt is correct
 
@@ -15,11 +16,16 @@ whatever the reward scheme); L_i is `experience.response_length` (generated toke
 Ray imports `install` in every worker process of the job (runtime env
 `"worker_process_setup_hook": "walkrun.train.openrlhf.hook.install"`); settings come from the
 runtime env's `env_vars` because OpenRLHF's parser rejects unknown flags:
-  WALKRUN_LGRPO=1          turn the shaping on (anything else: OpenRLHF's stock behaviour)
-  WALKRUN_LGRPO_L_MAX=N    L_max in tokens (default: --rollout.max_new_tokens, else --data.max_len)
+  WALKRUN_LENGTH_REWARD=NAME  shape with that length reward (lgrpo, kimi, thinkprune, ...)
+  WALKRUN_LGRPO=1             the same as WALKRUN_LENGTH_REWARD=lgrpo
+  (neither set: OpenRLHF's stock behaviour)
+  WALKRUN_LGRPO_L_MAX=N       the length budget / L_max in tokens (default: --rollout.max_new_tokens,
+                              else --data.max_len)
 """
 
 from __future__ import annotations
+
+import functools
 
 import logging
 import os
@@ -27,6 +33,7 @@ import sys
 from typing import Any
 
 ENABLE_VAR = "WALKRUN_LGRPO"
+REWARD_VAR = "WALKRUN_LENGTH_REWARD"
 L_MAX_VAR = "WALKRUN_LGRPO_L_MAX"
 
 _PATCHED_FLAG = "_walkrun_lgrpo"
@@ -41,15 +48,28 @@ _HOLDERS = (
 log = logging.getLogger("walkrun.lgrpo")
 
 
-def lgrpo_shape(experiences, n_samples_per_prompt: int, l_max: float) -> dict:
-    """Add the L-GRPO term in place to `experiences`' rewards; return counts for logging.
+def length_reward_name() -> str | None:
+    """The length reward the job's environment asks for, or None (stock OpenRLHF)."""
+    name = os.environ.get(REWARD_VAR) or None
+    if name is None and os.environ.get(ENABLE_VAR) == "1":
+        name = "lgrpo"
+    if name is not None:
+        from walkrun.train.length_rewards import get
 
-    Sets `info["lgrpo_bonus"]` on each experience (the term each rollout got) and, like
-    OpenRLHF's own penalties, syncs `info["reward"]` so logged rewards include the shaping.
+        get(name)  # an unknown name fails in the worker's setup, before any rollout
+    return name
+
+
+def lgrpo_shape(experiences, n_samples_per_prompt: int, l_max: float, reward: str = "lgrpo") -> dict:
+    """Add the length term of `reward` in place to `experiences`' rewards; return counts for logging.
+
+    Sets `info["length_term"]` on each experience (the term each rollout got; also under
+    `info["lgrpo_bonus"]` for L-GRPO) and, like OpenRLHF's own penalties, syncs
+    `info["reward"]` so logged rewards include the shaping.
     """
     import torch
 
-    from walkrun.train.objective import lgrpo_bonus_tensor
+    from walkrun.train.length_rewards import length_term
 
     n = int(n_samples_per_prompt)
     members: dict[int, list[tuple[Any, int]]] = {}
@@ -57,27 +77,28 @@ def lgrpo_shape(experiences, n_samples_per_prompt: int, l_max: float) -> dict:
         for j, gi in enumerate(e.index):
             members.setdefault(int(gi) // n, []).append((e, j))
     for e in experiences:
-        e.info["lgrpo_bonus"] = torch.zeros(len(e.index), dtype=torch.float32)
+        e.info["length_term"] = torch.zeros(len(e.index), dtype=torch.float32)
 
     groups = [m for m in members.values() if len(m) == n]
     if len(groups) != len(members):
-        log.warning("L-GRPO: %d incomplete group(s) left unshaped", len(members) - len(groups))
+        log.warning("%s: %d incomplete group(s) left unshaped", reward, len(members) - len(groups))
     if any(e.scores is None for e in experiences):
         # No correctness signal (a reward model instead of walkrun's reward file): shaping
         # would have to guess, so it is skipped and said so.
-        log.warning("L-GRPO: experiences carry no scores; length term not applied")
+        log.warning("%s: experiences carry no scores; length term not applied", reward)
         groups = []
     shaped = 0
-    if groups:
-        correct = torch.tensor([[float(e.scores[j]) > 0.5 for e, j in g] for g in groups])
-        lengths = torch.tensor([[float(e.response_length[j]) for e, j in g] for g in groups])
-        bonus = lgrpo_bonus_tensor(correct, lengths, l_max)
-        for g, row, all_ok in zip(groups, bonus, correct.all(dim=1)):
-            shaped += int(all_ok)
-            for (e, j), b in zip(g, row):
-                e.rewards[j] = e.rewards[j] + b.to(e.rewards.dtype)
-                e.info["lgrpo_bonus"][j] = b
+    for g in groups:
+        correct = [float(e.scores[j]) > 0.5 for e, j in g]
+        lengths = [float(e.response_length[j]) for e, j in g]
+        term = length_term(reward, correct, lengths, l_max)
+        shaped += int(all(correct))
+        for (e, j), t in zip(g, term):
+            e.rewards[j] = e.rewards[j] + torch.tensor(t, dtype=e.rewards.dtype)
+            e.info["length_term"][j] = t
     for e in experiences:
+        if reward == "lgrpo":
+            e.info["lgrpo_bonus"] = e.info["length_term"]
         if "reward" in e.info:
             e.info["reward"] = e.rewards.clone()
     return {"groups": len(members), "all_correct_groups": shaped}
@@ -90,26 +111,35 @@ def _l_max(args) -> float:
     return float(getattr(args.rollout, "max_new_tokens", None) or args.data.max_len)
 
 
-def _wrap(original):
+def _wrap(original, reward: str):
     def apply_length_penalties(experiences, args):
         original(experiences, args)  # OpenRLHF's DAPO / ProRL penalties keep working
-        counts = lgrpo_shape(experiences, args.rollout.n_samples_per_prompt, _l_max(args))
-        log.info("[walkrun L-GRPO] length term on %(all_correct_groups)d/%(groups)d groups", counts)
+        counts = lgrpo_shape(experiences, args.rollout.n_samples_per_prompt, _l_max(args), reward)
+        log.info(
+            "[walkrun %s] length term; %d/%d groups all correct", reward, counts["all_correct_groups"], counts["groups"]
+        )
 
-    apply_length_penalties.__doc__ = "OpenRLHF's apply_length_penalties, then walkrun's L-GRPO length term."
-    apply_length_penalties.__wrapped__ = original
-    setattr(apply_length_penalties, _PATCHED_FLAG, True)
+    functools.update_wrapper(apply_length_penalties, original)  # sets __wrapped__: the hook stays removable
+    apply_length_penalties.__doc__ = f"OpenRLHF's apply_length_penalties, then walkrun's {reward} length term."
+    setattr(apply_length_penalties, _PATCHED_FLAG, reward)
     return apply_length_penalties
 
 
 def install() -> bool:
-    """Patch OpenRLHF's `apply_length_penalties` if WALKRUN_LGRPO=1; idempotent. True if active."""
-    if os.environ.get(ENABLE_VAR) != "1":
+    """Patch OpenRLHF's `apply_length_penalties` if the environment names a length reward
+    (WALKRUN_LENGTH_REWARD, or WALKRUN_LGRPO=1); idempotent. True if active."""
+    reward = length_reward_name()
+    if reward is None:
         return False
     import openrlhf.trainer.ppo_utils.length_penalty as lp
 
     current = lp.apply_length_penalties
-    patched = current if getattr(current, _PATCHED_FLAG, False) else _wrap(current)
+    if getattr(current, _PATCHED_FLAG, None) == reward:
+        patched = current
+    else:
+        patched = _wrap(
+            getattr(current, "__wrapped__", current) if getattr(current, _PATCHED_FLAG, None) else current, reward
+        )
     for name in _HOLDERS:
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "apply_length_penalties"):

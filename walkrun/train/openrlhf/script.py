@@ -25,7 +25,7 @@ from typing import Any
 import walkrun
 from walkrun.settings import WalkrunError, home
 from walkrun.train.openrlhf.config import REQUIRED, OpenRLHFConfig, dump_yaml
-from walkrun.train.openrlhf.hook import ENABLE_VAR, L_MAX_VAR
+from walkrun.train.openrlhf.hook import ENABLE_VAR, L_MAX_VAR, REWARD_VAR
 from walkrun.train.openrlhf.reward import SCHEME_VAR, TIMEOUT_VAR
 
 HOOK = "walkrun.train.openrlhf.hook.install"
@@ -234,7 +234,9 @@ def env_vars(config: OpenRLHFConfig) -> dict[str, str]:
         # a few grading processes per vLLM actor are plenty: one rollout is graded at a time per thread
         "WALKRUN_GRADER_WORKERS": "2",
     }
-    if config.lgrpo:
+    if config.length_reward:
+        env[REWARD_VAR] = config.length_reward
+    if config.lgrpo or config.length_reward:
         env[L_MAX_VAR] = str(config.effective_l_max)
     return env
 

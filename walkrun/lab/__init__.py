@@ -1,0 +1,1 @@
+"""The length-reward lab: `walkrun ablate` (stage 2 under each length reward, same stage 1, same grader, one DB)."""

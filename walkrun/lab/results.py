@@ -1,0 +1,157 @@
+"""The ablation's numbers, read back from the results DB: rows, ablation.json and the printed table."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from walkrun.settings import WalkrunError
+
+TASK = "synthetic"
+HARD_TERMS = 5  # sums of >= 5 digits count as hard
+
+
+def _sampled(rows: list[dict], k: int) -> list[dict]:
+    return [r for r in rows if (r.get("temperature") or 0) > 0 and r["k"] == k and r["accuracy"] is not None]
+
+
+def sample_stats(s, eval_run_id: int) -> dict:
+    """Per-problem 95 % CI of the accuracy, accuracy on easy/hard sums and the direct-answer rate."""
+    from walkrun.db import queries
+    from walkrun.synthetic import BOX, eval_rows
+
+    n_terms = {r["id"]: r["n_terms"] for r in eval_rows()}
+    per_problem: dict[str, list[int]] = defaultdict(list)
+    by_level: dict[str, list[int]] = defaultdict(list)
+    direct = []
+    for r in queries.samples(s, eval_run_id=eval_run_id, include_text=True):
+        ok = int(bool(r["correct"]))
+        per_problem[r["problem_id"]].append(ok)
+        level = "hard" if n_terms.get(r["problem_id"], 0) >= HARD_TERMS else "easy"
+        by_level[level].append(ok)
+        direct.append(int((r.get("response") or "").lstrip().startswith(BOX)))
+    accs = [sum(v) / len(v) for v in per_problem.values()]
+    m = len(accs)
+    mean = sum(accs) / m if m else math.nan
+    half = 1.96 * statistics.stdev(accs) / math.sqrt(m) if m > 1 else math.nan
+    return {
+        "ci_low": max(0.0, mean - half),  # a normal interval over problems, clipped to [0, 1]
+        "ci_high": min(1.0, mean + half),
+        "easy_accuracy": sum(by_level["easy"]) / len(by_level["easy"]) if by_level["easy"] else None,
+        "hard_accuracy": sum(by_level["hard"]) / len(by_level["hard"]) if by_level["hard"] else None,
+        "direct_rate": sum(direct) / len(direct) if direct else None,
+    }
+
+
+def _latest(s, run_name: str, k: int) -> dict[int, dict]:
+    """step -> the sampled-evaluation aggregate of that checkpoint of `run_name` ({} if none)."""
+    from walkrun.db import queries
+
+    try:
+        rows = _sampled(queries.trajectory(s, run_name, task=TASK), k)
+    except WalkrunError:
+        return {}
+    return {r["step"]: r for r in rows}
+
+
+def evaluated_steps(s, run_name: str, k: int, n_problems: int) -> set[int]:
+    """Steps of `run_name` with a finished sampled evaluation of k samples on n_problems problems."""
+    return {step for step, r in _latest(s, run_name, k).items() if r["n_problems"] == n_problems}
+
+
+def _point(s, row: dict | None) -> dict:
+    if row is None:
+        return {"accuracy": None, "mean_tokens": None}
+    out = {"accuracy": row["accuracy"], "mean_tokens": row["mean_tokens"], "eval_run_id": row["eval_run_id"]}
+    out.update(sample_stats(s, row["eval_run_id"]))
+    return out
+
+
+def collect(cfg, starts: list[int], last: int) -> list[dict]:
+    """One row per reward x seed (x stage-1 start step) with the stage-1 numbers it started from."""
+    from walkrun.db.engine import session_scope
+
+    rows = []
+    with session_scope(cfg.db, readonly=True) as s:
+        stage1 = _latest(s, f"{cfg.prefix}-stage1", cfg.eval_samples)
+        for step in starts:
+            base = _point(s, stage1.get(step))
+            for reward in cfg.reward_list:
+                for seed in cfg.seed_list:
+                    tag = f"{reward}-s{seed}" + ("" if step == last else f"-from{step}")
+                    evals = _latest(s, f"{cfg.prefix}-{tag}", cfg.eval_samples)
+                    p = _point(s, evals[max(evals)] if evals else None)
+                    row = {"reward": reward, "seed": seed, "stage1_step": step, "run": f"{cfg.prefix}-{tag}", **p}
+                    row["stage1_accuracy"] = base["accuracy"]
+                    row["stage1_mean_tokens"] = base["mean_tokens"]
+                    row["stage1_hard_accuracy"] = base.get("hard_accuracy")
+                    row["stage1_direct_rate"] = base.get("direct_rate")
+                    if p["accuracy"] is not None and base["accuracy"] is not None:
+                        row["d_accuracy"] = p["accuracy"] - base["accuracy"]
+                        row["d_tokens_pct"] = 100.0 * (p["mean_tokens"] / base["mean_tokens"] - 1.0)
+                    rows.append(row)
+    return rows
+
+
+def _f(x, spec: str, width: int) -> str:
+    """`x` right-aligned in `width` with `spec` ('.3f', '+.1f'); '-' when missing."""
+    if not isinstance(x, (int, float)) or math.isnan(x):
+        return f"{'-':>{width}}"
+    sign = "+" if spec.startswith("+") else ""
+    return f"{x:{sign}{width}{spec.lstrip('+')}}"
+
+
+def format_table(rows: list[dict]) -> str:
+    """Per run, then the seed means per reward (and start step)."""
+    head = (
+        f"{'reward':<14} {'seed':>4} {'from':>5} {'accuracy [95% CI]':>22} {'d acc':>6} {'tokens':>7} "
+        f"{'d tok%':>7} {'hard':>6} {'direct':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ci = f"[{_f(r.get('ci_low'), '.3f', 5)}, {_f(r.get('ci_high'), '.3f', 5)}]"
+        lines.append(
+            f"{r['reward']:<14} {r['seed']:>4} {r['stage1_step']:>5} {_f(r['accuracy'], '.3f', 6)} {ci:>15} "
+            f"{_f(r.get('d_accuracy'), '+.3f', 6)} {_f(r['mean_tokens'], '.1f', 7)} "
+            f"{_f(r.get('d_tokens_pct'), '+.1f', 7)} {_f(r.get('hard_accuracy'), '.3f', 6)} "
+            f"{_f(r.get('direct_rate'), '.3f', 6)}"
+        )
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["reward"], r["stage1_step"])].append(r)
+    lines += ["", "mean over seeds", head.replace(" seed", "    n"), "-" * len(head)]
+    for (reward, step), rs in groups.items():
+        ok = [r for r in rs if r["accuracy"] is not None]
+
+        def m(key, ok=ok):
+            vals = [r[key] for r in ok if r.get(key) is not None]
+            return sum(vals) / len(vals) if vals else math.nan
+
+        lines.append(
+            f"{reward:<14} {len(ok):>4} {step:>5} {_f(m('accuracy'), '.3f', 6)} {'':>15} "
+            f"{_f(m('d_accuracy'), '+.3f', 6)} {_f(m('mean_tokens'), '.1f', 7)} {_f(m('d_tokens_pct'), '+.1f', 7)} "
+            f"{_f(m('hard_accuracy'), '.3f', 6)} {_f(m('direct_rate'), '.3f', 6)}"
+        )
+    base: dict[int, dict] = {}
+    for r in rows:
+        base.setdefault(r["stage1_step"], r)
+    for step, r in sorted(base.items()):
+        lines.append(
+            f"stage 1 at step {step}: accuracy {_f(r['stage1_accuracy'], '.3f', 0)}, mean tokens "
+            f"{_f(r['stage1_mean_tokens'], '.1f', 0)}, hard {_f(r['stage1_hard_accuracy'], '.3f', 0)}, "
+            f"direct {_f(r['stage1_direct_rate'], '.3f', 0)}"
+        )
+    return "\n".join(lines)
+
+
+def write(cfg, rows: list[dict], root: Path) -> Path:
+    """DIR/ablation.json (a list of rows) and DIR/ablation.txt (the table); the table is printed."""
+    path = Path(root) / "ablation.json"
+    path.write_text(json.dumps(rows, indent=2) + "\n")
+    table = format_table(rows)
+    (Path(root) / "ablation.txt").write_text(table + "\n")
+    print(table, flush=True)
+    return path
