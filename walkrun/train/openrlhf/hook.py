@@ -26,7 +26,6 @@ runtime env's `env_vars` because OpenRLHF's parser rejects unknown flags:
 from __future__ import annotations
 
 import functools
-
 import logging
 import os
 import sys
