@@ -111,3 +111,30 @@ def checkpoint_source(s: Session, checkpoint_id: int) -> str | None:
     """The source (folder or hub id) of checkpoint `checkpoint_id`, None if there is no such row."""
     ckpt = s.get(Checkpoint, checkpoint_id)
     return None if ckpt is None else ckpt.source
+
+
+def run_configs_with(s: Session, key: str) -> dict[str, dict[str, Any]]:
+    """Training run name -> its config, for the runs whose config has `key` (e.g. the runs
+    `walkrun ablate` tagged with "ablation")."""
+    rows = s.execute(select(TrainingRun.name, TrainingRun.config).order_by(TrainingRun.id))
+    return {name: config for name, config in rows if isinstance(config, dict) and key in config}
+
+
+def set_parent(url: str | None, run_name: str, parent_checkpoint_id: int, lineage: dict[str, Any]) -> None:
+    """Record on the existing training run `run_name` that it started from checkpoint
+    `parent_checkpoint_id` (its lineage), with `lineage` facts (e.g. the gate's decision)."""
+    with session_scope(url) as s:
+        run = s.scalar(select(TrainingRun).where(TrainingRun.name == run_name))
+        if run is None:
+            raise WalkrunError(f"no training run named {run_name!r}; register the run first")
+        parent = s.get(Checkpoint, parent_checkpoint_id)
+        if parent is None:
+            raise WalkrunError(f"checkpoint id {parent_checkpoint_id} (the run's parent) is no longer in the DB")
+        store.set_lineage(s, run, parent, lineage)
+
+
+def has_checkpoints_under(url: str | None, folder: str | Path) -> bool:
+    """Whether the DB holds a checkpoint whose source lies inside `folder`."""
+    prefix = str(Path(folder).resolve()) + "/"
+    with session_scope(url, readonly=True) as s:
+        return s.scalar(select(Checkpoint.id).where(Checkpoint.source.startswith(prefix)).limit(1)) is not None

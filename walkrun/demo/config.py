@@ -162,13 +162,6 @@ def check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
 def _db_has_checkpoints_under(url: str, folder: Path) -> bool:
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         return False
-    from sqlalchemy import select
+    from walkrun.db.records import has_checkpoints_under
 
-    from walkrun.db.engine import session_scope
-    from walkrun.db.models import Checkpoint
-
-    with session_scope(url, readonly=True) as s:
-        return (
-            s.scalar(select(Checkpoint.id).where(Checkpoint.source.startswith(str(folder) + os.sep)).limit(1))
-            is not None
-        )
+    return has_checkpoints_under(url, folder)

@@ -35,24 +35,21 @@ def _stage1_at(s, run_name: str, step: int) -> dict | None:
 
 def ablation_groups(url: str | None = None) -> list[dict]:
     """[{name, stage1_step, stage1: point | None, rewards: [{reward, n, accuracy, mean_tokens, seeds}]}]."""
-    from sqlalchemy import select
-
     from walkrun.db.engine import get_engine, is_empty, session_scope
-    from walkrun.db.models import TrainingRun
+    from walkrun.db.records import run_configs_with
 
     if is_empty(get_engine(url)):
         return []
     out = []
     with session_scope(url, readonly=True, create=False) as s:
-        runs = [r for r in s.scalars(select(TrainingRun)).all() if isinstance((r.config or {}).get("ablation"), dict)]
-        tags = {r.name: (r.config or {})["ablation"] for r in runs}
-        stage1 = {tags[r.name]["name"]: r.name for r in runs if tags[r.name].get("role") == "stage1"}
+        tags = {name: config["ablation"] for name, config in run_configs_with(s, "ablation").items()}
+        tags = {name: tag for name, tag in tags.items() if isinstance(tag, dict)}
+        stage1 = {tag["name"]: name for name, tag in tags.items() if tag.get("role") == "stage1"}
         cells: dict[tuple[str, int], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-        for r in runs:
-            tag = tags[r.name]
+        for run_name, tag in tags.items():
             if tag.get("role") != "stage2":
                 continue
-            point = _final_sampled(s, r.name)
+            point = _final_sampled(s, run_name)
             if point is not None:
                 cells[(tag["name"], int(tag.get("stage1_step") or 0))][tag["reward"]].append(
                     {"seed": tag.get("seed"), "accuracy": point["accuracy"], "mean_tokens": point["mean_tokens"]}

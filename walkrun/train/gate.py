@@ -154,31 +154,11 @@ def lineage_of(decision: GateDecision | None) -> dict:
     return {"parent_checkpoint_id": decision.checkpoint_id, "lineage": {"gate": decision.to_dict()}}
 
 
-def attach_parent(s, run, decision: GateDecision) -> None:
-    """Inside an open session: record on training run `run` that it starts from the gate's checkpoint."""
-    from walkrun.db.models import Checkpoint
-    from walkrun.db.store import set_lineage
-
-    parent = s.get(Checkpoint, decision.checkpoint_id)
-    if parent is None:
-        raise WalkrunError(
-            f"gate: checkpoint {decision.checkpoint} (id {decision.checkpoint_id}) is no longer in the DB"
-        )
-    set_lineage(s, run, parent, {"gate": decision.to_dict()})
-
-
 def record_lineage(db_url: str | None, child_run: str, decision: GateDecision) -> None:
     """Store on training run `child_run` (which must exist) that it started from the gate's checkpoint."""
-    from sqlalchemy import select
+    from walkrun.db.records import set_parent
 
-    from walkrun.db.engine import session_scope
-    from walkrun.db.models import TrainingRun
-
-    with session_scope(db_url) as s:
-        run = s.scalar(select(TrainingRun).where(TrainingRun.name == child_run))
-        if run is None:
-            raise WalkrunError(f"record_lineage: no training run named {child_run!r}; register the run first")
-        attach_parent(s, run, decision)
+    set_parent(db_url, child_run, **lineage_of(decision))
 
 
 def resolve_parent(config, db_url: str | None = None):
