@@ -87,6 +87,16 @@ def test_help_and_explain_come_from_the_field_metadata():
     assert 'tags = ["p", "q"]\n    labels' in r.output and "steps = 10\n    how many steps" in r.output
 
 
+def test_a_list_option_is_repeatable_and_comma_separated():
+    app = _app()
+    CliRunner().invoke(app, ["--name", "n", "--tags", "p,q", "--tags", "r"], catch_exceptions=False)
+    assert app.seen["cfg"].tags == ["p", "q", "r"]
+    CliRunner().invoke(app, ["--name", "n", "--tags", "[x y]"], catch_exceptions=False)  # one item: YAML as in --set
+    assert app.seen["cfg"].tags == ["x y"]
+    CliRunner().invoke(app, ["--name", "n"], catch_exceptions=False)
+    assert app.seen["cfg"].tags == ["a"]
+
+
 def test_bad_input_is_one_clear_error():
     app = _app()
     with pytest.raises(WalkrunError, match=r"unknown field 'step' \(did you mean steps"):

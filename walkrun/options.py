@@ -165,11 +165,21 @@ def explain(config: Any, note: Callable[[str], str] | None = None, exclude: Iter
 
 
 def _cli_type(tp: Any) -> Any:
-    """The type Typer parses: lists and dicts arrive as text and go through `coerce`."""
+    """The type Typer parses: a list option is repeatable text, each item comma- or space-separated
+    (`--tags a,b --tags c`); all go through `coerce`."""
     _, inner = _optional_inner(tp)
     if inner in (bool, int, float, str, Path):
         return inner
+    if typing.get_origin(inner) is list:
+        return list[str]
     return str
+
+
+def _from_cli(value: Any) -> Any:
+    """A repeatable option's items as one text for `coerce` (a lone item as given: it may be YAML)."""
+    if isinstance(value, (list, tuple)):
+        return None if not value else value[0] if len(value) == 1 else ",".join(value)
+    return value
 
 
 def _shown_default(value: Any) -> Any:
@@ -207,13 +217,15 @@ def _parameters(
         else:
             default = ...
         if f.name in args:
+            cli_tp = str if cli_tp == list[str] else cli_tp
             info: Any = typer.Argument(default, help=help_)
             annotation = cli_tp if default is ... else cli_tp | None
         else:
             flag = f.name.replace("_", "-")
             decls = flags.get(f.name) or ((f"--{flag}/--no-{flag}",) if cli_tp is bool else (f"--{flag}",))
-            shown = f" [default: {_shown_default(default)}]" if show_defaults and default not in (None, ...) else ""
-            info = typer.Option(None, *decls, help=help_ + shown)
+            shown = f" [default: {_shown_default(default)}]" if show_defaults and default not in (None, ..., "") else ""
+            metavar = "<str,...>" if cli_tp == list[str] else None
+            info = typer.Option(None, *decls, help=help_ + shown, metavar=metavar)
             annotation = cli_tp | None
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
     return params
@@ -303,7 +315,7 @@ def command(
             values = {n: kwargs.pop(n) for n in names}
             sets, explain_only = kwargs.pop(_SET), kwargs.pop(_EXPLAIN)
             config_file = None if preset else kwargs.pop(_CONFIG)
-            given = {k: coerce(k, v, hints[k]) for k, v in values.items() if v is not None}
+            given = {k: coerce(k, _from_cli(v), hints[k]) for k, v in values.items() if _from_cli(v) is not None}
             overrides = {**parse_sets(cls, sets, exclude=skip), **given}
             if preset:
                 return func(overrides, explain_only, **kwargs)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from walkrun.db import queries, store
+from walkrun.db import lineage, queries, store
 from walkrun.db.engine import session_scope
 from walkrun.settings import WalkrunError
 
@@ -155,9 +155,9 @@ def test_leaderboard_keeps_the_latest_finished_run_per_model_and_task(filled):
 def test_trajectory_lists_a_training_runs_checkpoints_by_step(filled):
     url, _ = filled
     with session_scope(url, readonly=True) as s:
-        traj = queries.trajectory(s, "tiny-lgrpo", task="aime24")
+        traj = lineage.trajectory(s, "tiny-lgrpo", task="aime24")
         with pytest.raises(WalkrunError, match="no training run named 'nope'; known: tiny-lgrpo"):
-            queries.trajectory(s, "nope")
+            lineage.trajectory(s, "nope")
     assert [(r["step"], r["k"]) for r in traj] == [(10, 4), (20, 2)]
     assert [round(r["accuracy"], 4) for r in traj] == [0.25, round(2 / 3, 4)]
     assert traj[1]["mean_tokens"] < traj[0]["mean_tokens"]

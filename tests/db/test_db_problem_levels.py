@@ -24,15 +24,15 @@ def test_facts_of_each_benchmark():
 
 
 def test_levels_are_stored_once_and_group_accuracy_and_tokens(sqlite_url, tmp_path):
-    from walkrun.leaderboard import data, pages
+    from walkrun.leaderboard import checkpoint_page, data, pages
 
     dbe.upgrade(sqlite_url)
     rows = [{"id": f"p{i}", "answer": "1", "level": 1 + i % 2, "subject": "Algebra"} for i in range(4)]
     with session_scope(sqlite_url) as s:
         ck = store.get_or_create_checkpoint(s, "org/m", name="m")
         ev = store.start_eval_run(s, ck, "math500", "1", {"k": 2, "protocol": "default"}, "hf", "1", "g")
-        assert store.record_problems(s, ev, rows) == 4
-        assert store.record_problems(s, ev, rows) == 0  # once per problem
+        assert problems.record_problems(s, ev, rows) == 4
+        assert problems.record_problems(s, ev, rows) == 0  # once per problem
         assert s.scalar(select(func.count()).select_from(Problem)) == 4
         # level 1 (p0, p2): 4 of 4 right, 10 tokens; level 2 (p1, p3): 1 of 4 right, 50 tokens
         samples = [
@@ -58,5 +58,5 @@ def test_levels_are_stored_once_and_group_accuracy_and_tokens(sqlite_url, tmp_pa
         {"level": "2", "n_problems": 2, "accuracy": pytest.approx(0.25), "mean_tokens": 50.0},
     ]
     source = data.Source(sqlite_url)
-    html = pages.render_checkpoint_data(source.checkpoint_data(cid), pages.PageOptions())
+    html = checkpoint_page.render_checkpoint_data(source.checkpoint_data(cid), pages.PageOptions())
     assert 'data-level="1"' in html and 'data-level="2"' in html and "difficulty level" in html

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from walkrun import grading
-from walkrun.db import queries, store
+from walkrun.db import problems, queries, store
 from walkrun.db.engine import session_scope
 from walkrun.db.regrade import regrade
 
@@ -35,8 +35,8 @@ def _fill(url) -> int:
         ckpt = store.get_or_create_checkpoint(s, "org/r1-distill", stage="base")
         run = store.start_eval_run(s, ckpt, "minerva", "1", {"k": 1}, "hf", "1", OLD)
         rows = [{"id": pid, "answer": gold, "answer_alts": alts} for pid, gold, alts, *_ in ROWS]
-        assert store.record_problems(s, run, rows, think_opened=True) == len(ROWS)
-        assert store.record_problems(s, run, rows, think_opened=True) == 0  # idempotent
+        assert problems.record_problems(s, run, rows, think_opened=True) == len(ROWS)
+        assert problems.record_problems(s, run, rows, think_opened=True) == 0  # idempotent
         store.add_samples(
             s,
             run,

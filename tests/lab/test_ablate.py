@@ -49,20 +49,20 @@ def test_ablation_json_has_one_row_per_reward_and_seed(ablation):
 
 def test_numbers_are_the_dbs_and_runs_are_tagged(ablation):
     root, db, _ = ablation
-    from walkrun.db import queries
+    from walkrun.db import lineage
     from walkrun.db.engine import session_scope
     from walkrun.db.models import TrainingRun
 
     rows = {r["reward"]: r for r in json.loads((root / "w" / "ablation.json").read_text())}
     with session_scope(db, readonly=True) as s:
         for reward, row in rows.items():
-            traj = queries.trajectory(s, f"w-{reward}-s0", task="synthetic")
+            traj = lineage.trajectory(s, f"w-{reward}-s0", task="synthetic")
             assert len(traj) == 1 and traj[0]["stage"] == "stage2" and traj[0]["k"] == 2
             assert traj[0]["n_samples"] == 12  # 6 problems x 2 samples
             assert row["accuracy"] == traj[0]["accuracy"] and row["mean_tokens"] == traj[0]["mean_tokens"]
             tr = s.query(TrainingRun).filter_by(name=f"w-{reward}-s0").one()
             assert tr.config["ablation"]["reward"] == reward and tr.config["length_reward"] == reward
-        assert queries.trajectory(s, "w-stage1", task="synthetic")  # the shared stage 1 is evaluated too
+        assert lineage.trajectory(s, "w-stage1", task="synthetic")  # the shared stage 1 is evaluated too
 
 
 def test_table_is_printed(ablation):

@@ -183,7 +183,8 @@ def test_server_binds_localhost_by_default(lb_server):
 
 
 def test_problem_table_shows_a_wrong_and_a_right_sample_and_clips_long_responses():
-    from walkrun.leaderboard.pages import PageOptions, problem_table
+    from walkrun.leaderboard.checkpoint_page import problem_table
+    from walkrun.leaderboard.pages import PageOptions
 
     rows = [
         {

@@ -102,7 +102,7 @@ def test_gate_refuses_without_an_evaluation_under_the_protocol(db):
 
 
 def test_lineage_is_recorded_and_the_trajectory_follows_it(db):
-    from walkrun.db import queries, store
+    from walkrun.db import lineage, store
     from walkrun.db.engine import session_scope
     from walkrun.db.models import TrainingRun
     from walkrun.train.gate import choose_parent, record_lineage
@@ -116,10 +116,10 @@ def test_lineage_is_recorded_and_the_trajectory_follows_it(db):
     with session_scope(db) as s:
         child = s.query(TrainingRun).filter_by(name="run").one()
         assert child.parent_checkpoint.step == 20 and child.lineage["gate"]["accuracy"] == 0.75
-        assert queries.lineage_of(s, "run") == [
+        assert lineage.lineage_of(s, "run") == [
             ("walk", {"checkpoint_id": d.checkpoint_id, "name": "walk@20", "step": 20, "source": d.source})
         ]
-        path = queries.trajectory(s, "run", task="synthetic", lineage=True)
+        path = lineage.trajectory(s, "run", task="synthetic", lineage=True)
         # stage 1 up to the chosen checkpoint (step 30 came after it), then stage 2
         assert [(r["training_run"], r["step"], r["lineage_depth"]) for r in path] == [
             ("walk", 10, 0),
@@ -154,7 +154,7 @@ def test_lineage_draws_one_trajectory_on_the_page(db):
     synthetic_path = [(r["training_run"], r["step"]) for r in traj["b"] if r["task"] == "synthetic"]
     assert synthetic_path == [("walk", 10), ("walk", 20), ("b", 4), ("b", 8)]
     assert [r["step"] for r in traj["walk"] if r["task"] == "synthetic"] == [10, 20, 30]  # the parent alone
-    ctx = pages.index_context(rows, "db", traj)
+    ctx = pages.index_context(rows, "db", trajectories=traj)
     figs = json.loads(ctx["figures_json"].replace("<\\/", "</"))
     run_fig = next(figs[r["id"]] for r in ctx["runs"] if r["name"] == "b")
     assert run_fig["layout"]["title"]["text"] == "training run b (from walk)"
@@ -163,7 +163,7 @@ def test_lineage_draws_one_trajectory_on_the_page(db):
     assert acc["y"] == [1.0, 0.75, 28 / 32, 30 / 32]
     assert len(run_fig["boundaries"]) == 1  # stage 1 -> stage 2, once
     # the static page carries it
-    html = pages.render_index(rows, "db", traj)
+    html = pages.render_index(rows, "db", trajectories=traj)
     assert "training run b (from walk)" in html
 
 

@@ -3,32 +3,44 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
+from walkrun import options
+
 data_app = typer.Typer(help="Training data: build a decontaminated prompt set.", no_args_is_help=True)
 
 
+@dataclass
+class PrepareOptions:
+    """`walkrun data prepare`: the sources, what to decontaminate against, where to write."""
+
+    out: Path = field(metadata={"help": "Folder for train.jsonl (what the presets read) and report.json."})
+    source: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Source files, repeatable or comma-separated: JSONL in the common schema {problem, answer, ...}, "
+            "a JSON list, or parquet (DAPO-Math-17K's prompt/reward_model rows are understood). Default: "
+            "train/deepscaler_preview_40k.jsonl and train/math_train.jsonl inside WALKRUN_DATA."
+        },
+    )
+    exclude_benchmarks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Benchmarks to decontaminate against: names (aime24,math500,...), JSONL paths, or 'all' "
+            "(default: every benchmark plus every *.jsonl at the top of WALKRUN_DATA). Repeatable or "
+            "comma-separated."
+        },
+    )
+    data: str | None = field(default=None, metadata={"help": "Benchmark data folder (default WALKRUN_DATA)."})
+    limit: int | None = field(default=None, metadata={"help": "Read only the first N rows of each source."})
+
+
 @data_app.command("prepare")
-def prepare_cmd(
-    out: Path = typer.Option(..., "--out", help="Folder for train.jsonl (what the presets read) and report.json."),
-    source: list[str] | None = typer.Option(
-        None,
-        "--source",
-        help="A source file, repeatable: JSONL in the common schema {problem, answer, ...}, a JSON list, or "
-        "parquet (DAPO-Math-17K's prompt/reward_model rows are understood). Default: "
-        "train/deepscaler_preview_40k.jsonl and train/math_train.jsonl inside WALKRUN_DATA.",
-    ),
-    exclude: list[str] | None = typer.Option(
-        None,
-        "--exclude-benchmarks",
-        help="Benchmarks to decontaminate against: names (aime24,math500,...), JSONL paths, or 'all' (default: "
-        "every benchmark plus every *.jsonl at the top of WALKRUN_DATA). Repeatable or comma-separated.",
-    ),
-    data: str | None = typer.Option(None, "--data", help="Benchmark data folder (default WALKRUN_DATA)."),
-    limit: int | None = typer.Option(None, "--limit", help="Read only the first N rows of each source."),
-) -> None:
+@options.command(PrepareOptions)
+def prepare_cmd(opts: PrepareOptions) -> None:
     """Merge sources, normalise, deduplicate, decontaminate (exact + 8-gram overlap), keep gradable golds.
 
     Writes OUT/train.jsonl and OUT/report.json (counts in and out by reason, with examples) and
@@ -36,8 +48,14 @@ def prepare_cmd(
     """
     from walkrun.data.prepare import prepare
 
-    report = prepare(out, sources=source, exclude=exclude, data=data, limit=limit)
-    summary: dict[str, object] = {"out": str(out)}
+    report = prepare(
+        opts.out,
+        sources=opts.source or None,
+        exclude=opts.exclude_benchmarks or None,
+        data=opts.data,
+        limit=opts.limit,
+    )
+    summary: dict[str, object] = {"out": str(opts.out)}
     summary |= {k: report[k] for k in ("rows_in", "rows_out", "dropped", "contaminated_exact",
                                       "contaminated_ngram", "contaminated_by_benchmark")}  # fmt: skip
     summary["sources"] = {s["name"]: {"in": s["rows_in"], "out": s["rows_out"]} for s in report["sources"]}

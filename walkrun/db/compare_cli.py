@@ -3,37 +3,45 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
-import typer
-
-from walkrun.db.cli import DB_HELP
+from walkrun import options
+from walkrun.db.cli import DB_FLAGS
+from walkrun.options import DB_HELP
 
 
 def _pct(x, sign: bool = True) -> str:
     return "-" if x is None else (f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}")
 
 
-def compare_cmd(
-    a: str = typer.Argument(..., help="Checkpoint A (display name or source): the reference."),
-    b: str = typer.Argument(..., help="Checkpoint B (display name or source): compared with A."),
-    task: str | None = typer.Option(None, "--task", help="Only this task (then --json prints one object)."),
-    protocol: str | None = typer.Option(None, "--protocol", help="Only evaluations under this protocol."),
-    seed: int | None = typer.Option(None, help="Bootstrap seed (default: walkrun's fixed one)."),
-    as_json: bool = typer.Option(False, "--json", help="JSON: a list, or one object with --task."),
-    db: str | None = typer.Option(None, "--db", "--url", help=DB_HELP),
-) -> None:
+@dataclass
+class CompareOptions:
+    """`walkrun compare A B`: the two checkpoints and which of their evaluations to pair."""
+
+    a: str = field(metadata={"help": "Checkpoint A (display name or source): the reference."})
+    b: str = field(metadata={"help": "Checkpoint B (display name or source): compared with A."})
+    task: str | None = field(default=None, metadata={"help": "Only this task (then --json prints one object)."})
+    protocol: str | None = field(default=None, metadata={"help": "Only evaluations under this protocol."})
+    seed: int | None = field(default=None, metadata={"help": "Bootstrap seed (default: walkrun's fixed one)."})
+    json: bool = field(default=False, metadata={"help": "JSON: a list, or one object with --task."})
+    db: str | None = field(default=None, metadata={"help": DB_HELP})
+
+
+@options.command(CompareOptions, arguments=("a", "b"), flags={**DB_FLAGS, "json": ("--json",)})
+def compare_cmd(opts: CompareOptions) -> None:
     """Paired differences B - A over the problems both were evaluated on, per task and protocol:
     delta accuracy (pass@1[avg-of-k], points) with its 95% bootstrap CI, and delta mean tokens in %."""
     from walkrun.db import compare
     from walkrun.db.engine import session_scope
     from walkrun.settings import WalkrunError
 
-    with session_scope(db, readonly=True, create=False) as s:
-        rows = compare.compare(s, a, b, task=task, protocol=protocol, seed=seed)
+    task = opts.task
+    with session_scope(opts.db, readonly=True, create=False) as s:
+        rows = compare.compare(s, opts.a, opts.b, task=task, protocol=opts.protocol, seed=opts.seed)
     if task is not None and len(rows) > 1:
         protos = ", ".join(str(r["protocol"]) for r in rows)
         raise WalkrunError(f"both were evaluated on {task} under several protocols ({protos}); pass --protocol")
-    if as_json:
+    if opts.json:
         print(json.dumps(rows[0] if task is not None else rows, indent=2))
         return
     for r in rows:

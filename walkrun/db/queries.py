@@ -24,7 +24,6 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import NoReturn
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -287,90 +286,6 @@ def main_protocol(rows: list[dict]) -> str | None:
     if not ckpts:
         return None
     return min(ckpts, key=lambda p: (-len(ckpts[p]), -n_rows[p], p != "default", p or ""))
-
-
-def trajectory(
-    s: Session,
-    training_run_name: str,
-    task: str | None = None,
-    statuses: tuple[str, ...] | None = ("done",),
-    latest: bool = True,
-    lineage: bool = False,
-) -> list[dict]:
-    """A training run's checkpoints with their aggregates, ordered by step (then task).
-
-    `latest=False`: every evaluation run, not only each checkpoint x task's latest.
-    `lineage=True`: first the runs it descends from (`TrainingRun.parent_checkpoint`), each up to
-    and including the checkpoint its child started from, so stage 1 -> stage 2 is one path; rows
-    then carry `lineage_depth` (0 = the oldest ancestor) and are ordered by it first."""
-    chain = [(training_run_name, None)] + (lineage_of(s, training_run_name) if lineage else [])
-    if not lineage and s.scalar(select(TrainingRun.id).where(TrainingRun.name == training_run_name)) is None:
-        _no_run(s, training_run_name)
-    out = []
-    for depth, (name, upto) in enumerate(reversed(chain)):
-        q = _runs_query(None, task, statuses).where(TrainingRun.name == name)
-        triples = [tuple(r) for r in s.execute(q).all()]
-        rows = _summaries(s, _latest(triples) if latest else triples)
-        if upto is not None:
-            rows = [r for r in rows if _upto(r, upto)]
-        for r in rows:
-            if lineage:
-                r["lineage_depth"] = depth
-        out += rows
-    out.sort(key=lambda r: (r.get("lineage_depth", 0), r["step"] is None, r["step"] or 0, r["task"]))
-    return out
-
-
-def _upto(row: dict, parent: dict) -> bool:
-    if row["checkpoint_id"] == parent["checkpoint_id"]:
-        return True
-    return parent["step"] is not None and row["step"] is not None and row["step"] <= parent["step"]
-
-
-def _no_run(s: Session, name: str) -> NoReturn:
-    known = s.scalars(select(TrainingRun.name).order_by(TrainingRun.name).limit(20)).all()
-    raise WalkrunError(
-        f"no training run named {name!r}" + (f"; known: {', '.join(known)}" if known else "; the database has none yet")
-    )
-
-
-def lineages(s: Session) -> dict[str, list[tuple[str, dict]]]:
-    """`lineage_of` for every training run that has a parent."""
-    names = s.scalars(select(TrainingRun.name).where(TrainingRun.parent_checkpoint_id.is_not(None))).all()
-    return {name: lineage_of(s, name) for name in sorted(names)}
-
-
-def along_lineage(rows: list[dict], run: str, chain: list[tuple[str, dict]]) -> list[dict]:
-    """From aggregate rows (any runs), the path of `trajectory(..., lineage=True)`: the ancestors'
-    rows up to the checkpoint each child started from, then `run`'s rows; copies with lineage_depth."""
-    out = []
-    for depth, (name, upto) in enumerate(reversed([(run, None), *chain])):
-        for r in rows:
-            if r.get("training_run") == name and (upto is None or _upto(r, upto)):
-                out.append({**r, "lineage_depth": depth})
-    out.sort(key=lambda r: (r["lineage_depth"], r["step"] is None, r["step"] or 0, r["task"]))
-    return out
-
-
-def lineage_of(s: Session, training_run_name: str) -> list[tuple[str, dict]]:
-    """The runs `training_run_name` descends from, nearest first: (run name, the checkpoint its
-    child started from as {checkpoint_id, name, step, source}). Empty for a run with no parent."""
-    run = s.scalar(select(TrainingRun).where(TrainingRun.name == training_run_name))
-    if run is None:
-        _no_run(s, training_run_name)
-    out: list[tuple[str, dict]] = []
-    seen = {run.id}
-    while run.parent_checkpoint is not None and run.parent_checkpoint.training_run is not None:
-        ckpt = run.parent_checkpoint
-        parent = ckpt.training_run
-        if parent is None:  # checked by the loop condition; narrows the type
-            break
-        run = parent
-        if run.id in seen:  # set_lineage refuses loops; a hand-edited DB must not hang the page
-            break
-        seen.add(run.id)
-        out.append((run.name, {"checkpoint_id": ckpt.id, "name": ckpt.name, "step": ckpt.step, "source": ckpt.source}))
-    return out
 
 
 SAMPLE_KEYS = (

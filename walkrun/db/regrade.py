@@ -85,7 +85,7 @@ def regrade(
     accepted alternatives came from; runs evaluated before they were stored take the benchmark's).
     With `dry_run` nothing is written."""
     from walkrun import grading
-    from walkrun.db.store import problem_alternatives
+    from walkrun.db.problems import problem_alternatives
 
     timeout = grading.DEFAULT_TIMEOUT if timeout is None else timeout
     with session_scope(url, readonly=True) as s:

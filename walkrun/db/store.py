@@ -16,7 +16,7 @@ from sqlalchemy import Insert, Table, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from walkrun.db.models import Checkpoint, EvalRun, Problem, Sample, TrainingRun, utcnow
+from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun, utcnow
 from walkrun.settings import WalkrunError
 from walkrun.stages import check_stage
 
@@ -355,66 +355,3 @@ def set_lineage(s: Session, run: TrainingRun, parent: Checkpoint, gate: dict | N
     run.parent_checkpoint = parent
     run.lineage = _canonical(gate) if gate is not None else None
     s.flush()
-
-
-def _alts_of(row: dict) -> list[str]:
-    alts = row.get("answer_alts") or []
-    alts = alts if isinstance(alts, (list, tuple)) else [alts]
-    return [str(a) for a in alts if a is not None and str(a)]
-
-
-def record_problems(s: Session, eval_run: EvalRun, rows: Iterable[dict], think_opened: bool | None = None) -> int:
-    """Store the gold answer, accepted alternatives (`answer_alts`) and facts (level, subject, year:
-    `walkrun.db.problems.facts`) of each row of the run's task (insert or update by task + row id),
-    and whether the chat template opened a think block,
-    so `walkrun db regrade` grades as the evaluation did. Returns the number of rows written."""
-    if think_opened is not None:
-        eval_run.think_opened = bool(think_opened)
-    from walkrun.db.problems import facts
-
-    wanted = {str(r["id"]): (str(r["answer"]), _alts_of(r), facts(r)) for r in rows}
-    if not wanted:
-        s.flush()
-        return 0
-    existing = {
-        p.problem_id: p
-        for p in s.scalars(select(Problem).where(Problem.task == eval_run.task, Problem.problem_id.in_(list(wanted))))
-    }
-    written = 0
-    fresh = []
-    for pid, (answer, alts, known) in wanted.items():
-        p = existing.get(pid)
-        if p is None:
-            fresh.append(Problem(task=eval_run.task, problem_id=pid, answer=answer, answer_alts=alts, **known))
-        elif (p.answer, list(p.answer_alts or []), p.level, p.subject, p.year) != (answer, alts, *known.values()):
-            p.answer, p.answer_alts = answer, alts
-            p.level, p.subject, p.year = known["level"], known["subject"], known["year"]
-            written += 1
-    try:
-        with s.begin_nested():
-            s.add_all(fresh)
-    except IntegrityError:  # another evaluation of the task stored some meanwhile: one by one
-        for p in fresh:
-            _get_or_insert(
-                s,
-                Problem,
-                (Problem.task == p.task) & (Problem.problem_id == p.problem_id),
-                lambda p=p: Problem(
-                    task=p.task,
-                    problem_id=p.problem_id,
-                    answer=p.answer,
-                    answer_alts=p.answer_alts,
-                    level=p.level,
-                    subject=p.subject,
-                    year=p.year,
-                ),
-            )
-    written += len(fresh)
-    s.flush()
-    return written
-
-
-def problem_alternatives(s: Session, task: str) -> dict[str, tuple[str, list[str]]]:
-    """problem_id -> (gold answer, accepted alternatives) stored for a task."""
-    rows = s.execute(select(Problem.problem_id, Problem.answer, Problem.answer_alts).where(Problem.task == task))
-    return {pid: (answer, list(alts or [])) for pid, answer, alts in rows}

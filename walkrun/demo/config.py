@@ -50,12 +50,18 @@ STATE_FILE = "demo.json"
 @dataclass
 class DemoConfig:
     workdir: str | None = field(
-        default=None, metadata={"help": "folder for models, the DB, the site and logs (default runs/demo[-fast]-seedS)"}
+        default=None,
+        metadata={
+            "help": "Folder for models, the results DB, the static site and logs (default runs/demo[-fast]-seedS). "
+            "Re-running on a finished one only re-reads its results."
+        },
     )
-    fast: bool = field(default=False, metadata={"help": "smoke-sized run (< 5 min) instead of the full recipe"})
-    seed: int = field(default=0, metadata={"help": "seed of model init, data, RL and evaluation sampling"})
+    fast: bool = field(
+        default=False, metadata={"help": "Smoke-sized run (< 5 min on 2 cores) instead of the full recipe."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the model init, data, RL and evaluation sampling."})
     db: str | None = field(
-        default=None, metadata={"help": "results DB URL (default WALKRUN_DB, else WORKDIR/walkrun.db)"}
+        default=None, metadata={"help": "Results DB URL (default: WALKRUN_DB, else WORKDIR/walkrun.db)."}
     )
     sft_steps: int | None = field(default=None, metadata={"help": "SFT optimizer steps (profile default)"})
     stage1_rounds: int | None = field(
@@ -72,7 +78,7 @@ class DemoConfig:
     eval_batch_size: int | None = field(
         default=None, metadata={"help": "generation batch of the evaluation (hf backend)"}
     )
-    progress: bool = field(default=True, metadata={"help": "progress bars on stderr"})
+    progress: bool = field(default=True, metadata={"help": "Progress bars on stderr (--quiet: progress lines only)."})
 
     def __post_init__(self):
         profile = PROFILES["fast" if self.fast else "full"]

@@ -98,7 +98,7 @@ def run_plan(
     import lm_eval
 
     from walkrun import grading
-    from walkrun.db import queries, records, store
+    from walkrun.db import problems, queries, records, store
     from walkrun.db.engine import session_scope
     from walkrun.db.models import EvalRun
     from walkrun.evaluate import scoring
@@ -118,7 +118,7 @@ def run_plan(
         run_id = run.id
         done = store.done_sample_keys(s, run)
         # gold + accepted alternatives and the think-block rule, so a re-grade judges as this run does
-        store.record_problems(s, run, plan.rows, bool(plan.config.get("dataset_kwargs", {}).get("think_opened")))
+        problems.record_problems(s, run, plan.rows, bool(plan.config.get("dataset_kwargs", {}).get("think_opened")))
     pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in done for j in range(plan.k))]
     skipped = len(plan.rows) - len(pending)
     bar = None

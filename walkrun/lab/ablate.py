@@ -42,9 +42,10 @@ class AblateConfig:
         default="",
         metadata={"help": "comma-separated length rewards (walkrun.train.length_rewards); default: all of them"},
     )
-    seeds: str = field(default="0,1,2", metadata={"help": "comma-separated stage-2 seeds"})
+    seeds: str | None = field(default=None, metadata={"help": "comma-separated stage-2 seeds (default 0,1,2; fast: 0)"})
     fast: bool = field(
-        default=False, metadata={"help": f"small budgets (SFT/stage1/stage2/eval = {FAST[:3]} / {FAST[3]}x{FAST[4]})"}
+        default=False,
+        metadata={"help": f"small budgets, 1 seed (SFT/stage1/stage2/eval = {FAST[:3]} / {FAST[3]}x{FAST[4]})"},
     )
     from_steps: str = field(
         default="",
@@ -69,7 +70,7 @@ class AblateConfig:
     )
     name: str | None = field(default=None, metadata={"help": "prefix of the DB run names (default: workdir's name)"})
     db: str | None = field(default=None, metadata={"help": "results DB URL (default: WALKRUN_DB / WALKRUN_HOME)"})
-    progress: bool = field(default=True, metadata={"help": "progress bars while training"})
+    progress: bool = field(default=True, metadata={"help": "progress bars while training (--quiet: none)"})
 
     def __post_init__(self):
         from walkrun.synthetic import MIXES
@@ -84,6 +85,8 @@ class AblateConfig:
         self.reward_list = _split(self.rewards, str) or list(LENGTH_REWARDS)
         for r in self.reward_list:
             get(r)
+        if self.seeds is None:
+            self.seeds = "0" if self.fast else "0,1,2"
         self.seed_list = _split(self.seeds, int)
         if not self.seed_list:
             raise WalkrunError("ablate: --seeds needs at least one seed, e.g. 0,1,2")

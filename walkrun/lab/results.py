@@ -48,10 +48,10 @@ def sample_stats(s, eval_run_id: int) -> dict:
 
 def _latest(s, run_name: str, k: int) -> dict[int, dict]:
     """step -> the sampled-evaluation aggregate of that checkpoint of `run_name` ({} if none)."""
-    from walkrun.db import queries
+    from walkrun.db import lineage
 
     try:
-        rows = _sampled(queries.trajectory(s, run_name, task=TASK), k)
+        rows = _sampled(lineage.trajectory(s, run_name, task=TASK), k)
     except WalkrunError:
         return {}
     return {r["step"]: r for r in rows}

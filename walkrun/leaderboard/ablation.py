@@ -19,17 +19,17 @@ TASK = "synthetic"
 
 
 def _final_sampled(s, run_name: str) -> dict | None:
-    from walkrun.db import queries
+    from walkrun.db import lineage
 
-    rows = [r for r in queries.trajectory(s, run_name, task=TASK) if (r.get("temperature") or 0) > 0]
+    rows = [r for r in lineage.trajectory(s, run_name, task=TASK) if (r.get("temperature") or 0) > 0]
     rows = [r for r in rows if r.get("accuracy") is not None]
     return max(rows, key=lambda r: (r["step"] or 0, r["eval_run_id"])) if rows else None
 
 
 def _stage1_at(s, run_name: str, step: int) -> dict | None:
-    from walkrun.db import queries
+    from walkrun.db import lineage
 
-    rows = [r for r in queries.trajectory(s, run_name, task=TASK) if (r.get("temperature") or 0) > 0]
+    rows = [r for r in lineage.trajectory(s, run_name, task=TASK) if (r.get("temperature") or 0) > 0]
     return next((r for r in rows if r["step"] == step and r.get("accuracy") is not None), None)
 
 

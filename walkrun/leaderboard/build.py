@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from walkrun.atomic import replace_dir
-from walkrun.leaderboard import ablation, assets, data, pages
+from walkrun.leaderboard import ablation, assets, checkpoint_page, data, pages
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -60,7 +60,9 @@ def build(cfg: BuildConfig) -> dict:
         (tmp / "checkpoints").mkdir()
         ids = sorted({r["checkpoint_id"] for r in rows})
         for cid in ids:
-            text = pages.render_checkpoint_data(source.checkpoint_data(cid, rows=rows), cfg.options, source.db_label)
+            text = checkpoint_page.render_checkpoint_data(
+                source.checkpoint_data(cid, rows=rows), cfg.options, source.db_label
+            )
             if text is not None:
                 (tmp / "checkpoints" / f"{cid}.html").write_text(text, encoding="utf-8")
         (tmp / "static").mkdir()

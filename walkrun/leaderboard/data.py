@@ -122,15 +122,15 @@ class Source:
         """Each training run's trajectory from `rows`: a run started from another run's checkpoint
         (`TrainingRun.parent_checkpoint`, set by the stage-2 gate) is drawn with its ancestors'
         checkpoints up to that one, so stage 1 -> stage 2 is one line whatever the runs are called."""
-        from walkrun.db import queries
+        from walkrun.db import lineage
         from walkrun.db.engine import session_scope
 
         chains: dict[str, list] = {}
         if not self._fresh():
             with session_scope(self.url, readonly=True, create=False) as s:
-                chains = queries.lineages(s)
+                chains = lineage.lineages(s)
         names = sorted({r["training_run"] for r in rows if r.get("training_run")})
-        return {n: queries.along_lineage(rows, n, chains.get(n, [])) for n in names}
+        return {n: lineage.along_lineage(rows, n, chains.get(n, [])) for n in names}
 
     def checkpoint_data(self, checkpoint_id: int, rows: list[dict] | None = None):
         """(checkpoint facts, its aggregate rows, [(aggregate row, its samples with text)]), or None

@@ -54,7 +54,7 @@ def stage_rank(stage: str | None) -> int:
 def run_order(rows: Iterable[dict]) -> list[tuple[float, dict]]:
     """One run's rows in training order, each with an x position on a single step axis.
 
-    Rows are ordered by lineage depth (a run's ancestors first, see `queries.along_lineage`), then
+    Rows are ordered by lineage depth (a run's ancestors first, see `walkrun.db.lineage.along_lineage`), then
     by stage (base, sft, stage 1, stage 2, then anything else) and step. If a
     stage restarts its step count (stage 2 saved as global_step10 after stage 1's step 200),
     its steps are shifted past the previous stage so the trajectory never runs backwards.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from walkrun.leaderboard import assets, data, pages
+from walkrun.leaderboard import assets, checkpoint_page, data, pages
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -65,7 +65,7 @@ def create_app(cfg: LiveConfig):
         )
 
     def checkpoint(request):
-        text = pages.render_checkpoint_data(
+        text = checkpoint_page.render_checkpoint_data(
             source.checkpoint_data(request.path_params["cid"]), cfg.options, source.db_label
         )
         if text is None:

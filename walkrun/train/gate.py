@@ -92,11 +92,11 @@ def choose_parent(
     """The checkpoint of training run `run` to start the next stage from; WalkrunError (with the
     numbers) when the run has no evaluation under the protocol or its best is below `min_accuracy`.
     `stage`: consider only checkpoints recorded with this stage (a run holding several stages)."""
-    from walkrun.db import queries
+    from walkrun.db import lineage
     from walkrun.db.engine import session_scope
 
     with session_scope(db_url, readonly=True) as s:
-        rows = queries.trajectory(s, run, latest=False)
+        rows = lineage.trajectory(s, run, latest=False)
     if stage is not None:
         rows = [r for r in rows if r["stage"] == stage]
     protocol = describe_protocol(task, k, temperature) + (f", stage {stage}" if stage else "")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
@@ -74,21 +75,28 @@ def sft(cfg: SFTConfig) -> None:
     print(json.dumps(summary, indent=2))
 
 
-def recipe(
-    root: Path = typer.Argument(..., help="Folder for sft/, stage1/, stage2/, control/ and recipe_summary.json."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the model init, data and RL runs."),
-    sft_steps: int = typer.Option(1000, "--sft-steps", help="SFT steps (1000 reaches the noise ceiling)."),
-    stage1: list[str] | None = typer.Option(None, "--stage1", help="KEY=VALUE override of local-stage1 (repeatable)."),
-    stage2: list[str] | None = typer.Option(
-        None, "--stage2", help="KEY=VALUE override of local-stage2 and the control."
-    ),
-    control: bool = typer.Option(
-        True, "--control/--no-control", help="Also run the control (stage-1 reward continued)."
-    ),
-    eval_problems: int = typer.Option(200, "--eval-problems", help="Held-out problems per before/after check."),
-    eval_samples: int = typer.Option(4, "--eval-samples", help="Samples per problem at T=1 per check."),
-    no_db: bool = typer.Option(False, "--no-db", help="Do not record the runs in the results DB."),
-) -> None:
+@dataclass
+class RecipeOptions:
+    """`walkrun train recipe`: where the pipeline goes and its sizes (the arguments of `run_recipe`)."""
+
+    root: str = field(metadata={"help": "Folder for sft/, stage1/, stage2/, control/ and recipe_summary.json."})
+    seed: int = field(default=0, metadata={"help": "Seed of the model init, data and RL runs."})
+    sft_steps: int = field(default=1000, metadata={"help": "SFT steps (1000 reaches the noise ceiling)."})
+    stage1: list[str] = field(
+        default_factory=list,
+        metadata={"help": "KEY=VALUE overrides of local-stage1, comma- or space-separated (e.g. rounds=4,seed=1)."},
+    )
+    stage2: list[str] = field(
+        default_factory=list, metadata={"help": "KEY=VALUE overrides of local-stage2 and the control, like --stage1."}
+    )
+    control: bool = field(default=True, metadata={"help": "Also run the control (stage-1 reward continued)."})
+    eval_problems: int = field(default=200, metadata={"help": "Held-out problems per before/after check."})
+    eval_samples: int = field(default=4, metadata={"help": "Samples per problem at T=1 per check."})
+    no_db: bool = field(default=False, metadata={"help": "Do not record the runs in the results DB."})
+
+
+@options.command(RecipeOptions, arguments=("root",), flags={"no_db": ("--no-db",)})
+def recipe(opts: RecipeOptions) -> None:
     """The tiny CPU recipe end to end: SFT, stage 1 (GRPO++), stage 2 (L-GRPO), control; prints a table.
 
     Takes ~6-12 min on 2 cores. Accuracy is sampled pass@1 at T=1 (greedy is ~100% after SFT:
@@ -97,15 +105,15 @@ def recipe(
     from walkrun.train.recipe import format_recipe, run_recipe
 
     summary = run_recipe(
-        root,
-        seed=seed,
-        sft_steps=sft_steps,
-        stage1=stage1,
-        stage2=stage2,
-        control=control,
-        eval_problems=eval_problems,
-        eval_samples=eval_samples,
-        register=not no_db,
+        Path(opts.root),
+        seed=opts.seed,
+        sft_steps=opts.sft_steps,
+        stage1=opts.stage1,
+        stage2=opts.stage2,
+        control=opts.control,
+        eval_problems=opts.eval_problems,
+        eval_samples=opts.eval_samples,
+        register=not opts.no_db,
     )
     print(format_recipe(summary))
 
