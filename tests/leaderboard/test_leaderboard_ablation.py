@@ -47,7 +47,11 @@ def _run(s, name, tag, points):
     )
     for step, n_correct, tokens in points:
         ckpt = store.get_or_create_checkpoint(
-            s, f"/runs/{name}/global_step{step}_hf", training_run=run, stage=tag["role"], step=step
+            s,
+            f"/runs/{name}/global_step{step}_hf",
+            training_run=run,
+            stage=tag["role"] if tag["role"] in ("stage1", "stage2") else "train",
+            step=step,
         )
         ev = store.start_eval_run(s, ckpt, "synthetic", "1", SAMPLING, "hf", "0.4.13", "g-1")
         store.add_samples(s, ev, _samples(n_correct, tokens))
