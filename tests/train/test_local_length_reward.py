@@ -14,7 +14,8 @@ LENGTHS = [20, 30, 40, 50, 20, 30, 40, 50]
 
 
 def _rewards(**over):
-    fn = make_reward(LocalConfig(model=None, num_generations=4, **over))
+    # token 0 stands for the end of sequence here: every completion finished
+    fn = make_reward(LocalConfig(model=None, num_generations=4, **over), end_ids={0})
     logged = {}
     out = fn(
         prompts=["1+2+3="] * 8,

@@ -115,8 +115,13 @@ def applies(config: OpenRLHFConfig, name: str) -> bool:
 
 def markdown_table(presets: list[str] | None = None) -> str:
     """The README table: one row per field, one column per preset; a letter after a value gives its
-    source (A paper A, B paper B, S paper B's script, D DAPO; none: ours); "-": does not apply."""
-    presets = presets or preset_names()
+    source (A paper A, B paper B, S paper B's script, D DAPO; none: ours); "-": does not apply.
+    By default the length-reward variants of stage 2 (`conciser-stage2-<reward>`, which differ from
+    conciser-stage2 only in `lgrpo` / `length_reward`) are left out."""
+    from walkrun.train.length_rewards import names
+
+    variants = {f"conciser-stage2-{r}" for r in names()}
+    presets = presets or [p for p in preset_names() if p not in variants]
     configs = {p: load_for_explain(p) for p in presets}
     fields = [f.name for f in dataclasses.fields(OpenRLHFConfig) if f.name not in INFRA]
     head = "| field | " + " | ".join(presets) + " |"
