@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from walkrun.db.models import EvalRun, Problem, Sample
-from walkrun.db.store import _get_or_insert
+from walkrun.db.store import get_or_insert
 
 _YEAR = re.compile(r"(?<!\d)(19\d\d|20\d\d)(?!\d)")
 
@@ -88,7 +88,7 @@ def record_problems(s: Session, eval_run: EvalRun, rows: Iterable[dict], think_o
     so `walkrun db regrade` grades as the evaluation did. Returns the number of rows written."""
     if think_opened is not None:
         eval_run.think_opened = bool(think_opened)
-    wanted = {str(r["id"]): (str(r["answer"]), _alts_of(r), facts(r)) for r in rows}
+    wanted = {str(r["id"]): {"answer": str(r["answer"]), "answer_alts": _alts_of(r), **facts(r)} for r in rows}
     if not wanted:
         s.flush()
         return 0
@@ -98,33 +98,23 @@ def record_problems(s: Session, eval_run: EvalRun, rows: Iterable[dict], think_o
     }
     written = 0
     fresh = []
-    for pid, (answer, alts, known) in wanted.items():
+    for pid, values in wanted.items():
         p = existing.get(pid)
         if p is None:
-            fresh.append(Problem(task=eval_run.task, problem_id=pid, answer=answer, answer_alts=alts, **known))
-        elif (p.answer, list(p.answer_alts or []), p.level, p.subject, p.year) != (answer, alts, *known.values()):
-            p.answer, p.answer_alts = answer, alts
-            p.level, p.subject, p.year = known["level"], known["subject"], known["year"]
+            fresh.append({"task": eval_run.task, "problem_id": pid, **values})
+            continue
+        stored = {k: getattr(p, k) for k in values} | {"answer_alts": list(p.answer_alts or [])}
+        if stored != values:
+            for k, v in values.items():
+                setattr(p, k, v)
             written += 1
     try:
         with s.begin_nested():
-            s.add_all(fresh)
+            s.add_all([Problem(**kw) for kw in fresh])
     except IntegrityError:  # another evaluation of the task stored some meanwhile: one by one
-        for p in fresh:
-            _get_or_insert(
-                s,
-                Problem,
-                (Problem.task == p.task) & (Problem.problem_id == p.problem_id),
-                lambda p=p: Problem(
-                    task=p.task,
-                    problem_id=p.problem_id,
-                    answer=p.answer,
-                    answer_alts=p.answer_alts,
-                    level=p.level,
-                    subject=p.subject,
-                    year=p.year,
-                ),
-            )
+        for kw in fresh:
+            where = (Problem.task == kw["task"]) & (Problem.problem_id == kw["problem_id"])
+            get_or_insert(s, Problem, where, lambda kw=kw: Problem(**kw))
     written += len(fresh)
     s.flush()
     return written

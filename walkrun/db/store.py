@@ -30,7 +30,7 @@ SAMPLING_COLUMNS = ("k", "temperature", "top_p", "max_new_tokens", "prompt_templ
 _BATCH = 5000
 
 
-def _get_or_insert(s: Session, model, where, make):
+def get_or_insert(s: Session, model, where, make):
     """Select-or-insert that survives a concurrent insert of the same unique key."""
     row = s.scalar(select(model).where(where))
     if row is not None:
@@ -60,7 +60,7 @@ def get_or_create_training_run(
         raise WalkrunError(f"training run backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if output_dir is not None:
         output_dir = str(output_dir)
-    run, created = _get_or_insert(
+    run, created = get_or_insert(
         s,
         TrainingRun,
         TrainingRun.name == name,
@@ -104,7 +104,7 @@ def get_or_create_checkpoint(
     """The checkpoint at `source` (hub id or path); created if new. Given fields update it."""
     check_stage(stage, "checkpoint stage")
     source = normalise_source(source)
-    ckpt, created = _get_or_insert(
+    ckpt, created = get_or_insert(
         s,
         Checkpoint,
         Checkpoint.source == source,
@@ -193,7 +193,7 @@ def start_eval_run(
         checkpoint.source, checkpoint.step, task, task_version, sampling, backend, backend_version, grader_version
     )
     columns = {c: sampling.get(c) for c in SAMPLING_COLUMNS}
-    run, created = _get_or_insert(
+    run, created = get_or_insert(
         s,
         EvalRun,
         EvalRun.key == key,
