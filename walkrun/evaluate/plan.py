@@ -32,6 +32,11 @@ class TaskPlan:
     grader: str = "math"  # math (walkrun.grading) | letter (multiple choice, walkrun.evaluate.choice)
 
     @property
+    def think_opened(self) -> bool:
+        """The chat template opens a `<think>` block before each response (R1 distills)."""
+        return bool(self.config.get("dataset_kwargs", {}).get("think_opened"))
+
+    @property
     def greedy(self) -> bool:
         return not self.sampling["do_sample"]
 

@@ -49,7 +49,7 @@ def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
                     gold,
                     str(r),
                     alts=scoring.answer_alts(row),
-                    think_opened=bool(plan.config.get("dataset_kwargs", {}).get("think_opened")),
+                    think_opened=plan.think_opened,
                     truncated=getattr(r, "finish_reason", None) == "length",
                 )
             n = getattr(r, "n_tokens", None)
@@ -118,7 +118,7 @@ def run_plan(
         run_id = run.id
         done = store.done_sample_keys(s, run)
         # gold + accepted alternatives and the think-block rule, so a re-grade judges as this run does
-        problems.record_problems(s, run, plan.rows, bool(plan.config.get("dataset_kwargs", {}).get("think_opened")))
+        problems.record_problems(s, run, plan.rows, plan.think_opened)
     pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in done for j in range(plan.k))]
     skipped = len(plan.rows) - len(pending)
     bar = None
