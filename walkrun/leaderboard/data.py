@@ -72,7 +72,7 @@ class Source:
     def stage_diffs(self, rows: list[dict]) -> list[dict]:
         """Paired comparisons of consecutive stages of each training run, per protocol and task:
         stage 2 vs stage 1 and control vs stage 2 (the last checkpoint of each stage)."""
-        from walkrun.db import compare
+        from walkrun.db import compare, lineage
         from walkrun.db.engine import session_scope
 
         last: dict[tuple, dict] = {}
@@ -85,17 +85,15 @@ class Source:
         out: list[dict] = []
         if not last:
             return out
-        runs = {k[0] for k in last}
-
-        def parent(run: str, stage: str) -> str:
-            # A control branch may be a run of its own ("demo-control" beside "demo"): its stage 2
-            # is that of the longest other run whose name its name starts with, else its own run's.
-            if stage != "control":
-                return run
-            cands = [r for r in runs if r != run and run.startswith(r)]
-            return max(cands, key=len) if cands else run
-
         with session_scope(self.url, readonly=True, create=False) as s:
+            chains = lineage.lineages(s)
+
+            def parent(run: str, stage: str) -> str:
+                # A control branch may be a run of its own: its stage 2 is in the run it descends
+                # from (its lineage, recorded when it started), else in its own run.
+                chain = chains.get(run) if stage == "control" else None
+                return chain[0][0] if chain else run
+
             for (run, proto, task, stage), rb in sorted(last.items(), key=lambda kv: str(kv[0])):
                 before = {"stage2": "stage1", "control": "stage2"}.get(stage)
                 ra = last.get((parent(run, stage), proto, task, before)) if before else None
