@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from walkrun.train.openrlhf import reward as reward_mod
-from walkrun.train.openrlhf.prepare import REWARD_SHIM, messages
+from walkrun.train.openrlhf.prepare import messages
 from walkrun.train.openrlhf.reward import LOG_KEYS, extract_response, reward_func
 
 # label, response text (before the eos the engine appends), expected binary / fatemi rewards
@@ -33,46 +32,13 @@ CASES = {
 }
 
 
-class _FakeEngine:
-    """Stands in for OpenRLHF's vLLM engine actor: returns fixed response token ids."""
-
-    def __init__(self, ids, text):
-        self.out = SimpleNamespace(
-            outputs=[SimpleNamespace(token_ids=ids, text=text, finish_reason="stop", logprobs=None)]
-        )
-
-    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        await asyncio.sleep(0)
-        return self.out
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_model)
-
-
-@pytest.fixture(scope="module")
-def executor(tmp_path_factory):
-    from openrlhf.utils.agent import SingleTurnAgentExecutor
-
-    path = tmp_path_factory.mktemp("job") / "reward_func.py"
-    path.write_text(REWARD_SHIM.format(name="test"))
-    return SingleTurnAgentExecutor(remote_rm_url=[str(path)])
-
-
-def _run_all(executor, tokenizer) -> dict:
+def _run_all(rollout, tokenizer) -> dict:
     prompt = tokenizer.apply_chat_template(
         messages("What is 2 + 3?", "qwen25-math-cot"), tokenize=False, add_generation_prompt=True
     )
 
     async def one(label, text):
-        ids = tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        params = SimpleNamespace(max_tokens=len(ids) + 8, logprobs=None)
-        return await executor.execute(
-            prompt, label, params, max_length=len(ids) + 4096, hf_tokenizer=tokenizer, llm_engine=_FakeEngine(ids, text)
-        )
+        return await rollout(prompt, label, text)
 
     async def main():
         outs = await asyncio.gather(*(one(label, text) for label, text, _, _ in CASES.values()))
@@ -83,10 +49,10 @@ def _run_all(executor, tokenizer) -> dict:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("scheme", ["binary", "fatemi"])
-def test_reward_through_openrlhf_executor_threads(executor, tokenizer, monkeypatch, scheme):
+def test_reward_through_openrlhf_executor_threads(rollout, tokenizer, monkeypatch, scheme):
     monkeypatch.setenv("WALKRUN_REWARD_SCHEME", scheme)
     monkeypatch.setenv("WALKRUN_GRADER_TIMEOUT", "2")
-    outs = _run_all(executor, tokenizer)
+    outs = _run_all(rollout, tokenizer)
     for name, (_, _, binary, fatemi) in CASES.items():
         out = outs[name]
         assert out["reward"] is not None, f"{name}: the executor swallowed an exception"

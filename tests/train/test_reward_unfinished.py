@@ -10,12 +10,11 @@ TRL: `walkrun.train.local.make_reward` called as `GRPOTrainer._calculate_rewards
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import pytest
 
 from walkrun.train.local import LocalConfig, make_reward
-from walkrun.train.openrlhf.prepare import REWARD_SHIM, messages
+from walkrun.train.openrlhf.prepare import messages
 
 # name: (response text, ends with eos, template opens <think>, binary, fatemi)
 CASES = {
@@ -32,47 +31,14 @@ CASES = {
 }
 
 
-class _FakeEngine:
-    """Stands in for OpenRLHF's vLLM engine actor: returns fixed response token ids."""
-
-    def __init__(self, ids, text, finish_reason):
-        out = SimpleNamespace(token_ids=ids, text=text, finish_reason=finish_reason, logprobs=None)
-        self.out = SimpleNamespace(outputs=[out])
-
-    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        await asyncio.sleep(0)
-        return self.out
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_model):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_model)
-
-
-@pytest.fixture(scope="module")
-def executor(tmp_path_factory):
-    from openrlhf.utils.agent import SingleTurnAgentExecutor
-
-    path = tmp_path_factory.mktemp("job") / "reward_func.py"
-    path.write_text(REWARD_SHIM.format(name="unfinished"))
-    return SingleTurnAgentExecutor(remote_rm_url=[str(path)])
-
-
-def _run_openrlhf(executor, tokenizer) -> dict:
+def _run_openrlhf(rollout, tokenizer) -> dict:
     base = tokenizer.apply_chat_template(
         messages("What is 2 + 3?", "qwen25-math-cot"), tokenize=False, add_generation_prompt=True
     )
 
     async def one(text, ends, opens):
         prompt = base + "<think>\n" if opens else base  # an R1-distill template opens the block
-        ids = tokenizer(text + (tokenizer.eos_token if ends else ""), add_special_tokens=False)["input_ids"]
-        params = SimpleNamespace(max_tokens=len(ids), logprobs=None)
-        engine = _FakeEngine(ids, text, "stop" if ends else "length")
-        return await executor.execute(
-            prompt, "5", params, max_length=len(ids) + 4096, hf_tokenizer=tokenizer, llm_engine=engine
-        )
+        return await rollout(prompt, "5", text, ends)
 
     async def main():
         outs = await asyncio.gather(*(one(t, e, o) for t, e, o, _, _ in CASES.values()))
@@ -83,9 +49,9 @@ def _run_openrlhf(executor, tokenizer) -> dict:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("scheme", ["binary", "fatemi"])
-def test_openrlhf_reward_pays_only_finished_boxed_answers(executor, tokenizer, monkeypatch, scheme):
+def test_openrlhf_reward_pays_only_finished_boxed_answers(rollout, tokenizer, monkeypatch, scheme):
     monkeypatch.setenv("WALKRUN_REWARD_SCHEME", scheme)
-    outs = _run_openrlhf(executor, tokenizer)
+    outs = _run_openrlhf(rollout, tokenizer)
     for name, (_, ends, _, binary, fatemi) in CASES.items():
         out = outs[name]
         assert out["truncated"] is (not ends), name  # OpenRLHF's own view agrees with the reward's
