@@ -124,6 +124,12 @@ def normalise(bench: Benchmark, row: dict, index: int) -> dict:
     return out
 
 
+def row_alts(row: dict) -> list[str]:
+    """The accepted alternatives a normalised row carries (`answer_alts`), as a list of strings."""
+    alts = row.get("answer_alts") or []
+    return [str(a) for a in (alts if isinstance(alts, (list, tuple)) else [alts]) if a is not None and str(a)]
+
+
 def answer_alts(row: dict, bench: Benchmark, answer: str) -> list[str]:
     """Accepted alternative answers of a row: its `alt_keys` fields (a list or one value), as
     strings, in order, without repeats or the main answer."""

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from walkrun.db.models import EvalRun, Problem, Sample
 from walkrun.db.store import get_or_insert
+from walkrun.problem_sets import row_alts
 
 _YEAR = re.compile(r"(?<!\d)(19\d\d|20\d\d)(?!\d)")
 
@@ -75,12 +76,6 @@ def by_level(s: Session, eval_run_id: int, task: str) -> list[dict]:
     return out
 
 
-def _alts_of(row: dict) -> list[str]:
-    alts = row.get("answer_alts") or []
-    alts = alts if isinstance(alts, (list, tuple)) else [alts]
-    return [str(a) for a in alts if a is not None and str(a)]
-
-
 def record_problems(s: Session, eval_run: EvalRun, rows: Iterable[dict], think_opened: bool | None = None) -> int:
     """Store the gold answer, accepted alternatives (`answer_alts`) and facts (level, subject, year:
     `facts`) of each row of the run's task (insert or update by task + row id),
@@ -88,7 +83,7 @@ def record_problems(s: Session, eval_run: EvalRun, rows: Iterable[dict], think_o
     so `walkrun db regrade` grades as the evaluation did. Returns the number of rows written."""
     if think_opened is not None:
         eval_run.think_opened = bool(think_opened)
-    wanted = {str(r["id"]): {"answer": str(r["answer"]), "answer_alts": _alts_of(r), **facts(r)} for r in rows}
+    wanted = {str(r["id"]): {"answer": str(r["answer"]), "answer_alts": row_alts(r), **facts(r)} for r in rows}
     if not wanted:
         s.flush()
         return 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, load_lm
 from walkrun.evaluate.plan import TaskPlan, check_prompt_lengths, plan_tasks, quiet_lm_eval, resolve_task, task_manager
+from walkrun.problem_sets import row_alts
 from walkrun.settings import WalkrunError
 from walkrun.text_table import fmt, render
 
@@ -48,7 +49,7 @@ def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
                 g = scoring.cached_grade(gold, r) or grading.grade(
                     gold,
                     str(r),
-                    alts=scoring.answer_alts(row),
+                    alts=row_alts(row),
                     think_opened=plan.think_opened,
                     truncated=getattr(r, "finish_reason", None) == "length",
                 )

@@ -11,6 +11,7 @@ import importlib
 from typing import Any
 
 from walkrun import grading, metrics
+from walkrun.problem_sets import row_alts
 from walkrun.prompts import with_instruction
 
 PROMPT_TEMPLATE_ID = "zero-shot-boxed-v1"
@@ -49,12 +50,6 @@ def task_rows(
     raise WalkrunError("a walkrun task needs dataset_kwargs.benchmark or dataset_kwargs.rows")
 
 
-def answer_alts(row: dict) -> list[str]:
-    """A row's accepted alternative forms of its answer (`walkrun.problem_sets` fills `answer_alts`)."""
-    alts = row.get("answer_alts") or []
-    return [str(a) for a in (alts if isinstance(alts, (list, tuple)) else [alts]) if a is not None and str(a)]
-
-
 def load_dataset(
     benchmark: str | None = None,
     rows: str | None = None,
@@ -70,7 +65,7 @@ def load_dataset(
     records = []
     for r in task_rows(benchmark, rows, walkrun_data):
         rec: dict[str, Any] = {k: str(r.get(k, "")) for k in _FIELDS}
-        rec["answer_alts"] = answer_alts(r)
+        rec["answer_alts"] = row_alts(r)
         rec["think_opened"] = bool(think_opened)
         records.append(rec)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(records)})
