@@ -38,7 +38,37 @@ def check_model(model: str) -> tuple[str, Any, Any]:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         hint = "" if p.exists() else " (no such local folder; as a hub id it could not be fetched: offline?)"
         raise WalkrunError(f"cannot load model {model!r}{hint}: {type(e).__name__}: {first}") from None
+    if p.exists():
+        check_weights(p)
     return source, config, tokenizer
+
+
+def check_weights(folder: Path) -> None:
+    """WalkrunError if a local checkpoint's safetensors weights are missing or damaged. Reads
+    only each file's header (safetensors checks it covers the whole file, so a truncated copy
+    fails): a bad checkpoint is refused before anything is planned or written, not after the
+    model load."""
+    from safetensors import SafetensorError, safe_open
+
+    index = folder / "model.safetensors.index.json"
+    files = sorted(folder.glob("*.safetensors"))
+    if index.is_file():
+        import json
+
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise WalkrunError(f"cannot load model {str(folder)!r}: {index.name} is not a weight index") from None
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if missing:
+            raise WalkrunError(f"cannot load model {str(folder)!r}: weight shard {missing[0]} (in {index.name}) is missing")
+    for f in files:
+        try:
+            with safe_open(str(f), "pt"):
+                pass
+        except (SafetensorError, OSError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise WalkrunError(f"cannot load model {str(folder)!r}: weights {f.name} damaged or truncated: {first}") from None
 
 
 def context_length(config, tokenizer) -> int:
