@@ -54,6 +54,10 @@ _register_all()
 
 
 def main() -> None:
+    import warnings
+
+    # torch's import warns about its pynvml dependency on every run; an error must stay one line.
+    warnings.filterwarnings("ignore", message="The pynvml package is deprecated", category=FutureWarning)
     try:
         app(standalone_mode=True)
     except WalkrunError as e:

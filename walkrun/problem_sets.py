@@ -109,11 +109,23 @@ def _pick(row: dict, keys: tuple[str, ...], what: str, bench: Benchmark):
     raise WalkrunError(f"{bench.name}: a row has no {what} field (tried {', '.join(keys)}); fields: {sorted(row)}")
 
 
+def _check_answer(value, bench: Benchmark) -> str:
+    """The gold answer as a string; a value that cannot be one (an object, a boolean, nothing)
+    is an error, not a gold no response could ever match."""
+    items = value if isinstance(value, list) else [value]
+    if not items or any(isinstance(v, (dict, bool, list)) or v is None for v in items):
+        raise WalkrunError(f"{bench.name}: a row's answer {value!r} is not a number, a string or a list of them")
+    answer = _answer_str(value)
+    if not answer:
+        raise WalkrunError(f"{bench.name}: a row has an empty answer")
+    return answer
+
+
 def normalise(bench: Benchmark, row: dict, index: int) -> dict:
     out = dict(row)
     out["id"] = str(_pick_or(row, bench.id_keys, f"{bench.name}-{index:04d}"))
     out["problem"] = str(_pick(row, bench.problem_keys, "problem", bench))
-    out["answer"] = _answer_str(_pick(row, bench.answer_keys, "answer", bench))
+    out["answer"] = _check_answer(_pick(row, bench.answer_keys, "answer", bench), bench)
     out["answer_alts"] = answer_alts(row, bench, out["answer"])
     out.setdefault("source", bench.title)
     if bench.format_row:
@@ -178,7 +190,10 @@ def load(name: str, data: str | os.PathLike | None = None, limit: int | None = N
             )
         rows = []
         for lineno, row in read_jsonl(path):
-            rows.append(normalise(bench, row, lineno - 1))
+            try:
+                rows.append(normalise(bench, row, lineno - 1))
+            except WalkrunError as e:  # name the line to fix
+                raise WalkrunError(f"{path}:{lineno}: {e}") from None
             if limit is not None and len(rows) >= limit:
                 break
         return rows

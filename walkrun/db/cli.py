@@ -11,6 +11,7 @@ import typer
 
 from walkrun import options
 from walkrun.options import DB_HELP
+from walkrun.settings import WalkrunError
 
 DB_FLAGS = {"db": ("--db", "--url")}
 
@@ -39,6 +40,12 @@ class RegradeOptions(DBOptions):
         metadata={"help": "Only report what would change (per task and direction, with examples); write nothing."},
     )
     examples: int = field(default=3, metadata={"help": "Examples shown per task and direction."})
+
+    def __post_init__(self):
+        if not (0 < self.timeout < float("inf")):
+            raise WalkrunError(f"--timeout must be a positive number of seconds, got {self.timeout}")
+        if self.examples < 0:
+            raise WalkrunError(f"--examples must be >= 0, got {self.examples}")
 
 
 @dataclass

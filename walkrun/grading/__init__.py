@@ -6,7 +6,7 @@ rules (only a finished final answer is graded, normalisations, checks around the
 `pool` the time limits, which work from any thread or process.
 """
 
-from walkrun.grading.pool import DEFAULT_TIMEOUT, GradingError, grade, grade_many, shutdown
+from walkrun.grading.pool import DEFAULT_TIMEOUT, GradingError, check_timeout, grade, grade_many, shutdown
 from walkrun.grading.rules import (
     GRADER_VERSION,
     RULES_VERSION,
@@ -28,6 +28,7 @@ __all__ = [
     "Grade",
     "GradingError",
     "answer_part",
+    "check_timeout",
     "grade",
     "grade_many",
     "grade_unguarded",

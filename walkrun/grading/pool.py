@@ -252,6 +252,18 @@ def _run(items: list[Item], timeout: float, future=None, retried: bool = False) 
         return _run(items, timeout, retried=True)
 
 
+def check_timeout(timeout) -> float:
+    """The per-item limit as a float; ValueError unless it is a positive, finite number of seconds
+    (0 would switch the alarm off, leaving no limit at all)."""
+    try:
+        t = float(timeout)
+    except (TypeError, ValueError):
+        raise ValueError(f"grading timeout must be a number of seconds, got {timeout!r}") from None
+    if not (0 < t < float("inf")):
+        raise ValueError(f"grading timeout must be a positive number of seconds, got {timeout!r}")
+    return t
+
+
 def _items(golds, responses, alts, think_opened, truncated) -> list[Item]:
     golds, responses = [str(g) for g in golds], [r or "" for r in responses]
     n = len(golds)
@@ -294,7 +306,9 @@ def grade(
     `think_opened`: the chat template opened a `<think>` block before the response (DeepSeek-R1
     distills); `truncated`: the response hit its token budget. Both make an unfinished response
     `no_answer`. Takes little over `timeout`; a time limit is status `timeout`. Raises
-    `GradingError` only when no grader can run at all."""
+    `GradingError` only when no grader can run at all, ValueError for a `timeout` that is not a
+    positive number of seconds."""
+    timeout = check_timeout(timeout)
     item = (str(gold), response or "", tuple(str(a) for a in alts or ()), bool(think_opened), bool(truncated))
     return _run([item], timeout)[0]
 
@@ -315,6 +329,7 @@ def grade_many(
     all), meaning as in `grade`. Pairs travel in chunks (one task per item costs more in IPC
     than a typical 5 ms grade); a chunk the pool had to kill is graded again item by item, so
     one hang costs only itself."""
+    timeout = check_timeout(timeout)
     items = _items(list(golds), list(responses), alts, think_opened, truncated)
     size = max(1, min(32, len(items) // (4 * _workers()) or 1))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]

@@ -47,8 +47,11 @@ def build(cfg: BuildConfig) -> dict:
     """Write the site; returns counts {"checkpoints", "rows", "files", "out"}."""
     source = data.Source(cfg.db)
     source.check()
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.building-", dir=cfg.out.parent))
+    try:
+        cfg.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.building-", dir=cfg.out.parent))
+    except OSError as e:
+        raise WalkrunError(f"--out {cfg.out}: cannot write beside it ({e.strerror or type(e).__name__})") from None
     try:
         rows = source.rows()
         (tmp / "index.html").write_text(

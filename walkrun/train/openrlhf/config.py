@@ -174,6 +174,8 @@ class OpenRLHFConfig:
                 f"max_new_tokens ({self.max_new_tokens}) must be below max_len ({self.max_len}), "
                 "which also holds the prompt"
             )
+        if not (0 < self.grader_timeout < float("inf")):
+            problems.append(f"grader_timeout must be a positive number of seconds, got {self.grader_timeout!r}")
         if len(self.dynamic_filtering_range) != 2:
             problems.append("dynamic_filtering_range takes two numbers LO HI, e.g. [0, 1.01]")
         if self.length_reward is not None:

@@ -63,9 +63,11 @@ def _scheme() -> str:
 
 
 def _timeout() -> float:
+    value = os.environ.get(TIMEOUT_VAR) or DEFAULT_TIMEOUT
     try:
-        return float(os.environ.get(TIMEOUT_VAR) or DEFAULT_TIMEOUT)
-    except ValueError:
+        return grading.check_timeout(value)
+    except ValueError:  # 0 or a negative value would leave grading with no limit, or none working
+        log.warning("walkrun reward: %s=%r is not a positive number of seconds; using %g", TIMEOUT_VAR, value, DEFAULT_TIMEOUT)
         return DEFAULT_TIMEOUT
 
 
