@@ -31,11 +31,11 @@ def _kinds(canary: str) -> dict[str, Callable[[random.Random], tuple[str, str]]]
     py = f"__import__('os').system('{touch}')"
     injections = [
         py,
-        f"eval(\"{py}\")",
+        f'eval("{py}")',
         f"exec(\"import os; os.system('{touch}')\")",
         f"(lambda: {py})()",
         f"open('{canary}', 'w').write('x')",
-        f"sympify(\"{py}\")",
+        f'sympify("{py}")',
         f"Symbol('x').__class__.__init__.__globals__['__builtins__']['__import__']('os').system('{touch}')",
         "\\input{/etc/passwd}",
         f"\\write18{{{touch}}}",
@@ -89,12 +89,19 @@ def _kinds(canary: str) -> dict[str, Callable[[random.Random], tuple[str, str]]]
 
     def factorial(r):
         n = r.choice(["10000", "100000", "10^{100}", "9^{9^9}", "(10!)!", "((10!)!)!"])
-        return r.choice(["1", "10000!"]), r.choice([f"\\boxed{{{n}!}}", f"\\boxed{{{n}!!}}", f"\\boxed{{\\Gamma({n})}}"])
+        return r.choice(["1", "10000!"]), r.choice(
+            [f"\\boxed{{{n}!}}", f"\\boxed{{{n}!!}}", f"\\boxed{{\\Gamma({n})}}"]
+        )
 
     def huge_numbers(r):
         digits = "".join(r.choice("0123456789") for _ in range(r.choice([5000, 50000, 200000])))
         return r.choice(["1", digits[:100]]), r.choice(
-            [f"\\boxed{{1{digits}}}", f"\\boxed{{1e{digits[:8]}}}", f"\\boxed{{0.{digits}}}", f"The answer is 1{digits}"]
+            [
+                f"\\boxed{{1{digits}}}",
+                f"\\boxed{{1e{digits[:8]}}}",
+                f"\\boxed{{0.{digits}}}",
+                f"The answer is 1{digits}",
+            ]
         )
 
     def heavy_sympy(r):
@@ -106,7 +113,9 @@ def _kinds(canary: str) -> dict[str, Callable[[random.Random], tuple[str, str]]]
                 "\\boxed{\\sum_{k=1}^{10^{" + str(n) + "}} k}",
                 "\\boxed{\\int_0^{10^{" + str(n) + "}} e^{x^2} dx}",
                 "\\boxed{\\lim_{x\\to\\infty} x^{x^{x}}}",
-                "\\boxed{\\begin{pmatrix}" + "\\\\".join("&".join("x" for _ in range(30)) for _ in range(30)) + "\\end{pmatrix}}",
+                "\\boxed{\\begin{pmatrix}"
+                + "\\\\".join("&".join("x" for _ in range(30)) for _ in range(30))
+                + "\\end{pmatrix}}",
             ]
         )
 
@@ -134,14 +143,18 @@ def _kinds(canary: str) -> dict[str, Callable[[random.Random], tuple[str, str]]]
 
     def bidi_unicode(r):
         s = "".join(r.choice(bidi + "١٢٣𝟏𝟐𝟑①½⅓∞√π\ufeff\ufffd\U0010ffff") for _ in range(r.randint(1, 500)))
-        return r.choice(["1", "½", "π"]), r.choice([f"\\boxed{{{s}}}", f"\\boxed{{\u202e1\u202c}}", s, f"{s}\\boxed{{1}}{s}"])
+        return r.choice(["1", "½", "π"]), r.choice(
+            [f"\\boxed{{{s}}}", f"\\boxed{{\u202e1\u202c}}", s, f"{s}\\boxed{{1}}{s}"]
+        )
 
     def surrogates(r):
         return "1", r.choice(["\\boxed{\ud800}", "\udfff" * r.randint(1, 1000), "\\boxed{1\udc80}"])
 
     def think_tricks(r):
         n = r.choice([1, 1000, 20000])
-        return "1", r.choice(["<think>" * n, "</think>" * n + "\\boxed{1}", "<think></think>" * n, "<think>\\boxed{1}" * n])
+        return "1", r.choice(
+            ["<think>" * n, "</think>" * n + "\\boxed{1}", "<think></think>" * n, "<think>\\boxed{1}" * n]
+        )
 
     def empty_gold(r):
         return r.choice(["", " ", "{}", "\\boxed{}", "$", "$$"]), r.choice(["\\boxed{}", "", "\\boxed{1}"])

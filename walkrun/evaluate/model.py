@@ -11,13 +11,22 @@ from walkrun.evaluate.config import EvalConfig
 from walkrun.settings import WalkrunError
 
 VLLM_BATCH = 1 << 16
+# Any of these makes a folder's tokenizer; with none, transformers builds an empty one silently.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
 def check_model(model: str) -> tuple[str, Any, Any]:
     """(source, config, tokenizer) of a checkpoint; WalkrunError if it is missing or unreadable."""
+    p = Path(model).expanduser()
+    try:
+        return _check_model(model, p)
+    except PermissionError as e:
+        raise WalkrunError(f"cannot load model {model!r}: permission denied on {e.filename or p}") from None
+
+
+def _check_model(model: str, p: Path) -> tuple[str, Any, Any]:
     from transformers import AutoConfig, AutoTokenizer
 
-    p = Path(model).expanduser()
     if p.exists():
         source = str(p.resolve())
         if not p.is_dir():
@@ -27,6 +36,8 @@ def check_model(model: str) -> tuple[str, Any, Any]:
                 f"model folder {source} has no config.json; is it a Hugging Face-format checkpoint "
                 "(an OpenRLHF global_stepN_hf folder, a `walkrun model tiny` folder)?"
             )
+        if not any((p / f).is_file() for f in TOKENIZER_FILES):
+            raise WalkrunError(f"model folder {source} has no tokenizer (none of {', '.join(TOKENIZER_FILES)})")
     elif model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
         raise WalkrunError(f"model path {model!r} does not exist")
     else:
@@ -38,6 +49,8 @@ def check_model(model: str) -> tuple[str, Any, Any]:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         hint = "" if p.exists() else " (no such local folder; as a hub id it could not be fetched: offline?)"
         raise WalkrunError(f"cannot load model {model!r}{hint}: {type(e).__name__}: {first}") from None
+    if not tokenizer("1 + 1 = 2", add_special_tokens=False)["input_ids"]:
+        raise WalkrunError(f"cannot load model {model!r}: its tokenizer turns text into no tokens")
     if p.exists():
         check_weights(p)
     return source, config, tokenizer
@@ -61,14 +74,18 @@ def check_weights(folder: Path) -> None:
             raise WalkrunError(f"cannot load model {str(folder)!r}: {index.name} is not a weight index") from None
         missing = [s for s in shards if not (folder / s).is_file()]
         if missing:
-            raise WalkrunError(f"cannot load model {str(folder)!r}: weight shard {missing[0]} (in {index.name}) is missing")
+            raise WalkrunError(
+                f"cannot load model {str(folder)!r}: weight shard {missing[0]} (in {index.name}) is missing"
+            )
     for f in files:
         try:
             with safe_open(str(f), "pt"):
                 pass
         except (SafetensorError, OSError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise WalkrunError(f"cannot load model {str(folder)!r}: weights {f.name} damaged or truncated: {first}") from None
+            raise WalkrunError(
+                f"cannot load model {str(folder)!r}: weights {f.name} damaged or truncated: {first}"
+            ) from None
 
 
 def context_length(config, tokenizer) -> int:

@@ -167,7 +167,9 @@ class LocalConfig:
                 f"must be divisible by steps_per_rollout ({self.steps_per_rollout})"
             )
         if not (0 < self.grader_timeout < float("inf")):
-            raise WalkrunError(f"local: grader_timeout must be a positive number of seconds, got {self.grader_timeout!r}")
+            raise WalkrunError(
+                f"local: grader_timeout must be a positive number of seconds, got {self.grader_timeout!r}"
+            )
         if self.l_max is not None and self.l_max < 1:
             raise WalkrunError(f"local: l_max must be a positive number of tokens, got {self.l_max!r}")
         if self.task != "synthetic" and not Path(self.task).is_file():

@@ -67,7 +67,9 @@ def _timeout() -> float:
     try:
         return grading.check_timeout(value)
     except ValueError:  # 0 or a negative value would leave grading with no limit, or none working
-        log.warning("walkrun reward: %s=%r is not a positive number of seconds; using %g", TIMEOUT_VAR, value, DEFAULT_TIMEOUT)
+        log.warning(
+            "walkrun reward: %s=%r is not a positive number of seconds; using %g", TIMEOUT_VAR, value, DEFAULT_TIMEOUT
+        )
         return DEFAULT_TIMEOUT
 
 
