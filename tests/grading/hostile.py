@@ -138,13 +138,13 @@ def _kinds(canary: str) -> dict[str, Callable[[random.Random], tuple[str, str]]]
     def control_chars(r):
         noise = "".join(r.choice(cc) for _ in range(r.randint(1, 2000)))
         return r.choice(["1", "\x00", noise[:10]]), r.choice(
-            [f"\\boxed{{1{noise}}}", f"{noise}\\boxed{{1}}", "\x00" * r.randint(1, 100000), f"\\boxed{{\x00}}"]
+            [f"\\boxed{{1{noise}}}", f"{noise}\\boxed{{1}}", "\x00" * r.randint(1, 100000), "\\boxed{\x00}"]
         )
 
     def bidi_unicode(r):
         s = "".join(r.choice(bidi + "١٢٣𝟏𝟐𝟑①½⅓∞√π\ufeff\ufffd\U0010ffff") for _ in range(r.randint(1, 500)))
         return r.choice(["1", "½", "π"]), r.choice(
-            [f"\\boxed{{{s}}}", f"\\boxed{{\u202e1\u202c}}", s, f"{s}\\boxed{{1}}{s}"]
+            [f"\\boxed{{{s}}}", "\\boxed{\u202e1\u202c}", s, f"{s}\\boxed{{1}}{s}"]
         )
 
     def surrogates(r):
@@ -212,3 +212,6 @@ def cases(n: int, canary: str, seed: int = 0) -> list[Case]:
         gold, response = kinds[kind](rng)
         out.append(Case(kind, gold, response))
     return out
+
+
+KINDS = tuple(_kinds(""))

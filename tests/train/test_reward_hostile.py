@@ -36,7 +36,7 @@ def test_hostile_rollouts_through_openrlhfs_executor(tmp_path, rollout, tokenize
 
     outs = asyncio.run(main())
     assert len(first) >= 15
-    for (kind, c), out in zip(first.items(), outs):
+    for kind, out in zip(first, outs):
         assert out["reward"] is not None, f"{kind}: an exception escaped into the executor"
         assert set(out["extra_logs"]) == set(LOG_KEYS)
         if out["extra_logs"]["grade_failed"].item():

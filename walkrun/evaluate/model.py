@@ -70,7 +70,7 @@ def check_weights(folder: Path) -> None:
 
         try:
             shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise WalkrunError(f"cannot load model {str(folder)!r}: {index.name} is not a weight index") from None
         missing = [s for s in shards if not (folder / s).is_file()]
         if missing:
