@@ -57,6 +57,9 @@ def main() -> None:
     for kind in sorted(by_kind):
         print(f"    {kind:15s} {dict(by_kind[kind])}")
 
+    import logging
+
+    logging.getLogger("walkrun.reward").setLevel(logging.ERROR)  # one warning per failed rollout otherwise
     os.environ["WALKRUN_GRADER_TIMEOUT"] = str(args.limit)
     os.environ.setdefault("WALKRUN_REWARD_SCHEME", "fatemi")
     from walkrun.train.openrlhf.reward import reward_func

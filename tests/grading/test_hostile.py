@@ -24,6 +24,7 @@ from hostile import KINDS, cases  # noqa: E402
 N = 1000
 N_REWARD = 200  # rollouts through the reward file, one call each (every kind is among them)
 LIMIT = 0.2  # seconds per item: short, as ~40 % of the cases need the whole limit
+LIMIT_MANY = 0.1  # for the 1,000 through grade_many: the suite pays ~N * 0.45 * limit / workers
 # Beyond the limit: pebble kills a worker stuck in C code (big-integer arithmetic ignores the
 # alarm) after limit + 2 s + 0.5 s per item of its chunk and a fresh worker is forked; plus a
 # machine loaded by other jobs. A hang (minutes: 10**10**10 computed) is far beyond this.
