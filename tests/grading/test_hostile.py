@@ -28,7 +28,7 @@ LIMIT_MANY = 0.1  # for the 1,000 through grade_many: the suite pays ~N * 0.45 *
 # Beyond the limit: pebble kills a worker stuck in C code (big-integer arithmetic ignores the
 # alarm) after limit + 2 s + 0.5 s per item of its chunk and a fresh worker is forked; plus a
 # machine loaded by other jobs. A hang (minutes: 10**10**10 computed) is far beyond this.
-SLACK = 15.0
+SLACK = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +61,18 @@ def _no_verdict_from_a_failure(grades) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_thousand_hostile_responses_through_grade_many(hostile, canary):
-    grades, total = _timed(lambda: grade_many([c.gold for c in hostile], [c.response for c in hostile], timeout=LIMIT))
+    grades, total = _timed(
+        lambda: grade_many([c.gold for c in hostile], [c.response for c in hostile], timeout=LIMIT_MANY)
+    )
     statuses = collections.Counter(g.status for g in grades)
     print(
-        f"\ngrade_many: {N} hostile items in {total:.1f}s, {pool._workers()} workers, limit {LIMIT}s: {dict(statuses)}"
+        f"\ngrade_many: {N} hostile items in {total:.1f}s, {pool._workers()} workers, limit {LIMIT_MANY}s: {dict(statuses)}"
     )
     assert len(grades) == N
     _no_verdict_from_a_failure(grades)
     assert statuses["timeout"] > 0  # the set really holds items that need the limit
     # No hang: at worst every item takes its limit plus a worker restart, spread over the workers.
-    assert total < N * (LIMIT + 0.5) / pool._workers() + 10 * SLACK
+    assert total < N * (LIMIT_MANY + 0.5) / pool._workers() + 10 * SLACK
     assert not canary.exists(), "code in a response ran"
 
 
