@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from walkrun.db.engine import session_scope
@@ -55,19 +56,25 @@ def new_owner() -> str:
 def _now(s: Session) -> datetime:
     if s.connection().dialect.name == "postgresql":
         # clock_timestamp, not now(): now() is the transaction's start, which may lie in the past
-        return s.scalar(select(func.clock_timestamp()))
+        return cast(datetime, s.scalar(select(func.clock_timestamp())))
     return utcnow()  # SQLite is one machine's file: its clock is everyone's
 
 
-def _upsert(s: Session):
+def _insert(s: Session, table: Table) -> Any:
     dialect = s.connection().dialect.name
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        raise WalkrunError(f"leases need SQLite or PostgreSQL, not {dialect}")
-    return insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    raise WalkrunError(f"leases need SQLite or PostgreSQL, not {dialect}")
+
+
+def _changed(s: Session, stmt) -> int:
+    return cast(CursorResult, s.execute(stmt)).rowcount
 
 
 def claim(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> Holder | None:
@@ -81,9 +88,9 @@ def claim(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECOND
             "heartbeat_at": now,
             "expires_at": now + timedelta(seconds=seconds),
         }
-        table = EvalLease.__table__
+        table = cast(Table, EvalLease.__table__)
         stmt = (
-            _upsert(s)(table)
+            _insert(s, table)
             .values(key=key, **values)
             .on_conflict_do_update(
                 index_elements=["key"],
@@ -107,13 +114,13 @@ def heartbeat(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SE
             .where(EvalLease.key == key, EvalLease.owner == owner)
             .values(heartbeat_at=now, expires_at=now + timedelta(seconds=seconds))
         )
-        return s.execute(stmt).rowcount == 1
+        return _changed(s, stmt) == 1
 
 
 def release(url: str | None, key: str, owner: str) -> bool:
     """Give `owner`'s lease on `key` up (delete it); False when it was not `owner`'s any more."""
     with session_scope(url) as s:
-        return s.execute(delete(EvalLease).where(EvalLease.key == key, EvalLease.owner == owner)).rowcount == 1
+        return _changed(s, delete(EvalLease).where(EvalLease.key == key, EvalLease.owner == owner)) == 1
 
 
 def holder(url: str | None, key: str) -> Holder | None:
