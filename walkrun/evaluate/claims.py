@@ -53,3 +53,14 @@ def held_message(outcomes: list) -> str | None:
         return None
     items = "; ".join(f"{o.plan.name} [protocol {o.plan.protocol}] by {o.held_by}" for o in held)
     return f"{len(held)} evaluation(s) are being run by another process: {items}; run again later to read their results"
+
+
+def retry_delay(outcomes: list, cap: float) -> float:
+    """Seconds until the first lease of `outcomes` held elsewhere expires (0 to `cap`): asking sooner
+    only finds it held again, unless its holder finishes early (then at most `cap` is lost)."""
+    from walkrun.db.models import utcnow
+
+    until = [o.held_by.expires_at for o in outcomes if o.held_by is not None]
+    if not until:
+        return 0.0
+    return max(0.0, min(cap, (min(until) - utcnow()).total_seconds()))

@@ -194,5 +194,4 @@ class RayPool:
         for ref in ready:
             watcher, path = self.inflight.pop(ref)
             value, err = result(ref)
-            status, text = value if err is None else err
-            watcher.settle(path, status, text)
+            watcher.settle(path, *(value if err is None else err))

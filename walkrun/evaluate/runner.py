@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from walkrun.db.leases import Holder
 from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, load_lm
 from walkrun.evaluate.plan import TaskPlan, check_prompt_lengths, plan_tasks, quiet_lm_eval, resolve_task, task_manager
@@ -84,7 +85,7 @@ class TaskOutcome:
     skipped_problems: int
     summary: dict
     seconds: float
-    held_by: str | None = None  # another process holds this evaluation's lease (walkrun.db.leases)
+    held_by: Holder | None = None  # another process holds this evaluation's lease (walkrun.db.leases)
 
 
 def run_plan(
@@ -291,7 +292,7 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
         for p in plans:
             done_id = missing[p.name][1]
             if p.name in held:
-                outcomes.append(TaskOutcome(p, None, 0, 0, {}, 0.0, held_by=str(held[p.name])))
+                outcomes.append(TaskOutcome(p, None, 0, 0, {}, 0.0, held_by=held[p.name]))
                 continue
             # A finished, complete evaluation is only read: re-running must not touch its rows or dates.
             outcomes.append(

@@ -177,6 +177,7 @@ class Watcher:
         self.pool = pool  # a distributed.RayPool: evaluations run as Ray tasks, settled as they end
         self.pending: dict[Path, int] = {}  # Ray evaluations of a folder still running
         self.waiting: set[Path] = set()  # held elsewhere (or its worker died): to be polled again
+        self.not_before: dict[Path, float] = {}  # a waiting folder is not polled before this time.time()
 
     def identity(self) -> tuple[str, str, str]:
         """(run, stage, training backend), read now: the run's files may appear after the watcher starts."""
@@ -192,7 +193,7 @@ class Watcher:
             self.log(f"walkrun watch: cannot list {self.directory}: {e}")
             return []
         for step, path in found:
-            if path in self.handled:
+            if path in self.handled or self.not_before.get(path, 0.0) > time.time():
                 continue
             snap = snapshot(path)
             if snap is None:
@@ -247,9 +248,10 @@ class Watcher:
                 self.settle(path, *evaluate_setting(cfg, self.log))
         return self.results[path] == "done"
 
-    def settle(self, path: Path, status: str, text: str) -> None:
+    def settle(self, path: Path, status: str, text: str, retry_in: float = 0.0) -> None:
         """Take one evaluation's end: "done" (text: its table), "held" or "lost" (run elsewhere, or its
-        Ray worker died: the folder is polled again once none of its evaluations runs) or "failed"."""
+        Ray worker died: the folder is polled again once none of its evaluations runs, not within
+        `retry_in` seconds) or "failed"."""
         if path in self.pending:
             self.pending[path] -= 1
             if not self.pending[path]:
@@ -258,6 +260,7 @@ class Watcher:
             self.log(text)
         elif status in ("held", "lost"):
             self.waiting.add(path)
+            self.not_before[path] = max(self.not_before.get(path, 0.0), time.time() + retry_in)
             if self.results.get(path) == "done":
                 self.results[path] = f"waiting: {text}"
             self.log(f"walkrun watch: {path.name}: {text}; will come back to it")
@@ -269,9 +272,10 @@ class Watcher:
             self.handled.discard(path)  # ready at the next poll (it was complete already)
 
 
-def evaluate_setting(cfg: EvalConfig, log=None) -> tuple[str, str]:
+def evaluate_setting(cfg: EvalConfig, log=None) -> tuple[str, str, float]:
     """One checkpoint with one setting: ("done", results table), ("held", who runs what), ("lost",
-    why) or ("failed", error, recorded in the DB). Also the body of a `--ray` evaluation."""
+    why) or ("failed", error, recorded in the DB), and the seconds until a held lease expires.
+    Also the body of a `--ray` evaluation."""
     from walkrun.db.leases import LeaseLost
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -280,15 +284,17 @@ def evaluate_setting(cfg: EvalConfig, log=None) -> tuple[str, str]:
     except KeyboardInterrupt:
         raise
     except LeaseLost as e:
-        return "lost", str(e)
+        return "lost", str(e), 0.0
     except Exception as e:
         msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
         if not isinstance(e, WalkrunError):
             traceback.print_exc(file=sys.stderr)
         runner.record_failure(cfg, Path(cfg.model), msg)
-        return "failed", msg
+        return "failed", msg, 0.0
     held = claims.held_message(outcomes)
-    return ("held", held) if held else ("done", runner.format_table(outcomes))
+    if held:
+        return "held", held, claims.retry_delay(outcomes, cfg.lease_seconds)
+    return "done", runner.format_table(outcomes), 0.0
 
 
 def _poll_round(watchers: list[Watcher], pool=None) -> None:
