@@ -67,3 +67,14 @@ def test_watcher_skips_a_held_evaluation_and_takes_it_over_when_the_lease_expire
     assert w.evaluate(10, ckpt)
     assert query(db_path, "select status, (select count(*) from sample) from eval_run") == [("done", 1)]
     assert any("will come back to it" in m for m in logs)
+
+
+def test_unreachable_ray_address_is_a_one_line_error(tiny_model, db_url, cli):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = cli("eval", "--model", tiny_model, "--db", db_url, "--ray", f"127.0.0.1:{port}", *ARGS)
+    assert code == 2
+    assert f"walkrun: error: cannot join the Ray cluster at '127.0.0.1:{port}'" in err

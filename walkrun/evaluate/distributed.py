@@ -32,6 +32,16 @@ def connect(address: str) -> None:
 
     if ray.is_initialized():
         return
+    if ":" in address and "://" not in address:  # host:port of a GCS: ray.init would wait for it for minutes
+        import socket
+
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except (OSError, ValueError) as e:
+            raise WalkrunError(
+                f"cannot join the Ray cluster at {address!r}: {e} (is `ray start --head` running there?)"
+            ) from None
     try:
         ray.init(
             address=None if address == "local" else address, include_dashboard=False, logging_level=logging.WARNING
