@@ -80,6 +80,13 @@ def _changed(s: Session, stmt) -> int:
 def claim(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> Holder | None:
     """Take the lease on `key` for `owner` (free, expired, or already `owner`'s). Returns None when
     taken, else the live holder who has it."""
+    while True:
+        other = _claim_once(url, key, owner, seconds)
+        if not isinstance(other, bool):  # False: the holder let go between the two statements; claim again
+            return other
+
+
+def _claim_once(url: str | None, key: str, owner: str, seconds: float) -> Holder | None | bool:
     with session_scope(url) as s:
         now = _now(s)
         values = {
@@ -101,8 +108,8 @@ def claim(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECOND
         )
         if s.execute(stmt).scalar() == owner:
             return None
-        row = s.execute(select(EvalLease.owner, EvalLease.expires_at).where(EvalLease.key == key)).one()
-        return Holder(row.owner, row.expires_at)
+        row = s.execute(select(EvalLease.owner, EvalLease.expires_at).where(EvalLease.key == key)).first()
+        return Holder(row.owner, row.expires_at) if row is not None else False
 
 
 def heartbeat(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> bool:
