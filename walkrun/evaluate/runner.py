@@ -17,14 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from walkrun.db.leases import Holder
 from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, load_lm
 from walkrun.evaluate.plan import TaskPlan, check_prompt_lengths, plan_tasks, quiet_lm_eval, resolve_task, task_manager
 from walkrun.problem_sets import row_alts
 from walkrun.settings import WalkrunError
 from walkrun.text_table import fmt, render
+
+if TYPE_CHECKING:
+    from walkrun.db.leases import Holder
 
 
 def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
