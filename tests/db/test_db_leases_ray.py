@@ -90,7 +90,8 @@ def test_two_watchers_evaluate_each_checkpoint_once_and_a_killed_worker_is_resum
         owner, killed_run = wait_for(running_with_samples, 240, proc=watchers[0])[0]
         os.kill(int(owner.split(":")[1]), signal.SIGKILL)  # the Ray worker running that evaluation
         at_kill = _rows(
-            pg_url, f"select id, problem_id, sample_index, response from sample where eval_run_id = {killed_run}"
+            pg_url,
+            f"select id, problem_id, sample_index, response from sample where eval_run_id = {killed_run} order by id",
         )
         outs = [w.communicate(timeout=300) for w in watchers]
     finally:
