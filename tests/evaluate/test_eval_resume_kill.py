@@ -1,4 +1,5 @@
-"""kill -9 in the middle of `walkrun eval`, then the same command again: every sample stored once."""
+"""kill -9 in the middle of `walkrun eval`, then the same command again once the killed one's lease
+expired: every sample stored once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 WALKRUN = str(Path(sys.executable).with_name("walkrun"))
 N_PROBLEMS, K = 6, 2
+LEASE_S = 2  # the killed run's claim on the evaluation lapses this long after its last heartbeat
 
 
 def _stored(query, db_path) -> list[tuple]:
@@ -22,7 +24,7 @@ def _stored(query, db_path) -> list[tuple]:
         return []
 
 
-def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, db_path, db_url, cli, query):
+def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, db_path, db_url, cli, query, wait_for):
     cmd = [
         WALKRUN,
         "eval",
@@ -40,6 +42,8 @@ def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, d
         "1",
         "--threads",
         "1",
+        "--lease-seconds",
+        str(LEASE_S),
         "--db",
         db_url,
         "-q",
@@ -61,6 +65,13 @@ def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, d
     assert 0 < len(at_kill) < N_PROBLEMS * K, "kill should land after the first chunk and before the last"
     assert len(at_kill) % K == 0, "a chunk is committed whole or not at all"
     assert query(db_path, "select status from eval_run") == [("running",)]  # killed: nobody marked it
+    # its lease names it until it expires (nobody released it); then the evaluation is free again
+    (owner,) = query(db_path, "select owner from eval_lease")[0]
+    assert owner.split(":")[1] == str(proc.pid)
+    from walkrun.db import leases
+
+    key = query(db_path, "select key from eval_run")[0][0]
+    wait_for(lambda: leases.holder(db_url, key) is None, 60)
 
     code, _, err = cli(*cmd[1:])  # the same command, in this process (saves a start-up)
     assert code == 0, err[-3000:]
@@ -72,3 +83,4 @@ def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, d
     assert {(r[1], r[2]) for r in after} == {(p, j) for p in {r[1] for r in after} for j in range(K)}
     assert after[: len(at_kill)] == at_kill  # rows from before the kill are untouched
     assert query(db_path, "select status from eval_run") == [("done",)]
+    assert query(db_path, "select count(*) from eval_lease") == [(0,)]  # released on finish

@@ -201,3 +201,21 @@ class Problem(Base):
 
     def __repr__(self) -> str:
         return f"Problem(task={self.task!r}, problem_id={self.problem_id!r}, answer={self.answer!r})"
+
+
+class EvalLease(Base):
+    """Who is running an evaluation now: a claim on an eval key (`walkrun.db.leases`), renewed by
+    heartbeats and deleted on finish. Its own table, not eval_run columns: the claim comes before
+    the eval_run row exists (or is reset), heartbeats every few seconds touch this small row and
+    not the one pages read, and a released claim leaves nothing behind."""
+
+    __tablename__ = "eval_lease"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # EvalRun.key of the evaluation
+    owner: Mapped[str] = mapped_column(String(255))  # host:pid:random of the process that holds it
+    acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # free for anyone to take after this (a dead holder stops renewing)
+
+    def __repr__(self) -> str:
+        return f"EvalLease(key={self.key[:10]}, owner={self.owner!r}, expires_at={self.expires_at})"

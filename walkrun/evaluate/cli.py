@@ -24,11 +24,30 @@ FLAGS = {
 def eval_command(cfg: EvalConfig) -> None:
     """Evaluate a checkpoint on maths benchmarks through lm-eval; every sample goes to the DB.
 
-    Re-running the same command resumes: problems whose samples are stored are skipped."""
-    from walkrun.evaluate import runner
+    Re-running the same command resumes: problems whose samples are stored are skipped. An
+    evaluation another process is running (it holds its lease in the DB) is not started twice:
+    the command names the holder and exits with code 3 once the rest is done; run it again later.
+    With --ray each task is a Ray task on the cluster, all at once."""
+    import sys
 
-    outcomes = runner.evaluate(cfg)
-    typer.echo(runner.format_table(outcomes))
+    from walkrun.evaluate import claims, runner
+    from walkrun.settings import WalkrunError
+
+    errors: list[str] = []
+    if cfg.ray:
+        from walkrun.evaluate import distributed
+
+        outcomes, errors = distributed.evaluate(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    else:
+        outcomes = runner.evaluate(cfg)
+    if outcomes:
+        typer.echo(runner.format_table(outcomes))
+    if errors:
+        raise WalkrunError("; ".join(errors))
+    held = claims.held_message(outcomes)
+    if held:
+        typer.echo(f"walkrun eval: {held}", err=True)
+        raise typer.Exit(claims.HELD_EXIT_CODE)
 
 
 @options.command(EvalConfig, flags=FLAGS, exclude=("model", "name", "step"), fixed={"model": ""})

@@ -69,6 +69,27 @@ class EvalConfig:
     stage: str | None = field(default=None, metadata={"help": STAGE_HELP})
     step: int | None = field(default=None, metadata={"help": "Training step of the checkpoint."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars on stderr."})
+    # Distributed evaluation (walkrun.evaluate.distributed) and the leases every evaluation takes.
+    ray: str | None = field(
+        default=None,
+        metadata={
+            "help": "Run each checkpoint x task evaluation as a Ray task: a cluster address (host:port, "
+            "ray://host:port), 'auto' (the cluster this node belongs to) or 'local' (a Ray instance on this "
+            "machine); unset: evaluate in this process."
+        },
+    )
+    ray_gpus: float | None = field(
+        default=None,
+        metadata={"help": "GPUs per Ray evaluation (default: 1 when the cluster has GPUs, else 0)."},
+    )
+    ray_cpus: float = field(default=1.0, metadata={"help": "CPUs per Ray evaluation."})
+    lease_seconds: float = field(
+        default=120.0,
+        metadata={
+            "help": "An evaluation's claim in the DB lasts this long unless renewed (every third of it, while "
+            "running); a dead worker's evaluation is taken over this long after its last renewal."
+        },
+    )
 
     def __post_init__(self):
         if isinstance(self.tasks, str):
@@ -82,6 +103,12 @@ class EvalConfig:
             v = getattr(self, name)
             if v is not None and v < low:
                 raise WalkrunError(f"--{name.replace('_', '-')} must be >= {low}, got {v}")
+        if self.ray_gpus is not None and self.ray_gpus < 0:
+            raise WalkrunError(f"--ray-gpus must be >= 0, got {self.ray_gpus}")
+        if self.ray_cpus < 0:
+            raise WalkrunError(f"--ray-cpus must be >= 0, got {self.ray_cpus}")
+        if self.lease_seconds < 1:
+            raise WalkrunError(f"--lease-seconds must be >= 1, got {self.lease_seconds}")
         if self.temperature is not None and self.temperature < 0:
             raise WalkrunError(f"--temperature must be >= 0, got {self.temperature}")
         check_stage(self.stage, "--stage")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, load_lm
@@ -24,6 +25,9 @@ from walkrun.evaluate.plan import TaskPlan, check_prompt_lengths, plan_tasks, qu
 from walkrun.problem_sets import row_alts
 from walkrun.settings import WalkrunError
 from walkrun.text_table import fmt, render
+
+if TYPE_CHECKING:
+    from walkrun.db.leases import Holder
 
 
 def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
@@ -79,11 +83,12 @@ def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
 @dataclass
 class TaskOutcome:
     plan: TaskPlan
-    eval_run_id: int
+    eval_run_id: int | None  # None: held elsewhere
     new_samples: int
     skipped_problems: int
     summary: dict
     seconds: float
+    held_by: Holder | None = None  # another process holds this evaluation's lease (walkrun.db.leases)
 
 
 def run_plan(
@@ -165,6 +170,10 @@ def run_plan(
             store.finish_eval_run(s, stored_run(s, run_id), "done")
             summary = queries.eval_run_summary(s, run_id)
     except BaseException as e:
+        from walkrun.db.leases import LeaseLost
+
+        if isinstance(e, LeaseLost):  # the process that took the lease over owns the run's status now
+            raise
         reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
         try:
             with session_scope(cfg.db) as s:
@@ -243,8 +252,8 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     task, return per-task outcomes. A sweep protocol runs each of its protocols in turn."""
     from dataclasses import replace
 
-    from walkrun.db import records
-    from walkrun.evaluate import protocols
+    from walkrun.db import leases, records
+    from walkrun.evaluate import claims, protocols
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     members = protocols.expand(cfg.protocol)
@@ -270,8 +279,11 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
             f"{'chat template' if p.chat else 'plain prompt'}; {todo}"
         )
     lm = None
+    keeper = leases.Keeper(cfg.db, cfg.lease_seconds)
     try:
-        if any(n for n, _ in missing.values()):
+        # Claim every evaluation with work left; one held by a live process elsewhere is skipped.
+        keys, held, missing = claims.claim_plans(keeper, cfg, plans, source, bversion, missing, log)
+        if any(n for t, (n, _) in missing.items() if t not in held):
             if cfg.threads:
                 import torch
 
@@ -282,18 +294,23 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
         outcomes = []
         for p in plans:
             done_id = missing[p.name][1]
+            if p.name in held:
+                outcomes.append(TaskOutcome(p, None, 0, 0, {}, 0.0, held_by=held[p.name]))
+                continue
             # A finished, complete evaluation is only read: re-running must not touch its rows or dates.
             outcomes.append(
                 finished_outcome(cfg, p, done_id)
                 if done_id is not None
-                else run_plan(p, lm, tm, ck, cfg, bversion, on_chunk=on_chunk)
+                else run_plan(p, lm, tm, ck, cfg, bversion, on_chunk=keeper.guard(keys[p.name], on_chunk))
             )
+            keeper.release(keys[p.name])
         for o in outcomes:
             warning = truncation_warning(o.plan, o.summary)
             if warning:
                 log(warning)
         return outcomes
     finally:
+        keeper.close()
         close_lm(lm)
 
 
@@ -341,6 +358,9 @@ def format_table(outcomes: list[TaskOutcome]) -> str:
     rows = []
     for o in outcomes:
         s = o.summary
+        if o.held_by is not None:
+            rows.append([o.plan.name, o.plan.protocol, str(o.plan.k)] + ["-"] * 7 + [f"held by {o.held_by}"])
+            continue
         pk = s["pass_at_k"].get(o.plan.k) if s.get("pass_at_k") else None
         rows.append(
             [

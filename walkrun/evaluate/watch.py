@@ -15,7 +15,11 @@ training starts. Checkpoints are named RUN/STAGE@stepN, so the stages of one run
 Every checkpoint gets each evaluation setting in turn: the command's options, or with
 `--eval-set FILE.yaml` a list of overrides of them (e.g. one greedy, one sampled). A checkpoint
 whose evaluation fails is recorded as failed (its eval runs carry the error) and the watcher goes
-on; it is not retried until the watcher restarts.
+on; it is not retried until the watcher restarts. An evaluation another process is running (it
+holds its lease in the DB: a second watcher, a Ray worker) is skipped and its checkpoint polled
+again later, also with `--once`: by then it is done, or its holder died, the lease expired and
+this watcher resumes it. With `--ray ADDRESS` each checkpoint x task evaluation is a Ray task
+(`walkrun.evaluate.distributed`), many at once.
 
 A run is finished when walkrun_run.json has `finished_at` (local backend) or the final model
 RUN_DIR/final/config.json exists (OpenRLHF). Then nothing writes its folder any more: a checkpoint
@@ -33,7 +37,7 @@ import traceback
 from dataclasses import fields, replace
 from pathlib import Path
 
-from walkrun.evaluate import runner
+from walkrun.evaluate import claims, runner
 from walkrun.evaluate.config import EvalConfig
 from walkrun.settings import WalkrunError
 
@@ -158,6 +162,7 @@ class Watcher:
         stage: str | None = None,
         run_backend: str | None = None,
         log=None,
+        pool=None,
     ):
         self.directory = Path(directory)
         if not self.directory.is_dir():
@@ -168,7 +173,11 @@ class Watcher:
         self.last: dict[Path, tuple] = {}
         self.incomplete: dict[Path, int] = {}  # polls a folder was incomplete after its run finished
         self.handled: set[Path] = set()
-        self.results: dict[Path, str] = {}  # folder -> "done" | "failed: ..." | "never complete: ..."
+        self.results: dict[Path, str] = {}  # folder -> "done" | "failed: ..." | "waiting: ..." | "never complete: ..."
+        self.pool = pool  # a distributed.RayPool: evaluations run as Ray tasks, settled as they end
+        self.pending: dict[Path, int] = {}  # Ray evaluations of a folder still running
+        self.waiting: set[Path] = set()  # held elsewhere (or its worker died): to be polled again
+        self.not_before: dict[Path, float] = {}  # a waiting folder is not polled before this time.time()
 
     def identity(self) -> tuple[str, str, str]:
         """(run, stage, training backend), read now: the run's files may appear after the watcher starts."""
@@ -184,7 +193,7 @@ class Watcher:
             self.log(f"walkrun watch: cannot list {self.directory}: {e}")
             return []
         for step, path in found:
-            if path in self.handled:
+            if path in self.handled or self.not_before.get(path, 0.0) > time.time():
                 continue
             snap = snapshot(path)
             if snap is None:
@@ -204,7 +213,12 @@ class Watcher:
 
     def done(self) -> bool:
         """The run is finished and every checkpoint folder of it was handled."""
-        return run_finished(self.directory) and all(p in self.handled for _, p in find_checkpoints(self.directory))
+        return (
+            run_finished(self.directory)
+            and not self.pending
+            and not self.waiting
+            and all(p in self.handled for _, p in find_checkpoints(self.directory))
+        )
 
     def config_for(self, step: int, path: Path, base: EvalConfig | None = None) -> EvalConfig:
         run, stage, backend = self.identity()
@@ -219,34 +233,90 @@ class Watcher:
         )
 
     def evaluate(self, step: int, path: Path) -> bool:
-        """Evaluate one checkpoint with every setting; a failure is recorded in the DB and logged, never raised."""
+        """Evaluate one checkpoint with every setting (with a pool: start them); a failure is recorded
+        in the DB and logged, never raised."""
         self.handled.add(path)
+        self.waiting.discard(path)
         run, stage, _ = self.identity()
         self.log(f"walkrun watch: evaluating {path.name} (run {run}, stage {stage}, step {step})")
         self.results[path] = "done"
         for base in self.configs:
             cfg = self.config_for(step, path, base)
-            try:
-                outcomes = runner.evaluate(cfg, log=self.log)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:
-                msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
-                if not isinstance(e, WalkrunError):
-                    traceback.print_exc(file=sys.stderr)
-                runner.record_failure(cfg, path, msg)
-                if self.results[path] == "done":
-                    self.results[path] = f"failed: {msg}"
-                self.log(f"walkrun watch: {path.name} failed: {msg}")
-                continue
-            self.log(runner.format_table(outcomes))
+            if self.pool is not None:
+                self.pending[path] = self.pending.get(path, 0) + self.pool.submit(self, path, cfg)
+            else:
+                self.settle(path, *evaluate_setting(cfg, self.log))
         return self.results[path] == "done"
+
+    def settle(self, path: Path, status: str, text: str, retry_in: float = 0.0) -> None:
+        """Take one evaluation's end: "done" (text: its table), "held" or "lost" (run elsewhere, or its
+        Ray worker died: the folder is polled again once none of its evaluations runs, not within
+        `retry_in` seconds) or "failed"."""
+        if path in self.pending:
+            self.pending[path] -= 1
+            if not self.pending[path]:
+                del self.pending[path]
+        if status == "done":
+            self.log(text)
+        elif status in ("held", "lost"):
+            self.waiting.add(path)
+            self.not_before[path] = max(self.not_before.get(path, 0.0), time.time() + retry_in)
+            if self.results.get(path) == "done":
+                self.results[path] = f"waiting: {text}"
+            self.log(f"walkrun watch: {path.name}: {text}; will come back to it")
+        else:
+            if self.results.get(path) == "done":
+                self.results[path] = f"failed: {text}"
+            self.log(f"walkrun watch: {path.name} failed: {text}")
+        if path in self.waiting and path not in self.pending:
+            self.handled.discard(path)  # ready at the next poll (it was complete already)
+
+
+def evaluate_setting(cfg: EvalConfig, log=None) -> tuple[str, str, float]:
+    """One checkpoint with one setting: ("done", results table), ("held", who runs what), ("lost",
+    why) or ("failed", error, recorded in the DB), and the seconds until a held lease expires.
+    Also the body of a `--ray` evaluation."""
+    from walkrun.db.leases import LeaseLost
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    try:
+        outcomes = runner.evaluate(cfg, log=log)
+    except KeyboardInterrupt:
+        raise
+    except LeaseLost as e:
+        return "lost", str(e), 0.0
+    except Exception as e:
+        msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
+        if not isinstance(e, WalkrunError):
+            traceback.print_exc(file=sys.stderr)
+        runner.record_failure(cfg, Path(cfg.model), msg)
+        return "failed", msg, 0.0
+    held = claims.held_message(outcomes)
+    if held:
+        return "held", held, claims.retry_delay(outcomes, cfg.lease_seconds)
+    return "done", runner.format_table(outcomes), 0.0
+
+
+def _poll_round(watchers: list[Watcher], pool=None) -> None:
+    for w in watchers:
+        for step, path in w.poll():
+            w.evaluate(step, path)
+    if pool is not None:
+        pool.collect(0)
+
+
+def _wait(pool, interval: float) -> None:
+    if pool is not None and not pool.idle():
+        pool.collect(interval)
+    else:
+        time.sleep(interval)
 
 
 def run_watchers(
-    watchers: list[Watcher], interval: float, once: bool = False, until_finished: bool = False, log=None
+    watchers: list[Watcher], interval: float, once: bool = False, until_finished: bool = False, log=None, pool=None
 ) -> dict[Path, str]:
-    """Poll the folders in order and evaluate what is ready; forever, or see `once` / `until_finished`."""
+    """Poll the folders in order and evaluate what is ready; forever, or see `once` / `until_finished`.
+    `pool` (a distributed.RayPool) runs the evaluations; its finished ones are settled each round."""
     log = log or watchers[0].log
     if once:
         for w in watchers:
@@ -255,9 +325,11 @@ def run_watchers(
             snapshot(p) is not None and not has_marker(p) for w in watchers for _, p in find_checkpoints(w.directory)
         ):
             time.sleep(ONCE_SETTLE_S)
-        for w in watchers:
-            for step, path in w.poll():
-                w.evaluate(step, path)
+        _poll_round(watchers, pool)
+        # Evaluations run elsewhere (or on Ray) are waited for, and come back once their lease is free.
+        while (pool is not None and not pool.idle()) or any(w.waiting for w in watchers):
+            _wait(pool, interval)
+            _poll_round(watchers, pool)
         waiting = [p.name for w in watchers for _, p in find_checkpoints(w.directory) if p not in w.handled]
         if waiting:
             log(f"walkrun watch: not complete yet, skipped: {', '.join(waiting)}")
@@ -266,13 +338,11 @@ def run_watchers(
         names = ", ".join(str(w.directory) for w in watchers)
         log(f"walkrun watch: watching {names} every {interval:g}s{until}; Ctrl-C stops")
         while True:
-            for w in watchers:
-                for step, path in w.poll():
-                    w.evaluate(step, path)
-            if until_finished and all(w.done() for w in watchers):
+            _poll_round(watchers, pool)
+            if until_finished and all(w.done() for w in watchers) and (pool is None or pool.idle()):
                 log("walkrun watch: every run is finished and its checkpoints handled; stopping")
                 break
-            time.sleep(interval)
+            _wait(pool, interval)
     return {p: r for w in watchers for p, r in w.results.items()}
 
 
@@ -300,5 +370,10 @@ def watch(
     for db in dict.fromkeys(cfg.db for cfg in configs):
         records.check_db(db)
     dirs = list(dict.fromkeys(Path(d) for d in directories))
-    watchers = [Watcher(d, configs, run=run, stage=stage, run_backend=run_backend) for d in dirs]
-    return run_watchers(watchers, interval, once=once, until_finished=until_finished)
+    pool = None
+    if configs[0].ray:
+        from walkrun.evaluate import distributed
+
+        pool = distributed.RayPool(configs[0], log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    watchers = [Watcher(d, configs, run=run, stage=stage, run_backend=run_backend, pool=pool) for d in dirs]
+    return run_watchers(watchers, interval, once=once, until_finished=until_finished, pool=pool)

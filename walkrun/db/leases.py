@@ -1,0 +1,227 @@
+"""Leases on evaluations in the results DB: one process at a time runs an evaluation (an eval key).
+
+A lease has an owner (`host:pid:random`) and an expiry. Its holder renews it by heartbeats while
+it works (`Keeper` runs them in a background thread) and deletes it when done. A holder that dies
+stops renewing, so its lease expires and anyone may then take the evaluation over; the stored
+samples make that a resume, not a restart.
+
+Taking a lease is one `INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE expired` statement with
+`RETURNING`: atomic on SQLite (which also runs it inside `BEGIN IMMEDIATE`) and on PostgreSQL (the
+conflicting row is locked and the WHERE re-checked on its newest version), so of any number of
+racing claimers exactly one gets it. On PostgreSQL every time is the server's clock, so cluster
+nodes whose clocks disagree still agree on who holds what.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Table, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from walkrun.db.engine import session_scope
+from walkrun.db.models import EvalLease, utcnow
+from walkrun.settings import WalkrunError
+
+DEFAULT_SECONDS = 120.0
+BEATS_PER_LEASE = 3  # a holder renews this often per lease length, so two missed beats still keep it
+
+
+class LeaseLost(WalkrunError):
+    """This process's lease was taken over (it stalled past the expiry); it must stop writing."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    owner: str
+    expires_at: datetime
+
+    def __str__(self) -> str:
+        return f"{self.owner} (lease until {self.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+def new_owner() -> str:
+    """A lease owner id for this process: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _now(s: Session) -> datetime:
+    if s.connection().dialect.name == "postgresql":
+        # clock_timestamp, not now(): now() is the transaction's start, which may lie in the past
+        return cast(datetime, s.scalar(select(func.clock_timestamp())))
+    return utcnow()  # SQLite is one machine's file: its clock is everyone's
+
+
+def _insert(s: Session, table: Table) -> Any:
+    dialect = s.connection().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table)
+    raise WalkrunError(f"leases need SQLite or PostgreSQL, not {dialect}")
+
+
+def _changed(s: Session, stmt) -> int:
+    return cast(CursorResult, s.execute(stmt)).rowcount
+
+
+def claim(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> Holder | None:
+    """Take the lease on `key` for `owner` (free, expired, or already `owner`'s). Returns None when
+    taken, else the live holder who has it."""
+    while True:
+        other = _claim_once(url, key, owner, seconds)
+        if not isinstance(other, bool):  # False: the holder let go between the two statements; claim again
+            return other
+
+
+def _claim_once(url: str | None, key: str, owner: str, seconds: float) -> Holder | None | bool:
+    with session_scope(url) as s:
+        now = _now(s)
+        values = {
+            "owner": owner,
+            "acquired_at": now,
+            "heartbeat_at": now,
+            "expires_at": now + timedelta(seconds=seconds),
+        }
+        table = cast(Table, EvalLease.__table__)
+        stmt = (
+            _insert(s, table)
+            .values(key=key, **values)
+            .on_conflict_do_update(
+                index_elements=["key"],
+                set_=values,
+                where=(table.c.expires_at <= now) | (table.c.owner == owner),
+            )
+            .returning(table.c.owner)
+        )
+        if s.execute(stmt).scalar() == owner:
+            return None
+        row = s.execute(select(EvalLease.owner, EvalLease.expires_at).where(EvalLease.key == key)).first()
+        return Holder(row.owner, row.expires_at) if row is not None else False
+
+
+def heartbeat(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> bool:
+    """Push `owner`'s lease on `key` to now + `seconds`; False when it is no longer `owner`'s."""
+    with session_scope(url) as s:
+        now = _now(s)
+        stmt = (
+            update(EvalLease)
+            .where(EvalLease.key == key, EvalLease.owner == owner)
+            .values(heartbeat_at=now, expires_at=now + timedelta(seconds=seconds))
+        )
+        return _changed(s, stmt) == 1
+
+
+def release(url: str | None, key: str, owner: str) -> bool:
+    """Give `owner`'s lease on `key` up (delete it); False when it was not `owner`'s any more."""
+    with session_scope(url) as s:
+        return _changed(s, delete(EvalLease).where(EvalLease.key == key, EvalLease.owner == owner)) == 1
+
+
+def holder(url: str | None, key: str) -> Holder | None:
+    """Who holds a live lease on `key`, or None (free or expired)."""
+    with session_scope(url, readonly=True) as s:
+        row = s.execute(
+            select(EvalLease.owner, EvalLease.expires_at).where(EvalLease.key == key, EvalLease.expires_at > _now(s))
+        ).first()
+        return Holder(row.owner, row.expires_at) if row is not None else None
+
+
+class Keeper:
+    """The leases one process holds on one DB, renewed by a background thread until released.
+
+    `take(key)` claims (None: taken; else the other holder), `check(key)` raises LeaseLost once a
+    heartbeat found the lease gone, `release(key)` gives it up; `close()` (or leaving the `with`)
+    stops the thread and releases what is left."""
+
+    def __init__(self, url: str | None, seconds: float = DEFAULT_SECONDS, owner: str | None = None):
+        self.url, self.seconds, self.owner = url, seconds, owner or new_owner()
+        self.held: set[str] = set()
+        self.lost: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Keeper:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def take(self, key: str) -> Holder | None:
+        other = claim(self.url, key, self.owner, self.seconds)
+        if other is None:
+            with self._lock:
+                self.held.add(key)
+                self.lost.discard(key)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, name="walkrun-lease-heartbeat", daemon=True)
+                self._thread.start()
+        return other
+
+    def check(self, key: str) -> None:
+        with self._lock:
+            if key in self.lost:
+                raise LeaseLost(
+                    f"the lease on evaluation {key[:12]} was taken over by another process (this one, "
+                    f"{self.owner}, missed its heartbeats for {self.seconds:g}s); stopped"
+                )
+
+    def guard(self, key: str, then: Callable | None = None) -> Callable:
+        """A per-chunk callback for the runner: stop at the next chunk once the lease is lost."""
+
+        def on_chunk(*args) -> None:
+            self.check(key)
+            if then is not None:
+                then(*args)
+
+        return on_chunk
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            if key not in self.held:
+                return
+            self.held.discard(key)
+        release(self.url, key, self.owner)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        for key in list(self.held):
+            try:
+                self.release(key)
+            except Exception as e:  # the lease then simply expires
+                print(f"walkrun: could not release lease {key[:12]}: {e}", file=sys.stderr)
+
+    def _beat(self) -> None:
+        warned = False
+        while not self._stop.wait(self.seconds / BEATS_PER_LEASE):
+            with self._lock:
+                keys = list(self.held)
+            for key in keys:
+                try:
+                    kept = heartbeat(self.url, key, self.owner, self.seconds)
+                except Exception as e:  # DB unreachable for a moment: the next beat tries again
+                    if not warned:
+                        print(f"walkrun: lease heartbeat failed (will retry): {e}", file=sys.stderr)
+                        warned = True
+                    continue
+                if not kept:
+                    with self._lock:
+                        if key in self.held:
+                            self.held.discard(key)
+                            self.lost.add(key)
