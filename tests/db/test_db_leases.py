@@ -3,6 +3,7 @@ one wins, an expired lease is taken over, heartbeats extend it, release frees it
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import timedelta
@@ -67,6 +68,28 @@ def test_expired_lease_is_taken_over_and_the_old_holder_learns_it(db_url):
     assert not leases.heartbeat(db_url, "k", "a", 60)  # a's beat cannot revive a lease b took
     assert not leases.release(db_url, "k", "a")  # nor can a free it
     assert leases.holder(db_url, "k").owner == "b"
+
+
+def test_a_dead_local_holder_is_taken_over_at_once_a_live_or_remote_one_is_not(db_url):
+    import socket
+    import subprocess
+    import sys
+
+    host = socket.gethostname()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a pid that existed on this host and is gone now
+    dead = f"{host}:{child.pid}:dead"
+    assert leases.claim(db_url, "k", dead, 600) is None
+    assert leases.claim(db_url, "k", "me", 600) is None  # not expired, but its holder is gone
+    assert leases.holder(db_url, "k").owner == "me"
+    assert not leases.heartbeat(db_url, "k", dead, 600)
+
+    live = f"{host}:{os.getppid()}:alive"  # a live process on this host keeps its lease
+    assert leases.claim(db_url, "j", live, 600) is None
+    assert leases.claim(db_url, "j", "me", 600).owner == live
+    remote = f"another-host:{child.pid}:x"  # a pid on another machine cannot be checked from here
+    assert leases.claim(db_url, "r", remote, 600) is None
+    assert leases.claim(db_url, "r", "me", 600).owner == remote
 
 
 def test_heartbeat_extends_and_release_frees(db_url):

@@ -77,13 +77,43 @@ def _changed(s: Session, stmt) -> int:
     return cast(CursorResult, s.execute(stmt)).rowcount
 
 
+def dead_here(owner: str) -> bool:
+    """Whether `owner` was a process on this host that no longer exists (killed -9, crashed): its
+    lease can be taken at once instead of after its expiry. A reused pid reads as alive, which
+    only means waiting for the expiry."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by another user
+        return False
+    return False
+
+
 def claim(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> Holder | None:
-    """Take the lease on `key` for `owner` (free, expired, or already `owner`'s). Returns None when
-    taken, else the live holder who has it."""
+    """Take the lease on `key` for `owner` (free, expired, already `owner`'s, or held by a dead
+    process on this host). Returns None when taken, else the live holder who has it."""
     while True:
         other = _claim_once(url, key, owner, seconds)
+        if isinstance(other, Holder) and dead_here(other.owner):
+            _take_from_dead(url, key, other.owner, owner, seconds)
+            continue  # claim again: whoever won the takeover race is what the next round sees
         if not isinstance(other, bool):  # False: the holder let go between the two statements; claim again
             return other
+
+
+def _take_from_dead(url: str | None, key: str, dead: str, owner: str, seconds: float) -> None:
+    with session_scope(url) as s:
+        now = _now(s)
+        s.execute(
+            update(EvalLease)
+            .where(EvalLease.key == key, EvalLease.owner == dead)  # only if nobody took it meanwhile
+            .values(owner=owner, acquired_at=now, heartbeat_at=now, expires_at=now + timedelta(seconds=seconds))
+        )
 
 
 def _claim_once(url: str | None, key: str, owner: str, seconds: float) -> Holder | None | bool:
