@@ -164,14 +164,17 @@ def run_plan(
         if bar is not None:
             bar.update(len(doc_ids))
 
+    chunk: list[int] = []
+
     def on_response(instance, response) -> None:
         """A response is final: once its problem has all k, grade and commit that problem."""
-        if instance.task_name != plan.lm_eval_name or str(instance.doc["id"]) != str(plan.rows[instance.doc_id]["id"]):
+        doc_id = chunk[instance.doc_id]  # lm-eval numbers the selected docs 0.. in the chunk's order
+        if instance.task_name != plan.lm_eval_name or str(instance.doc["id"]) != str(plan.rows[doc_id]["id"]):
             raise RuntimeError(f"{plan.name}: a response arrived for an unexpected request ({instance.task_name})")
-        got = answers.setdefault(instance.doc_id, [])
+        got = answers.setdefault(doc_id, [])
         got.append(response)
         if len(got) == plan.k:
-            commit([instance.doc_id], problem_rows(plan, instance.doc_id, got))
+            commit([doc_id], problem_rows(plan, doc_id, got))
 
     size = cfg.chunk_size or chunk_problems(lm, plan.k, len(pending))
     lm.on_response = on_response
