@@ -132,7 +132,10 @@ class EvalConfig:
                 raise WalkrunError(f"--{name.replace('_', '-')} must be >= {low}, got {v}")
         given = [f"--{n.replace('_', '-')}" for n in VLLM_ONLY if getattr(self, n) is not None]
         if given and self.backend != "vllm":
-            raise WalkrunError(f"{', '.join(given)} only apply to --backend vllm (this evaluation uses {self.backend})")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise WalkrunError(
+                f"{', '.join(given)} only {verb} to --backend vllm (this evaluation uses {self.backend})"
+            )
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise WalkrunError(f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         if self.temperature is not None and self.temperature < 0:
