@@ -15,7 +15,8 @@ once; engine start-up is reported, never timed. Per case:
   SamplingParams (so the same prompts x k, same sampling, same budgets).
 
 A small evaluation first warms walkrun up (grading pool, lm-eval task set-up): start-up is
-excluded on both sides. The prefix cache is reset before each timed run. tokens/s counts
+excluded on both sides. The prefix cache is reset before each timed run; with --repeats, every second run of a case replays
+the first one's requests raw before walkrun runs (so each side goes first equally often). tokens/s counts
 generated tokens (vLLM's `token_ids`). Cases: "uniform" (every request may run to --max-new-tokens; the random model
 rarely stops early) and "long-tail" (each request's max_tokens replaced, for both runs alike, by
 a fixed draw keyed on its prompt and repeat: 1 in 8 get the full --tail-budget, the rest
@@ -40,12 +41,14 @@ def tail_budget(ids: list[int], repeat: int, budget: int) -> int:
     return budget if rng.random() < 1 / 8 else rng.randint(budget // 16, budget // 4)
 
 
-def run_case(name: str, lm, plan, tm, cfg, source: str, tail: int | None) -> dict:
+def time_walkrun(name: str, lm, plan, tm, cfg, source: str, tail: int | None) -> dict:
+    """run_plan end to end; records every request the backend sends to the engine."""
     from collections import Counter
 
     from walkrun.evaluate import runner
 
     seen: list = []
+    tokens, engine_s = [0], [0.0]
     inner = lm._model_generate
 
     def recording(requests, generate=False, sampling_params=None):
@@ -64,7 +67,6 @@ def run_case(name: str, lm, plan, tm, cfg, source: str, tail: int | None) -> dic
             tokens[0] += sum(len(o.outputs[0].token_ids) for o in outs)
         return outs
 
-    tokens, engine_s = [0], [0.0]
     lm.model.reset_prefix_cache()
     lm._model_generate = recording
     t = time.perf_counter()
@@ -72,29 +74,44 @@ def run_case(name: str, lm, plan, tm, cfg, source: str, tail: int | None) -> dic
         runner.run_plan(plan, lm, tm, runner.checkpoint_kwargs(cfg, source), cfg, f"bench-{name}-{time.time()}")
     finally:
         del lm._model_generate
-    walkrun_s = time.perf_counter() - t
-    walkrun_tokens = tokens[0]
+    return {"s": time.perf_counter() - t, "tokens": tokens[0], "engine_s": engine_s[0], "seen": seen}
 
+
+def time_raw(lm, seen: list) -> dict:
+    """One LLM.generate over the recorded prompts and SamplingParams."""
     from vllm import TokensPrompt
 
     lm.model.reset_prefix_cache()
     t = time.perf_counter()
     outs = lm.model.generate(
-        [TokensPrompt(prompt_token_ids=ids) for ids, _ in seen], [p for _, p in seen], use_tqdm=False
+        [TokensPrompt(prompt_token_ids=ids) for ids, _ in seen], [p.clone() for _, p in seen], use_tqdm=False
     )
-    raw_s = time.perf_counter() - t
-    raw_tokens = sum(len(o.outputs[0].token_ids) for o in outs)
+    s = time.perf_counter() - t
     lengths = sorted(len(o.outputs[0].token_ids) for o in outs)
+    return {"s": s, "tokens": sum(lengths), "median_len": lengths[len(lengths) // 2], "max_len": lengths[-1]}
+
+
+def run_case(name: str, lm, plan, tm, cfg, source: str, tail: int | None, replay: list | None) -> dict:
+    """Both sides once; with a replay (the requests of an earlier walkrun run of this case) the raw
+    call goes first, so neither side always runs second."""
+    if replay is None:
+        w = time_walkrun(name, lm, plan, tm, cfg, source, tail)
+        r = time_raw(lm, w["seen"])
+    else:
+        r = time_raw(lm, replay)
+        w = time_walkrun(name, lm, plan, tm, cfg, source, tail)
     return {
         "case": name,
-        "requests": len(seen),
-        "walkrun_s": walkrun_s,
-        "walkrun_tok_s": walkrun_tokens / walkrun_s,
-        "engine_s": engine_s[0],
-        "raw_s": raw_s,
-        "raw_tok_s": raw_tokens / raw_s,
-        "median_len": lengths[len(lengths) // 2],
-        "max_len": lengths[-1],
+        "first": "walkrun" if replay is None else "raw",
+        "requests": len(w["seen"]),
+        "seen": w["seen"],
+        "walkrun_s": w["s"],
+        "walkrun_tok_s": w["tokens"] / w["s"],
+        "engine_s": w["engine_s"],
+        "raw_s": r["s"],
+        "raw_tok_s": r["tokens"] / r["s"],
+        "median_len": r["median_len"],
+        "max_len": r["max_len"],
     }
 
 
@@ -162,10 +179,13 @@ def main() -> None:
                     raise SystemExit(f"unknown case {case!r}")
                 budget = args.tail_budget if case == "long-tail" else args.max_new_tokens
                 plan = runner.plan_tasks(runner.EvalConfig(**{**cfg.__dict__, "max_new_tokens": budget}), tm, tok)[0]
-                r = run_case(case, lm, plan, tm, cfg, source, args.tail_budget if case == "long-tail" else None)
+                earlier = [x for x in results if x["case"] == case]
+                replay = earlier[0]["seen"] if len(earlier) % 2 else None  # odd runs: raw first
+                r = run_case(case, lm, plan, tm, cfg, source, args.tail_budget if case == "long-tail" else None, replay)
                 results.append(r)
                 print(
-                    f"{r['case']:9}  {r['requests']} requests, length median {r['median_len']} max {r['max_len']}:  "
+                    f"{r['case']:9}  {r['requests']} requests, length median {r['median_len']} max {r['max_len']}, "
+                    f"{r['first']} first:  "
                     f"walkrun {r['walkrun_tok_s']:7.1f} tok/s ({r['walkrun_s']:.1f} s, {r['engine_s']:.1f} in engine calls)  raw LLM.generate "
                     f"{r['raw_tok_s']:7.1f} tok/s ({r['raw_s']:.1f} s)  walkrun/raw {r['walkrun_tok_s'] / r['raw_tok_s']:.2f}",
                     flush=True,
