@@ -172,7 +172,7 @@ def main() -> None:
             runner.run_plan(
                 runner.plan_tasks(warm, tm, tok)[0], lm, tm, runner.checkpoint_kwargs(cfg, source), warm, "warm-up"
             )
-            results = []
+            results: list[dict] = []
             cases = [c.strip() for c in args.cases.split(",") if c.strip()] * args.repeats
             for case in cases:
                 if case not in ("uniform", "long-tail"):
