@@ -120,7 +120,7 @@ def test_keeper_beats_in_the_background_stops_on_loss_and_releases_on_close(db_u
             assert time.monotonic() < deadline, "the loss was never noticed"
             time.sleep(0.05)
         with pytest.raises(leases.LeaseLost, match="taken over"):
-            keeper.guard("j")(None, 0, 1)
+            keeper.check("j")
         keeper.check("k")
     assert leases.holder(db_url, "k") is None  # released on close
     assert leases.holder(db_url, "j").owner == "other"  # not ours to release

@@ -1,5 +1,9 @@
 """kill -9 in the middle of `walkrun eval`, then the same command again at once (the killed process's
-lease is taken over because that process is gone): every sample stored once."""
+lease is taken over because that process is gone): every sample stored once.
+
+The hf backend here, with the default chunking (all problems in one lm-eval call): each problem is
+committed as its k samples are generated, so the kill loses only the problems in flight.
+`test_eval_vllm.py` does the same with the vllm backend."""
 
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, d
         str(K),
         "--max-new-tokens",
         "64",
-        "--chunk-size",
-        "1",
+        "--batch-size",  # a batch holds one problem's K samples: one commit per batch
+        str(K),
         "--threads",
         "1",
         "--db",
@@ -59,8 +63,8 @@ def test_killed_eval_resumes_without_losing_or_duplicating_samples(tiny_model, d
         except ProcessLookupError:
             pass
     at_kill = _stored(query, db_path)
-    assert 0 < len(at_kill) < N_PROBLEMS * K, "kill should land after the first chunk and before the last"
-    assert len(at_kill) % K == 0, "a chunk is committed whole or not at all"
+    assert 0 < len(at_kill) < N_PROBLEMS * K, "kill should land after the first commit and before the last"
+    assert len(at_kill) % K == 0, "a problem is committed whole or not at all"
     assert query(db_path, "select status from eval_run") == [("running",)]  # killed: nobody marked it
     # its lease still names it (nobody released it, the default lease is minutes long) ...
     (owner,) = query(db_path, "select owner from eval_lease")[0]

@@ -19,7 +19,6 @@ import socket
 import sys
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -208,16 +207,6 @@ class Keeper:
                     f"the lease on evaluation {key[:12]} was taken over by another process (this one, "
                     f"{self.owner}, missed its heartbeats for {self.seconds:g}s); stopped"
                 )
-
-    def guard(self, key: str, then: Callable | None = None) -> Callable:
-        """A per-chunk callback for the runner: stop at the next chunk once the lease is lost."""
-
-        def on_chunk(*args) -> None:
-            self.check(key)
-            if then is not None:
-                then(*args)
-
-        return on_chunk
 
     def release(self, key: str) -> None:
         with self._lock:

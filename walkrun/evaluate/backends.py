@@ -11,11 +11,18 @@ prompt with identical text can only swap counts with each other, which changes n
 
 Counts include the EOS token when the model stopped on it (vLLM's `len(token_ids)` convention);
 finish_reason is "length" when the max_gen_toks budget ran out, "stop" otherwise.
+
+Finished work is handed over early: a caller may set `on_response(instance, TokStr)`, called as
+soon as a response is final, while the rest of the call is still generating (hf: after each
+batch, from the same cache-hook call; vllm: as each request finishes, the engine driven with
+`LLMEngine.add_request` / `step` as `LLM.generate` drives it, so the engine stays full).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Any
 
 from lm_eval.api.registry import register_model
@@ -46,18 +53,23 @@ class TokStr(str):
 
 
 class _Recorder:
-    """Stands in for lm-eval's cache hook during one generate_until call."""
+    """Stands in for lm-eval's cache hook during one generate_until call; `emit(context, TokStr)`
+    (when given) hands each final response over as lm-eval reports it."""
 
-    def __init__(self, inner, pending: deque):
+    def __init__(self, inner, pending: deque, emit: Callable[[str, TokStr], None] | None = None):
         self.inner = inner
         self.pending = pending
+        self.emit = emit
         self.by_key: dict[tuple[str, str], deque] = defaultdict(deque)
 
     def add_partial(self, attr, req, res):
         if attr == "generate_until":
             if not self.pending:
                 raise RuntimeError("token-count bookkeeping out of step: a response arrived without a count")
-            self.by_key[(req[0], res)].append(self.pending.popleft())
+            counts = self.pending.popleft()
+            self.by_key[(req[0], res)].append(counts)
+            if self.emit is not None:
+                self.emit(req[0], TokStr(res, *counts))
         if self.inner is not None:
             self.inner.add_partial(attr, req, res)
 
@@ -67,17 +79,42 @@ class CountingMixin:
 
     show_progress: bool = False
     tokenizer: Any  # set by the model class this is mixed into (HFLM / VLLM)
+    # (lm-eval Instance, final response), called as soon as a response is final
+    on_response: Callable[[Any, TokStr], None] | None = None
 
     def _counting_init(self) -> None:
         self._pending: deque[tuple[int, str, int, int]] = deque()
         self._think_tags = think.tag_ids(self.tokenizer)
+        self._waiting: dict[str, deque] = {}
+
+    @property
+    def hands_over_early(self) -> bool:
+        """on_response is called before the whole generate_until call ends (per batch or request)."""
+        return True
+
+    def _stream_setup(self, requests) -> bool:
+        """Subclasses that hand responses over themselves (not through the cache hook) say so here."""
+        return False
+
+    def _emit(self, context: str, response: TokStr) -> None:
+        queue = self._waiting.get(context)
+        if not queue:
+            raise RuntimeError("a response arrived for a prompt with no request waiting for it")
+        instance = queue.popleft()
+        if self.on_response is not None:
+            self.on_response(instance, response)
 
     def _split(self, prompt_ids, gen_ids) -> tuple[int, int]:
         return think.split(gen_ids, self._think_tags, think.opens_in_prompt(prompt_ids, self._think_tags))
 
     def generate_until(self, requests, disable_tqdm: bool = False):
         self._pending.clear()
-        recorder = _Recorder(getattr(self, "cache_hook", None), self._pending)
+        self._waiting = defaultdict(deque)  # context -> its requests (k repeats each) not yet answered
+        for req in requests:
+            self._waiting[req.args[0]].append(req)
+        early = self._stream_setup(requests)
+        emit = self._emit if self.on_response is not None and not early else None
+        recorder = _Recorder(getattr(self, "cache_hook", None), self._pending, emit)
         self.cache_hook = recorder
         try:
             texts = super().generate_until(  # type: ignore[misc]  # a mixin over HFLM / VLLM
@@ -85,6 +122,7 @@ class CountingMixin:
             )
         finally:
             self.cache_hook = recorder.inner
+            self._waiting = {}
         out = []
         for req, text in zip(requests, texts, strict=True):
             queue = recorder.by_key.get((req.args[0], text))
@@ -136,6 +174,13 @@ class CountingHFLM(CountingMixin, HFLM):
 
 
 _vllm_class = None
+_calls = itertools.count()  # request-id prefix of each engine call
+
+
+def params_stop(params) -> list[str]:
+    """The stop strings lm-eval put in a request's SamplingParams (its `until`)."""
+    stop = params.stop
+    return [stop] if isinstance(stop, str) else list(stop or [])
 
 
 def vllm_backend_class():
@@ -149,20 +194,85 @@ def vllm_backend_class():
     from lm_eval.models.vllm_causallms import VLLM
 
     class CountingVLLM(CountingMixin, VLLM):
-        """lm-eval's VLLM with exact per-response token counts (`len(output.token_ids)`)."""
+        """lm-eval's VLLM with exact per-response token counts (`len(output.token_ids)`), handing
+        each response over as its request finishes."""
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self._counting_init()
+            self._contexts: dict[tuple[int, ...], str] | None = None
+
+        @property
+        def hands_over_early(self) -> bool:
+            # data_parallel_size > 1: lm-eval's Ray replicas return only when all their requests are done
+            return self.data_parallel_size <= 1 and not self.think_end_token
+
+        def _stream_setup(self, requests) -> bool:
+            """Map prompt token ids back to lm-eval's context strings (what the requests are keyed by)."""
+            self._contexts = None
+            if self.on_response is None or not self.hands_over_early:
+                return False
+            contexts = list(dict.fromkeys(r.args[0] for r in requests))
+            by_ids: dict[tuple[int, ...], str] = {}
+            for context, ids in zip(contexts, self.tok_encode(contexts), strict=True):
+                if by_ids.setdefault(tuple(ids), context) != context:
+                    return False  # two prompts, one tokenisation: let lm-eval pair the responses
+            self._contexts = by_ids
+            return True
+
+        def _counts(self, o) -> tuple[int, str, int, int]:
+            c = o.outputs[0]
+            ids = list(c.token_ids)
+            finish = "length" if c.finish_reason == "length" else "stop"
+            return (len(ids), finish, *self._split(list(o.prompt_token_ids or []), ids))
 
         def _model_generate(self, requests, generate=False, sampling_params=None):
-            outs = super()._model_generate(requests, generate=generate, sampling_params=sampling_params)
+            if generate and sampling_params is not None and self._contexts is not None:
+                outs = self._generate_handing_over(requests, sampling_params)
+            else:
+                outs = super()._model_generate(requests, generate=generate, sampling_params=sampling_params)
             if generate:
-                for o in outs:
-                    c = o.outputs[0]
-                    ids = list(c.token_ids)
-                    finish = "length" if c.finish_reason == "length" else "stop"
-                    self._pending.append((len(ids), finish, *self._split(list(o.prompt_token_ids or []), ids)))
+                self._pending.extend(self._counts(o) for o in outs)
+            return outs
+
+        def _generate_handing_over(self, requests, sampling_params) -> list:
+            """What `LLM.generate` does (add every request, step the engine until all are done),
+            but each finished request is handed to on_response at once, with the text lm-eval's
+            generate_until will make of it."""
+            from lm_eval.models.utils import postprocess_generated_text
+            from vllm import TokensPrompt
+            from vllm.sampling_params import RequestOutputKind
+
+            assert self._contexts is not None
+            if not isinstance(sampling_params, list):
+                sampling_params = [sampling_params] * len(requests)
+            engine = self.model.llm_engine
+            tag = f"walkrun-{next(_calls)}-"
+            outs: list = [None] * len(requests)
+            added: list[str] = []
+            try:
+                for i, (ids, params) in enumerate(zip(requests, sampling_params, strict=True)):
+                    params.output_kind = RequestOutputKind.FINAL_ONLY  # as LLM.generate: no partial outputs
+                    engine.add_request(
+                        tag + str(i), TokensPrompt(prompt_token_ids=ids), params, lora_request=self.lora_request
+                    )
+                    added.append(tag + str(i))
+                while engine.has_unfinished_requests():
+                    for o in engine.step():
+                        if not o.finished:
+                            continue
+                        i = int(o.request_id[len(tag) :])
+                        outs[i] = o
+                        context = self._contexts.get(tuple(requests[i]))
+                        if context is None:
+                            raise RuntimeError("a prompt reached the engine changed (truncated?); cannot pair it")
+                        # lm-eval's own post-processing (stop strings; no think_end_token here)
+                        text = postprocess_generated_text(o.outputs[0].text, params_stop(sampling_params[i]), None)
+                        self._emit(context, TokStr(text, *self._counts(o)))
+            finally:
+                unfinished = [rid for rid, o in zip(added, outs) if o is None]
+                if unfinished:  # interrupted: leave nothing running in the engine
+                    engine.abort_request(unfinished)
             return outs
 
     _vllm_class = register_model("walkrun-vllm")(CountingVLLM)

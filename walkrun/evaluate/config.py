@@ -10,6 +10,14 @@ from walkrun.stages import STAGE_HELP, check_stage
 
 DEFAULT_TASKS = ("aime24", "amc23", "math500")
 BACKENDS = ("hf", "vllm")
+VLLM_ONLY = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len")
+
+
+def default_backend() -> str:
+    """What `--backend auto` means on this machine: vllm with a CUDA GPU, hf without."""
+    import torch
+
+    return "vllm" if torch.cuda.is_available() else "hf"
 
 
 @dataclass
@@ -26,7 +34,13 @@ class EvalConfig:
         default_factory=lambda: list(DEFAULT_TASKS),
         metadata={"help": "Task names (aime24, amc23, math500, aime25, minerva, olympiadbench, ...)."},
     )
-    backend: str = field(default="hf", metadata={"help": "lm-eval backend: hf (transformers) or vllm."})
+    backend: str = field(
+        default="auto",
+        metadata={
+            "help": "lm-eval backend: hf (transformers), vllm, or auto: vllm when torch sees a CUDA GPU, hf "
+            "otherwise (resolved before anything is stored: the DB records hf or vllm)."
+        },
+    )
     samples: int | None = field(
         default=None,
         metadata={
@@ -48,11 +62,36 @@ class EvalConfig:
     data: str | None = field(
         default=None, metadata={"help": "Benchmark data folder (default: WALKRUN_DATA; unset: the hub)."}
     )
-    chunk_size: int = field(
-        default=8, metadata={"help": "Problems per lm-eval call; each chunk is committed before the next."}
+    chunk_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Problems per lm-eval call (default: all pending problems in one call, so the engine stays "
+            "full; with --data-parallel-size > 1, 1024 samples' worth). Each problem's samples are committed as "
+            "soon as its k are generated, whatever the chunk."
+        },
     )
     batch_size: int = field(default=8, metadata={"help": "Generation batch size of the hf backend."})
     dtype: str = field(default="auto", metadata={"help": "Model dtype: auto, float32, bfloat16, float16."})
+    tensor_parallel_size: int | None = field(
+        default=None, metadata={"help": "vllm only: GPUs each model replica is split over (default 1)."}
+    )
+    data_parallel_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "vllm only: model replicas, each on its own GPU(s), run by lm-eval as Ray tasks (default 1)."
+        },
+    )
+    gpu_memory_utilization: float | None = field(
+        default=None,
+        metadata={"help": "vllm only: share of each GPU's memory vLLM may use for weights and KV cache (default 0.9)."},
+    )
+    max_model_len: int | None = field(
+        default=None,
+        metadata={
+            "help": "vllm only: the engine's context length (default: longest prompt + budget + 8, at most the "
+            "model's context); must hold the longest prompt plus the budget."
+        },
+    )
     seed: int = field(
         default=1234,
         metadata={"help": "Base sampling seed (hf: seed + first doc id of each chunk; vllm: engine seed)."},
@@ -97,9 +136,18 @@ class EvalConfig:
         self.tasks = list(dict.fromkeys(t.strip() for t in self.tasks if t.strip()))  # order kept, repeats dropped
         if not self.tasks:
             raise WalkrunError("no tasks given; e.g. --tasks aime24,amc23,math500")
+        if self.backend == "auto":
+            self.backend = default_backend()
         if self.backend not in BACKENDS:
-            raise WalkrunError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        for name, low in (("samples", 1), ("max_new_tokens", 1), ("limit", 1), ("chunk_size", 1), ("batch_size", 1)):
+            raise WalkrunError(f"unknown backend {self.backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+        for name, low in (
+            ("samples", 1),
+            ("max_new_tokens", 1),
+            ("limit", 1),
+            ("chunk_size", 1),
+            ("batch_size", 1),
+            *((name, 1) for name in VLLM_ONLY if name != "gpu_memory_utilization"),
+        ):
             v = getattr(self, name)
             if v is not None and v < low:
                 raise WalkrunError(f"--{name.replace('_', '-')} must be >= {low}, got {v}")
@@ -109,6 +157,14 @@ class EvalConfig:
             raise WalkrunError(f"--ray-cpus must be >= 0, got {self.ray_cpus}")
         if self.lease_seconds < 1:
             raise WalkrunError(f"--lease-seconds must be >= 1, got {self.lease_seconds}")
+        given = [f"--{n.replace('_', '-')}" for n in VLLM_ONLY if getattr(self, n) is not None]
+        if given and self.backend != "vllm":
+            verb = "applies" if len(given) == 1 else "apply"
+            raise WalkrunError(
+                f"{', '.join(given)} only {verb} to --backend vllm (this evaluation uses {self.backend})"
+            )
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise WalkrunError(f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         if self.temperature is not None and self.temperature < 0:
             raise WalkrunError(f"--temperature must be >= 0, got {self.temperature}")
         check_stage(self.stage, "--stage")

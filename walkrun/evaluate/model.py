@@ -4,6 +4,7 @@ lm-eval backend (hf or vllm) built once, and freed afterwards."""
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,31 @@ def backend_version(backend: str) -> str:
     return ";".join(parts)
 
 
+def engine_context(cfg: EvalConfig, need: int, context: int) -> int:
+    """The vLLM engine's max_model_len: --max-model-len if given (checked: it must hold the longest
+    prompt plus the budget, `need`, and stay within the model's context), else `need` plus a little
+    slack, never past the model's context (vLLM refuses a longer max_model_len)."""
+    if cfg.max_model_len is None:
+        return min(need + 8, context)
+    if cfg.max_model_len < need:
+        raise WalkrunError(
+            f"--max-model-len {cfg.max_model_len} is too short: the longest prompt plus the generation budget "
+            f"needs {need} tokens; raise it to at least {need} or lower --max-new-tokens"
+        )
+    if cfg.max_model_len > context:
+        raise WalkrunError(f"--max-model-len {cfg.max_model_len} is beyond the model's context of {context} tokens")
+    return cfg.max_model_len
+
+
+def vllm_engine_args(cfg: EvalConfig) -> dict[str, Any]:
+    """The parallelism and memory settings given for the vLLM engine (lm-eval passes them on)."""
+    names = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization")
+    return {n: getattr(cfg, n) for n in names if getattr(cfg, n) is not None}
+
+
 def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
-    """The counting lm-eval backend for this checkpoint (the model is loaded here, once)."""
+    """The counting lm-eval backend for this checkpoint (the model is loaded here, once).
+    max_model_len: the vLLM engine's context (`engine_context`)."""
     from walkrun.evaluate import backends
 
     try:
@@ -124,15 +148,17 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
             )
         from walkrun import vllm_compat
 
+        kwargs = vllm_engine_args(cfg)
+        if kwargs.get("data_parallel_size", 1) > 1 and find_spec("ray") is None:
+            raise WalkrunError("--data-parallel-size > 1 needs Ray (lm-eval runs each replica as a Ray task)")
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # before vLLM's import sets up its logger
         cls = backends.vllm_backend_class()
-        kwargs = {}
         if vllm_compat.cpu_build_installed():
             # CPU build: a 1 GiB KV cache (default is ~90 % of RAM) and no graph capture (halves start-up).
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
             os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
             kwargs["enforce_eager"] = True
-        # An integer batch larger than any chunk: one llm.generate call per chunk, as with
+        # An integer batch larger than any chunk: one engine call per lm-eval call, as with
         # "auto", but without vLLM's own per-call progress bars (lm-eval enables them for "auto").
         return cls(
             pretrained=source,

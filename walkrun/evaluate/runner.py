@@ -2,12 +2,14 @@
 
     walkrun eval --model out/global_step50_hf --tasks aime24,amc23,math500 --samples 16
 
-Problems go to lm-eval in chunks (`samples={task: [doc ids]}`, one `simple_evaluate` call per
-chunk, the model loaded once); each chunk's samples are committed before the next starts, so a
-re-run with the same settings (same `walkrun.db.store.eval_key`) generates only the problems
-that have no stored samples: an interrupted evaluation (Ctrl-C, kill -9) loses at most the
-chunk in flight and never stores a sample twice. Planning is `walkrun.evaluate.plan`, model
-loading `walkrun.evaluate.model`, DB access `walkrun.db`.
+Pending problems go to lm-eval in one `simple_evaluate` call (`samples={task: [doc ids]}`, the
+model loaded once; `--chunk-size` splits it), so the engine is as full as with one plain
+generate call. The backends hand each response over as soon as it is final
+(`walkrun.evaluate.backends`), and a problem's k samples are graded and committed the moment the
+last one is in, so a re-run with the same settings (same `walkrun.db.store.eval_key`) generates
+only the problems that have no stored samples: an interrupted evaluation (Ctrl-C, kill -9) loses
+at most the problems in flight and never stores a sample twice. Planning is
+`walkrun.evaluate.plan`, model loading `walkrun.evaluate.model`, DB access `walkrun.db`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from walkrun.evaluate.config import EvalConfig
-from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, load_lm
+from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, engine_context, load_lm
 from walkrun.evaluate.plan import TaskPlan, check_prompt_lengths, plan_tasks, quiet_lm_eval, resolve_task, task_manager
 from walkrun.problem_sets import row_alts
 from walkrun.settings import WalkrunError
@@ -31,52 +33,67 @@ if TYPE_CHECKING:
 
 
 def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
-    from walkrun import grading
-    from walkrun.evaluate import scoring
-
+    """Rows of lm-eval's logged samples (`results["samples"][task]`)."""
     out = []
     for entry in result_samples:
         doc_id = int(entry["doc_id"])
-        row = plan.rows[doc_id]
-        if str(entry["doc"]["id"]) != str(row["id"]):
-            raise RuntimeError(f"lm-eval doc {doc_id} is {entry['doc']['id']!r}, expected {row['id']!r}")
-        responses = entry["resps"][0]
-        if len(responses) != plan.k:
-            raise RuntimeError(f"{plan.name}/{row['id']}: {len(responses)} responses, expected {plan.k}")
-        gold = str(row["answer"])
-        for j, r in enumerate(responses):
-            if plan.grader == "letter":  # multiple choice: the letter, not a maths expression
-                from walkrun.evaluate import choice
+        if str(entry["doc"]["id"]) != str(plan.rows[doc_id]["id"]):
+            raise RuntimeError(f"lm-eval doc {doc_id} is {entry['doc']['id']!r}, expected {plan.rows[doc_id]['id']!r}")
+        out += problem_rows(plan, doc_id, entry["resps"][0])
+    return out
 
-                g = choice.grade_letter(gold, str(r))
-            else:
-                g = scoring.cached_grade(gold, r) or grading.grade(
-                    gold,
-                    str(r),
-                    alts=row_alts(row),
-                    think_opened=plan.think_opened,
-                    truncated=getattr(r, "finish_reason", None) == "length",
-                )
-            n = getattr(r, "n_tokens", None)
-            if n is None:
-                raise RuntimeError("the backend returned a response without its token count")
-            out.append(
-                {
-                    "problem_id": str(row["id"]),
-                    "sample_index": j,
-                    "gold": gold,
-                    "response": str(r),
-                    "extracted": g.extracted,
-                    "correct": g.correct,
-                    "status": g.status,
-                    "has_boxed": g.has_boxed,
-                    "n_tokens": n,
-                    "think_tokens": getattr(r, "think_tokens", None),
-                    "answer_tokens": getattr(r, "answer_tokens", None),
-                    "finish_reason": r.finish_reason,
-                    "graded_with": grading.GRADER_VERSION,
-                }
+
+def problem_rows(plan: TaskPlan, doc_id: int, responses: list) -> list[dict]:
+    """The k sample rows of one problem, each response graded (once: grades are shared with the
+    task's lm-eval metrics through `scoring`'s cache)."""
+    from walkrun import grading
+    from walkrun.evaluate import scoring
+
+    row = plan.rows[doc_id]
+    if len(responses) != plan.k:
+        raise RuntimeError(f"{plan.name}/{row['id']}: {len(responses)} responses, expected {plan.k}")
+    gold = str(row["answer"])
+    grades: list[grading.Grade | None]
+    if plan.grader == "letter":  # multiple choice: the letter, not a maths expression
+        from walkrun.evaluate import choice
+
+        grades = [choice.grade_letter(gold, str(r)) for r in responses]
+    else:
+        grades = [scoring.cached_grade(gold, r) for r in responses]
+        todo = [i for i, g in enumerate(grades) if g is None]
+        if todo:
+            fresh = grading.grade_many(
+                [gold] * len(todo),
+                [str(responses[i]) for i in todo],
+                alts=[row_alts(row)] * len(todo),
+                think_opened=plan.think_opened,
+                truncated=[getattr(responses[i], "finish_reason", None) == "length" for i in todo],
             )
+            for i, new in zip(todo, fresh, strict=True):
+                grades[i] = new
+                scoring.remember(gold, responses[i], new)
+    out = []
+    for j, (r, g) in enumerate(zip(responses, grades, strict=True)):
+        n = getattr(r, "n_tokens", None)
+        if n is None or g is None:
+            raise RuntimeError("the backend returned a response without its token count")
+        out.append(
+            {
+                "problem_id": str(row["id"]),
+                "sample_index": j,
+                "gold": gold,
+                "response": str(r),
+                "extracted": g.extracted,
+                "correct": g.correct,
+                "status": g.status,
+                "has_boxed": g.has_boxed,
+                "n_tokens": n,
+                "think_tokens": getattr(r, "think_tokens", None),
+                "answer_tokens": getattr(r, "answer_tokens", None),
+                "finish_reason": r.finish_reason,
+                "graded_with": grading.GRADER_VERSION,
+            }
+        )
     return out
 
 
@@ -99,8 +116,11 @@ def run_plan(
     cfg: EvalConfig,
     bversion: str,
     on_chunk: Callable[[TaskPlan, int, int], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> TaskOutcome:
-    """Evaluate one task, chunk by chunk, committing each chunk's samples."""
+    """Evaluate one task: its pending problems through lm-eval (in chunks of `cfg.chunk_size` if
+    given), each problem's k samples committed as soon as they are all generated. `before_commit`
+    runs before each commit and may raise to stop the run (a lost lease)."""
     import lm_eval
 
     from walkrun import grading
@@ -140,10 +160,38 @@ def run_plan(
             dynamic_ncols=True,
         )
     new = 0
+    answers: dict[int, list] = {}  # doc id -> responses so far, this call
+    stored: set[int] = set()  # doc ids committed in this run
+
+    def commit(doc_ids: list[int], rows: list[dict]) -> None:
+        nonlocal new
+        if before_commit is not None:
+            before_commit()
+        with session_scope(cfg.db) as s:
+            new += store.add_samples(s, stored_run(s, run_id), rows)
+        stored.update(doc_ids)
+        if bar is not None:
+            bar.update(len(doc_ids))
+
+    chunk: list[int] = []
+
+    def on_response(instance, response) -> None:
+        """A response is final: once its problem has all k, grade and commit that problem."""
+        doc_id = chunk[instance.doc_id]  # lm-eval numbers the selected docs 0.. in the chunk's order
+        if instance.task_name != plan.lm_eval_name or str(instance.doc["id"]) != str(plan.rows[doc_id]["id"]):
+            raise RuntimeError(f"{plan.name}: a response arrived for an unexpected request ({instance.task_name})")
+        got = answers.setdefault(doc_id, [])
+        got.append(response)
+        if len(got) == plan.k:
+            commit([doc_id], problem_rows(plan, doc_id, got))
+
+    size = cfg.chunk_size or chunk_problems(lm, plan.k, len(pending))
+    lm.on_response = on_response
     try:
-        for start in range(0, len(pending), cfg.chunk_size):
-            chunk = sorted(pending[start : start + cfg.chunk_size])  # lm-eval maps doc ids back by order
+        for start in range(0, len(pending), size):
+            chunk = sorted(pending[start : start + size])  # lm-eval maps doc ids back by order
             scoring.clear_cache()
+            answers.clear()
             seed = cfg.seed + chunk[0]  # a chunk's draws do not depend on what ran before it
             results = lm_eval.simple_evaluate(
                 model=lm,
@@ -158,14 +206,18 @@ def run_plan(
                 torch_random_seed=seed,
                 fewshot_random_seed=seed,
             )
-            rows = sample_rows(plan, results["samples"][plan.lm_eval_name])
-            with session_scope(cfg.db) as s:
-                run = stored_run(s, run_id)
-                new += store.add_samples(s, run, rows)
-            if bar is not None:
-                bar.update(len(chunk))
+            # Problems were committed as they finished; lm-eval's own record of them must agree.
+            rest = []
+            for entry in results["samples"][plan.lm_eval_name]:
+                doc_id = int(entry["doc_id"])
+                if doc_id not in stored:
+                    rest.append(entry)
+                elif sorted(map(str, entry["resps"][0])) != sorted(map(str, answers[doc_id])):
+                    raise RuntimeError(f"{plan.name}: responses stored for doc {doc_id} differ from lm-eval's")
+            if rest:
+                commit([int(e["doc_id"]) for e in rest], sample_rows(plan, rest))
             if on_chunk is not None:
-                on_chunk(plan, start // cfg.chunk_size, len(chunk))
+                on_chunk(plan, start // size, len(chunk))
         with session_scope(cfg.db) as s:
             store.finish_eval_run(s, stored_run(s, run_id), "done")
             summary = queries.eval_run_summary(s, run_id)
@@ -182,9 +234,22 @@ def run_plan(
             pass
         raise
     finally:
+        lm.on_response = None
         if bar is not None:
             bar.close()
     return TaskOutcome(plan, run_id, new, skipped, summary, time.time() - t0)
+
+
+UNSTREAMED_SEQUENCES = 1024  # responses per lm-eval call when a backend returns them only at its end
+
+
+def chunk_problems(lm, k: int, pending: int) -> int:
+    """Problems per lm-eval call by default: all pending ones when the backend hands each response
+    over as soon as it is final (each problem is committed once its k are in, so the engine never
+    waits on a chunk's longest response); else enough for UNSTREAMED_SEQUENCES responses."""
+    if getattr(lm, "hands_over_early", False):
+        return max(1, pending)
+    return max(1, -(-UNSTREAMED_SEQUENCES // k))
 
 
 def checkpoint_kwargs(cfg: EvalConfig, source: str, meta: dict | None = None, output_dir: str | None = None) -> dict:
@@ -251,6 +316,7 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     """`walkrun eval`: prepare, load the model once (only if some sample is missing), run each
     task, return per-task outcomes. A sweep protocol runs each of its protocols in turn."""
     from dataclasses import replace
+    from functools import partial
 
     from walkrun.db import leases, records
     from walkrun.evaluate import claims, protocols
@@ -262,6 +328,7 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     source, mconfig, tokenizer, plans, tm = prepare(cfg)
     context = context_length(mconfig, tokenizer)
     need = check_prompt_lengths(plans, tokenizer, context)
+    engine_len = engine_context(cfg, need, context)
     records.check_db(cfg.db)
     bversion = backend_version(cfg.backend)
     missing = missing_samples(cfg, plans, source, bversion)
@@ -288,8 +355,7 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                 import torch
 
                 torch.set_num_threads(cfg.threads)
-            # a little slack, but never past the model's context (vLLM refuses a longer max_model_len)
-            lm = load_lm(cfg, source, max_model_len=min(need + 8, context))
+            lm = load_lm(cfg, source, max_model_len=engine_len)
         ck = checkpoint_kwargs(cfg, source)
         outcomes = []
         for p in plans:
@@ -301,7 +367,16 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
             outcomes.append(
                 finished_outcome(cfg, p, done_id)
                 if done_id is not None
-                else run_plan(p, lm, tm, ck, cfg, bversion, on_chunk=keeper.guard(keys[p.name], on_chunk))
+                else run_plan(
+                    p,
+                    lm,
+                    tm,
+                    ck,
+                    cfg,
+                    bversion,
+                    on_chunk=on_chunk,
+                    before_commit=partial(keeper.check, keys[p.name]),
+                )
             )
             keeper.release(keys[p.name])
         for o in outcomes:

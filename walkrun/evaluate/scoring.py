@@ -71,8 +71,8 @@ def load_dataset(
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(records)})
 
 
-# (gold, response) -> Grade for the responses graded in process_results; the runner takes them
-# from here instead of grading every response a second time.
+# (gold, response) -> Grade of each response graded so far, by process_results or by the runner
+# as it stores a finished problem; neither grades a response the other already graded.
 _grades: dict[tuple, grading.Grade] = {}
 
 
@@ -81,18 +81,23 @@ def grade_responses(doc: dict, responses: list[str]) -> list[grading.Grade]:
     `answer_alts`). A response that hit its token budget (`finish_reason` "length", attached by
     walkrun's backends) or is still inside a think block has no answer."""
     gold = str(doc["answer"])
-    texts = [str(r) for r in responses]
+    # responses the runner already graded as they were stored are not graded again
+    todo = [r for r in responses if _key(gold, r) not in _grades]
     alts = [a for a in (doc.get("answer_alts") or []) if a and a != gold]
-    grades = grading.grade_many(
-        [gold] * len(texts),
-        texts,
-        alts=[alts] * len(texts),
-        think_opened=bool(doc.get("think_opened")),
-        truncated=[getattr(r, "finish_reason", None) == "length" for r in responses],
+    grades = (
+        grading.grade_many(
+            [gold] * len(todo),
+            [str(r) for r in todo],
+            alts=[alts] * len(todo),
+            think_opened=bool(doc.get("think_opened")),
+            truncated=[getattr(r, "finish_reason", None) == "length" for r in todo],
+        )
+        if todo
+        else []
     )
-    for r, g in zip(responses, grades):
-        _grades[_key(gold, r)] = g
-    return grades
+    for r, g in zip(todo, grades):
+        remember(gold, r, g)
+    return [_grades[_key(gold, r)] for r in responses]
 
 
 def _key(gold: str, response) -> tuple:
@@ -102,6 +107,10 @@ def _key(gold: str, response) -> tuple:
 
 def cached_grade(gold: str, response) -> grading.Grade | None:
     return _grades.get(_key(gold, response))
+
+
+def remember(gold: str, response, grade: grading.Grade) -> None:
+    _grades[_key(gold, response)] = grade
 
 
 def clear_cache() -> None:
