@@ -337,7 +337,11 @@ def test_unresponsive_side_does_not_hold_back_the_other(servers):
         hung_url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
         cfg = DemoConfig(a=a.url, b=hung_url, request_timeout=10)
         d = launch_demo(
-            cfg, [Side("concise", a.url, a.url, model=a.name), Side("verbose", hung_url, hung_url, model="hung")]
+            cfg,
+            [
+                Side("concise", a.url, a.url, model=a.name, api_key=a.api_key),
+                Side("verbose", hung_url, hung_url, model="hung"),
+            ],
         )
         try:
             t0 = time.monotonic()
