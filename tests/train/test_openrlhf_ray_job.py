@@ -36,6 +36,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_port(port: int, deadline: float) -> None:
+    """The dashboard answers before the node's job agent listens (a submission then fails with
+    "No available agent"): wait for the agent's port too."""
+    import socket
+
+    while True:
+        with socket.socket() as s:
+            s.settimeout(1)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert time.monotonic() < deadline, f"the Ray job agent did not listen on {port}"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def ray_head():
     """A Ray head (`ray start --head --block`, so the whole cluster is this process's tree): the
@@ -43,7 +57,7 @@ def ray_head():
     import psutil
 
     temp = Path(tempfile.mkdtemp(prefix="wr-ray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    port, dash = _free_port(), _free_port()
+    port, dash, agent = _free_port(), _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_ADDRESS")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the job's `python3` is this venv's
     env["RAY_USAGE_STATS_ENABLED"] = "0"
@@ -57,6 +71,9 @@ def ray_head():
             f"--port={port}",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
+            # Ray's fixed defaults (agent 52365, client server 10001) collide with any other Ray on the machine
+            f"--dashboard-agent-listen-port={agent}",
+            f"--ray-client-server-port={_free_port()}",
             "--num-cpus=2",
             "--num-gpus=0",
             f"--temp-dir={temp}",
@@ -69,7 +86,7 @@ def ray_head():
     address = f"http://127.0.0.1:{dash}"
     tree: dict[int, psutil.Process] = {}
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180  # a loaded 2-core box; an idle one needs ~15 s
         while True:
             assert head.poll() is None, f"ray start exited with {head.returncode}"
             try:
@@ -78,8 +95,9 @@ def ray_head():
                         break
             except OSError:
                 pass
-            assert time.monotonic() < deadline, "the Ray dashboard did not come up in 120 s"
+            assert time.monotonic() < deadline, "the Ray dashboard did not come up in 180 s"
             time.sleep(0.5)
+        _wait_for_port(agent, deadline)
         yield address
     finally:
         try:
@@ -139,13 +157,16 @@ def test_job_runs_with_walkrun_runtime_env_hook_in_worker_and_stops_before_gpus(
     assert "ray job submit failed (exit 1)" in r.stderr
 
     client = JobSubmissionClient(ray_head)
-    (job,) = client.list_jobs()
+    jobs = client.list_jobs()
+    assert len(jobs) == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    job = jobs[0]
     assert job.status == JobStatus.FAILED
     assert job.entrypoint.startswith("python3 -m walkrun.train.openrlhf.job ")
     renv = job.runtime_env
     assert renv["worker_process_setup_hook"] == "walkrun.train.openrlhf.hook.install"
     assert renv["env_vars"]["WALKRUN_LENGTH_REWARD"] == "lgrpo" and renv["env_vars"]["WALKRUN_LGRPO_L_MAX"] == "20000"
     logs = client.get_job_logs(job.submission_id)
+    print(logs)  # shown with -s or on failure
     assert logs in r.stdout or logs.strip().splitlines()[-1] in r.stdout  # `ray job submit` followed the same logs
 
     worker = next(ln for ln in logs.splitlines() if ln.startswith("walkrun job: worker pid "))
