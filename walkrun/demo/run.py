@@ -142,7 +142,7 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
     from walkrun.db import records as db_records
 
     say(f"walkrun demo: seed {cfg.seed}, {'fast' if cfg.fast else 'full'} profile, workdir {lay.root}")
-    say(f"  results DB: {lay.db}")
+    say(f"  results DB: {safe_url(lay.db)}")
     for d in stale:
         say(f"  {d.name} was interrupted before any of its checkpoints was evaluated: training it again")
     # Problems that would stop the evaluation later stop the demo now, before any training.
