@@ -117,7 +117,8 @@ def demo_round(url: str, n: int, tokens: int) -> dict:
 def show(kind: str, row: dict, base: dict) -> None:
     print(
         f"  {kind} x{row['n']:<3d}: {row['completions']}/{row['n']} completed, {row['errors']} errors, "
-        f"p50 {row['p50_s']:.2f}s p99 {row['p99_s']:.2f}s, {row['per_s']:.2f}/s ({row['tokens']} tokens); "
+        f"p50 {row['p50_s']:.2f}s p99 {row['p99_s']:.2f}s, {row['per_s']:.2f}/s, "
+        f"{row['tokens'] / row['wall_s']:.0f} tok/s; "
         f"vs x1: p50 {row['p50_s'] / base['p50_s']:.2f}x, throughput {row['per_s'] / base['per_s']:.2f}x",
         flush=True,
     )
