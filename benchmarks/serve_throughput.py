@@ -42,10 +42,10 @@ def chat_texts(tokenizer, conversations) -> list[str]:
     return [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
 
 
-async def _vllm_round(url: str, model: str, texts: list[str], tokens: int) -> tuple[int, float]:
+async def _vllm_round(url: str, key: str, model: str, texts: list[str], tokens: int) -> tuple[int, float]:
     import openai
 
-    client = openai.AsyncOpenAI(base_url=url, api_key="EMPTY", max_retries=0, timeout=600)
+    client = openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=600)
 
     async def one(text: str) -> int:
         stream = await client.completions.create(
@@ -81,10 +81,10 @@ def bench_vllm(
     )
     startup = time.perf_counter() - t0
     try:
-        asyncio.run(_vllm_round(server.url, server.name, texts[:2], 16))  # warm-up, not counted
+        asyncio.run(_vllm_round(server.url, server.api_key, server.name, texts[:2], 16))  # warm-up, not counted
         runs = []
         for _ in range(repeats):
-            n, wall = asyncio.run(_vllm_round(server.url, server.name, texts, tokens))
+            n, wall = asyncio.run(_vllm_round(server.url, server.api_key, server.name, texts, tokens))
             assert n == len(texts) * tokens, f"vLLM produced {n} tokens, expected {len(texts) * tokens}"
             runs.append(n / wall)
             print(f"  vllm: {n} tokens in {wall:.2f}s = {n / wall:.0f} tok/s", flush=True)

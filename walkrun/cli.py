@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from walkrun.settings import WalkrunError
+from walkrun.settings import WalkrunError, safe_url
 
 HELP = """\
 walkrun trains, benchmarks and serves concise reasoning models.
@@ -61,7 +61,7 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except WalkrunError as e:
-        print(f"walkrun: error: {e}", file=sys.stderr)
+        print(f"walkrun: error: {safe_url(str(e))}", file=sys.stderr)
         sys.exit(2)
 
 

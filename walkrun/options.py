@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from walkrun.settings import WalkrunError
+from walkrun.settings import WalkrunError, safe_url
 
 T = TypeVar("T")
 NONE_WORDS = ("none", "null", "")
@@ -157,7 +157,10 @@ def explain(config: Any, note: Callable[[str], str] | None = None, exclude: Iter
         else:
             value = getattr(config, f.name)
         tail = f"  [{note(f.name)}]" if note else ""
-        lines.append(f"{f.name} = {json.dumps(value, default=str)}{tail}\n    {f.metadata.get('help', '')}")
+        shown = json.dumps(value, default=str)
+        # keys and DB passwords stay off the terminal (and out of any log it is piped into)
+        shown = '"***"' if value and f.metadata.get("secret") else safe_url(shown)
+        lines.append(f"{f.name} = {shown}{tail}\n    {f.metadata.get('help', '')}")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ Both come from the environment (flags override them per command):
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -31,6 +32,30 @@ def db_url(override: str | None = None) -> str:
     path = home() / "walkrun.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+# user:password@ in any scheme://...; the user name stays (it says which account), the password goes
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@/]*?@")
+
+
+def safe_url(url: object) -> str:
+    """`url` (a DB URL, an Engine, or any text holding URLs) with every password shown as ***.
+
+    The one way walkrun prints a DB URL: SQLAlchemy's own rendering for a parsable URL
+    (`URL.render_as_string(hide_password=True)`), a pattern for text it cannot parse.
+    """
+    url = getattr(url, "url", url)  # an Engine
+    if not isinstance(url, str):
+        render = getattr(url, "render_as_string", None)
+        return render(hide_password=True) if render else _URL_PASSWORD.sub(r"\1***@", str(url))
+    try:
+        from sqlalchemy.engine import make_url
+
+        if "://" in url and not any(c.isspace() for c in url):  # one URL, not a sentence holding one
+            return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: mask by pattern below
+        pass
+    return _URL_PASSWORD.sub(r"\1***@", url)
 
 
 def data_dir(override: str | os.PathLike | None = None) -> Path | None:

@@ -26,7 +26,8 @@ MAX_LEN = 1024
 class CliServer:
     """Server B, started the way a user does: `walkrun serve vllm ...` in a subprocess."""
 
-    def __init__(self, model: Path, core: str | None, port: int):
+    def __init__(self, model: Path, core: str | None, port: int, log: Path):
+        import os
         import subprocess
         import sys
 
@@ -41,15 +42,17 @@ class CliServer:
             "verbose-tiny",
             "--max-model-len",
             str(MAX_LEN),
-            "--api-key",
-            KEY,
             "--port",
             str(port),
+            "--log-file",
+            str(log),
         ]
         if core is not None:
             argv += ["--cpu-cores", core]
-        self.name, self.api_key = "verbose-tiny", KEY
-        self.cli = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.name, self.api_key, self.log_path = "verbose-tiny", KEY, log
+        # the key through the environment, as the command's help advises: then no command line holds it
+        env = {**os.environ, "VLLM_API_KEY": KEY}
+        self.cli = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     def wait_ready(self, timeout: float = 600) -> CliServer:
         import select
@@ -100,7 +103,7 @@ def stack(tiny_model, tmp_path_factory):
 
     other = build_tiny(tmp_path_factory.mktemp("models") / "tiny_seed1", size="tiny", seed=1)
     port_b = free_port()
-    b = CliServer(other, cores_for(2)[1], port_b)
+    b = CliServer(other, cores_for(2)[1], port_b, tmp_path_factory.mktemp("logs") / "vllm-b.log")
     demo = None
     try:
         cfg = DemoConfig(
@@ -136,11 +139,17 @@ def _client(server):
 
 def _generated_tokens(server) -> float:
     """vLLM's own Prometheus counter of generated tokens."""
-    with urllib.request.urlopen(server.root_url + "/metrics", timeout=10) as r:
+    return _metric(server, "vllm:generation_tokens_total")
+
+
+def _metric(server, name: str) -> float:
+    """A counter from the server's /metrics (summed over its label sets); /metrics needs the key too."""
+    req = urllib.request.Request(server.root_url + "/metrics", headers={"Authorization": f"Bearer {server.api_key}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
         text = r.read().decode()
-    m = re.search(r"^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$", text, re.M)
-    assert m, "no vllm:generation_tokens_total in /metrics"
-    return float(m.group(1))
+    values = re.findall(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.M)
+    assert values, f"no {name} in /metrics"
+    return sum(float(v) for v in values)
 
 
 def _wait_counter(server, at_least: float, timeout: float = 20.0) -> float:
@@ -328,7 +337,11 @@ def test_unresponsive_side_does_not_hold_back_the_other(servers):
         hung_url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
         cfg = DemoConfig(a=a.url, b=hung_url, request_timeout=10)
         d = launch_demo(
-            cfg, [Side("concise", a.url, a.url, model=a.name), Side("verbose", hung_url, hung_url, model="hung")]
+            cfg,
+            [
+                Side("concise", a.url, a.url, model=a.name, api_key=a.api_key),
+                Side("verbose", hung_url, hung_url, model="hung"),
+            ],
         )
         try:
             t0 = time.monotonic()
@@ -382,6 +395,131 @@ def test_browser_shows_both_answers_after_streaming(servers, demo, tmp_path):
     assert len(re.findall(r"\d+ tokens · first token [0-9.]+ s · [0-9.]+ s total", body)) == 2
     assert shot.stat().st_size > 30_000  # a rendered page, not the "Loading…" placeholder (~7 KB)
     print(f"screenshot: {shot}")
+
+
+# ---------------------------------------------------------------- keys
+
+
+def _status(url: str, key: str | None = None, method: str = "GET", body: dict | None = None) -> int:
+    import json
+    import urllib.error
+
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
+    data = json.dumps(body).encode() if body is not None else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, headers, method=method), timeout=120) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_every_route_needs_the_key_and_no_key_is_in_ps_or_the_logs(servers):
+    import os
+    import stat
+
+    a, b = servers
+    # A was started by the demo with nothing given: a random key of its own, in a 0600 file
+    assert a.key_file is not None and a.key_file.read_text().strip() == a.api_key != b.api_key
+    assert stat.S_IMODE(a.key_file.stat().st_mode) == 0o600 and len(a.api_key) >= 32
+    for server in servers:
+        chat = {"model": server.name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        routes = [
+            ("GET", "/v1/models", None),
+            ("POST", "/v1/chat/completions", chat),
+            ("POST", "/invocations", chat),  # generates too; vLLM's own key check skips it
+            ("POST", "/tokenize", {"model": server.name, "prompt": "hi"}),
+            ("GET", "/metrics", None),
+        ]
+        for method, path, body in routes:
+            assert _status(server.root_url + path, None, method, body) == 401, path
+            assert _status(server.root_url + path, "not-the-key", method, body) == 401, path
+            assert _status(server.root_url + path, server.api_key, method, body) == 200, path
+        assert _status(server.root_url + "/health") == 200  # liveness stays open
+    # no command line of any process of either server holds a key, nor `walkrun serve vllm`'s own
+    pids = a.process_tree() + b.process_tree() + [b.cli.pid]
+    assert len(pids) >= 7, pids  # per server: API server, EngineCore, worker (+ resource tracker)
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert a.api_key.encode() not in cmdline and KEY.encode() not in cmdline, (pid, cmdline)
+    # the servers' logs, after start-up and the requests above: no key either
+    for server in servers:
+        log = Path(server.log_path).read_text(errors="replace")
+        assert "Application startup complete" in log and "/v1/models" in log  # the log really is theirs
+        assert a.api_key not in log and KEY not in log
+    assert os.environ.get("VLLM_API_KEY") != a.api_key  # the generated key never leaked into our env
+
+
+# ---------------------------------------------------------------- load
+
+
+def _wait_metric(server, name: str, at_least: float, timeout: float = 20.0) -> float:
+    deadline = time.monotonic() + timeout
+    value = _metric(server, name)
+    while value < at_least and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = _metric(server, name)
+    return value
+
+
+def test_endpoint_serves_32_concurrent_requests_without_errors(servers):
+    import asyncio
+
+    a, _ = servers
+    n = 32
+    before = _metric(a, "vllm:request_success_total")
+
+    async def run() -> list:
+        client = openai.AsyncOpenAI(base_url=a.url, api_key=a.api_key, max_retries=0, timeout=300)
+
+        async def one(i: int):
+            try:
+                r = await client.chat.completions.create(
+                    model=a.name,
+                    messages=[{"role": "user", "content": f"Request {i}: add {i} and {2 * i}."}],
+                    max_tokens=16,
+                    temperature=0.7,
+                )
+                return r.usage.completion_tokens
+            except Exception as e:  # counted, not raised: every failure shows in the assertion
+                return e
+
+        try:
+            return await asyncio.gather(*(one(i) for i in range(n)))
+        finally:
+            await client.close()
+
+    results = asyncio.run(run())
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert all(0 < r <= 16 for r in results)
+    # and the server itself counted n more finished requests
+    assert _wait_metric(a, "vllm:request_success_total", before + n) - before == n
+
+
+def test_demo_with_8_concurrent_users_completes_every_stream(servers, demo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    users = 8
+    before = [_metric(s, "vllm:request_success_total") for s in servers]
+    clients = [Client(demo.url, verbose=False) for _ in range(users)]
+
+    def user(i: int):
+        job = clients[i].submit(f"User {i}: what is {i} + {i}?", 0.7, 32, "", api_name="/compare")
+        updates = list(job)
+        return updates, job.result()
+
+    with ThreadPoolExecutor(users) as pool:
+        results = list(pool.map(user, range(users)))
+    for i, (updates, final) in enumerate(results):
+        assert updates, f"user {i} got no streamed update"
+        for chat, st in [(final[0], final[2]), (final[3], final[5])]:
+            assert st["status"] == "done" and "error" not in st, (i, st)
+            assert 0 < st["completion_tokens"] <= 32
+            assert f"User {i}:" in str(chat[0]["content"])  # each user saw their own prompt, not another's
+    # every stream was a real request to its side's server
+    for server, b0 in zip(servers, before):
+        assert _wait_metric(server, "vllm:request_success_total", b0 + users) - b0 == users
 
 
 # ---------------------------------------------------------------- shutting down (keep last)

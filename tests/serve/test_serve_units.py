@@ -61,6 +61,7 @@ def test_cpu_command_applies_the_design_fixes(tmp_path, monkeypatch):
     assert "--max-model-len 1024" in joined and "--reasoning-parser deepseek_r1" in joined
     assert argv.count("--enforce-eager") == 1 and argv[-2:] == ["--dtype", "float32"]
     assert "sekrit" not in joined and env["VLLM_API_KEY"] == "sekrit"
+    assert argv[argv.index("--middleware") + 1] == "walkrun.serve.auth.RequireKey"
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
@@ -122,6 +123,109 @@ def test_busy_port_is_refused_before_starting(tmp_path):
         port = s.getsockname()[1]
         with pytest.raises(WalkrunError, match="already in use"):
             launch(VLLMServerConfig(model=str(_model_dir(tmp_path)), port=port))
+
+
+def test_a_key_given_as_a_vllm_flag_is_refused(tmp_path):
+    cfg = VLLMServerConfig(model=str(_model_dir(tmp_path)), extra_args=["--api-key", "k"])
+    with pytest.raises(WalkrunError, match="VLLM_API_KEY"):
+        build_command(cfg, 8000, cpu_build=True)
+
+
+def test_every_launched_server_gets_a_key_kept_off_its_command_line(tmp_path, monkeypatch):
+    """No key given: a random one (different per server) in a 0600 key file, removed on stop;
+    VLLM_API_KEY in walkrun's environment is used instead when set. The started process is a
+    stand-in that exits at once: only what walkrun hands it is checked here (a real server: live tests)."""
+    import stat
+
+    from walkrun.serve import vllm_server
+
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    monkeypatch.setenv("WALKRUN_HOME", str(tmp_path / "home"))
+    seen = []
+    real_popen = subprocess.Popen
+
+    def popen(argv, env, **kw):
+        seen.append((argv, env))
+        return real_popen([sys.executable, "-c", "pass"], **kw)
+
+    monkeypatch.setattr(vllm_server.subprocess, "Popen", popen)
+    model = str(_model_dir(tmp_path))
+    servers = [launch(VLLMServerConfig(model=model, log_file="-")) for _ in range(2)]
+    keys = [s.api_key for s in servers]
+    assert all(len(k) >= 32 for k in keys) and keys[0] != keys[1]
+    for server, (argv, env) in zip(servers, seen):
+        assert env["VLLM_API_KEY"] == server.api_key and server.api_key not in " ".join(argv)
+        assert server.key_file.read_text().strip() == server.api_key
+        assert stat.S_IMODE(server.key_file.stat().st_mode) == 0o600
+        server.stop()
+        assert not server.key_file.exists()
+    monkeypatch.setenv("VLLM_API_KEY", "from-env")
+    server = launch(VLLMServerConfig(model=model, log_file="-"))
+    server.stop()
+    assert server.api_key == "from-env" and server.key_file is None and seen[-1][1]["VLLM_API_KEY"] == "from-env"
+
+
+def _asgi_status(app, path: str, headers: list | None = None, method: str = "GET") -> int:
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": headers or []}
+    asyncio.run(app(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
+def test_key_middleware_guards_every_route_but_liveness(monkeypatch):
+    from walkrun.serve.auth import RequireKey
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    monkeypatch.setenv("VLLM_API_KEY", "k1")
+    app = RequireKey(inner)
+    for path in ("/invocations", "/tokenize", "/metrics", "/v1/models", "/scale_elastic_ep"):
+        assert _asgi_status(app, path) == 401
+        assert _asgi_status(app, path, [(b"authorization", b"Bearer wrong")]) == 401
+        assert _asgi_status(app, path, [(b"authorization", b"Basic k1")]) == 401
+        assert _asgi_status(app, path, [(b"authorization", b"Bearer k1")]) == 200
+    assert _asgi_status(app, "/health") == 200 and _asgi_status(app, "/ping") == 200
+    assert _asgi_status(app, "/invocations", method="OPTIONS") == 200  # CORS preflight carries no key
+    monkeypatch.delenv("VLLM_API_KEY")
+    assert _asgi_status(RequireKey(inner), "/invocations") == 200  # no key configured: vLLM's behaviour
+
+
+def test_explain_never_prints_keys_or_db_passwords(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "walkrun.cli",
+            "serve",
+            "demo",
+            "--a",
+            "http://127.0.0.1:1/v1",
+            "--b",
+            "http://127.0.0.1:2/v1",
+            "--api-key",
+            "topsecretkey",
+            "--db",
+            "postgresql://u:dbsecret@127.0.0.1:1/x",
+            "--explain",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert 'api_key = "***"' in r.stdout and 'db = "postgresql://u:***@127.0.0.1:1/x"' in r.stdout
+    assert "topsecretkey" not in r.stdout + r.stderr and "dbsecret" not in r.stdout + r.stderr
 
 
 def test_cli_reports_bad_model_on_one_line_with_exit_2():
@@ -272,6 +376,7 @@ def test_swapping_a_model_onto_one_side_starts_the_new_server_before_stopping_th
     class Server:
         def __init__(self, name):
             self.name, self.url = name, f"http://127.0.0.1:9/{name}/v1"
+            self.api_key = f"key-of-{name}"
 
         def stop(self):
             events.append(("stop", self.name))
@@ -289,6 +394,7 @@ def test_swapping_a_model_onto_one_side_starts_the_new_server_before_stopping_th
     side = sbs_sides.swap_side(sides, 0, str(folder), cfg, start=start)
     assert sides[0] is side and (side.label, side.source, side.model) == ("short", str(folder), "short-stage2")
     assert side.url == "http://127.0.0.1:9/short-stage2/v1" and sides[1].model == "y"
+    assert side.api_key == "key-of-short-stage2"  # the demo's client uses the new server's own key
     assert events == [("start", str(folder), "short-stage2", cores_for(2)[0]), ("stop", "old")]
 
     def broken(source, name, **kw):

@@ -63,7 +63,8 @@ def _submit_argv(record: list[str]) -> tuple[list[str], dict]:
     """(train_ppo_ray flags, runtime env) from the argv the fake `ray` recorded."""
     assert record[:2] == ["job", "submit"], record
     dash = record.index("--")
-    assert record[dash + 1 : dash + 4] == ["python3", "-m", "openrlhf.cli.train_ppo_ray"]
+    # walkrun's job entrypoint, which hands the same flags to openrlhf.cli.train_ppo_ray
+    assert record[dash + 1 : dash + 4] == ["python3", "-m", "walkrun.train.openrlhf.job"]
     env_flag = [a for a in record[:dash] if a.startswith("--runtime-env-json=")]
     return record[dash + 4 :], json.loads(env_flag[0].split("=", 1)[1])
 
@@ -327,7 +328,7 @@ def test_cli_writes_script_and_reports_bad_input_on_one_line(tmp_path):
     )
     assert ok.returncode == 0, ok.stderr
     assert out.read_text().startswith("#!/usr/bin/env bash") and os.access(out, os.X_OK)
-    assert "python3 -m openrlhf.cli.train_ppo_ray" in out.read_text()
+    assert "python3 -m walkrun.train.openrlhf.job" in out.read_text()
     bad = subprocess.run(
         [sys.executable, "-m", "walkrun.cli", "train", "script", "conciser-stage2"],
         capture_output=True,

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
-from walkrun.settings import WalkrunError, db_url
+from walkrun.settings import WalkrunError, db_url, safe_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -34,12 +34,6 @@ def _normalise_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
-
-
-def safe_url(url: str | Engine) -> str:
-    """The URL with any password masked, for messages."""
-    u = url.url if isinstance(url, Engine) else make_url(url)
-    return u.render_as_string(hide_password=True)
 
 
 def cannot_open(url: str | Engine, exc: BaseException) -> WalkrunError:
@@ -100,7 +94,7 @@ def get_engine(url: str | None = None) -> Engine:
             u = make_url(url)
         except ArgumentError as e:
             raise WalkrunError(
-                f"not a database URL: {url!r} (expected e.g. sqlite:///path/walkrun.db "
+                f"not a database URL: {safe_url(url)!r} (expected e.g. sqlite:///path/walkrun.db "
                 "or postgresql+psycopg://user:pass@host:5432/db)"
             ) from e
         if u.get_backend_name() == "sqlite":
@@ -108,7 +102,7 @@ def get_engine(url: str | None = None) -> Engine:
             if path and path != ":memory:" and not path.startswith("file:"):
                 parent = Path(path).expanduser().resolve().parent
                 if not parent.is_dir():
-                    raise WalkrunError(f"cannot open database {url}: folder {parent} does not exist")
+                    raise WalkrunError(f"cannot open database {safe_url(url)}: folder {parent} does not exist")
         try:
             kwargs = {} if u.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
             engine = create_engine(u, **kwargs)

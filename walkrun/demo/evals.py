@@ -127,8 +127,6 @@ class Watch:
             *(str(d) for d in self.dirs),
             "--eval-set",
             str(self.eval_set),
-            "--db",
-            lay.db,
             "--until-finished",
             "--interval",
             f"{POLL_S:g}",
@@ -140,6 +138,7 @@ class Watch:
         self._lock = threading.Lock()
         # Its log keeps walkrun's lines and tables, not the libraries' weight-loading bars.
         env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+        env["WALKRUN_DB"] = lay.db  # not `--db`: a password in a URL on a command line shows in `ps`
         with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "walkrun.cli", "watch", *self.command],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from walkrun.demo import summary as result
 from walkrun.demo.config import DemoConfig, Layout, check_workdir
-from walkrun.settings import WalkrunError
+from walkrun.settings import WalkrunError, safe_url
 from walkrun.train import recipe as pipeline
 
 SUMMARY_FILE = "demo_summary.json"
@@ -142,13 +142,15 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
     from walkrun.db import records as db_records
 
     say(f"walkrun demo: seed {cfg.seed}, {'fast' if cfg.fast else 'full'} profile, workdir {lay.root}")
-    say(f"  results DB: {lay.db}")
+    say(f"  results DB: {safe_url(lay.db)}")
     for d in stale:
         say(f"  {d.name} was interrupted before any of its checkpoints was evaluated: training it again")
     # Problems that would stop the evaluation later stop the demo now, before any training.
     problem_sets.load("math500", limit=cfg.math500_limit)
     db_records.check_db(lay.db)
-    pipeline.register_runs(lay.recipe, lay.db, preset="demo", extra={"demo": asdict(cfg)})
+    pipeline.register_runs(
+        lay.recipe, lay.db, preset="demo", extra={"demo": {**asdict(cfg), "db": cfg.db and safe_url(cfg.db)}}
+    )
 
     records, timings = _train_and_evaluate(cfg, lay, say)
 
@@ -162,8 +164,8 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
 
     recipe = lay.recipe
     summary = {
-        "config": asdict(cfg),
-        "db": lay.db,
+        "config": {**asdict(cfg), "db": cfg.db and safe_url(cfg.db)},
+        "db": safe_url(lay.db),
         "run": recipe.run,
         "control_run": recipe.control_run,
         "workdir": str(lay.root),
@@ -188,7 +190,7 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
     )
     if summary["serve_command"]:
         print(f"side by side, stage 2 vs stage 1 (starts two vLLM CPU servers): {summary['serve_command']}", file=out)
-    print(f"results DB: {lay.db}   summary: {lay.root / SUMMARY_FILE}", file=out)
+    print(f"results DB: {safe_url(lay.db)}   summary: {lay.root / SUMMARY_FILE}", file=out)
     print("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()), file=out)
     if missing:
         raise WalkrunError(

@@ -129,7 +129,7 @@ class Evaluator:
         cmd += ["--samples", str(c.eval_samples), "--temperature", "1.0", "--top-p", "1.0"]
         cmd += ["--max-new-tokens", str(MAX_NEW_TOKENS), "--limit", str(c.eval_problems)]
         cmd += ["--chunk-size", str(c.eval_problems), "--batch-size", "64", "--threads", "1", "--run", name, "--quiet"]
-        return cmd + (["--db", c.db] if c.db else [])
+        return cmd  # the DB goes in WALKRUN_DB (see _work): a password on a command line shows in `ps`
 
     def submit(self, run_dir: Path, name: str) -> None:
         if self.evaluated(run_dir, name):
@@ -154,7 +154,8 @@ class Evaluator:
                 return
             run_dir, name = job
             t = time.time()
-            proc = subprocess.run(self.command(run_dir, name), capture_output=True, text=True, env=os.environ.copy())
+            env = {**os.environ, **({"WALKRUN_DB": self.cfg.db} if self.cfg.db else {})}
+            proc = subprocess.run(self.command(run_dir, name), capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 self.failed[name] = (proc.stderr.strip().splitlines() or ["no output"])[-1]
                 self.log(f"ablate: evaluation of {name} failed: {self.failed[name]}")

@@ -37,6 +37,11 @@ def _exit_on_sigterm() -> None:
 def serve_vllm(cfg: VLLMServerConfig, ctx: typer.Context) -> None:
     """Start vLLM's OpenAI server for MODEL, wait until healthy, print the base URL; Ctrl-C stops it.
 
+    It binds 127.0.0.1 (--host 0.0.0.0 exposes it) and every /v1 request needs a bearer key:
+    --api-key, else $VLLM_API_KEY, else a random key in a 0600 file whose path is printed.
+    The key reaches vLLM through its environment, so it is in no process list (a key given as
+    --api-key is in walkrun's own command line: prefer VLLM_API_KEY).
+
     Flags after `--` go to `vllm serve` unchanged, e.g. `walkrun serve vllm DIR -- --dtype float32`.
     """
     from walkrun.serve.vllm_server import launch
@@ -59,6 +64,13 @@ def serve_vllm(cfg: VLLMServerConfig, ctx: typer.Context) -> None:
             file=sys.stderr,
             flush=True,
         )
+        if server.key_file is not None:  # the key itself is never printed: terminals end up in logs
+            print(
+                f"walkrun: requests need the bearer key in {server.key_file} (removed when the server stops), "
+                "e.g. OPENAI_API_KEY=$(cat FILE); --api-key or VLLM_API_KEY choose one",
+                file=sys.stderr,
+                flush=True,
+            )
         print(server.url, flush=True)
         while server.alive():
             time.sleep(1)

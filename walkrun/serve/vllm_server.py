@@ -10,8 +10,12 @@ and run well, so nobody has to do it by hand:
   - tcmalloc + Intel OpenMP preloaded when both libraries are present (~20% more tok/s).
 With the real (CUDA) vLLM installed none of these apply and vLLM's defaults are used.
 
+Every server binds 127.0.0.1 unless told otherwise and needs a bearer key on every route but
+/health and /ping (`walkrun.serve.auth`): the given one, $VLLM_API_KEY, or a random one. The key
+travels in the server's environment, never on a command line, so `ps` and the log do not show it.
+
     server = start_server("path/to/model", name="concise")   # blocks until /health is 200
-    client = openai.OpenAI(base_url=server.url, api_key=server.api_key or "none")
+    client = openai.OpenAI(base_url=server.url, api_key=server.api_key)   # every server has a key
     server.stop()
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,7 +32,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from walkrun import vllm_compat
@@ -48,7 +53,12 @@ class VLLMServerConfig:
         default=None, metadata={"help": "served model name (--served-model-name); default: the folder name"}
     )
     api_key: str | None = field(
-        default=None, metadata={"help": "require this bearer key on /v1 (passed as VLLM_API_KEY, not argv)"}
+        default=None,
+        metadata={
+            "help": "bearer key every /v1 request needs (reaches vLLM as VLLM_API_KEY, never on a command line); "
+            "default: $VLLM_API_KEY, else a random one written to a 0600 key file",
+            "secret": True,
+        },
     )
     max_model_len: int | None = field(default=None, metadata={"help": "context length (--max-model-len)"})
     reasoning_parser: str | None = field(
@@ -137,6 +147,8 @@ def build_command(cfg: VLLMServerConfig, port: int, cpu_build: bool | None = Non
         "--served-model-name",
         name,
     ]
+    if cfg.api_key:  # vLLM's own check covers /v1 and a few prefixes; this one every route (walkrun/serve/auth.py)
+        argv += ["--middleware", "walkrun.serve.auth.RequireKey"]
     if cfg.max_model_len:
         argv += ["--max-model-len", str(cfg.max_model_len)]
     if cfg.reasoning_parser:
@@ -153,6 +165,8 @@ def build_command(cfg: VLLMServerConfig, port: int, cpu_build: bool | None = Non
         env.setdefault("HF_HUB_OFFLINE", "1")  # a local folder needs nothing from the hub
     if cfg.api_key:
         env["VLLM_API_KEY"] = cfg.api_key  # not argv: keys on a command line show up in `ps`
+    if _has_flag(cfg.extra_args, "--api-key"):
+        raise WalkrunError("serve: give the key as --api-key before `--` (or VLLM_API_KEY), not as a vLLM flag")
     if cpu_build:
         if "VLLM_CPU_KVCACHE_SPACE" not in env and not _has_flag(cfg.extra_args, "--kv-cache-memory-bytes"):
             env["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.kv_cache_gib)
@@ -176,6 +190,7 @@ class VLLMServer:
         host = "127.0.0.1" if cfg.host in ("0.0.0.0", "", "::") else cfg.host
         self.root_url = f"http://{host}:{port}"
         self.url = self.root_url + "/v1"  # OpenAI base_url
+        self.key_file: Path | None = None  # where a generated key was written (removed on stop)
         self._stopped = False
         self._lock = threading.Lock()
 
@@ -184,8 +199,8 @@ class VLLMServer:
         return self.proc.pid
 
     @property
-    def api_key(self) -> str | None:
-        return self.cfg.api_key
+    def api_key(self) -> str:
+        return self.cfg.api_key or ""  # launch() always sets one
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -271,6 +286,8 @@ class VLLMServer:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(alive, timeout=5)
+        if self.key_file is not None:
+            self.key_file.unlink(missing_ok=True)  # the key dies with its server
         _live_servers.discard(self)
 
     def __enter__(self) -> VLLMServer:
@@ -295,11 +312,25 @@ def _stop_all() -> None:
             pass
 
 
+def _write_key_file(path: Path, key: str) -> None:
+    """The key, readable by its owner only (created 0600, never world-readable in between)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    os.chmod(path, 0o600)  # an older file keeps its mode through O_TRUNC
+
+
 def launch(cfg: VLLMServerConfig) -> VLLMServer:
-    """Start the server process and return at once (see `VLLMServer.wait_ready`)."""
+    """Start the server process and return at once (see `VLLMServer.wait_ready`).
+
+    Every server needs a key: `cfg.api_key`, else $VLLM_API_KEY, else a random one (then written
+    to `VLLMServer.key_file` so a user can hand it to a client); `server.api_key` holds it."""
     port = cfg.port or free_port(cfg.host if cfg.host not in ("", "::") else "127.0.0.1")
     if cfg.port and _port_in_use(cfg.host, cfg.port):
         raise WalkrunError(f"serve: port {cfg.port} is already in use; pick another --port or omit it")
+    generated = not (cfg.api_key or os.environ.get("VLLM_API_KEY"))
+    cfg = replace(cfg, api_key=cfg.api_key or os.environ.get("VLLM_API_KEY") or secrets.token_urlsafe(32))
     argv, env = build_command(cfg, port)
     name = argv[argv.index("--served-model-name") + 1]
     if cfg.log_file == "-":
@@ -322,6 +353,10 @@ def launch(cfg: VLLMServerConfig) -> VLLMServer:
         if out:
             out.close()
     server = VLLMServer(cfg, port, proc, name, log_path)
+    if generated:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        server.key_file = home() / "keys" / f"vllm-{safe}-{port}.key"
+        _write_key_file(server.key_file, cfg.api_key or "")
     _live_servers.add(server)
     return server
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,14 @@ class SideBySideConfig:
     )
     port: int | None = field(default=None, metadata={"help": "port of the Gradio app; default: a free one"})
     host: str = field(default="127.0.0.1", metadata={"help": "interface the app binds"})
-    api_key: str | None = field(default=None, metadata={"help": "bearer key for URL endpoints that need one"})
+    api_key: str | None = field(
+        default=None,
+        metadata={
+            "help": "bearer key for the sides given as URLs (default: $VLLM_API_KEY); servers the demo starts "
+            "get random keys of their own",
+            "secret": True,
+        },
+    )
     temperature: float = field(default=0.6, metadata={"help": "initial sampling temperature"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling"})
     max_tokens: int = field(default=1024, metadata={"help": "initial max new tokens per answer"})
@@ -51,6 +59,8 @@ class SideBySideConfig:
             )
         if not self.a or not self.b:
             raise WalkrunError("demo: both --a and --b are required (URL, model folder or checkpoint name)")
+        if self.api_key is None:
+            self.api_key = os.environ.get("VLLM_API_KEY") or None
         if self.max_tokens < 1:
             raise WalkrunError(f"demo: --max-tokens must be >= 1, got {self.max_tokens}")
         if not 0 <= self.temperature <= 2:

@@ -102,7 +102,7 @@ def make_sides(cfg: SideBySideConfig) -> list[Side]:
             for (i, model), core in zip(to_start, cores)
         ]
         for (i, model), server in zip(to_start, start_servers(configs)):
-            sides[i] = Side(cfg.labels[i], model, server.url, model=server.name, server=server)
+            sides[i] = Side(cfg.labels[i], model, server.url, model=server.name, api_key=server.api_key, server=server)
     for side in sides:  # after any start-up, so a URL server started alongside has had time
         if side is not None and side.model is None:
             side.model = served_model(side.url, side.api_key)
@@ -126,7 +126,7 @@ def swap_side(sides: list[Side], which: int, source: str, cfg: SideBySideConfig,
         startup_timeout=cfg.startup_timeout,
     )
     old = sides[which]
-    sides[which] = Side(label, source, server.url, model=server.name, server=server)
+    sides[which] = Side(label, source, server.url, model=server.name, api_key=server.api_key, server=server)
     if old.server is not None:
         old.server.stop()
     return sides[which]

@@ -146,6 +146,12 @@ def install() -> bool:
     return True
 
 
+def active_reward() -> str | None:
+    """The length reward OpenRLHF's `apply_length_penalties` is wrapped for in this process, or None."""
+    lp = sys.modules.get("openrlhf.trainer.ppo_utils.length_penalty")
+    return getattr(getattr(lp, "apply_length_penalties", None), _PATCHED_FLAG, None) if lp is not None else None
+
+
 def uninstall() -> None:
     """Restore OpenRLHF's function everywhere (tests; a worker never needs it)."""
     lp = sys.modules.get("openrlhf.trainer.ppo_utils.length_penalty")

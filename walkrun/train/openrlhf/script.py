@@ -3,7 +3,9 @@
 The script is self-contained: it writes the run's config.yaml, runs
 `python -m walkrun.train.openrlhf.prepare` (prompts JSONL with input/label keys and the
 reward file, into RUN_DIR/job, the job's Ray working_dir), then submits
-`python3 -m openrlhf.cli.train_ppo_ray` with the L-GRPO hook in the runtime env.
+`python3 -m openrlhf.cli.train_ppo_ray` with the L-GRPO hook in the runtime env, through
+`walkrun.train.openrlhf.job` (which first checks the hook and the reward file inside a Ray worker
+of the job, and that the cluster has the GPUs the flags need).
 
 Run folder layout (what `walkrun watch` reads):
   RUN_DIR/config.yaml, launch.sh          this run's config and script
@@ -311,13 +313,14 @@ def render(config: OpenRLHFConfig, python: str | None = None) -> str:
     arrays = [_array(name, vals) for name, vals in groups.items()]
     submit = [
         "",
-        "# 3. The L-GRPO hook and its settings reach every Ray worker through the runtime env.",
+        "# 3. The L-GRPO hook and its settings reach every Ray worker through the runtime env; the entrypoint",
+        "#    checks them from a worker of the job, then runs python3 -m openrlhf.cli.train_ppo_ray with these flags.",
         f"RUNTIME_ENV_JSON={shlex.quote(renv)}",
         'SUBMIT_ARGS=(--address="$RAY_ADDRESS" --runtime-env-json="$RUNTIME_ENV_JSON")',
         'if [[ "${NO_WAIT:-0}" == 1 ]]; then SUBMIT_ARGS+=(--no-wait); fi',
         "",
         'ray job submit "${SUBMIT_ARGS[@]}" \\',
-        "  -- python3 -m openrlhf.cli.train_ppo_ray \\",
+        "  -- python3 -m walkrun.train.openrlhf.job \\",
         "  " + " ".join(f'"${{{name}[@]}}"' for name in groups),
         "",
     ]
