@@ -181,6 +181,23 @@ class Sample(Base):
         )
 
 
+class EvalSummary(Base):
+    """An evaluation run's aggregate dict as `walkrun.db.queries` computes it from its samples,
+    stored when the run finishes (and again after a re-grade) so pages need not re-read every
+    sample. A cache, never a source: the sample rows stay, and a summary whose `version` is not
+    the code's is ignored and recomputed."""
+
+    __tablename__ = "eval_summary"
+
+    eval_run_id: Mapped[int] = mapped_column(ForeignKey("eval_run.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))  # walkrun.db.summaries.VERSION when computed
+    n_samples: Mapped[int]
+    stats: Mapped[dict[str, Any]]
+    # accuracy at budgets up to the run's max_new_tokens (walkrun.db.budget.curve); None without one
+    budget_curve: Mapped[dict[str, Any] | None]
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class Problem(Base):
     """A task's problem, stored once (not per sample): its gold answer and the alternative forms the
     grader also accepts (Minerva's `answer_alts`), so re-grading judges exactly as the evaluation
