@@ -11,8 +11,8 @@ per checkpoint, k=4 samples of --problems problems each. Measured:
     (`queries.aggregate(stored=False)`, the budget curves re-read) and index.html rendered, as each
     request did before summaries and the page cache; and the same with the stored summaries;
   - a real `walkrun leaderboard serve` process on 127.0.0.1: --clients threads, each looping
-    GET index.html (9 of 10 requests) or a random checkpoint page (1 of 10) on its own keep-alive
-    connection for --seconds; latency p50/p99, errors; the ratio is today's in-process time per
+    GET index.html (or with --checkpoint-share, some of the time a random checkpoint page) on its own keep-alive
+    connection for --seconds, accepting gzip as a browser does; latency p50/p99, errors; the ratio is today's in-process time per
     index.html over the server's p50 under load;
   - `walkrun leaderboard build` (index, ablation and every checkpoint page) wall time.
 """
@@ -20,9 +20,9 @@ per checkpoint, k=4 samples of --problems problems each. Measured:
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.client
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,7 +95,12 @@ def fill(url: str, n_checkpoints: int, problems: int, seed: int = 0) -> dict:
     insert_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_summaries = summaries.backfill(url)
-    return {"samples": len(rows), "insert_s": insert_s, "summaries": n_summaries, "summaries_s": time.perf_counter() - t0}
+    return {
+        "samples": len(rows),
+        "insert_s": insert_s,
+        "summaries": n_summaries,
+        "summaries_s": time.perf_counter() - t0,
+    }
 
 
 def today_index(url: str, stored: bool) -> int:
@@ -133,8 +138,9 @@ def start_server(url: str) -> tuple[subprocess.Popen, str, int]:
     return proc, host, int(port)
 
 
-def load(host: str, port: int, paths: list[str], clients: int, seconds: float) -> dict:
-    """`clients` threads, each on its own keep-alive connection, GET paths[...] until `seconds` pass."""
+def load(host: str, port: int, paths: list[str], clients: int, seconds: float, share: float) -> dict:
+    """`clients` threads, each on its own keep-alive connection, GET paths[0] or (a `share` of
+    the requests) one of paths[1:] until `seconds` pass."""
     lat: list[float] = []
     errors: list[str] = []
     stop = time.perf_counter() + seconds
@@ -145,19 +151,26 @@ def load(host: str, port: int, paths: list[str], clients: int, seconds: float) -
         conn = http.client.HTTPConnection(host, port, timeout=60)
         mine, bad = [], []
         while time.perf_counter() < stop:
-            path = paths[0] if rng.random() < 0.9 else rng.choice(paths[1:] or paths)
+            path = rng.choice(paths[1:]) if rng.random() < share else paths[0]
             t = time.perf_counter()
             try:
-                conn.request("GET", path)
+                conn.request("GET", path, headers={"Accept-Encoding": "gzip"})  # as browsers ask
                 r = conn.getresponse()
                 body = r.read()
-                if r.status != 200 or not body.rstrip().endswith(b"</html>"):
+                took = time.perf_counter() - t
+                if r.status != 200:
                     bad.append(f"{path}: HTTP {r.status}")
+                elif len(mine) % 20 == 0:  # unzip and check some bodies (client CPU is the server's too)
+                    if r.getheader("Content-Encoding") == "gzip":
+                        body = gzip.decompress(body)
+                    if not body.rstrip().endswith(b"</html>"):
+                        bad.append(f"{path}: truncated page")
             except (OSError, http.client.HTTPException) as e:
+                took = time.perf_counter() - t
                 bad.append(f"{path}: {type(e).__name__} {e}")
                 conn.close()
                 conn = http.client.HTTPConnection(host, port, timeout=60)
-            mine.append(time.perf_counter() - t)
+            mine.append(took)
         conn.close()
         with lock:
             lat.extend(mine)
@@ -188,6 +201,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--db", help="reuse this SQLite file (filled if it does not exist)")
+    ap.add_argument("--checkpoint-share", type=float, default=0.0, help="share of requests for checkpoint pages")
+    ap.add_argument("--no-build", action="store_true", help="skip the static build")
+    ap.add_argument("--no-today", action="store_true", help="skip timing today's path (slow at 1M samples)")
     args = ap.parse_args()
 
     from walkrun.db.engine import session_scope
@@ -217,10 +233,12 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
             return min(times)
 
-        today_s = best(lambda: today_index(url, stored=False))
-        stored_s = best(lambda: today_index(url, stored=True))
-        print(f"index.html per request, today's path (recount every sample):  {today_s * 1000:8.0f} ms")
-        print(f"index.html per request, stored summaries, no page cache:     {stored_s * 1000:8.0f} ms")
+        today_s = None
+        if not args.no_today:
+            today_s = best(lambda: today_index(url, stored=False))
+            stored_s = best(lambda: today_index(url, stored=True))
+            print(f"index.html per request, today's path (recount every sample):  {today_s * 1000:8.0f} ms")
+            print(f"index.html per request, stored summaries, no page cache:     {stored_s * 1000:8.0f} ms")
 
         proc, host, port = start_server(url)
         try:
@@ -233,19 +251,22 @@ def main() -> None:
             conn.close()
             print(f"live server, first index.html (cold cache): {cold_s * 1000:.0f} ms, {size / 1024:.0f} KB")
             paths = ["/index.html"] + [f"/checkpoints/{cid}.html" for cid in range(1, args.checkpoints + 1)]
-            r = load(host, port, paths, args.clients, args.seconds)
+            r = load(host, port, paths, args.clients, args.seconds, args.checkpoint_share)
         finally:
             proc.terminate()
             proc.wait(15)
         print(
-            f"live server, {args.clients} clients x {args.seconds:.0f} s: {r['requests']} requests "
+            f"live server, {args.clients} clients x {args.seconds:.0f} s ({args.checkpoint_share:.0%} checkpoint pages): "
+            f"{r['requests']} requests "
             f"({r['rps']:.0f}/s), p50 {r['p50'] * 1000:.1f} ms, p99 {r['p99'] * 1000:.1f} ms, "
             f"max {r['max'] * 1000:.0f} ms, errors {len(r['errors'])}"
         )
         for e in r["errors"][:5]:
             print(f"  error: {e}")
-        print(f"ratio today's per-request time / live p50 under load: {today_s / r['p50']:.0f}x")
-
+        if today_s is not None:
+            print(f"ratio today's per-request time / live p50 under load: {today_s / r['p50']:.0f}x")
+        if args.no_build:
+            return
         t = time.perf_counter()
         info = build(BuildConfig(out=Path(d) / "site", db=url))
         build_s = time.perf_counter() - t

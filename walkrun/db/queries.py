@@ -115,7 +115,9 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
         c_tot, tok_c, trunc, noans, err, timeouts = totals[run_id]
         toks = tokens[run_id]
         n_tot, tok = len(toks), sum(toks)
-        counts = [(p[0], p[1]) for p in probs.values()]
+        # by problem id: the float sums below must not depend on the order the DB returned rows
+        # in (a stored summary and a recount read them through different plans)
+        counts = [(p[0], p[1]) for _, p in sorted(probs.items())]
         n_min = min(n for n, _ in counts)
         m = len(counts)
         maj = sum(majority_correct(votes) for _, _, votes in probs.values())

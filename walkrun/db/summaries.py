@@ -159,8 +159,6 @@ def data_version(s: Session) -> str:
         s.execute(
             select(Checkpoint.id, Checkpoint.name, Checkpoint.stage, Checkpoint.step, Checkpoint.training_run_id)
         ).all(),
-        s.execute(
-            select(TrainingRun.id, TrainingRun.name, TrainingRun.parent_checkpoint_id, TrainingRun.config)
-        ).all(),
+        s.execute(select(TrainingRun.id, TrainingRun.name, TrainingRun.parent_checkpoint_id, TrainingRun.config)).all(),
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]

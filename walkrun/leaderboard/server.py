@@ -12,6 +12,7 @@ Every response carries the security headers below; unknown paths are a plain 404
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 
 from walkrun.leaderboard import assets, cache, checkpoint_page, data, pages
@@ -91,38 +92,48 @@ def create_app(cfg: LiveConfig):
     files = assets.static_files()
     pages_cache = cache.PageCache(source.version, cfg.refresh)
 
-    def html(page: tuple[int, bytes]) -> Response:
-        status, body = page
-        return Response(body, status_code=status, media_type="text/html", headers={"Cache-Control": "no-store"})
+    def page(status: int, text: str) -> tuple[int, bytes, bytes | None]:
+        # Compressed once per rendering, not per request: at 1,000 checkpoints index.html is
+        # megabytes of table and plot data, a tenth of that gzipped.
+        body = text.encode()
+        return status, body, gzip.compress(body, compresslevel=6, mtime=0) if len(body) > 2048 else None
 
-    def render_index() -> tuple[int, bytes]:
-        rows = pages_cache.get("rows", source.rows)  # shared with the checkpoint pages, read-only
-        text = pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows))
-        return 200, text.encode()
+    def html(request, rendered: tuple[int, bytes, bytes | None]) -> Response:
+        status, body, zipped = rendered
+        headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+        if zipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+            body, headers["Content-Encoding"] = zipped, "gzip"
+        return Response(body, status_code=status, media_type="text/html", headers=headers)
 
-    def render_checkpoint(cid: int) -> tuple[int, bytes]:
+    def render_index():
+        # shared with the checkpoint pages (read-only); never older than the page being rendered
+        rows = pages_cache.get("rows", source.rows, stale_ok=False)
+        return page(200, pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows)))
+
+    def render_checkpoint(cid: int):
         # with the cache, all rows are read once for every page; without, only this checkpoint's
-        rows = pages_cache.get("rows", source.rows) if cfg.refresh > 0 else None
-        text = checkpoint_page.render_checkpoint_data(source.checkpoint_data(cid, rows=rows), cfg.options, source.db_label)
+        rows = pages_cache.get("rows", source.rows, stale_ok=False) if cfg.refresh > 0 else None
+        text = checkpoint_page.render_checkpoint_data(
+            source.checkpoint_data(cid, rows=rows), cfg.options, source.db_label
+        )
         if text is None:
-            text = pages.render_not_found(f"No checkpoint with id {cid} has evaluations in this database.")
-            return 404, text.encode()
-        return 200, text.encode()
+            return page(404, pages.render_not_found(f"No checkpoint with id {cid} has evaluations in this database."))
+        return page(200, text)
 
-    def render_ablation() -> tuple[int, bytes]:
+    def render_ablation():
         from walkrun.leaderboard import ablation
 
-        return 200, ablation.render_ablation(ablation.ablation_groups(cfg.db), source.db_label).encode()
+        return page(200, ablation.render_ablation(ablation.ablation_groups(cfg.db), source.db_label))
 
     def index(request):
-        return html(pages_cache.get("index", render_index))
+        return html(request, pages_cache.get("index", render_index))
 
     def checkpoint(request):
         cid = request.path_params["cid"]
-        return html(pages_cache.get(("checkpoint", cid), lambda: render_checkpoint(cid)))
+        return html(request, pages_cache.get(("checkpoint", cid), lambda: render_checkpoint(cid)))
 
     def ablation_page(request):
-        return html(pages_cache.get("ablation", render_ablation))
+        return html(request, pages_cache.get("ablation", render_ablation))
 
     def static(request):
         path = files.get(request.path_params["name"])  # only our own files, by exact name
@@ -133,6 +144,7 @@ def create_app(cfg: LiveConfig):
     def health(request):
         return PlainTextResponse("ok")
 
+    pages_cache.warm("index", render_index)
     routes = [
         Route("/", lambda request: RedirectResponse("/index.html", status_code=307)),
         Route("/index.html", index),
