@@ -323,7 +323,7 @@ def _copy_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
     with INSERT ... ON CONFLICT DO NOTHING. COPY itself cannot skip a row that violates the
     unique key, and a second writer may store the same samples meanwhile (a resumed
     evaluation): the conflict clause keeps both cases to one row per sample, as the INSERT path."""
-    dbapi = s.connection().connection.dbapi_connection
+    dbapi: Any = s.connection().connection.dbapi_connection  # a psycopg.Connection (checked by the caller)
     if dbapi is None:
         raise WalkrunError("the database connection was closed while storing samples")
     cols = ", ".join(_COLUMNS)

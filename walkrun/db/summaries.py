@@ -102,10 +102,11 @@ def budget_curves(s: Session, runs: dict[int, int]) -> dict[int, dict]:
     from walkrun.db import budget
 
     have = stored(s, list(runs))
-    return {
-        rid: have[rid][1] if rid in have and have[rid][1] is not None else budget.curve(s, rid, cap)
-        for rid, cap in runs.items()
-    }
+    out: dict[int, dict] = {}
+    for rid, cap in runs.items():
+        curve = have[rid][1] if rid in have else None
+        out[rid] = curve if curve is not None else budget.curve(s, rid, cap)
+    return out
 
 
 def missing_done(s: Session) -> list[int]:
@@ -162,3 +163,20 @@ def data_version(s: Session) -> str:
         s.execute(select(TrainingRun.id, TrainingRun.name, TrainingRun.parent_checkpoint_id, TrainingRun.config)).all(),
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def stamps(s: Session, run_ids: list[int]) -> dict[int, str]:
+    """run id -> when its current summary was computed (runs without one are left out): a page
+    drawn from these runs' samples is unchanged while their stamps are."""
+    out: dict[int, str] = {}
+    for i in range(0, len(run_ids), _CHUNK):
+        q = select(EvalSummary.eval_run_id, EvalSummary.computed_at).where(
+            EvalSummary.eval_run_id.in_(run_ids[i : i + _CHUNK]), EvalSummary.version == VERSION
+        )
+        out.update((rid, at.isoformat()) for rid, at in s.execute(q))
+    return out
+
+
+def problems_stamp(s: Session) -> str:
+    """Changes when problems are recorded (their levels group a checkpoint page's results)."""
+    return repr(tuple(s.execute(select(func.count(), func.max(Problem.id))).one()))
