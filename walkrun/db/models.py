@@ -1,7 +1,7 @@
 """The results schema: training runs, checkpoints, evaluation runs and one row per generated sample.
 
-Only raw rows are stored; every aggregate (accuracy, pass@k, tokens) is computed on read by
-`walkrun.db.queries`. A schema change here needs a new Alembic revision in `migrations/versions/`.
+The raw rows are kept; every aggregate (accuracy, pass@k, tokens) is computed from them by
+`walkrun.db.queries`, once per finished evaluation (`EvalSummary`, a cache). A schema change here needs a new Alembic revision in `migrations/versions/`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Writes to the results DB: runs, checkpoints, evaluation runs and bulk, idempotent sample rows.
 
+Finishing an evaluation stores its aggregates (`walkrun.db.summaries`); new samples drop them.
 An evaluation is identified by `eval_key`, a hash of everything that determines its result, so
 re-running the same evaluation resumes it (`done_sample_keys`) instead of storing it twice.
 """
@@ -348,7 +349,8 @@ def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
 
     Row keys: problem_id, sample_index, gold, response, correct, status (grading status),
     n_tokens (exact), finish_reason ('stop'|'length'); optional extracted, has_boxed, latency_s,
-    graded_with (default: the run's grader_version), think_tokens + answer_tokens (== n_tokens)."""
+    graded_with (default: the run's grader_version), think_tokens + answer_tokens (== n_tokens).
+    On PostgreSQL (psycopg) a batch of _COPY_MIN rows or more is sent with COPY."""
     if eval_run.id is None:
         s.flush()
     fresh: dict[tuple[str, int], dict] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, case, delete, func, select
+from sqlalchemy import Connection, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, TrainingRun, utcnow
@@ -53,20 +53,37 @@ def refresh(s: Session, run_ids: Iterable[int]) -> None:
     if not ids:
         return
     computed = compute(s, ids)
-    s.execute(delete(EvalSummary).where(EvalSummary.eval_run_id.in_(ids)))
     now = utcnow()
-    s.add_all(
-        EvalSummary(
-            eval_run_id=rid,
-            version=VERSION,
-            n_samples=stats["n_samples"],
-            stats=_to_json(stats),
-            budget_curve=curve,
-            computed_at=now,
-        )
+    values = [
+        {
+            "eval_run_id": rid,
+            "version": VERSION,
+            "n_samples": stats["n_samples"],
+            "stats": _to_json(stats),
+            "budget_curve": curve,
+            "computed_at": now,
+        }
         for rid, (stats, curve) in computed.items()
-    )
-    s.flush()
+    ]
+    conn = s.connection()
+    if conn.dialect.name in ("sqlite", "postgresql"):
+        # an upsert: two processes finishing the same run at once must not fail on the key
+        if conn.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as upsert  # type: ignore[assignment]
+        stmt = upsert(EvalSummary)
+        cols = ("version", "n_samples", "stats", "budget_curve", "computed_at")
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["eval_run_id"], set_={c: stmt.excluded[c] for c in cols}),
+            values,
+        )
+    else:
+        s.execute(delete(EvalSummary).where(EvalSummary.eval_run_id.in_(ids)))
+        s.execute(insert(EvalSummary), values)
+    for obj in list(s.identity_map.values()):  # summaries loaded in this session: reload them on access
+        if isinstance(obj, EvalSummary):
+            s.expire(obj)
 
 
 def drop(s: Session, run_id: int) -> None:
