@@ -27,7 +27,8 @@ from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
 MARKER = ".walkrun-leaderboard"  # marks a folder this command wrote, so it may replace it
-PAGE_KEYS = ".walkrun-pages.json"  # checkpoint id -> digest of what its page was rendered from
+PAGE_KEYS = ".walkrun-pages.json"
+PAGES_PER_JOB = 100  # fewer pages to render: one process (starting another takes a second or two)  # checkpoint id -> digest of what its page was rendered from
 
 
 @dataclass
@@ -37,9 +38,16 @@ class BuildConfig(SiteOptions):
     out: Path = field(
         kw_only=True, metadata={"help": "folder to write (created; replaced if an earlier build wrote it)"}
     )
+    jobs: int = field(
+        default=0,
+        kw_only=True,
+        metadata={"help": "processes rendering checkpoint pages (0 = one per CPU when there are many pages)"},
+    )
 
     def __post_init__(self):
         super().__post_init__()
+        if self.jobs < 0:
+            raise WalkrunError(f"--jobs must be >= 0 (0 = automatic), got {self.jobs}")
         self.out = Path(self.out).expanduser().resolve()
         if self.out.exists() and not self.out.is_dir():
             raise WalkrunError(f"--out {self.out} is a file; give a folder")
@@ -80,6 +88,21 @@ def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[dict]) -> dict[
     return keys
 
 
+def _render_pages(work: tuple) -> list[int]:
+    """Write checkpoints/<id>.html for each id of `work` (a process pool's task); returns the ids
+    that have no page (no finished evaluation)."""
+    url, options, db_label, rows, cids, dest = work
+    source = data.Source(url)
+    missing = []
+    for cid in cids:
+        text = checkpoint_page.render_checkpoint_data(source.checkpoint_data(cid, rows=rows), options, db_label)
+        if text is None:
+            missing.append(cid)
+        else:
+            (dest / "checkpoints" / f"{cid}.html").write_text(text, encoding="utf-8")
+    return missing
+
+
 def _previous_keys(out: Path) -> dict[str, str]:
     try:
         keys = json.loads((out / PAGE_KEYS).read_text())
@@ -107,20 +130,34 @@ def build(cfg: BuildConfig) -> dict:
         (tmp / "checkpoints").mkdir()
         keys, before = _page_keys(cfg, source, rows), _previous_keys(cfg.out)
         ids = sorted({r["checkpoint_id"] for r in rows})
+        todo = []
         for cid in ids:
             page, old = tmp / "checkpoints" / f"{cid}.html", cfg.out / "checkpoints" / f"{cid}.html"
             key = keys.get(str(cid))
             if key is not None and before.get(str(cid)) == key and old.is_file():
                 shutil.copyfile(old, page)
                 reused += 1
-                continue
-            text = checkpoint_page.render_checkpoint_data(
-                source.checkpoint_data(cid, rows=rows), cfg.options, source.db_label
-            )
-            if text is not None:
-                page.write_text(text, encoding="utf-8")
             else:
-                keys.pop(str(cid), None)
+                todo.append(cid)
+        jobs = cfg.jobs or (min(os.cpu_count() or 1, 8) if len(todo) >= PAGES_PER_JOB else 1)
+        chunks = [todo[i::jobs] for i in range(jobs)] if jobs > 1 else [todo]
+        work = []
+        for chunk in filter(None, chunks):
+            mine = set(chunk)
+            work.append(
+                (cfg.db, cfg.options, source.db_label, [r for r in rows if r["checkpoint_id"] in mine], chunk, tmp)
+            )
+        if len(work) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: each worker opens the DB itself (a forked SQLite connection is not to be shared)
+            with ProcessPoolExecutor(len(work), mp_context=multiprocessing.get_context("spawn")) as pool:
+                missing = [cid for done in pool.map(_render_pages, work) for cid in done]
+        else:
+            missing = [cid for w in work for cid in _render_pages(w)]
+        for cid in missing:
+            keys.pop(str(cid), None)
         (tmp / PAGE_KEYS).write_text(json.dumps(keys, sort_keys=True))
         (tmp / "static").mkdir()
         for name, path in assets.static_files().items():
