@@ -226,7 +226,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from walkrun.db.engine import session_scope
-    from walkrun.db.models import Sample
+    from walkrun.db.models import Checkpoint, EvalRun, Sample
     from walkrun.leaderboard.build import BuildConfig, build
 
     with tempfile.TemporaryDirectory() as d:
@@ -242,7 +242,9 @@ def main() -> None:
             from sqlalchemy import func, select
 
             n_samples = s.scalar(select(func.count()).select_from(Sample))
-        print(f"database: {n_samples:,} samples, {args.checkpoints} checkpoints, {3 * args.checkpoints} evaluations")
+            n_ckpts = s.scalar(select(func.count()).select_from(Checkpoint))
+            n_evals = s.scalar(select(func.count()).select_from(EvalRun))
+        print(f"database: {n_samples:,} samples, {n_ckpts} checkpoints, {n_evals} evaluations")
 
         def best(fn, repeat=3):
             times = []
