@@ -19,11 +19,13 @@ def test_pages_are_rendered_once_per_db_version_and_stale_ones_served_while_rere
         renders.append(db["text"])
         return db["text"]
 
-    cache = PageCache(lambda: db["version"], interval=1e-9)  # read the version on every call
+    cache = PageCache(lambda: db["version"], interval=3600)  # read by `check` in this test
     assert cache.get("index", render) == "one"
     assert cache.get("index", render) == "one" and renders == ["one"]
 
     db.update(version="v2", text="two")
+    assert cache.get("index", render) == "one"  # the change is not seen before the version is read
+    assert cache.check() == "v2"
     gate.clear()  # the re-rendering blocks until released
     before = set(threading.enumerate())
     assert cache.get("index", render) == "one"  # at once: the previous page
@@ -35,6 +37,7 @@ def test_pages_are_rendered_once_per_db_version_and_stale_ones_served_while_rere
     assert cache.get("index", render) == "two" and renders == ["one", "two"]
 
     db.update(version="v3", text="three")
+    cache.check()
     assert cache.get("index", render, stale_ok=False) == "three"  # waits for the current one
     assert cache.get("other", render) == "three" and renders == ["one", "two", "three", "three"]
 
@@ -50,6 +53,7 @@ def test_version_is_read_at_most_once_per_interval_and_zero_interval_keeps_nothi
     for _ in range(5):
         cache.get("index", lambda: "page")
     assert len(reads) == 1
+    assert cache.peek("index") == "page" and cache.peek("other") is None
     calls = []
     uncached = PageCache(version, interval=0)
     for _ in range(3):
