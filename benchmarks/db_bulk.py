@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/db_bulk.py                       # throwaway SQLite file
     .venv/bin/python benchmarks/db_bulk.py --url postgresql+psycopg://user@127.0.0.1:5432/bench
+    .venv/bin/python benchmarks/db_bulk.py --url postgresql+psycopg://... --rows 1000000 --compare-copy
+
+On PostgreSQL `add_samples` sends big batches with COPY; --compare-copy stores the same rows a
+second time through the batched INSERT path (into other evaluation runs) and prints both rates.
 
 Baseline, in the same process and database: the naive ORM way (one `Session.add` + flush per
 row) on a subset; the figure to read is the ratio. The aggregate is `walkrun.db.queries.aggregate`,
@@ -53,9 +57,10 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8, help="samples per problem")
     ap.add_argument("--baseline-rows", type=int, default=2000, help="rows inserted one ORM object at a time")
     ap.add_argument("--text-len", type=int, default=800, help="characters per response")
+    ap.add_argument("--compare-copy", action="store_true", help="PostgreSQL: also time the batched INSERT path")
     args = ap.parse_args()
 
-    from walkrun.db import queries, store
+    from walkrun.db import lineage, queries, store
     from walkrun.db.engine import get_engine, safe_url, session_scope, upgrade
     from walkrun.db.models import Sample
 
@@ -67,21 +72,43 @@ def main() -> None:
 
     per_run = args.rows // args.checkpoints
     problems = per_run // args.k
-    batches = [_rows(rng, problems, args.k, args.text_len) for _ in range(args.checkpoints)]
-    n_bulk = sum(len(b) for b in batches)
 
-    # Bulk path: one add_samples call per eval run, one transaction each (as an evaluation writes).
-    t0 = time.perf_counter()
-    for c, rows in enumerate(batches):
+    def batch(c: int) -> list[dict]:  # the same rows for run c on every call, built when needed
+        return _rows(random.Random(c), problems, args.k, args.text_len)
+
+    def store_run(prefix: str, c: int, rows: list[dict]) -> tuple[int, float]:
+        """One add_samples call for eval run c in its own transaction (as an evaluation writes);
+        only the add_samples call and its commit are timed."""
         with session_scope(url) as s:
-            tr = store.get_or_create_training_run(s, f"bench-{tag}", "local")
+            tr = store.get_or_create_training_run(s, f"{prefix}-{tag}", "local")
             ckpt = store.get_or_create_checkpoint(
-                s, f"bench/{tag}/global_step{c * 10}_hf", training_run=tr, stage="stage2", step=c * 10
+                s, f"{prefix}/{tag}/global_step{c * 10}_hf", training_run=tr, stage="stage2", step=c * 10
             )
             run = store.start_eval_run(s, ckpt, "math500", "1", {"k": args.k, "temperature": 0.6}, "bench", "0", "g")
-            store.add_samples(s, run, rows)
+            s.commit()
+            t0 = time.perf_counter()
+            n = store.add_samples(s, run, rows)
+            s.commit()
+            took = time.perf_counter() - t0
             store.finish_eval_run(s, run, "done")
-    bulk_s = time.perf_counter() - t0
+        return n, took
+
+    compare = args.compare_copy and url.startswith("postgresql")
+    n_bulk = n_insert = 0
+    bulk_s = insert_s = 0.0
+    copy_min = store._COPY_MIN
+    for c in range(args.checkpoints):  # the two paths take turns, so both meet the same table sizes
+        rows = batch(c)
+        n, took = store_run("bench", c, rows)
+        n_bulk, bulk_s = n_bulk + n, bulk_s + took
+        if compare:
+            store._COPY_MIN = 10**12  # every batch through the batched INSERT ... ON CONFLICT DO NOTHING
+            try:
+                n, took = store_run("bench-insert", c, rows)
+            finally:
+                store._COPY_MIN = copy_min
+            n_insert, insert_s = n_insert + n, insert_s + took
+    batches = [batch(0)]
 
     # Idempotent re-send of one run's rows: all skipped.
     t0 = time.perf_counter()
@@ -112,14 +139,19 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     with session_scope(url, readonly=True) as s:
-        traj = queries.trajectory(s, f"bench-{tag}", task="math500")
+        traj = lineage.trajectory(s, f"bench-{tag}", task="math500")
     traj_s = time.perf_counter() - t0
     rows_in_board = sum(r["n_samples"] for r in board)
+
+    insert_rate = n_insert / insert_s if compare else None
 
     bulk_rate, base_rate = n_bulk / bulk_s, len(base_rows) / base_s
     print(f"bulk insert (add_samples):      {n_bulk} rows in {bulk_s:.2f} s = {bulk_rate:,.0f} rows/s")
     print(f"baseline (ORM add+flush/row):   {len(base_rows)} rows in {base_s:.2f} s = {base_rate:,.0f} rows/s")
     print(f"ratio bulk/baseline:            {bulk_rate / base_rate:.1f}x")
+    if insert_rate is not None:
+        print(f"batched INSERT path (no COPY):  {n_insert} rows in {insert_s:.2f} s = {insert_rate:,.0f} rows/s")
+        print(f"ratio COPY/batched INSERT:      {bulk_rate / insert_rate:.2f}x")
     print(f"idempotent re-send:             {skipped} of {len(batches[0])} rows skipped in {resend_s:.2f} s")
     print(
         f"leaderboard aggregate:          {len(board)} rows over {rows_in_board} samples, "

@@ -34,7 +34,16 @@ def test_upgrade_from_empty_then_again_is_a_noop(any_url):
     assert _tables(any_url) == []
     assert dbe.upgrade(any_url) == (None, HEAD)
     tables = _tables(any_url)
-    assert tables == ["alembic_version", "checkpoint", "eval_lease", "eval_run", "problem", "sample", "training_run"]
+    assert tables == [
+        "alembic_version",
+        "checkpoint",
+        "eval_lease",
+        "eval_run",
+        "eval_summary",
+        "problem",
+        "sample",
+        "training_run",
+    ]
     with dbe.session_scope(any_url) as s:
         store.get_or_create_checkpoint(s, "org/model")
     assert dbe.upgrade(any_url) == (HEAD, HEAD)

@@ -1,7 +1,7 @@
 """The results schema: training runs, checkpoints, evaluation runs and one row per generated sample.
 
-Only raw rows are stored; every aggregate (accuracy, pass@k, tokens) is computed on read by
-`walkrun.db.queries`. A schema change here needs a new Alembic revision in `migrations/versions/`.
+The raw rows are kept; every aggregate (accuracy, pass@k, tokens) is computed from them by
+`walkrun.db.queries`, once per finished evaluation (`EvalSummary`, a cache). A schema change here needs a new Alembic revision in `migrations/versions/`.
 """
 
 from __future__ import annotations
@@ -179,6 +179,23 @@ class Sample(Base):
             f"Sample(run={self.eval_run_id}, problem={self.problem_id!r}, i={self.sample_index}, "
             f"correct={self.correct}, n_tokens={self.n_tokens})"
         )
+
+
+class EvalSummary(Base):
+    """An evaluation run's aggregate dict as `walkrun.db.queries` computes it from its samples,
+    stored when the run finishes (and again after a re-grade) so pages need not re-read every
+    sample. A cache, never a source: the sample rows stay, and a summary whose `version` is not
+    the code's is ignored and recomputed."""
+
+    __tablename__ = "eval_summary"
+
+    eval_run_id: Mapped[int] = mapped_column(ForeignKey("eval_run.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))  # walkrun.db.summaries.VERSION when computed
+    n_samples: Mapped[int]
+    stats: Mapped[dict[str, Any]]
+    # accuracy at budgets up to the run's max_new_tokens (walkrun.db.budget.curve); None without one
+    budget_curve: Mapped[dict[str, Any] | None]
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Problem(Base):

@@ -16,7 +16,9 @@ Per evaluation run (n_i samples of problem i, c_i of them correct):
               (`walkrun.db.uncertainty`); mean_think_tokens / mean_answer_tokens = the exact split
               of the generated tokens at the closing think tag (None when not recorded).
 Rows are per protocol: the latest evaluation per checkpoint x task x protocol.
-Filtering and joins run in SQL; the counting is one pass in Python over the narrow sample columns.
+Filtering and joins run in SQL; the counting is one pass in Python over the narrow sample columns
+(`run_stats`), done once per evaluation run and stored as its summary (`walkrun.db.summaries`):
+readers take the stored dict, and compute it here only for runs without one.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from walkrun.settings import WalkrunError
 ERROR_STATUSES = ("parse_error", "timeout", "error")
 
 
-def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
-    """Metric dict per eval run id (runs without samples get an entry with n_samples 0).
+def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
+    """Metric dict per eval run id from its sample rows (runs without samples get an entry with
+    n_samples 0).
 
     One narrow read of the sample columns (never the response text) on the driver's own cursor:
     at 100k samples, building SQLAlchemy Row objects costs as much as the query itself. The
@@ -112,7 +115,9 @@ def _run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
         c_tot, tok_c, trunc, noans, err, timeouts = totals[run_id]
         toks = tokens[run_id]
         n_tot, tok = len(toks), sum(toks)
-        counts = [(p[0], p[1]) for p in probs.values()]
+        # by problem id: the float sums below must not depend on the order the DB returned rows
+        # in (a stored summary and a recount read them through different plans)
+        counts = [(p[0], p[1]) for _, p in sorted(probs.items())]
         n_min = min(n for n, _ in counts)
         m = len(counts)
         maj = sum(majority_correct(votes) for _, _, votes in probs.values())
@@ -194,11 +199,19 @@ def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) 
     }
 
 
-def _summaries(s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun | None]]) -> list[dict]:
+def _summaries(
+    s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun | None]], stored: bool = True
+) -> list[dict]:
+    """Aggregate rows of these runs; `stored=False` recomputes every one from its samples."""
     run_ids = [run.id for run, _, _ in triples]
     if not run_ids:
         return []
-    stats = _run_stats(run_ids, s)
+    if stored:
+        from walkrun.db import summaries
+
+        stats = summaries.stats(s, run_ids)
+    else:
+        stats = run_stats(run_ids, s)
     out = []
     for run, ckpt, tr in triples:
         row = _describe(run, ckpt, tr)
@@ -257,14 +270,16 @@ def aggregate(
     latest: bool = True,
     statuses: tuple[str, ...] | None = ("done",),
     protocol: str | None = None,
+    stored: bool = True,
 ) -> list[dict]:
     """One aggregate dict per checkpoint x task x protocol (its latest finished evaluation run;
     with `latest=False`, one per evaluation run). `model` matches a checkpoint's name or source.
-    Ordered by protocol, task, then accuracy (best first)."""
+    Ordered by protocol, task, then accuracy (best first). `stored=False` ignores the stored
+    summaries and counts every sample again (the reference the summaries are checked against)."""
     triples = [tuple(r) for r in s.execute(_runs_query(model, task, statuses, protocol)).all()]
     if latest:
         triples = _latest(triples)
-    rows = _summaries(s, triples)
+    rows = _summaries(s, triples, stored=stored)
     rows.sort(
         key=lambda r: (
             r["protocol"] or "",

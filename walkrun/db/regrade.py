@@ -1,7 +1,8 @@
 """Re-grade stored samples with the current grader (`walkrun.grading`), without regenerating.
 
 `dry_run` reports what would change (counts per task and direction, a few examples) and
-writes nothing. Batches are read, graded outside any transaction (grading can take minutes and SQLite would
+writes nothing. The re-graded runs' stored summaries (`walkrun.db.summaries`) are recomputed at
+the end. Batches are read, graded outside any transaction (grading can take minutes and SQLite would
 otherwise hold its write lock the whole time), then written back in one short transaction each.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
+from walkrun.db import summaries
 from walkrun.db.engine import session_scope
-from walkrun.db.models import Checkpoint, EvalRun, Sample
+from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Sample
 from walkrun.settings import WalkrunError
 
 
@@ -119,6 +121,11 @@ def regrade(
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc="re-grading", unit="sample")
+    if not dry_run and run_ids:
+        # Stored summaries of these runs go stale with the first batch written; if the re-grade
+        # stops halfway, readers recompute from the samples until the next summary is stored.
+        with session_scope(url) as s:
+            s.execute(delete(EvalSummary).where(EvalSummary.eval_run_id.in_(run_ids)))
     last_id = 0
     while run_ids:
         with session_scope(url, readonly=True) as s:
@@ -205,4 +212,8 @@ def regrade(
             bar.update(len(rows))
     if bar is not None:
         bar.close()
+    if not dry_run and run_ids:
+        with session_scope(url) as s:
+            done = s.scalars(select(EvalRun.id).where(EvalRun.id.in_(run_ids), EvalRun.status == "done")).all()
+            summaries.refresh(s, done)
     return counts

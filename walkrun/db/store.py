@@ -1,5 +1,6 @@
 """Writes to the results DB: runs, checkpoints, evaluation runs and bulk, idempotent sample rows.
 
+Finishing an evaluation stores its aggregates (`walkrun.db.summaries`); new samples drop them.
 An evaluation is identified by `eval_key`, a hash of everything that determines its result, so
 re-running the same evaluation resumes it (`done_sample_keys`) instead of storing it twice.
 """
@@ -16,6 +17,7 @@ from sqlalchemy import Insert, Table, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from walkrun.db import summaries
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun, utcnow
 from walkrun.settings import WalkrunError
 from walkrun.stages import check_stage
@@ -271,10 +273,33 @@ def _is_count(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
+_COPY_MIN = 500  # below this, creating the staging table costs more than a batched INSERT saves
+_COLUMNS = (
+    "eval_run_id",
+    "problem_id",
+    "sample_index",
+    "gold",
+    "response",
+    "extracted",
+    "correct",
+    "status",
+    "has_boxed",
+    "n_tokens",
+    "finish_reason",
+    "latency_s",
+    "graded_with",
+    "think_tokens",
+    "answer_tokens",
+)
+
+
 def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
+    conn = s.connection()
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(rows) >= _COPY_MIN:
+        _copy_ignoring_duplicates(s, rows)
+        return
     # Core, not the ORM: ORM bulk inserts split rows into groups by which values are None,
     # which turns one executemany into hundreds of small ones.
-    conn = s.connection()
     table = cast(Table, Sample.__table__)  # a declarative class's table; typed as any FromClause
     keys = ["eval_run_id", "problem_id", "sample_index"]
     stmt: Insert
@@ -290,7 +315,32 @@ def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
         from sqlalchemy import insert
 
         stmt = insert(table)
-    conn.execute(stmt, rows)
+    for i in range(0, len(rows), _BATCH):
+        conn.execute(stmt, rows[i : i + _BATCH])
+
+
+def _copy_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
+    """PostgreSQL: COPY the rows into a transaction-local staging table, then move them over
+    with INSERT ... ON CONFLICT DO NOTHING. COPY itself cannot skip a row that violates the
+    unique key, and a second writer may store the same samples meanwhile (a resumed
+    evaluation): the conflict clause keeps both cases to one row per sample, as the INSERT path."""
+    dbapi: Any = s.connection().connection.dbapi_connection  # a psycopg.Connection (checked by the caller)
+    if dbapi is None:
+        raise WalkrunError("the database connection was closed while storing samples")
+    cols = ", ".join(_COLUMNS)
+    with dbapi.cursor() as cur:
+        # same transaction as the session's work: the staging table vanishes at commit
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS walkrun_sample_in ON COMMIT DROP AS SELECT {cols} FROM sample WITH NO DATA"
+        )
+        with cur.copy(f"COPY walkrun_sample_in ({cols}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row([r[c] for c in _COLUMNS])
+        cur.execute(
+            f"INSERT INTO sample ({cols}) SELECT {cols} FROM walkrun_sample_in "
+            "ON CONFLICT (eval_run_id, problem_id, sample_index) DO NOTHING"
+        )
+        cur.execute("TRUNCATE walkrun_sample_in")  # a second call in this transaction starts empty
 
 
 def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
@@ -299,7 +349,8 @@ def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
 
     Row keys: problem_id, sample_index, gold, response, correct, status (grading status),
     n_tokens (exact), finish_reason ('stop'|'length'); optional extracted, has_boxed, latency_s,
-    graded_with (default: the run's grader_version), think_tokens + answer_tokens (== n_tokens)."""
+    graded_with (default: the run's grader_version), think_tokens + answer_tokens (== n_tokens).
+    On PostgreSQL (psycopg) a batch of _COPY_MIN rows or more is sent with COPY."""
     if eval_run.id is None:
         s.flush()
     fresh: dict[tuple[str, int], dict] = {}
@@ -324,8 +375,9 @@ def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
     for k in existing:
         fresh.pop(k, None)
     new = list(fresh.values())
-    for i in range(0, len(new), _BATCH):
-        _insert_ignoring_duplicates(s, new[i : i + _BATCH])
+    _insert_ignoring_duplicates(s, new)
+    if new:  # the run's stored summary no longer counts every sample: finish_eval_run redoes it
+        summaries.drop(s, eval_run.id)
     return len(new)
 
 
@@ -337,6 +389,10 @@ def finish_eval_run(s: Session, eval_run: EvalRun, status: str, error: str | Non
     eval_run.error = error
     eval_run.finished_at = None if status == "running" else utcnow()
     s.flush()
+    if status == "done":  # its aggregates, once, for every page that shows it
+        summaries.refresh(s, [eval_run.id])
+    else:
+        summaries.drop(s, eval_run.id)
 
 
 def set_lineage(s: Session, run: TrainingRun, parent: Checkpoint, gate: dict | None = None) -> None:

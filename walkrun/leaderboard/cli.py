@@ -20,7 +20,7 @@ lb_app = typer.Typer(
 @lb_app.command("serve")
 @options.command(LiveConfig)
 def serve_cmd(cfg: LiveConfig) -> None:
-    """Serve the leaderboard live from the results DB (every reload reads it afresh)."""
+    """Serve the leaderboard live from the results DB (a reload shows changes within --refresh seconds)."""
     from walkrun.leaderboard.server import serve
 
     serve(cfg)

@@ -57,17 +57,45 @@ class Source:
     def rows(self, model: str | None = None) -> list[dict]:
         """`queries.aggregate` rows: one per checkpoint x benchmark x protocol (latest finished
         evaluation), each with its accuracy-at-budget curve (`budget_curve`)."""
-        from walkrun.db import budget, queries
+        from walkrun.db import queries, summaries
         from walkrun.db.engine import session_scope
 
         if self._fresh():
             return []
         with session_scope(self.url, readonly=True, create=False) as s:
             rows = queries.aggregate(s, model=model)
+            curves = summaries.budget_curves(
+                s, {r["eval_run_id"]: r["max_new_tokens"] for r in rows if r.get("max_new_tokens")}
+            )
             for r in rows:
-                if r.get("max_new_tokens"):
-                    r["budget_curve"] = budget.curve(s, r["eval_run_id"], r["max_new_tokens"])
+                if r["eval_run_id"] in curves:
+                    r["budget_curve"] = curves[r["eval_run_id"]]
             return rows
+
+    def backfill(self) -> int:
+        """Store the summaries finished evaluations lack (a DB from before they existed, runs
+        finished by an older walkrun), so later reads need not count their samples. Best effort:
+        a read-only database is still shown, its aggregates computed on read."""
+        from sqlalchemy.exc import DBAPIError
+
+        from walkrun.db import summaries
+
+        if self._fresh():
+            return 0
+        try:
+            return summaries.backfill(self.url)
+        except DBAPIError:
+            return 0
+
+    def version(self) -> str:
+        """`walkrun.db.summaries.data_version`: changes whenever the pages may change."""
+        from walkrun.db import summaries
+        from walkrun.db.engine import session_scope
+
+        if self._fresh():
+            return "empty"
+        with session_scope(self.url, readonly=True, create=False) as s:
+            return summaries.data_version(s)
 
     def stage_diffs(self, rows: list[dict]) -> list[dict]:
         """Paired comparisons of consecutive stages of each training run, per protocol and task:
@@ -154,7 +182,9 @@ class Source:
             evals = [
                 (
                     r,
-                    queries.samples(s, eval_run_id=r["eval_run_id"], include_text=True),
+                    # read now: a generator consumed after the session closed would hold a
+                    # pooled connection until garbage-collected (the pool runs dry under load)
+                    list(queries.samples(s, eval_run_id=r["eval_run_id"], include_text=True)),
                     problem_facts.by_level(s, r["eval_run_id"], r["task"]),
                 )
                 for r in sorted(mine, key=lambda r: r["task"])

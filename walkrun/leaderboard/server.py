@@ -1,8 +1,10 @@
 """`walkrun leaderboard serve`: the leaderboard pages rendered live from the results DB.
 
-A small Starlette app under uvicorn; every request reads the DB afresh (so a running `walkrun
-watch` shows up on reload). Paths are those of the static build (`index.html`,
-`checkpoints/<id>.html`, `static/...`), so both share one set of relative links.
+A small Starlette app under uvicorn. Pages are rendered from the DB and kept in memory until the
+DB changes (checked every --refresh seconds, so a running `walkrun watch` shows up on reload);
+the aggregates come from the evaluations' stored summaries. Paths are those of the static build
+(`index.html`, `checkpoints/<id>.html`, `static/...`), so both share one set of relative links.
+Every response carries the security headers below; unknown paths are a plain 404.
 
     walkrun leaderboard serve                      # http://127.0.0.1:8000, WALKRUN_DB
     walkrun leaderboard serve --port 8080 --db postgresql+psycopg://u:p@host/walkrun
@@ -10,9 +12,10 @@ watch` shows up on reload). Paths are those of the static build (`index.html`,
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 
-from walkrun.leaderboard import assets, checkpoint_page, data, pages
+from walkrun.leaderboard import assets, cache, checkpoint_page, data, pages
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -24,6 +27,7 @@ SECURITY_HEADERS = {
         "form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
     "Referrer-Policy": "no-referrer",
 }
 
@@ -37,60 +41,117 @@ class LiveConfig(SiteOptions):
         metadata={"help": "address to bind; the default keeps the page on this machine (use 0.0.0.0 deliberately)"},
     )
     port: int = field(default=8000, metadata={"help": "TCP port (0 = any free port; the URL is printed)"})
+    refresh: float = field(
+        default=1.0,
+        metadata={
+            "help": "seconds between checks of the DB for changes; pages are served from memory in between "
+            "(0 = render every request afresh)"
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if not 0 <= self.port <= 65535:
             raise WalkrunError(f"--port must be between 0 and 65535, got {self.port}")
+        if not self.refresh >= 0:
+            raise WalkrunError(f"--refresh must be a number of seconds >= 0, got {self.refresh}")
+
+
+class SecurityHeaders:
+    """ASGI middleware: SECURITY_HEADERS on every HTTP response (pages, files, redirects, 404s)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.raw = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k for k, _ in self.raw}
+                message["headers"] = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] += self.raw
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(cfg: LiveConfig):
     """The Starlette app for `cfg` (checks the database is readable first)."""
     from starlette.applications import Starlette
-    from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.middleware import Middleware
+    from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
     from starlette.routing import Route
 
     source = data.Source(cfg.db)
     source.check()
+    source.backfill()
     files = assets.static_files()
+    pages_cache = cache.PageCache(source.version, cfg.refresh)
 
-    def html(text: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(text, status_code=status, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    def page(status: int, text: str) -> tuple[int, bytes, bytes | None]:
+        # Compressed once per rendering, not per request: at 1,000 checkpoints index.html is
+        # megabytes of table and plot data, a tenth of that gzipped.
+        body = text.encode()
+        return status, body, gzip.compress(body, compresslevel=6, mtime=0) if len(body) > 2048 else None
 
-    def index(request):
-        return html(
-            pages.render_index(
-                rows := source.rows(), source.db_label, source.stage_diffs(rows), source.trajectories(rows)
-            )
-        )
+    def html(request, rendered: tuple[int, bytes, bytes | None]) -> Response:
+        status, body, zipped = rendered
+        headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+        if zipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+            body, headers["Content-Encoding"] = zipped, "gzip"
+        return Response(body, status_code=status, media_type="text/html", headers=headers)
 
-    def checkpoint(request):
+    def render_index():
+        # shared with the checkpoint pages (read-only); never older than the page being rendered
+        rows = pages_cache.get("rows", source.rows, stale_ok=False)
+        return page(200, pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows)))
+
+    def render_checkpoint(cid: int):
+        # with the cache, all rows are read once for every page; without, only this checkpoint's
+        rows = pages_cache.get("rows", source.rows, stale_ok=False) if cfg.refresh > 0 else None
         text = checkpoint_page.render_checkpoint_data(
-            source.checkpoint_data(request.path_params["cid"]), cfg.options, source.db_label
+            source.checkpoint_data(cid, rows=rows), cfg.options, source.db_label
         )
         if text is None:
-            return html(
-                pages.render_not_found(
-                    f"No checkpoint with id {request.path_params['cid']} has evaluations in this database."
-                ),
-                404,
-            )
-        return html(text)
+            return page(404, pages.render_not_found(f"No checkpoint with id {cid} has evaluations in this database."))
+        return page(200, text)
 
-    def ablation_page(request):
+    def render_ablation():
         from walkrun.leaderboard import ablation
 
-        return html(ablation.render_ablation(ablation.ablation_groups(cfg.db), source.db_label))
+        return page(200, ablation.render_ablation(ablation.ablation_groups(cfg.db), source.db_label))
+
+    async def cached(request, key, render) -> Response:
+        # A page in memory is answered on the event loop (no thread hand-off: 20 clients cost
+        # 20 small tasks, not 20 threads taking turns); rendering goes to the thread pool.
+        hit = pages_cache.peek(key)
+        return html(request, hit if hit is not None else await run_in_threadpool(pages_cache.get, key, render))
+
+    async def index(request):
+        return await cached(request, "index", render_index)
+
+    async def checkpoint(request):
+        cid = request.path_params["cid"]
+        return await cached(request, ("checkpoint", cid), lambda: render_checkpoint(cid))
+
+    async def ablation_page(request):
+        return await cached(request, "ablation", render_ablation)
 
     def static(request):
-        path = files.get(request.path_params["name"])
+        path = files.get(request.path_params["name"])  # only our own files, by exact name
         if path is None:
-            return PlainTextResponse("not found", status_code=404, headers=SECURITY_HEADERS)
-        return FileResponse(path, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "max-age=3600"})
+            return PlainTextResponse("not found", status_code=404)
+        return FileResponse(path, headers={"Cache-Control": "max-age=3600"})
 
     def health(request):
         return PlainTextResponse("ok")
 
+    pages_cache.warm("index", render_index)
     routes = [
         Route("/", lambda request: RedirectResponse("/index.html", status_code=307)),
         Route("/index.html", index),
@@ -99,7 +160,7 @@ def create_app(cfg: LiveConfig):
         Route("/static/{name:str}", static),
         Route("/healthz", health),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 
 
 def serve(cfg: LiveConfig) -> None:
