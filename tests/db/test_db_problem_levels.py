@@ -58,5 +58,5 @@ def test_levels_are_stored_once_and_group_accuracy_and_tokens(sqlite_url, tmp_pa
         {"level": "2", "n_problems": 2, "accuracy": pytest.approx(0.25), "mean_tokens": 50.0},
     ]
     source = data.Source(sqlite_url)
-    html = checkpoint_page.render_checkpoint_data(source.checkpoint_data(cid), pages.PageOptions())
+    html = checkpoint_page.render_checkpoint_data(source.checkpoint_data(cid, opts=pages.PageOptions()))
     assert 'data-level="1"' in html and 'data-level="2"' in html and "difficulty level" in html

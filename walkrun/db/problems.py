@@ -40,27 +40,25 @@ def facts(row: dict) -> dict:
     }
 
 
-def by_level(s: Session, eval_run_id: int, task: str) -> list[dict]:
-    """Accuracy (pass@1[avg-of-k] within the level) and mean tokens of one evaluation per
-    difficulty level; [] when the task's problems have no level."""
-    levels = dict(
-        s.execute(
-            select(Problem.problem_id, Problem.level).where(Problem.task == task, Problem.level.is_not(None))
-        ).all()
+def levels(s: Session, tasks: Iterable[str]) -> dict[str, dict[str, str]]:
+    """task -> {problem id: difficulty level} of the problems that have one (tasks without levels
+    are left out)."""
+    q = select(Problem.task, Problem.problem_id, Problem.level).where(
+        Problem.task.in_(sorted(set(tasks))), Problem.level.is_not(None)
     )
-    if not levels:
-        return []
-    per: dict[str, list] = defaultdict(lambda: [0, 0, 0])  # problem -> samples, correct, tokens
-    q = select(Sample.problem_id, Sample.correct, Sample.n_tokens).where(Sample.eval_run_id == eval_run_id)
-    for pid, correct, n in s.execute(q):
-        p = per[pid]
-        p[0] += 1
-        p[1] += bool(correct)
-        p[2] += n
+    out: dict[str, dict[str, str]] = {}
+    for task, pid, level in s.execute(q):
+        out.setdefault(task, {})[pid] = level
+    return out
+
+
+def level_table(levels: dict[str, str], per_problem: Iterable[tuple[str, int, int, int]]) -> list[dict]:
+    """Accuracy (pass@1[avg-of-k] within the level) and mean tokens per difficulty level from
+    (problem id, samples, correct samples, total tokens) of one evaluation; [] without levels."""
     groups: dict[str, list] = defaultdict(list)
-    for pid, (n, c, t) in per.items():
+    for pid, n, c, t in per_problem:
         lv = levels.get(pid)
-        if lv is not None:  # the query keeps only problems with a level
+        if lv is not None and n:
             groups[lv].append((n, c, t))
     out = []
     for level in sorted(groups, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v)):
@@ -74,6 +72,21 @@ def by_level(s: Session, eval_run_id: int, task: str) -> list[dict]:
             }
         )
     return out
+
+
+def by_level(s: Session, eval_run_id: int, task: str) -> list[dict]:
+    """`level_table` of one evaluation, its samples counted here."""
+    mine = levels(s, [task]).get(task)
+    if not mine:
+        return []
+    per: dict[str, list] = defaultdict(lambda: [0, 0, 0])  # problem -> samples, correct, tokens
+    q = select(Sample.problem_id, Sample.correct, Sample.n_tokens).where(Sample.eval_run_id == eval_run_id)
+    for pid, correct, n in s.execute(q):
+        p = per[pid]
+        p[0] += 1
+        p[1] += bool(correct)
+        p[2] += n
+    return level_table(mine, ((pid, n, c, t) for pid, (n, c, t) in per.items()))
 
 
 def record_problems(s: Session, eval_run: EvalRun, rows: Iterable[dict], think_opened: bool | None = None) -> int:

@@ -377,3 +377,32 @@ def samples(
         keys += ("gold", "response")
     for row in s.execute(q.execution_options(yield_per=2000)):
         yield dict(zip(keys, row))
+
+
+PAGE_SAMPLE_KEYS = (
+    "eval_run_id",
+    "problem_id",
+    "sample_index",
+    "correct",
+    "status",
+    "n_tokens",
+    "finish_reason",
+    "extracted",
+    "gold",
+    "response",
+)
+
+
+def page_samples(s: Session, eval_run_ids: list[int], chunk: int = 500) -> Iterator[tuple]:
+    """The sample columns a checkpoint page shows (`PAGE_SAMPLE_KEYS`, as plain tuples) of the
+    given evaluations, streamed in (eval_run_id, problem_id, sample_index) order: one query per
+    `chunk` evaluations, so a whole site's samples are read in a few streaming queries."""
+    cols = [getattr(Sample, k) for k in PAGE_SAMPLE_KEYS]
+    ids = sorted(set(eval_run_ids))
+    for i in range(0, len(ids), chunk):
+        q = (
+            select(*cols)
+            .where(Sample.eval_run_id.in_(ids[i : i + chunk]))
+            .order_by(Sample.eval_run_id, Sample.problem_id, Sample.sample_index)
+        )
+        yield from s.execute(q.execution_options(yield_per=5000)).tuples()

@@ -92,10 +92,9 @@ def _render_pages(work: tuple) -> list[int]:
     """Write checkpoints/<id>.html for each id of `work` (a process pool's task); returns the ids
     that have no page (no finished evaluation)."""
     url, options, db_label, rows, cids, dest = work
-    source = data.Source(url)
     missing = []
-    for cid in cids:
-        text = checkpoint_page.render_checkpoint_data(source.checkpoint_data(cid, rows=rows), options, db_label)
+    for cid, page in data.Source(url).checkpoint_pages(cids, rows, options):
+        text = checkpoint_page.render_checkpoint_data(page, db_label)
         if text is None:
             missing.append(cid)
         else:

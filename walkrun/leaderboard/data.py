@@ -6,7 +6,10 @@ shows `queries.aggregate` rows as they are and derives only display columns (pas
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 
 from walkrun.leaderboard.pages import PageOptions
 from walkrun.options import DB_HELP
@@ -158,35 +161,72 @@ class Source:
         names = sorted({r["training_run"] for r in rows if r.get("training_run")})
         return {n: lineage.along_lineage(rows, n, chains.get(n, [])) for n in names}
 
-    def checkpoint_data(self, checkpoint_id: int, rows: list[dict] | None = None):
-        """(checkpoint facts, its aggregate rows, [(aggregate row, its samples with text)]), or None
-        when the checkpoint has no finished evaluation. `rows`: all aggregate rows, if already read."""
-        from walkrun.db import queries, records
-        from walkrun.db.engine import session_scope
-
+    def checkpoint_data(self, checkpoint_id: int, rows: list[dict] | None = None, opts: PageOptions | None = None):
+        """`checkpoint_pages` of one checkpoint: its page data, or None when it has no finished
+        evaluation. `rows`: all aggregate rows, if already read."""
         if self._fresh():
             return None
-        with session_scope(self.url, readonly=True, create=False) as s:
-            if rows is None:
+        if rows is None:
+            from walkrun.db import queries, records
+            from walkrun.db.engine import session_scope
+
+            with session_scope(self.url, readonly=True, create=False) as s:
                 source = records.checkpoint_source(s, checkpoint_id)
                 if source is None:
                     return None
                 rows = queries.aggregate(s, model=source)
-            mine = [r for r in rows if r["checkpoint_id"] == checkpoint_id]
-            if not mine:
-                return None
-            first = mine[0]
-            facts = {k: first.get(k) for k in ("model", "checkpoint_id", "source", "stage", "step", "training_run")}
-            from walkrun.db import problems as problem_facts
+        return next(self.checkpoint_pages([checkpoint_id], rows, opts or PageOptions()))[1]
 
-            evals = [
-                (
-                    r,
-                    # read now: a generator consumed after the session closed would hold a
-                    # pooled connection until garbage-collected (the pool runs dry under load)
-                    list(queries.samples(s, eval_run_id=r["eval_run_id"], include_text=True)),
-                    problem_facts.by_level(s, r["eval_run_id"], r["task"]),
+    def checkpoint_pages(self, checkpoint_ids: list[int], rows: list[dict], opts: PageOptions) -> Iterator[tuple]:
+        """(checkpoint id, page data) for each id, in the order its evaluations' samples are read:
+        page data is (checkpoint facts, its aggregate rows, [(aggregate row, per-problem results
+        (`checkpoint_page.problem_rows`), per-level results)]), or None when the checkpoint has no
+        finished evaluation in `rows` (all aggregate rows). The samples of all these checkpoints
+        are read in one pass (a few streaming queries), each evaluation folded into its
+        per-problem results as soon as its rows are in."""
+        from walkrun.db import problems as problem_facts
+        from walkrun.db import queries
+        from walkrun.db.engine import session_scope
+        from walkrun.leaderboard.checkpoint_page import problem_rows
+
+        wanted = set(checkpoint_ids)
+        mine: dict[int, list[dict]] = {}
+        for r in rows:
+            if r["checkpoint_id"] in wanted:
+                mine.setdefault(r["checkpoint_id"], []).append(r)
+        for cid in checkpoint_ids:
+            if cid not in mine:
+                yield cid, None
+        if not mine or self._fresh():
+            for cid in mine:
+                yield cid, None
+            return
+        owner = {r["eval_run_id"]: cid for cid, rs in mine.items() for r in rs}
+        left = {cid: len(rs) for cid, rs in mine.items()}
+        results: dict[int, list[dict]] = {}
+
+        def page(cid: int, levels: dict[str, dict[str, str]]):
+            rs = mine[cid]
+            first = rs[0]
+            facts = {k: first.get(k) for k in ("model", "checkpoint_id", "source", "stage", "step", "training_run")}
+            evals = []
+            for r in sorted(rs, key=lambda r: r["task"]):
+                problems = results.pop(r["eval_run_id"], [])
+                per_level = problem_facts.level_table(
+                    levels.get(r["task"], {}),
+                    ((p["problem_id"], p["n"], p["n_correct"], p["total_tokens"]) for p in problems),
                 )
-                for r in sorted(mine, key=lambda r: r["task"])
-            ]
-            return facts, mine, evals
+                evals.append((r, problems, per_level))
+            return facts, rs, evals
+
+        with session_scope(self.url, readonly=True, create=False) as s:
+            levels = problem_facts.levels(s, {r["task"] for rs in mine.values() for r in rs})
+            for eid, group in groupby(queries.page_samples(s, list(owner)), key=itemgetter(0)):
+                results[eid] = problem_rows(group, opts)
+                cid = owner[eid]
+                left[cid] -= 1
+                if not left[cid]:
+                    yield cid, page(cid, levels)
+            for cid, n in left.items():  # an evaluation without samples never shows up above
+                if n:
+                    yield cid, page(cid, levels)

@@ -115,7 +115,7 @@ def create_app(cfg: LiveConfig):
         # with the cache, all rows are read once for every page; without, only this checkpoint's
         rows = pages_cache.get("rows", source.rows, stale_ok=False) if cfg.refresh > 0 else None
         text = checkpoint_page.render_checkpoint_data(
-            source.checkpoint_data(cid, rows=rows), cfg.options, source.db_label
+            source.checkpoint_data(cid, rows=rows, opts=cfg.options), source.db_label
         )
         if text is None:
             return page(404, pages.render_not_found(f"No checkpoint with id {cid} has evaluations in this database."))
