@@ -405,4 +405,6 @@ def page_samples(s: Session, eval_run_ids: list[int], chunk: int = 500) -> Itera
             .where(Sample.eval_run_id.in_(ids[i : i + chunk]))
             .order_by(Sample.eval_run_id, Sample.problem_id, Sample.sample_index)
         )
-        yield from s.execute(q.execution_options(yield_per=5000)).tuples()
+        # Core rows on the session's connection: the ORM's result machinery costs more than the
+        # read itself at a million rows
+        yield from s.connection().execution_options(stream_results=True).execute(q)

@@ -4,7 +4,7 @@ and the sample responses shown for each problem, rendered with the index's templ
 from __future__ import annotations
 
 import re
-from collections import Counter
+from functools import lru_cache
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import groupby
@@ -19,23 +19,22 @@ from walkrun.leaderboard.pages import FILL_COMMANDS, PageOptions, _date, _env, _
 _PID, _IDX, _OK, _STATUS, _TOKENS, _FINISH, _EXTRACTED, _GOLD, _RESPONSE = range(1, 10)
 
 
-def pick_samples(samples: list[tuple], n: int) -> list[tuple]:
-    """Up to n samples of one problem (sample rows in sample order) to show: the first wrong and
-    the first right one when both exist (the contrast is what a reader wants), then the rest in
-    sample order."""
+def pick_samples(samples: list[tuple], n: int, wrong: tuple | None, right: tuple | None) -> list[tuple]:
+    """Up to n samples of one problem (sample rows in sample order; `wrong` and `right` its first
+    wrong and first right one, if any) to show: the first wrong and the first right one when both
+    exist (the contrast is what a reader wants), then the rest in sample order."""
     if n <= 0:
         return []
-    chosen: list[tuple] = []
-    for want in (False, True):
-        hit = next((s for s in samples if bool(s[_OK]) == want), None)
-        if hit is not None and len(chosen) < n:
-            chosen.append(hit)
-    for s in samples:
-        if len(chosen) >= n:
-            break
-        if not any(s is c for c in chosen):
-            chosen.append(s)
-    return sorted(chosen, key=itemgetter(_IDX))
+    chosen = [s for s in (wrong, right) if s is not None][:n]
+    if len(chosen) < n:
+        for s in samples:
+            if s is not wrong and s is not right:
+                chosen.append(s)
+                if len(chosen) >= n:
+                    break
+    if len(chosen) > 1:
+        chosen.sort(key=itemgetter(_IDX))
+    return chosen
 
 
 def problem_rows(samples: Iterable[tuple], opts: PageOptions) -> list[dict]:
@@ -43,16 +42,31 @@ def problem_rows(samples: Iterable[tuple], opts: PageOptions) -> list[dict]:
     problem's rows together and in sample order), problems in the order first seen."""
     out = []
     n_show, chars = opts.samples_per_problem, opts.response_chars
+    # one pass per problem, no helper calls per sample: a site's build folds a million rows here
     for pid, group in groupby(samples, key=itemgetter(_PID)):
         ss = list(group)
-        n = len(ss)
-        n_correct = sum(1 for s in ss if s[_OK])
-        tokens = [s[_TOKENS] for s in ss if s[_TOKENS] is not None]
-        answers = Counter(s[_EXTRACTED] for s in ss)
+        n_correct = n_truncated = total = n_counted = 0
+        wrong = right = None
+        answers: dict = {}
+        for s in ss:
+            if s[_OK]:
+                n_correct += 1
+                if right is None:
+                    right = s
+            elif wrong is None:
+                wrong = s
+            t = s[_TOKENS]
+            if t is not None:
+                total += t
+                n_counted += 1
+            if s[_FINISH] == "length":
+                n_truncated += 1
+            a = s[_EXTRACTED]
+            answers[a] = answers.get(a, 0) + 1
         shown = []
-        for s in pick_samples(ss, n_show):
+        for s in pick_samples(ss, n_show, wrong, right):
             text = s[_RESPONSE] or ""
-            clipped = bool(chars) and len(text) > chars
+            clipped = len(text) - chars if chars and len(text) > chars else 0
             shown.append(
                 {
                     "sample_index": s[_IDX],
@@ -62,20 +76,22 @@ def problem_rows(samples: Iterable[tuple], opts: PageOptions) -> list[dict]:
                     "finish_reason": s[_FINISH],
                     "extracted": s[_EXTRACTED],
                     "text": text[:chars] if clipped else text,
-                    "clipped": len(text) - chars if clipped else 0,
+                    "clipped": clipped,
                 }
             )
+        n = len(ss)
         out.append(
             {
                 "problem_id": str(pid),
                 "gold": ss[0][_GOLD],
                 "n": n,
                 "n_correct": n_correct,
-                "accuracy": n_correct / n if n else None,
-                "mean_tokens": sum(tokens) / len(tokens) if tokens else None,
-                "total_tokens": sum(tokens),
-                "n_truncated": sum(1 for s in ss if s[_FINISH] == "length"),
-                "answers": answers.most_common(4),
+                "accuracy": n_correct / n,
+                "mean_tokens": total / n_counted if n_counted else None,
+                "total_tokens": total,
+                "n_truncated": n_truncated,
+                # Counter.most_common's order: by count, ties in the order first seen
+                "answers": sorted(answers.items(), key=itemgetter(1), reverse=True)[:4],
                 "n_answers": len(answers),
                 "samples": shown,
                 "outcome": "all-right" if n_correct == n else "all-wrong" if n_correct == 0 else "mixed",
@@ -98,26 +114,46 @@ def problem_table(samples: list[dict], opts: PageOptions) -> list[dict]:
 _SAMPLE_KEYS = ("correct", "status", "n_tokens", "finish_reason", "extracted", "gold", "response")
 
 
+def _e(value) -> str:
+    """`markupsafe.escape`'s text, done with str.replace for plain strings and str() for ints
+    (most of a page's values; markupsafe would also build a Markup object for each)."""
+    if type(value) is int:
+        return str(value)
+    if type(value) is str:
+        return (
+            value.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace("'", "&#39;")
+            .replace('"', "&#34;")
+        )
+    return escape(value)
+
+
+# the short values (ids, answers, statuses) repeat from sample to sample and page to page
+_short = lru_cache(maxsize=1 << 16, typed=True)(_e)
+
+
 def problems_html(problems: list[dict]) -> Markup:
     """The rows of a checkpoint page's problem table: built here rather than in the template,
     as a page has hundreds of problems and a template spends most of its time looking up their
-    attributes. Every value from the DB goes through `escape`."""
+    attributes. Every value from the DB is escaped (`_e`) as the template would."""
     out: list[str] = []
     add = out.append
     for p in problems:
-        pid = escape(p["problem_id"])
+        pid = _short(p["problem_id"])
         outcome = p["outcome"]
         answers = ", ".join(
-            f'<span class="answer">{escape(a) if a is not None else "(none)"}</span> ×{c}' for a, c in p["answers"]
+            f'<span class="answer">{_short(a) if a is not None else "(none)"}</span> ×{c}' for a, c in p["answers"]
         )
         if p["n_answers"] > len(p["answers"]):
             answers += " …"
         add(
             f'    <tr class="problem {outcome}" data-outcome="{outcome}" data-problem-id="{pid}">\n'
             f"      <td><code>{pid}</code></td>\n"
-            f'      <td class="ans">{escape(p["gold"])}</td>\n'
+            f'      <td class="ans">{_short(p["gold"])}</td>\n'
             f'      <td class="int">{p["n_correct"]}/{p["n"]}</td>\n'
-            f'      <td class="num0">{escape(fmt(p["mean_tokens"], "num0"))}</td>\n'
+            f'      <td class="num0">{_short(fmt(p["mean_tokens"], "num0"))}</td>\n'
             f'      <td class="int">{p["n_truncated"]}</td>\n'
             f'      <td class="ans">{answers}</td>\n'
             "      <td>\n"
@@ -130,11 +166,11 @@ def problems_html(problems: list[dict]) -> Markup:
                 ex = s["extracted"]
                 add(
                     f'          <div class="sample {"right" if ok else "wrong"}">\n'
-                    f'            <p class="sample-meta">#{escape(s["sample_index"])} · {"correct" if ok else "wrong"}'
-                    f' · extracted <span class="answer">{escape(ex) if ex is not None else "(none)"}</span>\n'
-                    f"              · {escape(s['n_tokens'])} tokens · finish {escape(s['finish_reason'])}"
-                    f" · grading {escape(s['status'])}</p>\n"
-                    f'            <pre class="response">{escape(s["text"])}</pre>\n'
+                    f'            <p class="sample-meta">#{_short(s["sample_index"])} · {"correct" if ok else "wrong"}'
+                    f' · extracted <span class="answer">{_short(ex) if ex is not None else "(none)"}</span>\n'
+                    f"              · {_short(s['n_tokens'])} tokens · finish {_short(s['finish_reason'])}"
+                    f" · grading {_short(s['status'])}</p>\n"
+                    f'            <pre class="response">{_e(s["text"])}</pre>\n'
                 )
                 if s["clipped"]:
                     add(f'<p class="clipped">… {s["clipped"]} more characters not shown</p>')
