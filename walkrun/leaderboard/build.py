@@ -13,6 +13,7 @@ takes minutes, and a rebuild after a new evaluation changes a few.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -123,12 +124,6 @@ def build(cfg: BuildConfig) -> dict:
     reused = 0
     try:
         rows = source.rows()
-        (tmp / "index.html").write_text(
-            pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows)),
-            encoding="utf-8",
-        )
-        groups = ablation.ablation_groups(cfg.db)
-        (tmp / "ablation.html").write_text(ablation.render_ablation(groups, source.db_label), encoding="utf-8")
         (tmp / "checkpoints").mkdir()
         keys, before = _page_keys(cfg, source, rows), _previous_keys(cfg.out)
         ids = sorted({r["checkpoint_id"] for r in rows})
@@ -142,22 +137,37 @@ def build(cfg: BuildConfig) -> dict:
             else:
                 todo.append(cid)
         jobs = cfg.jobs or (min(os.cpu_count() or 1, 8) if len(todo) >= PAGES_PER_JOB else 1)
-        chunks = [todo[i::jobs] for i in range(jobs)] if jobs > 1 else [todo]
+        # contiguous runs of ids: a checkpoint's evaluations are mostly neighbours, so each
+        # process's share of the samples is a few ranges of the (eval_run_id, problem) index
+        size = -(-len(todo) // jobs) if todo else 0
         work = []
-        for chunk in filter(None, chunks):
+        for chunk in (todo[i : i + size] for i in range(0, len(todo), size or 1)):
             mine = set(chunk)
             work.append(
                 (cfg.db, cfg.options, source.db_label, [r for r in rows if r["checkpoint_id"] in mine], chunk, tmp)
             )
-        if len(work) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        with contextlib.ExitStack() as stack:
+            pending = None
+            if len(work) > 1:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: each worker opens the DB itself (a forked SQLite connection is not to be shared)
-            with ProcessPoolExecutor(len(work), mp_context=multiprocessing.get_context("spawn")) as pool:
-                missing = [cid for done in pool.map(_render_pages, work) for cid in done]
-        else:
-            missing = [cid for w in work for cid in _render_pages(w)]
+                # spawn: each worker opens the DB itself (a forked SQLite connection is not to be
+                # shared). The pages render there while this process writes the index.
+                pool = stack.enter_context(
+                    ProcessPoolExecutor(len(work), mp_context=multiprocessing.get_context("spawn"))
+                )
+                pending = pool.map(_render_pages, work)
+            (tmp / "index.html").write_text(
+                pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows)),
+                encoding="utf-8",
+            )
+            groups = ablation.ablation_groups(cfg.db)
+            (tmp / "ablation.html").write_text(ablation.render_ablation(groups, source.db_label), encoding="utf-8")
+            if pending is not None:
+                missing = [cid for done in pending for cid in done]
+            else:
+                missing = [cid for w in work for cid in _render_pages(w)]
         for cid in missing:
             keys.pop(str(cid), None)
         (tmp / PAGE_KEYS).write_text(json.dumps(keys, sort_keys=True))

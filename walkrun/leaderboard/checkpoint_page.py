@@ -199,9 +199,10 @@ def render_checkpoint(checkpoint: dict, rows: list[dict], evals: list[dict], db_
     return _env().get_template("checkpoint.html.jinja").render(**checkpoint_context(checkpoint, rows, evals, db_label))
 
 
-def _natural(pid: str):
+@lru_cache(maxsize=1 << 16)  # the same benchmark ids on every page
+def _natural(pid: str) -> tuple:
     # "2" before "10": benchmark ids are often numbers kept as strings.
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", pid)]
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", pid))
 
 
 SETTING_KEYS = (
