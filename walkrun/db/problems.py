@@ -48,7 +48,7 @@ def levels(s: Session, tasks: Iterable[str]) -> dict[str, dict[str, str]]:
     )
     out: dict[str, dict[str, str]] = {}
     for task, pid, level in s.execute(q):
-        out.setdefault(task, {})[pid] = level
+        out.setdefault(task, {})[pid] = str(level)
     return out
 
 

@@ -7,8 +7,9 @@ Writes index.html, checkpoints/<id>.html and static/ (our CSS/JS plus plotly.min
 the installed plotly package: no CDN). The folder is written beside OUT and swapped in at the end,
 so a failed build leaves the previous one untouched. A checkpoint page whose inputs (its aggregate
 rows, its evaluations' stored summaries, the page options and code) are those of the previous
-build is copied from it instead of rendered again: at 1,000 checkpoints, rendering every page
-takes minutes, and a rebuild after a new evaluation changes a few.
+build is copied from it instead of rendered again (a rebuild after a new evaluation changes a
+few). Pages to render are shared among worker processes, each reading its checkpoints' samples
+in one streaming pass, while this process writes the index.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
 MARKER = ".walkrun-leaderboard"  # marks a folder this command wrote, so it may replace it
-PAGE_KEYS = ".walkrun-pages.json"
-PAGES_PER_JOB = 100  # fewer pages to render: one process (starting another takes a second or two)  # checkpoint id -> digest of what its page was rendered from
+PAGE_KEYS = ".walkrun-pages.json"  # checkpoint id -> digest of what its page was rendered from
+PAGES_PER_JOB = 100  # fewer pages to render: one process (starting another takes a second or two)
 
 
 @dataclass

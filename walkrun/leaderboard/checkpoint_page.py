@@ -4,16 +4,15 @@ and the sample responses shown for each problem, rendered with the index's templ
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import groupby
 from operator import itemgetter
 
 from markupsafe import Markup, escape
 
 from walkrun.leaderboard.pages import FILL_COMMANDS, PageOptions, _date, _env, _sort_rows, fmt, table_values
-
 
 # A sample row as `walkrun.db.queries.page_samples` streams it (PAGE_SAMPLE_KEYS order).
 _PID, _IDX, _OK, _STATUS, _TOKENS, _FINISH, _EXTRACTED, _GOLD, _RESPONSE = range(1, 10)
@@ -231,6 +230,12 @@ def render_checkpoint_data(data, db_label: str = "") -> str | None:
         settings.append(("evaluated", fmt(r.get("evaluated_at"), "date")))
         settings.append(("eval key", (r.get("eval_key") or "")[:12]))
         evals.append(
-            {"row": r, "problems": problems, "rows_html": problems_html(problems), "settings": settings, "levels": levels}
+            {
+                "row": r,
+                "problems": problems,
+                "rows_html": problems_html(problems),
+                "settings": settings,
+                "levels": levels,
+            }
         )
     return render_checkpoint(facts, mine, evals, db_label)
