@@ -36,6 +36,9 @@ def pick_samples(samples: list[tuple], n: int, wrong: tuple | None, right: tuple
     return chosen
 
 
+_count = itemgetter(1)
+
+
 def problem_rows(samples: Iterable[tuple], opts: PageOptions) -> list[dict]:
     """Per-problem results of one evaluation from its sample rows (`page_samples` tuples, each
     problem's rows together and in sample order), problems in the order first seen."""
@@ -63,7 +66,11 @@ def problem_rows(samples: Iterable[tuple], opts: PageOptions) -> list[dict]:
             a = s[_EXTRACTED]
             answers[a] = answers.get(a, 0) + 1
         shown = []
-        for s in pick_samples(ss, n_show, wrong, right):
+        if n_show == 2 and wrong is not None and right is not None:  # the default, most problems
+            picked = [wrong, right] if wrong[_IDX] < right[_IDX] else [right, wrong]
+        else:
+            picked = pick_samples(ss, n_show, wrong, right)
+        for s in picked:
             text = s[_RESPONSE] or ""
             clipped = len(text) - chars if chars and len(text) > chars else 0
             shown.append(
@@ -90,7 +97,9 @@ def problem_rows(samples: Iterable[tuple], opts: PageOptions) -> list[dict]:
                 "total_tokens": total,
                 "n_truncated": n_truncated,
                 # Counter.most_common's order: by count, ties in the order first seen
-                "answers": sorted(answers.items(), key=itemgetter(1), reverse=True)[:4],
+                "answers": sorted(answers.items(), key=_count, reverse=True)[:4]
+                if len(answers) > 1
+                else [*answers.items()],
                 "n_answers": len(answers),
                 "samples": shown,
                 "outcome": "all-right" if n_correct == n else "all-wrong" if n_correct == 0 else "mixed",
@@ -133,6 +142,11 @@ def _e(value) -> str:
 _short = lru_cache(maxsize=1 << 16, typed=True)(_e)
 
 
+@lru_cache(maxsize=1 << 16, typed=True)
+def _num0(value) -> str:
+    return _e(fmt(value, "num0"))
+
+
 def problems_html(problems: list[dict]) -> Markup:
     """The rows of a checkpoint page's problem table: built here rather than in the template,
     as a page has hundreds of problems and a template spends most of its time looking up their
@@ -143,7 +157,7 @@ def problems_html(problems: list[dict]) -> Markup:
         pid = _short(p["problem_id"])
         outcome = p["outcome"]
         answers = ", ".join(
-            f'<span class="answer">{_short(a) if a is not None else "(none)"}</span> ×{c}' for a, c in p["answers"]
+            [f'<span class="answer">{_short(a) if a is not None else "(none)"}</span> ×{c}' for a, c in p["answers"]]
         )
         if p["n_answers"] > len(p["answers"]):
             answers += " …"
@@ -152,7 +166,7 @@ def problems_html(problems: list[dict]) -> Markup:
             f"      <td><code>{pid}</code></td>\n"
             f'      <td class="ans">{_short(p["gold"])}</td>\n'
             f'      <td class="int">{p["n_correct"]}/{p["n"]}</td>\n'
-            f'      <td class="num0">{_short(fmt(p["mean_tokens"], "num0"))}</td>\n'
+            f'      <td class="num0">{_num0(p["mean_tokens"])}</td>\n'
             f'      <td class="int">{p["n_truncated"]}</td>\n'
             f'      <td class="ans">{answers}</td>\n'
             "      <td>\n"
