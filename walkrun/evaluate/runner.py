@@ -99,10 +99,11 @@ def run_plan(
     import lm_eval
 
     from walkrun import grading
-    from walkrun.db import problems, queries, records, store
-    from walkrun.db.engine import session_scope
+    from walkrun.db import problems, records, store
+    from walkrun.db.engine import session_scope, write_retrying
     from walkrun.db.models import EvalRun
     from walkrun.evaluate import scoring
+    from walkrun.evaluate.failures import engine_died, failure_reason
 
     def stored_run(s, run_id: int) -> EvalRun:
         found = s.get(EvalRun, run_id)
@@ -154,28 +155,34 @@ def run_plan(
                 fewshot_random_seed=seed,
             )
             rows = sample_rows(plan, results["samples"][plan.lm_eval_name])
-            with session_scope(cfg.db) as s:
-                run = stored_run(s, run_id)
-                new += store.add_samples(s, run, rows)
+            # retried across a database restart: add_samples skips rows already stored
+            new += write_retrying(cfg.db, lambda s, rows=rows: store.add_samples(s, stored_run(s, run_id), rows))
             if bar is not None:
                 bar.update(len(chunk))
             if on_chunk is not None:
                 on_chunk(plan, start // cfg.chunk_size, len(chunk))
-        with session_scope(cfg.db) as s:
-            store.finish_eval_run(s, stored_run(s, run_id), "done")
-            summary = queries.eval_run_summary(s, run_id)
+        summary = write_retrying(cfg.db, lambda s: _finish_done(s, stored_run(s, run_id), run_id))
     except BaseException as e:
-        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        reason = failure_reason(e)
         try:
             with session_scope(cfg.db) as s:
                 store.finish_eval_run(s, stored_run(s, run_id), "failed", reason[:2000])
         except Exception:
-            pass
+            pass  # the database itself failed: the run stays "running", and a re-run resumes it the same
+        if engine_died(e):  # an expected failure: one line, not vLLM's traceback
+            raise WalkrunError(f"{plan.name}: {reason}") from e
         raise
     finally:
         if bar is not None:
             bar.close()
     return TaskOutcome(plan, run_id, new, skipped, summary, time.time() - t0)
+
+
+def _finish_done(s, run, run_id: int) -> dict:
+    from walkrun.db import queries, store
+
+    store.finish_eval_run(s, run, "done")
+    return queries.eval_run_summary(s, run_id)
 
 
 def checkpoint_kwargs(cfg: EvalConfig, source: str, meta: dict | None = None, output_dir: str | None = None) -> dict:
