@@ -7,8 +7,9 @@ Builds the tiny random-init model (`walkrun.tiny.build_tiny`), runs one uninterr
 backend first (its time to the first committed chunk is the start-up cost: model load, and for vllm
 the EngineCore start), then per trial: a fresh SQLite DB, `walkrun eval ... --chunk-size 1` in a
 process of its own, SIGKILL to that process (as `kill -9 PID` would; its children are not signalled)
-at a random moment between half the start-up time and the end of the baseline run, then the same
-command to completion. Per trial it prints the kill time, rows stored at the kill, rows after the
+at a random moment after its first commit (uniform over the baseline's generation time, so a kill
+lands between commits, inside one, or after the last), then the same command to completion. Per
+trial it prints the start-up and kill times, rows stored at the kill, rows after the
 rerun, rows lost and duplicated against the expected (problem, sample) set, whether the rows from
 before the kill survived unchanged, and how many of the killed process's children outlived it
 (orphans; killed afterwards). Exit status 1 when any trial lost or duplicated a row.
@@ -105,13 +106,18 @@ def baseline(backend: str, model: Path, work: Path, args) -> tuple[float, float,
     return (first if first is not None else total), total, keys
 
 
-def trial(n: int, backend: str, model: Path, work: Path, args, kill_at: float, expected: set) -> dict:
+def trial(n: int, backend: str, model: Path, work: Path, args, delay: float, expected: set) -> dict:
     db = work / f"trial-{backend}-{n}.db"
     cmd = command(backend, model, db, args)
-    t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    while proc.poll() is None and time.monotonic() - t0 < kill_at:
+    t0 = time.monotonic()
+    while proc.poll() is None and not rows(db):  # start-up (machine load makes it vary: not a fixed time)
         time.sleep(0.01)
+    first = time.monotonic() - t0
+    t1 = time.monotonic()
+    while proc.poll() is None and time.monotonic() - t1 < delay:
+        time.sleep(0.01)
+    kill_at = time.monotonic() - t0
     finished_first = proc.poll() is not None
     if not finished_first:
         os.kill(proc.pid, signal.SIGKILL)
@@ -131,6 +137,7 @@ def trial(n: int, backend: str, model: Path, work: Path, args, kill_at: float, e
         "trial": n,
         "backend": backend,
         "kill_s": kill_at,
+        "first_s": first,
         "finished": finished_first,
         "before": len(before),
         "after": len(after),
@@ -171,20 +178,33 @@ def main() -> int:
                 flush=True,
             )
             for n in range(1, args.trials + 1):
-                kill_at = rng.uniform(0.5 * first, total)
-                res = trial(n, backend, model, work, args, kill_at, expected)
+                res = trial(n, backend, model, work, args, rng.uniform(0, total - first), expected)
                 results.append(res)
                 print(
-                    f"  trial {n}: kill at {kill_at:.1f}s, {res['before']} rows at kill, {res['after']} after rerun, "
+                    f"  trial {n}: first commit {res['first_s']:.1f}s, kill at {res['kill_s']:.1f}s, {res['before']} rows at kill, {res['after']} after rerun, "
                     f"lost {res['lost']}, dup {res['dup']}, orphans {res['orphans']}",
                     flush=True,
                 )
-    head = ["trial", "backend", "kill_s", "rows_at_kill", "rows_after", "lost", "dup", "kept", "whole", "orphans", "rc"]
+    head = [
+        "trial",
+        "backend",
+        "first_s",
+        "kill_s",
+        "rows_at_kill",
+        "rows_after",
+        "lost",
+        "dup",
+        "kept",
+        "whole",
+        "orphans",
+        "rc",
+    ]
     print("\n" + "  ".join(f"{h:>12}" for h in head))
     for r in results:
         cells = [
             r["trial"],
             r["backend"],
+            f"{r['first_s']:.1f}",
             f"{r['kill_s']:.1f}" + ("*" if r["finished"] else ""),
             r["before"],
             r["after"],
