@@ -162,6 +162,12 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--chunk-size", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--kill-window",
+        type=float,
+        default=None,
+        help="Kill within this many seconds after the first commit (default: the baseline's generation time).",
+    )
     args = ap.parse_args()
     rng = random.Random(args.seed)
     from walkrun.tiny import build_tiny
@@ -178,7 +184,8 @@ def main() -> int:
                 flush=True,
             )
             for n in range(1, args.trials + 1):
-                res = trial(n, backend, model, work, args, rng.uniform(0, total - first), expected)
+                window = args.kill_window if args.kill_window is not None else total - first
+                res = trial(n, backend, model, work, args, rng.uniform(0, window), expected)
                 results.append(res)
                 print(
                     f"  trial {n}: first commit {res['first_s']:.1f}s, kill at {res['kill_s']:.1f}s, {res['before']} rows at kill, {res['after']} after rerun, "

@@ -352,8 +352,9 @@ def test_vllm_engine_process_killed_marks_the_run_failed_and_the_rerun_resumes_i
     finally:
         _kill_tree(proc)
     assert proc.returncode == 2, err[-3000:]
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("walkrun: error: aime24: the vLLM engine process died mid-evaluation"), err[-3000:]
+    errors = [ln for ln in err.splitlines() if ln.startswith("walkrun: error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err[-3000:]
+    assert errors[0].startswith("walkrun: error: aime24: the vLLM engine process died mid-evaluation")
     at_failure = _rows(db_path)
     _assert_whole_chunks(at_failure)
     assert 0 < len(at_failure) < N * K
