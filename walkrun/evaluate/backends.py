@@ -162,7 +162,7 @@ def _wake_generate_on_engine_death() -> None:
                 queue.put_nowait(EngineDeadError())
 
     shutdown_and_wake.walkrun_wakes = True  # type: ignore[attr-defined]
-    SyncMPClient.shutdown = shutdown_and_wake  # type: ignore[method-assign]
+    SyncMPClient.shutdown = shutdown_and_wake
 
 
 def vllm_backend_class():

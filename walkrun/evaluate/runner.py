@@ -96,6 +96,8 @@ def run_plan(
     on_chunk: Callable[[TaskPlan, int, int], None] | None = None,
 ) -> TaskOutcome:
     """Evaluate one task, chunk by chunk, committing each chunk's samples."""
+    from functools import partial
+
     import lm_eval
 
     from walkrun import grading
@@ -110,6 +112,9 @@ def run_plan(
         if found is None:
             raise WalkrunError(f"eval run {run_id} is no longer in the results database")
         return found
+
+    def add_chunk(rows: list[dict], s) -> int:
+        return store.add_samples(s, stored_run(s, run_id), rows)
 
     t0 = time.time()
     with session_scope(cfg.db) as s:
@@ -156,7 +161,7 @@ def run_plan(
             )
             rows = sample_rows(plan, results["samples"][plan.lm_eval_name])
             # retried across a database restart: add_samples skips rows already stored
-            new += write_retrying(cfg.db, lambda s, rows=rows: store.add_samples(s, stored_run(s, run_id), rows))
+            new += write_retrying(cfg.db, partial(add_chunk, rows))
             if bar is not None:
                 bar.update(len(chunk))
             if on_chunk is not None:
