@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.slow
-CHECKPOINTS, BATCH = 24, 6
+CHECKPOINTS, BATCH = 18, 6
 
 
 def _soak_module():
