@@ -138,33 +138,6 @@ class CountingHFLM(CountingMixin, HFLM):
 _vllm_class = None
 
 
-def _wake_generate_on_engine_death() -> None:
-    """vLLM's in-process client (SyncMPClient, behind `vllm.LLM`) waits for outputs on a queue
-    without a timeout. When the EngineCore process dies mid-generation, its monitor thread marks
-    the engine dead and shuts the client down, but nothing wakes the waiting `generate`: it hangs
-    forever. After a shutdown of a dead engine, put EngineDeadError on that queue so the waiting
-    `get_output` raises it (the engine's own path when it reports its death)."""
-    try:
-        from vllm.v1.engine.core_client import SyncMPClient
-        from vllm.v1.engine.exceptions import EngineDeadError
-    except ImportError:  # another vLLM layout: leave it alone
-        return
-    if getattr(SyncMPClient.shutdown, "walkrun_wakes", False):
-        return
-    shutdown = SyncMPClient.shutdown
-
-    def shutdown_and_wake(self, *args, **kwargs):
-        try:
-            shutdown(self, *args, **kwargs)
-        finally:
-            queue = getattr(self, "outputs_queue", None)
-            if queue is not None and self.resources.engine_dead:
-                queue.put_nowait(EngineDeadError())
-
-    shutdown_and_wake.walkrun_wakes = True  # type: ignore[attr-defined]
-    SyncMPClient.shutdown = shutdown_and_wake
-
-
 def vllm_backend_class():
     """Import and register the vLLM backend (heavy: imports vLLM; CPU build shimmed first)."""
     global _vllm_class
@@ -173,7 +146,9 @@ def vllm_backend_class():
     from walkrun import vllm_compat
 
     vllm_compat.install()
-    _wake_generate_on_engine_death()
+    from walkrun.evaluate import vllm_faults
+
+    vllm_faults.install()
     from lm_eval.models.vllm_causallms import VLLM
 
     class CountingVLLM(CountingMixin, VLLM):
