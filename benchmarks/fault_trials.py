@@ -12,7 +12,7 @@ lands between commits, inside one, or after the last), then the same command to 
 trial it prints the start-up and kill times, rows stored at the kill, rows after the
 rerun, rows lost and duplicated against the expected (problem, sample) set, whether the rows from
 before the kill survived unchanged, and how many of the killed process's children outlived it
-(orphans; killed afterwards). Exit status 1 when any trial lost or duplicated a row.
+20 s later (orphans; killed then). Exit status 1 when any trial lost or duplicated a row.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 WALKRUN = str(Path(sys.executable).with_name("walkrun"))
+ORPHAN_GRACE_S = 20.0  # children of the killed process still running after this are orphans
 
 
 def rows(db: Path) -> list[tuple]:
@@ -122,7 +123,9 @@ def trial(n: int, backend: str, model: Path, work: Path, args, delay: float, exp
     if not finished_first:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(3)  # give orphans a moment to notice their parent is gone
+    deadline = time.monotonic() + ORPHAN_GRACE_S  # children get a moment to notice their parent is gone
+    while session_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
     orphans = session_members(proc.pid)
     for pid in orphans:
         try:

@@ -80,7 +80,7 @@ def _eval_cmd(model: Path, db_url: str, backend: str = "hf") -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_kill9_at_a_random_moment_then_rerun_stores_every_sample_once(seed, tiny_model, db_path, db_url, cli, wait_for):
     rng = random.Random(seed)
     cmd = _eval_cmd(tiny_model, db_url)
@@ -321,9 +321,13 @@ def test_disk_full_mid_evaluation_is_a_clear_error_and_leaves_a_consistent_db(ti
 
 
 def _engine_core(pid: int) -> int | None:
-    """pid of vLLM's EngineCore child process of `pid` (kill -9 of walkrun itself with the vllm
-    backend: benchmarks/fault_trials.py)."""
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+    """pid of vLLM's EngineCore child process of `pid` (more kill -9 trials with the vllm backend:
+    benchmarks/fault_trials.py)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return None
+    for child in children:
         try:
             if Path(f"/proc/{child}/comm").read_text().startswith("VLLM::EngineCor"):
                 return int(child)
@@ -332,11 +336,17 @@ def _engine_core(pid: int) -> int | None:
     return None
 
 
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie may wait for a reaper)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_vllm_engine_process_killed_marks_the_run_failed_and_the_rerun_resumes_it(
-    tiny_model, db_path, db_url, wait_for
-):
+def test_vllm_engine_killed_then_walkrun_killed_then_the_rerun_completes(tiny_model, db_path, db_url, wait_for):
     pytest.importorskip("vllm")
     # longer answers: the chunks after the first take long enough for the kill to land among them
     cmd = [*_eval_cmd(tiny_model, db_url, backend="vllm"), "--max-new-tokens", "512"]
@@ -361,11 +371,25 @@ def test_vllm_engine_process_killed_marks_the_run_failed_and_the_rerun_resumes_i
     status, error = sqlite3.connect(db_path).execute("select status, error from eval_run").fetchone()
     assert status == "failed" and "EngineDeadError" in error and "rerun" in error
 
-    # 2. The same command again resumes and completes it: every sample once.
+    # 2. The rerun resumes; kill -9 of walkrun itself: its EngineCore goes with it (not left running
+    # with the model and KV cache), and nothing stored is lost.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        core = wait_for(lambda: _engine_core(proc.pid), 300, proc)
+        wait_for(lambda: len(_rows(db_path)) > len(at_failure), 300, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        wait_for(lambda: not _running(core), 30)
+    finally:
+        _kill_tree(proc)
+    at_kill = _rows(db_path)
+    _assert_whole_chunks(at_kill)
+    assert at_kill[: len(at_failure)] == at_failure
+
+    # 3. The same command again completes it: every sample once.
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"{N * K - len(at_failure)} samples to generate" in r.stderr
     rows = _rows(db_path)
     _assert_complete(rows)
-    assert rows[: len(at_failure)] == at_failure
+    assert rows[: len(at_kill)] == at_kill
     assert sqlite3.connect(db_path).execute("select status, error from eval_run").fetchall() == [("done", None)]
