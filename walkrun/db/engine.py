@@ -3,27 +3,33 @@
 SQLite is opened in WAL mode with a busy timeout, and every write transaction starts with
 `BEGIN IMMEDIATE`: a watcher, an evaluation and a web page can then share one file, and two
 writers queue for the lock instead of failing with "database is locked" halfway through.
+An operational failure (lock held past the busy timeout, disk full, server gone) ends a session
+as a one-line WalkrunError; `write_retrying` retries an idempotent write across a lost server.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 
 from walkrun.settings import WalkrunError, db_url, safe_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+RECONNECT_S = 60.0  # how long `write_retrying` waits for a database server that went away
 OLD_SCHEMA = "database schema is older than this walkrun; run `walkrun db upgrade`"
 
+T = TypeVar("T")
 _engines: dict[str, Engine] = {}
 _checked: set[str] = set()
 _lock = threading.Lock()
@@ -42,12 +48,31 @@ def cannot_open(url: str | Engine, exc: BaseException) -> WalkrunError:
     return WalkrunError(f"cannot open database {safe_url(url)}: {why} (check WALKRUN_DB / --db)")
 
 
+def db_failed(engine: Engine, exc: BaseException) -> WalkrunError:
+    """The one-line error for a write the database refused or lost (see the module docstring)."""
+    lines = [ln.strip() for ln in str(getattr(exc, "orig", None) or exc).splitlines() if ln.strip()]
+    why = lines[0] if lines else type(exc).__name__
+    if engine.dialect.name == "sqlite" and "locked" in why:
+        why = f"locked by another process for more than {SQLITE_BUSY_TIMEOUT_MS / 1000:g}s ({why})"
+    return WalkrunError(
+        f"results database {safe_url(engine)}: {why}; this write was rolled back, what was committed before "
+        "is kept: rerun the same command to resume"
+    )
+
+
+def _lost_server(engine: Engine, exc: BaseException | None) -> bool:
+    # A server's OperationalError is a lost or refused connection (restart, failover); SQLite's
+    # (locked past the busy timeout, disk full) does not go away by retrying at once.
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or (engine.dialect.name != "sqlite" and isinstance(exc, OperationalError))
+
+
 def _set_wal(cur) -> None:
     """Switch the file to WAL once (the mode persists in the file). The switch needs an exclusive
     lock and SQLite answers it with "database is locked" at once, busy timeout or not, when
     another process has the file open, e.g. two processes creating the DB together: retry."""
     import sqlite3
-    import time
 
     if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
         return
@@ -255,8 +280,36 @@ def session_scope(url: str | None = None, readonly: bool = False, create: bool =
     try:
         yield session
         session.commit()
+    except OperationalError as e:
+        try:
+            session.rollback()
+        except DBAPIError:
+            pass  # the connection is gone: nothing to roll back
+        raise db_failed(engine, e) from e
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def write_retrying(url: str | None, write: Callable[[Session], T], log: Callable[[str], None] | None = None) -> T:
+    """`write(session)` in its own transaction; when the connection to the database server is
+    lost or refused (a restart), retried with back-off for up to RECONNECT_S seconds. `write` must
+    be idempotent (e.g. `store.add_samples`): a commit whose answer was lost may have landed."""
+    engine = get_engine(url)
+    deadline = time.monotonic() + RECONNECT_S
+    delay = 0.25
+    while True:
+        try:
+            with session_scope(url) as s:
+                return write(s)
+        except WalkrunError as e:
+            if not _lost_server(engine, e.__cause__) or time.monotonic() > deadline:
+                raise
+            why = str(getattr(e.__cause__, "orig", e.__cause__)).strip().splitlines() or ["connection lost"]
+            (log or (lambda m: print(m, file=sys.stderr)))(
+                f"walkrun: lost the results database ({why[0]}); retrying in {delay:g}s"
+            )
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)

@@ -191,6 +191,9 @@ def vllm_backend_class():
     from walkrun import vllm_compat
 
     vllm_compat.install()
+    from walkrun.evaluate import vllm_faults
+
+    vllm_faults.install()
     from lm_eval.models.vllm_causallms import VLLM
 
     class CountingVLLM(CountingMixin, VLLM):

@@ -121,19 +121,25 @@ def run_plan(
     """Evaluate one task: its pending problems through lm-eval (in chunks of `cfg.chunk_size` if
     given), each problem's k samples committed as soon as they are all generated. `before_commit`
     runs before each commit and may raise to stop the run (a lost lease)."""
+    from functools import partial
+
     import lm_eval
 
     from walkrun import grading
-    from walkrun.db import problems, queries, records, store
-    from walkrun.db.engine import session_scope
+    from walkrun.db import problems, records, store
+    from walkrun.db.engine import session_scope, write_retrying
     from walkrun.db.models import EvalRun
     from walkrun.evaluate import scoring
+    from walkrun.evaluate.failures import engine_died, failure_reason
 
     def stored_run(s, run_id: int) -> EvalRun:
         found = s.get(EvalRun, run_id)
         if found is None:
             raise WalkrunError(f"eval run {run_id} is no longer in the results database")
         return found
+
+    def add_chunk(rows: list[dict], s) -> int:
+        return store.add_samples(s, stored_run(s, run_id), rows)
 
     t0 = time.time()
     with session_scope(cfg.db) as s:
@@ -167,8 +173,8 @@ def run_plan(
         nonlocal new
         if before_commit is not None:
             before_commit()
-        with session_scope(cfg.db) as s:
-            new += store.add_samples(s, stored_run(s, run_id), rows)
+        # retried across a database restart: add_samples skips rows already stored
+        new += write_retrying(cfg.db, partial(add_chunk, rows))
         stored.update(doc_ids)
         if bar is not None:
             bar.update(len(doc_ids))
@@ -218,26 +224,33 @@ def run_plan(
                 commit([int(e["doc_id"]) for e in rest], sample_rows(plan, rest))
             if on_chunk is not None:
                 on_chunk(plan, start // size, len(chunk))
-        with session_scope(cfg.db) as s:
-            store.finish_eval_run(s, stored_run(s, run_id), "done")
-            summary = queries.eval_run_summary(s, run_id)
+        summary = write_retrying(cfg.db, lambda s: _finish_done(s, stored_run(s, run_id), run_id))
     except BaseException as e:
         from walkrun.db.leases import LeaseLost
 
         if isinstance(e, LeaseLost):  # the process that took the lease over owns the run's status now
             raise
-        reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        reason = failure_reason(e)
         try:
             with session_scope(cfg.db) as s:
                 store.finish_eval_run(s, stored_run(s, run_id), "failed", reason[:2000])
         except Exception:
-            pass
+            pass  # the database itself failed: the run stays "running", and a re-run resumes it the same
+        if engine_died(e):  # an expected failure: one line, not vLLM's traceback
+            raise WalkrunError(f"{plan.name}: {reason}") from e
         raise
     finally:
         lm.on_response = None
         if bar is not None:
             bar.close()
     return TaskOutcome(plan, run_id, new, skipped, summary, time.time() - t0)
+
+
+def _finish_done(s, run, run_id: int) -> dict:
+    from walkrun.db import queries, store
+
+    store.finish_eval_run(s, run, "done")
+    return queries.eval_run_summary(s, run_id)
 
 
 UNSTREAMED_SEQUENCES = 1024  # responses per lm-eval call when a backend returns them only at its end
