@@ -62,6 +62,11 @@ def endpoint_round(url: str, key: str, model: str, n: int, tokens: int) -> dict:
         return out, time.perf_counter() - t0
 
     results, wall = asyncio.run(run())
+    return round_stats(n, results, wall)
+
+
+def round_stats(n: int, results: list, wall: float) -> dict:
+    """One round's figures from its results: (latency s, tokens) per success, an exception per failure."""
     ok = [r for r in results if not isinstance(r, Exception)]
     errors = [f"{type(r).__name__}: {r}"[:200] for r in results if isinstance(r, Exception)]
     lat = [t for t, _ in ok]
@@ -98,20 +103,7 @@ def demo_round(url: str, n: int, tokens: int) -> dict:
     with ThreadPoolExecutor(n) as pool:
         results = list(pool.map(user, range(n)))
     wall = time.perf_counter() - t0
-    ok = [r for r in results if not isinstance(r, Exception)]
-    errors = [f"{type(r).__name__}: {r}"[:200] for r in results if isinstance(r, Exception)]
-    lat = [t for t, _ in ok]
-    return {
-        "n": n,
-        "completions": len(ok),
-        "errors": len(errors),
-        "error_examples": errors[:3],
-        "p50_s": pct(lat, 50),
-        "p99_s": pct(lat, 99),
-        "wall_s": wall,
-        "tokens": sum(k for _, k in ok),
-        "per_s": len(ok) / wall,
-    }
+    return round_stats(n, results, wall)
 
 
 def show(kind: str, row: dict, base: dict) -> None:

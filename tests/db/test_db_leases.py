@@ -92,6 +92,17 @@ def test_a_dead_local_holder_is_taken_over_at_once_a_live_or_remote_one_is_not(d
     assert leases.claim(db_url, "r", "me", 600).owner == remote
 
 
+def test_a_lease_left_by_a_closed_keeper_of_this_process_is_taken_over(db_url, monkeypatch):
+    keeper = leases.Keeper(db_url, 600)
+    assert keeper.take("k") is None
+    assert leases.claim(db_url, "k", "me", 600).owner == keeper.owner  # open: its lease holds
+    monkeypatch.setattr(leases, "release", lambda *a: (_ for _ in ()).throw(OSError("database is locked")))
+    keeper.close()  # the release failed: the lease stays in the DB
+    monkeypatch.undo()
+    assert leases.holder(db_url, "k").owner == keeper.owner
+    assert leases.claim(db_url, "k", "me", 600) is None
+
+
 def test_heartbeat_extends_and_release_frees(db_url):
     assert leases.claim(db_url, "k", "a", 5) is None
     first = _expires_at(db_url, "k")

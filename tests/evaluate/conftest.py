@@ -52,3 +52,48 @@ def query():
     """query(db_path, sql, *params) -> rows, straight from the SQLite file (a fixture, not an
     import: several test folders have a conftest module)."""
     return _query
+
+
+def _stored_samples(db_path: Path) -> list[tuple]:
+    if not db_path.exists():
+        return []
+    try:
+        return _query(db_path, "select id, problem_id, sample_index, n_tokens, response from sample order by id")
+    except sqlite3.Error:  # schema not created yet, or the file is mid-creation
+        return []
+
+
+@pytest.fixture
+def stored_samples():
+    """stored_samples(db_path) -> (id, problem_id, sample_index, n_tokens, response) rows, [] before
+    the schema exists."""
+    return _stored_samples
+
+
+@pytest.fixture
+def kill_after_first_commit():
+    """kill_after_first_commit(cmd, db_path, timeout): run `cmd` in a session of its own, SIGKILL
+    it as soon as a sample is stored, then SIGKILL what it left in its group (vLLM's engine core,
+    grading workers). Returns (its pid, the rows stored at the kill)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    def run(cmd: list[str], db_path: Path, timeout: float) -> tuple[int, list[tuple]]:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            deadline = time.time() + timeout
+            while time.time() < deadline and proc.poll() is None and not _stored_samples(db_path):
+                time.sleep(0.02)
+            assert proc.poll() is None, f"ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return proc.pid, _stored_samples(db_path)
+
+    return run

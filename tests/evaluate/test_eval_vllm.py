@@ -4,11 +4,8 @@ flight and the same command again completes the evaluation without a duplicate."
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,16 +15,9 @@ WALKRUN = str(Path(sys.executable).with_name("walkrun"))
 N_PROBLEMS, K, MAX_NEW = 24, 3, 128
 
 
-def _stored(query, db_path) -> list[tuple]:
-    if not db_path.exists():
-        return []
-    try:
-        return query(db_path, "select id, problem_id, sample_index, n_tokens, response from sample order by id")
-    except Exception:  # schema not created yet
-        return []
-
-
-def test_vllm_eval_commits_problems_as_they_finish_and_resumes_after_kill(tiny_model, db_path, db_url, query):
+def test_vllm_eval_commits_problems_as_they_finish_and_resumes_after_kill(
+    tiny_model, db_path, db_url, query, kill_after_first_commit, stored_samples
+):
     pytest.importorskip("vllm")
     # Processes of their own: vLLM spawns its engine core and keeps state for the process lifetime.
     cmd = [
@@ -53,20 +43,7 @@ def test_vllm_eval_commits_problems_as_they_finish_and_resumes_after_kill(tiny_m
         db_url,
         "-q",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.time() + 400
-        while time.time() < deadline and proc.poll() is None and not _stored(query, db_path):
-            time.sleep(0.02)
-        assert proc.poll() is None, f"eval ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        try:  # the engine core and grading workers of the killed run
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    at_kill = _stored(query, db_path)
+    _, at_kill = kill_after_first_commit(cmd, db_path, 400)
     # all problems go to the engine in one call: rows before its end were committed as they finished
     assert 0 < len(at_kill) < N_PROBLEMS * K, "kill should land after the first commit and before the last"
     assert len(at_kill) % K == 0, "a problem is committed whole or not at all"
@@ -76,7 +53,7 @@ def test_vllm_eval_commits_problems_as_they_finish_and_resumes_after_kill(tiny_m
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"{N_PROBLEMS * K - len(at_kill)} samples to generate" in r.stderr
 
-    after = _stored(query, db_path)
+    after = stored_samples(db_path)
     assert len(after) == N_PROBLEMS * K
     assert len({(row[1], row[2]) for row in after}) == len(after)
     assert after[: len(at_kill)] == at_kill  # rows from before the kill are untouched

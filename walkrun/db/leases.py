@@ -76,14 +76,20 @@ def _changed(s: Session, stmt) -> int:
     return cast(CursorResult, s.execute(stmt)).rowcount
 
 
+_KEEPING: set[str] = set()  # owners of this process whose Keeper is open
+
+
 def dead_here(owner: str) -> bool:
-    """Whether `owner` was a process on this host that no longer exists (killed -9, crashed): its
+    """Whether `owner` was a process on this host that no longer exists (killed -9, crashed), or a
+    Keeper of this process that was closed without releasing (the DB refused the release): its
     lease can be taken at once instead of after its expiry. A reused pid reads as alive, which
     only means waiting for the expiry."""
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return owner not in _KEEPING
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -177,6 +183,7 @@ class Keeper:
 
     def __init__(self, url: str | None, seconds: float = DEFAULT_SECONDS, owner: str | None = None):
         self.url, self.seconds, self.owner = url, seconds, owner or new_owner()
+        _KEEPING.add(self.owner)
         self.held: set[str] = set()
         self.lost: set[str] = set()
         self._lock = threading.Lock()
@@ -216,6 +223,7 @@ class Keeper:
         release(self.url, key, self.owner)
 
     def close(self) -> None:
+        _KEEPING.discard(self.owner)
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
