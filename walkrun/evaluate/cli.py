@@ -30,7 +30,7 @@ def eval_command(cfg: EvalConfig) -> None:
     With --ray each task is a Ray task on the cluster, all at once."""
     import sys
 
-    from walkrun.evaluate import claims, runner
+    from walkrun.evaluate import claims, report, runner
     from walkrun.settings import WalkrunError
 
     errors: list[str] = []
@@ -41,7 +41,7 @@ def eval_command(cfg: EvalConfig) -> None:
     else:
         outcomes = runner.evaluate(cfg)
     if outcomes:
-        typer.echo(runner.format_table(outcomes))
+        typer.echo(report.format_table(outcomes))
     if errors:
         raise WalkrunError("; ".join(errors))
     held = claims.held_message(outcomes)

@@ -24,77 +24,12 @@ from typing import TYPE_CHECKING
 from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, engine_context, load_lm
 from walkrun.evaluate.plan import TaskPlan, check_prompt_lengths, plan_tasks, quiet_lm_eval, resolve_task, task_manager
-from walkrun.problem_sets import row_alts
+from walkrun.evaluate.report import truncation_warning
+from walkrun.evaluate.rows import problem_rows, sample_rows
 from walkrun.settings import WalkrunError
-from walkrun.text_table import fmt, render
 
 if TYPE_CHECKING:
     from walkrun.db.leases import Holder
-
-
-def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
-    """Rows of lm-eval's logged samples (`results["samples"][task]`)."""
-    out = []
-    for entry in result_samples:
-        doc_id = int(entry["doc_id"])
-        if str(entry["doc"]["id"]) != str(plan.rows[doc_id]["id"]):
-            raise RuntimeError(f"lm-eval doc {doc_id} is {entry['doc']['id']!r}, expected {plan.rows[doc_id]['id']!r}")
-        out += problem_rows(plan, doc_id, entry["resps"][0])
-    return out
-
-
-def problem_rows(plan: TaskPlan, doc_id: int, responses: list) -> list[dict]:
-    """The k sample rows of one problem, each response graded (once: grades are shared with the
-    task's lm-eval metrics through `scoring`'s cache)."""
-    from walkrun import grading
-    from walkrun.evaluate import scoring
-
-    row = plan.rows[doc_id]
-    if len(responses) != plan.k:
-        raise RuntimeError(f"{plan.name}/{row['id']}: {len(responses)} responses, expected {plan.k}")
-    gold = str(row["answer"])
-    grades: list[grading.Grade | None]
-    if plan.grader == "letter":  # multiple choice: the letter, not a maths expression
-        from walkrun.evaluate import choice
-
-        grades = [choice.grade_letter(gold, str(r)) for r in responses]
-    else:
-        grades = [scoring.cached_grade(gold, r) for r in responses]
-        todo = [i for i, g in enumerate(grades) if g is None]
-        if todo:
-            fresh = grading.grade_many(
-                [gold] * len(todo),
-                [str(responses[i]) for i in todo],
-                alts=[row_alts(row)] * len(todo),
-                think_opened=plan.think_opened,
-                truncated=[getattr(responses[i], "finish_reason", None) == "length" for i in todo],
-            )
-            for i, new in zip(todo, fresh, strict=True):
-                grades[i] = new
-                scoring.remember(gold, responses[i], new)
-    out = []
-    for j, (r, g) in enumerate(zip(responses, grades, strict=True)):
-        n = getattr(r, "n_tokens", None)
-        if n is None or g is None:
-            raise RuntimeError("the backend returned a response without its token count")
-        out.append(
-            {
-                "problem_id": str(row["id"]),
-                "sample_index": j,
-                "gold": gold,
-                "response": str(r),
-                "extracted": g.extracted,
-                "correct": g.correct,
-                "status": g.status,
-                "has_boxed": g.has_boxed,
-                "n_tokens": n,
-                "think_tokens": getattr(r, "think_tokens", None),
-                "answer_tokens": getattr(r, "answer_tokens", None),
-                "finish_reason": r.finish_reason,
-                "graded_with": grading.GRADER_VERSION,
-            }
-        )
-    return out
 
 
 @dataclass
@@ -409,63 +344,6 @@ def finished_outcome(cfg: EvalConfig, plan: TaskPlan, eval_run_id: int) -> TaskO
     with session_scope(cfg.db, readonly=True) as s:
         summary = queries.eval_run_summary(s, eval_run_id)
     return TaskOutcome(plan, eval_run_id, 0, len(plan.rows), summary, 0.0)
-
-
-TRUNCATION_WARN = 0.05  # above this share of samples cut at the budget, a run says so
-
-
-def truncation_warning(plan: TaskPlan, summary: dict) -> str | None:
-    """The end-of-run warning when more than 5 % of samples were cut at the budget (censored:
-    graded as unanswered, so accuracy is a lower bound at this budget)."""
-    rate, n = summary.get("truncation_rate"), summary.get("n_samples") or 0
-    if rate is None or rate <= TRUNCATION_WARN:
-        return None
-    return (
-        f"walkrun: warning: {plan.name} [protocol {plan.protocol}]: {round(rate * n)} of {n} samples "
-        f"({100 * rate:.1f}%) were cut at the {plan.sampling['max_new_tokens']}-token budget; they count as "
-        "unanswered (censored), so accuracy is a lower bound; raise --max-new-tokens to see their answers"
-    )
-
-
-def format_table(outcomes: list[TaskOutcome]) -> str:
-    """One line per task: k, problems, pass@1[avg-of-k], pass@k, mean tokens, truncation, new samples."""
-    head = [
-        "task",
-        "protocol",
-        "k",
-        "problems",
-        "pass@1[avg-of-k]",
-        "pass@k",
-        "mean_tokens",
-        "truncation_rate",
-        # grading timeouts and errors are counted apart: they are not wrong answers
-        "timeouts",
-        "errors",
-        "new samples",
-    ]
-    rows = []
-    for o in outcomes:
-        s = o.summary
-        if o.held_by is not None:
-            rows.append([o.plan.name, o.plan.protocol, str(o.plan.k)] + ["-"] * 7 + [f"held by {o.held_by}"])
-            continue
-        pk = s["pass_at_k"].get(o.plan.k) if s.get("pass_at_k") else None
-        rows.append(
-            [
-                o.plan.name,
-                o.plan.protocol,
-                str(o.plan.k),
-                str(s["n_problems"]),
-                fmt(s["accuracy"], ".3f"),
-                fmt(pk, ".3f"),
-                fmt(s["mean_tokens"], ".1f"),
-                fmt(s["truncation_rate"], ".3f"),
-                str(s.get("n_timeouts", 0)),
-                str(s.get("n_errors", 0)),
-                str(o.new_samples),
-            ]
-        )
-    return render(head, rows, right_from=1)
 
 
 def record_failure(cfg: EvalConfig, path: Path, error: str) -> None:

@@ -37,7 +37,7 @@ import traceback
 from dataclasses import fields, replace
 from pathlib import Path
 
-from walkrun.evaluate import claims, runner
+from walkrun.evaluate import claims, report, runner
 from walkrun.evaluate.config import EvalConfig
 from walkrun.settings import WalkrunError
 
@@ -294,7 +294,7 @@ def evaluate_setting(cfg: EvalConfig, log=None) -> tuple[str, str, float]:
     held = claims.held_message(outcomes)
     if held:
         return "held", held, claims.retry_delay(outcomes, cfg.lease_seconds)
-    return "done", runner.format_table(outcomes), 0.0
+    return "done", report.format_table(outcomes), 0.0
 
 
 def _poll_round(watchers: list[Watcher], pool=None) -> None:
