@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import fill  # at import time: later, `conftest` may name another folder's
 from markupsafe import escape
 
 from walkrun.db import store
@@ -20,8 +21,6 @@ def _without_date(html: str) -> str:
 
 
 def test_one_pass_over_all_checkpoints_gives_the_pages_read_one_at_a_time(tmp_path):
-    from conftest import fill
-
     url = f"sqlite:///{tmp_path / 'results.db'}"
     fill(url)
     # a later evaluation of the first checkpoint: its evaluations are no longer neighbours
