@@ -19,6 +19,13 @@ class WalkrunError(Exception):
     """An error the user can fix; the CLI prints its message on one line and exits non-zero."""
 
 
+def error_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (a DB error's driver message when it wraps
+    one), or its type name: what a one-line error quotes."""
+    lines = [ln.strip() for ln in str(getattr(exc, "orig", None) or exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def home() -> Path:
     return Path(os.environ.get("WALKRUN_HOME") or Path.home() / ".local" / "share" / "walkrun").expanduser()
 

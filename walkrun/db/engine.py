@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 
-from walkrun.settings import WalkrunError, db_url, safe_url
+from walkrun.settings import WalkrunError, db_url, error_line, safe_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -43,15 +43,13 @@ def _normalise_url(url: str) -> str:
 
 
 def cannot_open(url: str | Engine, exc: BaseException) -> WalkrunError:
-    lines = [ln.strip() for ln in str(getattr(exc, "orig", None) or exc).splitlines() if ln.strip()]
-    why = lines[0] if lines else type(exc).__name__
+    why = error_line(exc)
     return WalkrunError(f"cannot open database {safe_url(url)}: {why} (check WALKRUN_DB / --db)")
 
 
 def db_failed(engine: Engine, exc: BaseException) -> WalkrunError:
     """The one-line error for a write the database refused or lost (see the module docstring)."""
-    lines = [ln.strip() for ln in str(getattr(exc, "orig", None) or exc).splitlines() if ln.strip()]
-    why = lines[0] if lines else type(exc).__name__
+    why = error_line(exc)
     if engine.dialect.name == "sqlite" and "locked" in why:
         why = f"locked by another process for more than {SQLITE_BUSY_TIMEOUT_MS / 1000:g}s ({why})"
     return WalkrunError(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from walkrun.evaluate.config import EvalConfig
-from walkrun.settings import WalkrunError
+from walkrun.settings import WalkrunError, error_line
 
 _remote: dict[Callable, Any] = {}
 
@@ -47,7 +47,7 @@ def connect(address: str) -> None:
             address=None if address == "local" else address, include_dashboard=False, logging_level=logging.WARNING
         )
     except (ConnectionError, RuntimeError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = error_line(e)
         raise WalkrunError(
             f"cannot join the Ray cluster at {address!r}: {first} (start one with `ray start --head`, or use --ray local)"
         ) from None

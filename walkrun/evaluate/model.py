@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from walkrun.evaluate.config import EvalConfig
-from walkrun.settings import WalkrunError
+from walkrun.settings import WalkrunError, error_line
 
 VLLM_BATCH = 1 << 16
 # Any of these makes a folder's tokenizer; with none, transformers builds an empty one silently.
@@ -47,7 +47,7 @@ def _check_model(model: str, p: Path) -> tuple[str, Any, Any]:
         config = AutoConfig.from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = error_line(e)
         hint = "" if p.exists() else " (no such local folder; as a hub id it could not be fetched: offline?)"
         raise WalkrunError(f"cannot load model {model!r}{hint}: {type(e).__name__}: {first}") from None
     if not tokenizer("1 + 1 = 2", add_special_tokens=False)["input_ids"]:
@@ -83,7 +83,7 @@ def check_weights(folder: Path) -> None:
             with safe_open(str(f), "pt"):
                 pass
         except (SafetensorError, OSError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            first = error_line(e)
             raise WalkrunError(
                 f"cannot load model {str(folder)!r}: weights {f.name} damaged or truncated: {first}"
             ) from None
@@ -171,7 +171,7 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
     except WalkrunError:
         raise
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = error_line(e)
         raise WalkrunError(
             f"cannot load model {cfg.model!r} with the {cfg.backend} backend: {type(e).__name__}: {first}"
         ) from None
