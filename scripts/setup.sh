@@ -48,13 +48,15 @@ other_entries "$LOCK" "$BUILT_LAST" > "$parts/main.txt"
 entries "$LOCK" "$BUILT_LAST" > "$parts/last.txt"
 
 log "installing $LOCK (gpu=$WALKRUN_GPU)"
-"${PIP[@]}" install -q --no-deps --require-hashes -r "$parts/pip.txt"
+# -qq: pip would warn about each package a local file index in its configuration lacks; errors
+# (a hash that does not match the lock) still show.
+"${PIP[@]}" install -qq --no-deps --require-hashes -r "$parts/pip.txt"
 # On CPU, torch 2.13.0+cpu is not on PyPI: pip takes it from the machine's find-links or index
 # (PIP_FIND_LINKS / PIP_EXTRA_INDEX_URL), and its hash must match the lock's.
-"${PIP[@]}" install -q --no-deps --require-hashes -r "$parts/main.txt"
+"${PIP[@]}" install -qq --no-deps --require-hashes -r "$parts/main.txt"
 if [[ -s "$parts/last.txt" ]]; then
   log "building $BUILT_LAST against the installed torch"
-  MAX_JOBS=${MAX_JOBS:-8} "${PIP[@]}" install -q --no-deps --require-hashes --no-build-isolation -r "$parts/last.txt"
+  MAX_JOBS=${MAX_JOBS:-8} "${PIP[@]}" install -qq --no-deps --require-hashes --no-build-isolation -r "$parts/last.txt"
 fi
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 
