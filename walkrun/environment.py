@@ -120,13 +120,14 @@ class Environment:
         for name, version in self.packages.items():
             build = f" ({self.torch_build})" if name == "torch" and self.torch_build else ""
             rows.append((name, f"{version}{build}" if version else "not installed"))
-        flags = " ".join(f for f, on in self.cpu.flags.items() if on) or "none of " + " ".join(CPU_FLAGS)
+        on = [f for f, has in self.cpu.flags.items() if has]
+        flags = " ".join(on) if on else ("none of " + " ".join(CPU_FLAGS) if self.cpu.flags else "flags unknown")
         rows.append(("cpu", f"{self.cpu.model}, {self.cpu.cores} cores; {flags}"))
         rows += [(f"gpu {i}", f"{g.name}, {g.memory_mib} MiB, driver {g.driver}") for i, g in enumerate(self.gpus)]
         if not self.gpus:
             rows.append(("gpu", "none"))
         if self.lock is None:
-            rows.append(("lock", f"none to compare with ({LOCK_DIR} does not exist)"))
+            rows.append(("lock", f"none to compare with (no lock in {LOCK_DIR})"))
         else:
             state = "installed set matches" if self.lock.matches else f"{len(self.lock.mismatches)} mismatches"
             rows.append(("lock", f"{self.lock.lock}: {state}"))
