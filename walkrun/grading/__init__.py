@@ -10,10 +10,14 @@ set, so a hedge scores 0, except an exact answer followed by its decimal value (
 \\approx \\boxed{1.414}`). Before parsing (`normalise`): upright constants, degrees in trigonometric
 arguments, plain-text units and mixed numbers, Python/sympy syntax (`x**2`, `Eq(a, b)`),
 arithmetic in bare braces (`{7 / 5}`), numbers run into CJK text. Around math-verify's verdict:
-tiny distinct values stay distinct, exact closed forms equal to 40 digits are equal without
-sympy's slow simplification, scientific notation against the written-out number, `i` as the
-imaginary unit, text answers compared as text, `f(x) = ...` against `y = ...`, and an option
-label against the option written out (`C` and `C. x = 42`).
+tiny distinct values stay distinct, scientific notation against the written-out number, `i` as
+the imaginary unit, text answers compared as text, `f(x) = ...` against `y = ...`, and an option
+label against the option written out (`C` and `C. x = 42`). Known limits, left as they are: a
+closed form sympy cannot simplify within the time limit (`(1+\\sqrt{3})^{4033}` against another
+form) is a `timeout`, counted apart, because a numeric check would also accept a response that
+differs only by a term 10^-2300 times smaller (a sign error in a vanishing conjugate); and
+math-verify's own comparison already calls two such forms equal when that term is small enough
+(`(3+2\\sqrt{2})^{30} + (3-2\\sqrt{2})^{30}` and the same with `-`).
 
 Multiple choice (`letters`): the option letter of the last box or answer tag, else of the last
 answer phrase after it (`The answer is (A)`, `Answer: **B**`), else the whole response as a letter

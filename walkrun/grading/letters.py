@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from walkrun.grading.locate import TRUNCATED, UNCLOSED_THINK, answer_part, answer_tag_span, box_spans, think_unclosed
 from walkrun.grading.normalise import plain
@@ -62,17 +63,18 @@ def _norm_option(text: str) -> str:
     return re.sub(r"\s+", " ", plain(text)).strip().strip(".").strip().lower()
 
 
-class _Read:
-    """What one answer location says: a letter, a hedge (several letters), or nothing."""
+@dataclass(frozen=True)
+class Reading:
+    """What an answer location says: a letter, a hedge (the several letters it names), or nothing."""
 
-    def __init__(self, letter: str | None = None, hedge: tuple[str, ...] = ()) -> None:
-        self.letter, self.hedge = letter, hedge
+    letter: str | None = None
+    hedge: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.letter is not None or bool(self.hedge)
 
 
-def _statement(text: str, options: tuple[str, ...], where: str) -> _Read:
+def _statement(text: str, options: tuple[str, ...], where: str) -> Reading:
     """What the start of `text` answers. `where`: "box" (a box's or tag's content), "phrase"
     (what follows an answer phrase) or "whole" (the whole response); `options`: the options'
     texts as `_norm_option` writes them."""
@@ -89,9 +91,9 @@ def _statement(text: str, options: tuple[str, ...], where: str) -> _Read:
         alone = bool(_ENDS.fullmatch(rest))
         if len(found) > 1:
             if alone or upper:
-                return _Read(hedge=found)
+                return Reading(hedge=found)
         elif alone:
-            return _Read(found[0])
+            return Reading(found[0])
         elif upper:
             wrapped, ch = tokens[0]
             labelled = bool(_LABELLED.match(rest)) or (wrapped is not None and bool(_TEXT.match(rest)))
@@ -100,23 +102,23 @@ def _statement(text: str, options: tuple[str, ...], where: str) -> _Read:
             # A whole response opening with a label is an answer only as one line (`B) Pumps blood`):
             # `A: Let's think step by step...` is a 5-shot prompt's format, not a choice.
             if (labelled or worded) and (where != "whole" or "\n" not in s):
-                return _Read(found[0])
+                return Reading(found[0])
     return _option_text(s if where != "phrase" else line, options)
 
 
-def _option_text(text: str, options: tuple[str, ...]) -> _Read:
+def _option_text(text: str, options: tuple[str, ...]) -> Reading:
     """The letter of the one option whose text this is (compared without markup, case, final dot)."""
     if not options:
-        return _Read()
+        return Reading()
     want = _norm_option(text)
     hits = [LETTERS[i] for i, o in enumerate(options) if want and o == want]
-    return _Read(hits[0]) if len(hits) == 1 else _Read()
+    return Reading(hits[0]) if len(hits) == 1 else Reading()
 
 
 _JOIN = re.compile(r"\s*(?:,|/|;|&|or|and)?\s*(?:\\(?:boxed|fbox)\s*\{)?", re.IGNORECASE)
 
 
-def _with_joined_boxes(part: str, spans: list[tuple[int, int]], last: _Read, options: tuple[str, ...]) -> _Read:
+def _with_joined_boxes(part: str, spans: list[tuple[int, int]], last: Reading, options: tuple[str, ...]) -> Reading:
     """`\\boxed{A} or \\boxed{B}`: boxes joined only by `or`, `,`, `/`... are one hedged answer
     (the last `_MAX_READS` of them: a longer run of boxes is no answer a model means)."""
     letters = [last.letter] if last.letter else list(last.hedge)
@@ -129,10 +131,10 @@ def _with_joined_boxes(part: str, spans: list[tuple[int, int]], last: _Read, opt
             break
         letters += [got.letter] if got.letter else list(got.hedge)
     found = tuple(dict.fromkeys(letters))
-    return _Read(hedge=found) if len(found) > 1 else last
+    return Reading(hedge=found) if len(found) > 1 else last
 
 
-def read(response: str, choices: Sequence[str] = (), think_opened: bool = False) -> tuple[_Read, str]:
+def read(response: str, choices: Sequence[str] = (), think_opened: bool = False) -> tuple[Reading, str]:
     """(what the response answers, where it was read), by the rules above."""
     options = tuple(_norm_option(str(c)) for c in list(choices)[: len(LETTERS)])
     part = answer_part(response, think_opened)
@@ -156,7 +158,7 @@ def read(response: str, choices: Sequence[str] = (), think_opened: bool = False)
         if got:
             return got, "answer phrase"
     if declared is not None:
-        return _Read(), "box"
+        return Reading(), "box"
     got = _statement(part, options, "whole")
     return got, "whole response" if got else "none"
 

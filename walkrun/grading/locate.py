@@ -5,6 +5,7 @@ and in its `\\boxed{}` answers. Shared by the maths and the letter grader.
 
 from __future__ import annotations
 
+import collections
 import re
 
 _THINK_OPEN = "<think>"
@@ -49,20 +50,19 @@ def answer_part(response: str, think_opened: bool = False) -> str:
     return response[i + len(_THINK_END) :] if i >= 0 else response
 
 
-_TAG_OPEN, _TAG_CLOSE = "<answer>", "</answer>"
+_TAG_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+_TAG_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
 
 
 def answer_tag_span(text: str) -> tuple[int, int] | None:
     """(start, end) of the content of the last `<answer>...</answer>` tag, as some RL prompts ask
-    for; an unclosed tag runs to the end. None without one. Found from the end, so a response
-    full of unclosed tags costs one pass."""
-    low = text.lower()
-    i = low.rfind(_TAG_OPEN)
-    if i < 0:
+    for; an unclosed tag runs to the end. None without one. One pass, however many tags."""
+    last = collections.deque(_TAG_OPEN.finditer(text), maxlen=1)
+    if not last:
         return None
-    start = i + len(_TAG_OPEN)
-    end = low.find(_TAG_CLOSE, start)
-    return start, end if end >= 0 else len(text)
+    start = last[0].end()
+    close = _TAG_CLOSE.search(text, start)
+    return start, close.start() if close else len(text)
 
 
 def tagged_answer(text: str) -> str | None:

@@ -15,7 +15,7 @@ from walkrun.grading.locate import box_spans
 _UPRIGHT = re.compile(r"\\(?:mathrm|operatorname|mathit|mathup|textrm|rm)\s*\{\s*(e|i|\\pi)\s*\}")
 _RM_GROUP = re.compile(r"\{\s*\\rm\s+(e|i)\s*\}")
 # `35.0\%`: math-verify compares an integer percentage with the bare number (35% = 35) but not a
-# decimal one; the post-check below handles 12.5%, this keeps 35.0% an integer percentage.
+# decimal one; a check in `rules` handles 12.5%, this keeps 35.0% an integer percentage.
 _TRAILING_ZERO_PCT = re.compile(r"(?<![\d.])(\d+)\.0+\s*\\%")
 # Degrees inside a trigonometric function: `\sin 30^\circ`, `\cos(45^{\circ})`, and anywhere in
 # a bracketed argument (`\sin(90^{\circ} - x)`, see `_trig_arguments`).
@@ -147,7 +147,7 @@ def normalise_text(s: str) -> str:
     return s
 
 
-# Markup around an answer that says nothing about which letter it is.
+# Markup around an answer that says nothing about the answer.
 _WRAP_CMD = re.compile(r"\\(?:text|textbf|textit|texttt|mathrm|mathbf|mathit|mathsf|mbox|boldsymbol)\s*\{([^{}]*)\}")
 _MARKUP = re.compile(r"\*\*|__|(?<![\w*])\*(?!\s)|(?<!\s)\*(?![\w*])|`|\$|\\[()\[\]]|\\[,;:! ]|~")
 
