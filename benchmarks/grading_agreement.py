@@ -11,11 +11,11 @@ starts with `disputed:` has a verdict its set marks as arguable: it is graded an
 never in the rate. Without `--set`, the two sets beside the checkout are read
 (`../shared/grading_cases/set1` and `set2`).
 
-Per set: agreement per source and overall, FN (walkrun says wrong where the source says right)
-and FP (the reverse); then every disagreement on a counted case, false positives first.
-`--disputed` lists the disputed disagreements too. A maths case that takes longer than the
-per-item limit (`--timeout`, the grader's default) is a timeout, which disagrees with either
-label: on a loaded machine a slow case can land either side of the limit.
+Per set: agreement per source and overall, FN (walkrun says wrong where the source says right),
+FP (the reverse) and failed (no verdict: a timeout or an error, which agrees with neither label;
+the per-item limit is `--timeout`, the grader's default, and on a loaded machine a slow case can
+land either side of it); then every disagreement on a counted case, false positives first.
+`--disputed` lists the disputed disagreements too.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from walkrun.grading import DEFAULT_TIMEOUT, GRADER_VERSION, grade_letter, grade
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SETS = [REPO.parent / "shared" / "grading_cases" / name for name in ("set1", "set2")]
 DISPUTED = "disputed"
+FAILURES = ("timeout", "error", "parse_error")
 
 
 def load_cases(folder: Path) -> list[dict]:
@@ -69,24 +70,25 @@ def grade_cases(rows: list[dict], timeout: float = DEFAULT_TIMEOUT) -> list:
 
 
 def _blank() -> dict[str, int]:
-    return {"n": 0, "agree": 0, "fn": 0, "fp": 0, "disputed": 0, "disputed_agree": 0}
+    return {"n": 0, "agree": 0, "fn": 0, "fp": 0, "failed": 0, "disputed": 0, "disputed_agree": 0}
 
 
-def _count(tally: dict[str, int], agree: bool, expected: bool, disputed: bool) -> None:
+def _count(tally: dict[str, int], agree: bool, expected: bool, disputed: bool, failed: bool) -> None:
     if disputed:
         tally["disputed"] += 1
         tally["disputed_agree"] += agree
         return
     tally["n"] += 1
     tally["agree"] += agree
-    tally["fn"] += (not agree) and expected
-    tally["fp"] += (not agree) and not expected
+    tally["failed"] += failed
+    tally["fn"] += (not agree) and expected and not failed
+    tally["fp"] += (not agree) and not expected and not failed
 
 
 def _line(name: str, t: dict[str, int]) -> str:
     rate = f"{t['agree'] / t['n']:6.3f}" if t["n"] else "     -"
     return (
-        f"{name:44s} {t['agree']:>5d}/{t['n']:<5d} {rate} {t['fn']:4d} {t['fp']:4d}  "
+        f"{name:44s} {t['agree']:>5d}/{t['n']:<5d} {rate} {t['fn']:4d} {t['fp']:4d} {t['failed']:6d}  "
         f"{t['disputed_agree']}/{t['disputed']}"
     )
 
@@ -107,18 +109,20 @@ def report(folder: Path, show_disputed: bool, timeout: float = DEFAULT_TIMEOUT) 
     secs = time.monotonic() - t0
     per: dict[str, dict[str, int]] = defaultdict(_blank)
     kinds: dict[str, dict[str, int]] = defaultdict(_blank)
-    wrong: dict[str, list[str]] = {"FP": [], "FN": [], "disputed": []}
+    wrong: dict[str, list[str]] = {"FP": [], "FN": [], "failed": [], "disputed": []}
     for r, g in zip(rows, grades, strict=True):
         expected, disputed = bool(r["expected"]), str(r.get("note", "")).startswith(DISPUTED)
-        agree = bool(g.correct) == expected
+        failed = g.status in FAILURES  # no verdict: agrees with neither label
+        agree = not failed and bool(g.correct) == expected
         kind = "choice" if r.get("kind") == "choice" else "math"
         for tally in (per[r["source"]], kinds[kind]):
-            _count(tally, agree, expected, disputed)
+            _count(tally, agree, expected, disputed, failed)
         if not agree:
-            wrong["disputed" if disputed else "FN" if expected else "FP"].append(_case("", r, g))
+            kind = "disputed" if disputed else "failed" if failed else "FN" if expected else "FP"
+            wrong[kind].append(_case("", r, g))
     print(f"== {folder}: {len(rows)} cases, {GRADER_VERSION}, graded in {secs:.1f}s (limit {timeout:g}s a case)")
     print(f"   statuses {dict(Counter(g.status for g in grades))}")
-    print(f"{'source':44s} {'agree':>11s} {'rate':>6s} {'FN':>4s} {'FP':>4s}  disputed(agree)")
+    print(f"{'source':44s} {'agree':>11s} {'rate':>6s} {'FN':>4s} {'FP':>4s} {'failed':>6s}  disputed(agree)")
     for source in sorted(per):
         print(_line(source, per[source]))
     for kind in ("math", "choice"):
@@ -129,8 +133,11 @@ def report(folder: Path, show_disputed: bool, timeout: float = DEFAULT_TIMEOUT) 
         for k in total:
             total[k] += t[k]
     print(_line("OVERALL (disputed cases not counted)", total))
-    print("FN = walkrun says wrong where the source says right; FP = walkrun says right where it says wrong")
-    for kind in ("FP", "FN") + (("disputed",) if show_disputed else ()):
+    print(
+        "FN = walkrun says wrong where the source says right; FP = walkrun says right where it says wrong; "
+        "failed = no verdict (timeout, error)"
+    )
+    for kind in ("FP", "FN", "failed") + (("disputed",) if show_disputed else ()):
         for text in wrong[kind]:
             print(text.replace("[]", f"[{kind}]", 1))
     return total
