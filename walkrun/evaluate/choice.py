@@ -5,7 +5,11 @@ is `walkrun.grading.letters`.
 
 from __future__ import annotations
 
-from walkrun.grading import LETTERS
+from walkrun.grading import LETTERS, grade_letter
+
+# `grade_letter` stays importable from here: scripts written against earlier releases call
+# `walkrun.evaluate.choice.grade_letter(gold, response)`.
+__all__ = ["INSTRUCTION", "PROMPT_TEMPLATE_ID", "format_row", "grade_letter"]
 
 INSTRUCTION = "Answer with the letter of the correct option, within \\boxed{}."
 PROMPT_TEMPLATE_ID = "mc-letter-boxed-v1"
