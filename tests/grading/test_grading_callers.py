@@ -178,10 +178,10 @@ VLLM_PROBE = textwrap.dedent(
     import os, sys, threading
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-    from walkrun import vllm_compat
+    from walkrun.integrations import vllm as vllm_integration
 
     if __name__ == "__main__":
-        vllm_compat.install()
+        vllm_integration.install_version_lookup()
         from vllm import LLM, SamplingParams
 
         llm = LLM(model=sys.argv[1], enforce_eager=True, max_model_len=256, seed=0)

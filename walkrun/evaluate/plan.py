@@ -4,11 +4,11 @@ rows, sampling settings and chat-template use (`TaskPlan`), and the prompt-lengt
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from walkrun.evaluate.config import EvalConfig
+from walkrun.integrations import lm_eval as lm_eval_integration
 from walkrun.settings import WalkrunError
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
@@ -41,11 +41,10 @@ class TaskPlan:
         return not self.sampling["do_sample"]
 
 
-def task_manager():
-    from lm_eval.tasks import TaskManager
-
-    # include_defaults=False: only our folder is indexed (the ~230 built-in folders cost ~11 s).
-    return TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+def task_manager(data: str | Path | None = None):
+    """lm-eval's task manager over walkrun's task folder; `data`: the benchmark folder its tasks
+    load from (None: WALKRUN_DATA, else the hub)."""
+    return lm_eval_integration.task_manager(TASKS_DIR, data)
 
 
 def available_tasks(tm=None) -> list[str]:
@@ -58,12 +57,6 @@ def resolve_task(name: str, tm) -> str:
         if candidate in tm.all_subtasks:
             return candidate
     raise WalkrunError(f"unknown task {name!r}; known tasks: {', '.join(available_tasks(tm))}")
-
-
-def _task_config(tm, lm_eval_name: str) -> dict:
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    return load_yaml(tm.task_index[lm_eval_name].yaml_path, resolve_func=True)
 
 
 def _chat_template_of(tokenizer) -> str | None:
@@ -87,6 +80,12 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
     if len(members) > 1:  # a sweep: every member's plans (runs evaluate them one protocol at a time)
         return [p for m in members for p in plan_tasks(replace(cfg, protocol=m), tm, tokenizer, context)]
     resolved = [resolve_task(t, tm) for t in cfg.tasks]  # all names checked before any data is read
+    if lm_eval_integration.data_folder(tm) != (str(cfg.data) if cfg.data else None):
+        # lm-eval's loader (scoring.load_dataset) must read the folder the plan reads: the task
+        # manager hands it over, so it must be made for this one (`task_manager(cfg.data)`)
+        raise RuntimeError(
+            f"a task manager for data {lm_eval_integration.data_folder(tm)!r} planning data {cfg.data!r}"
+        )
     template = _chat_template_of(tokenizer)
     requested = protocols.derive(
         protocols.get(cfg.protocol),
@@ -98,7 +97,7 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
     plans = []
     for lm_name in resolved:
         plain = lm_name[len(TASK_PREFIX) :] if lm_name.startswith(TASK_PREFIX) else lm_name
-        tcfg = _task_config(tm, lm_name)
+        tcfg = lm_eval_integration.task_config(tm, lm_name)
         meta = dict(tcfg.get("metadata") or {})
         ds_kwargs = dict(tcfg.get("dataset_kwargs") or {})
         rows = scoring.task_rows(ds_kwargs.get("benchmark"), ds_kwargs.get("rows"), cfg.data)
@@ -143,8 +142,6 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
             gen.pop("top_p", None)
         gen.setdefault("until", [])
 
-        if cfg.data:  # lm-eval's loader (scoring.load_dataset) must read the same folder as the plan
-            tcfg["dataset_kwargs"] = {**ds_kwargs, "walkrun_data": str(cfg.data)}
         # The grader must know when the chat template opens a <think> block (R1 distills):
         # a response that never closes it has no answer.
         tcfg["dataset_kwargs"] = {
@@ -229,13 +226,4 @@ def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
 
 def quiet_lm_eval() -> None:
     """lm-eval's own log lines and per-call bars off (walkrun shows one bar per task)."""
-    import functools
-
-    import lm_eval.api.task
-    from tqdm import tqdm
-
-    for name in ("lm_eval", "lm-eval"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # lm-eval draws a bar per call while building prompts (instant here); with one call per
-    # chunk it would bury walkrun's per-task bar.
-    lm_eval.api.task.tqdm = functools.partial(tqdm, disable=True)
+    lm_eval_integration.quiet()

@@ -218,7 +218,7 @@ def prepare(cfg: EvalConfig):
     tasks and data, the model's folder/config/tokenizer, the DB. Returns (source, config, tokenizer,
     plans, task manager)."""
     quiet_lm_eval()
-    tm = task_manager()
+    tm = task_manager(cfg.data)
     for t in cfg.tasks:  # names first: the cheapest check
         resolve_task(t, tm)
     source, mconfig, tokenizer = check_model(cfg.model)
@@ -353,7 +353,7 @@ def record_failure(cfg: EvalConfig, path: Path, error: str) -> None:
     from walkrun.db import records, store
     from walkrun.db.engine import session_scope
 
-    tm = task_manager()
+    tm = task_manager(cfg.data)
     try:
         _, mconfig, tokenizer = check_model(str(path))
         context: int | None = context_length(mconfig, tokenizer)

@@ -364,9 +364,11 @@ def watch(
     from walkrun.evaluate import plan
 
     plan.quiet_lm_eval()
-    tm = plan.task_manager()
+    managers: dict = {}  # one per data folder (each task manager hands its folder to lm-eval's loader)
     for cfg in configs:
-        plan.plan_tasks(cfg, tm, None)
+        if cfg.data not in managers:
+            managers[cfg.data] = plan.task_manager(cfg.data)
+        plan.plan_tasks(cfg, managers[cfg.data], None)
     for db in dict.fromkeys(cfg.db for cfg in configs):
         records.check_db(db)
     dirs = list(dict.fromkeys(Path(d) for d in directories))

@@ -5,7 +5,7 @@ Callers include scripts run from a file, `python -c`, `python -` on stdin, inter
 Jupyter sessions, threads, Ray workers and vLLM processes. multiprocessing prepares every child
 by re-running the parent's main module, which breaks when that module has no file (stdin) and
 re-runs a script's top-level code elsewhere; workers here are started from a forkserver with
-that preparation removed, so they import only `walkrun.grading`.
+that preparation removed (`walkrun.integrations.cpython`), so they import only `walkrun.grading`.
 
 A time limit always comes back as status `timeout`; a pool that cannot run raises
 `GradingError` after one retry with a fresh pool (or, on the main thread, grades in this
@@ -15,10 +15,6 @@ process under SIGALRM); no path returns a verdict that was not reached.
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
-import multiprocessing.context
-import multiprocessing.popen_forkserver
-import multiprocessing.spawn
 import multiprocessing.util
 import os
 import signal
@@ -28,52 +24,13 @@ from collections.abc import Iterable, Sequence
 
 from walkrun.grading.locate import has_boxed
 from walkrun.grading.rules import Grade, grade_unguarded
+from walkrun.integrations import cpython
 
 DEFAULT_TIMEOUT = 5.0
 
 
 class GradingError(RuntimeError):
     """The grader could not run at all (no verdict was reached)."""
-
-
-# ---------------------------------------------------------------- workers that skip __main__
-
-_launching = threading.local()
-_original_preparation = multiprocessing.spawn.get_preparation_data
-
-
-def _preparation_without_main(name):
-    data = _original_preparation(name)
-    if getattr(_launching, "active", False):
-        # Only for this module's workers (a thread-local flag): other users of multiprocessing
-        # in the process keep the standard preparation.
-        data.pop("init_main_from_path", None)
-        data.pop("init_main_from_name", None)
-    return data
-
-
-class _Popen(multiprocessing.popen_forkserver.Popen):
-    def _launch(self, process_obj):
-        if multiprocessing.spawn.get_preparation_data is not _preparation_without_main:
-            multiprocessing.spawn.get_preparation_data = _preparation_without_main
-        _launching.active = True
-        try:
-            super()._launch(process_obj)
-        finally:
-            _launching.active = False
-
-
-class _Process(multiprocessing.context.ForkServerProcess):
-    @staticmethod
-    def _Popen(process_obj):
-        return _Popen(process_obj)
-
-
-class _Context(multiprocessing.context.ForkServerContext):
-    """forkserver, not fork: callers (Ray actors, vLLM, torch) are multi-threaded, and forking a
-    threaded process can deadlock. Killed workers are re-forked cheaply from the server."""
-
-    Process = _Process
 
 
 def _worker_init() -> None:
@@ -96,7 +53,9 @@ def _get_pool():
         if _pool is None or not _pool.active:
             import pebble
 
-            ctx = _Context()
+            # forkserver, not fork: callers (Ray actors, vLLM, torch) are multi-threaded, and forking
+            # a threaded process can deadlock; killed workers are re-forked cheaply from the server.
+            ctx = cpython.forkserver_without_main()
             # The server preloads only this module (math-verify warm for every re-fork).
             ctx.set_forkserver_preload([__name__])
             _pool = pebble.ProcessPool(max_workers=_workers(), initializer=_worker_init, context=ctx)

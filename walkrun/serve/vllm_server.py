@@ -35,7 +35,7 @@ import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from walkrun import vllm_compat
+from walkrun.integrations import vllm as vllm_integration
 from walkrun.settings import WalkrunError, home
 
 DEFAULT_STARTUP_TIMEOUT = 600.0  # eager start-up is 26-46 s on an idle 2-core box; CI is not idle
@@ -131,7 +131,7 @@ def _has_flag(args: list[str], *flags: str) -> bool:
 def build_command(cfg: VLLMServerConfig, port: int, cpu_build: bool | None = None) -> tuple[list[str], dict[str, str]]:
     """The argv and environment for the server process (pure: nothing is started)."""
     if cpu_build is None:
-        cpu_build = vllm_compat.cpu_build_installed()
+        cpu_build = vllm_integration.cpu_build_installed()
     model, local = _resolve_model(cfg.model)
     name = cfg.name or (Path(model).name if local else model)
     argv = [
@@ -384,7 +384,7 @@ def start_servers(configs: list[VLLMServerConfig]) -> list[VLLMServer]:
 
 def cores_for(n_servers: int) -> list[str | None]:
     """One OMP core set per server on the CPU build (cores split evenly); None = vLLM's auto."""
-    if not vllm_compat.cpu_build_installed() or n_servers < 1:
+    if not vllm_integration.cpu_build_installed() or n_servers < 1:
         return [None] * n_servers
     cores = sorted(os.sched_getaffinity(0))
     if n_servers == 1 or len(cores) < n_servers:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from walkrun.atomic import save_model, temp_dir_for
+from walkrun.integrations import trl as trl_integration
 from walkrun.train.local_config import LocalConfig
 
 METRICS_FILE = "metrics.jsonl"
@@ -25,40 +26,27 @@ def kept_groups(rewards, num_generations: int, tol: float = 1e-6):
 
 def trainer_class():
     """GRPOTrainer with dynamic sampling (built on first use: importing trl is slow)."""
-    from trl import GRPOTrainer
 
-    class DynamicSamplingGRPOTrainer(GRPOTrainer):
+    class DynamicSamplingGRPOTrainer(trl_integration.grpo_trainer_base()):
         """GRPOTrainer that masks out zero-variance groups (DAPO's dynamic sampling, without refill).
 
         Stage 1: all-correct and all-wrong groups are masked. Stage 2: an all-correct group whose
         rollouts differ in length has different shaped rewards and is kept; only groups whose
-        shaped rewards are all equal are masked. Masking zeroes the group's `completion_mask`
-        (its advantages are already 0) and recounts `num_items_in_batch`, the DAPO normaliser.
-        The generation batch is shuffled and split only after this method, so masking here is safe.
+        shaped rewards are all equal are masked. A masked group's advantages are already 0; masking
+        takes it out of the loss's normaliser too (`walkrun.integrations.trl.mask_groups`). TRL
+        shuffles and splits the generation batch only after this, so masking here is safe.
         """
 
         dynamic_sampling: bool = True
-        _last_rewards = None
 
-        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            self._last_rewards = rewards_per_func
-            return rewards_per_func
-
-        def _generate_and_score_completions(self, inputs):
-            out = super()._generate_and_score_completions(inputs)
-            if not self.model.training or not self.dynamic_sampling:
-                return out
-            weights = self.reward_weights.to(self._last_rewards.device)
-            rewards = (self._last_rewards * weights.unsqueeze(0)).nansum(dim=1)
-            keep = kept_groups(rewards, self.num_generations)
-            rows = keep.repeat_interleave(self.num_generations).to(out["completion_mask"].device)
-            out["completion_mask"] = out["completion_mask"] * rows.unsqueeze(1).to(out["completion_mask"].dtype)
-            mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
-            out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
-            self._metrics["train"]["kept_groups"].append(float(keep.sum()))
-            self._metrics["train"]["kept_frac"].append(float(keep.float().mean()))
-            return out
+        def after_scoring(self, batch: dict) -> dict:
+            if not self.dynamic_sampling:
+                return batch
+            keep = kept_groups(trl_integration.summed_rewards(self), self.num_generations)
+            trl_integration.mask_groups(self, batch, keep)
+            trl_integration.log_metric(self, "kept_groups", float(keep.sum()))
+            trl_integration.log_metric(self, "kept_frac", float(keep.float().mean()))
+            return batch
 
     return DynamicSamplingGRPOTrainer
 

@@ -25,24 +25,15 @@ runtime env's `env_vars` because OpenRLHF's parser rejects unknown flags:
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import sys
 from typing import Any
+
+from walkrun.integrations import openrlhf as openrlhf_integration
 
 ENABLE_VAR = "WALKRUN_LGRPO"
 REWARD_VAR = "WALKRUN_LENGTH_REWARD"
 L_MAX_VAR = "WALKRUN_LGRPO_L_MAX"
-
-_PATCHED_FLAG = "_walkrun_lgrpo"
-# Every module that holds its own reference to apply_length_penalties (experience_maker
-# imports it by name, the ppo_utils package re-exports it).
-_HOLDERS = (
-    "openrlhf.trainer.ppo_utils.length_penalty",
-    "openrlhf.trainer.ppo_utils",
-    "openrlhf.trainer.ppo_utils.experience_maker",
-)
 
 log = logging.getLogger("walkrun.lgrpo")
 
@@ -110,55 +101,39 @@ def _l_max(args) -> float:
     return float(getattr(args.rollout, "max_new_tokens", None) or args.data.max_len)
 
 
-def _wrap(original, reward: str):
-    def apply_length_penalties(experiences, args):
-        original(experiences, args)  # OpenRLHF's DAPO / ProRL penalties keep working
-        counts = lgrpo_shape(experiences, args.rollout.n_samples_per_prompt, _l_max(args), reward)
-        log.info(
-            "[walkrun %s] length term; %d/%d groups all correct", reward, counts["all_correct_groups"], counts["groups"]
-        )
+def _shaping(reward: str):
+    def make(original):
+        def apply_length_penalties(experiences, args):
+            original(experiences, args)  # OpenRLHF's DAPO / ProRL penalties keep working
+            counts = lgrpo_shape(experiences, args.rollout.n_samples_per_prompt, _l_max(args), reward)
+            log.info(
+                "[walkrun %s] length term; %d/%d groups all correct",
+                reward,
+                counts["all_correct_groups"],
+                counts["groups"],
+            )
 
-    functools.update_wrapper(apply_length_penalties, original)  # sets __wrapped__: the hook stays removable
-    apply_length_penalties.__doc__ = f"OpenRLHF's apply_length_penalties, then walkrun's {reward} length term."
-    setattr(apply_length_penalties, _PATCHED_FLAG, reward)
-    return apply_length_penalties
+        return apply_length_penalties
+
+    return make
 
 
 def install() -> bool:
-    """Patch OpenRLHF's `apply_length_penalties` if the environment names a length reward
-    (WALKRUN_LENGTH_REWARD, or WALKRUN_LGRPO=1); idempotent. True if active."""
+    """Wrap OpenRLHF's `apply_length_penalties` (`walkrun.integrations.openrlhf`: version-checked)
+    if the environment names a length reward (WALKRUN_LENGTH_REWARD, or WALKRUN_LGRPO=1);
+    idempotent. True if active."""
     reward = length_reward_name()
     if reward is None:
         return False
-    import openrlhf.trainer.ppo_utils.length_penalty as lp
-
-    current = lp.apply_length_penalties
-    if getattr(current, _PATCHED_FLAG, None) == reward:
-        patched = current
-    else:
-        patched = _wrap(
-            getattr(current, "__wrapped__", current) if getattr(current, _PATCHED_FLAG, None) else current, reward
-        )
-    for name in _HOLDERS:
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "apply_length_penalties"):
-            setattr(module, "apply_length_penalties", patched)  # noqa: B010 - a module attribute set at run time
+    openrlhf_integration.wrap_length_penalties(_shaping(reward), reward)
     return True
 
 
 def active_reward() -> str | None:
     """The length reward OpenRLHF's `apply_length_penalties` is wrapped for in this process, or None."""
-    lp = sys.modules.get("openrlhf.trainer.ppo_utils.length_penalty")
-    return getattr(getattr(lp, "apply_length_penalties", None), _PATCHED_FLAG, None) if lp is not None else None
+    return openrlhf_integration.length_penalties_tag()
 
 
 def uninstall() -> None:
     """Restore OpenRLHF's function everywhere (tests; a worker never needs it)."""
-    lp = sys.modules.get("openrlhf.trainer.ppo_utils.length_penalty")
-    if lp is None or not getattr(lp.apply_length_penalties, _PATCHED_FLAG, False):
-        return
-    original = lp.apply_length_penalties.__wrapped__
-    for name in _HOLDERS:
-        module = sys.modules.get(name)
-        if module is not None and getattr(getattr(module, "apply_length_penalties", None), _PATCHED_FLAG, False):
-            setattr(module, "apply_length_penalties", original)  # noqa: B010
+    openrlhf_integration.unwrap_length_penalties()

@@ -18,6 +18,8 @@ import os
 import runpy
 import sys
 
+from walkrun.integrations import openrlhf as openrlhf_integration
+
 TRAINER = "openrlhf.cli.train_ppo_ray"
 PROBE_ANSWER = "4"
 
@@ -45,17 +47,12 @@ def probe(reward_url: str | None) -> dict:
     out["expected"] = hook.length_reward_name()
     out["hook"] = hook.active_reward()  # set by the setup hook when this worker started, or None
     if reward_url:
-        from openrlhf.utils.agent import SingleTurnAgentExecutor
-
-        executor = SingleTurnAgentExecutor(reward_url)  # OpenRLHF's own loader, path as the flag gives it
         out["reward_file"] = os.path.abspath(reward_url)
         prompt = "What is 2 + 2?\n"
         scores = [
-            float(
-                executor.reward_func([prompt + f"The answer is \\boxed{{{a}}}.<|im_end|>"], [prompt], [PROBE_ANSWER])[
-                    "scores"
-                ][0]
-            )
+            openrlhf_integration.reward_file_scores(
+                reward_url, [prompt + f"The answer is \\boxed{{{a}}}.<|im_end|>"], [prompt], [PROBE_ANSWER]
+            )[0]
             for a in (PROBE_ANSWER, "5")
         ]
         out["reward_scores"] = scores
