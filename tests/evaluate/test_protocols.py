@@ -117,12 +117,12 @@ def test_hf_backend_splits_a_closed_block_from_the_generated_ids(tmp_path, monke
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    from walkrun.evaluate.backends import CountingHFLM
+    from walkrun.evaluate.backends import hf_backend_class
     from walkrun.tiny import build_tiny
 
     model = build_tiny(tmp_path / "r1", template="r1")
     tk = AutoTokenizer.from_pretrained(model)
-    lm = CountingHFLM(pretrained=str(model), device="cpu", batch_size=1)
+    lm = hf_backend_class()(pretrained=str(model), device="cpu", batch_size=1)
     prompt = tk.apply_chat_template([{"role": "user", "content": "1+1?"}], tokenize=False, add_generation_prompt=True)
     ids = tk(prompt)["input_ids"]
     close, eos, pad, a = tk.convert_tokens_to_ids("</think>"), tk.eos_token_id, tk.pad_token_id, tk("a")["input_ids"][0]
