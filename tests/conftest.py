@@ -1,4 +1,6 @@
-"""Test settings: offline hub, benchmark data from WALKRUN_DATA, a throwaway WALKRUN_HOME."""
+"""Test settings: offline hub, benchmark data from WALKRUN_DATA, a throwaway WALKRUN_HOME (one
+per xdist worker: each has its own temporary folder), and the tiers: a heavy kind of test is in
+the full tier only, and tests that must not overlap share one worker."""
 
 from __future__ import annotations
 
@@ -18,6 +20,25 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# Kinds of test too heavy for the fast tier, whatever their own duration.
+FULL_TIER_KINDS = {"vllm", "ray", "browser", "training"}
+# Kinds whose tests run one at a time, on one xdist worker (`--dist loadgroup`): at most one vLLM
+# engine (~3 GB each) and one local Ray cluster at a time.
+ONE_WORKER_KINDS = ("vllm", "ray")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks added here
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        kinds = {m.name for m in item.iter_markers()}
+        if kinds & FULL_TIER_KINDS and "slow" not in kinds:
+            item.add_marker(pytest.mark.slow)
+        for kind in ONE_WORKER_KINDS:
+            if kind in kinds:
+                item.add_marker(pytest.mark.xdist_group(name=kind))
+                break
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import sample_grid
+
 # id -> (arguments, expected words in the error line, extra environment). In arguments,
 # {model} is the tiny model, {m:NAME} a damaged copy, {d:NAME} a data folder, {y:NAME} a YAML
 # file, {runs} an empty run folder, {tmp} the case's own temp folder.
@@ -208,21 +210,9 @@ def _fill_db(url: str) -> None:
             ev = store.start_eval_run(s, ckpt, "synthetic", "1", sampling, "hf", "x", "grader-0")
             rows = [{"id": str(p), "problem": f"{p}+1", "answer": str(p + 1)} for p in range(3)]
             problems.record_problems(s, ev, rows, False)
-            samples = [
-                {
-                    "problem_id": str(p),
-                    "sample_index": i,
-                    "gold": str(p + 1),
-                    "response": f"so \\boxed{{{p + i}}}",
-                    "extracted": str(p + i),
-                    "correct": i == 1,
-                    "status": "ok",
-                    "n_tokens": 5 + i,
-                    "finish_reason": "stop",
-                }
-                for p in range(3)
-                for i in range(2)
-            ]
+            samples = sample_grid(
+                3, 2, prefix="", gold=lambda p: str(p + 1), correct=lambda p, i: i == 1, tokens=lambda p, i: 5 + i
+            )
             store.add_samples(s, ev, samples)
             store.finish_eval_run(s, ev, "done")
     dispose_engines()

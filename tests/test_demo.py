@@ -57,6 +57,7 @@ def _db_state(url: str) -> dict:
     return {"checkpoints": out, "runs": runs}
 
 
+@pytest.mark.training
 def test_fast_demo_evaluates_every_checkpoint_and_builds_the_page(tmp_path):
     from walkrun.demo import PROFILES
 
@@ -231,6 +232,7 @@ def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
             proc.wait()
 
 
+@pytest.mark.training
 def test_ctrl_c_stops_training_and_the_watcher_and_marks_the_evaluation_interrupted(tmp_path, wait_for):
     work = tmp_path / "demo"
     proc = _start_demo(work)
@@ -248,6 +250,7 @@ def test_ctrl_c_stops_training_and_the_watcher_and_marks_the_evaluation_interrup
     assert all(status != "running" for status, _ in statuses)
 
 
+@pytest.mark.training
 def test_a_watcher_that_dies_stops_the_demo_with_a_clear_error(tmp_path, wait_for):
     work = tmp_path / "demo"
     proc = _start_demo(work)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.factories import evaluation, sample
 from walkrun.db import lineage, queries, store
 from walkrun.db.engine import session_scope
 from walkrun.settings import WalkrunError
@@ -53,9 +54,9 @@ STEP20 = [
 
 def _rows(spec):
     return [
-        dict(
-            problem_id=pid,
-            sample_index=i,
+        sample(
+            pid,
+            i,
             gold=gold,
             response=f"... \\boxed{{{ex}}}",
             extracted=ex,
@@ -70,9 +71,8 @@ def _rows(spec):
 
 
 def _eval(s, ckpt, task, spec, k, finished, status="done", temperature=0.6):
-    run = store.start_eval_run(s, ckpt, task, "1", {"k": k, "temperature": temperature}, "hf", "5.19.0", "g1")
-    store.add_samples(s, run, _rows(spec))
-    store.finish_eval_run(s, run, status)
+    sampling = {"k": k, "temperature": temperature}
+    run = evaluation(s, ckpt, task, _rows(spec), sampling=sampling, backend_version="5.19.0", status=status)
     run.finished_at = finished if status != "running" else None
     return run
 

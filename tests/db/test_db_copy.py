@@ -6,12 +6,14 @@ import random
 import pytest
 from sqlalchemy import func, select
 
+from tests.factories import sample
 from walkrun.db import store
 from walkrun.db.engine import session_scope, upgrade
 from walkrun.db.models import Sample
 
 pytestmark = pytest.mark.postgres
 
+STATUSES = ["ok", "no_answer", "timeout"]
 COLUMNS = [c for c in store._COLUMNS if c != "eval_run_id"]
 
 
@@ -22,23 +24,26 @@ def _rows(n_problems: int, k: int) -> list[dict]:
         for i in range(k):
             n_tok = rng.randint(1, 900)
             think = rng.choice([None, rng.randint(0, n_tok)])
+            # tabs, newlines, backslashes and quotes are what COPY's text format must escape
+            response = f"line 1\n\tline 2 \\boxed{{{p}}} \"q\" 'q' \\N é" * rng.randint(1, 3)
+            extracted, correct, status = rng.choice([None, str(p), ""]), rng.random() < 0.5, rng.choice(STATUSES)
+            has_boxed = rng.choice([None, True, False])
+            latency = rng.choice([None, rng.random() * 10])
             rows.append(
-                {
-                    "problem_id": f"p{p}",
-                    "sample_index": i,
-                    "gold": "½ \\frac{1}{2}",
-                    # tabs, newlines, backslashes and quotes are what COPY's text format must escape
-                    "response": f"line 1\n\tline 2 \\boxed{{{p}}} \"q\" 'q' \\N é" * rng.randint(1, 3),
-                    "extracted": rng.choice([None, str(p), ""]),
-                    "correct": rng.random() < 0.5,
-                    "status": rng.choice(["ok", "no_answer", "timeout"]),
-                    "has_boxed": rng.choice([None, True, False]),
-                    "n_tokens": n_tok,
-                    "finish_reason": "length" if n_tok > 800 else "stop",
-                    "latency_s": rng.choice([None, rng.random() * 10]),
-                    "think_tokens": think,
-                    "answer_tokens": None if think is None else n_tok - think,
-                }
+                sample(
+                    f"p{p}",
+                    i,
+                    gold="½ \\frac{1}{2}",
+                    response=response,
+                    extracted=extracted,
+                    correct=correct,
+                    status=status,
+                    has_boxed=has_boxed,
+                    n_tokens=n_tok,
+                    finish_reason="length" if n_tok > 800 else "stop",
+                    latency_s=latency,
+                    think_tokens=think,
+                )
             )
     return rows
 

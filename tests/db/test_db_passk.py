@@ -4,6 +4,7 @@ from math import comb
 
 import pytest
 
+from tests.factories import checkpoint, evaluation, sample
 from walkrun.metrics import pass_at_k
 
 
@@ -54,34 +55,24 @@ def test_scoring_and_db_aggregates_agree_on_pass1_passk_and_majk(sqlite_url):
     """lm-eval's per-document metrics (walkrun.evaluate.scoring) and the DB's aggregates
     (walkrun.db.queries) for the same graded samples."""
     from walkrun import grading
-    from walkrun.db import queries, store
+    from walkrun.db import queries
     from walkrun.db.engine import session_scope
     from walkrun.evaluate import scoring
 
     per_doc = [scoring.process_results({"answer": gold}, [responses]) for gold, responses in PROBLEMS]
     assert [d["maj@k"] for d in per_doc] == [1.0, 0.0, 1.0, 0.0]
     with session_scope(sqlite_url) as s:
-        ckpt = store.get_or_create_checkpoint(s, "org/agree", stage="external")
-        run = store.start_eval_run(s, ckpt, "math500", "1", {"k": 4}, "hf", "1", grading.GRADER_VERSION)
         rows = []
         for i, (gold, responses) in enumerate(PROBLEMS):
             for j, text in enumerate(responses):
                 g = scoring.cached_grade(gold, text)
                 rows.append(
-                    dict(
-                        problem_id=f"p{i}",
-                        sample_index=j,
-                        gold=gold,
-                        response=text,
-                        extracted=g.extracted,
-                        correct=g.correct,
-                        status=g.status,
-                        n_tokens=10,
-                        finish_reason="stop",
+                    sample(
+                        f"p{i}", j, gold=gold, response=text, extracted=g.extracted, correct=g.correct, status=g.status
                     )
                 )
-        store.add_samples(s, run, rows)
-        store.finish_eval_run(s, run, "done")
+        ckpt = checkpoint(s, "org/agree", stage="external")
+        run = evaluation(s, ckpt, "math500", rows, sampling={"k": 4}, grader=grading.GRADER_VERSION)
         summary = queries.eval_run_summary(s, run.id)
     mean = lambda key: sum(d[key] for d in per_doc) / len(per_doc)  # noqa: E731
     assert summary["accuracy"] == pytest.approx(mean("pass@1[avg-of-k]")) == pytest.approx(4 / 16)

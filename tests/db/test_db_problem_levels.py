@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from tests.factories import sample_grid
 from walkrun.db import engine as dbe
 from walkrun.db import problems, store
 from walkrun.db.engine import session_scope
@@ -35,20 +36,13 @@ def test_levels_are_stored_once_and_group_accuracy_and_tokens(sqlite_url, tmp_pa
         assert problems.record_problems(s, ev, rows) == 0  # once per problem
         assert s.scalar(select(func.count()).select_from(Problem)) == 4
         # level 1 (p0, p2): 4 of 4 right, 10 tokens; level 2 (p1, p3): 1 of 4 right, 50 tokens
-        samples = [
-            {
-                "problem_id": f"p{i}",
-                "sample_index": j,
-                "gold": "1",
-                "response": "r",
-                "correct": i % 2 == 0 or (i == 1 and j == 0),
-                "status": "ok",
-                "n_tokens": 10 if i % 2 == 0 else 50,
-                "finish_reason": "stop",
-            }
-            for i in range(4)
-            for j in range(2)
-        ]
+        samples = sample_grid(
+            4,
+            2,
+            gold=lambda p: "1",
+            correct=lambda p, j: p % 2 == 0 or (p == 1 and j == 0),
+            tokens=lambda p, j: 10 if p % 2 == 0 else 50,
+        )
         store.add_samples(s, ev, samples)
         store.finish_eval_run(s, ev, "done")
         got = problems.by_level(s, ev.id, "math500")

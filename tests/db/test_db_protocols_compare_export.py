@@ -10,6 +10,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
+from tests.factories import checkpoint, evaluation, sample_grid
 from walkrun.db import engine as dbe
 from walkrun.db import queries, store
 from walkrun.db.engine import session_scope
@@ -19,43 +20,31 @@ GREEDY = {"k": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 100, "prot
 
 
 def _rows(k: int, correct_of, tokens_of, split: bool = False) -> list[dict]:
-    rows = []
-    for p in range(10):
-        for i in range(k):
-            n = tokens_of(p, i)
-            rows.append(
-                {
-                    "problem_id": f"q{p}",
-                    "sample_index": i,
-                    "gold": "1",
-                    "response": "r",
-                    "correct": correct_of(p, i),
-                    "status": "ok",
-                    "n_tokens": n,
-                    "finish_reason": "length" if n >= 100 else "stop",
-                    **({"think_tokens": n - 3, "answer_tokens": 3} if split else {}),
-                }
-            )
-    return rows
+    """10 problems q0..q9 (gold "1") x k samples; a sample of 100 tokens or more is cut at the budget."""
+    return sample_grid(
+        10,
+        k,
+        prefix="q",
+        gold=lambda p: "1",
+        correct=correct_of,
+        tokens=tokens_of,
+        finish_reason=lambda p, i: "length" if tokens_of(p, i) >= 100 else "stop",
+        think_tokens=lambda p, i: tokens_of(p, i) - 3 if split else None,
+    )
 
 
 def _fill(url: str) -> None:
     dbe.upgrade(url)
     with session_scope(url) as s:
-        a = store.get_or_create_checkpoint(s, "org/a", name="A")
-        b = store.get_or_create_checkpoint(s, "org/b", name="B")
+        a = checkpoint(s, "org/a", name="A")
+        b = checkpoint(s, "org/b", name="B")
         # A sampled: problems 0-4 all right, 5-9 all wrong; 40 tokens each
-        ev = store.start_eval_run(s, a, "math500", "1", SAMPLED, "hf", "1", "g")
-        store.add_samples(s, ev, _rows(4, lambda p, i: p < 5, lambda p, i: 40, split=True))
-        store.finish_eval_run(s, ev, "done")
+        evaluation(s, a, "math500", _rows(4, lambda p, i: p < 5, lambda p, i: 40, split=True), sampling=SAMPLED)
         # B sampled: problems 0-6 right, half the tokens, and 2 of 40 samples cut at the budget
-        ev = store.start_eval_run(s, b, "math500", "1", SAMPLED, "hf", "1", "g")
-        store.add_samples(s, ev, _rows(4, lambda p, i: p < 7, lambda p, i: 100 if (p == 9 and i < 2) else 20))
-        store.finish_eval_run(s, ev, "done")
+        tokens = lambda p, i: 100 if (p == 9 and i < 2) else 20  # noqa: E731
+        evaluation(s, b, "math500", _rows(4, lambda p, i: p < 7, tokens), sampling=SAMPLED)
         # A greedy, evaluated later: must not hide A's sampled row
-        ev = store.start_eval_run(s, a, "math500", "1", GREEDY, "hf", "1", "g")
-        store.add_samples(s, ev, _rows(1, lambda p, i: True, lambda p, i: 30))
-        store.finish_eval_run(s, ev, "done")
+        evaluation(s, a, "math500", _rows(1, lambda p, i: True, lambda p, i: 30), sampling=GREEDY)
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from tests.factories import checkpoint, evaluation, sample
 from walkrun import grading
-from walkrun.db import queries, store
+from walkrun.db import queries
 from walkrun.db.engine import session_scope
 from walkrun.db.regrade import regrade
 from walkrun.settings import WalkrunError
@@ -27,30 +28,14 @@ def _stop_grader_pool():
 
 def _fill(url):
     with session_scope(url) as s:
-        ckpt = store.get_or_create_checkpoint(s, "org/model-x", stage="base")
+        ckpt = checkpoint(s, "org/model-x", stage="base")
         runs = {}
         for task in ("math500", "amc23"):
-            run = store.start_eval_run(s, ckpt, task, "1", {"k": 1}, "hf", "1", "old-grader")
-            store.add_samples(
-                s,
-                run,
-                [
-                    dict(
-                        problem_id=f"q{i}",
-                        sample_index=0,
-                        gold=g,
-                        response=r,
-                        correct=c,
-                        extracted=None,
-                        status="ok",
-                        n_tokens=5 + i,
-                        finish_reason="stop",
-                    )
-                    for i, (g, r, c) in enumerate(STALE)
-                ],
-            )
-            store.finish_eval_run(s, run, "done")
-            runs[task] = run.id
+            stale = [
+                sample(f"q{i}", gold=g, response=r, correct=c, extracted=None, status="ok", n_tokens=5 + i)
+                for i, (g, r, c) in enumerate(STALE)
+            ]
+            runs[task] = evaluation(s, ckpt, task, stale, sampling={"k": 1}, grader="old-grader").id
     return runs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import checkpoint, evaluation, sample
 from walkrun import grading
 from walkrun.db import problems, queries, store
 from walkrun.db.engine import session_scope
@@ -32,29 +33,26 @@ def _stop_grader_pool():
 
 def _fill(url) -> int:
     with session_scope(url) as s:
-        ckpt = store.get_or_create_checkpoint(s, "org/r1-distill", stage="base")
-        run = store.start_eval_run(s, ckpt, "minerva", "1", {"k": 1}, "hf", "1", OLD)
+        ckpt = checkpoint(s, "org/r1-distill", stage="base")
+        run = evaluation(s, ckpt, "minerva", [], sampling={"k": 1}, grader=OLD, status=None)
         rows = [{"id": pid, "answer": gold, "answer_alts": alts} for pid, gold, alts, *_ in ROWS]
         assert problems.record_problems(s, run, rows, think_opened=True) == len(ROWS)
         assert problems.record_problems(s, run, rows, think_opened=True) == 0  # idempotent
-        store.add_samples(
-            s,
-            run,
-            [
-                dict(
-                    problem_id=pid,
-                    sample_index=0,
-                    gold=gold,
-                    response=resp,
-                    correct=ok,
-                    status="ok",
-                    n_tokens=20,
-                    finish_reason=finish,
-                    graded_with=OLD,
-                )
-                for pid, gold, _, resp, finish, ok in ROWS
-            ],
-        )
+        stale = [
+            sample(
+                pid,
+                gold=gold,
+                response=resp,
+                correct=ok,
+                extracted=None,
+                status="ok",
+                n_tokens=20,
+                finish_reason=finish,
+                graded_with=OLD,
+            )
+            for pid, gold, _, resp, finish, ok in ROWS
+        ]
+        store.add_samples(s, run, stale)
         store.finish_eval_run(s, run, "done")
         return run.id
 

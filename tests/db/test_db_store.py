@@ -3,6 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
+from tests.factories import sample
 from walkrun.db import store
 from walkrun.db.engine import session_scope
 from walkrun.db.models import Checkpoint, EvalRun, Sample
@@ -12,21 +13,7 @@ SAMPLING = {"k": 2, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 512, "p
 
 
 def _rows(problems, k=2, correct=lambda p, i: i == 0):
-    return [
-        dict(
-            problem_id=f"p{p}",
-            sample_index=i,
-            gold="4",
-            response=f"\\boxed{{{4 if correct(p, i) else 5}}}",
-            extracted="4" if correct(p, i) else "5",
-            correct=correct(p, i),
-            status="ok",
-            n_tokens=10 + p + i,
-            finish_reason="stop",
-        )
-        for p in problems
-        for i in range(k)
-    ]
+    return [sample(f"p{p}", i, correct=correct(p, i), n_tokens=10 + p + i) for p in problems for i in range(k)]
 
 
 def _start(s, source="org/model-7b", **kw):

@@ -5,6 +5,7 @@ import random
 
 from sqlalchemy import func, select, update
 
+from tests.factories import checkpoint, evaluation, sample
 from walkrun import grading
 from walkrun.db import budget, queries, store, summaries
 from walkrun.db.engine import session_scope, upgrade
@@ -21,25 +22,23 @@ def _rows(rng: random.Random, problems: int, k: int, p_right: float, split: bool
         for i in range(k if p % 7 else k - 1):
             status = rng.choice(STATUSES)
             n_tok = rng.randint(5, 700)
-            truncated = n_tok > 600
             ok = status == "ok" and rng.random() < p_right
             answer = str(p) if ok else rng.choice([None, str(p + 1), str(p + 2)])
             think = rng.randint(0, n_tok) if split else None
             rows.append(
-                {
-                    "problem_id": f"p{p}",
-                    "sample_index": i,
-                    "gold": str(p),
-                    "response": f"... \\boxed{{{answer}}}",
-                    "extracted": answer,
-                    "correct": ok,
-                    "status": status,
-                    "n_tokens": n_tok,
-                    "finish_reason": "length" if truncated else "stop",
-                    "graded_with": rng.choice(["g1", "g2"]),
-                    "think_tokens": think,
-                    "answer_tokens": None if think is None else n_tok - think,
-                }
+                sample(
+                    f"p{p}",
+                    i,
+                    gold=str(p),
+                    response=f"... \\boxed{{{answer}}}",
+                    extracted=answer,
+                    correct=ok,
+                    status=status,
+                    n_tokens=n_tok,
+                    finish_reason="length" if n_tok > 600 else "stop",
+                    graded_with=rng.choice(["g1", "g2"]),
+                    think_tokens=think,
+                )
             )
     return rows
 
@@ -52,23 +51,21 @@ def _fill(url: str) -> dict[str, int]:
     with session_scope(url) as s:
         tr = store.get_or_create_training_run(s, "concise", "local")
         for step in (10, 20, 30):
-            ckpt = store.get_or_create_checkpoint(s, f"/ck/step{step}", training_run=tr, stage="stage2", step=step)
+            ckpt = checkpoint(s, f"/ck/step{step}", training_run=tr, stage="stage2", step=step)
             for task in ("aime24", "math500"):
                 for proto, sampling in (
                     ("sampled", {"k": 8, "temperature": 0.6, "max_new_tokens": 600, "protocol": "sampled"}),
                     ("greedy", {"k": 1, "temperature": 0.0, "max_new_tokens": 600, "protocol": "greedy"}),
                 ):
-                    ev = store.start_eval_run(s, ckpt, task, "1", sampling, "hf", "1", "g1")
-                    store.add_samples(s, ev, _rows(rng, 40, sampling["k"], step / 40, split=step != 10))
-                    store.finish_eval_run(s, ev, "done")
-                    ids[f"{step}/{task}/{proto}"] = ev.id
-        other = store.get_or_create_checkpoint(s, "org/other", stage="external")
+                    rows = _rows(rng, 40, sampling["k"], step / 40, split=step != 10)
+                    ids[f"{step}/{task}/{proto}"] = evaluation(s, ckpt, task, rows, sampling=sampling).id
+        other = checkpoint(s, "org/other", stage="external")
         for name, status in (("failed", "failed"), ("running", "running"), ("empty", "done")):
-            ev = store.start_eval_run(s, other, "aime24", name, {"k": 4}, "hf", "1", "g1")
-            if name != "empty":
-                store.add_samples(s, ev, _rows(rng, 10, 4, 0.5, split=False))
-            if status != "running":
-                store.finish_eval_run(s, ev, status)
+            rows = _rows(rng, 10, 4, 0.5, split=False) if name != "empty" else []
+            running = status == "running"
+            ev = evaluation(
+                s, other, "aime24", rows, sampling={"k": 4}, version=name, status=None if running else status
+            )
             ids[name] = ev.id
     return ids
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import sample
 from walkrun import grading
 from walkrun import problem_sets as benchmarks
 from walkrun.evaluate import choice, runner
@@ -74,10 +75,8 @@ def test_regrade_grades_multiple_choice_runs_by_letter(tmp_path):
         ck = store.get_or_create_checkpoint(s, "org/m")
         for task, grader in (("mmlu_stem", "letter"), ("math500", "math")):
             ev = store.start_eval_run(s, ck, task, "1", {"k": 1, "grader": grader}, "hf", "1", "old")
-            row = {"problem_id": "q", "sample_index": 0, "gold": "C", "response": "The answer is (C)."}
-            store.add_samples(
-                s, ev, [{**row, "correct": False, "status": "ok", "n_tokens": 5, "finish_reason": "stop"}]
-            )
+            stale = sample("q", gold="C", response="The answer is (C).", correct=False, extracted=None, n_tokens=5)
+            store.add_samples(s, ev, [stale])
             store.finish_eval_run(s, ev, "done")
     try:
         regrade(url)
@@ -110,15 +109,11 @@ def test_regrade_dry_run_shows_what_the_letter_rules_change(tmp_path):
         ck = store.get_or_create_checkpoint(s, "org/m")
         ev = store.start_eval_run(s, ck, "mmlu_stem", "1", {"k": 1, "grader": "letter"}, "hf", "1", "old")
         problems.record_problems(s, ev, [{"id": p, "answer": "A", "choices": options} for p, *_ in stored])
-        store.add_samples(
-            s,
-            ev,
-            [
-                {"problem_id": p, "sample_index": 0, "gold": "A", "response": r, "correct": ok, "status": st}
-                | {"n_tokens": 5, "finish_reason": "stop"}
-                for p, r, ok, st in stored
-            ],
-        )
+        rows = [
+            sample(p, gold="A", response=r, correct=ok, extracted=None, status=st, n_tokens=5)
+            for p, r, ok, st in stored
+        ]
+        store.add_samples(s, ev, rows)
         store.finish_eval_run(s, ev, "done")
         assert problems.problem_choices(s, "mmlu_stem")["q3"] == options
     try:

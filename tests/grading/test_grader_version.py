@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+from tests.factories import sample
 from walkrun import grading
 from walkrun.db import store
 from walkrun.db.engine import session_scope
@@ -31,11 +32,11 @@ def test_upgrading_any_parsing_library_changes_the_version():
 def test_an_evaluation_under_an_upgraded_sympy_starts_its_own_run(tmp_path):
     url = f"sqlite:///{tmp_path / 'v.db'}"
     now, upgraded = grading.GRADER_VERSION, grading.grader_version(_upgraded("sympy", "999.0"))
-    row = {"problem_id": "p", "sample_index": 0, "gold": "1", "response": "\\boxed{1}", "correct": True}
+    row = sample("p", gold="1", response="\\boxed{1}", n_tokens=3)
     with session_scope(url) as s:
         ckpt = store.get_or_create_checkpoint(s, "org/m")
         first = store.start_eval_run(s, ckpt, "math500", "1", {"k": 1}, "hf", "1", now)
-        store.add_samples(s, first, [{**row, "status": "ok", "n_tokens": 3, "finish_reason": "stop"}])
+        store.add_samples(s, first, [row])
         store.finish_eval_run(s, first, "failed", error="killed")
         resumed = store.start_eval_run(s, ckpt, "math500", "1", {"k": 1}, "hf", "1", now)
         assert resumed.id == first.id and store.done_sample_keys(s, resumed) == {("p", 0)}

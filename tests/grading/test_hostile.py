@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.grading.hostile import KINDS, cases
 from walkrun.grading import STATUSES, grade, grade_letter, grade_many, pool
 from walkrun.train.objective import scheme_reward
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hostile import KINDS, cases  # noqa: E402
 
 N = 1000
 N_REWARD = 200  # rollouts through the reward file, one call each (every kind is among them)

@@ -37,6 +37,7 @@ def ablation(tmp_path_factory):
     return root, db, proc
 
 
+@pytest.mark.training
 def test_ablation_json_has_one_row_per_reward_and_seed(ablation):
     root, _, _ = ablation
     rows = json.loads((root / "w" / "ablation.json").read_text())
@@ -47,6 +48,7 @@ def test_ablation_json_has_one_row_per_reward_and_seed(ablation):
         assert r["stage1_accuracy"] is not None and r["stage1_step"] == 2
 
 
+@pytest.mark.training
 def test_numbers_are_the_dbs_and_runs_are_tagged(ablation):
     root, db, _ = ablation
     from walkrun.db import lineage
@@ -65,6 +67,7 @@ def test_numbers_are_the_dbs_and_runs_are_tagged(ablation):
         assert lineage.trajectory(s, "w-stage1", task="synthetic")  # the shared stage 1 is evaluated too
 
 
+@pytest.mark.training
 def test_table_is_printed(ablation):
     _, _, proc = ablation
     assert "accuracy [95% CI]" in proc.stdout and "lgrpo-ungated" in proc.stdout and "mean over seeds" in proc.stdout
@@ -77,6 +80,7 @@ def test_bad_reward_name_is_one_clear_line(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.training
 def test_rerun_reuses_models_and_evaluations(ablation):
     root, db, _ = ablation
     before = json.loads((root / "w" / "ablation.json").read_text())

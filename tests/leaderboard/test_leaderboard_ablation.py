@@ -16,27 +16,20 @@ import re
 
 import pytest
 
+from tests.factories import checkpoint, evaluation, sample_grid
+
 SAMPLING = {"k": 2, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 96}
 
 
 def _samples(n_correct: int, tokens: int) -> list[dict]:
-    rows = []
-    for i in range(4):
-        ok = i < n_correct
-        rows.append(
-            {
-                "problem_id": f"synthetic-000{i // 2}",
-                "sample_index": i % 2,
-                "gold": "6",
-                "response": "1+2=3;3+3=6;\\boxed{6}" if ok else "\\boxed{7}",
-                "extracted": "6" if ok else "7",
-                "correct": ok,
-                "status": "ok",
-                "n_tokens": tokens,
-                "finish_reason": "stop",
-            }
-        )
-    return rows
+    """2 synthetic problems x 2 samples, the first `n_correct` right, each `tokens` long."""
+    return sample_grid(
+        ["synthetic-0000", "synthetic-0001"],
+        2,
+        gold=lambda p: "6",
+        correct=lambda p, i: 2 * p + i < n_correct,
+        tokens=lambda p, i: tokens,
+    )
 
 
 def _run(s, name, tag, points):
@@ -46,16 +39,10 @@ def _run(s, name, tag, points):
         s, name, "local", config={"length_reward": tag.get("reward"), "ablation": tag}
     )
     for step, n_correct, tokens in points:
-        ckpt = store.get_or_create_checkpoint(
-            s,
-            f"/runs/{name}/global_step{step}_hf",
-            training_run=run,
-            stage=tag["role"] if tag["role"] in ("stage1", "stage2") else "train",
-            step=step,
-        )
-        ev = store.start_eval_run(s, ckpt, "synthetic", "1", SAMPLING, "hf", "0.4.13", "g-1")
-        store.add_samples(s, ev, _samples(n_correct, tokens))
-        store.finish_eval_run(s, ev, "done")
+        stage = tag["role"] if tag["role"] in ("stage1", "stage2") else "train"
+        ckpt = checkpoint(s, f"/runs/{name}/global_step{step}_hf", training_run=run, stage=stage, step=step)
+        rows = _samples(n_correct, tokens)
+        evaluation(s, ckpt, "synthetic", rows, sampling=SAMPLING, backend_version="0.4.13", grader="g-1")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import EVIL_NAME, EVIL_RESPONSE
+
+from tests.factories import EVIL_NAME, EVIL_RESPONSE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [

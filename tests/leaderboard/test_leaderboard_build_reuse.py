@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import fill
-
+from tests.factories import leaderboard_db
 from walkrun.db import store, summaries
 from walkrun.db.engine import session_scope
 from walkrun.db.models import EvalRun
@@ -18,7 +17,7 @@ def _without_date(html: str) -> str:
 
 def test_rebuild_renders_only_the_pages_whose_inputs_changed(tmp_path):
     url = f"sqlite:///{tmp_path / 'results.db'}"
-    fill(url)
+    leaderboard_db(url)
     out = tmp_path / "site"
 
     first = build(BuildConfig(out=out, db=url))

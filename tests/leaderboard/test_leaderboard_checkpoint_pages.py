@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import fill  # at import time: later, `conftest` may name another folder's
 from markupsafe import escape
 
+from tests.factories import leaderboard_db
 from walkrun.db import store
 from walkrun.db.engine import session_scope
 from walkrun.db.models import Checkpoint
@@ -22,7 +22,7 @@ def _without_date(html: str) -> str:
 
 def test_one_pass_over_all_checkpoints_gives_the_pages_read_one_at_a_time(tmp_path):
     url = f"sqlite:///{tmp_path / 'results.db'}"
-    fill(url)
+    leaderboard_db(url)
     # a later evaluation of the first checkpoint: its evaluations are no longer neighbours
     with session_scope(url) as s:
         ckpt = s.query(Checkpoint).order_by(Checkpoint.id).first()

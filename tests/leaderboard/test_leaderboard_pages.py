@@ -10,8 +10,9 @@ import sys
 from html import escape as html_escape
 
 import pytest
-from conftest import EVIL_NAME, EVIL_RESPONSE, parse_table
 
+from tests.factories import EVIL_NAME, EVIL_RESPONSE
+from tests.leaderboard.web import parse_table
 from walkrun.settings import WalkrunError
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import checkpoint, evaluation, sample
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
@@ -21,22 +23,14 @@ GREEDY = {"k": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 400, "prot
 
 
 def _samples(rng, k: int, p: float, tokens: int, cut: float = 0.0) -> list[dict]:
+    """12 problems x k; a `cut` share of samples hits the 400-token budget (never right)."""
     rows = []
     for q in range(12):
         for i in range(k):
             n = 400 if rng.random() < cut else max(5, int(rng.gauss(tokens, tokens / 4)))
-            rows.append(
-                {
-                    "problem_id": f"q{q}",
-                    "sample_index": i,
-                    "gold": "1",
-                    "response": "r",
-                    "correct": n < 400 and rng.random() < p,
-                    "status": "ok",
-                    "n_tokens": n,
-                    "finish_reason": "length" if n >= 400 else "stop",
-                }
-            )
+            right = n < 400 and rng.random() < p
+            finish = "length" if n >= 400 else "stop"
+            rows.append(sample(f"q{q}", i, gold="1", response="r", correct=right, n_tokens=n, finish_reason=finish))
     return rows
 
 
@@ -54,13 +48,9 @@ def site(tmp_path_factory):
         for stage, step, p, tok, cut in (("stage1", 10, 0.5, 200, 0.0), ("stage2", 20, 0.6, 100, 0.0)):
             c = store.get_or_create_checkpoint(s, f"/r/{stage}", training_run=run, stage=stage, step=step)
             for sampling, k in ((SAMPLED, 4), (GREEDY, 1)):
-                ev = store.start_eval_run(s, c, "math500", "1", sampling, "hf", "1", "g")
-                store.add_samples(s, ev, _samples(rng, k, p, tok, cut))
-                store.finish_eval_run(s, ev, "done")
-        ext = store.get_or_create_checkpoint(s, "org/verbose", name="verbose")  # sampled only, 25 % cut
-        ev = store.start_eval_run(s, ext, "math500", "1", SAMPLED, "hf", "1", "g")
-        store.add_samples(s, ev, _samples(rng, 4, 0.5, 300, cut=0.25))
-        store.finish_eval_run(s, ev, "done")
+                evaluation(s, c, "math500", _samples(rng, k, p, tok, cut), sampling=sampling)
+        ext = checkpoint(s, "org/verbose", name="verbose")  # sampled only, 25 % cut
+        evaluation(s, ext, "math500", _samples(rng, 4, 0.5, 300, cut=0.25), sampling=SAMPLED)
     out = tmp_path_factory.mktemp("site") / "site"
     build(BuildConfig(out=out, db=url))
     return url, out

@@ -11,7 +11,9 @@ import time
 from html import unescape
 
 import pytest
-from conftest import Server
+
+from tests.factories import evaluation, sample
+from tests.leaderboard.web import Server
 
 # Each breaks out of a different context if it is not escaped: element text, a double-quoted
 # attribute, a single-quoted one, a <script> element.
@@ -37,25 +39,22 @@ def _fill(url: str) -> None:
                 s, f"/runs/{n}/global_step{n}_hf", name=f"{evil} model {n}", training_run=run, stage="stage2", step=6
             )
             sampling = {"k": 2, "temperature": 1.0, "max_new_tokens": 64, "protocol": f"{evil} protocol"}
+            rows = [
+                sample(
+                    f"{evil} problem {p}",
+                    i,
+                    gold=evil,
+                    response=f"{evil} thinking {evil} \\boxed{{{evil}}}",
+                    extracted=evil if i else None,
+                    correct=bool(i),
+                    status="ok",
+                    n_tokens=10 + p + i,
+                )
+                for p in range(2)
+                for i in range(2)
+            ]
             for task in ("synthetic", "math500"):
-                ev = store.start_eval_run(s, ckpt, task, "1", sampling, "hf", evil, evil)
-                rows = [
-                    {
-                        "problem_id": f"{evil} problem {p}",
-                        "sample_index": i,
-                        "gold": evil,
-                        "response": f"{evil} thinking {evil} \\boxed{{{evil}}}",
-                        "extracted": evil if i else None,
-                        "correct": bool(i),
-                        "status": "ok",
-                        "n_tokens": 10 + p + i,
-                        "finish_reason": "stop",
-                    }
-                    for p in range(2)
-                    for i in range(2)
-                ]
-                store.add_samples(s, ev, rows)
-                store.finish_eval_run(s, ev, "done")
+                evaluation(s, ckpt, task, rows, sampling=sampling, backend_version=evil, grader=evil)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from importlib.metadata import version
 
 import pytest
 
+from tests.factories import evaluation, sample_grid
 from walkrun.settings import WalkrunError
 
 N_PROBLEMS = 8
@@ -20,32 +21,18 @@ GREEDY = {"k": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 96}
 STAGE1 = {10: (16, 60), 20: (24, 40), 30: (24, 50)}  # 0.50, 0.75 (shorter), 0.75
 
 
-def _rows(n_correct: int, k: int, tokens: int) -> list[dict]:
-    rows = []
-    for i in range(N_PROBLEMS * k):
-        ok = i < n_correct
-        rows.append(
-            {
-                "problem_id": str(i // k),
-                "sample_index": i % k,
-                "gold": "7",
-                "response": "\\boxed{7}" if ok else "\\boxed{3}",
-                "extracted": "7" if ok else "3",
-                "correct": ok,
-                "status": "ok",
-                "n_tokens": tokens,
-                "finish_reason": "stop",
-            }
-        )
-    return rows
-
-
 def _evaluate(s, ckpt, task, sampling, n_correct, tokens):
-    from walkrun.db import store
-
-    ev = store.start_eval_run(s, ckpt, task, "1", sampling, "hf", "5.19", "grader-1")
-    store.add_samples(s, ev, _rows(n_correct, sampling["k"], tokens))
-    store.finish_eval_run(s, ev, "done")
+    """The first `n_correct` samples (problem by problem) right, every one `tokens` long."""
+    k = sampling["k"]
+    rows = sample_grid(
+        N_PROBLEMS,
+        k,
+        prefix="",
+        gold=lambda p: "7",
+        correct=lambda p, i: p * k + i < n_correct,
+        tokens=lambda p, i: tokens,
+    )
+    evaluation(s, ckpt, task, rows, sampling=sampling, backend_version="5.19", grader="grader-1")
 
 
 @pytest.fixture()

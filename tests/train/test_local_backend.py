@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from tests.factories import evaluation, sample_grid
 from walkrun import synthetic
 from walkrun.settings import WalkrunError
 from walkrun.train import local, local_trainer
@@ -109,6 +110,7 @@ def test_kept_groups_drops_only_zero_variance_groups():
     assert kept_groups(noisy, 4).tolist() == [False]
 
 
+@pytest.mark.training
 def test_dynamic_sampling_trainer_masks_the_right_groups(tmp_path):
     """The subclass's own rollout path with a reward that returns hand-made values per group."""
     from datasets import Dataset
@@ -208,6 +210,7 @@ def sft_model(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.training
 def test_sft_logs_a_falling_loss_and_changes_the_weights(sft_model, tmp_path):
     out, summary = sft_model
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -219,6 +222,7 @@ def test_sft_logs_a_falling_loss_and_changes_the_weights(sft_model, tmp_path):
     assert not list(out.parent.glob(".*tmp*"))  # written atomically, nothing left behind
 
 
+@pytest.mark.training
 def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -265,13 +269,8 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
             ckpt = store.get_or_create_checkpoint(
                 s, run1 / f"global_step{step}_hf", training_run=run, stage="stage1", step=step
             )
-            ev = store.start_eval_run(s, ckpt, "synthetic", "1", {"k": 4, "temperature": 1.0}, "hf", "x", "g")
-            rows = [
-                dict(problem_id="0", sample_index=i, gold="1", response="", correct=i < n_correct, status="ok")
-                for i in range(4)
-            ]
-            store.add_samples(s, ev, [{**r, "n_tokens": 10, "finish_reason": "stop"} for r in rows])
-            store.finish_eval_run(s, ev, "done")
+            rows = sample_grid(["0"], 4, gold=lambda p: "1", correct=lambda p, i, n=n_correct: i < n)
+            evaluation(s, ckpt, "synthetic", rows, sampling={"k": 4, "temperature": 1.0}, backend_version="x")
     decision = choose_parent(None, "smoke-stage1", task="synthetic", k=4, temperature=1.0, min_accuracy=0.4)
     assert decision.step == 2 and decision.source == str((run1 / "global_step2_hf").resolve())
 

@@ -12,6 +12,7 @@ from walkrun.settings import WalkrunError
 from walkrun.train import recipe
 
 
+@pytest.mark.training
 def test_recipe_trains_each_stage_once_into_the_watch_layout(tmp_path):
     root = tmp_path / "tiny-recipe"
     summary = recipe.run_recipe(

@@ -4,13 +4,10 @@ loading walkrun's reward file: no exception reaches the executor, a grading fail
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grading"))
-from hostile import cases  # noqa: E402
+from tests.grading.hostile import cases
 
 LIMIT = 0.25
 

@@ -97,15 +97,18 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
     plans = []
     for lm_name in resolved:
         plain = lm_name[len(TASK_PREFIX) :] if lm_name.startswith(TASK_PREFIX) else lm_name
-        tcfg = lm_eval_integration.task_config(tm, lm_name)
-        meta = dict(tcfg.get("metadata") or {})
-        ds_kwargs = dict(tcfg.get("dataset_kwargs") or {})
+        # the rows first, read and checked by walkrun: building the task (lm-eval loads them too)
+        # would fail less clearly on bad data
+        indexed = lm_eval_integration.indexed_config(tm, lm_name)
+        meta = dict(indexed.get("metadata") or {})
+        ds_kwargs = dict(indexed.get("dataset_kwargs") or {})
         rows = scoring.task_rows(ds_kwargs.get("benchmark"), ds_kwargs.get("rows"), cfg.data)
         if not rows:
             raise WalkrunError(f"task {plain!r} has no problems")
         ids = [str(r["id"]) for r in rows]
         if len(set(ids)) != len(ids):
             raise WalkrunError(f"task {plain!r}: problem ids are not unique in its data")
+        tcfg = lm_eval_integration.task_config(tm, lm_name)
         if cfg.limit is not None:
             rows = rows[: cfg.limit]
 

@@ -5,7 +5,8 @@ lm-eval does not return.
 **Tasks.** `task_manager(folder, data)` indexes only walkrun's folder (`include_defaults=False`:
 the ~230 built-in folders cost ~11 s) and hands the data folder to every task's loader through
 the manager's metadata. `task_config(tm, name)` is a task's full configuration (includes merged,
-functions resolved) as lm-eval builds it, ready to be changed and passed back as an inline task.
+functions resolved) as lm-eval builds it, ready to be changed and passed back as an inline task;
+`indexed_config` is the same before the build (functions unresolved), for reading its data keys.
 
 **Counts.** lm-eval returns text only, and re-tokenising text miscounts (5 of 25 exact on a tiny
 model). How each response's counts find it without re-tokenising: both backends run, per batch,
@@ -59,6 +60,14 @@ def task_manager(folder: str | Path, data: str | Path | None = None):
 def data_folder(tm) -> str | None:
     """The data folder `tm`'s tasks load from (None: the loader's own default)."""
     return (tm.metadata or {}).get(DATA_KEY)
+
+
+def indexed_config(tm, name: str) -> dict[str, Any]:
+    """Task `name`'s configuration as the manager indexed it, without building the task: includes
+    merged, `!function` values still their paths (enough to read its data keys and metadata)."""
+    import copy
+
+    return copy.deepcopy(tm.task_index[name].cfg)
 
 
 def task_config(tm, name: str) -> dict[str, Any]:
