@@ -3,7 +3,8 @@
 math-verify parses and compares (gold first, gold wrapped in `$...$`, a `\\boxed{}` answer
 preferred, several boxed answers form a set so a hedge scores 0); `rules` adds walkrun's
 rules (only a finished final answer is graded, normalisations, checks around the verdict) and
-`pool` the time limits, which work from any thread or process.
+`pool` the time limits, which work from any thread or process; `think` splits a response into
+its reasoning and its answer (by text, for any tokenizer).
 """
 
 from walkrun.grading.pool import DEFAULT_TIMEOUT, GradingError, check_timeout, grade, grade_many, shutdown
@@ -12,13 +13,13 @@ from walkrun.grading.rules import (
     RULES_VERSION,
     STATUSES,
     Grade,
-    answer_part,
     grade_unguarded,
     has_boxed,
-    prompt_opens_think,
-    template_opens_think,
-    think_unclosed,
 )
+from walkrun.grading.think import answer_part
+from walkrun.grading.think import prompt_opens as prompt_opens_think
+from walkrun.grading.think import template_opens as template_opens_think
+from walkrun.grading.think import unclosed as think_unclosed
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 
+from walkrun.grading.think import answer_part
+from walkrun.grading.think import unclosed as think_unclosed
+
 # Bump when a rule below changes: stored samples record the grader that produced them.
 RULES_VERSION = "3"
 GRADER_VERSION = f"math-verify=={version('math-verify')};walkrun-rules={RULES_VERSION}"
@@ -29,46 +32,10 @@ class Grade:
         return asdict(self)
 
 
-_THINK_OPEN = "<think>"
-_THINK_END = "</think>"
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 UNCLOSED_THINK = "the reasoning block never closed (no </think>): no final answer"
 TRUNCATED = "cut at the token budget: an unfinished answer is not graded"
-
-
-def prompt_opens_think(prompt: str) -> bool:
-    """The prompt leaves a `<think>` block open for the response (a chat template that opens it)."""
-    prompt = prompt or ""
-    return prompt.rfind(_THINK_OPEN) > prompt.rfind(_THINK_END)
-
-
-def template_opens_think(tokenizer) -> bool:
-    """A tokenizer's chat template opens a `<think>` block in its generation prompt (R1 distills)."""
-    if not getattr(tokenizer, "chat_template", None):
-        return False
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "1+1"}], tokenize=False, add_generation_prompt=True
-    )
-    return prompt_opens_think(prompt)
-
-
-def think_unclosed(response: str, think_opened: bool = False) -> bool:
-    """True if the response ends inside a think block: one it opened (`<think>` after the last
-    `</think>`), or the one the chat template opened before it (`think_opened`) never closed."""
-    open_at, end_at = response.rfind(_THINK_OPEN), response.rfind(_THINK_END)
-    if open_at > end_at:
-        return True
-    return think_opened and end_at < 0
-
-
-def answer_part(response: str, think_opened: bool = False) -> str:
-    """The part of a response that carries the final answer: after the last `</think>`;
-    empty when the response is still inside a think block."""
-    if think_unclosed(response, think_opened):
-        return ""
-    i = response.rfind(_THINK_END)
-    return response[i + len(_THINK_END) :] if i >= 0 else response
 
 
 def has_boxed(response: str, think_opened: bool = False) -> bool:
