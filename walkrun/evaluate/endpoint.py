@@ -186,6 +186,9 @@ class CountingAPIMixin:
 
         class Hook:  # lm-eval reports each finished request here (async and sync paths alike)
             def add_partial(self, attr, req, res):
+                if attr == "generate_until":
+                    with outer._lock:
+                        outer.stats["responses"] += 1
                 if attr == "generate_until" and outer.on_response is not None:
                     queue = outer._waiting.get(req[0])
                     if not queue:
@@ -200,9 +203,15 @@ class CountingAPIMixin:
         finally:
             self.cache_hook = inner
             self._waiting = {}
-        with self._lock:
-            self.stats["responses"] += len(out)
         return out
+
+
+def stats_line(url: str, stats: dict) -> str:
+    """What an endpoint evaluation reports at its end: requests answered, attempts, retries."""
+    return (
+        f"walkrun: endpoint {base_url(url)}: {stats['responses']} responses, {stats['attempts']} requests sent, "
+        f"{stats['failed_attempts']} failed (retried with back-off while attempts were left)"
+    )
 
 
 _classes: dict[str, type] = {}

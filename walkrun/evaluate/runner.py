@@ -338,6 +338,10 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                 log(warning)
         return outcomes
     finally:
+        if cfg.endpoint and lm is not None:
+            from walkrun.evaluate import endpoint
+
+            log(endpoint.stats_line(cfg.endpoint, lm.stats))
         keeper.close()
         close_lm(lm)
 
