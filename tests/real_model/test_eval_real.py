@@ -43,21 +43,21 @@ def _check_counts(db: Path, tok) -> list[tuple]:
 def test_eval_counts_template_and_grades_real_outputs(smollm2, smollm2_tokenizer, tmp_path, backend):
     tok = smollm2_tokenizer
     db = tmp_path / "r.db"
-    extra = ["--dtype", "float32"] if backend == "vllm" else ["--threads", "2"]
+    extra = ["--dtype", "float32"] if backend == "vllm" else ["--threads", "1"]
     r = _eval(
-        smollm2, db, "--backend", backend, "--tasks", "math500,amc23", "--limit", "2",
-        "--protocol", "greedy", "--max-new-tokens", "40", *extra,
+        smollm2, db, "--backend", backend, "--tasks", "math500,amc23", "--limit", "1",
+        "--protocol", "greedy", "--max-new-tokens", "32", *extra,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert "chat template" in r.stderr
     rows = _check_counts(db, tok)
-    assert len(rows) == 4
+    assert len(rows) == 2
     # the model's own ChatML template, recorded by its hash, and real prose in the answers
     sha = hashlib.sha256(tok.chat_template.encode()).hexdigest()[:16]
     for (sampling,) in _rows(db, "select sampling from eval_run"):
         assert f'"chat_template_sha": "{sha}"' in sampling and '+chat"' in sampling
     assert all(len(response.split()) > 5 for response, *_ in rows)
-    # graded by the one grader, as the tokens say: a response cut at 40 tokens is never right
+    # graded by the one grader, as the tokens say: a response cut at 32 tokens is never right
     from walkrun import grading
 
     graded = _rows(db, "select gold, response, finish_reason, correct, status, extracted from sample")
@@ -113,7 +113,7 @@ def test_budget_forcing_caps_thinking_and_asks_for_the_answer(smollm2, smollm2_t
     )
     assert r.returncode == 0, r.stderr[-3000:]
     rows = _rows(db, "select response, n_tokens, think_tokens, answer_tokens, finish_reason from sample")
-    assert len(rows) == 2
+    assert len(rows) == 1
     tok = smollm2_tokenizer
     for response, n, t, a, finish in rows:
         assert t + a == n and t <= 64 and a <= 64

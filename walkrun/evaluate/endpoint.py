@@ -206,6 +206,17 @@ class CountingAPIMixin:
         return out
 
 
+def request_failed(e: BaseException) -> bool:
+    """A request that failed for good (its retries spent): connection lost or refused, an HTTP
+    error status, a timeout."""
+    import asyncio
+
+    import aiohttp
+    import requests
+
+    return isinstance(e, (requests.RequestException, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError))
+
+
 def stats_line(url: str, stats: dict) -> str:
     """What an endpoint evaluation reports at its end: requests answered, attempts, retries."""
     return (

@@ -173,6 +173,14 @@ def run_plan(
             pass  # the database itself failed: the run stays "running", and a re-run resumes it the same
         if engine_died(e):  # an expected failure: one line, not vLLM's traceback
             raise WalkrunError(f"{plan.name}: {reason}") from e
+        if cfg.endpoint:
+            from walkrun.evaluate import endpoint
+
+            if endpoint.request_failed(e):  # the server went away or kept failing: one line too
+                raise WalkrunError(
+                    f"{plan.name}: the endpoint failed after {cfg.max_retries} attempts per request ({reason[:300]}); "
+                    "the finished problems are stored, the same command resumes"
+                ) from e
         raise
     finally:
         lm.on_response = None
