@@ -53,3 +53,64 @@ def test_an_endpoint_that_does_not_answer_is_one_line(tmp_path):
     cfg = EvalConfig(model="m", tasks=["aime24"], endpoint=f"http://127.0.0.1:{free_port()}/v1", max_new_tokens=8)
     with pytest.raises(WalkrunError, match="does not answer"):
         prepare(cfg)
+
+
+def _lm(api: str, tokenizer=None, think_opened: bool = False):
+    cfg = EvalConfig(model="m", tasks=["aime24"], endpoint="http://127.0.0.1:1/v1", api=api)
+    return endpoint.load(cfg, tokenizer, think_opened)
+
+
+def test_chat_responses_keep_usage_finish_reason_and_the_servers_reasoning_text():
+    lm = _lm("chat")
+    out = lm.parse_generations(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"content": " So \\boxed{19}.", "reasoning": "12 + 7 = 19"},
+                }
+            ],
+            "usage": {"completion_tokens": 17, "completion_tokens_details": {"reasoning_tokens": 11}},
+        }
+    )
+    (r,) = out
+    assert str(r) == "<think>12 + 7 = 19</think> So \\boxed{19}."
+    assert (r.n_tokens, r.finish_reason, r.think_tokens, r.answer_tokens) == (17, "stop", 11, 6)
+    (cut,) = lm.parse_generations(
+        {"choices": [{"index": 0, "finish_reason": "length", "message": {"content": None, "reasoning": "still"}}],
+         "usage": {"completion_tokens": 8, "completion_tokens_details": {"reasoning_tokens": 8}}}
+    )  # fmt: skip
+    assert str(cut) == "<think>still" and (cut.finish_reason, cut.think_tokens, cut.answer_tokens) == ("length", 8, 0)
+
+
+def test_without_reported_reasoning_the_split_uses_the_given_tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    lm = _lm("completions", tok)
+    (r,) = lm.parse_generations(
+        {
+            "choices": [{"index": 0, "finish_reason": "stop", "text": "<think>a b</think> 5"}],
+            "usage": {"completion_tokens": 9},
+        }
+    )
+    think_part = len(tok("<think>a b</think>", add_special_tokens=False)["input_ids"])
+    assert (r.n_tokens, r.think_tokens, r.answer_tokens) == (9, think_part, 9 - think_part)
+    (none,) = _lm("completions").parse_generations(
+        {"choices": [{"index": 0, "finish_reason": "stop", "text": "5"}], "usage": {"completion_tokens": 2}}
+    )
+    assert none.think_tokens is None and none.n_tokens == 2  # no tokenizer, no report: unknown, not 0
+
+
+def test_a_response_without_usage_is_refused():
+    with pytest.raises(RuntimeError, match="usage.completion_tokens"):
+        _lm("chat").parse_generations({"choices": [{"index": 0, "message": {"content": "x"}}]})
+
+
+def test_sampled_requests_go_unseeded_and_greedy_ones_keep_the_seed():
+    lm = _lm("chat")
+    msgs = [{"role": "user", "content": "hi"}]
+    sampled = lm._create_payload(msgs, generate=True, gen_kwargs={"do_sample": True, "temperature": 0.6, "top_p": 0.95})
+    greedy = lm._create_payload(msgs, generate=True, gen_kwargs={"do_sample": False, "temperature": 0.0})
+    assert "seed" not in sampled and sampled["top_p"] == 0.95 and greedy["seed"] == 1234

@@ -36,3 +36,6 @@ def test_forced_points_are_drawn_beside_the_posthoc_curve_of_their_protocol():
     assert forced["name"] == "m1 (forced)" and forced["x"] == [64, 128] and forced["y"] == [0.25, 0.35]
     assert "forced" in fig["layout"]["xaxis"]["title"]["text"]
     assert len(F.budget_figure(rows, "math500", "default", {})["data"]) == 1  # checkpoint 2's forced points only
+    # a derived protocol samples as its base: its curve gets the base's forced points
+    derived = [{**rows[0], "protocol": "greedy+max_new_tokens=256"}, *rows[1:]]
+    assert len(F.budget_figure(derived, "math500", "greedy+max_new_tokens=256", {})["data"]) == 2

@@ -165,11 +165,13 @@ class CountingAPIMixin:
             raise RuntimeError("the endpoint's response has no usage.completion_tokens; walkrun needs exact counts")
         details = usage.get("completion_tokens_details") or {}
         reported = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        inside = self._think_opened and not reasoning
         think_tokens: int | None
-        if isinstance(reported, int) and (reasoning or reported):
+        # the server's own count, unless it says 0 while the text holds a block it did not parse
+        if isinstance(reported, int) and (reasoning or reported or not think.spans(body, inside)):
             think_tokens = min(reported, n)
         elif self._count is not None:
-            think_tokens = think.split_text(body, self._count, n, inside=self._think_opened and not reasoning)[0]
+            think_tokens = think.split_text(body, self._count, n, inside=inside)[0]
         else:
             think_tokens = None
         answer = None if think_tokens is None else n - think_tokens

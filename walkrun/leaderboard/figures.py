@@ -314,10 +314,11 @@ def forced_traces(
 ) -> list:
     """Beside each checkpoint's post-hoc curve, its accuracy under budget forcing at each B (the
     evaluations whose `posthoc` protocol is this one), one marker line per checkpoint."""
+    base = (protocol or "").split("+")[0]  # a derived protocol (greedy+max_new_tokens=256) samples as its base
     by_ckpt: dict = {}
     for r in rows:
         b = r.get("think_budget")
-        if b and r.get("posthoc") == protocol and r.get("task") == task and _finite(r.get("accuracy")):
+        if b and r.get("posthoc") == base and r.get("task") == task and _finite(r.get("accuracy")):
             by_ckpt.setdefault(r.get("checkpoint_id"), []).append((int(b), r))
     shown = {r.get("checkpoint_id"): r for r in curves}
     out = []
