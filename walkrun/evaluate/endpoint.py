@@ -99,6 +99,7 @@ class CountingAPIMixin:
     `on_response` as each request finishes; request and failure counts for the report."""
 
     on_response: Any = None
+    cache_hook: Any = None  # lm-eval's, swapped for a reporting one during generate_until
     show_progress: bool = False
     _key_env: str = "OPENAI_API_KEY"
     _decode: Any = None  # tokenizer decode, when a tokenizer was given (think split of unsplit text)
@@ -124,7 +125,7 @@ class CountingAPIMixin:
 
     def _create_payload(self, messages, generate=False, gen_kwargs=None, seed=1234, eos=None, **kwargs):
         sampling = bool((gen_kwargs or {}).get("do_sample"))
-        payload = super()._create_payload(  # type: ignore[misc]
+        payload = super()._create_payload(
             messages, generate=generate, gen_kwargs=gen_kwargs, seed=seed, eos=eos, **kwargs
         )
         if sampling:
@@ -137,7 +138,7 @@ class CountingAPIMixin:
         with self._lock:
             self.stats["attempts"] += 1
         try:
-            return await super().amodel_call(*args, **kwargs)  # type: ignore[misc]
+            return await super().amodel_call(*args, **kwargs)
         except BaseException:
             with self._lock:
                 self.stats["failed_attempts"] += 1
@@ -147,7 +148,7 @@ class CountingAPIMixin:
         with self._lock:
             self.stats["attempts"] += 1
         try:
-            return super().model_call(*args, **kwargs)  # type: ignore[misc]
+            return super().model_call(*args, **kwargs)
         except BaseException:
             with self._lock:
                 self.stats["failed_attempts"] += 1
@@ -199,9 +200,9 @@ class CountingAPIMixin:
                 if inner is not None:
                     inner.add_partial(attr, req, res)
 
-        self.cache_hook = Hook()  # type: ignore[assignment]
+        self.cache_hook = Hook()
         try:
-            out = super().generate_until(requests, disable_tqdm=True)  # type: ignore[misc]
+            out = super().generate_until(requests, disable_tqdm=True)  # type: ignore[misc]  # a mixin over TemplateAPI
         finally:
             self.cache_hook = inner
             self._waiting = {}
