@@ -38,7 +38,7 @@ def test_forced_and_unforced_responses(monkeypatch):
             return [TokStr("a b c", 8, "length"), TokStr("done", 3, "stop"), TokStr("hmm", 5, "stop")]
         return [TokStr(" 42", 2, "stop"), TokStr(" 7 and more", 4, "length")]
 
-    out = generate(None, reqs, plain)
+    out = generate(reqs, plain)
     first, second = calls
     assert all(g["max_gen_toks"] == 8 and g["until"] == ["Q:", "</think>"] for _, g in first)
     assert all("think_budget" not in g and "answer_budget" not in g for _, g in first + second)

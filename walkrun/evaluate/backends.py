@@ -122,7 +122,7 @@ class CountingMixin:
             # budget forcing: two plain passes, each response handed over once both are done
             handler, self.on_response = self.on_response, None
             try:
-                out = forcing.generate(self, requests, lambda reqs: self.generate_until(reqs, disable_tqdm))
+                out = forcing.generate(requests, lambda reqs: self.generate_until(reqs, disable_tqdm))
             finally:
                 self.on_response = handler
             if handler is not None:

@@ -40,7 +40,7 @@ def _without_keys(gen: dict, **changes: Any) -> dict:
     return out
 
 
-def generate(lm, requests: list, plain_generate) -> list:
+def generate(requests: list, plain_generate) -> list:
     """Responses (TokStr) of budget-forced requests, in request order. `plain_generate(requests)`
     is the backend's own counting generate_until (no hand-over)."""
     from walkrun.evaluate.backends import TokStr
