@@ -17,43 +17,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-OPEN, CLOSE = "<think>", "</think>"
+from walkrun.grading.locate import THINK_TAGS, answer_part
+from walkrun.grading.locate import prompt_opens_think as prompt_opens
+from walkrun.grading.locate import template_opens_think as template_opens
+from walkrun.grading.locate import think_unclosed as unclosed
+
+OPEN, CLOSE = THINK_TAGS
 # Undecodable tails (half a UTF-8 character at a prefix's end) decode to this; never part of a tag.
 _REPLACEMENT = "\ufffd"
-
-
-def prompt_opens(prompt: str) -> bool:
-    """The prompt leaves a `<think>` block open for the response (a chat template that opens it)."""
-    prompt = prompt or ""
-    return prompt.rfind(OPEN) > prompt.rfind(CLOSE)
-
-
-def template_opens(tokenizer) -> bool:
-    """A tokenizer's chat template opens a `<think>` block in its generation prompt (R1 distills)."""
-    if not getattr(tokenizer, "chat_template", None):
-        return False
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "1+1"}], tokenize=False, add_generation_prompt=True
-    )
-    return prompt_opens(prompt)
-
-
-def unclosed(response: str, think_opened: bool = False) -> bool:
-    """True if the response ends inside a think block: one it opened (`<think>` after the last
-    `</think>`), or the one the chat template opened before it (`think_opened`) never closed."""
-    open_at, end_at = response.rfind(OPEN), response.rfind(CLOSE)
-    if open_at > end_at:
-        return True
-    return think_opened and end_at < 0
-
-
-def answer_part(response: str, think_opened: bool = False) -> str:
-    """The part of a response that carries the final answer: after the last `</think>`;
-    empty when the response is still inside a think block."""
-    if unclosed(response, think_opened):
-        return ""
-    end_at = response.rfind(CLOSE)
-    return response[end_at + len(CLOSE) :] if end_at >= 0 else response
+__all__ = [
+    "CLOSE",
+    "OPEN",
+    "answer_part",
+    "prompt_opens",
+    "spans",
+    "split_ids",
+    "split_text",
+    "template_opens",
+    "tokenizer_decoder",
+    "unclosed",
+]
 
 
 def spans(text: str, inside: bool = False) -> list[tuple[int, int]]:
