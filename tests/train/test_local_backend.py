@@ -308,7 +308,9 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
         assert child.parent_checkpoint.step == 2 and child.lineage["gate"]["accuracy"] == 0.5
     assert (run2 / "global_step2_hf" / "config.json").is_file()
     metrics = local.read_metrics(run2)
-    assert any("length_term" in m for m in metrics)
+    # walkrun's rollout statistics, the length term among them, for the groups dynamic sampling kept
+    rounds = [m for m in metrics if "kept_group_rate" in m]
+    assert rounds and all(("length_term" in m) == (m["kept_group_rate"] > 0) for m in rounds)
     assert [m["step"] for m in metrics if "eval/pass@1[avg-of-k]" in m] == [0, 2]
     with pytest.raises(WalkrunError, match="not empty"):
         local.run_local(cfg2, run2)
