@@ -10,6 +10,7 @@ and a run whose name is an HTML injection.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -17,7 +18,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import EVIL_NAME, TASKS, Server, _samples, fill
+
+# This folder's conftest by path: under a mixed list of test paths, `import conftest` may find another folder's.
+_spec = importlib.util.spec_from_file_location("leaderboard_conftest", Path(__file__).with_name("conftest.py"))
+assert _spec is not None and _spec.loader is not None
+_lb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_lb)
+EVIL_NAME, TASKS, Server, _samples, fill = _lb.EVIL_NAME, _lb.TASKS, _lb.Server, _lb._samples, _lb.fill
 
 RUN, CONTROL = "concise-tiny", "concise-tiny-control"
 METRICS = ("mean_tokens", "p90_tokens", "accuracy", "entropy", "clip_ratio", "all_correct_group_rate")
