@@ -1,7 +1,7 @@
 """training_metric: each training run's per-step training metrics (reward, lengths, entropy, ...)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04
 """
 from typing import Sequence, Union
@@ -12,8 +12,8 @@ from alembic import op
 # The stage list as of this revision (walkrun.stages.STAGES); a later change gets its own revision.
 STAGES = ("base", "sft", "stage1", "stage2", "control", "train", "external")
 
-revision: str = "0009"
-down_revision: Union[str, Sequence[str], None] = "0008"
+revision: str = "0010"
+down_revision: Union[str, Sequence[str], None] = "0009"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
