@@ -23,13 +23,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 # Kinds of test too heavy for the fast tier, whatever their own duration.
-FULL_TIER_KINDS = {"vllm", "ray", "browser", "training"}
+FULL_TIER_KINDS = {"vllm", "ray", "browser", "training", "real_model"}
 # Kinds whose tests run one at a time, on one xdist worker (`--dist loadgroup`): at most one vLLM
 # engine (~3 GB each) and one local Ray cluster at a time.
 ONE_WORKER_KINDS = ("vllm", "ray")
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks added here
+# Not tryfirst: this runs after the folders' own conftest hooks (tests/real_model marks its tests
+# there) and before pytest's `-m` deselects by the marks added here (a builtin plugin, called last).
 def pytest_collection_modifyitems(config, items):
     for item in items:
         kinds = {m.name for m in item.iter_markers()}

@@ -32,6 +32,8 @@ def test_lm_eval_outside_its_range_is_refused_before_any_task_is_read(monkeypatc
     with pytest.raises(versions.UnsupportedVersion):
         lm_eval.quiet()
     assert task_module.tqdm is bar  # nothing patched
+    with pytest.raises(versions.UnsupportedVersion):
+        lm_eval.api_base("chat")  # the endpoint's API model
 
 
 def test_vllm_outside_its_range_refuses_the_engine_guards_and_the_version_lookup(monkeypatch):
@@ -61,13 +63,17 @@ def test_openrlhf_outside_its_range_leaves_apply_length_penalties_alone(monkeypa
     assert hook.active_reward() is None
 
 
-def test_openrlhf_is_not_checked_when_no_length_reward_is_asked_for(monkeypatch):
+def test_openrlhf_outside_its_range_is_refused_for_the_rollout_statistics_alone(monkeypatch):
+    from walkrun.integrations import openrlhf
     from walkrun.train.openrlhf import hook
 
     report(monkeypatch, openrlhf="0.12.0")
     monkeypatch.delenv(hook.REWARD_VAR, raising=False)
     monkeypatch.delenv(hook.ENABLE_VAR, raising=False)
-    assert hook.install() is False  # stock OpenRLHF: nothing of it is touched
+    # no length reward asked for: the hook still wraps OpenRLHF's function, for its statistics
+    with pytest.raises(versions.UnsupportedVersion, match=r"OpenRLHF ==0\.11\.2, but openrlhf 0\.12\.0 is installed"):
+        hook.install()
+    assert openrlhf.length_penalties_tag() is None
 
 
 def test_trl_outside_its_range_refuses_the_local_trainer(monkeypatch):

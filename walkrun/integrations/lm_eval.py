@@ -23,6 +23,9 @@ finish reason is "length" when the budget ran out, "stop" otherwise.
 is final while the rest of the call is still generating: hf after each batch (from the cache
 hook), vllm as each request finishes (`walkrun.integrations.vllm.generate_each`).
 
+**Endpoints.** `api_base(api)`: lm-eval's OpenAI-compatible API models, each response built by
+the subclass from what the server says (text, reasoning text, finish reason, usage).
+
 Written against lm-eval 0.4.13; any other version is refused.
 """
 
@@ -322,6 +325,128 @@ def vllm_base() -> type:
             return vllm_integration.generate_each(self.model, requests, params, self.lora_request, finished)
 
     return CountingVLLM
+
+
+# ---------------------------------------------------------------- API models (endpoints)
+
+API_BASES = {"chat": "LocalChatCompletion", "completions": "LocalCompletionsAPI"}
+
+
+@functools.cache
+def api_base(api: str) -> type:
+    """lm-eval's `local-chat-completions` ("chat") or `local-completions` ("completions") model
+    (`TemplateAPI`: concurrency, retries with back-off, timeouts) adapted for walkrun:
+
+    - a sampled request goes unseeded: lm-eval sends one seed with every request, and a seeded
+      server would make the k samples of a problem identical (greedy requests keep it);
+    - every request attempt, and every failed one, is counted in `stats`;
+    - each choice of a response is read as (text, reasoning text, finish reason, usage) and
+      turned into the subclass's `response(text, reasoning, finish_reason, usage)`;
+    - each response is handed to `on_response(instance, response)` as lm-eval reports it
+      (through its cache hook, on the async and sync paths alike).
+
+    The subclass calls `_api_init()` once built."""
+    import threading
+
+    SUPPORTED.check()
+    from lm_eval.models import openai_completions
+
+    base = getattr(openai_completions, API_BASES[api])
+    require_attributes(
+        base, ("_create_payload", "model_call", "amodel_call", "parse_generations", "generate_until"), SUPPORTED
+    )
+
+    class CountingAPI(base):  # type: ignore[valid-type,misc]
+        on_response: Callable[[Any, str], None] | None = None
+        cache_hook: Any = None
+        show_progress: bool = False
+
+        def response(self, text: str | None, reasoning: str | None, finish: str | None, usage: dict) -> str:
+            raise NotImplementedError
+
+        def _api_init(self) -> None:
+            self._lock = threading.Lock()
+            self.stats = {"attempts": 0, "failed_attempts": 0, "responses": 0}
+            self._waiting: dict = {}
+
+        @property
+        def hands_over_early(self) -> bool:
+            return True
+
+        def _create_payload(self, messages, generate=False, gen_kwargs=None, seed=1234, eos=None, **kwargs):
+            sampling = bool((gen_kwargs or {}).get("do_sample"))
+            payload = super()._create_payload(
+                messages, generate=generate, gen_kwargs=gen_kwargs, seed=seed, eos=eos, **kwargs
+            )
+            if sampling:
+                payload.pop("seed", None)
+            return payload
+
+        async def amodel_call(self, *args, **kwargs):
+            with self._lock:
+                self.stats["attempts"] += 1
+            try:
+                return await super().amodel_call(*args, **kwargs)
+            except BaseException:
+                with self._lock:
+                    self.stats["failed_attempts"] += 1
+                raise
+
+        def model_call(self, *args, **kwargs):
+            with self._lock:
+                self.stats["attempts"] += 1
+            try:
+                return super().model_call(*args, **kwargs)
+            except BaseException:
+                with self._lock:
+                    self.stats["failed_attempts"] += 1
+                raise
+
+        def parse_generations(self, outputs, **kwargs):
+            out = []
+            for o in outputs if isinstance(outputs, list) else [outputs]:
+                usage = o.get("usage") or {}
+                if api == "completions" and len(o["choices"]) != 1:
+                    raise RuntimeError("one prompt per request is needed to read each response's usage")
+                for choice in sorted(o["choices"], key=lambda c: c.get("index", 0)):
+                    if api == "chat":
+                        message = choice.get("message") or {}
+                        reasoning = message.get("reasoning") or message.get("reasoning_content")
+                        text = message.get("content")
+                    else:
+                        reasoning, text = None, choice.get("text")
+                    out.append(self.response(text, reasoning, choice.get("finish_reason"), usage))
+            return out
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            self._waiting = defaultdict(deque)
+            for req in requests:
+                self._waiting[req.args[0]].append(req)
+            inner = getattr(self, "cache_hook", None)
+            outer = self
+
+            class Hook:  # lm-eval reports each finished request here (async and sync paths alike)
+                def add_partial(self, attr, req, res):
+                    if attr == "generate_until":
+                        with outer._lock:
+                            outer.stats["responses"] += 1
+                    if attr == "generate_until" and outer.on_response is not None:
+                        queue = outer._waiting.get(req[0])
+                        if not queue:
+                            raise RuntimeError("a response arrived for a prompt with no request waiting for it")
+                        outer.on_response(queue.popleft(), res)
+                    if inner is not None:
+                        inner.add_partial(attr, req, res)
+
+            self.cache_hook = Hook()
+            try:
+                out = super().generate_until(requests, disable_tqdm=True)
+            finally:
+                self.cache_hook = inner
+                self._waiting = {}
+            return out
+
+    return CountingAPI
 
 
 def close(lm) -> None:

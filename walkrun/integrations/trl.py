@@ -10,9 +10,8 @@ two private methods of TRL 1.16's GRPOTrainer for it:
   splits into the round's optimizer steps, goes through the subclass's `after_scoring(batch)`
   while the model is training.
 
-The batch keys used (`completion_mask`, `tool_mask`, `num_items_in_batch`, `advantages`) and the
-metrics log are TRL's; `mask_groups`, `set_advantages` and `log_metric` are the one place that
-knows them.
+The batch keys used (`completion_mask`, `tool_mask`, `num_items_in_batch`, `advantages`) are TRL's;
+`mask_groups` and `set_advantages` are the one place that knows them.
 
 Written against TRL 1.16.0; any other version is refused.
 """
@@ -90,8 +89,3 @@ def mask_groups(trainer, batch: dict, keep) -> None:
 def set_advantages(batch: dict, advantages) -> None:
     """Replace the batch's advantages (one per completion)."""
     batch["advantages"] = advantages.view(-1).to(batch["advantages"].device, batch["advantages"].dtype)
-
-
-def log_metric(trainer, name: str, value: float) -> None:
-    """Add a value to TRL's training metrics (averaged into the next log line under `name`)."""
-    trainer._metrics["train"][name].append(float(value))

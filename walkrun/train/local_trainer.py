@@ -1,5 +1,9 @@
 """The pieces of a local training run around TRL's GRPOTrainer: dynamic sampling (masking
-zero-variance groups), checkpoints in OpenRLHF's layout, metrics.jsonl and the progress line."""
+zero-variance groups), checkpoints in OpenRLHF's layout, metrics.jsonl and the progress line.
+
+metrics.jsonl holds one record per TRL log call (every optimizer step): TRL's own metrics and
+walkrun's rollout statistics (logged by the reward function under `walkrun.telemetry.names`);
+`walkrun watch` reads it into the DB."""
 
 from __future__ import annotations
 
@@ -44,8 +48,6 @@ def trainer_class():
                 return batch
             keep = kept_groups(trl_integration.summed_rewards(self), self.num_generations)
             trl_integration.mask_groups(self, batch, keep)
-            trl_integration.log_metric(self, "kept_groups", float(keep.sum()))
-            trl_integration.log_metric(self, "kept_frac", float(keep.float().mean()))
             return batch
 
     return DynamicSamplingGRPOTrainer
@@ -114,7 +116,12 @@ def run_callback(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
         def on_log(self, args, state, control, logs=None, **kw):
             logs = dict(logs or {})
             self._write({"step": state.global_step, "elapsed_s": round(time.time() - t0, 1), **logs})
-            for key, short in (("accuracy", "acc"), ("mean_tokens", "len"), ("kept_groups", "kept"), ("entropy", "H")):
+            for key, short in (
+                ("accuracy", "acc"),
+                ("mean_tokens", "len"),
+                ("kept_group_rate", "kept"),
+                ("entropy", "H"),
+            ):
                 if logs.get(key) is not None:
                     self.last[short] = round(logs[key], 3)
             self.bar.set_postfix(self.last)
