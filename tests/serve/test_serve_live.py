@@ -171,6 +171,20 @@ def test_models_endpoint_lists_each_served_name(servers):
         assert models[0].model_extra["max_model_len"] == MAX_LEN
 
 
+def _expected_dtype() -> str:
+    """bfloat16 (vLLM's default for these float32 models on CPU) where walkrun's check found vLLM's
+    bf16 kernels running here, float32 where it did not (`pytest --vllm-bf16-check=fail` forces that)."""
+    from walkrun import vllm_compat
+
+    return vllm_compat.cpu_dtype(None).dtype or "bfloat16"
+
+
+def test_servers_run_in_the_dtype_the_machine_check_chose(servers):
+    for server in servers:
+        log = Path(server.log_path).read_text(errors="replace")
+        assert f"dtype=torch.{_expected_dtype()}," in log  # vLLM's engine config line
+
+
 def test_api_key_guards_v1_but_not_health(servers):
     _, b = servers
     with pytest.raises(openai.AuthenticationError):
@@ -535,7 +549,10 @@ def test_closing_the_demo_and_ctrl_c_stop_servers_leaving_no_processes(stack):
     assert a.proc.returncode is not None
     b.cli.send_signal(signal.SIGINT)  # Ctrl-C on `walkrun serve vllm`
     assert b.cli.wait(60) == 0
-    assert "stopping vLLM" in b.cli.stderr.read()
+    err = b.cli.stderr.read()
+    assert "stopping vLLM" in err
+    # the one line saying why float32, printed where walkrun chose it
+    assert ("starting vLLM in float32" in err) == (_expected_dtype() == "float32")
 
     def gone(pid: int) -> bool:
         try:

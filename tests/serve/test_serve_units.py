@@ -141,6 +141,7 @@ def test_every_launched_server_gets_a_key_kept_off_its_command_line(tmp_path, mo
 
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     monkeypatch.setenv("WALKRUN_HOME", str(tmp_path / "home"))
+    _bf16_checked(True)
     seen = []
     real_popen = subprocess.Popen
 
@@ -163,6 +164,76 @@ def test_every_launched_server_gets_a_key_kept_off_its_command_line(tmp_path, mo
     server = launch(VLLMServerConfig(model=model, log_file="-"))
     server.stop()
     assert server.api_key == "from-env" and server.key_file is None and seen[-1][1]["VLLM_API_KEY"] == "from-env"
+
+
+def _bf16_checked(ok: bool) -> None:
+    """This machine's bf16 check, as if it had run (cached in the current WALKRUN_HOME)."""
+    import time
+
+    if CPU_BUILD:
+        vllm_compat.save_bf16_check(
+            vllm_compat.Bf16Check(ok, "as the test says", vllm_compat._machine_key(), time.time())
+        )
+
+
+@pytest.mark.skipif(not CPU_BUILD, reason="the dtype decision is the CPU build's")
+def test_launch_starts_vllm_in_the_dtype_the_check_chose_unless_one_is_given(tmp_path, monkeypatch, capfd):
+    """A failed check: --dtype float32 and one line saying why (once per process); a passing one:
+    vLLM's default; a --dtype given among vLLM's flags: that one, whatever the check said."""
+    from walkrun.serve import vllm_server
+
+    monkeypatch.setenv("WALKRUN_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(vllm_compat, "_said", set())
+    seen = []
+    real_popen = subprocess.Popen
+
+    def popen(argv, env, **kw):
+        seen.append(argv)
+        return real_popen([sys.executable, "-c", "pass"], **kw)
+
+    monkeypatch.setattr(vllm_server.subprocess, "Popen", popen)
+    model = str(_model_dir(tmp_path))
+
+    def start(*extra: str):
+        server = launch(VLLMServerConfig(model=model, log_file="-", api_key="k", extra_args=list(extra)))
+        server.stop()
+        return seen[-1], server
+
+    _bf16_checked(False)
+    for _ in range(2):
+        argv, server = start()
+        assert argv[-2:] == ["--dtype", "float32"] and server.dtype == "float32"
+    notes = [ln for ln in capfd.readouterr().err.splitlines() if "float32" in ln]
+    assert len(notes) == 1 and "do not run on this machine (as the test says" in notes[0]
+    for given in (["--dtype", "bfloat16"], ["--dtype=bfloat16"]):
+        argv, server = start(*given)
+        assert argv.count("--dtype") + sum(a.startswith("--dtype=") for a in argv) == 1
+        assert server.dtype == "bfloat16"
+    _bf16_checked(True)
+    argv, server = start()
+    assert not any(a.startswith("--dtype") for a in argv) and server.dtype is None
+
+
+def test_engine_death_is_read_from_vllms_log_as_one_line():
+    """What vLLM 0.32 writes when its worker dies, in the shapes seen: the worker's exit code, or
+    "None" (read before the worker was reaped) with the faulthandler line naming the signal."""
+    from walkrun.serve.vllm_server import engine_failure_from_log
+
+    died = "(EngineCore pid=7) ERROR 12-04 [multiproc_executor.py:315] Worker proc VllmWorker-0 died unexpectedly"
+    fatal = "Fatal Python error: Illegal instruction\n\nCurrent thread 0x7f (most recent call first):\n  File ..."
+    sigill = engine_failure_from_log(f"{died} (exit code: -4), shutting down executor.\n")
+    assert sigill is not None and "\n" not in sigill
+    assert sigill.startswith("vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL")
+    assert sigill.endswith("start it in float32 (`-- --dtype float32`)")
+    assert engine_failure_from_log(f"{fatal}\n{died} (exit code: None), shutting down executor.\n") == sigill
+    in_fp32 = engine_failure_from_log(f"{fatal}\n{died} (exit code: None)", dtype="float32")
+    assert in_fp32 is not None and "SIGILL" in in_fp32 and "--dtype float32" not in in_fp32
+    segv = engine_failure_from_log(f"{died} (exit code: -11), shutting down executor.")
+    assert segv == "vLLM's engine died: its worker (VllmWorker-0) was killed by SIGSEGV"
+    assert engine_failure_from_log(f"{died} (exit code: 1)").endswith("exited with code 1")
+    assert "EngineCore" in engine_failure_from_log("ERROR [core.py:1512] EngineCore encountered a fatal error.")
+    healthy = "INFO Application startup complete.\nINFO 127.0.0.1 - POST /v1/completions 200 OK\n"
+    assert engine_failure_from_log(healthy) is None
 
 
 def _asgi_status(app, path: str, headers: list | None = None, method: str = "GET") -> int:

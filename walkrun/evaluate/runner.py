@@ -270,6 +270,13 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     from walkrun.evaluate import claims, protocols
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if cfg.backend == "vllm":
+        from walkrun import vllm_compat
+
+        # The dtype that runs is the one recorded (and keyed): float32 where the check forces it.
+        choice = vllm_compat.cpu_dtype(cfg.dtype)
+        vllm_compat.say_once(choice.note)
+        cfg = replace(cfg, dtype=choice.dtype or cfg.dtype)
     members = protocols.expand(cfg.protocol)
     if len(members) > 1:
         return [o for m in members for o in evaluate(replace(cfg, protocol=m), on_chunk=on_chunk, log=log)]

@@ -216,6 +216,14 @@ class SideBySide:
     def sides(self) -> list[Side]:
         return self.state.sides
 
+    def dead_side(self) -> str | None:
+        """'side LABEL: why its server stopped' for the first side whose server (one the demo
+        started) is no longer running; None while all run."""
+        for side in self.sides:
+            if side.server is not None and not side.server.alive():
+                return f"side {side.label}: {side.server.exit_reason()}"
+        return None
+
     def close(self) -> None:
         try:
             self.app.close()

@@ -202,7 +202,9 @@ async def stream_side(
     except Exception as e:  # shown in this side's column; the other side carries on
         run.total_s = run.elapsed()
         run.status = "error"
-        run.error = f"{type(e).__name__}: {e}"[:500]
+        # a server the demo started says why its engine died (vLLM's own 500 only says that it did)
+        failure = side.server.engine_failure() if side.server is not None else None
+        run.error = (failure or f"{type(e).__name__}: {e}")[:500]
     finally:
         await client.close()
         changed.set()
