@@ -224,7 +224,7 @@ def test_engine_death_is_read_from_vllms_log_as_one_line():
     sigill = engine_failure_from_log(f"{died} (exit code: -4), shutting down executor.\n")
     assert sigill is not None and "\n" not in sigill
     assert sigill.startswith("vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL")
-    assert sigill.endswith("start it in float32 (`-- --dtype float32`)")
+    assert "start it in float32 (`-- --dtype float32`)" in sigill
     assert engine_failure_from_log(f"{fatal}\n{died} (exit code: None), shutting down executor.\n") == sigill
     in_fp32 = engine_failure_from_log(f"{fatal}\n{died} (exit code: None)", dtype="float32")
     assert in_fp32 is not None and "SIGILL" in in_fp32 and "--dtype float32" not in in_fp32
@@ -234,6 +234,31 @@ def test_engine_death_is_read_from_vllms_log_as_one_line():
     assert "EngineCore" in engine_failure_from_log("ERROR [core.py:1512] EngineCore encountered a fatal error.")
     healthy = "INFO Application startup complete.\nINFO 127.0.0.1 - POST /v1/completions 200 OK\n"
     assert engine_failure_from_log(healthy) is None
+
+
+def test_a_server_reads_only_its_own_lines_of_an_appended_log(tmp_path, monkeypatch):
+    """Logs are appended to (same name and port, same file): an earlier server's death is not this one's."""
+    from walkrun.serve import vllm_server
+
+    monkeypatch.setenv("WALKRUN_HOME", str(tmp_path / "home"))
+    _bf16_checked(True)
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(
+        vllm_server.subprocess, "Popen", lambda argv, env, **kw: real_popen([sys.executable, "-c", "pass"], **kw)
+    )
+    log = tmp_path / "vllm.log"
+    died = "Worker proc VllmWorker-0 died unexpectedly (exit code: -4), shutting down executor.\n"
+    log.write_text("an earlier server\n" + died)
+    server = launch(VLLMServerConfig(model=str(_model_dir(tmp_path)), api_key="k", log_file=str(log)))
+    server.proc.wait()
+    assert server.engine_failure() is None
+    assert server.exit_reason() == f"vLLM exited with code 0; log {log}"
+    with open(log, "a") as f:
+        f.write(died)
+    assert server.exit_reason() == server.engine_failure()
+    assert server.exit_reason().startswith("vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL")
+    assert server.exit_reason().endswith(f"; log {log}")
+    server.stop()
 
 
 def _asgi_status(app, path: str, headers: list | None = None, method: str = "GET") -> int:

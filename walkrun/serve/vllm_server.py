@@ -178,8 +178,6 @@ def engine_failure_from_log(text: str, dtype: str | None = None) -> str | None:
     if fatal:
         sig = _FATAL_SIGNALS.get(fatal.group(1), "SIGFPE")
     elif worker and worker.group(2).startswith("-"):
-        import signal
-
         try:
             sig = signal.Signals(-int(worker.group(2))).name
         except ValueError:
@@ -187,13 +185,12 @@ def engine_failure_from_log(text: str, dtype: str | None = None) -> str | None:
     who = f"its worker ({worker.group(1)})" if worker else "a vLLM process"
     if sig == "SIGILL":
         advice = (
-            "start it in float32 (`-- --dtype float32`)"
-            if dtype in (None, "auto", "bfloat16", "bf16")
-            else "this build of vLLM does not run on this CPU"
+            "start it in float32 (`-- --dtype float32`): vLLM's bfloat16/float16 CPU kernels use AMX and AVX-512"
+            if dtype != "float32"
+            else "even in float32, so this vLLM build does not run on this CPU"
         )
         return (
-            f"vLLM's engine died: {who} was killed by SIGILL, a CPU instruction this machine does not "
-            f"execute (vLLM's bfloat16 CPU kernels use AMX / AVX-512-BF16); {advice}"
+            f"vLLM's engine died: {who} was killed by SIGILL, a CPU instruction this machine does not execute; {advice}"
         )
     if sig:
         return f"vLLM's engine died: {who} was killed by {sig}"
@@ -256,12 +253,21 @@ def build_command(cfg: VLLMServerConfig, port: int, cpu_build: bool | None = Non
 class VLLMServer:
     """A running vLLM server process (its own session, so the whole group can be stopped)."""
 
-    def __init__(self, cfg: VLLMServerConfig, port: int, proc: subprocess.Popen, name: str, log_path: Path | None):
+    def __init__(
+        self,
+        cfg: VLLMServerConfig,
+        port: int,
+        proc: subprocess.Popen,
+        name: str,
+        log_path: Path | None,
+        log_start: int = 0,
+    ):
         self.cfg = cfg
         self.port = port
         self.proc = proc
         self.name = name
         self.log_path = log_path
+        self.log_start = log_start  # where this server's output begins in a log file appended to
         host = "127.0.0.1" if cfg.host in ("0.0.0.0", "", "::") else cfg.host
         self.root_url = f"http://{host}:{port}"
         self.url = self.root_url + "/v1"  # OpenAI base_url
@@ -292,7 +298,7 @@ class VLLMServer:
         if not self.log_path or not self.log_path.is_file():
             return ""
         with open(self.log_path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+            f.seek(max(self.log_start, f.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
             return f.read().decode(errors="replace")
 
     def log_tail(self, n: int = 25) -> str:
@@ -435,6 +441,7 @@ def launch(cfg: VLLMServerConfig) -> VLLMServer:
             cfg = replace(cfg, extra_args=[*cfg.extra_args, "--dtype", str(choice.dtype)])
             argv += ["--dtype", str(choice.dtype)]
     name = argv[argv.index("--served-model-name") + 1]
+    log_start = 0
     if cfg.log_file == "-":
         log_path, out = None, None
     else:
@@ -442,6 +449,7 @@ def launch(cfg: VLLMServerConfig) -> VLLMServer:
         log_path = Path(cfg.log_file) if cfg.log_file else home() / "logs" / f"vllm-{safe}-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(log_path, "ab")
+        log_start = out.tell()  # an earlier server's lines (same name and port) are not this one's
     try:
         proc = subprocess.Popen(
             argv,
@@ -454,7 +462,7 @@ def launch(cfg: VLLMServerConfig) -> VLLMServer:
     finally:
         if out:
             out.close()
-    server = VLLMServer(cfg, port, proc, name, log_path)
+    server = VLLMServer(cfg, port, proc, name, log_path, log_start)
     if generated:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         server.key_file = home() / "keys" / f"vllm-{safe}-{port}.key"
