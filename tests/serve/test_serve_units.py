@@ -466,6 +466,33 @@ def test_cli_passes_flags_after_double_dash_to_vllm(tmp_path, monkeypatch):
     assert cfg.extra_args == ["--dtype", "float32", "--seed", "3"]
 
 
+def test_serve_demo_exits_1_naming_a_side_whose_server_died(monkeypatch):
+    """`walkrun serve demo` watches the servers it started; one that died ends it with the reason
+    (what the reason says, from a real dead engine: tests/serve/test_serve_engine_death.py)."""
+    from typer.testing import CliRunner
+
+    from walkrun.cli import app
+    from walkrun.serve.side_by_side import app as sbs_app
+
+    closed = []
+
+    class Demo:
+        url, sides = "http://127.0.0.1:1/", []
+
+        def dead_side(self):
+            return "side concise: vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL"
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(sbs_app, "launch", lambda cfg: Demo())
+    r = CliRunner().invoke(app, ["serve", "demo", "--a", "http://127.0.0.1:1/v1", "--b", "http://127.0.0.1:2/v1"])
+    assert r.exit_code == 1 and closed == [True]
+    assert r.stderr.strip().splitlines()[-1] == (
+        "walkrun: error: side concise: vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL"
+    )
+
+
 def test_swapping_a_model_onto_one_side_starts_the_new_server_before_stopping_the_old(tmp_path):
     events = []
 
