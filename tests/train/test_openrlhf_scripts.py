@@ -250,7 +250,7 @@ def test_presets_are_listed_and_mark_paper_values():
         preset_names()
     )
     c = load_config("fatemi-phase2")
-    assert c.source_of("actor_lr").startswith("paper B") and c.source_kind_of("actor_lr") == "paper B script"
+    assert c.source_of("actor_lr").startswith("paper B") and c.source_kind_of("actor_lr") == "paper B code"
     assert c.source_kind_of("train_micro_batch_size") == "ours" and c.source_kind_of("top_p") == "ours"
     assert "ours" == load_config("fatemi-phase2", ["actor_lr=1e-6"]).source_of("actor_lr")
     s1 = load_config("conciser-stage1")
@@ -389,8 +389,8 @@ def test_explain_prints_every_value_with_its_source():
     from walkrun.train.openrlhf.explain import explain_text
 
     text = explain_text(load_config("fatemi-phase2"))
-    assert 'loss_agg_mode = "seq-mean-token-mean"  [paper B script: ' in text
-    assert "value_clip = 0.2  [paper B script: the fork's default --value_clip 0.2" in text
+    assert 'loss_agg_mode = "seq-mean-token-mean"  [paper B code: ' in text
+    assert "value_clip = 0.2  [paper B code: the fork's default --value_clip 0.2" in text
     assert "seed = 42  [ours]" in text
     s1 = explain_text(load_config("conciser-stage1"))
     assert "n_samples_per_prompt = 32  [paper A: 32 rollouts per prompt]" in s1
