@@ -199,3 +199,11 @@ def test_length_terms_splits_a_flat_batch_into_groups():
     assert got == pytest.approx([0.8, 0.6, 0.4, 0.2, 0, 0, 0, 0])
     with pytest.raises(WalkrunError, match="whole groups"):
         lr.length_terms("lgrpo", flat_c, flat_l, 50, n=3)
+
+
+def test_readme_reward_table_is_the_generated_one():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start, end = readme.index(lr.TABLE_BEGIN), readme.index(lr.TABLE_END) + len(lr.TABLE_END) + 1
+    assert readme[start:end] == lr.markdown_table(), "regenerate: python -m walkrun.train.length_rewards --markdown"

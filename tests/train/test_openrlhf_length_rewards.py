@@ -233,3 +233,22 @@ def test_openrlhf_and_local_stage2_presets_per_reward_use_its_papers_estimator_a
     assert cfg.estimator == r.estimator and lr.filter_of(cfg.dynamic_filtering, cfg.dynamic_filtering_range) == r.filter
     if name != "lgrpo":
         assert env_vars(cfg)["WALKRUN_LENGTH_REWARD"] == name and "arXiv:" in cfg.paper["length_reward"]
+
+
+def test_explain_names_each_parameters_source_and_a_departure_from_the_papers_estimator():
+    from walkrun.train.local_cli import explain_local
+    from walkrun.train.local_config import load_config as load_local
+    from walkrun.train.openrlhf.config import load_config
+    from walkrun.train.openrlhf.explain import explain_text
+
+    text = explain_text(load_config("conciser-stage2-arora-zanette", ["pretrain=/m"]))
+    assert "length reward arora-zanette (arXiv:2502.04463" in text
+    assert "alpha = 0.1  [method code: the released training scripts use alpha 0.1" in text
+    assert "estimator rloo: the paper's" in text and "group filter none: the paper's" in text
+    moved = explain_text(load_config("conciser-stage2-arora-zanette", ["pretrain=/m", "estimator=group_norm"]))
+    assert "estimator group_norm: NOT the paper's: it used rloo" in moved
+    set_here = explain_text(load_config("conciser-stage2-kimi", ["pretrain=/m", "length_reward_params.weight=0.5"]))
+    assert "weight = 0.5  [ours: set in this config]" in set_here
+    local = explain_local(load_local("local-stage2-drpo", ["dynamic_sampling=false"]))
+    assert "lam = 0.1  [method code:" in local and "group filter none: NOT the paper's: it used mixed-only" in local
+    assert "estimator group_norm: NOT the paper's" not in local

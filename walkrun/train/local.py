@@ -129,6 +129,8 @@ def _end_ids(tok, model) -> set[int]:
 def _dataset(cfg: LocalConfig):
     from datasets import Dataset
 
+    from walkrun import prompts
+
     if cfg.task == "synthetic":
         from walkrun.synthetic import rl_rows
 
@@ -143,7 +145,12 @@ def _dataset(cfg: LocalConfig):
                 f"(set prompt_key/answer_key); has {sorted(r)}"
             )
         p = str(r[cfg.prompt_key])
-        rows.append({"prompt": [{"role": "user", "content": p}] if cfg.chat else p, "answer": str(r[cfg.answer_key])})
+        if cfg.prompt_style is None:
+            prompt: str | list[dict] = [{"role": "user", "content": p}] if cfg.chat else p
+        else:
+            style = prompts.get(cfg.prompt_style)
+            prompt = style.messages(p) if cfg.chat else style.plain_text(p)
+        rows.append({"prompt": prompt, "answer": str(r[cfg.answer_key])})
     if not rows:
         raise WalkrunError(f"{cfg.task}: no prompts")
     return Dataset.from_list(rows)

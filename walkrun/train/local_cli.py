@@ -52,9 +52,19 @@ def local(
         if no_db:
             raise WalkrunError("--from reads and records lineage in the results DB; drop --no-db")
         decision = choose_parent(
-            None, cfg.parent_run, cfg.gate_task, cfg.gate_k, cfg.gate_temperature, cfg.min_accuracy
+            None,
+            cfg.parent_run,
+            cfg.gate_task,
+            cfg.gate_k,
+            cfg.gate_temperature,
+            cfg.min_accuracy,
+            report_tasks=cfg.report_tasks,
         )
         print(decision.summary())
+        if decision.warning:
+            import sys
+
+            print(decision.warning, file=sys.stderr)
         cfg = dataclasses.replace(cfg, model=decision.source)
     run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = run_local(cfg, run_dir, preset=preset, name=name, register=not no_db, parent=decision)

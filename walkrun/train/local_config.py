@@ -52,6 +52,14 @@ class LocalConfig:
         default=True,
         metadata={"help": "JSONL task: send the prompt as a user chat message (the model's chat template applies)"},
     )
+    prompt_style: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL task: prompt style of walkrun.prompts (conciser, r1-cot, qwen25-math-cot, boxed) the "
+            "problem is rendered with; None: the prompt field as it is. Recorded with the run; its checkpoints are "
+            "evaluated with it by default"
+        },
+    )
     train_prompts: int = field(default=4096, metadata={"help": "synthetic task: size of the prompt pool"})
     reward: str = field(
         default="binary",
@@ -158,6 +166,10 @@ class LocalConfig:
         default="synthetic", metadata={"help": "gate: the task the parent's checkpoints are compared on"}
     )
     gate_k: int | None = field(default=None, metadata={"help": "gate: samples per problem of the compared evaluations"})
+    report_tasks: list[str] = field(
+        default_factory=list,
+        metadata={"help": "benchmarks this run's results are reported on; the gate warns when it selects on one"},
+    )
     gate_temperature: float | None = field(
         default=None, metadata={"help": "gate: temperature of the compared evaluations (None: any)"}
     )
@@ -200,6 +212,12 @@ class LocalConfig:
             raise WalkrunError(f"local: l_max must be a positive number of tokens, got {self.l_max!r}")
         if self.task != "synthetic" and not Path(self.task).is_file():
             raise WalkrunError(f"local: task must be 'synthetic' or a JSONL file; {self.task!r} is neither")
+        if self.prompt_style is not None:
+            from walkrun import prompts
+
+            prompts.get(self.prompt_style)
+            if self.task == "synthetic":
+                raise WalkrunError("local: the synthetic task's problem is its whole prompt; leave prompt_style unset")
         if self.eval_every and self.task != "synthetic":
             raise WalkrunError("local: eval_every works with task=synthetic only; use `walkrun watch` otherwise")
         from walkrun.train.advantages import ESTIMATORS

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from walkrun import options
+from walkrun import options, prompts
 from walkrun.options import opt as _f
 from walkrun.settings import WalkrunError
 from walkrun.stages import TRAINING_STAGES
@@ -24,7 +24,7 @@ from walkrun.train.provenance import SOURCE_KINDS, source_kind
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 BACKEND = "openrlhf"
-PROMPT_STYLES = ("qwen25-math-cot", "r1")
+PROMPT_STYLES = tuple(prompts.names())
 ESTIMATORS = ("gae", "reinforce", "rloo", "reinforce_baseline", "group_norm", "dr_grpo", "flash_reinforce")
 # transformers' scheduler names OpenRLHF hands to `get_scheduler` (--actor.lr_scheduler)
 LR_SCHEDULERS = (
@@ -69,8 +69,9 @@ class OpenRLHFConfig:
     eval_limit: int | None = _f(None, "Use only the first N rows of each eval benchmark.")
     prompt_style: str = _f(
         "qwen25-math-cot",
-        "Chat prompt: qwen25-math-cot (system: reason step by step, "
-        "\\boxed{}) | r1 (the instruction after the problem, no system turn).",
+        "Prompt style (walkrun.prompts): conciser (paper A's R1-Zero-style template) | r1-cot (paper B's: the "
+        "instruction after the problem) | qwen25-math-cot (system: reason step by step, \\boxed{}) | boxed. "
+        "Recorded with the run; its checkpoints are evaluated with it by default.",
     )
     reward_scheme: str = _f(
         "binary",
@@ -145,7 +146,14 @@ class OpenRLHFConfig:
         "Start from the best evaluated checkpoint of this training run (the gate; sets pretrain, records "
         "lineage). `--from RUN` sets it.",
     )
-    gate_task: str = _f("aime24", "Gate: the benchmark the parent run's checkpoints are compared on.")
+    gate_task: str = _f(
+        "aime24",
+        "Gate: the benchmark the parent run's checkpoints are compared on (heldout: the held-out slice of "
+        "`walkrun data prepare --heldout N`).",
+    )
+    report_tasks: list[str] = _f(
+        [], "Benchmarks this run's results are reported on; the gate warns when it selects on one of them."
+    )
     gate_k: int | None = _f(None, "Gate: samples per problem of the evaluations compared (None: any).")
     gate_temperature: float | None = _f(None, "Gate: temperature of the evaluations compared (None: any).")
     min_accuracy: float | None = _f(
