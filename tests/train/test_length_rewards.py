@@ -207,3 +207,12 @@ def test_readme_reward_table_is_the_generated_one():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     start, end = readme.index(lr.TABLE_BEGIN), readme.index(lr.TABLE_END) + len(lr.TABLE_END) + 1
     assert readme[start:end] == lr.markdown_table(), "regenerate: python -m walkrun.train.length_rewards --markdown"
+
+
+def test_dapo_overlong_matches_trls_soft_overlong_punishment():
+    from trl.rewards import get_soft_overlong_punishment
+
+    lengths = [50, 80, 81, 90, 99, 100, 101, 140]
+    trl = get_soft_overlong_punishment(max_completion_len=100, soft_punish_cache=20)([[1] * n for n in lengths])
+    ours = lr.length_term("dapo-overlong", [True, False] * 4, lengths, 100, {"cache_fraction": 0.2})
+    assert ours == pytest.approx(trl)
