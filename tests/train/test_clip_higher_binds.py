@@ -186,9 +186,10 @@ def test_openrlhf_second_and_later_updates_have_moving_ratios_and_clip(openrlhf_
     r = openrlhf_run
     assert r["new_eps"] == [0.2, 0.28] and r["new_updates"] == 16 and r["new_optimizer_steps"] == 16
     first, *later = _by_update(r["new"], r["new_gas"])
-    assert all(m["max_abs_log_ratio"] == 0.0 and m["clip_ratio"] == 0.0 for m in first)  # nothing has moved yet
+    # nothing has moved yet (float noise only: the old log-probs came from a batch of another shape)
+    assert all(m["max_abs_log_ratio"] < 1e-5 and m["clip_ratio"] == 0.0 for m in first)
     assert len(later) == 15
-    assert all(max(m["max_abs_log_ratio"] for m in step) > 0 for step in later)
+    assert all(max(m["max_abs_log_ratio"] for m in step) > 1e-2 for step in later)
     clipped = [max(m["clip_ratio"] for m in step) for step in later]
     assert sum(c > 0 for c in clipped) >= 10 and max(clipped) > 0.05
 
@@ -199,7 +200,7 @@ def test_openrlhf_one_update_per_rollout_batch_never_clips(openrlhf_run):
     """The old conciser batch shape (train batch = every rollout of the batch): one step, ratio 1."""
     r = openrlhf_run
     assert r["old_updates"] == 1 and r["old_optimizer_steps"] == 1
-    assert all(s["max_abs_log_ratio"] == 0.0 and s["clip_ratio"] == 0.0 for s in r["old"])
+    assert all(s["max_abs_log_ratio"] < 1e-5 and s["clip_ratio"] == 0.0 for s in r["old"])
 
 
 @pytest.mark.slow
@@ -254,5 +255,5 @@ def test_local_second_update_of_a_round_has_moving_ratios_and_clips(tmp_path):
     trainer.cfg = cfg
     trainer.train()
     assert len(seen) == 2 and all(s["old_kept"] for s in seen)
-    assert seen[0]["max_abs_log_ratio"] < 1e-5 and seen[0]["clip"] == 0.0
+    assert seen[0]["max_abs_log_ratio"] < 1e-5 and seen[0]["clip"] == 0.0  # the round's first step
     assert seen[1]["max_abs_log_ratio"] > 0.01 and seen[1]["clip"] > 0.0
