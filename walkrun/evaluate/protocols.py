@@ -27,7 +27,21 @@ DEFAULT_PROTOCOL = "default"
 # A budget derived from the model never exceeds this (DeepSeek-R1's reporting budget).
 MAX_BUDGET = 32768
 OVERRIDES = ("k", "temperature", "top_p", "max_new_tokens", "prompt")
-FIELDS = ("description", "source", "k", "temperature", "top_p", "max_new_tokens", "prompt", "fewshot", "chat", "seed")
+FIELDS = (
+    "description",
+    "source",
+    "k",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "prompt",
+    "fewshot",
+    "chat",
+    "seed",
+    "think_budget",
+    "answer_budget",
+    "posthoc",
+)
 CHAT_MODES = ("auto", "never")
 SEED_POLICIES = ("per-chunk",)
 
@@ -47,6 +61,11 @@ class Protocol:
     fewshot: int | tuple[tuple[str, int | None], ...] | None = None  # examples before each problem
     chat: str = "auto"
     seed: str = "per-chunk"
+    # budget forcing (walkrun.evaluate.forcing): thinking capped at think_budget tokens, then the
+    # answer within answer_budget; `posthoc` names the protocol whose post-hoc curve it is drawn beside
+    think_budget: int | None = None
+    answer_budget: int | None = None
+    posthoc: str | None = None
     derived: bool = False
 
     def k_for(self, task: str) -> int | None:
@@ -74,6 +93,8 @@ class Settings:
     prompt: str  # a walkrun.prompts style, or the task's own prompt id
     chat: bool
     seed: str
+    think_budget: int | None = None
+    answer_budget: int | None = None
     fewshot: int = 0
 
     @property
@@ -115,6 +136,12 @@ def _protocol(name: str, spec: dict, where: str) -> Protocol:
     _check_number(where, "temperature", spec.get("temperature"), 0)
     _check_number(where, "top_p", spec.get("top_p"), 0, 1)
     _check_number(where, "max_new_tokens", spec.get("max_new_tokens"), 1, integer=True)
+    _check_number(where, "think_budget", spec.get("think_budget"), 1, integer=True)
+    _check_number(where, "answer_budget", spec.get("answer_budget"), 1, integer=True)
+    if (spec.get("think_budget") is None) != (spec.get("answer_budget") is None):
+        raise WalkrunError(f"{where}: protocol {name!r}: budget forcing needs both think_budget and answer_budget")
+    if spec.get("think_budget") is not None and spec.get("max_new_tokens") is not None:
+        raise WalkrunError(f"{where}: protocol {name!r}: a forced protocol's budget is think_budget + answer_budget")
     chat = str(spec.get("chat") or "auto")
     seed = str(spec.get("seed") or "per-chunk")
     if chat not in CHAT_MODES:
@@ -134,6 +161,9 @@ def _protocol(name: str, spec: dict, where: str) -> Protocol:
         fewshot=fewshot,
         chat=chat,
         seed=seed,
+        think_budget=None if spec.get("think_budget") is None else int(spec["think_budget"]),
+        answer_budget=None if spec.get("answer_budget") is None else int(spec["answer_budget"]),
+        posthoc=None if spec.get("posthoc") is None else str(spec["posthoc"]),
     )
 
 
@@ -148,17 +178,20 @@ def _load(path: str = str(PROTOCOLS_FILE)) -> tuple[dict[str, Protocol], dict[st
     sweeps: dict[str, tuple[str, ...]] = {}
     for name, spec in (raw.get("sweeps") or {}).items():
         members = []
-        for t in spec["temperatures"]:
-            member = str(spec["name"]).format(temperature=float(t))
+        # a sweep varies one setting: temperature (Fatemi et al.) or the forced thinking budget (s1)
+        axis = "think_budget" if "think_budgets" in spec else "temperature"
+        for v in spec["think_budgets" if axis == "think_budget" else "temperatures"]:
+            value = int(v) if axis == "think_budget" else float(v)
+            member = str(spec["name"]).format(**{axis: value})
             base = dict(spec.get("base") or {})
             base.update(
                 {
-                    "temperature": float(t),
-                    "description": f"{spec.get('description', name)}: T {t}",
+                    axis: value,
+                    "description": f"{spec.get('description', name)}: {axis} {v}",
                     "source": str(spec.get("source") or ""),
                 }
             )
-            if float(t) == 0:
+            if axis == "temperature" and value == 0:
                 base.update({"k": 1, "top_p": 1.0})  # k greedy responses would all be the same
             named[member] = _protocol(member, base, path)
             members.append(member)
@@ -247,9 +280,21 @@ def resolve(protocol: Protocol, task: str, task_defaults: dict, budget) -> Setti
     chat = bool(task_defaults.get("chat")) and protocol.chat != "never"
     own = str(task_defaults.get("prompt") or "")
     prompt = protocol.prompt if protocol.prompt and task_defaults.get("styled") else own
-    max_new = protocol.max_new_tokens or task_defaults.get("max_new_tokens") or budget(chat, prompt)
+    if protocol.think_budget is not None and protocol.answer_budget is not None:
+        max_new = protocol.think_budget + protocol.answer_budget  # forced: thinking, then the answer
+    else:
+        max_new = protocol.max_new_tokens or task_defaults.get("max_new_tokens") or budget(chat, prompt)
     return Settings(
-        int(k), float(temperature), float(top_p), int(max_new), prompt, chat, protocol.seed, protocol.fewshot_for(task)
+        int(k),
+        float(temperature),
+        float(top_p),
+        int(max_new),
+        prompt,
+        chat,
+        protocol.seed,
+        protocol.think_budget,
+        protocol.answer_budget,
+        protocol.fewshot_for(task),
     )
 
 
@@ -296,6 +341,8 @@ def describe() -> list[dict]:
                 "fewshot": p.fewshot if not isinstance(p.fewshot, tuple) else dict(p.fewshot),
                 "chat": p.chat,
                 "seed": p.seed,
+                "think_budget": p.think_budget,
+                "answer_budget": p.answer_budget,
             }
         )
     return out
