@@ -33,9 +33,13 @@ def test_lgrpo_by_name_equals_the_lgrpo_switch():
 
 
 def test_ungated_pays_the_correct_rollouts_of_the_mixed_group():
-    rewards, logged = _rewards(length_reward="lgrpo-ungated", l_max=100)
+    # the filter its preset uses (drop all-wrong groups only): the statistics cover both groups
+    rewards, logged = _rewards(length_reward="lgrpo-ungated", l_max=100, dynamic_sampling_range=[0.0, 1.01])
     assert rewards == pytest.approx([1.8, 1.7, 1.6, 1.5, 1.8, 1.7, 1.6, 0.0])
     assert logged["length_term"] == pytest.approx((0.8 + 0.7 + 0.6 + 0.5) * 2 / 8 - 0.5 / 8)
+    # stage 1's filter (mixed groups only) keeps the mixed group alone, as the trainer will
+    _, mixed_only = _rewards(length_reward="lgrpo-ungated", l_max=100)
+    assert mixed_only["length_term"] == pytest.approx((0.8 + 0.7 + 0.6) / 4) and mixed_only["kept_group_rate"] == 0.5
 
 
 def test_kimi_and_thinkprune_through_the_trl_reward():
