@@ -140,6 +140,7 @@ def run_plan(
                 task_manager=tm,
                 samples={plan.lm_eval_name: chunk},
                 apply_chat_template=plan.chat,
+                system_instruction=plan.system_instruction,
                 bootstrap_iters=0,
                 log_samples=True,
                 random_seed=seed,
@@ -311,7 +312,9 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
         log(
             f"walkrun: {p.name} [protocol {p.protocol}]: {len(p.rows)} problems, {mode}, "
             f"up to {p.sampling['max_new_tokens']} new tokens, "
-            f"{'chat template' if p.chat else 'plain prompt'}; {todo}"
+            f"{'chat template' if p.chat else 'plain prompt'} ({p.sampling['prompt_template'].rsplit('+', 1)[0]})"
+            + (f", {p.sampling['num_fewshot']}-shot" if p.sampling.get("num_fewshot") else "")
+            + f"; {todo}"
         )
     lm = None
     keeper = leases.Keeper(cfg.db, cfg.lease_seconds)
