@@ -75,9 +75,9 @@ def test_demonstrator_slips_only_on_hard_steps_and_re_checks_catch_most_slips():
     rng = random.Random(0)
     it = syn.train_terms(rng)
     hard = slips = rechecked_slips = caught = 0
-    for _ in range(4000):
+    for _ in range(8000):
         t = next(it)
-        steps = _steps(syn.demonstration(t, rng, recheck=0.5))
+        steps = _steps(syn.demonstration(t, rng, recheck=0.8))
         acc, term_i, prev = t[0], 1, None
         for is_r, a, term, value in steps:
             if is_r:  # re-does the step before it
@@ -133,7 +133,7 @@ def test_eval_rows_are_deterministic_registered_and_never_trained_on():
     for r in rows:
         terms = syn.terms_of(r["problem"])
         assert sum(terms) == int(r["answer"])
-        assert (r["n_terms"], r["carries"]) == (len(terms), syn.carries(terms))
+        assert (r["n_terms"], r["carries"], r["level"]) == (len(terms), syn.carries(terms), syn.carries(terms))
         assert syn.PROMPT_TEMPLATE.format(problem=r["problem"]) == r["problem"]
     reg = problem_sets.load("synthetic", limit=5)
     assert [(r["id"], r["problem"], r["answer"]) for r in reg] == [

@@ -1,17 +1,40 @@
 """Synthetic running-sum task for tiny models: data, a character tokenizer, a ~199k-param Qwen2.
 
-The task: the prompt is `3+5+8+2=`; a
-concise completion is `3+5=8;8+8=16;16+2=18;\\boxed{18}` then `<eos>`. The verbose style adds a
-redundant re-check after a step (`3+5=8;r3+5=8;...`). The SFT demonstrator is noisy (each
-step is off by 1 or 2 with probability 0.15 and the chain continues from the wrong value),
-so a trained model is right about 55-65 % of the time when sampled at T=1 while its greedy
-output is nearly always right: RL here sharpens the sampling distribution, and the metric
-that shows it is sampled pass@1 at T=1, reported beside greedy accuracy.
+The task. The prompt is `3+5+8+2=` (3-6 digits, 1-9); a worked completion adds one term at a time and
+boxes the sum, `3+5=8;8+8=16;16+2=18;\\boxed{18}`, then `<eos>`. The answer is boxed so that
+`walkrun.grading` (math-verify, boxed answer first) grades it like any benchmark (`\\boxed{` is
+one token). A problem's difficulty is its number of carries (`carries`).
 
-The answer is written `\\boxed{N}` so `walkrun.grading` (math-verify, boxed answer first)
-grades it like any benchmark; a `#N` ending would not work: math-verify ignores it and
-grades the last equation instead. `\\boxed{` is one token, so a completion is one token
-longer than the `#N` form of the notes.
+A toy where verbosity has a use and a price. The SFT demonstrator (`demonstration`) slips where
+a person would: on a *hard step*, a carry past a multiple of ten once the sum has two digits
+(16+7=23; a problem's first carry, 8+8=16, is easy), its first attempt is off by 1 or 2 with
+probability SLIP = 0.3; every other step is right. It may re-check a step (`16+7=22;r16+7=23`):
+a re-check confirms a right value and catches a slip with probability CATCH = 0.85, and the chain
+goes on from the re-checked value. Per example the demonstrator re-checks each step with a
+probability drawn from {.5, .75, 1} (mix `v3`), and 15 % of its examples answer at once
+(`\\boxed{18}`, right: the model, not the data, is what fails them). So re-checks pay on
+carry-heavy sums and are wasted on the rest; direct answers are the cheapest and worst path.
+
+The SFT model of `walkrun demo` (seed 0, 1000 steps), 200 held-out problems x 4 samples at T=1,
+made to write each way by `python -m walkrun.lab.toy` (accuracy / mean tokens):
+
+    style                   all          0-1 carries (93)   2 carries (81)   3+ carries (26)
+    as it likes             0.771 / 45.1  0.911 / 34.2       0.670 / 51.3     0.587 / 63.9
+    re-check every step     0.863 / 58.6  0.989 / 44.9       0.796 / 66.8     0.615 / 81.4
+    never re-check          0.790 / 30.1  0.966 / 23.2       0.691 / 34.0     0.462 / 41.2
+    direct answer           0.430 /  5.0  0.548 /  4.9       0.333 /  5.0     0.288 /  5.6
+
+(no sample reached the 96-token cap). Re-checks buy 10-15 points on sums with two or more
+carries and nothing below that, at twice the tokens; the other seeds look alike (seed 1:
+0.892 / 58.5 re-checking every step, 0.739 / 30.3 never). Correctness alone therefore
+rewards re-checking (stage 1 grows length: 44 -> 56 tokens in the demo), a length term rewards
+dropping them, and once RL has sharpened the hard steps the plain chain (~30 tokens, half the
+verbose length) is as accurate as the re-checked one: the shortest accurate policy, which
+stage 2 reaches while the control, without the length term, keeps re-checking.
+
+Accuracy means sampled pass@1 at T=1: greedy decoding of the SFT model is already near 100 %
+(its slips are sampled, not argmax), so RL here sharpens the sampling distribution and the
+metric that shows it is pass@1 at T=1, reported beside greedy accuracy.
 """
 
 from __future__ import annotations
@@ -34,7 +57,7 @@ MAX_NEW_TOKENS = 96  # a completion that re-checks every step of a 6-term sum is
 MIN_TERMS, MAX_TERMS = 3, 6
 
 # The demonstrator (see the module docstring): where it errs, and how its re-checks catch errors.
-SLIP = 0.3  # P(a first attempt at a hard step is off by 1 or 2); every other step is right
+SLIP = 0.2  # P(a first attempt at a hard step is off by 1 or 2); every other step is right
 CATCH = 0.85  # P(a re-check after a wrong first attempt writes the right value; else it copies the error)
 NOISE_OFFSETS = (-2, -1, 1, 2)
 
@@ -64,7 +87,9 @@ CHAT_TEMPLATE = (
 
 
 def random_terms(rng: random.Random) -> list[int]:
-    return [rng.randint(0, 9) for _ in range(rng.randint(MIN_TERMS, MAX_TERMS))]
+    # Digits 1-9: a +0 step is a step a concise policy may rightly skip, and learning to skip it
+    # spread, under a length reward, into skipping terms that count.
+    return [rng.randint(1, 9) for _ in range(rng.randint(MIN_TERMS, MAX_TERMS))]
 
 
 def prompt_of(terms: list[int]) -> str:
@@ -168,7 +193,8 @@ def held_out_prompts() -> frozenset[str]:
 
 
 def eval_rows(limit: int | None = None) -> list[dict]:
-    """The held-out evaluation set as benchmark rows `{id, problem, answer, source, n_terms, carries}`.
+    """The held-out evaluation set as benchmark rows `{id, problem, answer, source, n_terms, carries, level}`
+    (level = carries, the field the results DB stores per problem).
 
     Deterministic (fixed seed), at most EVAL_SIZE rows; the prompt to send is
     `PROMPT_TEMPLATE.format(problem=row["problem"])`, i.e. the problem itself, without a chat
@@ -183,6 +209,7 @@ def eval_rows(limit: int | None = None) -> list[dict]:
             "source": "walkrun synthetic running sums",
             "n_terms": len(t),
             "carries": carries(t),
+            "level": carries(t),  # the difficulty level the results DB and the checkpoint page group by
         }
         for i, t in enumerate(_eval_set()[:n])
     ]
