@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from walkrun.db import store
 from walkrun.db.engine import cannot_open, get_engine, is_empty, session_scope
-from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
+from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingMetric, TrainingRun
 from walkrun.settings import WalkrunError
 
 
@@ -38,11 +38,22 @@ def record_training_run(
     parent_checkpoint_id: int | None = None,
     lineage: dict[str, Any] | None = None,
 ) -> None:
-    """Create (or update) the training run `name`; both training backends call this before training.
-    `parent_checkpoint_id`: the checkpoint the run starts from (its lineage, with `lineage` facts)."""
+    """Create (or update) the training run `name`, with the environment it is registered from
+    (`walkrun.environment`); every training path (local, OpenRLHF, the recipe and the demo) calls this
+    before training. `parent_checkpoint_id`: the checkpoint the run starts from (its lineage, with
+    `lineage` facts)."""
+    from walkrun.environment import collect
+
+    environment = collect().to_dict()
     with session_scope(url) as s:
         run = store.get_or_create_training_run(
-            s, name, backend, preset=preset, config=config, output_dir=str(Path(output_dir).resolve())
+            s,
+            name,
+            backend,
+            preset=preset,
+            config=config,
+            output_dir=str(Path(output_dir).resolve()),
+            environment=environment,
         )
         if parent_checkpoint_id is not None:
             parent = s.get(Checkpoint, parent_checkpoint_id)
@@ -101,8 +112,14 @@ def list_checkpoints(url: str | None = None) -> list[dict]:
 
 
 def row_counts(url: str | None = None) -> dict[str, int]:
-    """How many training runs, checkpoints, eval runs and samples the DB holds."""
-    tables = {"training runs": TrainingRun, "checkpoints": Checkpoint, "eval runs": EvalRun, "samples": Sample}
+    """How many training runs, checkpoints, eval runs, samples and training-metric values the DB holds."""
+    tables = {
+        "training runs": TrainingRun,
+        "checkpoints": Checkpoint,
+        "eval runs": EvalRun,
+        "samples": Sample,
+        "training metrics": TrainingMetric,
+    }
     with session_scope(url, readonly=True, create=False) as s:
         return {label: s.scalar(select(func.count()).select_from(model)) or 0 for label, model in tables.items()}
 

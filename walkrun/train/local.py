@@ -39,7 +39,16 @@ from walkrun.settings import WalkrunError
 from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
 from walkrun.train.local_trainer import METRICS_FILE, kept_groups, run_callback, save_final, trainer_class
 
-__all__ = ["LocalConfig", "kept_groups", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
+__all__ = [
+    "LocalConfig",
+    "kept_groups",
+    "load_config",
+    "make_reward",
+    "new_run_record",
+    "preset_names",
+    "read_metrics",
+    "run_local",
+]
 RUN_FILE = "walkrun_run.json"
 
 
@@ -72,7 +81,6 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
         correct = [credited(g) for g in grades]
         rewards = [scheme_reward(cfg.reward, c, g.has_boxed) for c, g in zip(correct, grades)]
         lengths = [len(ids) for ids in completion_ids]  # generated tokens, eos included
-        n_groups = len(texts) // G
         bonus = [0.0] * len(texts)
         if cfg.length_term:
             # The length term needs each prompt's whole group in this call; TRL's RepeatSampler
@@ -85,18 +93,39 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
             bonus = length_terms(cfg.length_term, correct, lengths, l_max, G)
             rewards = [r + b for r, b in zip(rewards, bonus)]
         if log_metric is not None:
-            log_metric("accuracy", sum(correct) / len(correct))
-            log_metric("mean_tokens", sum(lengths) / len(lengths))
-            if n_groups and len(texts) % G == 0:
-                log_metric(
-                    "all_correct_groups", sum(all(correct[g * G : (g + 1) * G]) for g in range(n_groups)) / n_groups
-                )
-            log_metric("length_bonus", sum(bonus) / len(bonus))
-            log_metric("no_answer_rate", sum(g.status == "no_answer" for g in grades) / len(grades))
-            log_metric("truncation_rate", sum(truncated) / len(truncated))
+            _log_step(log_metric, cfg, correct, lengths, truncated, grades, rewards, bonus)
         return rewards
 
     return correctness_and_length
+
+
+def _log_step(log_metric, cfg: LocalConfig, correct, lengths, truncated, grades, rewards, terms) -> None:
+    """walkrun's rollout statistics (`walkrun.train.rollout_stats`) through TRL's metric log, over
+    the groups the trainer trains on: with dynamic sampling, those `kept_groups` keeps (the
+    trainer masks the others with the same test on the same rewards), as OpenRLHF reports its own."""
+    import torch
+
+    from walkrun.train.rollout_stats import step_stats
+
+    G = cfg.num_generations
+    n_groups = len(rewards) // G
+    keep = [True] * n_groups
+    if cfg.dynamic_sampling and n_groups and len(rewards) % G == 0:
+        keep = kept_groups(torch.tensor(rewards, dtype=torch.float32), G).tolist()
+        log_metric("kept_group_rate", sum(keep) / n_groups)
+    rows = [i for i in range(n_groups * G) if keep[i // G]]
+    stats = step_stats(
+        [correct[i] for i in rows],
+        [lengths[i] for i in rows],
+        [truncated[i] for i in rows],
+        [grades[i].status == "no_answer" for i in rows],
+        [rewards[i] for i in rows],
+        [i // G for i in rows],
+    )
+    if cfg.length_term and rows:
+        stats["length_term"] = sum(terms[i] for i in rows) / len(rows)
+    for name, value in stats.items():
+        log_metric(name, value)
 
 
 def _end_ids(tok, model) -> set[int]:
@@ -131,6 +160,23 @@ def _dataset(cfg: LocalConfig):
     if not rows:
         raise WalkrunError(f"{cfg.task}: no prompts")
     return Dataset.from_list(rows)
+
+
+def new_run_record(name: str, preset: str | None, stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    """RUN_DIR/walkrun_run.json of a local run as it starts: what it is, what made it, and the
+    environment it runs in (`walkrun.environment`); `finished_at` is set when it ends."""
+    from walkrun.environment import collect
+
+    return {
+        "name": name,
+        "backend": "local",
+        "preset": preset,
+        "stage": stage,
+        "config": config,
+        "environment": collect().to_dict(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": None,
+    }
 
 
 def _check_run_dir(run_dir: Path) -> None:
@@ -180,15 +226,7 @@ def run_local(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    record: dict[str, Any] = {
-        "name": name,
-        "backend": "local",
-        "preset": preset,
-        "stage": cfg.stage,
-        "config": asdict(cfg),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "finished_at": None,
-    }
+    record = new_run_record(name, preset, cfg.stage, asdict(cfg))
     (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
     tok = AutoTokenizer.from_pretrained(cfg.model)
