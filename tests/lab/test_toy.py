@@ -26,7 +26,7 @@ def test_breakdown_reports_each_style_per_number_of_carries(tmp_path):
     result = breakdown(str(model), n=12, k=1, max_new_tokens=12)
     assert set(result) == {"free", "recheck", "no-recheck", "direct"}
     carries = {r["carries"] for r in synthetic.eval_rows(12)}
-    for style, per in result.items():
+    for per in result.values():
         assert per["all"]["samples"] == 12
         assert sum(v["samples"] for level, v in per.items() if level != "all") == 12
         assert {level for level in per if level != "all"} == {f"carries={min(c, 3)}{'+' * (c >= 3)}" for c in carries}
