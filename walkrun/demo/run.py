@@ -49,7 +49,7 @@ def _quiet() -> None:
 def _titles(cfg: DemoConfig) -> dict[str, str]:
     beside = "; evaluations of finished checkpoints run beside it (logs/eval.log)"
     return {
-        "sft": f"[1/5] SFT: a ~199k-param char-level Qwen2 learns the noisy, verbose demonstrator ({cfg.sft_steps} steps)",
+        "sft": f"[1/5] SFT: a ~199k-param char-level Qwen2 learns the slipping, re-checking demonstrator ({cfg.sft_steps} steps)",
         "stage1": f"[2/5] stage 1, GRPO++ (correctness reward, dynamic sampling), {cfg.stage1_rounds} rounds "
         f"x 16 prompts x 8 rollouts" + beside,
         "stage2": f"[2/5] stage 2, L-GRPO (length term for all-correct groups), {cfg.stage2_rounds} rounds, "
@@ -176,7 +176,8 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
         **result.collect(cfg, lay),
         "environment": environment.collect().to_dict(),
     }
-    summary["verdicts"] = result.verdicts(summary["table"])
+    summary["comparisons"] = result.comparisons(lay.db, summary["table"])
+    summary["verdicts"] = result.verdicts(summary["comparisons"])
     summary["eval_failures"] = missing = result.problems(summary)
     serve_cfg = result.write_serve_config(lay, summary["table"])
     summary["serve_command"] = f"walkrun serve demo --config {serve_cfg}" if serve_cfg else None

@@ -4,8 +4,8 @@
     walkrun ablate --seeds 0,1,2 --rewards lgrpo,lgrpo-ungated,kimi --workdir runs/lab
     walkrun ablate --from-steps 10,20,40 --rewards lgrpo   # stage 2 from earlier stage-1 checkpoints
 
-The pipeline, on the synthetic running-sum task (`walkrun.synthetic`, SFT mix
-`shortcut-noisy` by default: 30 % direct answers, a short style that is often wrong on long sums):
+The pipeline, on the synthetic running-sum task (`walkrun.synthetic`: re-checks catch the slips of
+carry-heavy sums and are wasted on easy ones; direct answers are short and mostly wrong):
 SFT -> stage 1 (GRPO++, `local-stage1`) -> for each reward x seed x start checkpoint, stage 2
 with that reward's preset (`stage2_preset`: `local-stage2-NAME`, which carries the estimator and
 group filter of the reward's paper; one budget for all). Each finished run is evaluated
@@ -54,7 +54,7 @@ class AblateConfig:
             "help": "stage-1 checkpoints (optimizer steps, comma-separated) to start stage 2 from; default: last"
         },
     )
-    mix: str = field(default="shortcut-noisy", metadata={"help": "SFT verbosity mix of walkrun.synthetic.MIXES"})
+    mix: str = field(default="v3", metadata={"help": "SFT verbosity mix of walkrun.synthetic.MIXES"})
     budget: int = field(default=64, metadata={"help": "length budget in tokens given to every reward (L_max, cap)"})
     sft_steps: int | None = field(default=None, metadata={"help": f"SFT steps (default {FULL[0]}, fast {FAST[0]})"})
     stage1_rounds: int | None = field(

@@ -85,7 +85,7 @@ def explain_local(cfg: LocalConfig) -> str:
 
 @options.command(SFTConfig, arguments=("out",))
 def sft(cfg: SFTConfig) -> None:
-    """Supervised warm start on the synthetic running-sum task (verbose, noisy demonstrator).
+    """Supervised warm start on the synthetic running-sum task (a demonstrator that slips and re-checks).
 
     Builds a fresh ~199k-param Qwen2 with the task's character tokenizer unless --init is given,
     trains it, and prints sampled (T=1) and greedy accuracy on held-out problems.
