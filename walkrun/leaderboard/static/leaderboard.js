@@ -183,9 +183,28 @@
     });
   }
 
+  /* A comparison page's filter: a row shows when its data-tags hold the chosen tag. */
+  function tagFilters() {
+    document.querySelectorAll("select.f-tags").forEach(function (sel) {
+      sel.addEventListener("change", function () {
+        var table = document.getElementById(sel.getAttribute("data-target"));
+        if (!table) return;
+        var n = 0;
+        Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
+          var tags = (r.getAttribute("data-tags") || "").split(" ");
+          r.hidden = !!sel.value && tags.indexOf(sel.value) < 0;
+          if (!r.hidden) n += 1;
+        });
+        var shown = sel.parentNode.querySelector('[data-role="shown"]');
+        if (shown) shown.textContent = n + " problems shown";
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("table.lb").forEach(function (t) { ResultsTable(t); });
     outcomeFilters();
+    tagFilters();
     drawFigures();
     document.documentElement.setAttribute("data-ready", "1");
   });
