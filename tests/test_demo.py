@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,7 @@ def test_fast_demo_evaluates_every_checkpoint_and_builds_the_page(tmp_path):
         assert any(line.startswith(label) for line in p.stdout.splitlines()), p.stdout
     summary = json.loads((work / "demo_summary.json").read_text())
     assert set(summary["table"]) == {"sft", "stage1", "stage2", "control"}
+    assert summary["environment"]["packages"]["transformers"] == version("transformers")  # what it ran on
     assert "walkrun serve demo --config" in p.stdout
     from walkrun.serve.side_by_side.config import load_config
 

@@ -37,7 +37,7 @@ app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_ma
 
 
 def _register_all() -> None:
-    from walkrun import demo_cli, models_cli
+    from walkrun import demo_cli, env_cli, models_cli
     from walkrun.data import cli as data_cli
     from walkrun.db import cli as db_cli
     from walkrun.evaluate import cli as eval_cli
@@ -46,7 +46,7 @@ def _register_all() -> None:
     from walkrun.serve import cli as serve_cli
     from walkrun.train import cli as train_cli
 
-    for module in (train_cli, data_cli, eval_cli, db_cli, lb_cli, serve_cli, models_cli, demo_cli, lab_cli):
+    for module in (train_cli, data_cli, eval_cli, db_cli, lb_cli, serve_cli, models_cli, demo_cli, env_cli, lab_cli):
         module.register(app)
 
 

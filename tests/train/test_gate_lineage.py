@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 
@@ -211,6 +212,7 @@ def test_submit_records_the_parent_checkpoint(db, tmp_path):
     with session_scope(db) as s:
         run = s.query(TrainingRun).filter_by(name="conciser-stage2").one()
         assert run.parent_checkpoint.source == decision.source and run.lineage["gate"]["task"] == "synthetic"
+        assert run.environment["packages"]["openrlhf"] == version("openrlhf")  # the submitting machine's
 
 
 def test_gate_can_look_at_one_stage_of_a_run(db):

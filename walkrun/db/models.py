@@ -81,6 +81,8 @@ class TrainingRun(Base):
         ForeignKey("checkpoint.id", ondelete="SET NULL", use_alter=True), index=True
     )
     lineage: Mapped[dict[str, Any] | None]
+    # The software and hardware it was registered from (`walkrun.environment.Environment.to_dict()`).
+    environment: Mapped[dict[str, Any] | None]
 
     checkpoints: Mapped[list[Checkpoint]] = relationship(
         back_populates="training_run", foreign_keys="Checkpoint.training_run_id"

@@ -38,11 +38,22 @@ def record_training_run(
     parent_checkpoint_id: int | None = None,
     lineage: dict[str, Any] | None = None,
 ) -> None:
-    """Create (or update) the training run `name`; both training backends call this before training.
-    `parent_checkpoint_id`: the checkpoint the run starts from (its lineage, with `lineage` facts)."""
+    """Create (or update) the training run `name`, with the environment it is registered from
+    (`walkrun.environment`); every training path (local, OpenRLHF, the recipe and the demo) calls this
+    before training. `parent_checkpoint_id`: the checkpoint the run starts from (its lineage, with
+    `lineage` facts)."""
+    from walkrun.environment import collect
+
+    environment = collect().to_dict()
     with session_scope(url) as s:
         run = store.get_or_create_training_run(
-            s, name, backend, preset=preset, config=config, output_dir=str(Path(output_dir).resolve())
+            s,
+            name,
+            backend,
+            preset=preset,
+            config=config,
+            output_dir=str(Path(output_dir).resolve()),
+            environment=environment,
         )
         if parent_checkpoint_id is not None:
             parent = s.get(Checkpoint, parent_checkpoint_id)

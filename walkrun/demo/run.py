@@ -11,6 +11,7 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+from walkrun import environment
 from walkrun.demo import summary as result
 from walkrun.demo.config import DemoConfig, Layout, check_workdir
 from walkrun.settings import WalkrunError, safe_url
@@ -176,6 +177,7 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
         "timings_s": timings,
         "training_wall_s": {k: (records.get(k) or {}).get("wall_seconds") for k in pipeline.STAGES},
         **result.collect(cfg, lay),
+        "environment": environment.collect().to_dict(),
     }
     summary["verdicts"] = result.verdicts(summary["table"])
     summary["eval_failures"] = missing = result.problems(summary)

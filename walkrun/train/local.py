@@ -39,7 +39,16 @@ from walkrun.settings import WalkrunError
 from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
 from walkrun.train.local_trainer import METRICS_FILE, kept_groups, run_callback, save_final, trainer_class
 
-__all__ = ["LocalConfig", "kept_groups", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
+__all__ = [
+    "LocalConfig",
+    "kept_groups",
+    "load_config",
+    "make_reward",
+    "new_run_record",
+    "preset_names",
+    "read_metrics",
+    "run_local",
+]
 RUN_FILE = "walkrun_run.json"
 
 
@@ -133,6 +142,23 @@ def _dataset(cfg: LocalConfig):
     return Dataset.from_list(rows)
 
 
+def new_run_record(name: str, preset: str | None, stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    """RUN_DIR/walkrun_run.json of a local run as it starts: what it is, what made it, and the
+    environment it runs in (`walkrun.environment`); `finished_at` is set when it ends."""
+    from walkrun.environment import collect
+
+    return {
+        "name": name,
+        "backend": "local",
+        "preset": preset,
+        "stage": stage,
+        "config": config,
+        "environment": collect().to_dict(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": None,
+    }
+
+
 def _check_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise WalkrunError(f"run folder {run_dir} already exists and is not empty; pick another --out or delete it")
@@ -180,15 +206,7 @@ def run_local(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    record: dict[str, Any] = {
-        "name": name,
-        "backend": "local",
-        "preset": preset,
-        "stage": cfg.stage,
-        "config": asdict(cfg),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "finished_at": None,
-    }
+    record = new_run_record(name, preset, cfg.stage, asdict(cfg))
     (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
     tok = AutoTokenizer.from_pretrained(cfg.model)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from walkrun.settings import WalkrunError
-from walkrun.train.local import RUN_FILE
+from walkrun.train.local import RUN_FILE, new_run_record
 
 STAGES = ("sft", "stage1", "stage2", "control")
 LABEL = {"sft": "SFT", "stage1": "stage 1", "stage2": "stage 2", "control": "control"}
@@ -116,14 +116,10 @@ def finished(run_dir: Path) -> bool:
 
 def register_runs(recipe: Recipe, db: str | None = None, preset: str = "recipe", extra: dict | None = None) -> None:
     """The recipe's training runs in the results DB with their configs, before any checkpoint exists."""
-    from walkrun.db import store
-    from walkrun.db.engine import session_scope
+    from walkrun.db.records import record_training_run
 
-    with session_scope(db) as s:
-        for name, (output_dir, config) in recipe.run_configs().items():
-            store.get_or_create_training_run(
-                s, name, "local", preset=preset, output_dir=str(output_dir), config={**(extra or {}), **config}
-            )
+    for name, (output_dir, config) in recipe.run_configs().items():
+        record_training_run(name, "local", preset, {**(extra or {}), **config}, output_dir, url=db)
 
 
 def build_base_model(dest: Path, seed: int, context: int | None) -> Path:
@@ -146,15 +142,7 @@ def _train_sft(recipe: Recipe) -> None:
     d = recipe.dir("sft")
     d.mkdir(parents=True, exist_ok=True)
     cfg = recipe.sft_config()
-    rec: dict = {
-        "name": recipe.run,
-        "backend": "local",
-        "preset": "sft",
-        "stage": "sft",
-        "config": asdict(cfg),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "finished_at": None,
-    }
+    rec = new_run_record(recipe.run, "sft", "sft", asdict(cfg))
     (d / RUN_FILE).write_text(json.dumps(rec, indent=2) + "\n")
     t0 = time.time()
     init = build_base_model(d / ".init", recipe.seed, recipe.context)
