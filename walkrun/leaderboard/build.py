@@ -3,7 +3,7 @@
     walkrun leaderboard build --out site/            # then open site/index.html, or host the folder
     walkrun leaderboard build --out site/ --db sqlite:///results/walkrun.db
 
-Writes index.html, checkpoints/<id>.html, compare/<a>-<b>.html (the stored samples of each
+Writes index.html, analysis.html (lengths and difficulty), checkpoints/<id>.html, compare/<a>-<b>.html (the stored samples of each
 stage comparison the index lists, side by side) and static/ (our CSS/JS plus plotly.min.js copied
 from the installed plotly package: no CDN). The folder is written beside OUT and swapped in at the end,
 so a failed build leaves the previous one untouched. A checkpoint page whose inputs (its aggregate
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from walkrun.atomic import replace_dir
 from walkrun.leaderboard import ablation, assets, checkpoint_page, compare_page, data, pages
+from walkrun.leaderboard.analysis import render_analysis
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -165,6 +166,7 @@ def build(cfg: BuildConfig) -> dict:
                 pages.render_index(rows, source.db_label, diffs, source.trajectories(rows)),
                 encoding="utf-8",
             )
+            (tmp / "analysis.html").write_text(render_analysis(source.analysis(rows, diffs)), encoding="utf-8")
             (tmp / "compare").mkdir()
             for a, b in sorted({(d["a_id"], d["b_id"]) for d in diffs}):
                 text = compare_page.render_compare(source.compare_data(a, b, cfg.options), source.db_label)

@@ -184,6 +184,23 @@ class Source:
         names = sorted({r["training_run"] for r in rows if r.get("training_run")})
         return {n: lineage.along_lineage(rows, n, chains.get(n, [])) for n in names}
 
+    def analysis(self, rows: list[dict], stage_diffs: list[dict] | None = None) -> dict:
+        """`analysis.analysis_context` of these aggregate rows: their evaluations' per-problem
+        results and length quantiles (one narrow pass over their samples), the problems' levels,
+        the protocol sweeps, and each run's path along its lineage."""
+        from walkrun.db import distributions, problems
+        from walkrun.db.engine import session_scope
+        from walkrun.evaluate.protocols import sweeps
+        from walkrun.leaderboard.analysis import analysis_context
+
+        dists, levels = {}, {}
+        if rows and not self._fresh():
+            with session_scope(self.url, readonly=True, create=False) as s:
+                dists = distributions.distributions(s, [r["eval_run_id"] for r in rows])
+                levels = problems.levels(s, {r["task"] for r in rows})
+        diffs = self.stage_diffs(rows) if stage_diffs is None else stage_diffs
+        return analysis_context(rows, self.trajectories(rows), dists, levels, sweeps(), diffs, self.db_label)
+
     def compare_data(self, a_id: int, b_id: int, opts: PageOptions | None = None) -> dict | None:
         """The stored-sample comparison of checkpoints `a_id` and `b_id` (`compare_page`): per
         task x protocol both have, the paired differences B - A and the common problems side by

@@ -3,7 +3,7 @@
 A small Starlette app under uvicorn. Pages are rendered from the DB and kept in memory until the
 DB changes (checked every --refresh seconds, so a running `walkrun watch` shows up on reload);
 the aggregates come from the evaluations' stored summaries. Paths are those of the static build
-(`index.html`, `checkpoints/<id>.html`, `compare/<a>-<b>.html`, `static/...`), so both share one
+(`index.html`, `analysis.html`, `checkpoints/<id>.html`, `compare/<a>-<b>.html`, `static/...`), so both share one
 set of relative links; the live server renders the comparison of any two checkpoints.
 Every response carries the security headers below; unknown paths are a plain 404.
 
@@ -128,6 +128,12 @@ def create_app(cfg: LiveConfig):
             return page(404, pages.render_not_found(f"Checkpoints {a} and {b} share no finished evaluation."))
         return page(200, text)
 
+    def render_analysis():
+        from walkrun.leaderboard.analysis import render_analysis as render
+
+        rows = pages_cache.get("rows", source.rows, stale_ok=False)
+        return page(200, render(source.analysis(rows)))
+
     def render_ablation():
         from walkrun.leaderboard import ablation
 
@@ -150,6 +156,9 @@ def create_app(cfg: LiveConfig):
         a, b = request.path_params["a"], request.path_params["b"]
         return await cached(request, ("compare", a, b), lambda: render_compare(a, b))
 
+    async def analysis_page(request):
+        return await cached(request, "analysis", render_analysis)
+
     async def ablation_page(request):
         return await cached(request, "ablation", render_ablation)
 
@@ -169,6 +178,7 @@ def create_app(cfg: LiveConfig):
         Route("/checkpoints/{cid:int}.html", checkpoint),
         Route("/compare/{a:int}-{b:int}.html", compare),
         Route("/ablation.html", ablation_page),
+        Route("/analysis.html", analysis_page),
         Route("/static/{name:str}", static),
         Route("/healthz", health),
     ]

@@ -90,7 +90,7 @@ class SideRun:
         return line
 
     def chat(self, prompt: str) -> list[dict]:
-        msgs = [{"role": "user", "content": prompt}]
+        msgs = [{"role": "user", "content": math_for_display(prompt)}]
         if self.status == "error":
             content = (self.text + "\n\n" if self.text else "") + f"⚠️ {self.error}"
         else:
