@@ -25,7 +25,9 @@ The loop:
 
   3. walkrun results  accuracy (avg@k, pass@k) and tokens from the results DB (`walkrun db` manages it)
 
-  4. walkrun leaderboard   the accuracy-vs-tokens web page
+  4. walkrun leaderboard   the accuracy-vs-tokens web page, and each training run's curves
+
+     walkrun export   a run's evaluations into TensorBoard / W&B beside its training curves
 
   5. walkrun serve    vLLM OpenAI endpoint and the concise-vs-verbose side-by-side demo
 
@@ -44,9 +46,11 @@ def _register_all() -> None:
     from walkrun.lab import cli as lab_cli
     from walkrun.leaderboard import cli as lb_cli
     from walkrun.serve import cli as serve_cli
+    from walkrun.telemetry import cli as telemetry_cli
     from walkrun.train import cli as train_cli
 
-    for module in (train_cli, data_cli, eval_cli, db_cli, lb_cli, serve_cli, models_cli, demo_cli, env_cli, lab_cli):
+    modules = (train_cli, data_cli, eval_cli, db_cli, lb_cli, serve_cli, models_cli, demo_cli, env_cli, lab_cli)
+    for module in (*modules, telemetry_cli):
         module.register(app)
 
 

@@ -42,6 +42,7 @@ def test_upgrade_from_empty_then_again_is_a_noop(any_url):
         "eval_summary",
         "problem",
         "sample",
+        "training_metric",
         "training_run",
     ]
     with dbe.session_scope(any_url) as s:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from walkrun.db import store
 from walkrun.db.engine import cannot_open, get_engine, is_empty, session_scope
-from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
+from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingMetric, TrainingRun
 from walkrun.settings import WalkrunError
 
 
@@ -112,8 +112,14 @@ def list_checkpoints(url: str | None = None) -> list[dict]:
 
 
 def row_counts(url: str | None = None) -> dict[str, int]:
-    """How many training runs, checkpoints, eval runs and samples the DB holds."""
-    tables = {"training runs": TrainingRun, "checkpoints": Checkpoint, "eval runs": EvalRun, "samples": Sample}
+    """How many training runs, checkpoints, eval runs, samples and training-metric values the DB holds."""
+    tables = {
+        "training runs": TrainingRun,
+        "checkpoints": Checkpoint,
+        "eval runs": EvalRun,
+        "samples": Sample,
+        "training metrics": TrainingMetric,
+    }
     with session_scope(url, readonly=True, create=False) as s:
         return {label: s.scalar(select(func.count()).select_from(model)) or 0 for label, model in tables.items()}
 

@@ -90,6 +90,8 @@ def check_weights(folder: Path) -> None:
 
 
 def context_length(config, tokenizer) -> int:
+    """The model's context in tokens: from its config (an endpoint's from the server), else the
+    tokenizer's limit, else 2048."""
     for attr in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
         v = getattr(config, attr, None)
         if isinstance(v, int) and v > 0:
@@ -102,7 +104,9 @@ def backend_version(backend: str) -> str:
     from importlib.metadata import version
 
     parts = [f"lm-eval=={version('lm_eval')}"]
-    if backend == "vllm":
+    if backend == "endpoint":
+        parts.append("api")  # what runs behind the endpoint is its own business: the URL names it
+    elif backend == "vllm":
         from walkrun import vllm_compat
 
         parts.append(f"vllm=={vllm_compat.vllm_version()}")
@@ -133,12 +137,17 @@ def vllm_engine_args(cfg: EvalConfig) -> dict[str, Any]:
     return {n: getattr(cfg, n) for n in names if getattr(cfg, n) is not None}
 
 
-def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
+def load_lm(cfg: EvalConfig, source: str, max_model_len: int, tokenizer=None, plans=()):
     """The counting lm-eval backend for this checkpoint (the model is loaded here, once).
-    max_model_len: the vLLM engine's context (`engine_context`)."""
+    max_model_len: the vLLM engine's context (`engine_context`). An endpoint's (`cfg.endpoint`)
+    client takes the tokenizer given with it (or None) and whether the template opens a think block."""
     from walkrun.evaluate import backends
 
     try:
+        if cfg.backend == "endpoint":
+            from walkrun.evaluate import endpoint
+
+            return endpoint.load(cfg, tokenizer, think_opened=any(p.think_opened for p in plans))
         if cfg.backend == "hf":
             import torch
 

@@ -173,6 +173,14 @@ def run_plan(
             pass  # the database itself failed: the run stays "running", and a re-run resumes it the same
         if engine_died(e):  # an expected failure: one line, not vLLM's traceback
             raise WalkrunError(f"{plan.name}: {reason}") from e
+        if cfg.endpoint:
+            from walkrun.evaluate import endpoint
+
+            if endpoint.request_failed(e):  # the server went away or kept failing: one line too
+                raise WalkrunError(
+                    f"{plan.name}: the endpoint failed after {cfg.max_retries} attempts per request ({reason[:300]}); "
+                    "the finished problems are stored, the same command resumes"
+                ) from e
         raise
     finally:
         lm.on_response = None
@@ -221,7 +229,12 @@ def prepare(cfg: EvalConfig):
     tm = task_manager()
     for t in cfg.tasks:  # names first: the cheapest check
         resolve_task(t, tm)
-    source, mconfig, tokenizer = check_model(cfg.model)
+    if cfg.endpoint:
+        from walkrun.evaluate import endpoint
+
+        source, mconfig, tokenizer = endpoint.check(cfg.endpoint, cfg.model, cfg.api_key_env, cfg.tokenizer)
+    else:
+        source, mconfig, tokenizer = check_model(cfg.model)
     plans = plan_tasks(cfg, tm, tokenizer, context_length(mconfig, tokenizer))
     return source, mconfig, tokenizer, plans, tm
 
@@ -275,8 +288,8 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
         return [o for m in members for o in evaluate(replace(cfg, protocol=m), on_chunk=on_chunk, log=log)]
     source, mconfig, tokenizer, plans, tm = prepare(cfg)
     context = context_length(mconfig, tokenizer)
-    need = check_prompt_lengths(plans, tokenizer, context)
-    engine_len = engine_context(cfg, need, context)
+    need = check_prompt_lengths(plans, tokenizer, context) if tokenizer is not None else 0
+    engine_len = engine_context(cfg, need, context) if cfg.backend == "vllm" else context
     records.check_db(cfg.db)
     bversion = backend_version(cfg.backend)
     missing = missing_samples(cfg, plans, source, bversion)
@@ -303,7 +316,7 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                 import torch
 
                 torch.set_num_threads(cfg.threads)
-            lm = load_lm(cfg, source, max_model_len=engine_len)
+            lm = load_lm(cfg, source, max_model_len=engine_len, tokenizer=tokenizer, plans=plans)
         ck = checkpoint_kwargs(cfg, source)
         outcomes = []
         for p in plans:
@@ -333,6 +346,10 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                 log(warning)
         return outcomes
     finally:
+        if cfg.endpoint and lm is not None:
+            from walkrun.evaluate import endpoint
+
+            log(endpoint.stats_line(cfg.endpoint, lm.stats))
         keeper.close()
         close_lm(lm)
 

@@ -3,9 +3,10 @@
     walkrun leaderboard build --out site/            # then open site/index.html, or host the folder
     walkrun leaderboard build --out site/ --db sqlite:///results/walkrun.db
 
-Writes index.html, analysis.html (lengths and difficulty), checkpoints/<id>.html, compare/<a>-<b>.html (the stored samples of each
-stage comparison the index lists, side by side) and static/ (our CSS/JS plus plotly.min.js copied
-from the installed plotly package: no CDN). The folder is written beside OUT and swapped in at the end,
+Writes index.html, analysis.html (lengths and difficulty), checkpoints/<id>.html, runs/<id>.html
+(a training run's curves), compare/<a>-<b>.html (the stored samples of each stage comparison the
+index lists, side by side) and static/ (our CSS/JS plus plotly.min.js copied from the installed
+plotly package: no CDN). The folder is written beside OUT and swapped in at the end,
 so a failed build leaves the previous one untouched. A checkpoint page whose inputs (its aggregate
 rows, its evaluations' stored summaries, the page options and code) are those of the previous
 build is copied from it instead of rendered again (a rebuild after a new evaluation changes a
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from walkrun.atomic import replace_dir
-from walkrun.leaderboard import ablation, assets, checkpoint_page, compare_page, data, pages
+from walkrun.leaderboard import ablation, assets, checkpoint_page, compare_page, data, pages, run_page
 from walkrun.leaderboard.analysis import render_analysis
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
@@ -72,7 +73,7 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[dict]) -> dict[str, str]:
+def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[dict], links: dict[str, int]) -> dict[str, str]:
     """checkpoint id (as text) -> digest of every input of its page; a checkpoint whose evaluation
     has no stored summary gets none (its samples may change unseen: always rendered)."""
     from walkrun.db import summaries
@@ -80,7 +81,13 @@ def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[dict]) -> dict[
 
     with session_scope(cfg.db, readonly=True, create=False) as s:
         stamps = summaries.stamps(s, [r["eval_run_id"] for r in rows])
-        common = [summaries.problems_stamp(s), _code_digest(), repr(cfg.options), source.db_label]
+        common = [
+            summaries.problems_stamp(s),
+            _code_digest(),
+            repr(cfg.options),
+            source.db_label,
+            sorted(links.items()),
+        ]
     mine: dict[int, list[dict]] = {}
     for r in rows:
         mine.setdefault(r["checkpoint_id"], []).append(r)
@@ -95,10 +102,10 @@ def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[dict]) -> dict[
 def _render_pages(work: tuple) -> list[int]:
     """Write checkpoints/<id>.html for each id of `work` (a process pool's task); returns the ids
     that have no page (no finished evaluation)."""
-    url, options, db_label, rows, cids, dest = work
+    url, options, db_label, rows, cids, dest, links = work
     missing = []
     for cid, page in data.Source(url).checkpoint_pages(cids, rows, options):
-        text = checkpoint_page.render_checkpoint_data(page, db_label)
+        text = checkpoint_page.render_checkpoint_data(page, db_label, links)
         if text is None:
             missing.append(cid)
         else:
@@ -127,8 +134,9 @@ def build(cfg: BuildConfig) -> dict:
     reused = 0
     try:
         rows = source.rows()
+        links = source.run_links(rows)
         (tmp / "checkpoints").mkdir()
-        keys, before = _page_keys(cfg, source, rows), _previous_keys(cfg.out)
+        keys, before = _page_keys(cfg, source, rows, links), _previous_keys(cfg.out)
         ids = sorted({r["checkpoint_id"] for r in rows})
         todo = []
         for cid in ids:
@@ -147,7 +155,15 @@ def build(cfg: BuildConfig) -> dict:
         for chunk in (todo[i : i + size] for i in range(0, len(todo), size or 1)):
             mine = set(chunk)
             work.append(
-                (cfg.db, cfg.options, source.db_label, [r for r in rows if r["checkpoint_id"] in mine], chunk, tmp)
+                (
+                    cfg.db,
+                    cfg.options,
+                    source.db_label,
+                    [r for r in rows if r["checkpoint_id"] in mine],
+                    chunk,
+                    tmp,
+                    links,
+                )
             )
         with contextlib.ExitStack() as stack:
             pending = None
@@ -163,9 +179,12 @@ def build(cfg: BuildConfig) -> dict:
                 pending = pool.map(_render_pages, work)
             diffs = source.stage_diffs(rows)
             (tmp / "index.html").write_text(
-                pages.render_index(rows, source.db_label, diffs, source.trajectories(rows)),
+                pages.render_index(rows, source.db_label, diffs, source.trajectories(rows), links),
                 encoding="utf-8",
             )
+            (tmp / "runs").mkdir()
+            for rid, found in source.run_pages(rows).items():
+                (tmp / "runs" / f"{rid}.html").write_text(run_page.render_run(found, source.db_label), encoding="utf-8")
             (tmp / "analysis.html").write_text(render_analysis(source.analysis(rows, diffs)), encoding="utf-8")
             (tmp / "compare").mkdir()
             for a, b in sorted({(d["a_id"], d["b_id"]) for d in diffs}):
@@ -191,4 +210,11 @@ def build(cfg: BuildConfig) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     n_files = sum(1 for p in cfg.out.rglob("*") if p.is_file())
-    return {"checkpoints": len(ids), "rows": len(rows), "files": n_files, "out": str(cfg.out), "reused": reused}
+    return {
+        "checkpoints": len(ids),
+        "runs": len(links),
+        "rows": len(rows),
+        "files": n_files,
+        "out": str(cfg.out),
+        "reused": reused,
+    }

@@ -237,6 +237,59 @@ class Source:
                 "ratio": popts.ratio,
             }
 
+    def run_pages(self, rows: list[dict], run_ids: list[int] | None = None) -> dict[int, dict]:
+        """Training run id -> its page's data (`walkrun.leaderboard.run_page`) for every run with a
+        page (`run_links`), or only `run_ids`: the run, its lineage, and the aggregate rows and
+        training metrics along it."""
+        from sqlalchemy import select
+
+        from walkrun.db import lineage, training_metrics
+        from walkrun.db.engine import session_scope
+        from walkrun.db.models import TrainingRun
+
+        wanted = {rid for rid in self.run_links(rows).values() if run_ids is None or rid in run_ids}
+        if not wanted:
+            return {}
+        with session_scope(self.url, readonly=True, create=False) as s:
+            runs = s.scalars(select(TrainingRun).where(TrainingRun.id.in_(wanted)).order_by(TrainingRun.id)).all()
+            chains = {r.name: lineage.lineage_of(s, r.name) for r in runs}
+            names = {r.name for r in runs} | {n for chain in chains.values() for n, _ in chain}
+            metrics = training_metrics.series(s, names)
+            out = {}
+            for r in runs:
+                chain = chains[r.name]
+                on_path = {r.name, *(n for n, _ in chain)}
+                out[r.id] = {
+                    "run": {
+                        "id": r.id,
+                        "name": r.name,
+                        "backend": r.backend,
+                        "preset": r.preset,
+                        "output_dir": r.output_dir,
+                    },
+                    "chain": chain,
+                    "rows": lineage.along_lineage(rows, r.name, chain),
+                    "metrics": {n: m for n, m in metrics.items() if n in on_path},
+                }
+            return out
+
+    def run_links(self, rows: list[dict]) -> dict[str, int]:
+        """Training run name -> id, for the runs that have a page: evaluated checkpoints in `rows`
+        or stored training metrics."""
+        from sqlalchemy import select
+
+        from walkrun.db import training_metrics
+        from walkrun.db.engine import session_scope
+        from walkrun.db.models import TrainingRun
+
+        if self._fresh():
+            return {}
+        with session_scope(self.url, readonly=True, create=False) as s:
+            names = {name for name, _ in training_metrics.counts(s)} | {
+                r["training_run"] for r in rows if r.get("training_run")
+            }
+            return {name: rid for rid, name in s.execute(select(TrainingRun.id, TrainingRun.name)) if name in names}
+
     def checkpoint_data(self, checkpoint_id: int, rows: list[dict] | None = None, opts: PageOptions | None = None):
         """`checkpoint_pages` of one checkpoint: its page data, or None when it has no finished
         evaluation. `rows`: all aggregate rows, if already read."""

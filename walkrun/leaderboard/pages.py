@@ -1,8 +1,9 @@
 """The leaderboard's pages as HTML strings, read from the results DB through `walkrun.db.queries`.
 
 Pages: `index.html` (table, accuracy-vs-tokens plots with Pareto frontiers, training-run
-trajectories) and `checkpoints/<id>.html` (one checkpoint's evaluations, per problem, with sample
-responses: `walkrun.leaderboard.checkpoint_page`). The live server and the static build render the
+trajectories), `checkpoints/<id>.html` (one checkpoint's evaluations, per problem, with sample
+responses: `walkrun.leaderboard.checkpoint_page`) and `runs/<id>.html` (a training run's curves
+with its evaluated checkpoints: `walkrun.leaderboard.run_page`). The live server and the static build render the
 same pages with the same relative links, so a built folder opens offline from disk.
 
 Escaping: Jinja autoescape for HTML; data for scripts goes through `safe_json` into a
@@ -306,12 +307,13 @@ def index_context(
     db_label: str = "",
     stage_diffs: list[dict] | None = None,
     trajectories: dict[str, list[dict]] | None = None,
+    run_links: dict[str, int] | None = None,
 ) -> dict:
     """Everything `index.html` shows, from `queries.aggregate` rows (with their `budget_curve`
     when the data layer attached one) and paired stage comparisons. Every plot and comparison is
     for one protocol; the page shows one protocol at a time (the one most checkpoints have first).
     `trajectories` (run -> rows along its lineage, `data.Source.trajectories`) draws each run with
-    the runs it started from."""
+    the runs it started from. `run_links`: training run name -> id of its page (`runs/<id>.html`)."""
     from walkrun.db.queries import main_protocol
 
     rows = [table_values(r) for r in _sort_rows(rows)]
@@ -366,6 +368,7 @@ def index_context(
                 "n_checkpoints": n_ckpt,
                 "stages": stages,
                 "diffs": diffs,
+                "page": (run_links or {}).get(run),
             }
         )
     return {
@@ -380,6 +383,7 @@ def index_context(
         "scatter": scatter,
         "budget": budget,
         "runs": runs,
+        "run_links": sorted((run_links or {}).items()),
         "figures_json": safe_json(fig),
         "n_checkpoints": len({r.get("checkpoint_id") for r in rows}),
         # the checkpoints a "Δ vs base" can be taken against, in training order
@@ -402,8 +406,9 @@ def render_index(
     db_label: str = "",
     stage_diffs: list[dict] | None = None,
     trajectories: dict[str, list[dict]] | None = None,
+    run_links: dict[str, int] | None = None,
 ) -> str:
-    context = index_context(rows, db_label, stage_diffs, trajectories)
+    context = index_context(rows, db_label, stage_diffs, trajectories, run_links)
     return _env().get_template("index.html.jinja").render(**context)
 
 
