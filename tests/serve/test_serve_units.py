@@ -395,6 +395,85 @@ def test_side_names_resolve_to_folder_checkpoint_or_error(tmp_path, monkeypatch)
     assert sbs_sides.resolve_model("Qwen/Qwen2.5-Math-7B", url) == "Qwen/Qwen2.5-Math-7B"
     with pytest.raises(WalkrunError, match="not a URL"):
         sbs_sides.resolve_model("no-such-checkpoint", url)
+    # the DB's record comes along: the served name and the column title are the checkpoint's name
+    model, ckpt = sbs_sides.resolve(str(folder), url)
+    assert (model, ckpt["name"], ckpt["id"]) == (str(folder.resolve()), "stage2@40", rows[0]["id"])
+    assert sbs_sides.served_name(model, ckpt) == "stage2@40"
+    assert sbs_sides.served_name(str(folder.resolve()), None) == folder.name
+    assert sbs_sides.resolve("Qwen/Qwen2.5-Math-7B", url) == ("Qwen/Qwen2.5-Math-7B", None)
+
+
+def test_column_titles_name_the_label_and_the_checkpoint_once():
+    side = sbs_sides.Side("stage 2 (L-GRPO)", "/m/s2", "http://x/v1", model="demo/stage2@step80")
+    assert side.title == "stage 2 (L-GRPO) · `demo/stage2@step80`"
+    side.checkpoint = {"id": 5, "name": "demo-seed0/stage2@step80"}
+    assert side.title == "stage 2 (L-GRPO) · `demo-seed0/stage2@step80`"
+    assert "L-GRPO" not in side.title.split("·")[1]
+    assert sbs_sides.Side("concise", "u", "http://x/v1", model="concise").title == "concise"
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("The answer is \\boxed{32}.", "The answer is \\(\\boxed{32}\\)."),
+        ("so $\\boxed{3}$ already", "so $\\boxed{3}$ already"),  # inside maths: left alone
+        ("$$x = \\boxed{1}$$ then \\boxed{2}", "$$x = \\boxed{1}$$ then \\(\\boxed{2}\\)"),
+        ("\\boxed{\\frac{1}{2}} or \\boxed{3", "\\(\\boxed{\\frac{1}{2}}\\) or \\boxed{3"),  # a cut box stays
+        ("\\boxed{\\boxed{2}}", "\\(\\boxed{\\boxed{2}}\\)"),
+        ("no maths here", "no maths here"),
+    ],
+)
+def test_boxed_answers_get_maths_delimiters_for_display(text, shown):
+    assert sbs_stream.math_for_display(text) == shown
+
+
+def test_the_chat_shows_boxed_answers_as_maths_and_the_delimiters_are_the_chatbots():
+    run = sbs_stream.SideRun(status="done", text="<think>2+2</think>The answer is \\boxed{4}.")
+    assert run.chat("q")[-1]["content"] == "<think>2+2</think>The answer is \\(\\boxed{4}\\)."
+    lefts = [d["left"] for d in sbs_stream.LATEX_DELIMITERS]
+    assert lefts.index("$$") < lefts.index("$") and "\\(" in lefts
+
+
+def test_token_comparison_once_both_sides_finish():
+    def run(n, status="done", finish="stop"):
+        return sbs_stream.SideRun(status=status, completion_tokens=n, finish_reason=finish)
+
+    labels = ["concise", "verbose"]
+    assert sbs_stream.token_comparison([run(116), run(212)], labels) == (
+        "**verbose used 83% more tokens than concise** (212 vs 116)"
+    )
+    assert sbs_stream.token_comparison([run(200), run(50)], labels).startswith("**verbose used 75% fewer tokens")
+    assert (
+        sbs_stream.token_comparison([run(40), run(40)], labels)
+        == "verbose and concise used the same number of tokens (40)"
+    )
+    assert sbs_stream.token_comparison([run(40), run(None, "streaming")], labels) == ""
+    assert sbs_stream.token_comparison([run(40), run(9, "error")], labels) == ""
+    cut = sbs_stream.token_comparison([run(100), run(256, finish="length")], labels)
+    assert cut.endswith("verbose hit max tokens, so its count is a lower bound")
+
+
+def test_stored_comparison_link_for_two_db_checkpoints(tmp_path):
+    from walkrun.serve.side_by_side import links
+
+    def side(cid):
+        return sbs_sides.Side(
+            "x", "s", "http://x/v1", checkpoint=None if cid is None else {"id": cid, "name": str(cid)}
+        )
+
+    sides = [side(3), side(7)]
+    assert links.comparison_url("http://127.0.0.1:8000/", sides) == "http://127.0.0.1:8000/compare/3-7.html"
+    assert links.comparison_url(None, sides) is None and links.comparison_line(None, sides) == ""
+    assert links.comparison_url("http://h", [side(3), side(None)]) is None
+    assert "only for two checkpoints" in links.comparison_line("http://h", [side(3), side(None)])
+    # a built site: the page of the pair, in whichever order the site holds it
+    site = tmp_path / "site"
+    (site / "compare").mkdir(parents=True)
+    assert links.comparison_url(str(site), sides) is None
+    assert "has no comparison of these two" in links.comparison_line(str(site), sides)
+    (site / "compare" / "7-3.html").write_text("<html></html>")
+    assert links.comparison_url(str(site), sides) == f"/gradio_api/file={site.resolve()}/compare/7-3.html"
+    assert links.comparison_line(str(site), sides).startswith("[Stored responses of both checkpoints")
 
 
 def test_thinking_is_folded_in_the_chatbot():
@@ -515,10 +594,10 @@ def test_swapping_a_model_onto_one_side_starts_the_new_server_before_stopping_th
     ]
     folder = tmp_path / "stage2"
     side = sbs_sides.swap_side(sides, 0, str(folder), cfg, start=start)
-    assert sides[0] is side and (side.label, side.source, side.model) == ("short", str(folder), "short-stage2")
-    assert side.url == "http://127.0.0.1:9/short-stage2/v1" and sides[1].model == "y"
-    assert side.api_key == "key-of-short-stage2"  # the demo's client uses the new server's own key
-    assert events == [("start", str(folder), "short-stage2", cores_for(2)[0]), ("stop", "old")]
+    assert sides[0] is side and (side.label, side.source, side.model) == ("short", str(folder), "stage2")
+    assert side.url == "http://127.0.0.1:9/stage2/v1" and sides[1].model == "y"
+    assert side.api_key == "key-of-stage2"  # the demo's client uses the new server's own key
+    assert events == [("start", str(folder), "stage2", cores_for(2)[0]), ("stop", "old")]
 
     def broken(source, name, **kw):
         raise WalkrunError("vLLM exited during start-up")

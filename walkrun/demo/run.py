@@ -92,9 +92,10 @@ def _gate(cfg: DemoConfig, lay: Layout, watch, say):
     (sampled pass@1, ties to the shorter; `walkrun.train.gate`), once the watcher has evaluated
     them all. The full profile refuses to go on if that is below the SFT model's accuracy; the
     fast one (a smoke run, too short for stage 1 to help) only reports it. The control, a run of
-    its own, records the chosen checkpoint as its parent; stage 2 continues stage 1's run."""
+    its own, records the chosen checkpoint as its parent; stage 2 continues stage 1's run and records
+    it as that stage's start."""
     from walkrun.demo.evals import read_results
-    from walkrun.train.gate import choose_parent, record_lineage
+    from walkrun.train.gate import choose_parent, record_lineage, record_stage_start
 
     recipe = lay.recipe
     decided: list = []
@@ -124,6 +125,8 @@ def _gate(cfg: DemoConfig, lay: Layout, watch, say):
             decided.append(decision)
         if stage == "control":
             record_lineage(lay.db, recipe.control_run, decided[0])
+        else:  # stage 2 continues stage 1's run: its start is a checkpoint of that run
+            record_stage_start(lay.db, recipe.run, stage, decided[0])
         return Path(decided[0].source)
 
     return choose

@@ -181,6 +181,15 @@ def record_lineage(db_url: str | None, child_run: str, decision: GateDecision) -
     set_parent(db_url, child_run, **lineage_of(decision))
 
 
+def record_stage_start(db_url: str | None, run: str, stage: str, decision: GateDecision) -> None:
+    """Store on training run `run` that its stage `stage` continues it from the gate's checkpoint
+    (one of its own, e.g. stage 2 in stage 1's run), so comparisons pair the stage with where it
+    started rather than with the previous stage's last checkpoint."""
+    from walkrun.db.records import set_stage_start
+
+    set_stage_start(db_url, run, stage, decision.checkpoint_id, {"gate": decision.to_dict()})
+
+
 def resolve_parent(config, db_url: str | None = None):
     """(config with `pretrain` set to the gate's checkpoint, decision) for an OpenRLHF config whose
     `parent_run` is set; (config, None) otherwise."""
