@@ -250,9 +250,9 @@ def results_cmd(opts: ResultsOptions) -> None:
         "median",
         "tokens right",
         "tokens wrong",
-        "wrong %",
-        "cut %",
-        "unanswered %",
+        "wrong_rate %",
+        "truncation_rate %",
+        "unanswered_rate %",
         "n_samples",
     ]
     table = [
