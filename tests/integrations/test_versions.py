@@ -12,9 +12,10 @@ import pytest
 
 from walkrun import environment
 from walkrun.integrations import cpython, lm_eval, openrlhf, trl, versions, vllm
+from walkrun.integrations import torch as torch_integration
 
 REPO = Path(__file__).resolve().parents[2]
-ALL = (lm_eval, vllm, openrlhf, trl, cpython)
+ALL = (lm_eval, vllm, openrlhf, trl, torch_integration, cpython)
 
 
 def report(monkeypatch, **found: str | None) -> None:
@@ -97,6 +98,15 @@ def test_cpython_outside_its_range_runs_the_grader_without_the_adapter_and_says_
     assert not isinstance(second, cpython._Context)
     err = capsys.readouterr().err
     assert err.count("CPython >=3.11,<3.14, but python 3.14.0 is installed; grader workers start") == 1
+
+
+def test_torch_outside_its_range_asks_for_no_amx_and_says_so_once(monkeypatch, capsys):
+    report(monkeypatch, torch="2.14.0")
+    monkeypatch.setattr(versions, "_said", set())
+    assert torch_integration.request_amx() is False
+    assert vllm.allow_amx() is False  # what every vLLM process walkrun starts calls
+    err = capsys.readouterr().err
+    assert err.count("torch ==2.13.0, but torch 2.14.0 is installed") == 1
 
 
 def test_cpython_in_range_gets_the_adapter():

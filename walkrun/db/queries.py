@@ -8,10 +8,22 @@ Per evaluation run (n_i samples of problem i, c_i of them correct):
   maj_at_k  = share of problems whose most frequent extracted answer (ties: the one seen first)
               is correct; a problem with no extracted answer counts as wrong
   tokens    = mean/median generated tokens over all samples, mean over correct and over wrong
+              answers (below)
   truncation_rate = share of samples with finish_reason 'length' (n_truncated: their count; cut at
               the budget, they are censored: graded as unanswered); no_answer_rate = grading
               status 'no_answer'; error_rate = status parse_error/timeout/error, also counted
               as n_timeouts (status timeout) and n_errors (parse_error/error).
+  outcomes  = each sample counted once, in this order: correct; cut (finish_reason 'length': no
+              answer because truncated, never right); grading_failed (parse_error/timeout/error);
+              no_answer (finished without a final answer); wrong (a finished answer graded wrong).
+              wrong_rate and unanswered_rate are the shares of the last two; mean_tokens_wrong is
+              the mean over the wrong ones only (a cut response is not a wrong answer).
+  auc_oaa   = the normalised area under the accuracy-at-budget curve (`walkrun.db.budget`) from 0
+              to the evaluation's token budget T (auc_t_max): (1/T) * integral_0^T acc(B) dB, which
+              is mean_i (1/n_i) sum_j c_ij (T - L_ij) / T over the samples' exact lengths L. A
+              correct answer earns 1 at zero tokens and 0 at the budget. OptimalThinkingBench's
+              AUC_OAA (Aggarwal et al. 2025) with all generated tokens and T the evaluation's own
+              budget (it counts thinking tokens up to a fixed t_max); None without a recorded budget.
   accuracy_se, accuracy_ci95 = standard error and seeded bootstrap 95% CI over problems
               (`walkrun.db.uncertainty`); mean_think_tokens / mean_answer_tokens = the exact split
               of the generated tokens at the closing think tag (None when not recorded).
@@ -69,11 +81,16 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    # run -> problem -> [n, c, {extracted: [votes, first sample_index, correct votes]}]
+    budgets = {
+        rid: cap
+        for rid, cap in s.execute(select(EvalRun.id, EvalRun.max_new_tokens).where(EvalRun.id.in_(run_ids)))
+        if cap
+    }
+    # run -> problem -> [n, c, {extracted: [votes, first sample_index, correct votes]}, area]
     problems: dict[int, dict[str, list]] = defaultdict(dict)
     tokens: dict[int, list[int]] = defaultdict(list)
-    # c, tokens of correct, trunc, no_answer, err, timeouts
-    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 6)
+    # c, tokens of correct, trunc, no_answer, err, timeouts; cut, failed, unanswered, wrong, tokens of wrong
+    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 11)
     graders: dict[int, set[str]] = defaultdict(set)
     split: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # samples with a split, think, answer
     last_grader = (None, None)
@@ -88,7 +105,7 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
             last_grader = (run_id, graded_with)
         p = problems[run_id].get(pid)
         if p is None:
-            p = problems[run_id][pid] = [0, 0, {}]
+            p = problems[run_id][pid] = [0, 0, {}, 0.0]
         p[0] += 1
         t = totals[run_id]
         tokens[run_id].append(n_tok)
@@ -96,6 +113,9 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
             p[1] += 1
             t[0] += 1
             t[1] += n_tok
+            cap = budgets.get(run_id)
+            if cap:
+                p[3] += max(0, cap - n_tok) / cap
         if finish == "length":
             t[2] += 1
         if status != "ok":
@@ -104,6 +124,18 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
             elif status in ERROR_STATUSES:
                 t[4] += 1
                 t[5] += status == "timeout"
+        # the outcome, each sample once (module docstring): correct, cut, grading_failed, no_answer, wrong
+        if correct:
+            pass
+        elif finish == "length":
+            t[6] += 1
+        elif status in ERROR_STATUSES:
+            t[7] += 1
+        elif status == "no_answer":
+            t[8] += 1
+        else:
+            t[9] += 1
+            t[10] += n_tok
         add_vote(p[2], extracted, idx, correct)
 
     out = {}
@@ -112,15 +144,17 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
         if not probs:
             out[run_id] = _empty_stats()
             continue
-        c_tot, tok_c, trunc, noans, err, timeouts = totals[run_id]
+        c_tot, tok_c, trunc, noans, err, timeouts, cut, failed, unanswered, wrong, tok_w = totals[run_id]
         toks = tokens[run_id]
         n_tot, tok = len(toks), sum(toks)
         # by problem id: the float sums below must not depend on the order the DB returned rows
         # in (a stored summary and a recount read them through different plans)
-        counts = [(p[0], p[1]) for _, p in sorted(probs.items())]
+        ordered = [p for _, p in sorted(probs.items())]
+        counts = [(p[0], p[1]) for p in ordered]
         n_min = min(n for n, _ in counts)
         m = len(counts)
-        maj = sum(majority_correct(votes) for _, _, votes in probs.values())
+        maj = sum(majority_correct(p[2]) for p in ordered)
+        cap = budgets.get(run_id)
         out[run_id] = {
             "n_samples": n_tot,
             "n_problems": m,
@@ -130,7 +164,18 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
             "mean_tokens": tok / n_tot,
             "median_tokens": float(statistics.median(toks)),
             "mean_tokens_correct": tok_c / c_tot if c_tot else None,
-            "mean_tokens_wrong": (tok - tok_c) / (n_tot - c_tot) if n_tot > c_tot else None,
+            "mean_tokens_wrong": tok_w / wrong if wrong else None,
+            "auc_oaa": sum(p[3] / p[0] for p in ordered) / m if cap else None,
+            "auc_t_max": cap,
+            "outcomes": {
+                "correct": c_tot,
+                "wrong": wrong,
+                "cut": cut,
+                "no_answer": unanswered,
+                "grading_failed": failed,
+            },
+            "wrong_rate": wrong / n_tot,
+            "unanswered_rate": unanswered / n_tot,
             "truncation_rate": trunc / n_tot,
             "n_truncated": trunc,
             **uncertainty.accuracy_uncertainty(counts),
@@ -158,6 +203,11 @@ def _empty_stats() -> dict:
         "median_tokens": None,
         "mean_tokens_correct": None,
         "mean_tokens_wrong": None,
+        "auc_oaa": None,
+        "auc_t_max": None,
+        "outcomes": {"correct": 0, "wrong": 0, "cut": 0, "no_answer": 0, "grading_failed": 0},
+        "wrong_rate": None,
+        "unanswered_rate": None,
         "truncation_rate": None,
         "n_truncated": 0,
         "accuracy_se": None,

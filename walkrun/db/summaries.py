@@ -19,7 +19,7 @@ from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, Trainin
 
 # Bump when queries.run_stats or budget.curve change what they compute: older summaries are
 # then ignored (recomputed on read, rewritten by `backfill`).
-VERSION = "1"
+VERSION = "2"  # 2: outcomes (wrong apart from cut), auc_oaa
 _CHUNK = 500
 
 

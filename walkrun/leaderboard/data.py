@@ -101,13 +101,18 @@ class Source:
             return summaries.data_version(s)
 
     def stage_diffs(self, rows: list[dict]) -> list[dict]:
-        """Paired comparisons of consecutive stages of each training run, per protocol and task:
-        stage 2 vs stage 1 and control vs stage 2 (the last checkpoint of each stage)."""
+        """Paired comparisons along each training run, per protocol and task: stage 2's last
+        checkpoint vs the checkpoint stage 2 started from, and the control's last vs stage 2's last
+        (both started from the same point). Stage 2's start is as recorded (`lineage.stage_starts`:
+        the gate's choice, not necessarily stage 1's last checkpoint); where none is recorded, or
+        it has no evaluation under that protocol, stage 1's last checkpoint, and the row says so."""
         from walkrun.db import compare, lineage
         from walkrun.db.engine import session_scope
 
         last: dict[tuple, dict] = {}
+        by_ckpt: dict[tuple, dict] = {}
         for r in rows:
+            by_ckpt[(r["checkpoint_id"], r.get("protocol"), r["task"])] = r
             if not r.get("training_run") or r.get("stage") not in ("stage1", "stage2", "control"):
                 continue
             key = (r["training_run"], r.get("protocol"), r["task"], r["stage"])
@@ -118,6 +123,7 @@ class Source:
             return out
         with session_scope(self.url, readonly=True, create=False) as s:
             chains = lineage.lineages(s)
+            starts = lineage.stage_starts(s)
 
             def parent(run: str, stage: str) -> str:
                 # A control branch may be a run of its own: its stage 2 is in the run it descends
@@ -125,15 +131,30 @@ class Source:
                 chain = chains.get(run) if stage == "control" else None
                 return chain[0][0] if chain else run
 
+            def before(run: str, proto, task: str, stage: str) -> tuple[dict | None, str]:
+                if stage == "control":
+                    return last.get((parent(run, stage), proto, task, "stage2")), "control vs stage 2"
+                own_stage1 = (run, proto, task, "stage1") in last
+                start = starts.get((run, "stage2")) or (None if own_stage1 else starts.get((run, None)))
+                if start is not None:
+                    ra = by_ckpt.get((start["checkpoint_id"], proto, task))
+                    if ra is not None:
+                        return ra, "stage 2 vs its start"
+                # no recorded start with this evaluation: the previous stage's last checkpoint
+                ra = last.get((run, proto, task, "stage1"))
+                return ra, "stage 2 vs stage 1's last (start not recorded)" if start is None else (
+                    "stage 2 vs stage 1's last (its start has no such evaluation)"
+                )
+
             for (run, proto, task, stage), rb in sorted(last.items(), key=lambda kv: str(kv[0])):
-                before = {"stage2": "stage1", "control": "stage2"}.get(stage)
-                ra = last.get((parent(run, stage), proto, task, before)) if before else None
+                if stage == "stage1":
+                    continue
+                ra, label = before(run, proto, task, stage)
                 if ra is None:
                     continue
                 d = compare.paired(s, ra["eval_run_id"], rb["eval_run_id"])
                 if not d["n_problems"]:
                     continue
-                label = {"stage2": "stage 2 vs stage 1", "control": "control vs stage 2"}[stage]
                 out.append(
                     {
                         "run": run,
@@ -142,6 +163,8 @@ class Source:
                         "label": label,
                         "a": ra["model"],
                         "b": rb["model"],
+                        "a_id": ra["checkpoint_id"],
+                        "b_id": rb["checkpoint_id"],
                         **d,
                     }
                 )
@@ -160,6 +183,59 @@ class Source:
                 chains = lineage.lineages(s)
         names = sorted({r["training_run"] for r in rows if r.get("training_run")})
         return {n: lineage.along_lineage(rows, n, chains.get(n, [])) for n in names}
+
+    def analysis(self, rows: list[dict], stage_diffs: list[dict] | None = None) -> dict:
+        """`analysis.analysis_context` of these aggregate rows: their evaluations' per-problem
+        results and length quantiles (one narrow pass over their samples), the problems' levels,
+        the protocol sweeps, and each run's path along its lineage."""
+        from walkrun.db import distributions, problems
+        from walkrun.db.engine import session_scope
+        from walkrun.evaluate.protocols import sweeps
+        from walkrun.leaderboard.analysis import analysis_context
+
+        dists, levels = {}, {}
+        if rows and not self._fresh():
+            with session_scope(self.url, readonly=True, create=False) as s:
+                dists = distributions.distributions(s, [r["eval_run_id"] for r in rows])
+                levels = problems.levels(s, {r["task"] for r in rows})
+        diffs = self.stage_diffs(rows) if stage_diffs is None else stage_diffs
+        return analysis_context(rows, self.trajectories(rows), dists, levels, sweeps(), diffs, self.db_label)
+
+    def compare_data(self, a_id: int, b_id: int, opts: PageOptions | None = None) -> dict | None:
+        """The stored-sample comparison of checkpoints `a_id` and `b_id` (`compare_page`): per
+        task x protocol both have, the paired differences B - A and the common problems side by
+        side (`walkrun.db.sample_pairs`); None when either is unknown or they share no evaluation."""
+        from walkrun.db import compare, queries, records, sample_pairs
+        from walkrun.db.engine import session_scope
+        from walkrun.settings import WalkrunError
+
+        opts = opts or PageOptions()
+        if self._fresh() or a_id == b_id:
+            return None
+        popts = sample_pairs.PairOptions(show=opts.samples_per_problem, chars=opts.response_chars)
+        with session_scope(self.url, readonly=True, create=False) as s:
+            sources = [records.checkpoint_source(s, cid) for cid in (a_id, b_id)]
+            if None in sources:
+                return None
+            try:
+                matched = compare.matched(s, str(sources[0]), str(sources[1]))
+            except WalkrunError:
+                return None
+            sections = []
+            for ra, rb in matched:
+                d = compare.paired(s, ra["eval_run_id"], rb["eval_run_id"])
+                got = sample_pairs.pairs(s, ra["eval_run_id"], rb["eval_run_id"], popts)
+                sections.append({"task": ra["task"], "protocol": ra["protocol"], "ra": ra, "rb": rb, "delta": d, **got})
+            first = matched[0]
+            facts = ("model", "checkpoint_id", "source", "stage", "step", "training_run")
+            main = queries.main_protocol([r for pair in matched for r in pair])
+            return {
+                "a": {k: first[0][k] for k in facts},
+                "b": {k: first[1][k] for k in facts},
+                # the protocol most of their evaluations share first, as on the index
+                "sections": sorted(sections, key=lambda x: (x["protocol"] != main, str(x["protocol"]), x["task"])),
+                "ratio": popts.ratio,
+            }
 
     def run_pages(self, rows: list[dict], run_ids: list[int] | None = None) -> dict[int, dict]:
         """Training run id -> its page's data (`walkrun.leaderboard.run_page`) for every run with a

@@ -1,5 +1,6 @@
-"""The pieces of a local training run around TRL's GRPOTrainer: dynamic sampling (masking
-zero-variance groups), checkpoints in OpenRLHF's layout, metrics.jsonl and the progress line.
+"""The pieces of a local training run around TRL's GRPOTrainer: the estimator, length reweighting and
+group filter of `walkrun.train.advantages` / `length_rewards` (the formulas OpenRLHF runs), checkpoints
+in OpenRLHF's layout, metrics.jsonl and the progress line.
 
 metrics.jsonl holds one record per TRL log call (every optimizer step): TRL's own metrics and
 walkrun's rollout statistics (logged by the reward function under `walkrun.telemetry.names`);
@@ -17,40 +18,60 @@ from walkrun.integrations import trl as trl_integration
 from walkrun.train.local_config import LocalConfig
 
 METRICS_FILE = "metrics.jsonl"
-
-
-def kept_groups(rewards, num_generations: int, tol: float = 1e-6):
-    """Bool per group: True if its rewards are not all equal (non-zero variance). `rewards` is flat (B*G,).
-
-    A tolerance rather than std == 0: float sums of equal shaped rewards can differ in the last bit.
-    """
-    grouped = rewards.view(-1, num_generations)
-    return (grouped.amax(dim=1) - grouped.amin(dim=1)) > tol
+BATCH_ATTR = "walkrun_batch"  # set on walkrun's reward function: each call's correctness and lengths
 
 
 def trainer_class():
-    """GRPOTrainer with dynamic sampling (built on first use: importing trl is slow)."""
+    """GRPOTrainer with walkrun's advantages and group filter (built on first use: importing trl is slow)."""
+    import torch
 
-    class DynamicSamplingGRPOTrainer(trl_integration.grpo_trainer_base()):
-        """GRPOTrainer that masks out zero-variance groups (DAPO's dynamic sampling, without refill).
+    from walkrun.train.advantages import group_advantages, kept_groups
+    from walkrun.train.length_rewards import reweight
 
-        Stage 1: all-correct and all-wrong groups are masked. Stage 2: an all-correct group whose
-        rollouts differ in length has different shaped rewards and is kept; only groups whose
-        shaped rewards are all equal are masked. A masked group's advantages are already 0; masking
-        takes it out of the loss's normaliser too (`walkrun.integrations.trl.mask_groups`). TRL
-        shuffles and splits the generation batch only after this, so masking here is safe.
+    class WalkrunGRPOTrainer(trl_integration.grpo_trainer_base()):
+        """GRPOTrainer whose advantages are computed as OpenRLHF computes them, then filtered.
+
+        After TRL scores a generation batch, the advantages are recomputed from the same summed
+        rewards with `cfg.estimator` (`walkrun.train.advantages`: group_norm, dr_grpo, rloo),
+        multiplied by the length reward's reweighting if it has one (GRPO-LEAD, DRPO), and groups
+        whose correctness rate is outside `cfg.dynamic_sampling_range` are masked out (DAPO's
+        dynamic sampling without refill; OpenRLHF drops them and samples replacements). Masking
+        takes a group out of the loss and of its normaliser (`walkrun.integrations.trl.mask_groups`).
+        Correctness and lengths come from walkrun's reward function (its `walkrun_batch`
+        attribute). TRL shuffles and splits the generation batch into the round's optimizer steps
+        only after this, so every step of the round sees these advantages.
         """
 
-        dynamic_sampling: bool = True
+        cfg: LocalConfig
 
         def after_scoring(self, batch: dict) -> dict:
-            if not self.dynamic_sampling:
-                return batch
-            keep = kept_groups(trl_integration.summed_rewards(self), self.num_generations)
-            trl_integration.mask_groups(self, batch, keep)
+            cfg, G = self.cfg, self.num_generations
+            record = getattr(self.reward_funcs[0], BATCH_ATTR, None)
+            if record is None:
+                raise RuntimeError("walkrun's trainer needs walkrun's reward function (it records correctness)")
+            rewards = trl_integration.summed_rewards(self).view(-1, G)
+            correct = torch.tensor(record["correct"], dtype=torch.float32).view(-1, G)
+            adv = group_advantages(rewards, cfg.estimator)
+            if cfg.length_term:
+                lengths = record["lengths"]
+                for g in range(adv.shape[0]):
+                    f = reweight(
+                        cfg.length_term,
+                        correct[g].bool().tolist(),
+                        lengths[g * G : (g + 1) * G],
+                        cfg.budget,
+                        adv[g].tolist(),
+                        cfg.length_reward_params,
+                    )
+                    if f is not None:
+                        adv[g] = adv[g] * torch.tensor(f, dtype=adv.dtype)
+            trl_integration.set_advantages(batch, adv)
+            if cfg.dynamic_sampling:
+                lo, hi = cfg.dynamic_sampling_range
+                trl_integration.mask_groups(self, batch, kept_groups(correct, lo, hi))
             return batch
 
-    return DynamicSamplingGRPOTrainer
+    return WalkrunGRPOTrainer
 
 
 # ---------------------------------------------------------------- checkpoints and logging
