@@ -126,6 +126,7 @@ RAY_PROBE = textwrap.dedent(
 )
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_from_a_ray_task_and_an_actor_thread(tmp_path):
     pytest.importorskip("ray")

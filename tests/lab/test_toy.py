@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from walkrun import synthetic
 from walkrun.lab.toy import breakdown, format_breakdown, style_rule
 
@@ -21,6 +23,7 @@ def test_styles_restrict_the_next_token_as_named():
     assert recheck(synthetic.encode("8+8=1")) is None and BOX not in recheck([])
 
 
+@pytest.mark.slow  # generates 4 x 12 completions: ~26 s on a loaded 2-core machine
 def test_breakdown_reports_each_style_per_number_of_carries(tmp_path):
     model = synthetic.build_model(tmp_path / "m", seed=0)
     result = breakdown(str(model), n=12, k=1, max_new_tokens=12)

@@ -9,8 +9,8 @@ import re
 from html import unescape
 
 import pytest
-from conftest import EVIL_NAME, fill
 
+from tests.factories import EVIL_NAME, leaderboard_db
 from walkrun.db import queries, records, sample_pairs
 from walkrun.db.engine import session_scope
 
@@ -54,7 +54,7 @@ def test_compare_page_lays_both_checkpoints_samples_side_by_side(lb_db, lb_serve
 @pytest.fixture()
 def run_db(tmp_path):
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    fill(url)
+    leaderboard_db(url)
     return url
 
 

@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import fill
 
+from tests.factories import leaderboard_db
 from walkrun.db import queries, records
 from walkrun.db.engine import session_scope
 
@@ -29,7 +29,7 @@ def site(tmp_path_factory):
     from walkrun.leaderboard.build import BuildConfig, build
 
     url = f"sqlite:///{tmp_path_factory.mktemp('layout') / 'r.db'}"
-    fill(url)
+    leaderboard_db(url)
     ids = {c["name"]: c["id"] for c in records.list_checkpoints(url)}
     records.set_stage_start(url, "concise-tiny", "stage2", ids["concise-tiny stage1@10"], {})
     out = tmp_path_factory.mktemp("site") / "site"

@@ -10,7 +10,6 @@ and a run whose name is an HTML injection.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -19,12 +18,9 @@ from pathlib import Path
 
 import pytest
 
-# This folder's conftest by path: under a mixed list of test paths, `import conftest` may find another folder's.
-_spec = importlib.util.spec_from_file_location("leaderboard_conftest", Path(__file__).with_name("conftest.py"))
-assert _spec is not None and _spec.loader is not None
-_lb = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_lb)
-EVIL_NAME, TASKS, Server, _samples, fill = _lb.EVIL_NAME, _lb.TASKS, _lb.Server, _lb._samples, _lb.fill
+from tests.factories import EVIL_NAME, LEADERBOARD_K, LEADERBOARD_PROBLEMS, leaderboard_db, random_samples
+from tests.factories import LEADERBOARD_TASKS as TASKS
+from tests.leaderboard.web import Server
 
 RUN, CONTROL = "concise-tiny", "concise-tiny-control"
 METRICS = ("mean_tokens", "p90_tokens", "accuracy", "entropy", "clip_ratio", "all_correct_group_rate")
@@ -42,7 +38,7 @@ def run_db(tmp_path_factory) -> str:
     from walkrun.db.models import Checkpoint
 
     url = f"sqlite:///{tmp_path_factory.mktemp('rundb') / 'results.db'}"
-    fill(url)
+    leaderboard_db(url)
     rng = random.Random(1)
     with session_scope(url) as s:
         for stage in ("stage1", "stage2"):
@@ -62,7 +58,7 @@ def run_db(tmp_path_factory) -> str:
         sampling = {"k": 4, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 512}
         for task in TASKS:
             ev = store.start_eval_run(s, ckpt, task, "1", sampling, "hf", "5.19", "grader-1")
-            store.add_samples(s, ev, _samples(rng, 0.5, 200))
+            store.add_samples(s, ev, random_samples(rng, LEADERBOARD_PROBLEMS, LEADERBOARD_K, 0.5, 200))
             store.finish_eval_run(s, ev, "done")
         training_metrics.store(s, EVIL_NAME, "train", [(1, "entropy", 1.0), (2, "entropy", 0.9)])
     return url
