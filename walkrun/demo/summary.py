@@ -196,16 +196,6 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def stage2_start(lay: Layout) -> str | None:
-    """The folder stage 2 started from, as the gate recorded it in the DB (None if not recorded)."""
-    from walkrun.db import lineage
-    from walkrun.db.engine import session_scope
-
-    with session_scope(lay.db, readonly=True, create=False) as s:
-        start = lineage.stage_starts(s).get((lay.recipe.run, "stage2"))
-    return start["source"] if start else None
-
-
 def write_serve_config(lay: Layout, table: dict) -> Path | None:
     """serve_demo.yaml: stage 2's last checkpoint against the stage-1 checkpoint it started from
     (the gate's choice; stage 1's last when none is recorded), linking to the built site's
@@ -218,7 +208,7 @@ def write_serve_config(lay: Layout, table: dict) -> Path | None:
     path = lay.root / "serve_demo.yaml"
     doc = {
         "a": a["path"],
-        "b": stage2_start(lay) or b["path"],
+        "b": str(stage2_start(lay) or b["path"]),
         "labels": ["stage 2 (L-GRPO)", "stage 1 (GRPO++)"],
         "temperature": 1.0,
         "top_p": 1.0,
