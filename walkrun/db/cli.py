@@ -10,10 +10,9 @@ from datetime import datetime
 import typer
 
 from walkrun import options
-from walkrun.options import DB_HELP
+from walkrun.db import compare_cli
+from walkrun.options import DB_FLAGS, DB_HELP
 from walkrun.settings import WalkrunError
-
-DB_FLAGS = {"db": ("--db", "--url")}
 
 
 @dataclass
@@ -274,8 +273,6 @@ def _print_samples(rows, as_json: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this subpackage's commands to the main `walkrun` app."""
-    from walkrun.db import compare_cli
-
     app.add_typer(db_app, name="db")
     app.command("results")(results_cmd)
     app.command("compare")(compare_cli.compare_cmd)

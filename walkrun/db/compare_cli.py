@@ -6,8 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from walkrun import options
-from walkrun.db.cli import DB_FLAGS
-from walkrun.options import DB_HELP
+from walkrun.options import DB_FLAGS, DB_HELP
 
 
 def _pct(x, sign: bool = True) -> str:

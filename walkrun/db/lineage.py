@@ -8,8 +8,8 @@ from typing import NoReturn
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from walkrun.db import queries
 from walkrun.db.models import TrainingRun
-from walkrun.db.queries import _latest, _runs_query, _summaries
 from walkrun.settings import WalkrunError
 
 
@@ -32,9 +32,7 @@ def trajectory(
         _no_run(s, training_run_name)
     out = []
     for depth, (name, upto) in enumerate(reversed(chain)):
-        q = _runs_query(None, task, statuses).where(TrainingRun.name == name)
-        triples = [tuple(r) for r in s.execute(q).all()]
-        rows = _summaries(s, _latest(triples) if latest else triples)
+        rows = queries.results(s, task=task, statuses=statuses, latest=latest, training_run=name)
         if upto is not None:
             rows = [r for r in rows if _upto(r, upto)]
         for r in rows:

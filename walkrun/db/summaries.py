@@ -1,7 +1,7 @@
 """Stored per-evaluation aggregates (`EvalSummary`): computed once when a run finishes or is
 re-graded, read by `walkrun.db.queries` instead of every sample row, recomputed when missing.
 
-A summary holds exactly the metric dict `queries.run_stats` returns for the run (and its
+A summary holds exactly the metric dict `stats.run_stats` returns for the run (and its
 accuracy-at-budget curve), so a page shows the same numbers with or without it. It is written
 where the samples change (`store.finish_eval_run`, `regrade`) and dropped when new samples
 arrive (`store.add_samples`); a summary of another `VERSION` of this code is ignored.
@@ -16,8 +16,9 @@ from sqlalchemy import Connection, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, TrainingRun, utcnow
+from walkrun.db.stats import run_stats
 
-# Bump when queries.run_stats or budget.curve change what they compute: older summaries are
+# Bump when stats.run_stats or budget.curve change what they compute: older summaries are
 # then ignored (recomputed on read, rewritten by `backfill`).
 VERSION = "1"
 _CHUNK = 500
@@ -34,13 +35,13 @@ def _from_json(stats: dict) -> dict:
 
 def compute(s: Session, run_ids: list[int]) -> dict[int, tuple[dict, dict | None]]:
     """run id -> (metric dict, budget curve or None) computed from the sample rows."""
-    from walkrun.db import budget, queries
+    from walkrun.db import budget
 
     out: dict[int, tuple[dict, dict | None]] = {}
     budgets = dict(s.execute(select(EvalRun.id, EvalRun.max_new_tokens).where(EvalRun.id.in_(run_ids))).all())
     for i in range(0, len(run_ids), _CHUNK):
         chunk = run_ids[i : i + _CHUNK]
-        stats = queries.run_stats(chunk, s)
+        stats = run_stats(chunk, s)
         for rid in chunk:
             cap = budgets.get(rid)
             out[rid] = (stats[rid], budget.curve(s, rid, cap) if cap else None)
@@ -108,9 +109,7 @@ def stats(s: Session, run_ids: list[int]) -> dict[int, dict]:
     out = {rid: st for rid, (st, _) in stored(s, run_ids).items()}
     missing = [rid for rid in run_ids if rid not in out]
     if missing:
-        from walkrun.db import queries
-
-        out.update(queries.run_stats(missing, s))
+        out.update(run_stats(missing, s))
     return out
 
 

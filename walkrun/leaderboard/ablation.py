@@ -143,7 +143,7 @@ def render_ablation(groups: list[dict], db_label: str = "") -> str:
 
     figs = {f"ablation-{i}": ablation_figure(g) for i, g in enumerate(groups)}
     return (
-        pages._env()
+        pages.templates()
         .get_template("ablation.html.jinja")
         .render(
             root="",
@@ -155,6 +155,6 @@ def render_ablation(groups: list[dict], db_label: str = "") -> str:
             figures_json=pages.safe_json(figs),
             empty=not groups,
             db_label=db_label,
-            generated_at=pages._date(datetime.now(UTC)),
+            generated_at=pages.short_date(datetime.now(UTC)),
         )
     )

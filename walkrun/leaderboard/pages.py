@@ -143,7 +143,7 @@ def fmt(value, kind: str) -> str:
     if kind == "pct":
         return f"{100 * value:.1f}%"
     if kind == "date":
-        return _date(value)
+        return short_date(value)
     if kind == "ci":
         return f"[{value[0]:.3f}, {value[1]:.3f}]"
     return str(value)
@@ -178,7 +178,8 @@ def _iso(value) -> str:
     return "" if value is None else str(value)
 
 
-def _date(value) -> str:
+def short_date(value) -> str:
+    """A date as the pages show it: `YYYY-MM-DD HH:MM` (UTC)."""
     if isinstance(value, datetime):
         return _iso(value)[:16].replace("T", " ")
     return "" if value is None else str(value)[:16].replace("T", " ")
@@ -220,7 +221,7 @@ def environment() -> Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["sortv"] = sort_value
-    env.filters["date"] = _date
+    env.filters["date"] = short_date
     env.globals["columns"] = COLUMNS
     env.globals["protocol_label"] = protocol_label
     env.globals["stage_label"] = env.filters["stage_label"] = lambda s: F.STAGE_LABEL.get(s, s)
@@ -230,14 +231,16 @@ def environment() -> Environment:
 _ENV: Environment | None = None
 
 
-def _env() -> Environment:
+def templates() -> Environment:
+    """The Jinja environment every page renders with (built once)."""
     global _ENV
     if _ENV is None:
         _ENV = environment()
     return _ENV
 
 
-def _sort_rows(rows: list[dict]) -> list[dict]:
+def sort_rows(rows: list[dict]) -> list[dict]:
+    """Aggregate rows in table order."""
     # Best first within each benchmark; benchmarks in name order.
     return sorted(
         rows,
@@ -268,7 +271,7 @@ def index_context(
     the runs it started from."""
     from walkrun.db.queries import main_protocol
 
-    rows = [table_values(r) for r in _sort_rows(rows)]
+    rows = [table_values(r) for r in sort_rows(rows)]
     main = main_protocol(rows)
     by_proto: dict[Any, set] = {}
     for r in rows:
@@ -339,7 +342,7 @@ def index_context(
         "empty": not rows,
         "fill_commands": FILL_COMMANDS,
         "db_label": db_label,
-        "generated_at": _date(datetime.now(UTC)),
+        "generated_at": short_date(datetime.now(UTC)),
     }
 
 
@@ -350,12 +353,12 @@ def render_index(
     trajectories: dict[str, list[dict]] | None = None,
 ) -> str:
     context = index_context(rows, db_label, stage_diffs, trajectories)
-    return _env().get_template("index.html.jinja").render(**context)
+    return templates().get_template("index.html.jinja").render(**context)
 
 
 def render_not_found(what: str) -> str:
     return (
-        _env()
+        templates()
         .get_template("not_found.html.jinja")
         .render(root="../", title="not found", what=what, db_label="", generated_at="")
     )
