@@ -12,16 +12,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from walkrun.db import store
-from walkrun.db.engine import cannot_open, get_engine, is_empty, session_scope
+from walkrun.db.engine import cannot_open, ensure_schema, get_engine, is_empty, session_scope
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
 from walkrun.settings import WalkrunError
 
 
 def check_db(url: str | None = None) -> None:
-    """Open the results DB (creating the schema in an empty one); WalkrunError if unusable."""
+    """Open the results DB (creating the schema in an empty one) and check its schema revision,
+    without a write transaction; WalkrunError if unusable."""
     try:
-        with session_scope(url):
-            pass
+        ensure_schema(get_engine(url))
     except WalkrunError:
         raise
     except (SQLAlchemyError, OSError) as e:

@@ -30,7 +30,7 @@ def eval_command(cfg: EvalConfig) -> None:
     With --ray each task is a Ray task on the cluster, all at once."""
     import sys
 
-    from walkrun.evaluate import claims, report, runner
+    from walkrun.evaluate import outcome, report, runner
     from walkrun.settings import WalkrunError
 
     errors: list[str] = []
@@ -44,10 +44,10 @@ def eval_command(cfg: EvalConfig) -> None:
         typer.echo(report.format_table(outcomes))
     if errors:
         raise WalkrunError("; ".join(errors))
-    held = claims.held_message(outcomes)
+    held = outcome.held_message(outcomes)
     if held:
         typer.echo(f"walkrun eval: {held}", err=True)
-        raise typer.Exit(claims.HELD_EXIT_CODE)
+        raise typer.Exit(outcome.HELD_EXIT_CODE)
 
 
 @options.command(EvalConfig, flags=FLAGS, exclude=("model", "name", "step"), fixed={"model": ""})

@@ -3,7 +3,7 @@
 Each checkpoint x task evaluation is one Ray task asking for `ray_gpus` GPUs and `ray_cpus` CPUs;
 Ray runs as many at once as the cluster fits. Every worker writes to the one results DB whose URL
 the driver resolves and hands it (PostgreSQL when the cluster spans machines: SQLite is one
-machine's file), and takes the evaluation's lease before running it (`walkrun.evaluate.claims`), so
+machine's file), and takes the evaluation's lease before running it (`walkrun.db.evaluations`), so
 two drivers on one cluster, or a driver and a plain `walkrun watch`, never run the same evaluation.
 Ray does not retry a task whose worker died: its lease expires after `lease_seconds` and a later
 poll of the watcher (or a re-run of `walkrun eval`) resumes it from the stored samples.
@@ -184,10 +184,10 @@ class RayPool:
 
     def submit(self, watcher, path: Path, cfg: EvalConfig) -> int:
         """Start one Ray task per task of `cfg`; returns how many."""
-        from walkrun.evaluate.watch import evaluate_setting
+        from walkrun.evaluate import runner  # heavy: lm-eval, torch
 
         for task in cfg.tasks:
-            ref = remote(evaluate_setting, cfg).remote(unit(cfg, task, self.db))
+            ref = remote(runner.evaluate_setting, cfg).remote(unit(cfg, task, self.db))
             self.inflight[ref] = (watcher, path)
         return len(cfg.tasks)
 

@@ -33,11 +33,10 @@ import json
 import re
 import sys
 import time
-import traceback
 from dataclasses import fields, replace
 from pathlib import Path
 
-from walkrun.evaluate import claims, report, runner
+from walkrun.evaluate import distributed, runner
 from walkrun.evaluate.config import EvalConfig
 from walkrun.settings import WalkrunError
 
@@ -245,7 +244,7 @@ class Watcher:
             if self.pool is not None:
                 self.pending[path] = self.pending.get(path, 0) + self.pool.submit(self, path, cfg)
             else:
-                self.settle(path, *evaluate_setting(cfg, self.log))
+                self.settle(path, *runner.evaluate_setting(cfg, self.log))
         return self.results[path] == "done"
 
     def settle(self, path: Path, status: str, text: str, retry_in: float = 0.0) -> None:
@@ -270,31 +269,6 @@ class Watcher:
             self.log(f"walkrun watch: {path.name} failed: {text}")
         if path in self.waiting and path not in self.pending:
             self.handled.discard(path)  # ready at the next poll (it was complete already)
-
-
-def evaluate_setting(cfg: EvalConfig, log=None) -> tuple[str, str, float]:
-    """One checkpoint with one setting: ("done", results table), ("held", who runs what), ("lost",
-    why) or ("failed", error, recorded in the DB), and the seconds until a held lease expires.
-    Also the body of a `--ray` evaluation."""
-    from walkrun.db.leases import LeaseLost
-
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    try:
-        outcomes = runner.evaluate(cfg, log=log)
-    except KeyboardInterrupt:
-        raise
-    except LeaseLost as e:
-        return "lost", str(e), 0.0
-    except Exception as e:
-        msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
-        if not isinstance(e, WalkrunError):
-            traceback.print_exc(file=sys.stderr)
-        runner.record_failure(cfg, Path(cfg.model), msg)
-        return "failed", msg, 0.0
-    held = claims.held_message(outcomes)
-    if held:
-        return "held", held, claims.retry_delay(outcomes, cfg.lease_seconds)
-    return "done", report.format_table(outcomes), 0.0
 
 
 def _poll_round(watchers: list[Watcher], pool=None) -> None:
@@ -372,8 +346,6 @@ def watch(
     dirs = list(dict.fromkeys(Path(d) for d in directories))
     pool = None
     if configs[0].ray:
-        from walkrun.evaluate import distributed
-
         pool = distributed.RayPool(configs[0], log=lambda msg: print(msg, file=sys.stderr, flush=True))
     watchers = [Watcher(d, configs, run=run, stage=stage, run_backend=run_backend, pool=pool) for d in dirs]
     return run_watchers(watchers, interval, once=once, until_finished=until_finished, pool=pool)

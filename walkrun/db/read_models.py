@@ -1,0 +1,142 @@
+"""The shapes of what the results DB hands to other packages, and the statuses it enforces.
+
+Rows stay plain dicts at run time (they go to JSON, CSV and templates as they are); these
+TypedDicts say which keys they carry, so a misspelt key is a type error, not a silent None:
+`ResultRow` (one evaluation's aggregates, `walkrun.db.queries`), `SampleRow` (`queries.samples`),
+`Comparison` (`walkrun.db.compare`), `CheckpointInfo` (`walkrun.db.records.list_checkpoints`).
+The statuses are enums whose values the schema's CHECK constraints allow, nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import NotRequired, TypedDict
+
+
+class EvalStatus(StrEnum):
+    """Where an evaluation run stands (`EvalRun.status`)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class FinishReason(StrEnum):
+    """Why a response ended (`Sample.finish_reason`): its own end, or the token budget."""
+
+    STOP = "stop"
+    LENGTH = "length"
+
+
+class RunStats(TypedDict):
+    """One evaluation run's metrics, counted from its samples (`walkrun.db.stats.run_stats`)."""
+
+    n_samples: int
+    n_problems: int
+    accuracy: float | None  # pass@1[avg-of-k]
+    pass_at_k: dict[int, float]
+    maj_at_k: float | None
+    mean_tokens: float | None
+    median_tokens: float | None
+    mean_tokens_correct: float | None
+    mean_tokens_wrong: float | None
+    truncation_rate: float | None
+    n_truncated: int
+    accuracy_se: float | None
+    accuracy_se_between: float | None
+    accuracy_se_within: float | None
+    accuracy_ci95: tuple[float, float] | list[float] | None
+    mean_think_tokens: float | None
+    mean_answer_tokens: float | None
+    no_answer_rate: float | None
+    error_rate: float | None
+    n_timeouts: int
+    n_errors: int
+    grader_version: str | None
+
+
+class ResultRow(RunStats):
+    """One evaluation run with its checkpoint and aggregates (`queries.aggregate`, `results`)."""
+
+    model: str  # the checkpoint's display name
+    checkpoint_id: int
+    source: str
+    stage: str
+    step: int | None
+    training_run: str | None
+    task: str
+    task_version: str
+    protocol: str | None
+    k: int
+    temperature: float | None
+    top_p: float | None
+    max_new_tokens: int | None
+    prompt_template: str | None
+    backend: str
+    backend_version: str
+    eval_run_id: int
+    eval_key: str
+    status: str  # an EvalStatus value
+    evaluated_at: datetime
+    # added by readers: the accuracy-at-budget curve, and a trajectory's depth in its lineage
+    budget_curve: NotRequired[dict]
+    lineage_depth: NotRequired[int]
+
+
+class SampleRow(TypedDict):
+    """One stored sample (`queries.samples`); `gold` and `response` only with include_text."""
+
+    model: str
+    task: str
+    protocol: str | None
+    problem_id: str
+    sample_index: int
+    correct: bool
+    status: str  # a grading status (`walkrun.grading.STATUSES`)
+    n_tokens: int
+    think_tokens: int | None
+    answer_tokens: int | None
+    finish_reason: str  # a FinishReason value
+    extracted: str | None
+    has_boxed: bool | None
+    latency_s: float | None
+    graded_with: str
+    eval_run_id: int
+    source: str
+    gold: NotRequired[str]
+    response: NotRequired[str]
+
+
+class Comparison(TypedDict):
+    """Paired differences B - A of two checkpoints' evaluations of one task (`compare.compare`)."""
+
+    a: str
+    b: str
+    task: str
+    protocol: str | None
+    accuracy_a: float | None
+    accuracy_b: float | None
+    mean_tokens_a: float | None
+    mean_tokens_b: float | None
+    n_problems: int
+    n_problems_a: int
+    n_problems_b: int
+    delta_accuracy: float | None
+    delta_accuracy_se: float | None
+    delta_accuracy_ci95: tuple[float, float] | list[float] | None
+    delta_mean_tokens_pct: float | None
+    delta_mean_tokens_pct_ci95: tuple[float, float] | list[float] | None
+    eval_run_a: int
+    eval_run_b: int
+
+
+class CheckpointInfo(TypedDict):
+    """A checkpoint of the DB as `records.list_checkpoints` lists it."""
+
+    id: int
+    name: str
+    source: str
+    stage: str
+    step: int | None
+    local: bool  # its source is a folder on this machine
