@@ -214,7 +214,10 @@ def results_cmd(opts: ResultsOptions) -> None:
             sys.stderr.close()
             return
     if as_json:
-        out = [{**{k: r[k] for k in RESULT_KEYS}, **{k: v for k, v in r.items() if k not in RESULT_KEYS}} for r in rows]
+        plain = [dict(r) for r in rows]
+        out = [
+            {**{k: r[k] for k in RESULT_KEYS}, **{k: v for k, v in r.items() if k not in RESULT_KEYS}} for r in plain
+        ]
         print(json.dumps(out, indent=2, default=_json_default))
         return
     if not rows:

@@ -9,12 +9,14 @@ Only problems present in both evaluations count (a --limit run against a full on
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from walkrun.db import queries, uncertainty
 from walkrun.db.models import Sample
+from walkrun.db.read_models import Comparison, ResultRow
 from walkrun.settings import WalkrunError
 
 
@@ -48,7 +50,7 @@ def paired(s: Session, run_a: int, run_b: int, seed: int | None = None) -> dict:
     return out
 
 
-def _one_checkpoint(rows: list[dict], who: str) -> None:
+def _one_checkpoint(rows: Sequence[ResultRow], who: str) -> None:
     ids = {r["checkpoint_id"] for r in rows}
     if len(ids) > 1:
         sources = sorted({r["source"] for r in rows})
@@ -57,7 +59,7 @@ def _one_checkpoint(rows: list[dict], who: str) -> None:
 
 def compare(
     s: Session, a: str, b: str, task: str | None = None, protocol: str | None = None, seed: int | None = None
-) -> list[dict]:
+) -> list[Comparison]:
     """One paired comparison per (task, protocol) both checkpoints have (latest finished runs)."""
     rows_a = queries.aggregate(s, model=a, task=task, protocol=protocol)
     rows_b = queries.aggregate(s, model=b, task=task, protocol=protocol)
@@ -77,12 +79,12 @@ def compare(
             f"{a!r} and {b!r} share no task under one protocol{scope}: "
             + "; ".join(f"{w} has {', '.join(v)}" for w, v in have.items())
         )
-    out = []
+    out: list[Comparison] = []
     for task_name, proto in keys:
         ra, rb = by_a[(task_name, proto)], by_b[(task_name, proto)]
         d = paired(s, ra["eval_run_id"], rb["eval_run_id"], seed=seed)
         out.append(
-            {
+            {  # type: ignore[typeddict-item]  # `d` holds the paired_difference keys
                 "a": ra["model"],
                 "b": rb["model"],
                 "task": task_name,

@@ -45,14 +45,15 @@ def compare_cmd(opts: CompareOptions) -> None:
         return
     for r in rows:
         ci = r["delta_accuracy_ci95"]
+        low, high = (None, None) if ci is None else ci
         tci = r["delta_mean_tokens_pct_ci95"]
         print(
             f"{r['task']} [protocol {r['protocol']}], {r['n_problems']} common problems: "
             f"pass@1 {_pct(r['accuracy_a'], False)} -> {_pct(r['accuracy_b'], False)}, "
-            f"delta {_pct(r['delta_accuracy'])} points (95% CI {_pct(ci[0])} to {_pct(ci[1])}); "
+            f"delta {_pct(r['delta_accuracy'])} points (95% CI {_pct(low)} to {_pct(high)}); "
             + (
                 f"mean tokens {r['delta_mean_tokens_pct']:+.1f}% (95% CI {tci[0]:+.1f}% to {tci[1]:+.1f}%)"
-                if tci
+                if tci is not None
                 else "mean tokens: -"
             )
         )

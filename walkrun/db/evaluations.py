@@ -18,6 +18,7 @@ unless the caller gives one.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -64,7 +65,7 @@ class Request:
     def k(self) -> int:
         return int(self.sampling["k"])
 
-    def missing(self, done: set[tuple[str, int]]) -> int:
+    def missing(self, done: AbstractSet[tuple[str, int]]) -> int:
         """Samples of this request not in `done` ((problem id, sample index) pairs)."""
         return sum((str(r["id"]), j) not in done for r in self.rows for j in range(self.k))
 

@@ -3,6 +3,7 @@ lineage (the runs it descends from, via `TrainingRun.parent_checkpoint`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from walkrun.db import queries
 from walkrun.db.models import TrainingRun
+from walkrun.db.read_models import ResultRow
 from walkrun.settings import WalkrunError
 
 
@@ -20,7 +22,7 @@ def trajectory(
     statuses: tuple[str, ...] | None = ("done",),
     latest: bool = True,
     lineage: bool = False,
-) -> list[dict]:
+) -> list[ResultRow]:
     """A training run's checkpoints with their aggregates, ordered by step (then task).
 
     `latest=False`: every evaluation run, not only each checkpoint x task's latest.
@@ -30,7 +32,7 @@ def trajectory(
     chain = [(training_run_name, None)] + (lineage_of(s, training_run_name) if lineage else [])
     if not lineage and s.scalar(select(TrainingRun.id).where(TrainingRun.name == training_run_name)) is None:
         _no_run(s, training_run_name)
-    out = []
+    out: list[ResultRow] = []
     for depth, (name, upto) in enumerate(reversed(chain)):
         rows = queries.results(s, task=task, statuses=statuses, latest=latest, training_run=name)
         if upto is not None:
@@ -43,7 +45,7 @@ def trajectory(
     return out
 
 
-def _upto(row: dict, parent: dict) -> bool:
+def _upto(row: ResultRow, parent: dict) -> bool:
     if row["checkpoint_id"] == parent["checkpoint_id"]:
         return True
     return parent["step"] is not None and row["step"] is not None and row["step"] <= parent["step"]
@@ -62,10 +64,10 @@ def lineages(s: Session) -> dict[str, list[tuple[str, dict]]]:
     return {name: lineage_of(s, name) for name in sorted(names)}
 
 
-def along_lineage(rows: list[dict], run: str, chain: list[tuple[str, dict]]) -> list[dict]:
+def along_lineage(rows: Sequence[ResultRow], run: str, chain: list[tuple[str, dict]]) -> list[ResultRow]:
     """From aggregate rows (any runs), the path of `trajectory(..., lineage=True)`: the ancestors'
     rows up to the checkpoint each child started from, then `run`'s rows; copies with lineage_depth."""
-    out = []
+    out: list[ResultRow] = []
     for depth, (name, upto) in enumerate(reversed([(run, None), *chain])):
         for r in rows:
             if r.get("training_run") == name and (upto is None or _upto(r, upto)):

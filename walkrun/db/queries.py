@@ -24,18 +24,20 @@ readers take the stored dict, and compute it here only for runs without one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from walkrun.db import summaries
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
+from walkrun.db.read_models import ResultRow, RunFacts, SampleRow
 from walkrun.db.stats import run_stats
 from walkrun.settings import WalkrunError
 
 
-def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) -> dict:
+def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) -> RunFacts:
     return {
         "model": ckpt.name,
         "checkpoint_id": ckpt.id,
@@ -60,7 +62,9 @@ def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) 
     }
 
 
-def _rows(s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun | None]], stored: bool = True) -> list[dict]:
+def _rows(
+    s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun | None]], stored: bool = True
+) -> list[ResultRow]:
     """Aggregate rows of these runs; `stored=False` recomputes every one from its samples."""
     run_ids = [run.id for run, _, _ in triples]
     if not run_ids:
@@ -68,8 +72,7 @@ def _rows(s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun | Non
     stats = summaries.stats(s, run_ids) if stored else run_stats(run_ids, s)
     out = []
     for run, ckpt, tr in triples:
-        row = _describe(run, ckpt, tr)
-        row.update(stats[run.id])
+        row: ResultRow = {**_describe(run, ckpt, tr), **stats[run.id]}
         row["grader_version"] = row["grader_version"] or run.grader_version
         out.append(row)
     return out
@@ -107,7 +110,7 @@ def results(
     stored: bool = True,
     training_run: str | None = None,
     eval_run_id: int | None = None,
-) -> list[dict]:
+) -> list[ResultRow]:
     """The aggregate rows of `aggregate`, in the order the DB returns the runs; also narrowed to
     one training run's checkpoints (`training_run`) or one evaluation run (`eval_run_id`)."""
     q = (
@@ -128,7 +131,7 @@ def results(
     return _rows(s, _latest(triples) if latest else triples, stored=stored)
 
 
-def eval_run_summary(s: Session, eval_run_id: int) -> dict:
+def eval_run_summary(s: Session, eval_run_id: int) -> ResultRow:
     """The aggregate dict of one evaluation run (whatever its status)."""
     rows = results(s, latest=False, statuses=None, eval_run_id=eval_run_id)
     if not rows:
@@ -144,7 +147,7 @@ def aggregate(
     statuses: tuple[str, ...] | None = ("done",),
     protocol: str | None = None,
     stored: bool = True,
-) -> list[dict]:
+) -> list[ResultRow]:
     """One aggregate dict per checkpoint x task x protocol (its latest finished evaluation run;
     with `latest=False`, one per evaluation run). `model` matches a checkpoint's name or source.
     Ordered by protocol, task, then accuracy (best first). `stored=False` ignores the stored
@@ -161,7 +164,7 @@ def aggregate(
     return rows
 
 
-def main_protocol(rows: list[dict]) -> str | None:
+def main_protocol(rows: Sequence[Mapping]) -> str | None:
     """The protocol most checkpoints were evaluated under (ties: more rows, then `default`, then name)."""
     ckpts: dict[str | None, set] = defaultdict(set)
     n_rows: dict[str | None, int] = defaultdict(int)
@@ -196,7 +199,7 @@ def samples(
     include_text: bool = False,
     statuses: tuple[str, ...] | None = None,
     protocol: str | None = None,
-) -> Iterator[dict]:
+) -> Iterator[SampleRow]:
     """Per-sample rows (streamed), ordered by evaluation run, problem, sample index. Keys:
     model, task, protocol, problem_id, sample_index, correct, status, n_tokens, think_tokens,
     answer_tokens, finish_reason, extracted,
@@ -246,7 +249,7 @@ def samples(
     if include_text:
         keys += ("gold", "response")
     for row in s.execute(q.execution_options(yield_per=2000)):
-        yield dict(zip(keys, row))
+        yield cast(SampleRow, dict(zip(keys, row)))
 
 
 PAGE_SAMPLE_KEYS = (

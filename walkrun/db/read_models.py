@@ -29,7 +29,16 @@ class FinishReason(StrEnum):
     LENGTH = "length"
 
 
-class RunStats(TypedDict):
+class AccuracyUncertainty(TypedDict):
+    """The uncertainty of an evaluation's accuracy over its problems (`walkrun.db.uncertainty`)."""
+
+    accuracy_se: float | None
+    accuracy_se_between: float | None
+    accuracy_se_within: float | None
+    accuracy_ci95: list[float] | None  # [low, high]
+
+
+class RunStats(AccuracyUncertainty):
     """One evaluation run's metrics, counted from its samples (`walkrun.db.stats.run_stats`)."""
 
     n_samples: int
@@ -43,10 +52,6 @@ class RunStats(TypedDict):
     mean_tokens_wrong: float | None
     truncation_rate: float | None
     n_truncated: int
-    accuracy_se: float | None
-    accuracy_se_between: float | None
-    accuracy_se_within: float | None
-    accuracy_ci95: tuple[float, float] | list[float] | None
     mean_think_tokens: float | None
     mean_answer_tokens: float | None
     no_answer_rate: float | None
@@ -56,8 +61,8 @@ class RunStats(TypedDict):
     grader_version: str | None
 
 
-class ResultRow(RunStats):
-    """One evaluation run with its checkpoint and aggregates (`queries.aggregate`, `results`)."""
+class RunFacts(TypedDict):
+    """What an evaluation run is: its checkpoint, task, settings and status."""
 
     model: str  # the checkpoint's display name
     checkpoint_id: int
@@ -79,6 +84,11 @@ class ResultRow(RunStats):
     eval_key: str
     status: str  # an EvalStatus value
     evaluated_at: datetime
+
+
+class ResultRow(RunFacts, RunStats):
+    """One evaluation run with its checkpoint and aggregates (`queries.aggregate`, `results`)."""
+
     # added by readers: the accuracy-at-budget curve, and a trajectory's depth in its lineage
     budget_curve: NotRequired[dict]
     lineage_depth: NotRequired[int]
@@ -124,9 +134,9 @@ class Comparison(TypedDict):
     n_problems_b: int
     delta_accuracy: float | None
     delta_accuracy_se: float | None
-    delta_accuracy_ci95: tuple[float, float] | list[float] | None
+    delta_accuracy_ci95: list[float] | None
     delta_mean_tokens_pct: float | None
-    delta_mean_tokens_pct_ci95: tuple[float, float] | list[float] | None
+    delta_mean_tokens_pct_ci95: list[float] | None
     eval_run_a: int
     eval_run_b: int
 

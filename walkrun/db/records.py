@@ -1,9 +1,15 @@
-"""The results-DB operations the other packages need, each opening its own session: recording a
-training run, the checkpoint an evaluation belongs to, finding stored evaluation runs, listing
-checkpoints and counting rows. Evaluate, train and serve call these instead of querying the ORM."""
+"""The results-DB operations the other packages need, each opening its own session: checking the
+DB, recording a training run (the one registration path of both training backends, the recipe
+and the lab) and its lineage, listing checkpoints, counting rows, and the reads that training,
+the lab and the demo make (a run's trajectory, a checkpoint's results, an evaluation's samples).
+`reading(url)` is the read-only session of a page source or a command that reads a lot at once
+(`walkrun.db.queries`, `lineage`, `compare`, `problems`, `summaries` then take it).
+Other packages call these instead of the engine, the ORM or `walkrun.db.store`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from walkrun.db import store
-from walkrun.db.engine import cannot_open, ensure_schema, get_engine, is_empty, session_scope
+from walkrun.db import lineage, queries, store, summaries
+from walkrun.db.engine import cannot_open, check_schema, ensure_schema, get_engine, is_empty, session_scope
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
-from walkrun.settings import WalkrunError
+from walkrun.db.read_models import CheckpointInfo, ResultRow, SampleRow
+from walkrun.settings import WalkrunError, safe_url
 
 
 def check_db(url: str | None = None) -> None:
@@ -51,41 +58,36 @@ def record_training_run(
             store.set_lineage(s, run, parent, lineage or {})
 
 
-def checkpoint_for(
-    s: Session,
-    source: str,
-    name: str | None = None,
-    run: str | None = None,
-    run_backend: str | None = None,
-    stage: str | None = None,
-    step: int | None = None,
-    meta: dict | None = None,
-    output_dir: str | None = None,
-) -> Checkpoint:
-    """The checkpoint row at `source`, with its training run (created when `run` is given)."""
-    training_run = None
-    if run:
-        training_run = store.get_or_create_training_run(s, run, run_backend or "local", output_dir=output_dir)
-    return store.get_or_create_checkpoint(
-        s, source, name=name, training_run=training_run, stage=stage, step=step, meta=meta
-    )
+def label(url: str | None) -> str:
+    """The DB's URL for display, password masked."""
+    return safe_url(get_engine(url))
 
 
-def stored_step(url: str | None, source: str) -> int | None:
-    """The step recorded for the checkpoint at `source`, if it is stored with one."""
-    with session_scope(url, readonly=True) as s:
-        return s.scalar(select(Checkpoint.step).where(Checkpoint.source == store.normalise_source(source)))
+def is_fresh(url: str | None) -> bool:
+    """True when the DB has no tables at all (nothing recorded yet)."""
+    return is_empty(get_engine(url))
 
 
-def eval_run_by_key(s: Session, key: str) -> EvalRun | None:
-    return s.scalar(select(EvalRun).where(EvalRun.key == key))
+def check_readable(url: str | None) -> None:
+    """Fail early with one clear message if the DB cannot be read (bad URL, old schema); a DB
+    with no tables at all is fine (a reader shows how to fill it)."""
+    engine = get_engine(url)
+    if not is_empty(engine):
+        check_schema(engine)
 
 
-def list_checkpoints(url: str | None = None) -> list[dict]:
+@contextmanager
+def reading(url: str | None) -> Iterator[Session]:
+    """A read-only session on an existing DB (never creates the schema)."""
+    with session_scope(url, readonly=True, create=False) as s:
+        yield s
+
+
+def list_checkpoints(url: str | None = None) -> list[CheckpointInfo]:
     """Checkpoints in the results DB, newest first: [{id, name, source, stage, step, local}]."""
     if is_empty(get_engine(url)):
         return []
-    with session_scope(url, readonly=True, create=False) as s:
+    with reading(url) as s:
         rows = s.scalars(select(Checkpoint).order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())).all()
         return [
             {
@@ -103,8 +105,37 @@ def list_checkpoints(url: str | None = None) -> list[dict]:
 def row_counts(url: str | None = None) -> dict[str, int]:
     """How many training runs, checkpoints, eval runs and samples the DB holds."""
     tables = {"training runs": TrainingRun, "checkpoints": Checkpoint, "eval runs": EvalRun, "samples": Sample}
-    with session_scope(url, readonly=True, create=False) as s:
-        return {label: s.scalar(select(func.count()).select_from(model)) or 0 for label, model in tables.items()}
+    with reading(url) as s:
+        return {what: s.scalar(select(func.count()).select_from(model)) or 0 for what, model in tables.items()}
+
+
+def trajectory(
+    url: str | None, run: str, task: str | None = None, latest: bool = True, stage: str | None = None
+) -> list[ResultRow]:
+    """`lineage.trajectory` of training run `run` (finished evaluations), in its own session;
+    `stage`: only checkpoints recorded with that stage."""
+    with reading(url) as s:
+        rows = lineage.trajectory(s, run, task=task, latest=latest)
+    return [r for r in rows if stage is None or r["stage"] == stage]
+
+
+def checkpoint_results(url: str | None, source: str | Path) -> list[ResultRow]:
+    """Every finished evaluation of the checkpoint at `source` (a folder or hub id)."""
+    source = store.normalise_source(source)
+    with reading(url) as s:
+        rows = queries.results(s, model=source, latest=False)
+    return [r for r in rows if r["source"] == source]
+
+
+def eval_samples(url: str | None, eval_run_id: int, include_text: bool = False) -> list[SampleRow]:
+    """The sample rows of one evaluation run (`queries.samples`)."""
+    with reading(url) as s:
+        return list(queries.samples(s, eval_run_id=eval_run_id, include_text=include_text))
+
+
+def backfill_summaries(url: str | None) -> int:
+    """Store the summaries finished evaluations lack (`summaries.backfill`); returns how many."""
+    return summaries.backfill(url)
 
 
 def checkpoint_source(s: Session, checkpoint_id: int) -> str | None:

@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 
 from walkrun.db import uncertainty
 from walkrun.db.models import Sample
+from walkrun.db.read_models import RunStats
 from walkrun.metrics import add_vote, majority_correct, pass_at_k
 from walkrun.settings import WalkrunError
 
 ERROR_STATUSES = ("parse_error", "timeout", "error")
 
 
-def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
+def run_stats(run_ids: list[int], s: Session) -> dict[int, RunStats]:
     """Metric dict per eval run id from its sample rows (runs without samples get an entry with
     n_samples 0).
 
@@ -87,7 +88,7 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
                 t[5] += status == "timeout"
         add_vote(p[2], extracted, idx, correct)
 
-    out = {}
+    out: dict[int, RunStats] = {}
     for run_id in run_ids:
         probs = problems.get(run_id)
         if not probs:
@@ -128,7 +129,7 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
     return out
 
 
-def empty_stats() -> dict:
+def empty_stats() -> RunStats:
     return {
         "n_samples": 0,
         "n_problems": 0,

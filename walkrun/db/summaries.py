@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import cast
 
 from sqlalchemy import Connection, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, TrainingRun, utcnow
+from walkrun.db.read_models import RunStats
 from walkrun.db.stats import run_stats
 
 # Bump when stats.run_stats or budget.curve change what they compute: older summaries are
@@ -24,20 +26,20 @@ VERSION = "1"
 _CHUNK = 500
 
 
-def _to_json(stats: dict) -> dict:
+def _to_json(stats: RunStats) -> dict:
     # JSON object keys are strings: pass@k's integer k is restored by _from_json.
     return {**stats, "pass_at_k": {str(k): v for k, v in stats["pass_at_k"].items()}}
 
 
-def _from_json(stats: dict) -> dict:
-    return {**stats, "pass_at_k": {int(k): v for k, v in stats["pass_at_k"].items()}}
+def _from_json(stats: dict) -> RunStats:
+    return cast(RunStats, {**stats, "pass_at_k": {int(k): v for k, v in stats["pass_at_k"].items()}})
 
 
-def compute(s: Session, run_ids: list[int]) -> dict[int, tuple[dict, dict | None]]:
+def compute(s: Session, run_ids: list[int]) -> dict[int, tuple[RunStats, dict | None]]:
     """run id -> (metric dict, budget curve or None) computed from the sample rows."""
     from walkrun.db import budget
 
-    out: dict[int, tuple[dict, dict | None]] = {}
+    out: dict[int, tuple[RunStats, dict | None]] = {}
     budgets = dict(s.execute(select(EvalRun.id, EvalRun.max_new_tokens).where(EvalRun.id.in_(run_ids))).all())
     for i in range(0, len(run_ids), _CHUNK):
         chunk = run_ids[i : i + _CHUNK]
@@ -92,9 +94,9 @@ def drop(s: Session, run_id: int) -> None:
     s.execute(delete(EvalSummary).where(EvalSummary.eval_run_id == run_id))
 
 
-def stored(s: Session, run_ids: list[int]) -> dict[int, tuple[dict, dict | None]]:
+def stored(s: Session, run_ids: list[int]) -> dict[int, tuple[RunStats, dict | None]]:
     """run id -> (metric dict, budget curve) of the runs with a current summary."""
-    out: dict[int, tuple[dict, dict | None]] = {}
+    out: dict[int, tuple[RunStats, dict | None]] = {}
     for i in range(0, len(run_ids), _CHUNK):
         q = select(EvalSummary.eval_run_id, EvalSummary.stats, EvalSummary.budget_curve).where(
             EvalSummary.eval_run_id.in_(run_ids[i : i + _CHUNK]), EvalSummary.version == VERSION
@@ -104,7 +106,7 @@ def stored(s: Session, run_ids: list[int]) -> dict[int, tuple[dict, dict | None]
     return out
 
 
-def stats(s: Session, run_ids: list[int]) -> dict[int, dict]:
+def stats(s: Session, run_ids: list[int]) -> dict[int, RunStats]:
     """run id -> metric dict: the stored summary where there is one, else computed from the samples."""
     out = {rid: st for rid, (st, _) in stored(s, run_ids).items()}
     missing = [rid for rid in run_ids if rid not in out]

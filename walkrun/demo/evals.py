@@ -9,8 +9,11 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from walkrun.db import records
 from walkrun.demo.config import MAX_NEW_TOKENS, DemoConfig, Layout
 from walkrun.settings import WalkrunError
 from walkrun.train import recipe as pipeline
@@ -43,7 +46,7 @@ def eval_set(cfg: DemoConfig) -> list[dict]:
     ]
 
 
-def pick(rows: list[dict], samples: int | None) -> dict:
+def pick(rows: Sequence[Mapping[str, Any]], samples: int | None) -> dict:
     """{'sampled', 'greedy', 'math500'} -> the latest matching `queries.aggregate` row of one checkpoint."""
     out: dict = {}
     for r in sorted(rows, key=lambda r: (str(r.get("evaluated_at")), r.get("eval_run_id") or 0)):
@@ -58,13 +61,7 @@ def pick(rows: list[dict], samples: int | None) -> dict:
 
 def read_results(db: str, source: str | Path, samples: int | None) -> dict:
     """The demo's three finished evaluations of one checkpoint, compacted to the numbers it shows."""
-    from walkrun.db import queries
-    from walkrun.db.engine import session_scope
-    from walkrun.db.store import normalise_source
-
-    source = normalise_source(source)
-    with session_scope(db, readonly=True) as s:
-        rows = queries.aggregate(s, model=source, latest=False)
+    rows = records.checkpoint_results(db, source)
     keep = (
         "accuracy",
         "mean_tokens",
@@ -77,7 +74,7 @@ def read_results(db: str, source: str | Path, samples: int | None) -> dict:
         "eval_run_id",
         "model",
     )
-    found = pick([r for r in rows if r["source"] == source], samples)
+    found = pick(rows, samples)
     return {v: {k: r.get(k) for k in keep} for v, r in found.items()}
 
 

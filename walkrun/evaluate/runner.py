@@ -6,7 +6,7 @@ Pending problems go to lm-eval in one `simple_evaluate` call (`samples={task: [d
 model loaded once; `--chunk-size` splits it), so the engine is as full as with one plain
 generate call. The backends hand each response over as soon as it is final
 (`walkrun.evaluate.backends`), and a problem's k samples are graded and committed the moment the
-last one is in, so a re-run with the same settings (same `walkrun.db.store.eval_key`) generates
+last one is in, so a re-run with the same settings (the same evaluation key, `walkrun.db.evaluations`) generates
 only the problems that have no stored samples: an interrupted evaluation (Ctrl-C, kill -9) loses
 at most the problems in flight and never stores a sample twice. Planning is
 `walkrun.evaluate.plan`, model loading `walkrun.evaluate.model`; the DB sees each evaluation as

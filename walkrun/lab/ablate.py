@@ -25,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from walkrun.db import records
+from walkrun.lab.results import collect, evaluated_steps, write
 from walkrun.settings import WalkrunError
 
 TASK = "synthetic"
@@ -139,12 +141,8 @@ class Evaluator:
 
     def evaluated(self, run_dir: Path, name: str) -> bool:
         """True if every checkpoint of the run has a finished sampled evaluation of this size in the DB."""
-        from walkrun.db.engine import session_scope
-        from walkrun.lab.results import evaluated_steps
-
         steps = {int(p.name[len("global_step") : -3]) for p in run_dir.glob("global_step*_hf")}
-        with session_scope(self.cfg.db, readonly=True) as s:
-            done = evaluated_steps(s, name, int(self.cfg.eval_samples or 0), int(self.cfg.eval_problems or 0))
+        done = evaluated_steps(self.cfg.db, name, int(self.cfg.eval_samples or 0), int(self.cfg.eval_problems or 0))
         return bool(steps) and steps <= done
 
     def _work(self):
@@ -182,15 +180,11 @@ def _done(run_dir: Path) -> bool:
 def _register(cfg: AblateConfig, name: str, local_cfg, run_dir: Path, preset: str, extra: dict) -> None:
     """The training run in the DB, its config tagged with the ablation it belongs to (the
     leaderboard's ablation view groups by that tag)."""
-    from walkrun.db.engine import session_scope
-    from walkrun.db.store import get_or_create_training_run
-
     config = {
         **asdict(local_cfg),
         "ablation": {"name": cfg.prefix, "workdir": str(Path(cfg.workdir).resolve()), **extra},
     }
-    with session_scope(cfg.db) as s:
-        get_or_create_training_run(s, name, "local", preset=preset, config=config, output_dir=str(run_dir.resolve()))
+    records.record_training_run(name, "local", preset, config, run_dir, url=cfg.db)
 
 
 def _train(cfg: AblateConfig, preset: str, sets: list[str], run_dir: Path, name: str, extra: dict, log) -> None:
@@ -237,8 +231,6 @@ def stage1_checkpoint(stage1: Path, step: int) -> Path:
 
 def run_ablation(cfg: AblateConfig, log=None) -> list[dict]:
     """Train and evaluate everything `cfg` asks for; write DIR/ablation.json; return its rows."""
-    from walkrun.lab.results import collect, write
-
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     root = Path(cfg.workdir)
     root.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ and the sample responses shown for each problem, rendered with the index's templ
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import groupby
@@ -12,6 +12,7 @@ from operator import itemgetter
 
 from markupsafe import Markup, escape
 
+from walkrun.db.read_models import ResultRow
 from walkrun.leaderboard.pages import FILL_COMMANDS, PageOptions, fmt, short_date, sort_rows, table_values, templates
 
 # A sample row as `walkrun.db.queries.page_samples` streams it (PAGE_SAMPLE_KEYS order).
@@ -193,7 +194,7 @@ def problems_html(problems: list[dict]) -> Markup:
     return Markup("".join(out))
 
 
-def checkpoint_context(checkpoint: dict, rows: list[dict], evals: list[dict], db_label: str = "") -> dict:
+def checkpoint_context(checkpoint: dict, rows: Sequence[ResultRow], evals: list, db_label: str = "") -> dict:
     """`checkpoints/<id>.html`: `checkpoint` describes it, `rows` are its aggregate rows, `evals`
     one dict per evaluation: {"row": aggregate row, "problems": problem_table(...)}."""
     return {
@@ -208,7 +209,7 @@ def checkpoint_context(checkpoint: dict, rows: list[dict], evals: list[dict], db
     }
 
 
-def render_checkpoint(checkpoint: dict, rows: list[dict], evals: list[dict], db_label: str = "") -> str:
+def render_checkpoint(checkpoint: dict, rows: Sequence[ResultRow], evals: list, db_label: str = "") -> str:
     return (
         templates()
         .get_template("checkpoint.html.jinja")

@@ -2,15 +2,23 @@
 
 The page never computes a metric the DB layer also computes (accuracy, pass@k, tokens...): it
 shows `queries.aggregate` rows as they are and derives only display columns (pass@1 per 1k tokens).
+`Source` is the pages' one door to the results DB: every read session of the leaderboard (live
+or built) is opened here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
 
+from sqlalchemy.exc import DBAPIError
+
+from walkrun.db import compare, lineage, problems, queries, records, summaries
+from walkrun.db.read_models import ResultRow
+from walkrun.leaderboard import ablation
+from walkrun.leaderboard.checkpoint_page import problem_rows
 from walkrun.leaderboard.pages import PageOptions
 from walkrun.options import DB_HELP
 
@@ -28,9 +36,7 @@ class SiteOptions(PageOptions):
 
 def label(url: str | None) -> str:
     """The DB URL for display, password masked."""
-    from walkrun.db.engine import get_engine, safe_url
-
-    return safe_url(get_engine(url))
+    return records.label(url)
 
 
 class Source:
@@ -46,30 +52,19 @@ class Source:
     def check(self) -> None:
         """Fail early with one clear message if the DB cannot be read (bad URL, old schema).
         A database with no tables at all is fine: the page shows how to fill it."""
-        from walkrun.db.engine import check_schema, get_engine, is_empty
-
-        engine = get_engine(self.url)
-        if not is_empty(engine):
-            check_schema(engine)
+        records.check_readable(self.url)
 
     def _fresh(self) -> bool:
-        from walkrun.db.engine import get_engine, is_empty
+        return records.is_fresh(self.url)
 
-        return is_empty(get_engine(self.url))
-
-    def rows(self, model: str | None = None) -> list[dict]:
+    def rows(self, model: str | None = None) -> list[ResultRow]:
         """`queries.aggregate` rows: one per checkpoint x benchmark x protocol (latest finished
         evaluation), each with its accuracy-at-budget curve (`budget_curve`)."""
-        from walkrun.db import queries, summaries
-        from walkrun.db.engine import session_scope
-
         if self._fresh():
             return []
-        with session_scope(self.url, readonly=True, create=False) as s:
+        with records.reading(self.url) as s:
             rows = queries.aggregate(s, model=model)
-            curves = summaries.budget_curves(
-                s, {r["eval_run_id"]: r["max_new_tokens"] for r in rows if r.get("max_new_tokens")}
-            )
+            curves = summaries.budget_curves(s, {r["eval_run_id"]: cap for r in rows if (cap := r["max_new_tokens"])})
             for r in rows:
                 if r["eval_run_id"] in curves:
                     r["budget_curve"] = curves[r["eval_run_id"]]
@@ -79,34 +74,37 @@ class Source:
         """Store the summaries finished evaluations lack (a DB from before they existed, runs
         finished by an older walkrun), so later reads need not count their samples. Best effort:
         a read-only database is still shown, its aggregates computed on read."""
-        from sqlalchemy.exc import DBAPIError
-
-        from walkrun.db import summaries
-
         if self._fresh():
             return 0
         try:
-            return summaries.backfill(self.url)
+            return records.backfill_summaries(self.url)
         except DBAPIError:
             return 0
 
     def version(self) -> str:
         """`walkrun.db.summaries.data_version`: changes whenever the pages may change."""
-        from walkrun.db import summaries
-        from walkrun.db.engine import session_scope
-
         if self._fresh():
             return "empty"
-        with session_scope(self.url, readonly=True, create=False) as s:
+        with records.reading(self.url) as s:
             return summaries.data_version(s)
 
-    def stage_diffs(self, rows: list[dict]) -> list[dict]:
+    def page_stamps(self, rows: Sequence[ResultRow]) -> tuple[dict[int, str], str]:
+        """(eval run id -> when its stored summary was computed, a stamp of the problem table):
+        a checkpoint page drawn from these is unchanged while they are (`summaries.stamps`)."""
+        with records.reading(self.url) as s:
+            return summaries.stamps(s, [r["eval_run_id"] for r in rows]), summaries.problems_stamp(s)
+
+    def ablation_groups(self) -> list[dict]:
+        """The length-reward ablations recorded in the DB (`ablation.ablation_groups`)."""
+        if self._fresh():
+            return []
+        with records.reading(self.url) as s:
+            return ablation.ablation_groups(s)
+
+    def stage_diffs(self, rows: Sequence[ResultRow]) -> list[dict]:
         """Paired comparisons of consecutive stages of each training run, per protocol and task:
         stage 2 vs stage 1 and control vs stage 2 (the last checkpoint of each stage)."""
-        from walkrun.db import compare, lineage
-        from walkrun.db.engine import session_scope
-
-        last: dict[tuple, dict] = {}
+        last: dict[tuple, ResultRow] = {}
         for r in rows:
             if not r.get("training_run") or r.get("stage") not in ("stage1", "stage2", "control"):
                 continue
@@ -116,7 +114,7 @@ class Source:
         out: list[dict] = []
         if not last:
             return out
-        with session_scope(self.url, readonly=True, create=False) as s:
+        with records.reading(self.url) as s:
             chains = lineage.lineages(s)
 
             def parent(run: str, stage: str) -> str:
@@ -147,50 +145,43 @@ class Source:
                 )
         return out
 
-    def trajectories(self, rows: list[dict]) -> dict[str, list[dict]]:
+    def trajectories(self, rows: Sequence[ResultRow]) -> dict[str, list[ResultRow]]:
         """Each training run's trajectory from `rows`: a run started from another run's checkpoint
         (`TrainingRun.parent_checkpoint`, set by the stage-2 gate) is drawn with its ancestors'
         checkpoints up to that one, so stage 1 -> stage 2 is one line whatever the runs are called."""
-        from walkrun.db import lineage
-        from walkrun.db.engine import session_scope
-
         chains: dict[str, list] = {}
         if not self._fresh():
-            with session_scope(self.url, readonly=True, create=False) as s:
+            with records.reading(self.url) as s:
                 chains = lineage.lineages(s)
-        names = sorted({r["training_run"] for r in rows if r.get("training_run")})
+        names = sorted({run for r in rows if (run := r["training_run"])})
         return {n: lineage.along_lineage(rows, n, chains.get(n, [])) for n in names}
 
-    def checkpoint_data(self, checkpoint_id: int, rows: list[dict] | None = None, opts: PageOptions | None = None):
+    def checkpoint_data(
+        self, checkpoint_id: int, rows: Sequence[ResultRow] | None = None, opts: PageOptions | None = None
+    ):
         """`checkpoint_pages` of one checkpoint: its page data, or None when it has no finished
         evaluation. `rows`: all aggregate rows, if already read."""
         if self._fresh():
             return None
         if rows is None:
-            from walkrun.db import queries, records
-            from walkrun.db.engine import session_scope
-
-            with session_scope(self.url, readonly=True, create=False) as s:
+            with records.reading(self.url) as s:
                 source = records.checkpoint_source(s, checkpoint_id)
                 if source is None:
                     return None
                 rows = queries.aggregate(s, model=source)
         return next(self.checkpoint_pages([checkpoint_id], rows, opts or PageOptions()))[1]
 
-    def checkpoint_pages(self, checkpoint_ids: list[int], rows: list[dict], opts: PageOptions) -> Iterator[tuple]:
+    def checkpoint_pages(
+        self, checkpoint_ids: list[int], rows: Sequence[ResultRow], opts: PageOptions
+    ) -> Iterator[tuple]:
         """(checkpoint id, page data) for each id, in the order its evaluations' samples are read:
         page data is (checkpoint facts, its aggregate rows, [(aggregate row, per-problem results
         (`checkpoint_page.problem_rows`), per-level results)]), or None when the checkpoint has no
         finished evaluation in `rows` (all aggregate rows). The samples of all these checkpoints
         are read in one pass (a few streaming queries), each evaluation folded into its
         per-problem results as soon as its rows are in."""
-        from walkrun.db import problems as problem_facts
-        from walkrun.db import queries
-        from walkrun.db.engine import session_scope
-        from walkrun.leaderboard.checkpoint_page import problem_rows
-
         wanted = set(checkpoint_ids)
-        mine: dict[int, list[dict]] = {}
+        mine: dict[int, list[ResultRow]] = {}
         for r in rows:
             if r["checkpoint_id"] in wanted:
                 mine.setdefault(r["checkpoint_id"], []).append(r)
@@ -211,16 +202,16 @@ class Source:
             facts = {k: first.get(k) for k in ("model", "checkpoint_id", "source", "stage", "step", "training_run")}
             evals = []
             for r in sorted(rs, key=lambda r: r["task"]):
-                problems = results.pop(r["eval_run_id"], [])
-                per_level = problem_facts.level_table(
+                probs = results.pop(r["eval_run_id"], [])
+                per_level = problems.level_table(
                     levels.get(r["task"], {}),
-                    ((p["problem_id"], p["n"], p["n_correct"], p["total_tokens"]) for p in problems),
+                    ((p["problem_id"], p["n"], p["n_correct"], p["total_tokens"]) for p in probs),
                 )
-                evals.append((r, problems, per_level))
+                evals.append((r, probs, per_level))
             return facts, rs, evals
 
-        with session_scope(self.url, readonly=True, create=False) as s:
-            levels = problem_facts.levels(s, {r["task"] for rs in mine.values() for r in rs})
+        with records.reading(self.url) as s:
+            levels = problems.levels(s, {r["task"] for rs in mine.values() for r in rs})
             for eid, group in groupby(queries.page_samples(s, list(owner)), key=itemgetter(0)):
                 results[eid] = problem_rows(group, opts)
                 cid = owner[eid]

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from walkrun.db.queries import main_protocol
+from walkrun.db.read_models import ResultRow
 from walkrun.leaderboard import figures as F
 from walkrun.settings import WalkrunError
 
@@ -108,7 +111,7 @@ def _finite(x) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def top_pass_at_k(row: dict) -> float | None:
+def top_pass_at_k(row: ResultRow) -> float | None:
     """pass@k at the largest k the row has (its samples per problem)."""
     pk: Any = row.get("pass_at_k") or {}
     if not isinstance(pk, dict):
@@ -119,7 +122,7 @@ def top_pass_at_k(row: dict) -> float | None:
     return float(pk[k])
 
 
-def acc_per_1k(row: dict) -> float | None:
+def acc_per_1k(row: ResultRow) -> float | None:
     acc: Any = row.get("accuracy")
     tokens: Any = row.get("mean_tokens")
     if not (_finite(acc) and _finite(tokens)) or tokens <= 0:
@@ -127,7 +130,7 @@ def acc_per_1k(row: dict) -> float | None:
     return acc / (tokens / 1000.0)
 
 
-def table_values(row: dict) -> dict[str, Any]:
+def table_values(row: ResultRow) -> dict[str, Any]:
     """An aggregate row plus the columns the page derives from it."""
     return {**row, "pass_at_k_top": top_pass_at_k(row), "acc_per_1k": acc_per_1k(row), "censored": censored(row)}
 
@@ -149,7 +152,7 @@ def fmt(value, kind: str) -> str:
     return str(value)
 
 
-def censored(row: dict) -> int | None:
+def censored(row: ResultRow) -> int | None:
     """Samples cut at the budget, when they are more than 5% of the evaluation (else None)."""
     rate = row.get("truncation_rate")
     return row.get("n_truncated") if _finite(rate) and rate > CENSOR_FLAG else None
@@ -239,7 +242,7 @@ def templates() -> Environment:
     return _ENV
 
 
-def sort_rows(rows: list[dict]) -> list[dict]:
+def sort_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
     """Aggregate rows in table order."""
     # Best first within each benchmark; benchmarks in name order.
     return sorted(
@@ -259,19 +262,17 @@ def protocol_label(p) -> str:
 
 
 def index_context(
-    rows: list[dict],
+    results: Sequence[ResultRow],
     db_label: str = "",
     stage_diffs: list[dict] | None = None,
-    trajectories: dict[str, list[dict]] | None = None,
+    trajectories: dict[str, list[ResultRow]] | None = None,
 ) -> dict:
     """Everything `index.html` shows, from `queries.aggregate` rows (with their `budget_curve`
     when the data layer attached one) and paired stage comparisons. Every plot and comparison is
     for one protocol; the page shows one protocol at a time (the one most checkpoints have first).
     `trajectories` (run -> rows along its lineage, `data.Source.trajectories`) draws each run with
     the runs it started from."""
-    from walkrun.db.queries import main_protocol
-
-    rows = [table_values(r) for r in sort_rows(rows)]
+    rows = [table_values(r) for r in sort_rows(results)]
     main = main_protocol(rows)
     by_proto: dict[Any, set] = {}
     for r in rows:
@@ -301,7 +302,7 @@ def index_context(
         shown = {r.get("eval_run_id"): r for r in rows}
         for run_name, path in trajectories.items():
             for p in path:
-                r = shown.get(p.get("eval_run_id")) or table_values(p)
+                r = shown.get(p["eval_run_id"]) or table_values(p)
                 by_run.setdefault((run_name, protocol_label(r.get("protocol"))), []).append(r)
     else:
         for r in rows:
@@ -347,10 +348,10 @@ def index_context(
 
 
 def render_index(
-    rows: list[dict],
+    rows: Sequence[ResultRow],
     db_label: str = "",
     stage_diffs: list[dict] | None = None,
-    trajectories: dict[str, list[dict]] | None = None,
+    trajectories: dict[str, list[ResultRow]] | None = None,
 ) -> str:
     context = index_context(rows, db_label, stage_diffs, trajectories)
     return templates().get_template("index.html.jinja").render(**context)

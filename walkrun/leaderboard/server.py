@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 
-from walkrun.leaderboard import assets, cache, checkpoint_page, data, pages
+from walkrun.leaderboard import ablation, assets, cache, checkpoint_page, data, pages
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -122,9 +122,7 @@ def create_app(cfg: LiveConfig):
         return page(200, text)
 
     def render_ablation():
-        from walkrun.leaderboard import ablation
-
-        return page(200, ablation.render_ablation(ablation.ablation_groups(cfg.db), source.db_label))
+        return page(200, ablation.render_ablation(source.ablation_groups(), source.db_label))
 
     async def cached(request, key, render) -> Response:
         # A page in memory is answered on the event loop (no thread hand-off: 20 clients cost

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from walkrun.db import records
 from walkrun.settings import WalkrunError
 from walkrun.train.local import RUN_FILE
 
@@ -116,14 +117,8 @@ def finished(run_dir: Path) -> bool:
 
 def register_runs(recipe: Recipe, db: str | None = None, preset: str = "recipe", extra: dict | None = None) -> None:
     """The recipe's training runs in the results DB with their configs, before any checkpoint exists."""
-    from walkrun.db import store
-    from walkrun.db.engine import session_scope
-
-    with session_scope(db) as s:
-        for name, (output_dir, config) in recipe.run_configs().items():
-            store.get_or_create_training_run(
-                s, name, "local", preset=preset, output_dir=str(output_dir), config={**(extra or {}), **config}
-            )
+    for name, (output_dir, config) in recipe.run_configs().items():
+        records.record_training_run(name, "local", preset, {**(extra or {}), **config}, output_dir, url=db)
 
 
 def build_base_model(dest: Path, seed: int, context: int | None) -> Path:
