@@ -13,6 +13,7 @@ from walkrun import options
 from walkrun.db import compare_cli
 from walkrun.options import DB_FLAGS, DB_HELP
 from walkrun.settings import WalkrunError
+from walkrun.statuses import EvalStatus
 
 
 @dataclass
@@ -197,7 +198,14 @@ def results_cmd(opts: ResultsOptions) -> None:
         try:
             if opts.format is not None:  # every field: samples with their text, aggregates with every metric
                 rows_iter = (
-                    queries.samples(s, model=model, task=task, protocol=protocol, include_text=True, statuses=("done",))
+                    queries.samples(
+                        s,
+                        model=model,
+                        task=task,
+                        protocol=protocol,
+                        include_text=True,
+                        statuses=(EvalStatus.DONE.value,),
+                    )
                     if opts.samples
                     else queries.aggregate(s, model=model, task=task, latest=not opts.all_runs, protocol=protocol)
                 )

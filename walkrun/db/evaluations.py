@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from walkrun.db import leases, problems, queries, store
 from walkrun.db.engine import session_scope, write_retrying
 from walkrun.db.models import Checkpoint, EvalRun
-from walkrun.db.read_models import EvalStatus, ResultRow
+from walkrun.db.read_models import ResultRow
 from walkrun.settings import WalkrunError
+from walkrun.statuses import EvalStatus
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ from walkrun.db import queries
 from walkrun.db.models import TrainingRun
 from walkrun.db.read_models import ResultRow
 from walkrun.settings import WalkrunError
+from walkrun.statuses import EvalStatus
 
 
 def trajectory(
     s: Session,
     training_run_name: str,
     task: str | None = None,
-    statuses: tuple[str, ...] | None = ("done",),
+    statuses: tuple[str, ...] | None = (EvalStatus.DONE.value,),
     latest: bool = True,
     lineage: bool = False,
 ) -> list[ResultRow]:

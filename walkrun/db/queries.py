@@ -35,6 +35,7 @@ from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
 from walkrun.db.read_models import ResultRow, RunFacts, SampleRow
 from walkrun.db.stats import run_stats
 from walkrun.settings import WalkrunError
+from walkrun.statuses import EvalStatus
 
 
 def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) -> RunFacts:
@@ -105,7 +106,7 @@ def results(
     model: str | None = None,
     task: str | None = None,
     latest: bool = True,
-    statuses: tuple[str, ...] | None = ("done",),
+    statuses: tuple[str, ...] | None = (EvalStatus.DONE.value,),
     protocol: str | None = None,
     stored: bool = True,
     training_run: str | None = None,
@@ -144,7 +145,7 @@ def aggregate(
     model: str | None = None,
     task: str | None = None,
     latest: bool = True,
-    statuses: tuple[str, ...] | None = ("done",),
+    statuses: tuple[str, ...] | None = (EvalStatus.DONE.value,),
     protocol: str | None = None,
     stored: bool = True,
 ) -> list[ResultRow]:

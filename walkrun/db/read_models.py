@@ -1,32 +1,16 @@
-"""The shapes of what the results DB hands to other packages, and the statuses it enforces.
+"""The shapes of what the results DB hands to other packages.
 
 Rows stay plain dicts at run time (they go to JSON, CSV and templates as they are); these
 TypedDicts say which keys they carry, so a misspelt key is a type error, not a silent None:
 `ResultRow` (one evaluation's aggregates, `walkrun.db.queries`), `SampleRow` (`queries.samples`),
 `Comparison` (`walkrun.db.compare`), `CheckpointInfo` (`walkrun.db.records.list_checkpoints`).
-The statuses are enums whose values the schema's CHECK constraints allow, nothing else.
+Their statuses are the enums of `walkrun.statuses`, which the schema enforces.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import NotRequired, TypedDict
-
-
-class EvalStatus(StrEnum):
-    """Where an evaluation run stands (`EvalRun.status`)."""
-
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-class FinishReason(StrEnum):
-    """Why a response ended (`Sample.finish_reason`): its own end, or the token budget."""
-
-    STOP = "stop"
-    LENGTH = "length"
 
 
 class AccuracyUncertainty(TypedDict):
@@ -82,7 +66,7 @@ class RunFacts(TypedDict):
     backend_version: str
     eval_run_id: int
     eval_key: str
-    status: str  # an EvalStatus value
+    status: str  # a walkrun.statuses.EvalStatus value
     evaluated_at: datetime
 
 
@@ -103,11 +87,11 @@ class SampleRow(TypedDict):
     problem_id: str
     sample_index: int
     correct: bool
-    status: str  # a grading status (`walkrun.grading.STATUSES`)
+    status: str  # a walkrun.statuses.GradeStatus value
     n_tokens: int
     think_tokens: int | None
     answer_tokens: int | None
-    finish_reason: str  # a FinishReason value
+    finish_reason: str  # a walkrun.statuses.FinishReason value
     extracted: str | None
     has_boxed: bool | None
     latency_s: float | None

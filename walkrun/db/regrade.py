@@ -16,6 +16,7 @@ from walkrun.db import summaries
 from walkrun.db.engine import session_scope
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Sample
 from walkrun.settings import WalkrunError
+from walkrun.statuses import EvalStatus
 
 
 def select_runs(s, task: str | None = None, run: str | None = None, model: str | None = None) -> list[int]:
@@ -214,6 +215,8 @@ def regrade(
         bar.close()
     if not dry_run and run_ids:
         with session_scope(url) as s:
-            done = s.scalars(select(EvalRun.id).where(EvalRun.id.in_(run_ids), EvalRun.status == "done")).all()
+            done = s.scalars(
+                select(EvalRun.id).where(EvalRun.id.in_(run_ids), EvalRun.status == EvalStatus.DONE.value)
+            ).all()
             summaries.refresh(s, done)
     return counts

@@ -16,8 +16,9 @@ from walkrun.db.models import Sample
 from walkrun.db.read_models import RunStats
 from walkrun.metrics import add_vote, majority_correct, pass_at_k
 from walkrun.settings import WalkrunError
+from walkrun.statuses import GradeStatus
 
-ERROR_STATUSES = ("parse_error", "timeout", "error")
+ERROR_STATUSES = (GradeStatus.PARSE_ERROR, GradeStatus.TIMEOUT, GradeStatus.ERROR)
 
 
 def run_stats(run_ids: list[int], s: Session) -> dict[int, RunStats]:

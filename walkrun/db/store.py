@@ -21,10 +21,12 @@ from walkrun.db import summaries
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun, utcnow
 from walkrun.settings import WalkrunError
 from walkrun.stages import check_stage
+from walkrun.statuses import EvalStatus, FinishReason, GradeStatus
 
 BACKENDS = ("openrlhf", "local")
-RUN_STATUSES = ("running", "done", "failed")
-FINISH_REASONS = ("stop", "length")
+RUN_STATUSES = tuple(s.value for s in EvalStatus)
+FINISH_REASONS = tuple(r.value for r in FinishReason)
+GRADE_STATUSES = tuple(s.value for s in GradeStatus)
 SAMPLE_REQUIRED = ("problem_id", "sample_index", "gold", "response", "correct", "status", "n_tokens", "finish_reason")
 SAMPLE_OPTIONAL = ("extracted", "has_boxed", "latency_s", "graded_with", "think_tokens", "answer_tokens")
 # Sampling settings copied into their own EvalRun columns (the whole dict is kept in `sampling`).
@@ -211,12 +213,12 @@ def start_eval_run(
             backend_version=str(backend_version),
             grader_version=grader_version,
             sampling=_canonical(sampling),
-            status="running",
+            status=EvalStatus.RUNNING,
             **columns,
         ),
     )
     if not created:
-        run.status, run.error, run.finished_at = "running", None, None
+        run.status, run.error, run.finished_at = EvalStatus.RUNNING, None, None
         s.flush()
         summaries.drop(s, run.id)  # samples may come: the next finish stores it again
     return run
@@ -241,6 +243,8 @@ def _sample_row(eval_run_id: int, grader_version: str, row: dict, n: int) -> dic
         )
     if row["finish_reason"] not in FINISH_REASONS:
         raise WalkrunError(f"sample row {n}: finish_reason must be 'stop' or 'length', got {row['finish_reason']!r}")
+    if row["status"] not in GRADE_STATUSES:
+        raise WalkrunError(f"sample row {n}: status must be one of {', '.join(GRADE_STATUSES)}, got {row['status']!r}")
     n_tokens = row["n_tokens"]
     if not isinstance(n_tokens, int) or isinstance(n_tokens, bool) or n_tokens < 0:
         raise WalkrunError(
@@ -256,7 +260,7 @@ def _sample_row(eval_run_id: int, grader_version: str, row: dict, n: int) -> dic
         # A response cut at the budget is never a right one, whatever its partial text says:
         # it is censored (counted unanswered), which keeps accuracy-at-budget exact.
         "correct": bool(row["correct"]) and row["finish_reason"] != "length",
-        "status": str(row["status"]),
+        "status": row["status"],
         "has_boxed": None if row.get("has_boxed") is None else bool(row["has_boxed"]),
         "n_tokens": n_tokens,
         "finish_reason": row["finish_reason"],
@@ -400,11 +404,11 @@ def finish_eval_run(s: Session, eval_run: EvalRun, status: str, error: str | Non
     """Mark an evaluation run done or failed (with the error text)."""
     if status not in RUN_STATUSES:
         raise WalkrunError(f"eval run status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
-    eval_run.status = status
+    eval_run.status = str(status)  # the value, also for an EvalStatus member
     eval_run.error = error
-    eval_run.finished_at = None if status == "running" else utcnow()
+    eval_run.finished_at = None if status == EvalStatus.RUNNING else utcnow()
     s.flush()
-    if status == "done":  # its aggregates, once, for every page that shows it
+    if status == EvalStatus.DONE:  # its aggregates, once, for every page that shows it
         summaries.refresh(s, [eval_run.id])
     else:
         summaries.drop(s, eval_run.id)

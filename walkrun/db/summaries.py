@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, TrainingRun, utcnow
 from walkrun.db.read_models import RunStats
 from walkrun.db.stats import run_stats
+from walkrun.statuses import EvalStatus
 
 # Bump when stats.run_stats or budget.curve change what they compute: older summaries are
 # then ignored (recomputed on read, rewritten by `backfill`).
@@ -130,7 +131,11 @@ def budget_curves(s: Session, runs: dict[int, int]) -> dict[int, dict]:
 def missing_done(s: Session) -> list[int]:
     """Finished evaluation runs without a current summary."""
     current = select(EvalSummary.eval_run_id).where(EvalSummary.version == VERSION)
-    q = select(EvalRun.id).where(EvalRun.status == "done", EvalRun.id.not_in(current)).order_by(EvalRun.id)
+    q = (
+        select(EvalRun.id)
+        .where(EvalRun.status == EvalStatus.DONE.value, EvalRun.id.not_in(current))
+        .order_by(EvalRun.id)
+    )
     return list(s.scalars(q))
 
 
@@ -168,7 +173,7 @@ def data_version(s: Session) -> str:
             select(
                 func.count(),
                 func.max(EvalRun.id),
-                func.sum(case((EvalRun.status == "done", 1), else_=0)),
+                func.sum(case((EvalRun.status == EvalStatus.DONE.value, 1), else_=0)),
                 func.max(EvalRun.finished_at),
                 func.max(EvalRun.started_at),
             )

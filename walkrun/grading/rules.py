@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 
+from walkrun.statuses import GradeStatus
+
 # Bump when a rule below changes: stored samples record the grader that produced them.
 RULES_VERSION = "3"
 GRADER_VERSION = f"math-verify=={version('math-verify')};walkrun-rules={RULES_VERSION}"
 
-STATUSES = ("ok", "no_answer", "parse_error", "timeout", "error")
+STATUSES = tuple(s.value for s in GradeStatus)  # the DB allows these and nothing else
 
 
 @dataclass(frozen=True)
