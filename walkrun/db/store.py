@@ -213,12 +213,12 @@ def start_eval_run(
             backend_version=str(backend_version),
             grader_version=grader_version,
             sampling=_canonical(sampling),
-            status=EvalStatus.RUNNING,
+            status=EvalStatus.RUNNING.value,
             **columns,
         ),
     )
     if not created:
-        run.status, run.error, run.finished_at = EvalStatus.RUNNING, None, None
+        run.status, run.error, run.finished_at = EvalStatus.RUNNING.value, None, None
         s.flush()
         summaries.drop(s, run.id)  # samples may come: the next finish stores it again
     return run
