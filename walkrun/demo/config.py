@@ -9,6 +9,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from walkrun import run_folder
 from walkrun.settings import WalkrunError
 from walkrun.train import recipe as pipeline
 
@@ -147,7 +148,7 @@ def check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
         stale = [
             lay.dir(s)
             for s in pipeline.STAGES
-            if lay.dir(s).exists() and any(lay.dir(s).iterdir()) and not pipeline.finished(lay.dir(s))
+            if lay.dir(s).exists() and any(lay.dir(s).iterdir()) and not run_folder.is_finished(lay.dir(s))
         ]
         for d in stale:
             # A retrained stage writes the same checkpoint paths, and evaluations are keyed by path:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from walkrun import run_folder
 from walkrun.db import records
 from walkrun.demo.config import MAX_NEW_TOKENS, DemoConfig, Layout
 from walkrun.settings import WalkrunError
@@ -153,7 +154,7 @@ class Watch:
         while not self._stopping.wait(POLL_S):
             code = self.proc.poll()
             with self._lock:
-                if code is not None and not self._stopping.is_set() and not all(map(pipeline.finished, self.dirs)):
+                if code is not None and not self._stopping.is_set() and not all(map(run_folder.is_finished, self.dirs)):
                     self.died = code
                     _thread.interrupt_main()  # training would go on unevaluated: stop the demo now
                     return
@@ -161,10 +162,8 @@ class Watch:
 
     def report(self) -> None:
         """Print each checkpoint whose three evaluations are in the DB, once."""
-        from walkrun.evaluate.watch import find_checkpoints
-
         for stage, d in zip(pipeline.STAGES, self.dirs):
-            for step, path in find_checkpoints(d) if d.is_dir() else []:
+            for step, path in run_folder.find_checkpoints(d) if d.is_dir() else []:
                 if path in self.reported:
                     continue
                 try:
@@ -179,13 +178,11 @@ class Watch:
         """Until every checkpoint of a finished stage has its three evaluations in the DB."""
         import time
 
-        from walkrun.evaluate.watch import find_checkpoints
-
         d = self.lay.dir(stage)
         while True:
             if self.died is not None:
                 raise WalkrunError(self.death())
-            if pipeline.finished(d) and all(p in self.reported for _, p in find_checkpoints(d)):
+            if run_folder.is_finished(d) and all(p in self.reported for _, p in run_folder.find_checkpoints(d)):
                 return
             time.sleep(POLL_S)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from walkrun import run_folder
 from walkrun.demo.config import CONTEXT, MAX_NEW_TOKENS, DemoConfig, Layout
 from walkrun.demo.evals import VARIANTS, read_results
 from walkrun.train.recipe import LABEL, STAGES
@@ -14,12 +15,10 @@ CONTROL_TOLERANCE = 0.10  # the control "did not shorten" if its mean tokens fel
 
 def collect(cfg: DemoConfig, lay: Layout) -> dict:
     """The table (final checkpoint of each stage) and the stage-2 and control curves, from the DB."""
-    from walkrun.evaluate.watch import find_checkpoints
-
     table, curves = {}, {}
     for stage in STAGES:
         d = lay.dir(stage)
-        ckpts = find_checkpoints(d) if d.is_dir() else []
+        ckpts = run_folder.find_checkpoints(d) if d.is_dir() else []
         curves[stage] = [
             {"step": step, "path": str(p), **read_results(lay.db, p, cfg.eval_samples)} for step, p in ckpts
         ]

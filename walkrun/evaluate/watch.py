@@ -1,16 +1,13 @@
 """Evaluate every checkpoint of training runs once, as they appear: `walkrun watch RUN_DIR [RUN_DIR...]`.
 
-Both training backends write OpenRLHF's layout, `RUN_DIR/global_stepN_hf/` (also found one
-level down, e.g. `RUN_DIR/ckpt/global_stepN_hf/`). A checkpoint is complete when its config,
-weights (every shard of an index) and tokenizer are present and their names, sizes and mtimes
-did not change between two polls, or at once when it holds a marker file (`.complete` or
-`walkrun_complete`) or its run is finished. Folders starting with "." (temp folders being
-written) are ignored. Several run folders are polled in the order given.
+Both training backends write the run folder `walkrun.run_folder` describes: checkpoints in
+`RUN_DIR/global_stepN_hf/`, complete when they stop changing between two polls (or hold a
+marker, or their run is finished). Several run folders are polled in the order given.
 
-The run name is `--run`, else `name` in RUN_DIR/walkrun_run.json (local backend) or config.yaml
-(OpenRLHF scripts), else the folder's name; the stage comes from `--stage`, else those files, else
-"train". Both are read when a checkpoint is evaluated, so a folder may be watched before its
-training starts. Checkpoints are named RUN/STAGE@stepN, so the stages of one run never share a name.
+The run name is `--run`, else the one the run folder records (`walkrun.run_folder.run_info`),
+else the folder's name; the stage comes from `--stage`, else the run folder, else "train". Both
+are read when a checkpoint is evaluated, so a folder may be watched before its training starts.
+Checkpoints are named RUN/STAGE@stepN, so the stages of one run never share a name.
 
 Every checkpoint gets each evaluation setting in turn: the command's options, or with
 `--eval-set FILE.yaml` a list of overrides of them (e.g. one greedy, one sampled). A checkpoint
@@ -21,107 +18,32 @@ again later, also with `--once`: by then it is done, or its holder died, the lea
 this watcher resumes it. With `--ray ADDRESS` each checkpoint x task evaluation is a Ray task
 (`walkrun.evaluate.distributed`), many at once.
 
-A run is finished when walkrun_run.json has `finished_at` (local backend) or the final model
-RUN_DIR/final/config.json exists (OpenRLHF). Then nothing writes its folder any more: a checkpoint
-folder still incomplete there will never complete and is reported so. `--until-finished` stops once
-every run is finished and each of its checkpoints was handled.
+Once a run is finished nothing writes its folder any more: a checkpoint folder still incomplete
+there will never complete and is reported so. `--until-finished` stops once every run is
+finished and each of its checkpoints was handled.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import time
 from dataclasses import fields, replace
 from pathlib import Path
 
+import yaml
+
 from walkrun.evaluate import distributed, runner
 from walkrun.evaluate.config import EvalConfig
+from walkrun.run_folder import find_checkpoints, has_marker, is_finished, run_info, snapshot
 from walkrun.settings import WalkrunError
 
-CKPT_DIR = re.compile(r"^global_step(\d+)_hf$")
-MARKERS = (".complete", "walkrun_complete")
-WEIGHTS = re.compile(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$")
-WEIGHT_INDEX = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 ONCE_SETTLE_S = 2.0  # --once: gap between the two polls that show a checkpoint is finished
 NEVER_COMPLETE_POLLS = 2  # polls an incomplete folder of a finished run is given before it is reported
 PER_CHECKPOINT = ("model", "run", "run_backend", "stage", "step", "name")  # EvalConfig fields the watcher sets
 
 
-def find_checkpoints(directory: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of every global_stepN_hf folder in `directory` or one level below, by step."""
-    found: dict[Path, int] = {}
-    for parent in [directory, *sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))]:
-        for p in parent.iterdir():
-            m = CKPT_DIR.match(p.name)
-            if m and p.is_dir():
-                found.setdefault(p.resolve(), int(m.group(1)))
-    return sorted(((step, path) for path, step in found.items()), key=lambda t: (t[0], str(t[1])))
-
-
-def snapshot(path: Path) -> tuple | None:
-    """Names, sizes and mtimes of the folder's files when it looks complete, else None."""
-    try:
-        files = {p.name: p.stat() for p in path.iterdir() if p.is_file()}
-    except FileNotFoundError:
-        return None
-    if "config.json" not in files or not any(n in files for n in TOKENIZER_FILES):
-        return None
-    index = next((n for n in WEIGHT_INDEX if n in files), None)
-    if index is not None:
-        try:
-            shards = set(json.loads((path / index).read_text())["weight_map"].values())
-        except (OSError, ValueError, KeyError):
-            return None  # index still being written
-        if not shards or not shards <= set(files):
-            return None
-    elif not any(WEIGHTS.match(n) for n in files):
-        return None
-    return tuple(sorted((n, st.st_size, st.st_mtime_ns) for n, st in files.items()))
-
-
-def has_marker(path: Path) -> bool:
-    return any((path / m).exists() for m in MARKERS)
-
-
-def _local_record(directory: Path) -> dict:
-    try:
-        rec = json.loads((directory / "walkrun_run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return rec if isinstance(rec, dict) else {}
-
-
-def run_finished(directory: Path) -> bool:
-    """True once the training run in `directory` is over (see the module docstring)."""
-    return bool(_local_record(directory).get("finished_at")) or (directory / "final" / "config.json").is_file()
-
-
-def run_info(directory: Path, run: str | None, stage: str | None) -> tuple[str, str, str]:
-    """(run name, stage, training backend) of a run folder."""
-    name, found_stage, backend = None, None, None
-    rec = _local_record(directory)
-    if rec:
-        found_stage, backend, name = rec.get("stage"), rec.get("backend") or "local", rec.get("name")
-    cfg_file = directory / "config.yaml"
-    if cfg_file.is_file() and backend is None:
-        try:
-            import yaml
-
-            doc = yaml.safe_load(cfg_file.read_text()) or {}
-            if isinstance(doc, dict) and ("pretrain" in doc or "stage" in doc):
-                name, found_stage, backend = doc.get("name") or None, doc.get("stage"), "openrlhf"
-        except (OSError, ValueError, yaml.YAMLError):
-            pass
-    return (run or name or directory.resolve().name, stage or found_stage or "train", backend or "local")
-
-
 def load_eval_set(path: Path, base: EvalConfig) -> list[EvalConfig]:
     """The evaluation settings of an --eval-set file: a YAML list of EvalConfig overrides of `base`."""
-    import yaml
-
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
@@ -185,7 +107,7 @@ class Watcher:
 
     def poll(self) -> list[tuple[int, Path]]:
         ready = []
-        finished = run_finished(self.directory)  # read first: what is listed after it is final
+        finished = is_finished(self.directory)  # read first: what is listed after it is final
         try:
             found = find_checkpoints(self.directory)
         except OSError as e:  # folder renamed/removed or a checkpoint deleted while listing (rotation)
@@ -213,7 +135,7 @@ class Watcher:
     def done(self) -> bool:
         """The run is finished and every checkpoint folder of it was handled."""
         return (
-            run_finished(self.directory)
+            is_finished(self.directory)
             and not self.pending
             and not self.waiting
             and all(p in self.handled for _, p in find_checkpoints(self.directory))

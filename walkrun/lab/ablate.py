@@ -15,7 +15,6 @@ already hold a finished model are reused, so an interrupted ablation resumes.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
@@ -25,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from walkrun import run_folder
 from walkrun.db import records
 from walkrun.lab.results import collect, evaluated_steps, write
 from walkrun.settings import WalkrunError
@@ -141,7 +141,7 @@ class Evaluator:
 
     def evaluated(self, run_dir: Path, name: str) -> bool:
         """True if every checkpoint of the run has a finished sampled evaluation of this size in the DB."""
-        steps = {int(p.name[len("global_step") : -3]) for p in run_dir.glob("global_step*_hf")}
+        steps = {step for step, _ in run_folder.find_checkpoints(run_dir)}
         done = evaluated_steps(self.cfg.db, name, int(self.cfg.eval_samples or 0), int(self.cfg.eval_problems or 0))
         return bool(steps) and steps <= done
 
@@ -170,13 +170,6 @@ class Evaluator:
 # ---------------------------------------------------------------- training
 
 
-def _done(run_dir: Path) -> bool:
-    rec = run_dir / "walkrun_run.json"
-    return (
-        (run_dir / "config.json").is_file() and rec.is_file() and bool(json.loads(rec.read_text()).get("finished_at"))
-    )
-
-
 def _register(cfg: AblateConfig, name: str, local_cfg, run_dir: Path, preset: str, extra: dict) -> None:
     """The training run in the DB, its config tagged with the ablation it belongs to (the
     leaderboard's ablation view groups by that tag)."""
@@ -192,7 +185,7 @@ def _train(cfg: AblateConfig, preset: str, sets: list[str], run_dir: Path, name:
 
     local_cfg = load_config(preset, [*sets, f"progress={str(cfg.progress).lower()}"])
     _register(cfg, name, local_cfg, run_dir, preset, extra)
-    if _done(run_dir):
+    if run_folder.has_final_model(run_dir):
         log(f"ablate: {run_dir} is finished already; reused")
         return
     if run_dir.exists():  # an interrupted run: start it again
@@ -222,9 +215,9 @@ def _sft(cfg: AblateConfig, root: Path, log) -> Path:
 
 
 def stage1_checkpoint(stage1: Path, step: int) -> Path:
-    p = stage1 / f"global_step{step}_hf"
+    p = run_folder.checkpoint_dir(stage1, step)
     if not (p / "config.json").is_file():
-        have = sorted(int(q.name[len("global_step") : -3]) for q in stage1.glob("global_step*_hf"))
+        have = [s for s, _ in run_folder.find_checkpoints(stage1)]
         raise WalkrunError(f"ablate: stage 1 has no checkpoint at step {step}; it has steps {have}")
     return p
 
@@ -251,7 +244,7 @@ def run_ablation(cfg: AblateConfig, log=None) -> list[dict]:
             log,
         )
         ev.submit(stage1, s1_name)
-        s1 = json.loads((stage1 / "walkrun_run.json").read_text())["config"]
+        s1 = run_folder.read_record(stage1)["config"]
         last = s1["rounds"] * s1["steps_per_rollout"]  # the final model's optimizer step
         starts = cfg.step_list or [last]
         for step in starts:

@@ -33,14 +33,13 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+from walkrun import run_folder
 from walkrun.settings import WalkrunError
 from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
 from walkrun.train.local_trainer import METRICS_FILE, kept_groups, run_callback, save_final, trainer_class
 
 __all__ = ["LocalConfig", "kept_groups", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
-RUN_FILE = "walkrun_run.json"
 
 
 # ---------------------------------------------------------------- rewards and dynamic sampling
@@ -180,16 +179,7 @@ def run_local(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    record: dict[str, Any] = {
-        "name": name,
-        "backend": "local",
-        "preset": preset,
-        "stage": cfg.stage,
-        "config": asdict(cfg),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "finished_at": None,
-    }
-    (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    record = run_folder.start_record(run_dir, name, "local", preset, cfg.stage, asdict(cfg))
 
     tok = AutoTokenizer.from_pretrained(cfg.model)
     tok.padding_side = "left"
@@ -217,10 +207,9 @@ def run_local(
     finally:
         shutil.rmtree(run_dir / ".trl", ignore_errors=True)
     save_final(trainer.model, tok, run_dir)
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    record["checkpoints"] = cb.checkpoints
-    record["wall_seconds"] = round(time.time() - t0, 1)
-    (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    record = run_folder.finish_record(
+        run_dir, record, checkpoints=cb.checkpoints, wall_seconds=round(time.time() - t0, 1)
+    )
     return {
         "run_dir": str(run_dir),
         "checkpoints": [str(run_dir / c) for c in cb.checkpoints],

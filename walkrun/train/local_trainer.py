@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from walkrun import run_folder
 from walkrun.atomic import save_model, temp_dir_for
 from walkrun.train.local_config import LocalConfig
 
@@ -117,7 +118,7 @@ def run_callback(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
         def on_step_end(self, args, state, control, model=None, **kw):
             step = state.global_step
             if (cfg.save_steps and step % cfg.save_steps == 0) or step >= state.max_steps:
-                dest = save_model(model, tokenizer, run_dir / f"global_step{step}_hf")
+                dest = save_model(model, tokenizer, run_folder.checkpoint_dir(run_dir, step))
                 self.checkpoints.append(dest.name)
             if cfg.eval_every and step % cfg.eval_every == 0:
                 self._eval(step, model)

@@ -24,14 +24,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from walkrun import run_folder
 from walkrun.db import records
 from walkrun.settings import WalkrunError
-from walkrun.train.local import RUN_FILE
 
 STAGES = ("sft", "stage1", "stage2", "control")
 LABEL = {"sft": "SFT", "stage1": "stage 1", "stage2": "stage 2", "control": "control"}
 START = {"stage1": "sft", "stage2": "stage1", "control": "stage1"}  # the model each RL stage starts from
-SFT_CHECKPOINT = "global_step0_hf"
 
 
 @dataclass
@@ -71,7 +70,7 @@ class Recipe:
 
     def model(self, stage: str) -> Path:
         """The model a stage ends with."""
-        return self.dir("sft") / SFT_CHECKPOINT if stage == "sft" else self.dir(stage)
+        return run_folder.checkpoint_dir(self.dir("sft"), 0) if stage == "sft" else self.dir(stage)
 
     def run_of(self, stage: str) -> str:
         return self.control_run if stage == "control" else self.run
@@ -104,17 +103,6 @@ class Recipe:
         return out
 
 
-def record(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(run_dir) / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def finished(run_dir: Path) -> bool:
-    return bool((record(run_dir) or {}).get("finished_at"))
-
-
 def register_runs(recipe: Recipe, db: str | None = None, preset: str = "recipe", extra: dict | None = None) -> None:
     """The recipe's training runs in the results DB with their configs, before any checkpoint exists."""
     for name, (output_dir, config) in recipe.run_configs().items():
@@ -141,26 +129,13 @@ def _train_sft(recipe: Recipe) -> None:
     d = recipe.dir("sft")
     d.mkdir(parents=True, exist_ok=True)
     cfg = recipe.sft_config()
-    rec: dict = {
-        "name": recipe.run,
-        "backend": "local",
-        "preset": "sft",
-        "stage": "sft",
-        "config": asdict(cfg),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "finished_at": None,
-    }
-    (d / RUN_FILE).write_text(json.dumps(rec, indent=2) + "\n")
+    rec = run_folder.start_record(d, recipe.run, "local", "sft", "sft", asdict(cfg))
     t0 = time.time()
     init = build_base_model(d / ".init", recipe.seed, recipe.context)
     run_sft(replace(cfg, init=str(init)))
     shutil.rmtree(init, ignore_errors=True)
-    rec.update(
-        wall_seconds=round(time.time() - t0, 1),
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        checkpoints=[SFT_CHECKPOINT],
-    )
-    (d / RUN_FILE).write_text(json.dumps(rec, indent=2) + "\n")
+    checkpoint = run_folder.checkpoint_dir(d, 0).name
+    run_folder.finish_record(d, rec, checkpoints=[checkpoint], wall_seconds=round(time.time() - t0, 1))
 
 
 def run(
@@ -176,19 +151,19 @@ def run(
     from walkrun.train.local import run_local
 
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    records: dict[str, dict] = {}
+    stage_records: dict[str, dict] = {}
     for stage in STAGES:
         d = recipe.dir(stage)
         if stage in recipe.stages:
             if before_stage is not None:
                 before_stage(stage)
-            if finished(d):
+            if run_folder.is_finished(d):
                 say(f"  {LABEL[stage]} already trained in {d}; reusing it")
             elif stage == "sft":
                 _train_sft(recipe)
             else:
                 start = recipe.model(START[stage])
-                if not finished(recipe.dir(START[stage])):
+                if not run_folder.is_finished(recipe.dir(START[stage])):
                     raise WalkrunError(f"recipe: {stage} starts from {start}, which is not a finished stage")
                 chosen = choose_start(stage) if choose_start is not None else None
                 run_local(
@@ -198,9 +173,9 @@ def run(
                     name=recipe.run_of(stage),
                     register=False,
                 )
-        if finished(d):
-            records[stage] = record(d) or {}
-    return records
+        if run_folder.is_finished(d):
+            stage_records[stage] = run_folder.read_record(d)
+    return stage_records
 
 
 # ---------------------------------------------------------------- `walkrun train recipe`
@@ -235,9 +210,9 @@ def run_recipe(
     if register:
         register_runs(recipe)
     t0 = time.time()
-    records = run(recipe)
+    stage_records = run(recipe)
     summary: dict = {"root": recipe.root, "seed": seed, "stages": {}}
-    for stage, rec in records.items():
+    for stage, rec in stage_records.items():
         summary["stages"][stage] = {
             "model": str(recipe.model(stage)),
             "wall_seconds": rec.get("wall_seconds"),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from walkrun import problem_sets
+from walkrun import problem_sets, run_folder
 from walkrun.atomic import write_text
 from walkrun.prompts import INSTRUCTION
 from walkrun.settings import WalkrunError, data_dir
@@ -104,7 +104,8 @@ from walkrun.train.openrlhf.reward import reward_func  # noqa: F401
 
 
 def prepare(config: OpenRLHFConfig) -> Path:
-    """Write RUN_DIR/job (train.jsonl, eval.jsonl if any, reward_func.py); return the job folder."""
+    """Write RUN_DIR/job (train.jsonl, eval.jsonl if any, reward_func.py) and, for a new run, its
+    record (`walkrun.run_folder`: name, stage, config, for the watcher); return the job folder."""
     # Read everything before writing anything, so bad input leaves nothing half-written.
     train = prompt_rows(load_rows(config.train_data, config.train_limit), config.prompt_style, "train")
     evals = []
@@ -119,6 +120,9 @@ def prepare(config: OpenRLHFConfig) -> Path:
     elif (job / EVAL_FILE).exists():
         (job / EVAL_FILE).unlink()
     write_text(job / REWARD_FILE, REWARD_SHIM.format(name=config.name))
+    run_dir = run_dir_of(config)
+    if not run_folder.read_record(run_dir):  # a resubmitted run keeps its record (and start time)
+        run_folder.start_record(run_dir, config.name, "openrlhf", config.preset or None, config.stage, config.to_dict())
     return job
 
 
