@@ -10,6 +10,7 @@ import typer
 
 from walkrun import options
 from walkrun.settings import WalkrunError
+from walkrun.tiny import SIZES, TEMPLATES, build_tiny
 
 model_app = typer.Typer(help="Build small offline models (no hub access).", no_args_is_help=True)
 
@@ -27,8 +28,6 @@ class TinyModelOptions:
     )
 
     def __post_init__(self) -> None:
-        from walkrun.tiny import SIZES, TEMPLATES
-
         if self.size not in SIZES:
             raise WalkrunError(f"unknown size {self.size!r}; choose one of {', '.join(SIZES)}")
         if self.template not in TEMPLATES:
@@ -39,8 +38,6 @@ class TinyModelOptions:
 @options.command(TinyModelOptions, arguments=("out_dir",))
 def tiny(opts: TinyModelOptions) -> None:
     """Train a byte-level BPE tokenizer locally and save a random-init Qwen2 with it."""
-    from walkrun.tiny import build_tiny
-
     path = build_tiny(opts.out_dir, size=opts.size, seed=opts.seed, template=opts.template)
     cfg = json.loads((path / "config.json").read_text())
     typer.echo(

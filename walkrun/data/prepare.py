@@ -24,7 +24,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from walkrun import problem_sets as benchmarks
 from walkrun.data.contamination import NGRAM_N, OVERLAP_THRESHOLD, BenchmarkIndex, digest, exact_key
+from walkrun.grading import GRADER_VERSION, grade_many
+from walkrun.jsonl import read_jsonl
 from walkrun.settings import WalkrunError, data_dir
 
 TRAIN_FILE = "train.jsonl"
@@ -53,8 +56,6 @@ def _read_any(path: Path) -> Iterator[dict]:
     """Rows of a .jsonl, .json (array) or .parquet file, streamed where the format allows."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        from walkrun.jsonl import read_jsonl
-
         for _, row in read_jsonl(path):
             yield row
     elif suffix == ".parquet":
@@ -146,8 +147,6 @@ def benchmark_index(
     """The index of every problem to keep out of training. `exclude`: benchmark names, JSONL paths,
     or "all" (default) = every file-backed benchmark plus every other *.jsonl at the top of WALKRUN_DATA
     (the data folder keeps evaluation sets at its top level, training sets in train/)."""
-    from walkrun import problem_sets as benchmarks
-
     index = BenchmarkIndex(n, threshold)
     items: list[str] = []
     for e in exclude or ["all"]:
@@ -178,8 +177,6 @@ def benchmark_index(
 
 
 def _add_benchmark(index: BenchmarkIndex, name: str, data, seen: set[Path]) -> None:
-    from walkrun import problem_sets as benchmarks
-
     for row in benchmarks.load(name, data=data):
         index.add(name, row["id"], row["problem"])
     path = benchmarks.local_path(name, data)
@@ -200,8 +197,6 @@ def _add_file(index: BenchmarkIndex, path: Path, seen: set[Path]) -> None:
 
 def gold_usable(answers: list[str], timeout: float = GOLD_TIMEOUT) -> list[tuple[bool, str]]:
     """(usable, why not) per gold: `walkrun.grading` must grade `\\boxed{gold}` correct against it."""
-    from walkrun.grading import grade_many
-
     grades = grade_many(answers, [f"\\boxed{{{a}}}" for a in answers], timeout=timeout)
     out = []
     for g in grades:
@@ -313,8 +308,6 @@ def _source_names(paths: list[Path]) -> list[str]:
 
 
 def _report(out, paths, names, counts, contaminated, examples, conflicts, index: BenchmarkIndex) -> dict:
-    from walkrun.grading import GRADER_VERSION
-
     total: Counter[str] = Counter()
     for c in counts.values():
         total.update(c)

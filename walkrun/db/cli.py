@@ -10,10 +10,15 @@ from datetime import datetime
 import typer
 
 from walkrun import options
-from walkrun.db import compare_cli
+from walkrun.db import compare_cli, export, queries
+from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url, session_scope, upgrade
+from walkrun.db.queries import SAMPLE_KEYS
+from walkrun.db.records import row_counts
+from walkrun.db.regrade import regrade
 from walkrun.options import DB_FLAGS, DB_HELP
 from walkrun.settings import WalkrunError
 from walkrun.statuses import EvalStatus
+from walkrun.text_table import render
 
 
 @dataclass
@@ -82,8 +87,6 @@ db_app = typer.Typer(
 @options.command(DBOptions, flags=DB_FLAGS)
 def upgrade_cmd(opts: DBOptions) -> None:
     """Create the schema, or bring it to this walkrun's revision (Alembic); a no-op when current."""
-    from walkrun.db.engine import get_engine, safe_url, upgrade
-
     db = opts.db
     before, after = upgrade(db)
     where = safe_url(get_engine(db))
@@ -97,9 +100,6 @@ def upgrade_cmd(opts: DBOptions) -> None:
 @options.command(DBOptions, flags=DB_FLAGS)
 def status_cmd(opts: DBOptions) -> None:
     """Where the DB is, its schema revision, and how many rows it holds."""
-    from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url
-    from walkrun.db.records import row_counts
-
     db = opts.db
     engine = get_engine(db)
     print(f"database: {safe_url(engine)}")
@@ -112,8 +112,6 @@ def status_cmd(opts: DBOptions) -> None:
 @options.command(RegradeOptions, flags=DB_FLAGS)
 def regrade_cmd(opts: RegradeOptions) -> None:
     """Re-grade stored samples with the current grader (no regeneration); records its version."""
-    from walkrun.db.regrade import regrade
-
     c = regrade(
         opts.db,
         task=opts.task,
@@ -180,17 +178,12 @@ def _num(x) -> str:
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    from walkrun.text_table import render
-
     print(render(header, rows))
 
 
 @options.command(ResultsOptions, flags=DB_FLAGS)
 def results_cmd(opts: ResultsOptions) -> None:
     """Accuracy (pass@1[avg-of-k], pass@k, maj@k) and token counts from the results DB."""
-    from walkrun.db import export, queries
-    from walkrun.db.engine import session_scope
-
     model, task, as_json, protocol = opts.checkpoint, opts.task, opts.json, opts.protocol
     if opts.format is not None:
         export.check_out(opts.out)
@@ -270,8 +263,6 @@ def results_cmd(opts: ResultsOptions) -> None:
 
 
 def _print_samples(rows, as_json: bool) -> None:
-    from walkrun.db.queries import SAMPLE_KEYS
-
     if as_json:
         for r in rows:
             sys.stdout.write(json.dumps({k: r[k] for k in SAMPLE_KEYS}) + "\n")

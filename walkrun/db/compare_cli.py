@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from walkrun import options
 from walkrun.options import DB_FLAGS, DB_HELP
+from walkrun.settings import WalkrunError
 
 
 def _pct(x, sign: bool = True) -> str:
@@ -30,9 +31,8 @@ class CompareOptions:
 def compare_cmd(opts: CompareOptions) -> None:
     """Paired differences B - A over the problems both were evaluated on, per task and protocol:
     delta accuracy (pass@1[avg-of-k], points) with its 95% bootstrap CI, and delta mean tokens in %."""
-    from walkrun.db import compare
-    from walkrun.db.engine import session_scope
-    from walkrun.settings import WalkrunError
+    from walkrun.db import compare  # heavy: numpy, sqlalchemy
+    from walkrun.db.engine import session_scope  # heavy: sqlalchemy
 
     task = opts.task
     with session_scope(opts.db, readonly=True, create=False) as s:

@@ -12,9 +12,12 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 
+from walkrun import grading, problem_sets
 from walkrun.db import summaries
 from walkrun.db.engine import session_scope
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Sample
+from walkrun.db.problems import problem_alternatives
+from walkrun.evaluate import choice
 from walkrun.settings import WalkrunError
 from walkrun.statuses import EvalStatus
 
@@ -45,8 +48,6 @@ def select_runs(s, task: str | None = None, run: str | None = None, model: str |
 
 def _benchmark_answers(task: str) -> tuple[dict[str, tuple[str, list[str]]], str]:
     """problem_id -> (answer, alternatives) from the benchmark registry, and where they came from."""
-    from walkrun import problem_sets
-
     if task not in problem_sets.BENCHMARKS:
         return {}, "none"
     try:
@@ -87,9 +88,6 @@ def regrade(
     up to `examples` each) and answers_from ({task: "db" | "benchmark" | "none"}: where the
     accepted alternatives came from; runs evaluated before they were stored take the benchmark's).
     With `dry_run` nothing is written."""
-    from walkrun import grading
-    from walkrun.db.problems import problem_alternatives
-
     timeout = grading.DEFAULT_TIMEOUT if timeout is None else timeout
     with session_scope(url, readonly=True) as s:
         run_ids = select_runs(s, task=task, run=run, model=model)
@@ -164,8 +162,6 @@ def regrade(
             truncated=[r.finish_reason == "length" for r in rows],
         )
         if letter_runs:  # multiple choice: the letter, not a maths expression
-            from walkrun.evaluate import choice
-
             grades = [
                 choice.grade_letter(r.gold, r.response) if r.eval_run_id in letter_runs else g
                 for r, g in zip(rows, grades)

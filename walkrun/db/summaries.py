@@ -16,6 +16,8 @@ from typing import cast
 from sqlalchemy import Connection, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from walkrun.db import budget
+from walkrun.db.engine import session_scope
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, TrainingRun, utcnow
 from walkrun.db.read_models import RunStats
 from walkrun.db.stats import run_stats
@@ -38,8 +40,6 @@ def _from_json(stats: dict) -> RunStats:
 
 def compute(s: Session, run_ids: list[int]) -> dict[int, tuple[RunStats, dict | None]]:
     """run id -> (metric dict, budget curve or None) computed from the sample rows."""
-    from walkrun.db import budget
-
     out: dict[int, tuple[RunStats, dict | None]] = {}
     budgets = dict(s.execute(select(EvalRun.id, EvalRun.max_new_tokens).where(EvalRun.id.in_(run_ids))).all())
     for i in range(0, len(run_ids), _CHUNK):
@@ -118,8 +118,6 @@ def stats(s: Session, run_ids: list[int]) -> dict[int, RunStats]:
 
 def budget_curves(s: Session, runs: dict[int, int]) -> dict[int, dict]:
     """run id -> accuracy-at-budget curve for {run id: its max_new_tokens}: stored, else computed."""
-    from walkrun.db import budget
-
     have = stored(s, list(runs))
     out: dict[int, dict] = {}
     for rid, cap in runs.items():
@@ -157,8 +155,6 @@ def backfill_connection(conn: Connection) -> int:
 
 def backfill(url: str | None = None) -> int:
     """`backfill_session` in its own transaction on the DB at `url`."""
-    from walkrun.db.engine import session_scope
-
     with session_scope(url, create=False) as s:
         return backfill_session(s)
 

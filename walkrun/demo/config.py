@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from walkrun import run_folder
+from walkrun.db.records import has_checkpoints_under
 from walkrun.settings import WalkrunError
 from walkrun.train import recipe as pipeline
 
@@ -169,6 +170,5 @@ def check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
 def _db_has_checkpoints_under(url: str, folder: Path) -> bool:
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         return False
-    from walkrun.db.records import has_checkpoints_under
 
     return has_checkpoints_under(url, folder)

@@ -28,7 +28,8 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from walkrun.evaluate import think
+from walkrun import vllm_compat
+from walkrun.evaluate import think, vllm_faults
 
 
 class TokStr(str):
@@ -188,10 +189,8 @@ def vllm_backend_class():
     global _vllm_class
     if _vllm_class is not None:
         return _vllm_class
-    from walkrun import vllm_compat
 
     vllm_compat.install()
-    from walkrun.evaluate import vllm_faults
 
     vllm_faults.install()
     from lm_eval.models.vllm_causallms import VLLM

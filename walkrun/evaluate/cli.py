@@ -10,7 +10,9 @@ from pathlib import Path
 import typer
 
 from walkrun import options
+from walkrun.evaluate import distributed
 from walkrun.evaluate.config import EvalConfig
+from walkrun.settings import WalkrunError
 
 FLAGS = {
     "model": ("--model", "-m"),
@@ -30,13 +32,10 @@ def eval_command(cfg: EvalConfig) -> None:
     With --ray each task is a Ray task on the cluster, all at once."""
     import sys
 
-    from walkrun.evaluate import outcome, report, runner
-    from walkrun.settings import WalkrunError
+    from walkrun.evaluate import outcome, report, runner  # heavy: numpy, sqlalchemy
 
     errors: list[str] = []
     if cfg.ray:
-        from walkrun.evaluate import distributed
-
         outcomes, errors = distributed.evaluate(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     else:
         outcomes = runner.evaluate(cfg)
@@ -81,7 +80,7 @@ def watch_command(
     evaluation in flight is marked interrupted)."""
     import signal
 
-    from walkrun.evaluate import watch
+    from walkrun.evaluate import watch  # heavy: numpy, sqlalchemy
 
     def stop(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from walkrun.evaluate import protocols
 from walkrun.options import DB_HELP
 from walkrun.settings import WalkrunError
 from walkrun.stages import STAGE_HELP, check_stage
@@ -170,6 +171,5 @@ class EvalConfig:
         check_stage(self.stage, "--stage")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise WalkrunError(f"--top-p must be in (0, 1], got {self.top_p}")
-        from walkrun.evaluate import protocols
 
         protocols.expand(self.protocol)  # an unknown protocol fails here, before any work

@@ -8,6 +8,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from walkrun import vllm_compat
 from walkrun.evaluate.config import EvalConfig
 from walkrun.settings import WalkrunError, error_line
 
@@ -103,8 +104,6 @@ def backend_version(backend: str) -> str:
 
     parts = [f"lm-eval=={version('lm_eval')}"]
     if backend == "vllm":
-        from walkrun import vllm_compat
-
         parts.append(f"vllm=={vllm_compat.vllm_version()}")
     else:
         parts += [f"transformers=={version('transformers')}", f"torch=={version('torch')}"]
@@ -136,7 +135,7 @@ def vllm_engine_args(cfg: EvalConfig) -> dict[str, Any]:
 def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
     """The counting lm-eval backend for this checkpoint (the model is loaded here, once).
     max_model_len: the vLLM engine's context (`engine_context`)."""
-    from walkrun.evaluate import backends
+    from walkrun.evaluate import backends  # heavy: lm_eval
 
     try:
         if cfg.backend == "hf":
@@ -146,7 +145,6 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
             return backends.CountingHFLM(
                 pretrained=source, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, trust_remote_code=False
             )
-        from walkrun import vllm_compat
 
         kwargs = vllm_engine_args(cfg)
         if kwargs.get("data_parallel_size", 1) > 1 and find_spec("ray") is None:

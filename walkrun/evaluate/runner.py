@@ -26,7 +26,7 @@ from pathlib import Path
 from walkrun import grading
 from walkrun.db import evaluations, leases, records
 from walkrun.db.evaluations import CheckpointRef, Evaluation, Finished, Held, Request
-from walkrun.evaluate import outcome, report, scoring
+from walkrun.evaluate import outcome, protocols, report, scoring
 from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.failures import engine_died, failure_reason
 from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, engine_context, load_lm
@@ -197,8 +197,6 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     """`walkrun eval`: prepare, read what is left of each task, then per task with work left
     begin it (take its lease), load the model once (only when some problem is pending) and run it.
     Returns per-task outcomes. A sweep protocol runs each of its protocols in turn."""
-    from walkrun.evaluate import protocols
-
     log = log or (lambda msg: print(msg, file=sys.stderr))
     members = protocols.expand(cfg.protocol)
     if len(members) > 1:

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from walkrun.evaluate import distributed, runner
+from walkrun.db import records
+from walkrun.evaluate import distributed, plan, runner
 from walkrun.evaluate.config import EvalConfig
 from walkrun.run_folder import find_checkpoints, has_marker, is_finished, run_info, snapshot
 from walkrun.settings import WalkrunError
@@ -256,8 +257,6 @@ def watch(
     fault), then poll."""
     if once and until_finished:
         raise WalkrunError("watch: give --once or --until-finished, not both")
-    from walkrun.db import records
-    from walkrun.evaluate import plan
 
     plan.quiet_lm_eval()
     tm = plan.task_manager()

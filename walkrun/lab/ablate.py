@@ -28,6 +28,10 @@ from walkrun import run_folder
 from walkrun.db import records
 from walkrun.lab.results import collect, evaluated_steps, write
 from walkrun.settings import WalkrunError
+from walkrun.synthetic import MIXES
+from walkrun.train.length_rewards import LENGTH_REWARDS, get
+from walkrun.train.local import load_config, run_local
+from walkrun.train.sft import SFTConfig, run_sft
 
 TASK = "synthetic"
 MAX_NEW_TOKENS = 96  # the synthetic task's generation cap
@@ -75,9 +79,6 @@ class AblateConfig:
     progress: bool = field(default=True, metadata={"help": "progress bars while training (--quiet: none)"})
 
     def __post_init__(self):
-        from walkrun.synthetic import MIXES
-        from walkrun.train.length_rewards import LENGTH_REWARDS, get
-
         prof = FAST if self.fast else FULL
         for i, key in enumerate(("sft_steps", "stage1_rounds", "stage2_rounds", "eval_problems", "eval_samples")):
             if getattr(self, key) is None:
@@ -181,8 +182,6 @@ def _register(cfg: AblateConfig, name: str, local_cfg, run_dir: Path, preset: st
 
 
 def _train(cfg: AblateConfig, preset: str, sets: list[str], run_dir: Path, name: str, extra: dict, log) -> None:
-    from walkrun.train.local import load_config, run_local
-
     local_cfg = load_config(preset, [*sets, f"progress={str(cfg.progress).lower()}"])
     _register(cfg, name, local_cfg, run_dir, preset, extra)
     if run_folder.has_final_model(run_dir):
@@ -198,8 +197,6 @@ def _train(cfg: AblateConfig, preset: str, sets: list[str], run_dir: Path, name:
 
 
 def _sft(cfg: AblateConfig, root: Path, log) -> Path:
-    from walkrun.train.sft import SFTConfig, run_sft
-
     out = root / "sft"
     if (out / "config.json").is_file():
         log(f"ablate: {out} exists; reused")

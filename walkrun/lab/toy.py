@@ -14,13 +14,13 @@ import json
 import sys
 from collections import defaultdict
 
+from walkrun import synthetic
+from walkrun.grading import grade_many
+
 
 def style_breakdown(model_or_path, n: int = 200, k: int = 4, seed: int = 0) -> dict:
     """Per number of terms: samples, accuracy, direct-answer rate, accuracy of direct and of worked answers."""
     import torch
-
-    from walkrun import synthetic
-    from walkrun.grading import grade_many
 
     model, tok = synthetic.load(model_or_path) if isinstance(model_or_path, str) else model_or_path
     rows = synthetic.eval_rows(n)

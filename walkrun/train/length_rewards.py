@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from walkrun.settings import WalkrunError
+from walkrun.train.objective import lgrpo_bonus
 
 
 def _check(name: str, correct: Sequence[bool], lengths: Sequence[float], budget: float) -> None:
@@ -55,8 +56,6 @@ def lgrpo(correct: Sequence[bool], lengths: Sequence[float], budget: float) -> l
     with L_max = budget. The clamp only matters for L_i > L_max (see `objective.lgrpo_bonus`,
     which this delegates to so both keep one formula).
     """
-    from walkrun.train.objective import lgrpo_bonus
-
     _check("lgrpo", correct, lengths, budget)
     return lgrpo_bonus(correct, lengths, budget)
 

@@ -35,9 +35,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from walkrun import run_folder
+from walkrun.grading import grade_many, prompt_opens_think, template_opens_think
+from walkrun.jsonl import read_jsonl
 from walkrun.settings import WalkrunError
+from walkrun.synthetic import rl_rows
+from walkrun.train.length_rewards import length_terms
 from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
 from walkrun.train.local_trainer import METRICS_FILE, kept_groups, run_callback, save_final, trainer_class
+from walkrun.train.objective import credited, scheme_reward
 
 __all__ = ["LocalConfig", "kept_groups", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
 
@@ -52,10 +57,6 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
     not one of them was cut at max_completion_length and earns no correctness reward (TRL's
     own truncation test, `ids[-1] not in eos_and_pad`). `think_opened`: the chat template opens a
     `<think>` block before each completion (a completion that never closes it has no answer)."""
-    from walkrun.grading import grade_many, prompt_opens_think
-    from walkrun.train.length_rewards import length_terms
-    from walkrun.train.objective import credited, scheme_reward
-
     G = cfg.num_generations
     l_max = float(cfg.l_max or cfg.max_completion_length)
     end_ids = frozenset(end_ids)
@@ -113,10 +114,7 @@ def _dataset(cfg: LocalConfig):
     from datasets import Dataset
 
     if cfg.task == "synthetic":
-        from walkrun.synthetic import rl_rows
-
         return Dataset.from_list(rl_rows(cfg.train_prompts, seed=cfg.seed))
-    from walkrun.jsonl import read_jsonl
 
     rows = []
     for lineno, r in read_jsonl(cfg.task):
@@ -155,8 +153,6 @@ def run_local(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import ProgressCallback
 
-    from walkrun.grading import template_opens_think
-
     if not cfg.model or not (Path(cfg.model) / "config.json").is_file():
         raise WalkrunError(
             f"local: model={cfg.model!r} is not an HF model folder (no config.json); "
@@ -172,8 +168,8 @@ def run_local(
     _check_run_dir(run_dir)
     name = name or run_dir.resolve().name
     if register:  # a DB that cannot be opened fails here, before any training
-        from walkrun.db.records import record_training_run
-        from walkrun.train.gate import lineage_of
+        from walkrun.db.records import record_training_run  # heavy: numpy, sqlalchemy
+        from walkrun.train.gate import lineage_of  # heavy: numpy, sqlalchemy
 
         record_training_run(name, "local", preset, asdict(cfg), run_dir, **lineage_of(parent))
     run_dir.mkdir(parents=True, exist_ok=True)

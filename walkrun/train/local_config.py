@@ -16,6 +16,8 @@ from typing import Any
 from walkrun import options
 from walkrun.settings import WalkrunError
 from walkrun.stages import TRAINING_STAGES
+from walkrun.train.length_rewards import get
+from walkrun.train.objective import SCHEMES
 
 PRESET_DIR = Path(__file__).parent / "presets"
 # GRPOConfig settings that are not options: one process on CPU or one GPU, walkrun's own
@@ -143,8 +145,6 @@ class LocalConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
-        from walkrun.train.objective import SCHEMES
-
         if self.stage not in TRAINING_STAGES:
             raise WalkrunError(f"local: stage must be one of {', '.join(TRAINING_STAGES)}, got {self.stage!r}")
         if self.reward not in SCHEMES:
@@ -177,8 +177,6 @@ class LocalConfig:
         if self.eval_every and self.task != "synthetic":
             raise WalkrunError("local: eval_every works with task=synthetic only; use `walkrun watch` otherwise")
         if self.length_reward is not None:
-            from walkrun.train.length_rewards import get
-
             get(self.length_reward)  # unknown name: a clear error now, not at the first reward call
             if self.lgrpo and self.length_reward != "lgrpo":
                 raise WalkrunError(f"local: lgrpo=true conflicts with length_reward={self.length_reward!r}; set one")

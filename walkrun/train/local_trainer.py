@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from walkrun import run_folder
+from walkrun import run_folder, synthetic
 from walkrun.atomic import save_model, temp_dir_for
 from walkrun.train.local_config import LocalConfig
 
@@ -96,8 +96,6 @@ def run_callback(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
             self.log.flush()
 
         def _eval(self, step, model):
-            from walkrun import synthetic
-
             r = synthetic.evaluate(
                 (model, tokenizer),
                 n=cfg.eval_problems,

@@ -24,9 +24,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from walkrun import run_folder
+from walkrun import run_folder, synthetic
 from walkrun.db import records
 from walkrun.settings import WalkrunError
+from walkrun.train.local import load_config, run_local
+from walkrun.train.sft import SFTConfig, run_sft
 
 STAGES = ("sft", "stage1", "stage2", "control")
 LABEL = {"sft": "SFT", "stage1": "stage 1", "stage2": "stage 2", "control": "control"}
@@ -76,15 +78,11 @@ class Recipe:
         return self.control_run if stage == "control" else self.run
 
     def sft_config(self):
-        from walkrun.train.sft import SFTConfig
-
         return SFTConfig(**{"out": str(self.model("sft")), "seed": self.seed, "progress": self.progress, **self.sft})
 
     def stage_config(self, stage: str, start: Path | None = None):
         """The local-backend config of an RL stage; `start`: the model it starts from (default the
         model its previous stage ended with)."""
-        from walkrun.train.local import load_config
-
         extra = self.stage1 if stage == "stage1" else self.stage2
         common = [f"seed={self.seed}", f"progress={str(self.progress).lower()}"]
         return load_config(f"local-{stage}", [f"model={start or self.model(START[stage])}", *common, *extra])
@@ -112,8 +110,6 @@ def register_runs(recipe: Recipe, db: str | None = None, preset: str = "recipe",
 def build_base_model(dest: Path, seed: int, context: int | None) -> Path:
     """The synthetic task's fresh model; `context` widens its nominal context (RoPE has no learned
     positions, so the task's outputs do not change; a longer one lets real benchmark prompts in)."""
-    from walkrun import synthetic
-
     synthetic.build_model(dest, seed=seed)
     if context is not None:
         for name, key in (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")):
@@ -124,8 +120,6 @@ def build_base_model(dest: Path, seed: int, context: int | None) -> Path:
 
 
 def _train_sft(recipe: Recipe) -> None:
-    from walkrun.train.sft import run_sft
-
     d = recipe.dir("sft")
     d.mkdir(parents=True, exist_ok=True)
     cfg = recipe.sft_config()
@@ -148,8 +142,6 @@ def run(
     `before_stage(stage)` is called before a stage is trained or reused; `choose_start(stage)`, when
     given, may pick the model an RL stage that is not trained yet starts from (the stage-1 -> stage-2
     gate: stage 1's best evaluated checkpoint rather than its last one); None keeps the default."""
-    from walkrun.train.local import run_local
-
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
     stage_records: dict[str, dict] = {}
     for stage in STAGES:
@@ -196,8 +188,6 @@ def run_recipe(
     """The pipeline, then each model checked with `synthetic.evaluate` (sampled pass@1 at T=1 over
     eval_problems x eval_samples, greedy accuracy, mean tokens). Writes ROOT/recipe_summary.json and
     returns it; `format_recipe(summary)` renders it as a table."""
-    from walkrun import synthetic
-
     recipe = Recipe(
         root=str(root),
         seed=seed,

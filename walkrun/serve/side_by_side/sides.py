@@ -10,6 +10,7 @@ from typing import Any
 
 from walkrun.db.records import list_checkpoints
 from walkrun.serve.side_by_side.config import SideBySideConfig
+from walkrun.serve.vllm_server import VLLMServerConfig, cores_for, start_server, start_servers
 from walkrun.settings import WalkrunError
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -78,8 +79,6 @@ def resolve_model(value: str, db: str | None = None) -> str:
 
 def make_sides(cfg: SideBySideConfig) -> list[Side]:
     """Sides for the config, starting a vLLM server for each side that names a model."""
-    from walkrun.serve.vllm_server import VLLMServerConfig, cores_for, start_servers
-
     values = [cfg.a, cfg.b]
     sides: list[Side | None] = [None, None]
     to_start: list[tuple[int, str]] = []
@@ -113,9 +112,7 @@ def swap_side(sides: list[Side], which: int, source: str, cfg: SideBySideConfig,
     """Serve checkpoint `source` on side `which` (0 left, 1 right): start its server, put it in
     `sides`, then stop the server it replaces. A server that fails to start leaves the side as it was."""
     if start is None:
-        from walkrun.serve.vllm_server import start_server as start
-    from walkrun.serve.vllm_server import cores_for
-
+        start = start_server
     label = cfg.labels[which]
     server = start(
         source,

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
+from walkrun.grading import grade
 from walkrun.serve.side_by_side.sides import Side
 
 if TYPE_CHECKING:
@@ -209,8 +210,6 @@ async def stream_side(
 
 
 async def grade_side(run: SideRun, gold: str, changed: asyncio.Event) -> None:
-    from walkrun.grading import grade
-
     g = await asyncio.to_thread(grade, gold, run.text)
     run.grade = {"correct": g.correct, "extracted": g.extracted, "status": g.status}
     changed.set()

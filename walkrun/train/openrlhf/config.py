@@ -19,8 +19,9 @@ import yaml
 
 from walkrun import options
 from walkrun.options import opt as _f
-from walkrun.settings import WalkrunError
+from walkrun.settings import WalkrunError, home
 from walkrun.stages import TRAINING_STAGES
+from walkrun.train.length_rewards import LENGTH_REWARDS
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 BACKEND = "openrlhf"
@@ -179,8 +180,6 @@ class OpenRLHFConfig:
         if len(self.dynamic_filtering_range) != 2:
             problems.append("dynamic_filtering_range takes two numbers LO HI, e.g. [0, 1.01]")
         if self.length_reward is not None:
-            from walkrun.train.length_rewards import LENGTH_REWARDS
-
             if self.length_reward not in LENGTH_REWARDS:
                 problems.append(f"length_reward must be one of {', '.join(LENGTH_REWARDS)}, got {self.length_reward!r}")
             elif self.lgrpo and self.length_reward != "lgrpo":
@@ -308,7 +307,6 @@ def load_config(preset: str, sets: list[str] | None = None, given: dict | None =
     values.setdefault("name", preset)
     if not values.get("run_dir"):
         # Fixed now, so the script, its config.yaml and the DB all name the same folder.
-        from walkrun.settings import home
 
         values["run_dir"] = str(home() / "runs" / values["name"])
     values["preset"] = preset

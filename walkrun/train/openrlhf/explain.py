@@ -13,6 +13,7 @@ import json
 import sys
 
 from walkrun.settings import WalkrunError
+from walkrun.train.length_rewards import names
 from walkrun.train.openrlhf.config import REQUIRED, OpenRLHFConfig, load_config, preset_names
 
 # Fields about where and how a run executes, not what it computes: left out of README's table.
@@ -118,8 +119,6 @@ def markdown_table(presets: list[str] | None = None) -> str:
     source (A paper A, B paper B, S paper B's script, D DAPO; none: ours); "-": does not apply.
     By default the length-reward variants of stage 2 (`conciser-stage2-<reward>`, which differ from
     conciser-stage2 only in `lgrpo` / `length_reward`) are left out."""
-    from walkrun.train.length_rewards import names
-
     variants = {f"conciser-stage2-{r}" for r in names()}
     presets = presets or [p for p in preset_names() if p not in variants]
     configs = {p: load_for_explain(p) for p in presets}

@@ -31,6 +31,8 @@ import os
 import sys
 from typing import Any
 
+from walkrun.train.length_rewards import get, length_term
+
 ENABLE_VAR = "WALKRUN_LGRPO"
 REWARD_VAR = "WALKRUN_LENGTH_REWARD"
 L_MAX_VAR = "WALKRUN_LGRPO_L_MAX"
@@ -53,8 +55,6 @@ def length_reward_name() -> str | None:
     if name is None and os.environ.get(ENABLE_VAR) == "1":
         name = "lgrpo"
     if name is not None:
-        from walkrun.train.length_rewards import get
-
         get(name)  # an unknown name fails in the worker's setup, before any rollout
     return name
 
@@ -67,8 +67,6 @@ def lgrpo_shape(experiences, n_samples_per_prompt: int, l_max: float, reward: st
     `info["reward"]` so logged rewards include the shaping.
     """
     import torch
-
-    from walkrun.train.length_rewards import length_term
 
     n = int(n_samples_per_prompt)
     members: dict[int, list[tuple[Any, int]]] = {}

@@ -18,8 +18,9 @@ import yaml
 
 from walkrun import problem_sets, run_folder
 from walkrun.atomic import write_text
+from walkrun.jsonl import read_jsonl
 from walkrun.prompts import INSTRUCTION
-from walkrun.settings import WalkrunError, data_dir
+from walkrun.settings import WalkrunError, data_dir, home
 from walkrun.train.openrlhf.config import OpenRLHFConfig, config_from_dict
 from walkrun.train.openrlhf.script import EVAL_FILE, INPUT_KEY, JOB_DIR, LABEL_KEY, REWARD_FILE, TRAIN_FILE, run_dir_of
 
@@ -39,8 +40,6 @@ def messages(problem: str, style: str) -> list[dict]:
 def resolve_train_path(source: str) -> Path:
     """A training JSONL: an absolute or existing path as is, else inside WALKRUN_HOME (where
     `walkrun data prepare` output lives, e.g. data/conciser/train.jsonl), else inside WALKRUN_DATA."""
-    from walkrun.settings import home
-
     path = Path(source).expanduser()
     if path.is_absolute() or path.is_file():
         candidates = [path]
@@ -67,7 +66,6 @@ def load_rows(source: str, limit: int | None = None) -> list[dict]:
     if source in problem_sets.BENCHMARKS:
         return problem_sets.load(source, limit=limit)
     path = resolve_train_path(source)
-    from walkrun.jsonl import read_jsonl
 
     rows = []
     for lineno, row in read_jsonl(path):
