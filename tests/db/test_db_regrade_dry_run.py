@@ -71,10 +71,13 @@ def test_dry_run_reports_per_task_and_direction_and_writes_nothing(db_url):
     assert c["dry_run"] and c["samples"] == len(ROWS)
     # m3 was cut at the budget: the store never keeps a cut response as right, so only its
     # status moves (the old rules read an answer in it; now it has none)
-    assert c["by_task"] == {"minerva": {"correct -> wrong": 2, "wrong -> correct": 1, "ok -> no_answer": 1}}
+    assert c["by_task"] == {
+        "minerva": {"correct -> wrong": 1, "correct -> no_answer": 1, "wrong -> correct": 1, "ok -> no_answer": 1}
+    }
     assert c["changed"] == 3
-    flipped = {e["problem_id"] for e in c["examples"]["minerva"]["correct -> wrong"]}
-    assert flipped == {"m1", "m4"}
+    (flipped,) = c["examples"]["minerva"]["correct -> wrong"]
+    (unanswered,) = c["examples"]["minerva"]["correct -> no_answer"]
+    assert (flipped["problem_id"], unanswered["problem_id"]) == ("m1", "m4")
     (cut,) = c["examples"]["minerva"]["ok -> no_answer"]
     assert cut["problem_id"] == "m3"
     (up,) = c["examples"]["minerva"]["wrong -> correct"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from walkrun import grading
 from walkrun import problem_sets as benchmarks
 from walkrun.evaluate import choice, runner
 
@@ -12,7 +13,7 @@ from walkrun.evaluate import choice, runner
     "response, letter",
     [
         ("so the answer is \\boxed{C}", "C"),
-        ("\\boxed{(b)}", None),  # lower case is not an option letter
+        ("\\boxed{(b)}", "B"),  # a lone lower-case letter in a box is the option
         ("\\boxed{(B)}", "B"),
         ("\\boxed{\\text{D}}", "D"),
         ("\\boxed{A. increase the rate}", "A"),
@@ -23,14 +24,14 @@ from walkrun.evaluate import choice, runner
     ],
 )
 def test_letter_extraction(response, letter):
-    assert choice.extract_letter(response) == letter
+    assert grading.extract_letter(response) == letter
 
 
 def test_letter_grading_never_calls_a_missing_letter_wrong():
-    assert choice.grade_letter("C", "\\boxed{C}").correct
-    g = choice.grade_letter("C", "\\boxed{B}")
+    assert grading.grade_letter("C", "\\boxed{C}").correct
+    g = grading.grade_letter("C", "\\boxed{B}")
     assert not g.correct and g.status == "ok" and g.extracted == "B"
-    g = choice.grade_letter("C", "I cannot tell")
+    g = grading.grade_letter("C", "I cannot tell")
     assert not g.correct and g.status == "no_answer" and g.extracted is None
 
 
@@ -88,3 +89,43 @@ def test_regrade_grades_multiple_choice_runs_by_letter(tmp_path):
         got = {r["task"]: (r["correct"], r["extracted"]) for r in queries.samples(s)}
     assert got["mmlu_stem"] == (True, "C")  # by letter
     assert got["math500"][0] is False  # the maths grader finds no boxed answer there
+
+
+def test_regrade_dry_run_shows_what_the_letter_rules_change(tmp_path):
+    from walkrun.db import problems, store
+    from walkrun.db.engine import session_scope, upgrade
+    from walkrun.db.regrade import regrade
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    upgrade(url)
+    options = ["amnion", "chorion", "allantois", "yolk sac"]
+    # problem, response, verdict / status stored by the previous letter rules
+    stored = [
+        ("q1", "Hence $\\boxed{42}$. The answer is (A).", False, "no_answer"),  # the phrase after a box
+        ("q2", "Answer: A/B", True, "ok"),  # a hedge read as its first letter
+        ("q3", "The answer is amnion.", False, "no_answer"),  # an option's text
+        ("q4", "\\boxed{A}", True, "ok"),  # unchanged
+    ]
+    with session_scope(url) as s:
+        ck = store.get_or_create_checkpoint(s, "org/m")
+        ev = store.start_eval_run(s, ck, "mmlu_stem", "1", {"k": 1, "grader": "letter"}, "hf", "1", "old")
+        problems.record_problems(s, ev, [{"id": p, "answer": "A", "choices": options} for p, *_ in stored])
+        store.add_samples(
+            s,
+            ev,
+            [
+                {"problem_id": p, "sample_index": 0, "gold": "A", "response": r, "correct": ok, "status": st}
+                | {"n_tokens": 5, "finish_reason": "stop"}
+                for p, r, ok, st in stored
+            ],
+        )
+        store.finish_eval_run(s, ev, "done")
+        assert problems.problem_choices(s, "mmlu_stem")["q3"] == options
+    try:
+        c = regrade(url, dry_run=True)
+    finally:
+        grading.shutdown()
+    assert c["by_task"] == {"mmlu_stem": {"no_answer -> correct": 2, "correct -> no_answer": 1}}
+    assert c["choices_from"] == {"mmlu_stem": "db"}
+    (hedge,) = c["examples"]["mmlu_stem"]["correct -> no_answer"]
+    assert hedge["problem_id"] == "q2" and "hedge" in hedge["why"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from walkrun.grading import STATUSES, grade, grade_many, pool
+from walkrun.grading import STATUSES, grade, grade_letter, grade_many, pool
 from walkrun.train.objective import scheme_reward
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -89,6 +89,28 @@ def test_one_response_of_each_kind_per_call_within_the_limit(hostile, canary):
         seen[kind] = (g.status, round(wall, 2))
     print("\n", seen)
     assert not canary.exists(), "code in a response ran"
+
+
+def test_the_letter_grader_reads_hostile_responses_in_linear_time(hostile):
+    """The letter grader runs in the caller's process with no time limit (no sympy, only text):
+    each hostile response, and floods of its own answer locations, take little time."""
+    options = ["1", "x", "{", "\\frac12"]
+    floods = [
+        "<answer>" * 200_000,
+        "Answer: " * 100_000 + "B",
+        "The answer is " * 60_000,
+        "A, " * 200_000 + "A",
+        "\\boxed{A}" * 100_000,
+        "\\text{" * 100_000 + "C",
+        "**" * 300_000 + "C",
+    ]
+    worst = 0.0
+    for response in [c.response for c in hostile] + floods:
+        g, wall = _timed(lambda r=response: grade_letter("B", r, choices=options))
+        assert g.status in ("ok", "no_answer") and (g.status == "ok" or not g.correct)
+        worst = max(worst, wall)
+    print(f"\nletter grader: slowest of {N + len(floods)} hostile responses {worst:.2f}s")
+    assert worst < 5.0
 
 
 @pytest.mark.timeout(600)

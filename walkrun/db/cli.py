@@ -141,6 +141,11 @@ def _print_regrade(c: dict) -> None:
     missing = sorted(t for t, src in c["answers_from"].items() if src == "none")
     if missing:
         print(f"note: no accepted alternatives known for {', '.join(missing)}; graded against each sample's gold")
+    no_options = sorted(t for t, src in c.get("choices_from", {}).items() if src == "none")
+    if no_options:
+        print(
+            f"note: options unknown for {', '.join(no_options)}; an answer naming an option by its text has no letter"
+        )
     head = "dry run: nothing written. " if c["dry_run"] else ""
     print(
         f"{head}re-graded {c['samples']} samples in {c['runs']} evaluation runs with {c['grader_version']}: "

@@ -89,14 +89,24 @@ def by_level(s: Session, eval_run_id: int, task: str) -> list[dict]:
     return level_table(mine, ((pid, n, c, t) for pid, (n, c, t) in per.items()))
 
 
+def _meta(row: dict) -> dict | None:
+    """What else grading needs: a multiple-choice problem's options (the letter grader accepts an
+    option's text as its letter)."""
+    choices = [str(c) for c in row.get("choices") or []]
+    return {"choices": choices} if choices else None
+
+
 def record_problems(s: Session, eval_run: EvalRun, rows: Iterable[dict], think_opened: bool | None = None) -> int:
-    """Store the gold answer, accepted alternatives (`answer_alts`) and facts (level, subject, year:
-    `facts`) of each row of the run's task (insert or update by task + row id),
+    """Store the gold answer, accepted alternatives (`answer_alts`), options (multiple choice) and
+    facts (level, subject, year: `facts`) of each row of the run's task (insert or update by task + row id),
     and whether the chat template opened a think block,
     so `walkrun db regrade` grades as the evaluation did. Returns the number of rows written."""
     if think_opened is not None:
         eval_run.think_opened = bool(think_opened)
-    wanted = {str(r["id"]): {"answer": str(r["answer"]), "answer_alts": row_alts(r), **facts(r)} for r in rows}
+    wanted = {
+        str(r["id"]): {"answer": str(r["answer"]), "answer_alts": row_alts(r), **facts(r), "meta": _meta(r)}
+        for r in rows
+    }
     if not wanted:
         s.flush()
         return 0
@@ -132,3 +142,9 @@ def problem_alternatives(s: Session, task: str) -> dict[str, tuple[str, list[str
     """problem_id -> (gold answer, accepted alternatives) stored for a task."""
     rows = s.execute(select(Problem.problem_id, Problem.answer, Problem.answer_alts).where(Problem.task == task))
     return {pid: (answer, list(alts or [])) for pid, answer, alts in rows}
+
+
+def problem_choices(s: Session, task: str) -> dict[str, list[str]]:
+    """problem_id -> the options' texts, for the task's multiple-choice problems stored with them."""
+    rows = s.execute(select(Problem.problem_id, Problem.meta).where(Problem.task == task))
+    return {pid: list(meta["choices"]) for pid, meta in rows if meta and meta.get("choices")}

@@ -16,8 +16,7 @@ from walkrun import grading, problem_sets
 from walkrun.db import summaries
 from walkrun.db.engine import session_scope
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Sample
-from walkrun.db.problems import problem_alternatives
-from walkrun.evaluate import choice
+from walkrun.db.problems import problem_alternatives, problem_choices
 from walkrun.settings import WalkrunError
 from walkrun.statuses import EvalStatus
 
@@ -46,21 +45,37 @@ def select_runs(s, task: str | None = None, run: str | None = None, model: str |
     return ids
 
 
+def _benchmark_rows(task: str) -> list[dict] | None:
+    """The benchmark's own rows, or None (not a registered benchmark, or not loadable here)."""
+    if task not in problem_sets.BENCHMARKS:
+        return None
+    try:
+        return problem_sets.load(task)
+    except Exception:  # offline without WALKRUN_DATA, a missing file: grade against the stored gold only
+        return None
+
+
 def _benchmark_answers(task: str) -> tuple[dict[str, tuple[str, list[str]]], str]:
     """problem_id -> (answer, alternatives) from the benchmark registry, and where they came from."""
-    if task not in problem_sets.BENCHMARKS:
-        return {}, "none"
-    try:
-        rows = problem_sets.load(task)
-    except Exception:  # offline without WALKRUN_DATA, a missing file: grade against the stored gold only
+    rows = _benchmark_rows(task)
+    if rows is None:
         return {}, "none"
     return {str(r["id"]): (str(r["answer"]), list(r.get("answer_alts") or [])) for r in rows}, "benchmark"
 
 
+def _benchmark_choices(task: str) -> dict[str, list[str]]:
+    """problem_id -> options of a multiple-choice benchmark's rows ({} when it cannot be loaded)."""
+    return {str(r["id"]): [str(c) for c in r["choices"]] for r in _benchmark_rows(task) or [] if r.get("choices")}
+
+
 def _direction(old_correct: bool, old_status: str, g) -> str | None:
-    """How a sample's grading moves: verdict flips first, then status-only changes."""
+    """How a sample's grading moves: verdict flips first (named by status where one side is not
+    a graded answer: `correct -> no_answer`, a hedge now; `no_answer -> correct`), then status-only
+    changes."""
     if old_correct != g.correct:
-        return "wrong -> correct" if g.correct else "correct -> wrong"
+        if g.correct:
+            return "wrong -> correct" if old_status == "ok" else f"{old_status} -> correct"
+        return "correct -> wrong" if g.status == "ok" else f"correct -> {g.status}"
     if old_status != g.status:
         return f"{old_status} -> {g.status}"
     return None
@@ -85,8 +100,10 @@ def regrade(
     Returns counts: runs, samples, changed (verdict flips), updated (rows whose grading fields
     changed at all), grader_version, by_task ({task: {direction: n}}, directions such as
     "wrong -> correct" or "ok -> no_answer"), examples ({task: {direction: [sample dicts]}},
-    up to `examples` each) and answers_from ({task: "db" | "benchmark" | "none"}: where the
-    accepted alternatives came from; runs evaluated before they were stored take the benchmark's).
+    up to `examples` each), answers_from ({task: "db" | "benchmark" | "none"}: where the
+    accepted alternatives came from; runs evaluated before they were stored take the benchmark's)
+    and choices_from (the same for multiple-choice tasks' options, which the letter grader reads
+    an option's text against).
     With `dry_run` nothing is written."""
     timeout = grading.DEFAULT_TIMEOUT if timeout is None else timeout
     with session_scope(url, readonly=True) as s:
@@ -100,6 +117,12 @@ def regrade(
         total = s.scalar(select(func.count()).select_from(Sample).where(Sample.eval_run_id.in_(run_ids)))
         runs = {r.id: (r.task, bool(r.think_opened)) for r in s.scalars(select(EvalRun).where(EvalRun.id.in_(run_ids)))}
         answers = {t: problem_alternatives(s, t) for t in {t for t, _ in runs.values()}}
+        letter_tasks = {runs[rid][0] for rid in letter_runs}
+        choices = {t: problem_choices(s, t) for t in letter_tasks}
+    choices_from = {t: "db" if choices[t] else "none" for t in letter_tasks}
+    for t in [t for t in letter_tasks if not choices[t]]:  # evaluated before options were stored
+        choices[t] = _benchmark_choices(t)
+        choices_from[t] = "benchmark" if choices[t] else "none"
     sources = {t: "db" if a else "none" for t, a in answers.items()}
     for t in [t for t, src in sources.items() if src == "none"]:
         # evaluated before the problem table existed: take the benchmark's own alternatives
@@ -114,6 +137,7 @@ def regrade(
         "by_task": {},
         "examples": {},
         "answers_from": sources,
+        "choices_from": choices_from,
     }
     bar = None
     if progress and total:
@@ -149,23 +173,36 @@ def regrade(
         if not rows:
             break
         last_id = rows[-1].id
+        # multiple choice by its letter, everything else by the maths grader
+        grades: list = [
+            grading.grade_letter(
+                r.gold,
+                r.response,
+                choices=choices[runs[r.eval_run_id][0]].get(r.problem_id, ()),
+                think_opened=runs[r.eval_run_id][1],
+                truncated=r.finish_reason == "length",
+            )
+            if r.eval_run_id in letter_runs
+            else None
+            for r in rows
+        ]
+        maths = [i for i, g in enumerate(grades) if g is None]
         alts = []
-        for r in rows:
+        for i in maths:
+            r = rows[i]
             gold, accepted = answers[runs[r.eval_run_id][0]].get(r.problem_id, (None, []))
             alts.append(accepted if gold == r.gold else [])  # alternatives of this very gold only
-        grades = grading.grade_many(
-            [r.gold for r in rows],
-            [r.response for r in rows],
-            timeout=timeout,
-            alts=alts,
-            think_opened=[runs[r.eval_run_id][1] for r in rows],
-            truncated=[r.finish_reason == "length" for r in rows],
-        )
-        if letter_runs:  # multiple choice: the letter, not a maths expression
-            grades = [
-                choice.grade_letter(r.gold, r.response) if r.eval_run_id in letter_runs else g
-                for r, g in zip(rows, grades)
-            ]
+        if maths:
+            graded = grading.grade_many(
+                [rows[i].gold for i in maths],
+                [rows[i].response for i in maths],
+                timeout=timeout,
+                alts=alts,
+                think_opened=[runs[rows[i].eval_run_id][1] for i in maths],
+                truncated=[rows[i].finish_reason == "length" for i in maths],
+            )
+            for i, g in zip(maths, graded, strict=True):
+                grades[i] = g
         updates = []
         for r, g in zip(rows, grades):
             correct = g.correct and r.finish_reason != "length"  # a cut response is never right (as in store)

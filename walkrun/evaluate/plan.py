@@ -31,7 +31,7 @@ class TaskPlan:
     chat: bool  # apply the chat template
     protocol: str = "default"  # the protocol name the evaluation is stored under
     longest_prompt: int | None = None  # tokens, when the tokenizer was known
-    grader: str = "math"  # math (walkrun.grading) | letter (multiple choice, walkrun.evaluate.choice)
+    grader: str = "math"  # math | letter (multiple choice): walkrun.grading's two graders
 
     @property
     def think_opened(self) -> bool:

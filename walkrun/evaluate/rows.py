@@ -4,7 +4,7 @@ choice) and laid out as the `sample` table stores it, with its exact token count
 from __future__ import annotations
 
 from walkrun import grading
-from walkrun.evaluate import choice, scoring
+from walkrun.evaluate import scoring
 from walkrun.evaluate.plan import TaskPlan
 from walkrun.problem_sets import row_alts
 
@@ -29,7 +29,16 @@ def problem_rows(plan: TaskPlan, doc_id: int, responses: list) -> list[dict]:
     gold = str(row["answer"])
     grades: list[grading.Grade | None]
     if plan.grader == "letter":  # multiple choice: the letter, not a maths expression
-        grades = [choice.grade_letter(gold, str(r)) for r in responses]
+        grades = [
+            grading.grade_letter(
+                gold,
+                str(r),
+                choices=[str(c) for c in row.get("choices") or []],
+                think_opened=plan.think_opened,
+                truncated=getattr(r, "finish_reason", None) == "length",
+            )
+            for r in responses
+        ]
     else:
         grades = [scoring.cached_grade(gold, r) for r in responses]
         todo = [i for i, g in enumerate(grades) if g is None]

@@ -63,6 +63,7 @@ def load_dataset(
     for r in task_rows(benchmark, rows, walkrun_data):
         rec: dict[str, Any] = {k: str(r.get(k, "")) for k in _FIELDS}
         rec["answer_alts"] = row_alts(r)
+        rec["choices"] = [str(c) for c in r.get("choices") or []]  # multiple choice: the options' texts
         rec["think_opened"] = bool(think_opened)
         records.append(rec)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(records)})

@@ -26,7 +26,8 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from walkrun.grading.rules import Grade, grade_unguarded, has_boxed
+from walkrun.grading.locate import has_boxed
+from walkrun.grading.rules import Grade, grade_unguarded
 
 DEFAULT_TIMEOUT = 5.0
 

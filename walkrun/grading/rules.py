@@ -1,6 +1,6 @@
-"""The grading rules, in one process and with no time limit: which part of a response is the
-final answer, how it is normalised before math-verify sees it, and walkrun's checks around
-math-verify's verdict. `walkrun.grading.pool` runs this under time limits.
+"""The maths grading rules, in one process and with no time limit: the final answer (`locate`),
+rewritten where math-verify would misread it (`normalise`), parsed and compared by math-verify,
+with walkrun's checks around its verdict. `walkrun.grading.pool` runs this under time limits.
 """
 
 from __future__ import annotations
@@ -10,11 +10,34 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 
+from walkrun.grading.locate import (
+    BOXED,
+    TRUNCATED,
+    UNCLOSED_THINK,
+    answer_part,
+    box_spans,
+    last_boxed,
+    tagged_answer,
+    think_unclosed,
+)
+from walkrun.grading.normalise import normalise_gold, normalise_response, normalise_text, plain
 from walkrun.statuses import GradeStatus
 
-# Bump when a rule below changes: stored samples record the grader that produced them.
-RULES_VERSION = "3"
-GRADER_VERSION = f"math-verify=={version('math-verify')};walkrun-rules={RULES_VERSION}"
+# Bump when a rule changes (here or in `letters`): stored samples record the grader that produced them.
+RULES_VERSION = "4"
+# The libraries whose upgrade can change a verdict (math-verify parses with latex2sympy2_extended
+# and compares with sympy): each installed version is part of the grader's version, and so of
+# every evaluation's key, so a resumed evaluation never mixes two graders.
+VERSIONED_LIBRARIES = ("math-verify", "sympy", "latex2sympy2_extended")
+
+
+def grader_version(lookup=version) -> str:
+    """`math-verify==X;sympy==Y;latex2sympy2_extended==Z;walkrun-rules=N` (`lookup`: a package's
+    installed version)."""
+    return ";".join([*(f"{name}=={lookup(name)}" for name in VERSIONED_LIBRARIES), f"walkrun-rules={RULES_VERSION}"])
+
+
+GRADER_VERSION = grader_version()
 
 STATUSES = tuple(s.value for s in GradeStatus)  # the DB allows these and nothing else
 
@@ -29,155 +52,6 @@ class Grade:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-_THINK_OPEN = "<think>"
-_THINK_END = "</think>"
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-
-UNCLOSED_THINK = "the reasoning block never closed (no </think>): no final answer"
-TRUNCATED = "cut at the token budget: an unfinished answer is not graded"
-
-
-def prompt_opens_think(prompt: str) -> bool:
-    """The prompt leaves a `<think>` block open for the response (a chat template that opens it)."""
-    prompt = prompt or ""
-    return prompt.rfind(_THINK_OPEN) > prompt.rfind(_THINK_END)
-
-
-def template_opens_think(tokenizer) -> bool:
-    """A tokenizer's chat template opens a `<think>` block in its generation prompt (R1 distills)."""
-    if not getattr(tokenizer, "chat_template", None):
-        return False
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "1+1"}], tokenize=False, add_generation_prompt=True
-    )
-    return prompt_opens_think(prompt)
-
-
-def think_unclosed(response: str, think_opened: bool = False) -> bool:
-    """True if the response ends inside a think block: one it opened (`<think>` after the last
-    `</think>`), or the one the chat template opened before it (`think_opened`) never closed."""
-    open_at, end_at = response.rfind(_THINK_OPEN), response.rfind(_THINK_END)
-    if open_at > end_at:
-        return True
-    return think_opened and end_at < 0
-
-
-def answer_part(response: str, think_opened: bool = False) -> str:
-    """The part of a response that carries the final answer: after the last `</think>`;
-    empty when the response is still inside a think block."""
-    if think_unclosed(response, think_opened):
-        return ""
-    i = response.rfind(_THINK_END)
-    return response[i + len(_THINK_END) :] if i >= 0 else response
-
-
-def has_boxed(response: str, think_opened: bool = False) -> bool:
-    return _BOXED.search(answer_part(response, think_opened)) is not None
-
-
-def _box_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of the content of every `\\boxed{...}` whose braces balance; one pass, so an
-    unbalanced response (`\\boxed{` a thousand times) costs no more than a balanced one."""
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    if not starts:
-        return []
-    close: dict[int, int] = {}  # index after an opening brace -> index of its closing brace
-    stack: list[int] = []
-    for j in range(starts[0] - 1, len(text)):
-        c = text[j]
-        if c == "{":
-            stack.append(j + 1)
-        elif c == "}" and stack:
-            close[stack.pop()] = j
-    return [(i, close[i]) for i in starts if i in close]
-
-
-def _last_boxed(text: str) -> str | None:
-    spans = _box_spans(text)
-    return text[spans[-1][0] : spans[-1][1]] if spans else None
-
-
-# ---------------------------------------------------------------- normalisation before math-verify
-
-# Upright constants (`\mathrm{e}`, `\operatorname{i}`, `{\rm e}`, `\mathrm{\pi}`): math-verify
-# strips `\mathrm{...}` as a unit, so `2\mathrm{e}` would parse as 2 and match a bare 2.
-_UPRIGHT = re.compile(r"\\(?:mathrm|operatorname|mathit|mathup|textrm|rm)\s*\{\s*(e|i|\\pi)\s*\}")
-_RM_GROUP = re.compile(r"\{\s*\\rm\s+(e|i)\s*\}")
-# `35.0\%`: math-verify compares an integer percentage with the bare number (35% = 35) but not a
-# decimal one; the post-check below handles 12.5%, this keeps 35.0% an integer percentage.
-_TRAILING_ZERO_PCT = re.compile(r"(?<![\d.])(\d+)\.0+\s*\\%")
-# Degrees inside a trigonometric function: `\sin 30^\circ`, `\cos(45^{\circ})`.
-_DEG = r"\s*\^\s*(?:\{\s*\\circ\s*\}|\\circ)"
-_NUM = r"(\d+(?:\.\d+)?)"
-_TRIG_DEG = re.compile(
-    rf"(\\(?:sin|cos|tan|sec|csc|cot))\s*(?:\\left\s*\(\s*{_NUM}{_DEG}\s*\\right\s*\)"
-    rf"|\(\s*{_NUM}{_DEG}\s*\)|\{{\s*{_NUM}{_DEG}\s*\}}|{_NUM}{_DEG})"
-)
-# Plain-text units after a number inside the box (`10 weeks`, `10 cm^2`); a closed list, so an
-# answer such as `3 xy` is never cut to 3.
-_UNITS = (
-    "second|sec|minute|min|hour|hr|day|week|month|year|yr|decade|century|centuries|"
-    "mm|cm|km|meter|metre|inch|inches|foot|feet|ft|yard|yd|mile|mi|mph|kmh|kph|"
-    "mg|kg|gram|pound|lb|ounce|oz|ton|liter|litre|ml|gallon|cup|"
-    "dollar|cent|euro|degree|deg|unit|square unit|way|people|person|student|child|children|"
-    "page|book|apple|coin|marble|ball|box|boxes|tile|step|time|point|game|handshake|outfit"
-)
-_PLAIN_UNIT = re.compile(
-    r"^\s*([-+]?\d[\d,]*(?:\.\d+)?)\s*(?:\\[,;: !]|~|\s)*(?:(?:square|sq\.?|cubic)\s+)?"
-    rf"(?:{_UNITS})(?:s|es)?(?:\s*\^\s*\{{?\s*[23]\s*\}}?)?\s*\.?\s*$"
-)
-# A plain-text mixed number `1 1/2` (math-verify reads `1\frac{1}{2}` as 3/2, `1 1/2` as 1/2).
-_PLAIN_MIXED = re.compile(r"^\s*(\d+)\s+(\d+)\s*/\s*(\d+)\s*$")
-
-
-def _trig_radians(m: re.Match) -> str:
-    degrees = next(g for g in m.groups()[1:] if g is not None)
-    return rf"{m.group(1)}\left(\frac{{{degrees}\pi}}{{180}}\right)"
-
-
-def normalise_latex(s: str) -> str:
-    """Rewrites applied to gold and response alike before math-verify parses them."""
-    s = _UPRIGHT.sub(r"\1", s)
-    s = _RM_GROUP.sub(r"\1", s)
-    s = _TRAILING_ZERO_PCT.sub(r"\1\\%", s)
-    s = _TRIG_DEG.sub(_trig_radians, s)
-    return s
-
-
-def _normalise_box(content: str) -> str:
-    m = _PLAIN_UNIT.match(content)
-    if m:
-        return m.group(1)
-    m = _PLAIN_MIXED.match(content)
-    if m:
-        return rf"{m.group(1)}\frac{{{m.group(2)}}}{{{m.group(3)}}}"
-    return content
-
-
-def normalise_response(text: str) -> str:
-    text = normalise_latex(text.replace("\\fbox{", "\\boxed{"))  # math-verify only anchors on \boxed
-    out, last = [], 0
-    for start, end in _box_spans(text):
-        out += [text[last:start], _normalise_box(text[start:end])]
-        last = end
-    return "".join(out) + text[last:]
-
-
-def normalise_gold(gold: str) -> str:
-    return _normalise_box(normalise_latex(gold))
-
-
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}")
-
-
-def _normalise_text(s: str) -> str:
-    s = _TEXT_CMD.sub(r"\1", s)
-    s = s.replace("\\left", "").replace("\\right", "").replace("\\!", "").replace("$", "")
-    s = re.sub(r"\\[,;: ]", "", s)
-    s = re.sub(r"\s+", "", s).strip(".").lower()
-    return s
 
 
 # ---------------------------------------------------------------- checks around math-verify
@@ -230,6 +104,60 @@ def _with_imaginary_unit(a, b) -> bool:
         return sympy.simplify(sympy.expand(a.subs(sub) - b.subs(sub))) == 0
     except Exception:
         return False
+
+
+# An approximation marked as one: `\approx`, `≈`, `\simeq`, "approximately", "numerically".
+_APPROX = r"(?:\\approx|≈|\\simeq|\\thickapprox|\\sim(?![a-z])|\bapprox(?:imately|\.)?|\bnumerically)"
+_APPROX_BEFORE = re.compile(rf"{_APPROX}[\s$(\[]*(?:\\boxed\s*\{{)?\s*$", re.IGNORECASE)
+_APPROX_DECIMAL = re.compile(rf"^\s*(?:{_APPROX})?\s*([-+]?\d*\.(\d+))\s*(?:\\ldots|\.\.\.|\\dots)?\s*$", re.I)
+_APPROX_INSIDE = re.compile(rf"^(.*\S)\s*{_APPROX}\s*([-+]?\d*\.(\d+))\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def _approximates(exact: str, decimal: str, places: str) -> bool:
+    """`decimal` is `exact` rounded or cut to its shown places (`\\sqrt{2}` and 1.41421)."""
+    if _APPROX_DECIMAL.match(exact):
+        return False  # a decimal is not the exact answer it approximates
+    parsed = _parse_pred(exact)
+    x = _as_complex(parsed[0]) if parsed else None
+    return x is not None and abs(x - float(decimal)) <= 10.0 ** -len(places)
+
+
+def drop_approximations(text: str) -> str:
+    """An exact boxed answer followed by its decimal value (`\\boxed{\\frac13} \\approx \\boxed{0.333}`,
+    `\\boxed{\\sqrt2 \\approx 1.414}`) is one answer, not a hedge between two: the decimal is unboxed.
+    A decimal of another value stays a second answer."""
+    spans = box_spans(text)
+    out, last = [], 0
+    for i, (start, end) in enumerate(spans):
+        content = text[start:end]
+        inside = _APPROX_INSIDE.match(content)
+        if inside and _approximates(inside.group(1), inside.group(2), inside.group(3)):
+            out += [text[last:start], inside.group(1)]
+            last = end
+            continue
+        m = _APPROX_DECIMAL.match(content)
+        if i and m and start - spans[i - 1][1] < 80:
+            marked = _APPROX_BEFORE.search(plain(text[spans[i - 1][1] + 1 : start]))
+            prev = text[spans[i - 1][0] : spans[i - 1][1]]
+            if (marked or re.match(rf"\s*{_APPROX}", content)) and _approximates(prev, m.group(1), m.group(2)):
+                head = BOXED.search(text, spans[i - 1][1], start)  # this box's `\boxed{`
+                if head is not None:
+                    out += [text[last : head.start()], content]
+                    last = end + 1
+    return "".join(out) + text[last:]
+
+
+# A multiple-choice label, alone or before its option's text: `C`, `(C)`, `C. x = 42`.
+_OPTION_LABEL = re.compile(r"^\s*\(?([A-J])\)?(?:[.):]\s+(\S.*))?\s*$", re.DOTALL)
+
+
+def _same_option(gold: str, box: str) -> bool | None:
+    """Gold `C` and a boxed `C. x = 42` (or the reverse) name the same option; None when either
+    is not an option label, or neither carries an option's text (compared as answers then)."""
+    g, b = _OPTION_LABEL.match(plain(gold)), _OPTION_LABEL.match(plain(box))
+    if g is None or b is None or not (g.group(2) or b.group(2)):
+        return None
+    return g.group(1) == b.group(1)
 
 
 _LABEL = re.compile(r"^\s*([A-Za-z])(?:_\{?\w+\}?)?\s*(\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])*\s*\))?\s*$")
@@ -298,20 +226,23 @@ def _matches(gold: str, gold_parsed, pred_parsed, text: str) -> bool:
 
     if not gold_parsed:
         return False
+    a, b = gold_parsed[0], pred_parsed[0]
     # allow_set_relation_comp: "-2<x<2" answers an interval gold "(-2,2)".
     ok = verify(gold_parsed, pred_parsed, timeout_seconds=None, allow_set_relation_comp=True)
-    a, b = gold_parsed[0], pred_parsed[0]
     if ok:
         return not _distinct_tiny_numbers(a, b)
     if _same_number(a, b) or _same_number(_strip_pct(a), _strip_pct(b)) or _with_imaginary_unit(a, b):
         return True
-    box = _last_boxed(text)
+    box = last_boxed(text)
     if box is None:
         return False
     # Text answers ("Monday", "\text{(C)}") that math-verify cannot parse into sympy:
     # compare the boxed answer to the gold as normalised text.
-    if _normalise_text(gold) and _normalise_text(box) == _normalise_text(gold):
+    if normalise_text(gold) and normalise_text(box) == normalise_text(gold):
         return True
+    same = _same_option(gold, box)
+    if same is not None:
+        return same
     gold_eq, box_eq = _equation_sides(gold), _equation_sides(box)
     if gold_eq and box_eq and _labels_agree(gold_eq[0], box_eq[0]):
         return _matches(gold_eq[1], _parse_gold(gold_eq[1], _configs()[0]), _parse_pred(box_eq[1]), box_eq[1])
@@ -346,16 +277,17 @@ def grade_unguarded(
     if think_unclosed(response, think_opened):
         return Grade(False, None, "no_answer", False, UNCLOSED_THINK)
     raw = answer_part(response, think_opened)
-    boxed = _BOXED.search(raw) is not None
+    boxed = BOXED.search(raw) is not None
     if truncated:
         return Grade(False, None, "no_answer", boxed, TRUNCATED)
-    text = normalise_response(raw)
+    tagged = tagged_answer(raw)  # an <answer> tag holds the answer (a box inside it first)
+    text = drop_approximations(normalise_response(raw if tagged is None else tagged))
     gold_cfg, pred_cfg = _configs()
     golds = [str(gold)] + [str(a) for a in alts if a is not None and str(a) != str(gold)]
     try:
         pred_parsed = parse(text, extraction_config=pred_cfg, parsing_timeout=None)
     except Exception as e:  # math-verify raises on some malformed LaTeX
-        return Grade(False, _last_boxed(text), "parse_error", boxed, f"{type(e).__name__}: {e}"[:300])
+        return Grade(False, last_boxed(text), "parse_error", boxed, f"{type(e).__name__}: {e}"[:300])
     if not pred_parsed:
         return Grade(False, None, "no_answer", boxed)
     extracted = str(pred_parsed[-1])

@@ -1,6 +1,8 @@
-"""lm-eval hooks of the multiple-choice task (mmlu_stem.yaml): prompt and letter grading from
-`walkrun.evaluate.choice`, per-problem metrics like the maths tasks'."""
+"""lm-eval hooks of the multiple-choice task (mmlu_stem.yaml): the prompt from
+`walkrun.evaluate.choice`, letter grading by `walkrun.grading.grade_letter`, per-problem metrics
+like the maths tasks'."""
 
+from walkrun import grading
 from walkrun.evaluate import choice
 from walkrun.evaluate.scoring import load_dataset  # noqa: F401
 
@@ -11,7 +13,16 @@ def doc_to_text(doc: dict) -> str:
 
 def process_results(doc: dict, results: list) -> dict[str, float]:
     responses = results[0] if results and isinstance(results[0], (list, tuple)) else list(results)
-    grades = [choice.grade_letter(str(doc["answer"]), str(r)) for r in responses]
+    grades = [
+        grading.grade_letter(
+            str(doc["answer"]),
+            str(r),
+            choices=doc.get("choices") or (),
+            think_opened=bool(doc.get("think_opened")),
+            truncated=getattr(r, "finish_reason", None) == "length",
+        )
+        for r in responses
+    ]
     k = len(grades)
     n_correct = sum(g.correct for g in grades)
     letters = [g.extracted for g in grades if g.extracted]
