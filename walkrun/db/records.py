@@ -1,9 +1,10 @@
-"""The results-DB operations the other packages need, each opening its own session: checking the
-DB, recording a training run (the one registration path of both training backends, the recipe
-and the lab) and its lineage, listing checkpoints, counting rows, and the reads that training,
-the lab and the demo make (a run's trajectory, a checkpoint's results, an evaluation's samples).
-`reading(url)` is the read-only session of a page source or a command that reads a lot at once
-(`walkrun.db.queries`, `lineage`, `compare`, `problems`, `summaries` then take it).
+"""The results-DB operations other packages call, each in its own session.
+
+Checking the DB, recording a training run (the one registration path of both training backends,
+the recipe and the lab) and its lineage, listing checkpoints, counting rows, and the reads that
+training, the lab and the demo make (a run's trajectory, a checkpoint's results, an evaluation's
+samples). `reading(url)` is the read-only session of a page source or a command that reads a lot
+at once (`walkrun.db.queries`, `lineage`, `compare`, `problems`, `summaries` then take it).
 Other packages call these instead of the engine, the ORM or `walkrun.db.store`."""
 
 from __future__ import annotations

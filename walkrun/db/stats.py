@@ -1,7 +1,8 @@
-"""The metric dict of evaluation runs, counted from their sample rows in one pass: accuracy
-(pass@1[avg-of-k]), pass@k, maj@k, token means, truncation, grading failures and the accuracy's
-uncertainty (the formulas are in `walkrun.db.queries`). Stored once per finished run as its
-summary (`walkrun.db.summaries`)."""
+"""The metric dict of evaluation runs, counted from their sample rows in one pass.
+
+Accuracy (pass@1[avg-of-k]), pass@k, maj@k, token means, truncation, grading failures and the
+accuracy's uncertainty (the formulas are in `walkrun.db.queries`). Stored once per finished run
+as its summary (`walkrun.db.summaries`)."""
 
 from __future__ import annotations
 
