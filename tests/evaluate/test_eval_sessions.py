@@ -77,3 +77,19 @@ def test_one_checkpoint_x_task_costs_3_plus_p_transactions_and_a_finished_one_is
         f"finished run again: {again.sessions} transactions ({again.savepoints} savepoints), {again.connections} BEGINs"
     )
     assert again.sessions <= 1
+
+
+def test_run_task_evaluates_a_planned_task_on_a_loaded_model_once(config, query, db_path):
+    """The benchmarks' path: a model loaded by the caller, one task begun, run and finished."""
+    from walkrun.evaluate.model import backend_version, close_lm, load_lm
+
+    source, _, _, plans, tm = runner.prepare(config)
+    lm = load_lm(config, source, max_model_len=512)
+    try:
+        first = runner.run_task(config, plans[0], lm, tm, source, backend_version("hf"))
+        again = runner.run_task(config, plans[0], lm, tm, source, backend_version("hf"))
+    finally:
+        close_lm(lm)
+    assert first.new_samples == PROBLEMS and first.summary["n_samples"] == PROBLEMS
+    assert again.new_samples == 0 and again.eval_run_id == first.eval_run_id  # finished: only read
+    assert query(db_path, "select count(*), (select count(*) from eval_lease) from sample") == [(PROBLEMS, 0)]
