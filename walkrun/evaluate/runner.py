@@ -6,12 +6,12 @@ Pending problems go to lm-eval in one `simple_evaluate` call (`samples={task: [d
 model loaded once; `--chunk-size` splits it), so the engine is as full as with one plain
 generate call. The backends hand each response over as soon as it is final
 (`walkrun.evaluate.backends`), and a problem's k samples are graded and committed the moment the
-last one is in, so a re-run with the same settings (the same evaluation key, `walkrun.db.evaluations`) generates
-only the problems that have no stored samples: an interrupted evaluation (Ctrl-C, kill -9) loses
-at most the problems in flight and never stores a sample twice. Planning is
-`walkrun.evaluate.plan`, model loading `walkrun.evaluate.model`; the DB sees each evaluation as
-units of work (`walkrun.db.evaluations`): one read of what is left, then per task one begin
-(lease, eval run, problems), one commit per problem and one finish.
+last one is in, so a re-run with the same settings (the same evaluation key) generates only the
+problems that have no stored samples: an interrupted evaluation (Ctrl-C, kill -9) loses at most
+the problems in flight and never stores a sample twice. Planning is `walkrun.evaluate.plan`,
+model loading `walkrun.evaluate.model`; the DB sees each evaluation as units of work
+(`walkrun.db.evaluations`): one read of what is left, then per task one begin (lease, eval run,
+problems), one commit per problem and one finish.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def run_plan(
     """Evaluate one begun task: its pending problems through lm-eval (in chunks of
     `cfg.chunk_size` if given), each problem's k samples committed as soon as they are all
     generated, then the evaluation finished (or failed, with its reason)."""
-    import lm_eval  # heavy: lm-eval
+    import lm_eval  # loads torch and the datasets library: only when something is generated
 
     t0 = time.time()
     pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in ev.done for j in range(plan.k))]
