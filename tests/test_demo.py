@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -102,11 +103,35 @@ def test_fast_demo_evaluates_every_checkpoint_and_builds_the_page(tmp_path):
     assert "training run demo-seed0" in index  # the trajectory figure's title
     assert len(list((work / "site" / "checkpoints").glob("*.html"))) == len(ckpts)
 
+    # Training telemetry: the watcher stored every stage's training log, exactly what the files
+    # hold (one row per step and metric), the RL stages with walkrun's rollout statistics; each
+    # run has its page with the curves.
+    from walkrun.db import training_metrics
+    from walkrun.db.engine import session_scope
+    from walkrun.telemetry.sources import RunLogs
+
+    with session_scope(f"sqlite:///{work / 'walkrun.db'}", readonly=True) as s:
+        series = training_metrics.series(s)
+    stored = {("demo-seed0", st): series["demo-seed0"][st] for st in ("sft", "stage1", "stage2")}
+    stored[("demo-seed0-control", "control")] = series["demo-seed0-control"]["control"]
+    assert set(series) == {"demo-seed0", "demo-seed0-control"} and len(series["demo-seed0"]) == 3
+    for (_, stage), by_name in stored.items():
+        rows = {(step, name): value for name, pts in by_name.items() for step, value in pts}
+        logged = RunLogs(work / "models" / stage).read()
+        assert len(logged) == len(rows) and rows == pytest.approx({(st, n): v for st, n, v in logged}), stage
+        if stage != "sft":
+            assert {"accuracy", "mean_tokens", "p90_tokens", "truncation_rate", "kept_group_rate"} <= set(by_name)
+            assert {"all_correct_group_rate", "entropy", "clip_ratio", "lr", "loss"} <= set(by_name)
+    assert "length_term" in stored[("demo-seed0", "stage2")] and "length_term" not in stored[("demo-seed0", "stage1")]
+    assert set(stored[("demo-seed0", "sft")]) == {"loss", "lr"}
+    assert len(list((work / "site" / "runs").glob("*.html"))) == 2
+
     # The summary: a row per model, and a serve command whose config points at the two models.
     for label in ("SFT", "stage 1", "stage 2", "control"):
         assert any(line.startswith(label) for line in p.stdout.splitlines()), p.stdout
     summary = json.loads((work / "demo_summary.json").read_text())
     assert set(summary["table"]) == {"sft", "stage1", "stage2", "control"}
+    assert summary["environment"]["packages"]["transformers"] == version("transformers")  # what it ran on
     assert "walkrun serve demo --config" in p.stdout
     from walkrun.serve.side_by_side.config import load_config
 

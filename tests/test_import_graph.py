@@ -3,9 +3,9 @@ function-level imports alike):
 
 - no import cycles, and no private name (`_x`) imported from another module;
 - no back-arrows: the flow is train/evaluate -> db -> leaderboard/serve, so core modules import
-  no package, `db` imports only core, `train`, `evaluate` and `data` import core and `db`,
-  `leaderboard` and `serve` import core and `db`, and only the end-to-end tools (`lab`, `demo`)
-  and the command line import across;
+  no package, `db` imports only core, `telemetry` (training logs into the DB, and out to
+  TensorBoard/W&B) core and `db`, `train`, `evaluate` and `data` those, `leaderboard` and `serve`
+  those too, and only the end-to-end tools (`lab`, `demo`) and the command line import across;
 - a package is entered only through the names its `__init__` lists in `__all__`;
 - a walkrun module imported inside a function must be worth it: it brings in a heavy dependency
   (torch, lm-eval, SQLAlchemy, ...) that the importing module does not already load, and the
@@ -32,8 +32,19 @@ HEAVY = {
 
 # Layers of the flow: a module imports only from its own layer or lower ones; within a layer only
 # from its own package (core modules may import each other).
-LAYER = {"core": 0, "db": 1, "train": 2, "evaluate": 2, "data": 2, "leaderboard": 3, "serve": 3, "lab": 4, "demo": 4}
-TOP = 5  # walkrun.cli and the *_cli modules beside it
+LAYER = {
+    "core": 0,
+    "db": 1,
+    "telemetry": 2,
+    "train": 3,
+    "evaluate": 3,
+    "data": 3,
+    "leaderboard": 4,
+    "serve": 4,
+    "lab": 5,
+    "demo": 5,
+}
+TOP = 6  # walkrun.cli and the *_cli modules beside it
 
 
 def _modules() -> dict[str, Path]:

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from walkrun import demo_cli, models_cli
+from walkrun import demo_cli, env_cli, models_cli
 from walkrun.data import cli as data_cli
 from walkrun.db import cli as db_cli
 from walkrun.evaluate import cli as eval_cli
@@ -18,6 +18,7 @@ from walkrun.lab import cli as lab_cli
 from walkrun.leaderboard import cli as lb_cli
 from walkrun.serve import cli as serve_cli
 from walkrun.settings import WalkrunError, safe_url
+from walkrun.telemetry import cli as telemetry_cli
 from walkrun.train import cli as train_cli
 
 HELP = """\
@@ -33,7 +34,9 @@ The loop:
 
   3. walkrun results  accuracy (avg@k, pass@k) and tokens from the results DB (`walkrun db` manages it)
 
-  4. walkrun leaderboard   the accuracy-vs-tokens web page
+  4. walkrun leaderboard   the accuracy-vs-tokens web page, and each training run's curves
+
+     walkrun export   a run's evaluations into TensorBoard / W&B beside its training curves
 
   5. walkrun serve    vLLM OpenAI endpoint and the concise-vs-verbose side-by-side demo
 
@@ -44,7 +47,19 @@ WALKRUN_DATA (folder of benchmark JSONL files; unset = public hub datasets).
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 
-for module in (train_cli, data_cli, eval_cli, db_cli, lb_cli, serve_cli, models_cli, demo_cli, lab_cli):
+for module in (
+    train_cli,
+    data_cli,
+    eval_cli,
+    db_cli,
+    lb_cli,
+    serve_cli,
+    models_cli,
+    demo_cli,
+    env_cli,
+    lab_cli,
+    telemetry_cli,
+):
     module.register(app)
 
 

@@ -1,8 +1,9 @@
 """A training run's folder: the protocol between training (both backends, the recipe, the lab) and
 the watcher that evaluates its checkpoints.
 
-    RUN_DIR/walkrun_run.json        the run's record: name, backend, preset, stage, config,
-                                    started_at, finished_at (set when training ends), checkpoints
+    RUN_DIR/walkrun_run.json        the run's record: name, backend, preset, stage, config, the
+                                    environment it ran in (`walkrun.environment`), started_at,
+                                    finished_at (set when training ends), checkpoints
     RUN_DIR/global_stepN_hf/        an HF checkpoint (also found one level down, RUN_DIR/x/global_stepN_hf/)
     RUN_DIR/config.json, weights    the local backend's final model
     RUN_DIR/final/                  OpenRLHF's final model (its --ckpt.output_dir)
@@ -26,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from walkrun import environment
 from walkrun.atomic import write_text
 
 RUN_FILE = "walkrun_run.json"
@@ -97,13 +99,14 @@ def start_record(
     directory: str | Path, name: str, backend: str, preset: str | None, stage: str, config: dict[str, Any]
 ) -> dict[str, Any]:
     """Write the record of a run that starts now (before any checkpoint: a watcher knows the run's
-    name and stage from the first one on); returns it."""
+    name and stage from the first one on), with the environment it runs in; returns it."""
     record: dict[str, Any] = {
         "name": name,
         "backend": backend,
         "preset": preset,
         "stage": stage,
         "config": config,
+        "environment": environment.collect().to_dict(),
         "started_at": _now(),
         "finished_at": None,
     }

@@ -42,6 +42,7 @@ def test_upgrade_from_empty_then_again_is_a_noop(any_url):
         "eval_summary",
         "problem",
         "sample",
+        "training_metric",
         "training_run",
     ]
     with dbe.session_scope(any_url) as s:
@@ -135,8 +136,8 @@ def test_statuses_outside_the_lists_are_mapped_by_the_upgrade_then_refused_by_th
     from walkrun import grading
     from walkrun.statuses import EvalStatus, FinishReason, GradeStatus
 
-    dbe.upgrade(any_url, "0008")
-    with dbe.get_engine(any_url).begin() as conn:  # rows as a hand-edited DB of 0008 may hold them
+    dbe.upgrade(any_url, "0010")
+    with dbe.get_engine(any_url).begin() as conn:  # rows as a hand-edited DB of 0010 may hold them
         conn.execute(
             text("insert into checkpoint (id, name, source, stage, created_at) values (1, 'm', 'org/m', 'base', :t)"),
             {"t": "2026-01-01 00:00:00"},

@@ -153,7 +153,7 @@ def test_db_status_reports_where_the_db_is_its_revision_and_row_counts(sqlite_ur
     assert lines["database"].strip() == sqlite_url
     assert lines["schema"].split() == ["revision", head_revision(), "(this", "walkrun:", f"{head_revision()})"]
     counts = {k: int(v) for k, v in lines.items() if k not in ("database", "schema")}
-    assert counts == {"training runs": 0, "checkpoints": 1, "eval runs": 2, "samples": 8}
+    assert counts == {"training runs": 0, "checkpoints": 1, "eval runs": 2, "samples": 8, "training metrics": 0}
 
     empty = f"sqlite:///{tmp_path / 'never-created.db'}"  # status reads; it never creates the schema
     with pytest.raises(WalkrunError, match="run `walkrun db upgrade`.*at revision none"):

@@ -172,12 +172,13 @@ def test_static_build_escapes_db_text_and_carries_the_csp_meta_tag(evil_db, tmp_
 
     info = build(BuildConfig(out=tmp_path / "site", db=evil_db))
     pages = sorted((tmp_path / "site").rglob("*.html"))
-    assert info["checkpoints"] == len(EVIL) and len(pages) == 2 + len(EVIL)
+    # index, ablation, one page per checkpoint and per training run (the runs' names are injections too)
+    assert info["checkpoints"] == len(EVIL) and info["runs"] > 0 and len(pages) == 2 + len(EVIL) + info["runs"]
     for p in pages:
         html = p.read_text()
         meta = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
         assert meta and "script-src 'self'" in meta.group(1) and "object-src 'none'" in meta.group(1), p
-        _check_page(html, "../" if p.parent.name == "checkpoints" else "")
+        _check_page(html, "../" if p.parent.name in ("checkpoints", "runs") else "")
 
 
 def test_live_pages_follow_the_database_after_the_refresh_interval(tmp_path):

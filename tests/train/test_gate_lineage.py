@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 
@@ -117,7 +118,16 @@ def test_lineage_is_recorded_and_the_trajectory_follows_it(db):
         child = s.query(TrainingRun).filter_by(name="run").one()
         assert child.parent_checkpoint.step == 20 and child.lineage["gate"]["accuracy"] == 0.75
         assert lineage.lineage_of(s, "run") == [
-            ("walk", {"checkpoint_id": d.checkpoint_id, "name": "walk@20", "step": 20, "source": d.source})
+            (
+                "walk",
+                {
+                    "checkpoint_id": d.checkpoint_id,
+                    "name": "walk@20",
+                    "stage": "stage1",
+                    "step": 20,
+                    "source": d.source,
+                },
+            )
         ]
         path = lineage.trajectory(s, "run", task="synthetic", lineage=True)
         # stage 1 up to the chosen checkpoint (step 30 came after it), then stage 2
@@ -211,6 +221,7 @@ def test_submit_records_the_parent_checkpoint(db, tmp_path):
     with session_scope(db) as s:
         run = s.query(TrainingRun).filter_by(name="conciser-stage2").one()
         assert run.parent_checkpoint.source == decision.source and run.lineage["gate"]["task"] == "synthetic"
+        assert run.environment["packages"]["openrlhf"] == version("openrlhf")  # the submitting machine's
 
 
 def test_gate_can_look_at_one_stage_of_a_run(db):
@@ -219,3 +230,23 @@ def test_gate_can_look_at_one_stage_of_a_run(db):
     assert choose_parent(db, "walk", task="synthetic", k=4, temperature=1.0, stage="stage1").step == 20
     with pytest.raises(WalkrunError, match="stage stage2"):
         choose_parent(db, "walk", task="synthetic", k=4, temperature=1.0, stage="stage2")
+
+
+def test_an_ancestors_later_stages_are_not_on_a_branchs_path():
+    """The control branch starts from stage 1 @ 20 of a run that also holds stage 2 (steps
+    restarting at 10): its path is SFT and stage 1 up to step 20, never that run's stage 2."""
+    from walkrun.db.lineage import along_lineage
+
+    parent_rows = [("sft", 0), ("stage1", 10), ("stage1", 20), ("stage1", 30), ("stage2", 10), ("stage2", 40)]
+    rows = [
+        {"training_run": "r", "stage": st, "step": step, "checkpoint_id": i, "task": "t"}
+        for i, (st, step) in enumerate(parent_rows)
+    ]
+    rows.append({"training_run": "ctl", "stage": "control", "step": 5, "checkpoint_id": 99, "task": "t"})
+    path = along_lineage(rows, "ctl", [("r", {"checkpoint_id": 2, "stage": "stage1", "step": 20})])
+    assert [(r["training_run"], r["stage"], r["step"]) for r in path] == [
+        ("r", "sft", 0),
+        ("r", "stage1", 10),
+        ("r", "stage1", 20),
+        ("ctl", "control", 5),
+    ]

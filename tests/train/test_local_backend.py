@@ -54,7 +54,22 @@ def test_stage2_reward_adds_length_term_only_to_all_correct_groups():
     rewards, logged = _call(fn, groups, lengths)
     assert rewards[:4] == pytest.approx([1.8, 1.7, 1.6, 1.5])
     assert rewards[4:] == [1.0, 1.0, 1.0, 0.0]
-    assert logged["all_correct_groups"] == 0.5 and logged["accuracy"] == 7 / 8
+    assert logged["all_correct_group_rate"] == 0.5 and logged["accuracy"] == 7 / 8
+
+
+def test_logged_rollout_stats_cover_the_groups_dynamic_sampling_keeps():
+    """Stage 1 drops the all-correct group (its rewards do not vary): the step's statistics are
+    those of the mixed group alone, as OpenRLHF reports its own, and half the groups were kept."""
+    fn = _reward(lgrpo=False)
+    right, wrong = "1+2=3;3+3=6;\\boxed{6}", "1+2=3;3+3=7;\\boxed{7}"
+    groups = [("1+2+3=", "6", [right] * 4), ("1+2+3=", "6", [right, wrong, wrong, wrong])]
+    _, logged = _call(fn, groups, [10, 10, 10, 10, 20, 30, 40, 50])
+    assert logged["kept_group_rate"] == 0.5
+    assert (logged["accuracy"], logged["reward_mean"], logged["all_correct_group_rate"]) == (0.25, 0.25, 0.0)
+    assert (logged["mean_tokens"], logged["p50_tokens"], logged["p90_tokens"]) == (35, 35, pytest.approx(47))
+    assert "length_term" not in logged  # no length term in stage 1
+    _, no_filter = _call(_reward(lgrpo=False, dynamic_sampling=False), groups, [10, 10, 10, 10, 20, 30, 40, 50])
+    assert "kept_group_rate" not in no_filter and no_filter["all_correct_group_rate"] == 0.5
 
 
 def test_stage1_reward_is_plain_correctness_from_the_grader():
@@ -147,7 +162,6 @@ def test_dynamic_sampling_trainer_masks_the_right_groups(tmp_path):
     assert kept == [False, True, False, False, True]
     assert dropped == [True, False, True, True, False]
     assert int(out["num_items_in_batch"]) == int(out["completion_mask"].sum())
-    assert trainer._metrics["train"]["kept_groups"][-1] == 2.0
 
 
 def test_presets_load_with_overrides_and_reject_bad_values():
@@ -239,7 +253,7 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     metrics = local.read_metrics(run1)
     steps = [m for m in metrics if "loss" in m]
     assert [m["step"] for m in steps] == [1, 2, 3, 4]
-    assert any(m.get("kept_groups") is not None for m in steps)
+    assert any(m.get("kept_group_rate") is not None for m in steps)
     assert any(m.get("entropy") for m in steps) and any("accuracy" in m for m in steps)
     assert _changed(_params(model), _params(run1))
     assert run_folder.read_record(run1)["finished_at"]
@@ -294,7 +308,9 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
         assert child.parent_checkpoint.step == 2 and child.lineage["gate"]["accuracy"] == 0.5
     assert (run2 / "global_step2_hf" / "config.json").is_file()
     metrics = local.read_metrics(run2)
-    assert any("length_bonus" in m for m in metrics)
+    # walkrun's rollout statistics, the length term among them, for the groups dynamic sampling kept
+    rounds = [m for m in metrics if "kept_group_rate" in m]
+    assert rounds and all(("length_term" in m) == (m["kept_group_rate"] > 0) for m in rounds)
     assert [m["step"] for m in metrics if "eval/pass@1[avg-of-k]" in m] == [0, 2]
     with pytest.raises(WalkrunError, match="not empty"):
         local.run_local(cfg2, run2)

@@ -35,7 +35,7 @@ def test_lgrpo_by_name_equals_the_lgrpo_switch():
 def test_ungated_pays_the_correct_rollouts_of_the_mixed_group():
     rewards, logged = _rewards(length_reward="lgrpo-ungated", l_max=100)
     assert rewards == pytest.approx([1.8, 1.7, 1.6, 1.5, 1.8, 1.7, 1.6, 0.0])
-    assert logged["length_bonus"] == pytest.approx((0.8 + 0.7 + 0.6 + 0.5) * 2 / 8 - 0.5 / 8)
+    assert logged["length_term"] == pytest.approx((0.8 + 0.7 + 0.6 + 0.5) * 2 / 8 - 0.5 / 8)
 
 
 def test_kimi_and_thinkprune_through_the_trl_reward():

@@ -74,14 +74,17 @@ def run(a, rewards=None):
             kl=torch.zeros(4, 3), info={"reward": r.clone()}))
     exps = maker.compute_advantages_and_returns(exps)
     adv, shaped, bonus, logged = [0.0] * 8, [0.0] * 8, [0.0] * 8, [0.0] * 8
+    stats = {k: [None] * 8 for k in ("all_correct_group_rate", "p50_tokens", "p90_tokens", "length_term")}
     for e in exps:
         for j, i in enumerate(e.index):
+            for k in stats:
+                stats[k][i] = e.info[k][j].item() if k in e.info else None
             adv[i] = e.advantages[j, 0].item()
             assert torch.allclose(e.advantages[j], e.advantages[j, 0].expand(3))
             shaped[i] = e.rewards[j].item()
             logged[i] = e.info["reward"][j].item()
             bonus[i] = e.info["lgrpo_bonus"][j].item() if "lgrpo_bonus" in e.info else None
-    return {"adv": adv, "rewards": shaped, "bonus": bonus, "logged": logged}
+    return {"adv": adv, "rewards": shaped, "bonus": bonus, "logged": logged, "stats": stats}
 
 out["on"] = run(args())
 # OpenRLHF's own DAPO overlong penalty still applies (buffer 20: length 100 > 80 gets -1).
@@ -165,6 +168,26 @@ def test_hook_off_gives_openrlhf_stock_behaviour(results):
         assert r["adv"][4:] == pytest.approx(B, abs=1e-4)
         assert r["bonus"] == [None] * 8
     assert results["off_restored"] is True and results["installed_disabled"] is False
+
+
+def _logged(values):
+    """What OpenRLHF's status shows for a per-rollout info tensor: its mean over the rollouts."""
+    return None if values[0] is None else sum(values) / len(values)
+
+
+def test_rollout_statistics_land_in_the_info_openrlhf_logs(results):
+    # group A (all correct) out of two: half the groups; lengths 10..100 and four 20s.
+    # Installed without a length reward ("disabled"), the hook still logs them.
+    for key in ("on", "disabled"):
+        stats = results[key]["stats"]
+        assert stats["all_correct_group_rate"] == [1.0] * 4 + [0.0] * 4, key
+        assert _logged(stats["all_correct_group_rate"]) == 0.5
+        assert _logged(stats["p50_tokens"]) == pytest.approx(20.0)  # sorted 10,20,20,20,20,40,70,100
+        assert _logged(stats["p90_tokens"]) == pytest.approx(79.0)  # 70 + 0.3 * (100 - 70)
+    # the mean length term only where shaping runs
+    assert _logged(results["on"]["stats"]["length_term"]) == pytest.approx((0.9 + 0.6 + 0.3) / 8)
+    assert results["disabled"]["stats"]["length_term"] == [None] * 8
+    assert results["off"]["stats"]["p50_tokens"] == [None] * 8  # uninstalled: OpenRLHF's stock function
 
 
 def test_hook_installed_after_import_patches_experience_maker(results):

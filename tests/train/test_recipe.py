@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 
 import pytest
 
@@ -35,6 +36,8 @@ def test_recipe_trains_each_stage_once_into_the_watch_layout(tmp_path):
     }
     assert records["stage2"]["config"]["lgrpo"] is True and records["stage1"]["config"]["lgrpo"] is False
     assert records["stage2"]["config"]["model"] == str(root / "stage1")
+    # each run folder records the software it ran on
+    assert {r["environment"]["packages"]["transformers"] for r in records.values()} == {version("transformers")}
     assert set(summary["stages"]) == {"sft", "stage1", "stage2"}
     table = recipe.format_recipe(summary).splitlines()
     assert [line.split()[0] for line in table[2:5]] == ["sft", "stage1", "stage2"]
@@ -46,8 +49,11 @@ def test_recipe_trains_each_stage_once_into_the_watch_layout(tmp_path):
     from walkrun.db.models import TrainingRun
 
     with session_scope(readonly=True) as s:
-        runs = {r.name: r.config for r in s.scalars(select(TrainingRun).where(TrainingRun.name.like("tiny-recipe%")))}
+        rows = s.scalars(select(TrainingRun).where(TrainingRun.name.like("tiny-recipe%"))).all()
+        runs = {r.name: r.config for r in rows}
+        torch_recorded = {r.name: (r.environment or {}).get("packages", {}).get("torch") for r in rows}
     assert set(runs) == {"tiny-recipe"} and set(runs["tiny-recipe"]) >= {"sft", "stage1", "stage2"}
+    assert torch_recorded == {"tiny-recipe": version("torch")}
 
     # Running it again reuses every finished stage: nothing is trained or rewritten.
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*.safetensors")}

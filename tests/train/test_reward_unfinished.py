@@ -102,7 +102,7 @@ def test_trl_truncated_group_gets_no_length_bonus():
     done = ("2 + 3 = 5, \\boxed{5}", True, False, 1.0, 1.0)
     cut = ("2 + 3 = 5, \\boxed{5} and", False, False, 0.0, -0.5)
     rewards, logged = _trl_call(fn, [done, done, done, cut])
-    assert rewards == [1.0, 1.0, 1.0, 0.0] and logged["all_correct_groups"] == 0.0
+    assert rewards == [1.0, 1.0, 1.0, 0.0] and logged["all_correct_group_rate"] == 0.0
     rewards, _ = _trl_call(fn, [done] * 4)
     assert rewards == pytest.approx([1.94] * 4)  # 1 + (1 - 6/100)
 

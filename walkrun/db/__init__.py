@@ -16,5 +16,6 @@ __all__ = [
     "records",
     "regrade",
     "summaries",
+    "training_metrics",
     "uncertainty",
 ]

@@ -13,7 +13,11 @@ from walkrun.db import queries
 from walkrun.db.models import TrainingRun
 from walkrun.db.read_models import ResultRow
 from walkrun.settings import WalkrunError
+from walkrun.stages import Stage
 from walkrun.statuses import EvalStatus
+
+# The order stages follow within one run; others (control, train, external) are not before any.
+_ORDER = (Stage.BASE, Stage.SFT, Stage.STAGE1, Stage.STAGE2)
 
 
 def trajectory(
@@ -49,7 +53,18 @@ def trajectory(
 def _upto(row: ResultRow, parent: dict) -> bool:
     if row["checkpoint_id"] == parent["checkpoint_id"]:
         return True
-    return parent["step"] is not None and row["step"] is not None and row["step"] <= parent["step"]
+    return on_path(row.get("stage"), row["step"], parent)
+
+
+def on_path(stage: str | None, step: int | None, parent: dict) -> bool:
+    """Whether a point of an ancestor run (its stage and step) lies on the way to the checkpoint
+    `parent` its child started from: earlier steps of that checkpoint's stage and the stages
+    before it (SFT before stage 1), not the ancestor's other branches (its own stage 2 or control,
+    which the child did not come from)."""
+    if stage == parent.get("stage") or parent.get("stage") is None:
+        return parent["step"] is not None and step is not None and step <= parent["step"]
+    rank = {s.value: i for i, s in enumerate(_ORDER)}
+    return rank.get(str(stage), len(_ORDER)) < rank.get(str(parent["stage"]), len(_ORDER))
 
 
 def _no_run(s: Session, name: str) -> NoReturn:
@@ -79,7 +94,7 @@ def along_lineage(rows: Sequence[ResultRow], run: str, chain: list[tuple[str, di
 
 def lineage_of(s: Session, training_run_name: str) -> list[tuple[str, dict]]:
     """The runs `training_run_name` descends from, nearest first: (run name, the checkpoint its
-    child started from as {checkpoint_id, name, step, source}). Empty for a run with no parent."""
+    child started from as {checkpoint_id, name, stage, step, source}). Empty for a run with no parent."""
     run = s.scalar(select(TrainingRun).where(TrainingRun.name == training_run_name))
     if run is None:
         _no_run(s, training_run_name)
@@ -94,5 +109,16 @@ def lineage_of(s: Session, training_run_name: str) -> list[tuple[str, dict]]:
         if run.id in seen:  # set_lineage refuses loops; a hand-edited DB must not hang the page
             break
         seen.add(run.id)
-        out.append((run.name, {"checkpoint_id": ckpt.id, "name": ckpt.name, "step": ckpt.step, "source": ckpt.source}))
+        out.append(
+            (
+                run.name,
+                {
+                    "checkpoint_id": ckpt.id,
+                    "name": ckpt.name,
+                    "stage": ckpt.stage,
+                    "step": ckpt.step,
+                    "source": ckpt.source,
+                },
+            )
+        )
     return out

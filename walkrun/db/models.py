@@ -1,4 +1,5 @@
-"""The results schema: training runs, checkpoints, evaluation runs and one row per generated sample.
+"""The results schema: training runs, checkpoints, evaluation runs and one row per generated sample,
+plus each training run's per-step training metrics.
 
 The raw rows are kept; every aggregate (accuracy, pass@k, tokens) is computed from them by
 `walkrun.db.queries`, once per finished evaluation (`EvalSummary`, a cache). A schema change here needs a new Alembic revision in `migrations/versions/`.
@@ -82,6 +83,8 @@ class TrainingRun(Base):
         ForeignKey("checkpoint.id", ondelete="SET NULL", use_alter=True), index=True
     )
     lineage: Mapped[dict[str, Any] | None]
+    # The software and hardware it was registered from (`walkrun.environment.Environment.to_dict()`).
+    environment: Mapped[dict[str, Any] | None]
 
     checkpoints: Mapped[list[Checkpoint]] = relationship(
         back_populates="training_run", foreign_keys="Checkpoint.training_run_id"
@@ -240,3 +243,24 @@ class EvalLease(Base):
 
     def __repr__(self) -> str:
         return f"EvalLease(key={self.key[:10]}, owner={self.owner!r}, expires_at={self.expires_at})"
+
+
+class TrainingMetric(Base):
+    """One training metric of a run's stage at one optimizer step, as its training backend logged
+    it (OpenRLHF's TensorBoard events, the local trainer's metrics.jsonl), under walkrun's metric
+    name (`walkrun.telemetry.names`). `walkrun watch` fills it; the key is the whole identity of a
+    value, so reading a log again updates rows instead of adding them. The stage is part of the key:
+    one training run may hold several stages whose step counts each start at 1 (SFT -> stage 1 ->
+    stage 2 of the local recipe)."""
+
+    __tablename__ = "training_metric"
+    __table_args__ = (CheckConstraint("stage IN (" + ", ".join(f"'{s}'" for s in STAGES) + ")", name="stage"),)
+
+    training_run_id: Mapped[int] = mapped_column(ForeignKey("training_run.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32), primary_key=True)
+    step: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+    def __repr__(self) -> str:
+        return f"TrainingMetric(run={self.training_run_id}, {self.stage}@{self.step}, {self.name}={self.value})"

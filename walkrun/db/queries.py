@@ -23,9 +23,10 @@ readers take the stored dict, and compute it here only for runs without one.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -175,6 +176,22 @@ def main_protocol(rows: Sequence[Mapping]) -> str | None:
     if not ckpts:
         return None
     return min(ckpts, key=lambda p: (-len(ckpts[p]), -n_rows[p], p != "default", p or ""))
+
+
+def protocol_label(protocol: str | None) -> str:
+    """A row's protocol as pages and exports name it (rows from before protocols: "(unrecorded)")."""
+    return "(unrecorded)" if protocol is None else str(protocol)
+
+
+def top_pass_at_k(row: Mapping[str, Any]) -> float | None:
+    """pass@k at the largest k the row has (its samples per problem); also from a JSON copy of
+    the row, whose k are strings."""
+    pk: Any = row.get("pass_at_k") or {}
+    if not isinstance(pk, dict):
+        return float(pk) if isinstance(pk, (int, float)) and math.isfinite(pk) else None
+    if not pk:
+        return None
+    return float(pk[max(pk, key=lambda key: int(key))])
 
 
 SAMPLE_KEYS = (

@@ -9,7 +9,7 @@ Other packages call these instead of the engine, the ORM or `walkrun.db.store`."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from walkrun.db import lineage, queries, store, summaries
 from walkrun.db.engine import cannot_open, check_schema, ensure_schema, get_engine, is_empty, session_scope
-from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
+from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingMetric, TrainingRun
 from walkrun.db.read_models import CheckpointInfo, ResultRow, SampleRow
+from walkrun.environment import collect
 from walkrun.settings import WalkrunError, safe_url
 
 
@@ -46,11 +47,20 @@ def record_training_run(
     parent_checkpoint_id: int | None = None,
     lineage: dict[str, Any] | None = None,
 ) -> None:
-    """Create (or update) the training run `name`; both training backends call this before training.
-    `parent_checkpoint_id`: the checkpoint the run starts from (its lineage, with `lineage` facts)."""
+    """Create (or update) the training run `name`, with the environment it is registered from
+    (`walkrun.environment`); every training path (local, OpenRLHF, the recipe and the demo) calls this
+    before training. `parent_checkpoint_id`: the checkpoint the run starts from (its lineage, with
+    `lineage` facts)."""
+    environment = collect().to_dict()
     with session_scope(url) as s:
         run = store.get_or_create_training_run(
-            s, name, backend, preset=preset, config=config, output_dir=str(Path(output_dir).resolve())
+            s,
+            name,
+            backend,
+            preset=preset,
+            config=config,
+            output_dir=str(Path(output_dir).resolve()),
+            environment=environment,
         )
         if parent_checkpoint_id is not None:
             parent = s.get(Checkpoint, parent_checkpoint_id)
@@ -104,8 +114,14 @@ def list_checkpoints(url: str | None = None) -> list[CheckpointInfo]:
 
 
 def row_counts(url: str | None = None) -> dict[str, int]:
-    """How many training runs, checkpoints, eval runs and samples the DB holds."""
-    tables = {"training runs": TrainingRun, "checkpoints": Checkpoint, "eval runs": EvalRun, "samples": Sample}
+    """How many training runs, checkpoints, eval runs, samples and training-metric values the DB holds."""
+    tables = {
+        "training runs": TrainingRun,
+        "checkpoints": Checkpoint,
+        "eval runs": EvalRun,
+        "samples": Sample,
+        "training metrics": TrainingMetric,
+    }
     with reading(url) as s:
         return {what: s.scalar(select(func.count()).select_from(model)) or 0 for what, model in tables.items()}
 
@@ -143,6 +159,25 @@ def checkpoint_source(s: Session, checkpoint_id: int) -> str | None:
     """The source (folder or hub id) of checkpoint `checkpoint_id`, None if there is no such row."""
     ckpt = s.get(Checkpoint, checkpoint_id)
     return None if ckpt is None else ckpt.source
+
+
+def training_runs(s: Session, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The training runs with these ids as {id, name, backend, preset, output_dir}, by id."""
+    q = select(TrainingRun).where(TrainingRun.id.in_(sorted(set(ids)))).order_by(TrainingRun.id)
+    return [
+        {"id": r.id, "name": r.name, "backend": r.backend, "preset": r.preset, "output_dir": r.output_dir}
+        for r in s.scalars(q)
+    ]
+
+
+def output_dir_of(s: Session, run: str) -> str | None:
+    """The folder training run `run` was recorded with (None: unknown run, or none recorded)."""
+    return s.scalar(select(TrainingRun.output_dir).where(TrainingRun.name == run))
+
+
+def training_run_ids(s: Session) -> dict[str, int]:
+    """Training run name -> id, for every run in the DB."""
+    return {name: rid for rid, name in s.execute(select(TrainingRun.id, TrainingRun.name))}
 
 
 def run_configs_with(s: Session, key: str) -> dict[str, dict[str, Any]]:

@@ -58,6 +58,7 @@ def get_or_create_training_run(
     preset: str | None = None,
     config: dict | None = None,
     output_dir: str | None = None,
+    environment: dict | None = None,
 ) -> TrainingRun:
     """The training run called `name`; created if new. Given fields update an existing run."""
     if backend not in BACKENDS:
@@ -68,11 +69,14 @@ def get_or_create_training_run(
         s,
         TrainingRun,
         TrainingRun.name == name,
-        lambda: TrainingRun(name=name, backend=backend, preset=preset, config=config, output_dir=output_dir),
+        lambda: TrainingRun(
+            name=name, backend=backend, preset=preset, config=config, output_dir=output_dir, environment=environment
+        ),
     )
     if not created:
         run.backend = backend
-        for field, value in (("preset", preset), ("config", config), ("output_dir", output_dir)):
+        fields = (("preset", preset), ("config", config), ("output_dir", output_dir), ("environment", environment))
+        for field, value in fields:
             if value is not None:
                 setattr(run, field, value)
         s.flush()

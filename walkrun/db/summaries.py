@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from walkrun.db import budget
 from walkrun.db.engine import session_scope
-from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, TrainingRun, utcnow
+from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, TrainingMetric, TrainingRun, utcnow
 from walkrun.db.read_models import RunStats
 from walkrun.db.stats import run_stats
 from walkrun.statuses import EvalStatus
@@ -162,8 +162,8 @@ def backfill(url: str | None = None) -> int:
 def data_version(s: Session) -> str:
     """A short digest that changes whenever what the pages show may have: an evaluation run
     starts, finishes or is re-graded (its summary is rewritten), a checkpoint or training run is
-    added or renamed, problems are recorded. Cheap: aggregates over eval_run and eval_summary,
-    the few checkpoint and training-run rows themselves."""
+    added or renamed, problems are recorded, training metrics are stored. Cheap: aggregates over
+    eval_run, eval_summary and training_metric, the few checkpoint and training-run rows themselves."""
     parts = [
         s.execute(
             select(
@@ -176,6 +176,7 @@ def data_version(s: Session) -> str:
         ).one(),
         s.execute(select(func.count(), func.max(EvalSummary.computed_at))).one(),
         s.execute(select(func.count(), func.max(Problem.id))).one(),
+        s.execute(select(func.count(), func.sum(TrainingMetric.value))).one(),
         s.execute(
             select(Checkpoint.id, Checkpoint.name, Checkpoint.stage, Checkpoint.step, Checkpoint.training_run_id)
         ).all(),

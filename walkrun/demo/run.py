@@ -11,7 +11,7 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from walkrun import problem_sets
+from walkrun import environment, problem_sets
 from walkrun.db import records as db_records
 from walkrun.demo import summary as result
 from walkrun.demo.config import DemoConfig, Layout, check_workdir
@@ -169,6 +169,7 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
         "timings_s": timings,
         "training_wall_s": {k: (records.get(k) or {}).get("wall_seconds") for k in pipeline.STAGES},
         **result.collect(cfg, lay),
+        "environment": environment.collect().to_dict(),
     }
     summary["verdicts"] = result.verdicts(summary["table"])
     summary["eval_failures"] = missing = result.problems(summary)

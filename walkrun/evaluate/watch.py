@@ -18,9 +18,13 @@ again later, also with `--once`: by then it is done, or its holder died, the lea
 this watcher resumes it. With `--ray ADDRESS` each checkpoint x task evaluation is a Ray task
 (`walkrun.evaluate.distributed`), many at once.
 
+Every poll also stores what the run's training logs gained (OpenRLHF's TensorBoard events in
+RUN_DIR/tb, the local trainer's metrics.jsonl) as the run's training metrics (`walkrun.telemetry`),
+under the same run name and stage; a log that cannot be read is reported and the watcher goes on.
+
 Once a run is finished nothing writes its folder any more: a checkpoint folder still incomplete
 there will never complete and is reported so. `--until-finished` stops once every run is
-finished and each of its checkpoints was handled.
+finished, each of its checkpoints was handled and its logs were read to the end.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from walkrun.evaluate import distributed, plan, runner
 from walkrun.evaluate.config import EvalConfig
 from walkrun.run_folder import find_checkpoints, has_marker, is_finished, run_info, snapshot
 from walkrun.settings import WalkrunError
+from walkrun.telemetry.ingest import Telemetry
 
 ONCE_SETTLE_S = 2.0  # --once: gap between the two polls that show a checkpoint is finished
 NEVER_COMPLETE_POLLS = 2  # polls an incomplete folder of a finished run is given before it is reported
@@ -100,6 +105,8 @@ class Watcher:
         self.pending: dict[Path, int] = {}  # Ray evaluations of a folder still running
         self.waiting: set[Path] = set()  # held elsewhere (or its worker died): to be polled again
         self.not_before: dict[Path, float] = {}  # a waiting folder is not polled before this time.time()
+        self.telemetry = Telemetry(self.directory)
+        self.logs_read_to_end = False  # the logs were read after the run was seen finished
 
     def identity(self) -> tuple[str, str, str]:
         """(run, stage, training backend), read now: the run's files may appear after the watcher starts."""
@@ -133,10 +140,25 @@ class Watcher:
                 self.last[path] = snap
         return ready
 
+    def read_logs(self) -> int:
+        """Store what the run's training logs gained since the last call; returns rows written. A
+        failure (an unreadable log, the DB) is logged, never raised: the next call tries again."""
+        finished = is_finished(self.directory)  # read first: logs read after it are complete
+        run, stage, backend = self.identity()
+        try:
+            n = self.telemetry.poll(self.configs[0].db, run, stage, backend)
+        except Exception as e:  # noqa: BLE001 - training metrics must not stop the evaluations
+            msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
+            self.log(f"walkrun watch: training logs of {self.directory} not stored: {msg}")
+            return 0
+        self.logs_read_to_end = finished
+        return n
+
     def done(self) -> bool:
-        """The run is finished and every checkpoint folder of it was handled."""
+        """The run is finished, every checkpoint folder of it was handled and its logs were read."""
         return (
             is_finished(self.directory)
+            and self.logs_read_to_end
             and not self.pending
             and not self.waiting
             and all(p in self.handled for _, p in find_checkpoints(self.directory))
@@ -196,6 +218,7 @@ class Watcher:
 
 def _poll_round(watchers: list[Watcher], pool=None) -> None:
     for w in watchers:
+        w.read_logs()
         for step, path in w.poll():
             w.evaluate(step, path)
     if pool is not None:

@@ -3,8 +3,8 @@
     walkrun leaderboard build --out site/            # then open site/index.html, or host the folder
     walkrun leaderboard build --out site/ --db sqlite:///results/walkrun.db
 
-Writes index.html, checkpoints/<id>.html and static/ (our CSS/JS plus plotly.min.js copied from
-the installed plotly package: no CDN). The folder is written beside OUT and swapped in at the end,
+Writes index.html, checkpoints/<id>.html, runs/<id>.html (a training run's curves) and static/
+(our CSS/JS plus plotly.min.js copied from the installed plotly package: no CDN). The folder is written beside OUT and swapped in at the end,
 so a failed build leaves the previous one untouched. A checkpoint page whose inputs (its aggregate
 rows, its evaluations' stored summaries, the page options and code) are those of the previous
 build is copied from it instead of rendered again (a rebuild after a new evaluation changes a
@@ -26,7 +26,7 @@ from pathlib import Path
 from walkrun import __version__
 from walkrun.atomic import replace_dir
 from walkrun.db.read_models import ResultRow
-from walkrun.leaderboard import ablation, assets, checkpoint_page, data, pages
+from walkrun.leaderboard import ablation, assets, checkpoint_page, data, pages, run_page
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -70,11 +70,11 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[ResultRow]) -> dict[str, str]:
+def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[ResultRow], links: dict[str, int]) -> dict[str, str]:
     """checkpoint id (as text) -> digest of every input of its page; a checkpoint whose evaluation
     has no stored summary gets none (its samples may change unseen: always rendered)."""
     stamps, problems_stamp = source.page_stamps(rows)
-    common = [problems_stamp, _code_digest(), repr(cfg.options), source.db_label]
+    common = [problems_stamp, _code_digest(), repr(cfg.options), source.db_label, sorted(links.items())]
     mine: dict[int, list[ResultRow]] = {}
     for r in rows:
         mine.setdefault(r["checkpoint_id"], []).append(r)
@@ -89,10 +89,10 @@ def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[ResultRow]) -> 
 def _render_pages(work: tuple) -> list[int]:
     """Write checkpoints/<id>.html for each id of `work` (a process pool's task); returns the ids
     that have no page (no finished evaluation)."""
-    url, options, db_label, rows, cids, dest = work
+    url, options, db_label, rows, cids, dest, links = work
     missing = []
     for cid, page in data.Source(url).checkpoint_pages(cids, rows, options):
-        text = checkpoint_page.render_checkpoint_data(page, db_label)
+        text = checkpoint_page.render_checkpoint_data(page, db_label, links)
         if text is None:
             missing.append(cid)
         else:
@@ -121,8 +121,9 @@ def build(cfg: BuildConfig) -> dict:
     reused = 0
     try:
         rows = source.rows()
+        links = source.run_links(rows)
         (tmp / "checkpoints").mkdir()
-        keys, before = _page_keys(cfg, source, rows), _previous_keys(cfg.out)
+        keys, before = _page_keys(cfg, source, rows, links), _previous_keys(cfg.out)
         ids = sorted({r["checkpoint_id"] for r in rows})
         todo = []
         for cid in ids:
@@ -141,7 +142,15 @@ def build(cfg: BuildConfig) -> dict:
         for chunk in (todo[i : i + size] for i in range(0, len(todo), size or 1)):
             mine = set(chunk)
             work.append(
-                (cfg.db, cfg.options, source.db_label, [r for r in rows if r["checkpoint_id"] in mine], chunk, tmp)
+                (
+                    cfg.db,
+                    cfg.options,
+                    source.db_label,
+                    [r for r in rows if r["checkpoint_id"] in mine],
+                    chunk,
+                    tmp,
+                    links,
+                )
             )
         with contextlib.ExitStack() as stack:
             pending = None
@@ -156,9 +165,12 @@ def build(cfg: BuildConfig) -> dict:
                 )
                 pending = pool.map(_render_pages, work)
             (tmp / "index.html").write_text(
-                pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows)),
+                pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows), links),
                 encoding="utf-8",
             )
+            (tmp / "runs").mkdir()
+            for rid, found in source.run_pages(rows).items():
+                (tmp / "runs" / f"{rid}.html").write_text(run_page.render_run(found, source.db_label), encoding="utf-8")
             groups = source.ablation_groups()
             (tmp / "ablation.html").write_text(ablation.render_ablation(groups, source.db_label), encoding="utf-8")
             if pending is not None:
@@ -178,4 +190,11 @@ def build(cfg: BuildConfig) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     n_files = sum(1 for p in cfg.out.rglob("*") if p.is_file())
-    return {"checkpoints": len(ids), "rows": len(rows), "files": n_files, "out": str(cfg.out), "reused": reused}
+    return {
+        "checkpoints": len(ids),
+        "runs": len(links),
+        "rows": len(rows),
+        "files": n_files,
+        "out": str(cfg.out),
+        "reused": reused,
+    }

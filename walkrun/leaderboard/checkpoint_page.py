@@ -237,11 +237,13 @@ SETTING_KEYS = (
 )
 
 
-def render_checkpoint_data(data, db_label: str = "") -> str | None:
-    """A checkpoint's page from `data.Source.checkpoint_data`'s result (None: no page)."""
+def render_checkpoint_data(data, db_label: str = "", run_links: dict[str, int] | None = None) -> str | None:
+    """A checkpoint's page from `data.Source.checkpoint_data`'s result (None: no page).
+    `run_links`: training run name -> id of its page, linked from the facts."""
     if data is None:
         return None
     facts, mine, raw_evals = data
+    facts = {**facts, "run_page": (run_links or {}).get(facts.get("training_run") or "")}
     evals = []
     for r, problems, levels in raw_evals:
         problems = sorted(problems, key=lambda p: _natural(p["problem_id"]))

@@ -15,7 +15,7 @@ from operator import itemgetter
 
 from sqlalchemy.exc import DBAPIError
 
-from walkrun.db import compare, lineage, problems, queries, records, summaries
+from walkrun.db import compare, lineage, problems, queries, records, summaries, training_metrics
 from walkrun.db.read_models import ResultRow
 from walkrun.leaderboard import ablation
 from walkrun.leaderboard.checkpoint_page import problem_rows
@@ -155,6 +155,39 @@ class Source:
                 chains = lineage.lineages(s)
         names = sorted({run for r in rows if (run := r["training_run"])})
         return {n: lineage.along_lineage(rows, n, chains.get(n, [])) for n in names}
+
+    def run_pages(self, rows: Sequence[ResultRow], run_ids: list[int] | None = None) -> dict[int, dict]:
+        """Training run id -> its page's data (`walkrun.leaderboard.run_page`) for every run with a
+        page (`run_links`), or only `run_ids`: the run, its lineage, and the aggregate rows and
+        training metrics along it."""
+        wanted = {rid for rid in self.run_links(rows).values() if run_ids is None or rid in run_ids}
+        if not wanted:
+            return {}
+        with records.reading(self.url) as s:
+            runs = records.training_runs(s, wanted)
+            chains = {r["name"]: lineage.lineage_of(s, r["name"]) for r in runs}
+            names = {r["name"] for r in runs} | {n for chain in chains.values() for n, _ in chain}
+            metrics = training_metrics.series(s, names)
+            out = {}
+            for r in runs:
+                chain = chains[r["name"]]
+                on_path = {r["name"], *(n for n, _ in chain)}
+                out[r["id"]] = {
+                    "run": r,
+                    "chain": chain,
+                    "rows": lineage.along_lineage(rows, r["name"], chain),
+                    "metrics": {n: m for n, m in metrics.items() if n in on_path},
+                }
+            return out
+
+    def run_links(self, rows: Sequence[ResultRow]) -> dict[str, int]:
+        """Training run name -> id, for the runs that have a page: evaluated checkpoints in `rows`
+        or stored training metrics."""
+        if self._fresh():
+            return {}
+        with records.reading(self.url) as s:
+            names = {name for name, _ in training_metrics.counts(s)} | {run for r in rows if (run := r["training_run"])}
+            return {name: rid for name, rid in records.training_run_ids(s).items() if name in names}
 
     def checkpoint_data(
         self, checkpoint_id: int, rows: Sequence[ResultRow] | None = None, opts: PageOptions | None = None

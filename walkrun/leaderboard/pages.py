@@ -1,8 +1,9 @@
 """The leaderboard's pages as HTML strings, read from the results DB through `walkrun.db.queries`.
 
 Pages: `index.html` (table, accuracy-vs-tokens plots with Pareto frontiers, training-run
-trajectories) and `checkpoints/<id>.html` (one checkpoint's evaluations, per problem, with sample
-responses: `walkrun.leaderboard.checkpoint_page`). The live server and the static build render the
+trajectories), `checkpoints/<id>.html` (one checkpoint's evaluations, per problem, with sample
+responses: `walkrun.leaderboard.checkpoint_page`) and `runs/<id>.html` (a training run's curves
+with its evaluated checkpoints: `walkrun.leaderboard.run_page`). The live server and the static build render the
 same pages with the same relative links, so a built folder opens offline from disk.
 
 Escaping: Jinja autoescape for HTML; data for scripts goes through `safe_json` into a
@@ -20,7 +21,7 @@ from typing import Any, TypeGuard
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from walkrun.db.queries import main_protocol
+from walkrun.db.queries import main_protocol, protocol_label, top_pass_at_k
 from walkrun.db.read_models import ResultRow
 from walkrun.leaderboard import figures as F
 from walkrun.settings import WalkrunError
@@ -109,17 +110,6 @@ COLUMNS = [
 
 def _finite(x) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def top_pass_at_k(row: ResultRow) -> float | None:
-    """pass@k at the largest k the row has (its samples per problem)."""
-    pk: Any = row.get("pass_at_k") or {}
-    if not isinstance(pk, dict):
-        return float(pk) if _finite(pk) else None
-    if not pk:
-        return None
-    k = max(pk, key=lambda key: int(key))
-    return float(pk[k])
 
 
 def acc_per_1k(row: ResultRow) -> float | None:
@@ -257,21 +247,18 @@ def sort_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
     )
 
 
-def protocol_label(p) -> str:
-    return "(unrecorded)" if p is None else str(p)
-
-
 def index_context(
     results: Sequence[ResultRow],
     db_label: str = "",
     stage_diffs: list[dict] | None = None,
     trajectories: dict[str, list[ResultRow]] | None = None,
+    run_links: dict[str, int] | None = None,
 ) -> dict:
     """Everything `index.html` shows, from `queries.aggregate` rows (with their `budget_curve`
     when the data layer attached one) and paired stage comparisons. Every plot and comparison is
     for one protocol; the page shows one protocol at a time (the one most checkpoints have first).
     `trajectories` (run -> rows along its lineage, `data.Source.trajectories`) draws each run with
-    the runs it started from."""
+    the runs it started from. `run_links`: training run name -> id of its page (`runs/<id>.html`)."""
     rows = [table_values(r) for r in sort_rows(results)]
     main = main_protocol(rows)
     by_proto: dict[Any, set] = {}
@@ -324,6 +311,7 @@ def index_context(
                 "n_checkpoints": n_ckpt,
                 "stages": stages,
                 "diffs": diffs,
+                "page": (run_links or {}).get(run),
             }
         )
     return {
@@ -338,6 +326,7 @@ def index_context(
         "scatter": scatter,
         "budget": budget,
         "runs": runs,
+        "run_links": sorted((run_links or {}).items()),
         "figures_json": safe_json(fig),
         "n_checkpoints": len({r.get("checkpoint_id") for r in rows}),
         "empty": not rows,
@@ -352,8 +341,9 @@ def render_index(
     db_label: str = "",
     stage_diffs: list[dict] | None = None,
     trajectories: dict[str, list[ResultRow]] | None = None,
+    run_links: dict[str, int] | None = None,
 ) -> str:
-    context = index_context(rows, db_label, stage_diffs, trajectories)
+    context = index_context(rows, db_label, stage_diffs, trajectories, run_links)
     return templates().get_template("index.html.jinja").render(**context)
 
 

@@ -3,7 +3,7 @@
 A small Starlette app under uvicorn. Pages are rendered from the DB and kept in memory until the
 DB changes (checked every --refresh seconds, so a running `walkrun watch` shows up on reload);
 the aggregates come from the evaluations' stored summaries. Paths are those of the static build
-(`index.html`, `checkpoints/<id>.html`, `static/...`), so both share one set of relative links.
+(`index.html`, `checkpoints/<id>.html`, `runs/<id>.html`, `static/...`), so both share one set of relative links.
 Every response carries the security headers below; unknown paths are a plain 404.
 
     walkrun leaderboard serve                      # http://127.0.0.1:8000, WALKRUN_DB
@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 
-from walkrun.leaderboard import ablation, assets, cache, checkpoint_page, data, pages
+from walkrun.leaderboard import ablation, assets, cache, checkpoint_page, data, pages, run_page
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -106,20 +106,37 @@ def create_app(cfg: LiveConfig):
             body, headers["Content-Encoding"] = zipped, "gzip"
         return Response(body, status_code=status, media_type="text/html", headers=headers)
 
+    def all_rows():
+        # shared by every page (read-only); never older than the page being rendered
+        return pages_cache.get("rows", source.rows, stale_ok=False)
+
     def render_index():
-        # shared with the checkpoint pages (read-only); never older than the page being rendered
-        rows = pages_cache.get("rows", source.rows, stale_ok=False)
-        return page(200, pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows)))
+        rows = all_rows()
+        return page(
+            200,
+            pages.render_index(
+                rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows), source.run_links(rows)
+            ),
+        )
 
     def render_checkpoint(cid: int):
         # with the cache, all rows are read once for every page; without, only this checkpoint's
-        rows = pages_cache.get("rows", source.rows, stale_ok=False) if cfg.refresh > 0 else None
-        text = checkpoint_page.render_checkpoint_data(
-            source.checkpoint_data(cid, rows=rows, opts=cfg.options), source.db_label
-        )
+        rows = all_rows() if cfg.refresh > 0 else None
+        found = source.checkpoint_data(cid, rows=rows, opts=cfg.options)
+        # the page links its own run's page: its own rows are enough to know the run has one
+        links = source.run_links(rows if rows is not None else (found[1] if found else []))
+        text = checkpoint_page.render_checkpoint_data(found, source.db_label, links)
         if text is None:
             return page(404, pages.render_not_found(f"No checkpoint with id {cid} has evaluations in this database."))
         return page(200, text)
+
+    def render_run(rid: int):
+        found = source.run_pages(all_rows(), run_ids=[rid]).get(rid)
+        if found is None:
+            return page(
+                404, pages.render_not_found(f"No training run with id {rid} has training metrics or evaluations.")
+            )
+        return page(200, run_page.render_run(found, source.db_label))
 
     def render_ablation():
         return page(200, ablation.render_ablation(source.ablation_groups(), source.db_label))
@@ -136,6 +153,10 @@ def create_app(cfg: LiveConfig):
     async def checkpoint(request):
         cid = request.path_params["cid"]
         return await cached(request, ("checkpoint", cid), lambda: render_checkpoint(cid))
+
+    async def run(request):
+        rid = request.path_params["rid"]
+        return await cached(request, ("run", rid), lambda: render_run(rid))
 
     async def ablation_page(request):
         return await cached(request, "ablation", render_ablation)
@@ -154,6 +175,7 @@ def create_app(cfg: LiveConfig):
         Route("/", lambda request: RedirectResponse("/index.html", status_code=307)),
         Route("/index.html", index),
         Route("/checkpoints/{cid:int}.html", checkpoint),
+        Route("/runs/{rid:int}.html", run),
         Route("/ablation.html", ablation_page),
         Route("/static/{name:str}", static),
         Route("/healthz", health),

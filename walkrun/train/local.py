@@ -43,6 +43,7 @@ from walkrun.train.length_rewards import length_terms
 from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
 from walkrun.train.local_trainer import METRICS_FILE, kept_groups, run_callback, save_final, trainer_class
 from walkrun.train.objective import credited, scheme_reward
+from walkrun.train.rollout_stats import step_stats
 
 __all__ = ["LocalConfig", "kept_groups", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
 
@@ -72,7 +73,6 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
         correct = [credited(g) for g in grades]
         rewards = [scheme_reward(cfg.reward, c, g.has_boxed) for c, g in zip(correct, grades)]
         lengths = [len(ids) for ids in completion_ids]  # generated tokens, eos included
-        n_groups = len(texts) // G
         bonus = [0.0] * len(texts)
         if cfg.length_term:
             # The length term needs each prompt's whole group in this call; TRL's RepeatSampler
@@ -85,18 +85,37 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
             bonus = length_terms(cfg.length_term, correct, lengths, l_max, G)
             rewards = [r + b for r, b in zip(rewards, bonus)]
         if log_metric is not None:
-            log_metric("accuracy", sum(correct) / len(correct))
-            log_metric("mean_tokens", sum(lengths) / len(lengths))
-            if n_groups and len(texts) % G == 0:
-                log_metric(
-                    "all_correct_groups", sum(all(correct[g * G : (g + 1) * G]) for g in range(n_groups)) / n_groups
-                )
-            log_metric("length_bonus", sum(bonus) / len(bonus))
-            log_metric("no_answer_rate", sum(g.status == "no_answer" for g in grades) / len(grades))
-            log_metric("truncation_rate", sum(truncated) / len(truncated))
+            _log_step(log_metric, cfg, correct, lengths, truncated, grades, rewards, bonus)
         return rewards
 
     return correctness_and_length
+
+
+def _log_step(log_metric, cfg: LocalConfig, correct, lengths, truncated, grades, rewards, terms) -> None:
+    """walkrun's rollout statistics (`walkrun.train.rollout_stats`) through TRL's metric log, over
+    the groups the trainer trains on: with dynamic sampling, those `kept_groups` keeps (the
+    trainer masks the others with the same test on the same rewards), as OpenRLHF reports its own."""
+    import torch
+
+    G = cfg.num_generations
+    n_groups = len(rewards) // G
+    keep = [True] * n_groups
+    if cfg.dynamic_sampling and n_groups and len(rewards) % G == 0:
+        keep = kept_groups(torch.tensor(rewards, dtype=torch.float32), G).tolist()
+        log_metric("kept_group_rate", sum(keep) / n_groups)
+    rows = [i for i in range(n_groups * G) if keep[i // G]]
+    stats = step_stats(
+        [correct[i] for i in rows],
+        [lengths[i] for i in rows],
+        [truncated[i] for i in rows],
+        [grades[i].status == "no_answer" for i in rows],
+        [rewards[i] for i in rows],
+        [i // G for i in rows],
+    )
+    if cfg.length_term and rows:
+        stats["length_term"] = sum(terms[i] for i in rows) / len(rows)
+    for name, value in stats.items():
+        log_metric(name, value)
 
 
 def _end_ids(tok, model) -> set[int]:

@@ -1,5 +1,9 @@
 """The pieces of a local training run around TRL's GRPOTrainer: dynamic sampling (masking
-zero-variance groups), checkpoints in OpenRLHF's layout, metrics.jsonl and the progress line."""
+zero-variance groups), checkpoints in OpenRLHF's layout, metrics.jsonl and the progress line.
+
+metrics.jsonl holds one record per TRL log call (every optimizer step): TRL's own metrics and
+walkrun's rollout statistics (logged by the reward function under `walkrun.telemetry.names`);
+`walkrun watch` reads it into the DB."""
 
 from __future__ import annotations
 
@@ -57,8 +61,6 @@ def trainer_class():
             out["completion_mask"] = out["completion_mask"] * rows.unsqueeze(1).to(out["completion_mask"].dtype)
             mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
             out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
-            self._metrics["train"]["kept_groups"].append(float(keep.sum()))
-            self._metrics["train"]["kept_frac"].append(float(keep.float().mean()))
             return out
 
     return DynamicSamplingGRPOTrainer
@@ -125,7 +127,12 @@ def run_callback(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
         def on_log(self, args, state, control, logs=None, **kw):
             logs = dict(logs or {})
             self._write({"step": state.global_step, "elapsed_s": round(time.time() - t0, 1), **logs})
-            for key, short in (("accuracy", "acc"), ("mean_tokens", "len"), ("kept_groups", "kept"), ("entropy", "H")):
+            for key, short in (
+                ("accuracy", "acc"),
+                ("mean_tokens", "len"),
+                ("kept_group_rate", "kept"),
+                ("entropy", "H"),
+            ):
                 if logs.get(key) is not None:
                     self.last[short] = round(logs[key], 3)
             self.bar.set_postfix(self.last)

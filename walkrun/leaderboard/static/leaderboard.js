@@ -8,6 +8,10 @@
     var holder = document.getElementById("lb-figures");
     if (!holder || typeof Plotly === "undefined") return;
     var figures = JSON.parse(holder.textContent);
+    // links are relative to the site root: "" on the index, "../" on pages one folder down
+    // (the root this page loads our own script from)
+    var own = document.querySelector('script[src$="static/leaderboard.js"]');
+    var root = own && own.getAttribute("src") === "../static/leaderboard.js" ? "../" : "";
     function draw(el) {
       if (el.getAttribute("data-drawn")) return;
       var fig = figures[el.getAttribute("data-figure")];
@@ -18,7 +22,7 @@
       el.on("plotly_click", function (ev) {
         var id = ev && ev.points && ev.points[0] && ev.points[0].customdata;
         if (id !== undefined && id !== null && /^[0-9]+$/.test(String(id))) {
-          window.location.href = "checkpoints/" + String(id) + ".html";
+          window.location.href = root + "checkpoints/" + String(id) + ".html";
         }
       });
     }

@@ -1,24 +1,32 @@
-"""Ray `worker_process_setup_hook` that adds a walkrun length reward to OpenRLHF's reward shaping.
+"""Ray `worker_process_setup_hook` that adds a walkrun length reward to OpenRLHF's reward shaping
+and walkrun's rollout statistics to OpenRLHF's training log.
 
 OpenRLHF 0.11.2 calls `apply_length_penalties(experiences, args)` in
 `RemoteExperienceMaker.compute_advantages_and_returns` (on the PPO trainer actor), after the
 rewards are in and just before the group baseline (`group_norm`: (r - mean) / std over the
 n rollouts of a prompt). Groups are `experience.index // n_samples_per_prompt`. The wrapper
 installed here runs OpenRLHF's own penalties first (DAPO overlong, ProRL stop-properly),
-then adds the length term of one `walkrun.train.length_rewards` method to every rollout of
-each complete group; by default L-GRPO:
+then, when the job names one, adds the length term of one `walkrun.train.length_rewards`
+method to every rollout of each complete group; by default L-GRPO:
 
     r_i <- r_i + clamp(1 - L_i / L_max, 0, 1)   iff every rollout of the prompt is correct
 
 Correctness is read from `experience.scores` (1.0 / 0.0, written by walkrun's reward file
 whatever the reward scheme); L_i is `experience.response_length` (generated tokens).
 
+Every job gets the wrapper, shaping or not, for its statistics (`walkrun.train.rollout_stats`,
+names from `walkrun.telemetry.names`): OpenRLHF logs the mean over a step's rollouts of every
+tensor in an experience's `info` (as TensorBoard tag "train/<key>"), so each statistic is put
+there as one value per rollout whose mean is the statistic: `all_correct_group_rate` (1 for
+the rollouts of an all-correct group), `p50_tokens` / `p90_tokens` (the step's percentile, the
+same for every rollout), `length_term` (the term each rollout got; only when shaping).
+
 Ray imports `install` in every worker process of the job (runtime env
 `"worker_process_setup_hook": "walkrun.train.openrlhf.hook.install"`); settings come from the
 runtime env's `env_vars` because OpenRLHF's parser rejects unknown flags:
   WALKRUN_LENGTH_REWARD=NAME  shape with that length reward (lgrpo, kimi, thinkprune, ...)
   WALKRUN_LGRPO=1             the same as WALKRUN_LENGTH_REWARD=lgrpo
-  (neither set: OpenRLHF's stock behaviour)
+  (neither set: OpenRLHF's stock rewards; the statistics are still logged)
   WALKRUN_LGRPO_L_MAX=N       the length budget / L_max in tokens (default: --rollout.max_new_tokens,
                               else --data.max_len)
 """
@@ -32,12 +40,14 @@ import sys
 from typing import Any
 
 from walkrun.train.length_rewards import get, length_term
+from walkrun.train.rollout_stats import all_correct_flags, quantile
 
 ENABLE_VAR = "WALKRUN_LGRPO"
 REWARD_VAR = "WALKRUN_LENGTH_REWARD"
 L_MAX_VAR = "WALKRUN_LGRPO_L_MAX"
 
-_PATCHED_FLAG = "_walkrun_lgrpo"
+_WRAPPED_FLAG = "_walkrun_hook"  # any walkrun wrapper
+_PATCHED_FLAG = "_walkrun_lgrpo"  # the length reward a wrapper shapes with (absent: statistics only)
 # Every module that holds its own reference to apply_length_penalties (experience_maker
 # imports it by name, the ppo_utils package re-exports it).
 _HOLDERS = (
@@ -101,6 +111,29 @@ def lgrpo_shape(experiences, n_samples_per_prompt: int, l_max: float, reward: st
     return {"groups": len(members), "all_correct_groups": shaped}
 
 
+def log_rollout_stats(experiences, n_samples_per_prompt: int) -> None:
+    """Put walkrun's rollout statistics into each experience's `info` (see the module docstring)."""
+    from collections import Counter
+
+    import torch
+
+    n = int(n_samples_per_prompt)
+    slots = [(e, j, int(gi) // n) for e in experiences for j, gi in enumerate(e.index)]
+    lengths = [float(e.response_length[j]) for e, j, _ in slots]
+    for e in experiences:
+        for name, q in (("p50_tokens", 0.5), ("p90_tokens", 0.9)):
+            e.info[name] = torch.full((len(e.index),), quantile(lengths, q), dtype=torch.float32)
+    if any(e.scores is None for e in experiences):
+        return  # no correctness signal (a reward model instead of walkrun's reward file)
+    size = Counter(g for _, _, g in slots)
+    flags = all_correct_flags([float(e.scores[j]) > 0.5 for e, j, _ in slots], [g for _, _, g in slots])
+    for e in experiences:
+        e.info["all_correct_group_rate"] = torch.zeros(len(e.index), dtype=torch.float32)
+    for (e, j, g), ok in zip(slots, flags):
+        # an incomplete group (never seen in practice) counts as not all correct: it is left unshaped
+        e.info["all_correct_group_rate"][j] = float(ok and size[g] == n)
+
+
 def _l_max(args) -> float:
     value = os.environ.get(L_MAX_VAR)
     if value:
@@ -108,40 +141,46 @@ def _l_max(args) -> float:
     return float(getattr(args.rollout, "max_new_tokens", None) or args.data.max_len)
 
 
-def _wrap(original, reward: str):
+def _wrap(original, reward: str | None):
     def apply_length_penalties(experiences, args):
         original(experiences, args)  # OpenRLHF's DAPO / ProRL penalties keep working
-        counts = lgrpo_shape(experiences, args.rollout.n_samples_per_prompt, _l_max(args), reward)
-        log.info(
-            "[walkrun %s] length term; %d/%d groups all correct", reward, counts["all_correct_groups"], counts["groups"]
-        )
+        if reward is not None:
+            counts = lgrpo_shape(experiences, args.rollout.n_samples_per_prompt, _l_max(args), reward)
+            log.info(
+                "[walkrun %s] length term; %d/%d groups all correct",
+                reward,
+                counts["all_correct_groups"],
+                counts["groups"],
+            )
+        log_rollout_stats(experiences, args.rollout.n_samples_per_prompt)
 
     functools.update_wrapper(apply_length_penalties, original)  # sets __wrapped__: the hook stays removable
-    apply_length_penalties.__doc__ = f"OpenRLHF's apply_length_penalties, then walkrun's {reward} length term."
-    setattr(apply_length_penalties, _PATCHED_FLAG, reward)
+    what = f"walkrun's {reward} length term and rollout statistics" if reward else "walkrun's rollout statistics"
+    apply_length_penalties.__doc__ = f"OpenRLHF's apply_length_penalties, then {what}."
+    setattr(apply_length_penalties, _WRAPPED_FLAG, True)
+    if reward is not None:
+        setattr(apply_length_penalties, _PATCHED_FLAG, reward)
     return apply_length_penalties
 
 
 def install() -> bool:
-    """Patch OpenRLHF's `apply_length_penalties` if the environment names a length reward
-    (WALKRUN_LENGTH_REWARD, or WALKRUN_LGRPO=1); idempotent. True if active."""
+    """Wrap OpenRLHF's `apply_length_penalties` (idempotent): shaping with the length reward the
+    environment names (WALKRUN_LENGTH_REWARD, or WALKRUN_LGRPO=1), and the rollout statistics
+    always. True if a length reward is active."""
     reward = length_reward_name()
-    if reward is None:
-        return False
     import openrlhf.trainer.ppo_utils.length_penalty as lp
 
     current = lp.apply_length_penalties
-    if getattr(current, _PATCHED_FLAG, None) == reward:
+    ours = getattr(current, _WRAPPED_FLAG, False)
+    if ours and getattr(current, _PATCHED_FLAG, None) == reward:
         patched = current
     else:
-        patched = _wrap(
-            getattr(current, "__wrapped__", current) if getattr(current, _PATCHED_FLAG, None) else current, reward
-        )
+        patched = _wrap(current.__wrapped__ if ours else current, reward)
     for name in _HOLDERS:
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "apply_length_penalties"):
             setattr(module, "apply_length_penalties", patched)  # noqa: B010 - a module attribute set at run time
-    return True
+    return reward is not None
 
 
 def active_reward() -> str | None:
@@ -153,10 +192,10 @@ def active_reward() -> str | None:
 def uninstall() -> None:
     """Restore OpenRLHF's function everywhere (tests; a worker never needs it)."""
     lp = sys.modules.get("openrlhf.trainer.ppo_utils.length_penalty")
-    if lp is None or not getattr(lp.apply_length_penalties, _PATCHED_FLAG, False):
+    if lp is None or not getattr(lp.apply_length_penalties, _WRAPPED_FLAG, False):
         return
     original = lp.apply_length_penalties.__wrapped__
     for name in _HOLDERS:
         module = sys.modules.get(name)
-        if module is not None and getattr(getattr(module, "apply_length_penalties", None), _PATCHED_FLAG, False):
+        if module is not None and getattr(getattr(module, "apply_length_penalties", None), _WRAPPED_FLAG, False):
             setattr(module, "apply_length_penalties", original)  # noqa: B010

@@ -6,16 +6,16 @@ unknown grading status "error" (a grading failure, never a verdict), an unknown 
 "length" with the sample counted wrong (a cut answer is never a right one); the stored summaries
 of the runs whose samples change are dropped (recomputed on read).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-04
 """
 from typing import Sequence, Union
 
 from alembic import op
 
-revision: str = "0009"
-down_revision: Union[str, Sequence[str], None] = "0008"
+revision: str = "0011"
+down_revision: Union[str, Sequence[str], None] = "0010"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
