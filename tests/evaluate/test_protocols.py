@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from walkrun.evaluate import protocols, runner, think
+from walkrun.evaluate import protocols, runner
 from walkrun.evaluate.plan import quiet_lm_eval
+from walkrun.grading import think
 from walkrun.settings import WalkrunError
 
 
@@ -74,15 +75,19 @@ def test_unknown_protocol_is_one_clear_error():
         runner.EvalConfig(model="m", tasks=["aime24"], protocol="r2")
 
 
-def test_think_split_counts_ids_inside_the_block():
-    tags = ((7,), (8,))
-    assert think.split([1, 2, 8, 3, 4], tags, inside=True) == (3, 2)  # prompt opened <think>
-    assert think.split([1, 7, 2, 2, 8, 3], tags) == (4, 2)  # opened and closed in the output
-    assert think.split([1, 2, 3], tags, inside=True) == (3, 0)  # never closed: no answer tokens
-    assert think.split([1, 2, 3], tags) == (0, 3)  # no think block at all
-    multi = ((7, 9), (8, 9))  # tags that tokenise to two ids each
-    assert think.split([7, 9, 1, 8, 9, 2], multi) == (5, 1)
-    assert think.opens_in_prompt([5, 7, 1, 8, 7], tags) and not think.opens_in_prompt([7, 8], tags)
+def test_think_split_finds_the_tags_in_the_decoded_text():
+    pieces = {1: "a", 2: "<", 3: "think", 4: ">", 5: "</", 6: ">\n", 7: "b"}
+
+    def decode(ids):
+        return "".join(pieces[i] for i in ids)
+
+    assert think.split_ids([1, 1, 5, 3, 6, 7], decode, inside=True) == (5, 1)  # prompt opened it; `>\n` is think's
+    assert think.split_ids([1, 2, 3, 4, 1, 5, 3, 4, 7, 7], decode) == (7, 3)  # opened and closed as 3 tokens each
+    assert think.split_ids([1, 1, 1], decode, inside=True) == (3, 0)  # never closed: no answer tokens
+    assert think.split_ids([1, 2, 3, 4, 1], decode) == (4, 1)  # opened, never closed
+    assert think.split_ids([1, 2, 3, 7], decode) == (0, 4)  # "<think" is no tag
+    assert think.split_ids([], decode) == (0, 0)
+    assert think.prompt_opens("x<think>y</think>z<think>\n") and not think.prompt_opens("<think></think>")
 
 
 def test_r1_template_model_end_to_end_stores_exact_think_and_answer_tokens(tmp_path, cli, query):
@@ -100,14 +105,10 @@ def test_r1_template_model_end_to_end_stores_exact_think_and_answer_tokens(tmp_p
     assert "protocol default+k=2,max_new_tokens=16" in err
     assert "were cut at the 16-token budget" in err  # a random model never stops: 100 % censored
     rows = query(db, "select n_tokens, think_tokens, answer_tokens, finish_reason, correct from sample")
-    from transformers import AutoTokenizer
-
     assert len(rows) == 4
     for n, t, a, finish, correct in rows:
         assert t + a == n and n == 16 and finish == "length" and not correct
-    close = think.tag_ids(AutoTokenizer.from_pretrained(model))[1]
-    # the random model never wrote </think> here: all of its tokens are reasoning
-    assert all(a == 0 for _, _, a, _, _ in rows) or close
+    assert any(t > 0 for _, t, _, _, _ in rows)  # the template opened the block: reasoning comes first
 
 
 def test_hf_backend_splits_a_closed_block_from_the_generated_ids(tmp_path, monkeypatch):

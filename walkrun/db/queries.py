@@ -54,6 +54,9 @@ def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) 
         "temperature": run.temperature,
         "top_p": run.top_p,
         "max_new_tokens": run.max_new_tokens,
+        # budget forcing (think budget B) and the protocol whose post-hoc curve it is drawn beside
+        "think_budget": (run.sampling or {}).get("think_budget"),
+        "posthoc": (run.sampling or {}).get("posthoc"),
         "prompt_template": run.prompt_template,
         "backend": run.backend,
         "backend_version": run.backend_version,

@@ -61,6 +61,8 @@ class RunFacts(TypedDict):
     temperature: float | None
     top_p: float | None
     max_new_tokens: int | None
+    think_budget: int | None  # budget forcing's think budget B (None: not forced)
+    posthoc: str | None  # the protocol whose post-hoc budget curve a forced run is drawn beside
     prompt_template: str | None
     backend: str
     backend_version: str

@@ -29,28 +29,9 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from walkrun import vllm_compat
-from walkrun.evaluate import think, vllm_faults
-
-
-class TokStr(str):
-    """A response string that also knows how many tokens produced it, why it ended, and how many
-    of them were reasoning inside a think block (`walkrun.evaluate.think`)."""
-
-    n_tokens: int
-    finish_reason: str
-    think_tokens: int | None
-    answer_tokens: int | None
-
-    def __new__(cls, text: str, n_tokens: int, finish_reason: str, think_tokens: int | None = None, answer_tokens=None):
-        s = super().__new__(cls, text)
-        s.n_tokens = int(n_tokens)
-        s.finish_reason = finish_reason
-        s.think_tokens = think_tokens
-        s.answer_tokens = answer_tokens
-        return s
-
-    def __reduce__(self):  # keep the counts through pickling / deepcopy
-        return (TokStr, (str(self), self.n_tokens, self.finish_reason, self.think_tokens, self.answer_tokens))
+from walkrun.evaluate import forcing, vllm_faults
+from walkrun.evaluate.responses import TokStr
+from walkrun.grading import think
 
 
 class _Recorder:
@@ -85,7 +66,8 @@ class CountingMixin:
 
     def _counting_init(self) -> None:
         self._pending: deque[tuple[int, str, int, int]] = deque()
-        self._think_tags = think.tag_ids(self.tokenizer)
+        self._decode = think.tokenizer_decoder(self.tokenizer)
+        self._prompt_opens: dict[tuple[int, ...], bool] = {}
         self._waiting: dict[str, deque] = {}
 
     @property
@@ -106,9 +88,27 @@ class CountingMixin:
             self.on_response(instance, response)
 
     def _split(self, prompt_ids, gen_ids) -> tuple[int, int]:
-        return think.split(gen_ids, self._think_tags, think.opens_in_prompt(prompt_ids, self._think_tags))
+        """(think, answer) tokens of one generation, the tags found in its decoded text."""
+        key = tuple(prompt_ids)
+        inside = self._prompt_opens.get(key)
+        if inside is None:  # the k repeats of a prompt share one decode of it
+            if len(self._prompt_opens) > 4096:
+                self._prompt_opens.clear()
+            inside = self._prompt_opens[key] = think.prompt_opens(self._decode(list(prompt_ids)))
+        return think.split_ids(gen_ids, self._decode, inside)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
+        if any(forcing.forcing_of(r.args[1]) for r in requests):
+            # budget forcing: two plain passes, each response handed over once both are done
+            handler, self.on_response = self.on_response, None
+            try:
+                out = forcing.generate(requests, lambda reqs: self.generate_until(reqs, disable_tqdm))
+            finally:
+                self.on_response = handler
+            if handler is not None:
+                for req, response in zip(requests, out, strict=True):
+                    handler(req, response)
+            return out
         self._pending.clear()
         self._waiting = defaultdict(deque)  # context -> its requests (k repeats each) not yet answered
         for req in requests:

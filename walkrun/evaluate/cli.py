@@ -49,7 +49,11 @@ def eval_command(cfg: EvalConfig) -> None:
         raise typer.Exit(outcome.HELD_EXIT_CODE)
 
 
-@options.command(EvalConfig, flags=FLAGS, exclude=("model", "name", "step"), fixed={"model": ""})
+# watch evaluates checkpoint folders: the options of an --endpoint evaluation do not apply
+ENDPOINT_ONLY = ("endpoint", "api", "tokenizer", "api_key_env", "concurrency", "max_retries", "request_timeout")
+
+
+@options.command(EvalConfig, flags=FLAGS, exclude=("model", "name", "step", *ENDPOINT_ONLY), fixed={"model": ""})
 def watch_command(
     base: EvalConfig,
     directories: list[Path] = typer.Argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from walkrun.evaluate import protocols
 from walkrun.options import DB_HELP
@@ -11,7 +12,27 @@ from walkrun.stages import STAGE_HELP, check_stage
 
 DEFAULT_TASKS = ("aime24", "amc23", "math500")
 BACKENDS = ("hf", "vllm")
+ENDPOINT_BACKEND = "endpoint"  # what an --endpoint evaluation records as its backend
 VLLM_ONLY = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len")
+
+
+APIS = ("chat", "completions")
+API_PATHS = {"chat": "/chat/completions", "completions": "/completions"}  # under the base URL
+
+
+def base_url(url: str) -> str:
+    """An --endpoint's OpenAI base URL (`.../v1`), without credentials, query or fragment."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WalkrunError(f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}")
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    path = parts.path.rstrip("/")
+    for suffix in API_PATHS.values():
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    if not path:
+        path = "/v1"
+    return urlunsplit((parts.scheme, host, path, "", ""))
 
 
 def default_backend() -> str:
@@ -42,6 +63,37 @@ class EvalConfig:
             "otherwise (resolved before anything is stored: the DB records hf or vllm)."
         },
     )
+    endpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluate an OpenAI-compatible server instead of loading a model: its base URL "
+            "(http://host:port/v1); --model is then the served model name. The key comes from $OPENAI_API_KEY "
+            "(or --api-key-env)."
+        },
+    )
+    api: str = field(
+        default="chat",
+        metadata={
+            "help": "--endpoint only: chat (/chat/completions: the server applies the chat template) or completions."
+        },
+    )
+    tokenizer: str | None = field(
+        default=None,
+        metadata={
+            "help": "--endpoint only: the served model's tokenizer (folder or hub id), for prompt-length checks, "
+            "the model-derived budget and the think/answer split when the server reports none."
+        },
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "--endpoint only: environment variable holding the API key (never stored or printed)."},
+    )
+    concurrency: int = field(default=8, metadata={"help": "--endpoint only: requests in flight at once."})
+    max_retries: int = field(
+        default=6,
+        metadata={"help": "--endpoint only: attempts per request (exponential back-off, 1 s doubling to 10 s)."},
+    )
+    request_timeout: float = field(default=600.0, metadata={"help": "--endpoint only: seconds one request may take."})
     samples: int | None = field(
         default=None,
         metadata={
@@ -137,9 +189,13 @@ class EvalConfig:
         self.tasks = list(dict.fromkeys(t.strip() for t in self.tasks if t.strip()))  # order kept, repeats dropped
         if not self.tasks:
             raise WalkrunError("no tasks given; e.g. --tasks aime24,amc23,math500")
-        if self.backend == "auto":
+        if self.endpoint is not None:
+            self._check_endpoint()
+        elif self.tokenizer is not None:
+            raise WalkrunError("--tokenizer applies to --endpoint evaluations only (a model folder has its own)")
+        elif self.backend == "auto":
             self.backend = default_backend()
-        if self.backend not in BACKENDS:
+        if self.backend not in BACKENDS and not (self.endpoint and self.backend == ENDPOINT_BACKEND):
             raise WalkrunError(f"unknown backend {self.backend!r}; choose one of auto, {', '.join(BACKENDS)}")
         for name, low in (
             ("samples", 1),
@@ -173,3 +229,20 @@ class EvalConfig:
             raise WalkrunError(f"--top-p must be in (0, 1], got {self.top_p}")
 
         protocols.expand(self.protocol)  # an unknown protocol fails here, before any work
+
+    def _check_endpoint(self) -> None:
+        if self.backend not in ("auto", ENDPOINT_BACKEND):
+            raise WalkrunError(f"--endpoint evaluates a server; --backend {self.backend} does not apply")
+        self.backend = ENDPOINT_BACKEND
+        base_url(self.endpoint or "")  # a malformed URL fails here
+        if not self.model:
+            raise WalkrunError("--endpoint needs --model: the model name the server serves")
+        if self.api not in APIS:
+            raise WalkrunError(f"--api must be one of {', '.join(APIS)}, got {self.api!r}")
+        if self.ray:
+            raise WalkrunError("--endpoint evaluations run in this process (the server does the work); drop --ray")
+        for name in ("concurrency", "max_retries"):
+            if getattr(self, name) < 1:
+                raise WalkrunError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.request_timeout <= 0:
+            raise WalkrunError(f"--request-timeout must be > 0, got {self.request_timeout}")

@@ -91,6 +91,8 @@ def check_weights(folder: Path) -> None:
 
 
 def context_length(config, tokenizer) -> int:
+    """The model's context in tokens: from its config (an endpoint's from the server), else the
+    tokenizer's limit, else 2048."""
     for attr in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
         v = getattr(config, attr, None)
         if isinstance(v, int) and v > 0:
@@ -103,7 +105,9 @@ def backend_version(backend: str) -> str:
     from importlib.metadata import version
 
     parts = [f"lm-eval=={version('lm_eval')}"]
-    if backend == "vllm":
+    if backend == "endpoint":
+        parts.append("api")  # what runs behind the endpoint is its own business: the URL names it
+    elif backend == "vllm":
         parts.append(f"vllm=={vllm_compat.vllm_version()}")
     else:
         parts += [f"transformers=={version('transformers')}", f"torch=={version('torch')}"]
@@ -134,7 +138,8 @@ def vllm_engine_args(cfg: EvalConfig) -> dict[str, Any]:
 
 def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
     """The counting lm-eval backend for this checkpoint (the model is loaded here, once).
-    max_model_len: the vLLM engine's context (`engine_context`)."""
+    max_model_len: the vLLM engine's context (`engine_context`). An --endpoint evaluation's
+    client is `walkrun.evaluate.endpoint.load`."""
     from walkrun.evaluate import backends  # heavy: lm_eval
 
     try:

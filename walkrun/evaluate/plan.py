@@ -15,6 +15,7 @@ from walkrun.settings import WalkrunError
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 TASK_PREFIX = "walkrun_"
+FORCE_SLACK = 32  # tokens a forced response's appended cue may take
 
 
 @dataclass
@@ -130,6 +131,16 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
             "prompt": str(meta.get("prompt", scoring.PROMPT_TEMPLATE_ID)),
             "chat": bool(template) and chat_mode != "never",
         }
+        if cfg.endpoint:
+            # chat: the server applies the model's own template; completions: the plain prompt
+            if cfg.api == "chat" and chat_mode == "never":
+                raise WalkrunError(f"task {plain!r} takes a plain prompt; evaluate it with --api completions")
+            task_defaults["chat"] = cfg.api == "chat"
+            if tokenizer is None and requested.max_new_tokens is None and gen.get("max_gen_toks") is None:
+                raise WalkrunError(
+                    "an endpoint's budget cannot come from the model without its tokenizer: "
+                    "give --max-new-tokens (or --tokenizer, or a protocol with a budget)"
+                )
         st = protocols.resolve(requested, plain, task_defaults, budget)
         name = protocols.identify(requested, plain, st, task_defaults, budget)
         k, temperature, top_p, max_new, chat = st.k, st.temperature, st.top_p, st.max_new_tokens, st.chat
@@ -141,6 +152,13 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
         else:
             gen.pop("top_p", None)
         gen.setdefault("until", [])
+        if st.think_budget is not None and cfg.endpoint:
+            raise WalkrunError(
+                f"protocol {name!r} forces thinking budgets, which needs the model's own generation loop: "
+                "run it with --backend hf or vllm"
+            )
+        if st.think_budget is not None:  # budget forcing: the backends run two passes (walkrun.evaluate.forcing)
+            gen.update({"think_budget": st.think_budget, "answer_budget": st.answer_budget})
 
         if cfg.data:  # lm-eval's loader (scoring.load_dataset) must read the same folder as the plan
             tcfg["dataset_kwargs"] = {**ds_kwargs, "walkrun_data": str(cfg.data)}
@@ -172,6 +190,9 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
             "protocol": name,
             "grader": str(meta.get("grader", "math")),
         }
+        if st.think_budget is not None:
+            posthoc = protocols.get(name).posthoc if name in protocols.named() else None
+            sampling.update({"think_budget": st.think_budget, "answer_budget": st.answer_budget, "posthoc": posthoc})
         plans.append(
             TaskPlan(
                 plain,
@@ -213,7 +234,8 @@ def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
         longest = (
             p.longest_prompt if p.longest_prompt is not None else longest_prompt(p.rows, to_text, tokenizer, p.chat)
         )
-        total = longest + p.sampling["max_new_tokens"]
+        # a forced response also holds the appended cue (`</think>` + "Final Answer: ")
+        total = longest + p.sampling["max_new_tokens"] + (FORCE_SLACK if p.sampling.get("think_budget") else 0)
         if total > max_len:
             raise WalkrunError(
                 f"task {p.name}: the longest prompt is {longest} tokens and --max-new-tokens is "

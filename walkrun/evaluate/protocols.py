@@ -38,6 +38,11 @@ class Protocol:
     prompt: str | None = None
     chat: str = "auto"
     seed: str = "per-chunk"
+    # budget forcing (walkrun.evaluate.forcing): thinking capped at think_budget tokens, then the
+    # answer within answer_budget; `posthoc` names the protocol whose post-hoc curve it is drawn beside
+    think_budget: int | None = None
+    answer_budget: int | None = None
+    posthoc: str | None = None
     derived: bool = False
 
     def k_for(self, task: str) -> int | None:
@@ -58,6 +63,8 @@ class Settings:
     prompt: str
     chat: bool
     seed: str
+    think_budget: int | None = None
+    answer_budget: int | None = None
 
     @property
     def greedy(self) -> bool:
@@ -76,7 +83,19 @@ def _check_number(where: str, name: str, value: Any, low: float, high: float | N
 
 
 def _protocol(name: str, spec: dict, where: str) -> Protocol:
-    unknown = set(spec) - {"description", "k", "temperature", "top_p", "max_new_tokens", "prompt", "chat", "seed"}
+    unknown = set(spec) - {
+        "description",
+        "k",
+        "temperature",
+        "top_p",
+        "max_new_tokens",
+        "prompt",
+        "chat",
+        "seed",
+        "think_budget",
+        "answer_budget",
+        "posthoc",
+    }
     if unknown:
         raise WalkrunError(f"{where}: protocol {name!r} has unknown fields {', '.join(sorted(unknown))}")
     k = spec.get("k")
@@ -89,6 +108,12 @@ def _protocol(name: str, spec: dict, where: str) -> Protocol:
     _check_number(where, "temperature", spec.get("temperature"), 0)
     _check_number(where, "top_p", spec.get("top_p"), 0, 1)
     _check_number(where, "max_new_tokens", spec.get("max_new_tokens"), 1, integer=True)
+    _check_number(where, "think_budget", spec.get("think_budget"), 1, integer=True)
+    _check_number(where, "answer_budget", spec.get("answer_budget"), 1, integer=True)
+    if (spec.get("think_budget") is None) != (spec.get("answer_budget") is None):
+        raise WalkrunError(f"{where}: protocol {name!r}: budget forcing needs both think_budget and answer_budget")
+    if spec.get("think_budget") is not None and spec.get("max_new_tokens") is not None:
+        raise WalkrunError(f"{where}: protocol {name!r}: a forced protocol's budget is think_budget + answer_budget")
     chat = str(spec.get("chat") or "auto")
     seed = str(spec.get("seed") or "per-chunk")
     if chat not in CHAT_MODES:
@@ -106,6 +131,9 @@ def _protocol(name: str, spec: dict, where: str) -> Protocol:
         prompt=spec.get("prompt"),
         chat=chat,
         seed=seed,
+        think_budget=None if spec.get("think_budget") is None else int(spec["think_budget"]),
+        answer_budget=None if spec.get("answer_budget") is None else int(spec["answer_budget"]),
+        posthoc=None if spec.get("posthoc") is None else str(spec["posthoc"]),
     )
 
 
@@ -120,11 +148,14 @@ def _load(path: str = str(PROTOCOLS_FILE)) -> tuple[dict[str, Protocol], dict[st
     sweeps: dict[str, tuple[str, ...]] = {}
     for name, spec in (raw.get("sweeps") or {}).items():
         members = []
-        for t in spec["temperatures"]:
-            member = str(spec["name"]).format(temperature=float(t))
+        # a sweep varies one setting: temperature (Fatemi et al.) or the forced thinking budget (s1)
+        axis = "think_budget" if "think_budgets" in spec else "temperature"
+        for v in spec["think_budgets" if axis == "think_budget" else "temperatures"]:
+            value = int(v) if axis == "think_budget" else float(v)
+            member = str(spec["name"]).format(**{axis: value})
             base = dict(spec.get("base") or {})
-            base.update({"temperature": float(t), "description": f"{spec.get('description', name)}: T {t}"})
-            if float(t) == 0:
+            base.update({axis: value, "description": f"{spec.get('description', name)}: {axis} {v}"})
+            if axis == "temperature" and value == 0:
                 base.update({"k": 1, "top_p": 1.0})  # k greedy responses would all be the same
             named[member] = _protocol(member, base, path)
             members.append(member)
@@ -205,9 +236,22 @@ def resolve(protocol: Protocol, task: str, task_defaults: dict, budget) -> Setti
     if temperature <= 0:
         temperature, top_p = 0.0, 1.0
     chat = bool(task_defaults.get("chat")) and protocol.chat != "never"
-    max_new = protocol.max_new_tokens or task_defaults.get("max_new_tokens") or budget(chat)
+    if protocol.think_budget is not None and protocol.answer_budget is not None:
+        max_new = protocol.think_budget + protocol.answer_budget  # forced: thinking, then the answer
+    else:
+        max_new = protocol.max_new_tokens or task_defaults.get("max_new_tokens") or budget(chat)
     prompt = protocol.prompt or str(task_defaults.get("prompt") or "")
-    return Settings(int(k), float(temperature), float(top_p), int(max_new), prompt, chat, protocol.seed)
+    return Settings(
+        int(k),
+        float(temperature),
+        float(top_p),
+        int(max_new),
+        prompt,
+        chat,
+        protocol.seed,
+        protocol.think_budget,
+        protocol.answer_budget,
+    )
 
 
 def identify(requested: Protocol, task: str, settings: Settings, task_defaults: dict, budget) -> str:
@@ -251,6 +295,8 @@ def describe() -> list[dict]:
                 "prompt": p.prompt,
                 "chat": p.chat,
                 "seed": p.seed,
+                "think_budget": p.think_budget,
+                "answer_budget": p.answer_budget,
             }
         )
     return out

@@ -26,7 +26,7 @@ from pathlib import Path
 from walkrun import grading
 from walkrun.db import evaluations, leases, records
 from walkrun.db.evaluations import CheckpointRef, Evaluation, Finished, Held, Request
-from walkrun.evaluate import outcome, protocols, report, scoring
+from walkrun.evaluate import endpoint, outcome, protocols, report, scoring
 from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.failures import engine_died, failure_reason
 from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, engine_context, load_lm
@@ -132,6 +132,12 @@ def run_plan(
             pass  # the database itself failed: the run stays "running", and a re-run resumes it the same
         if engine_died(e):  # an expected failure: one line, not vLLM's traceback
             raise WalkrunError(f"{plan.name}: {reason}") from e
+        if cfg.endpoint:
+            if endpoint.request_failed(e):  # the server went away or kept failing: one line too
+                raise WalkrunError(
+                    f"{plan.name}: the endpoint failed after {cfg.max_retries} attempts per request ({reason[:300]}); "
+                    "the finished problems are stored, the same command resumes"
+                ) from e
         raise
     finally:
         if lm is not None:
@@ -188,7 +194,11 @@ def prepare(cfg: EvalConfig):
     tm = task_manager()
     for t in cfg.tasks:  # names first: the cheapest check
         resolve_task(t, tm)
-    source, mconfig, tokenizer = check_model(cfg.model)
+    if cfg.endpoint:
+        source, mconfig = endpoint.check(cfg.endpoint, cfg.model, cfg.api_key_env)
+        tokenizer = check_model(cfg.tokenizer)[2] if cfg.tokenizer else None  # the served model's, if given
+    else:
+        source, mconfig, tokenizer = check_model(cfg.model)
     plans = plan_tasks(cfg, tm, tokenizer, context_length(mconfig, tokenizer))
     return source, mconfig, tokenizer, plans, tm
 
@@ -203,8 +213,8 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
         return [o for m in members for o in evaluate(replace(cfg, protocol=m), on_chunk=on_chunk, log=log)]
     source, mconfig, tokenizer, plans, tm = prepare(cfg)
     context = context_length(mconfig, tokenizer)
-    need = check_prompt_lengths(plans, tokenizer, context)
-    engine_len = engine_context(cfg, need, context)
+    need = check_prompt_lengths(plans, tokenizer, context) if tokenizer is not None else 0
+    engine_len = engine_context(cfg, need, context) if cfg.backend == "vllm" else context
     records.check_db(cfg.db)
     bversion = backend_version(cfg.backend)
     ref = checkpoint_ref(cfg, source)
@@ -246,7 +256,11 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                     import torch  # heavy: torch
 
                     torch.set_num_threads(cfg.threads)
-                lm = load_lm(cfg, source, max_model_len=engine_len)
+                lm = (
+                    endpoint.load(cfg, tokenizer, think_opened=any(p.think_opened for p in plans))
+                    if cfg.endpoint
+                    else load_lm(cfg, source, max_model_len=engine_len)
+                )
             outcomes.append(run_plan(p, lm, tm, begun, cfg, on_chunk=on_chunk))
         for o in outcomes:
             warning = report.truncation_warning(o.plan, o.summary)
@@ -254,6 +268,8 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                 log(warning)
         return outcomes
     finally:
+        if cfg.endpoint and lm is not None:
+            log(endpoint.stats_line(cfg.endpoint, lm.stats))
         keeper.close()
         close_lm(lm)
 

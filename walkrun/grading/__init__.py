@@ -54,5 +54,6 @@ __all__ = [
     "prompt_opens_think",
     "shutdown",
     "template_opens_think",
+    "think",  # the think/answer split of generated token ids (a module)
     "think_unclosed",
 ]

@@ -10,6 +10,7 @@ import re
 
 _THINK_OPEN = "<think>"
 _THINK_END = "</think>"
+THINK_TAGS = (_THINK_OPEN, _THINK_END)  # for `walkrun.grading.think`, which splits a response at them
 BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 UNCLOSED_THINK = "the reasoning block never closed (no </think>): no final answer"

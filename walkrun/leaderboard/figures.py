@@ -286,12 +286,16 @@ def budget_figure(rows: list[dict], task: str, protocol: str | None, colors: dic
                 },
             }
         )
+    traces += forced_traces(rows, task, protocol, pts, colors)
     return {
         "data": traces,
         "layout": {
             "title": {"text": f"{esc(task)}: accuracy at a token budget"},
             "xaxis": {
-                "title": {"text": "token budget B (samples longer than B count as unanswered)"},
+                "title": {
+                    "text": "token budget B (lines: samples longer than B count as unanswered; "
+                    "markers: thinking forced to stop at B)"
+                },
                 # log spacing only pays off over a wide range (256 .. 32k); short budgets read better linear
                 "type": "log" if top > 2048 else "linear",
             },
@@ -303,3 +307,37 @@ def budget_figure(rows: list[dict], task: str, protocol: str | None, colors: dic
         },
         "n_curves": len(traces),
     }
+
+
+def forced_traces(
+    rows: list[dict], task: str, protocol: str | None, curves: list[dict], colors: dict[str, str]
+) -> list:
+    """Beside each checkpoint's post-hoc curve, its accuracy under budget forcing at each B (the
+    evaluations whose `posthoc` protocol is this one), one marker line per checkpoint."""
+    base = (protocol or "").split("+")[0]  # a derived protocol (greedy+max_new_tokens=256) samples as its base
+    by_ckpt: dict = {}
+    for r in rows:
+        b = r.get("think_budget")
+        if b and r.get("posthoc") == base and r.get("task") == task and _finite(r.get("accuracy")):
+            by_ckpt.setdefault(r.get("checkpoint_id"), []).append((int(b), r))
+    shown = {r.get("checkpoint_id"): r for r in curves}
+    out = []
+    for ckpt, points in sorted(by_ckpt.items(), key=lambda kv: str(kv[0])):
+        points.sort(key=lambda br: br[0])
+        ref = shown.get(ckpt, points[0][1])
+        run = ref.get("training_run") or NO_RUN
+        out.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"{esc(ref.get('model'))} (forced)",
+                "x": [b for b, _ in points],
+                "y": [r["accuracy"] for _, r in points],
+                "customdata": [ckpt] * len(points),
+                "hovertemplate": f"{esc(ref.get('model'))}<br>thinking forced to stop at %{{x}}: pass@1 %{{y:.3f}}"
+                "<extra></extra>",
+                "line": {"width": 1, "dash": "dash", "color": colors.get(run, PALETTE[0])},
+                "marker": {"symbol": "diamond", "size": 8},
+            }
+        )
+    return out
