@@ -20,12 +20,32 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--vllm-bf16-check",
+        choices=("run", "fail"),
+        default="run",
+        help="run: walkrun checks whether vLLM's bf16 CPU kernels run here (once per session); "
+        "fail: record a failed check, as on a CPU where they die, so every vLLM starts in float32",
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
-def walkrun_home(tmp_path_factory):
+def walkrun_home(tmp_path_factory, pytestconfig):
     """Keep the default SQLite DB and caches out of the user's home."""
     home = tmp_path_factory.mktemp("walkrun_home")
     old = os.environ.get("WALKRUN_HOME")
     os.environ["WALKRUN_HOME"] = str(home)
+    if pytestconfig.getoption("--vllm-bf16-check") == "fail":
+        import time
+
+        from walkrun import vllm_compat
+
+        vllm_compat.save_bf16_check(
+            vllm_compat.Bf16Check(
+                False, "forced by pytest --vllm-bf16-check=fail", vllm_compat._machine_key(), time.time()
+            )
+        )
     yield home
     if old is None:
         os.environ.pop("WALKRUN_HOME", None)

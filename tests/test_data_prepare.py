@@ -62,6 +62,11 @@ def prepared(tmp_path_factory, bench):
             "answer": "\\frac{2",
         },
         {"id": "p-dup", "problem": deepscaler[0]["problem"] + "  ", "answer": deepscaler[0]["answer"]},
+        # the same problem twice with different golds: both dropped; equal golds written differently: kept
+        {"id": "p-conflict-a", "problem": "How many sides does a fresh polygon number 4411 have?", "answer": "7"},
+        {"id": "p-conflict-b", "problem": "How many sides does a fresh polygon number 4411 have?", "answer": "8"},
+        {"id": "p-same-a", "problem": "What fraction of a fresh pie number 5521 is left?", "answer": "1/2"},
+        {"id": "p-same-b", "problem": "What fraction of a fresh pie number 5521 is left?", "answer": "\\frac{1}{2}"},
     ]
     src = root / "mixed.jsonl"
     rows = deepscaler[:HEAD] + math_train[:HEAD] + leaked + planted
@@ -108,6 +113,57 @@ def test_report_counts_every_row_once_with_its_reason(prepared):
         rep["decontamination"]["benchmarks"]
     )
     assert rep["decontamination"]["ngram_n"] == 8
+
+
+def test_conflicting_duplicates_are_dropped_and_counted(prepared):
+    rep = prepared["report"]
+    kept = {r["id"] for r in _jsonl(prepared["root"] / "out" / "train.jsonl")}
+    assert not {"p-conflict-a", "p-conflict-b"} & kept  # which gold is right is unknown
+    assert "p-same-a" in kept and "p-same-b" not in kept  # 1/2 and \frac{1}{2}: one answer, a plain duplicate
+    assert rep["dropped"]["conflicting"] == rep["conflicting_problems_dropped"] >= 1
+    assert rep["duplicates_with_a_different_answer"] >= 2  # both planted pairs differ in writing
+    ex = [e for e in rep["examples"]["conflicting"] if e["id"] == "p-conflict-a"]
+    if ex:  # examples are the first few
+        assert ex[0]["duplicate"] == "p-conflict-b" and ex[0]["duplicate_answer"] == "8"
+
+
+def test_rows_are_written_shuffled_with_the_seed(prepared, tmp_path):
+    from walkrun.data.prepare import prepare
+
+    out = [r["id"] for r in _jsonl(prepared["root"] / "out" / "train.jsonl")]
+    src = [r["id"] for r in _jsonl(prepared["src"])]
+    assert sorted(out, key=src.index) != out  # not in source order
+    first = [r for r in out[: len(out) // 3] if r.startswith("math")]  # MATH rows come last in the source
+    assert first, "a prefix of the shuffled file holds rows of every source"
+    prepare(tmp_path / "s1", sources=[str(prepared["src"])], seed=1)
+    other = [r["id"] for r in _jsonl(tmp_path / "s1" / "train.jsonl")]
+    assert sorted(other) == sorted(out) and other != out
+    assert prepared["report"]["shuffle_seed"] == 0
+
+
+def test_a_heldout_slice_is_kept_out_of_train_jsonl_and_read_by_the_heldout_task(prepared, tmp_path, monkeypatch):
+    from walkrun import problem_sets
+    from walkrun.data.prepare import prepare
+
+    rep = prepare(tmp_path / "h", sources=[str(prepared["src"])], heldout=20)
+    train = [r["id"] for r in _jsonl(tmp_path / "h" / "train.jsonl")]
+    held = [r["id"] for r in _jsonl(tmp_path / "h" / "heldout.jsonl")]
+    full = [r["id"] for r in _jsonl(prepared["root"] / "out" / "train.jsonl")]
+    assert len(held) == rep["heldout_rows"] == 20 and not set(held) & set(train)
+    assert held + train == full  # the first 20 of the same shuffle
+    assert rep["rows_in"] == rep["rows_out"] + rep["heldout_rows"] + sum(rep["dropped"].values())
+    monkeypatch.setenv("WALKRUN_HELDOUT", str(tmp_path / "h" / "heldout.jsonl"))
+    assert [r["id"] for r in problem_sets.load("heldout")] == held
+    monkeypatch.setenv("WALKRUN_HELDOUT", str(tmp_path / "none.jsonl"))
+    with pytest.raises(WalkrunError, match="--heldout 500"):
+        problem_sets.load("heldout")
+
+
+def test_report_gives_the_any_shared_ngram_count_beside_the_half_overlap_rule(prepared):
+    rep = prepared["report"]
+    assert rep["kept_sharing_any_ngram"] == sum(rep["kept_sharing_any_ngram_by_benchmark"].values())
+    assert rep["kept_sharing_any_ngram"] > 0  # stock phrases: shared, but not half a benchmark problem
+    assert "any_shared" in rep["decontamination"]
 
 
 def test_renumbered_copy_is_an_ngram_hit_not_an_exact_one(bench):

@@ -88,9 +88,9 @@ def coerce(name: str, value: Any, tp: Any) -> Any:
                 return [coerce(name, v, args[0]) for v in value]
         elif origin is dict:
             if isinstance(value, str):
-                value = yaml.safe_load(value)
+                value = yaml.safe_load(value) if value.strip() else {}
             if isinstance(value, dict):
-                return {str(k): str(v) for k, v in value.items()}
+                return {str(k): coerce(f"{name}.{k}", v, args[1]) for k, v in value.items()}
     except (TypeError, ValueError, yaml.YAMLError):
         pass
     shown = getattr(tp, "__name__", str(tp))
@@ -113,14 +113,36 @@ def typed_values(cls: type, data: Mapping[str, Any], where: str, exclude: Iterab
 
 
 def parse_sets(cls: type, sets: Iterable[str] | None, exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """`["key=value", ...]` -> {key: typed value}."""
-    pairs = {}
+    """`["key=value", ...]` -> {key: typed value}. For a dict field, `key.sub=value` sets one
+    entry (merged over the preset's by `build` and `merge_layer`)."""
+    pairs: dict[str, Any] = {}
+    hints = field_types(cls)
     for item in sets or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise WalkrunError(f"--set {item!r}: expected key=value, e.g. --set seed=1")
-        pairs[key.strip()] = value
+        head, dot, sub = key.partition(".")
+        if dot and head in hints and typing.get_origin(_optional_inner(hints[head])[1]) is dict:
+            if not sub:
+                raise WalkrunError(f"--set {item!r}: expected {head}.NAME=value")
+            entry = pairs.setdefault(head, {})
+            if not isinstance(entry, dict):
+                raise WalkrunError(f"--set {item!r}: {head} is also set as a whole")
+            entry[sub] = value
+        else:
+            pairs[key] = value
     return typed_values(cls, pairs, "--set", exclude)
+
+
+def merge_layer(values: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """Apply one layer of typed values over `values`: a dict value updates the dict it lands on
+    (so `--set params.alpha=0.1` keeps the preset's other entries), anything else replaces."""
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -141,7 +163,7 @@ def build(cls: type[T], *layers: Mapping[str, Any], where: str = "config") -> T:
     """`cls(**values)` with the layers' values (later ones win), each coerced to its field's type."""
     values: dict[str, Any] = {}
     for layer in layers:
-        values.update(typed_values(cls, layer, where))
+        merge_layer(values, typed_values(cls, layer, where))
     return cls(**values)
 
 
@@ -263,7 +285,7 @@ def _common(preset: bool) -> list[inspect.Parameter]:
 def _build_checked(cls: Any, layers: list[Mapping[str, Any]], where: str) -> Any:
     values: dict[str, Any] = {}
     for layer in layers:
-        values.update(layer)
+        merge_layer(values, layer)
     missing = [
         f.name
         for f in dataclasses.fields(cls)

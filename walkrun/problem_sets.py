@@ -64,6 +64,15 @@ BENCHMARKS: dict[str, Benchmark] = {
             format_row="walkrun.evaluate.choice:format_row",
         ),
         Benchmark(
+            "heldout",
+            "",
+            "",
+            "",
+            "Held-out slice of the training prompt set (walkrun data prepare --heldout N)",
+            notes="not a published benchmark: for the gate to select on (walkrun.data.heldout)",
+            rows="walkrun.data.heldout:rows",
+        ),
+        Benchmark(
             "synthetic",
             "",
             "",

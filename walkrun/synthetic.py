@@ -1,24 +1,47 @@
 """Synthetic running-sum task for tiny models: data, a character tokenizer, a ~199k-param Qwen2.
 
-The task: the prompt is `3+5+8+2=`; a
-concise completion is `3+5=8;8+8=16;16+2=18;\\boxed{18}` then `<eos>`. The verbose style adds a
-redundant re-check after a step (`3+5=8;r3+5=8;...`). The SFT demonstrator is noisy (each
-step is off by 1 or 2 with probability 0.15 and the chain continues from the wrong value),
-so a trained model is right about 55-65 % of the time when sampled at T=1 while its greedy
-output is nearly always right: RL here sharpens the sampling distribution, and the metric
-that shows it is sampled pass@1 at T=1, reported beside greedy accuracy.
+The task. The prompt is `3+5+8+2=` (3-6 digits, 1-9); a worked completion adds one term at a time and
+boxes the sum, `3+5=8;8+8=16;16+2=18;\\boxed{18}`, then `<eos>`. The answer is boxed so that
+`walkrun.grading` (math-verify, boxed answer first) grades it like any benchmark (`\\boxed{` is
+one token). A problem's difficulty is its number of carries (`carries`).
 
-The answer is written `\\boxed{N}` so `walkrun.grading` (math-verify, boxed answer first)
-grades it like any benchmark; a `#N` ending would not work: math-verify ignores it and
-grades the last equation instead. `\\boxed{` is one token, so a completion is one token
-longer than the `#N` form of the notes.
+A toy where verbosity has a use and a price. The SFT demonstrator (`demonstration`) slips where
+a person would: on a *hard step*, a carry past a multiple of ten once the sum has two digits
+(16+7=23; a problem's first carry, 8+8=16, is easy), its first attempt is off by 1 or 2 with
+probability SLIP = 0.3; every other step is right. It may re-check a step (`16+7=22;r16+7=23`):
+a re-check confirms a right value and catches a slip with probability CATCH = 0.85, and the chain
+goes on from the re-checked value. Per example the demonstrator re-checks each step with a
+probability drawn from {.5, .75, 1} (mix `v3`), and 15 % of its examples answer at once
+(`\\boxed{18}`, right: the model, not the data, is what fails them). So re-checks pay on
+carry-heavy sums and are wasted on the rest; direct answers are the cheapest and worst path.
+
+The SFT model of `walkrun demo` (seed 0, 1000 steps), 200 held-out problems x 4 samples at T=1,
+made to write each way by `python -m walkrun.lab.toy` (accuracy / mean tokens):
+
+    style                   all          0-1 carries (93)   2 carries (81)   3+ carries (26)
+    as it likes             0.771 / 45.1  0.911 / 34.2       0.670 / 51.3     0.587 / 63.9
+    re-check every step     0.863 / 58.6  0.989 / 44.9       0.796 / 66.8     0.615 / 81.4
+    never re-check          0.790 / 30.1  0.966 / 23.2       0.691 / 34.0     0.462 / 41.2
+    direct answer           0.430 /  5.0  0.548 /  4.9       0.333 /  5.0     0.288 /  5.6
+
+(no sample reached the 96-token cap). Re-checks buy 10-15 points on sums with two or more
+carries and nothing below that, at twice the tokens; the other seeds look alike (seed 1:
+0.892 / 58.5 re-checking every step, 0.739 / 30.3 never). Correctness alone therefore
+rewards re-checking (stage 1 grows length: 44 -> 56 tokens in the demo), a length term rewards
+dropping them, and once RL has sharpened the hard steps the plain chain (~30 tokens, half the
+verbose length) is as accurate as the re-checked one: the shortest accurate policy, which
+stage 2 reaches while the control, without the length term, keeps re-checking.
+
+Accuracy means sampled pass@1 at T=1: greedy decoding of the SFT model is already near 100 %
+(its slips are sampled, not argmax), so RL here sharpens the sampling distribution and the
+metric that shows it is pass@1 at T=1, reported beside greedy accuracy.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +55,25 @@ TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
 _PIECES = re.compile(r"\\boxed\{|.", re.S)
 
 MAX_POSITIONS = 128  # prompt <= 12 tokens + completion <= 96: room to spare
-MAX_NEW_TOKENS = 96
-NOISE_P = 0.15
+MAX_NEW_TOKENS = 96  # a completion that re-checks every step of a 6-term sum is at most ~87 tokens
 MIN_TERMS, MAX_TERMS = 3, 6
 
-# Verbosity mixes of the SFT data. v2 (recommended): re-check probability q per
-# example from {.5, .75, 1} and 10 % direct answers, so verbose is the majority style and
-# the only short mode is worse (a direct answer gets the same noise and is hard to learn).
+# The demonstrator (see the module docstring): where it errs, and how its re-checks catch errors.
+SLIP = 0.2  # P(a first attempt at a hard step is off by 1 or 2); every other step is right
+CATCH = 0.85  # P(a re-check after a wrong first attempt writes the right value; else it copies the error)
+NOISE_OFFSETS = (-2, -1, 1, 2)
+
+# Verbosity mixes of the SFT data: per example, the probability of a re-check after each step is
+# drawn from `recheck`, and a share `direct` of examples answer at once (`\\boxed{N}`, right).
 MIXES: dict[str, dict[str, Any]] = {
-    "v1": {"recheck": (0.0, 0.3, 0.7, 1.0), "direct": 0.0},
-    "v2": {"recheck": (0.5, 0.75, 1.0), "direct": 0.10},
-    # The shortcut toy: as v2 but 30 % direct answers, and those are noise-free. A direct answer
-    # skips the work: a tiny model computes a short sum in one token far more reliably than a
-    # long one, so a length reward that pays for brevity whatever the group's accuracy can trade
-    # hard-problem accuracy for length. "shortcut-noisy" keeps v2's noisy direct answers.
-    "shortcut": {"recheck": (0.5, 0.75, 1.0), "direct": 0.30, "direct_noise": 0.0},
-    "shortcut-noisy": {"recheck": (0.5, 0.75, 1.0), "direct": 0.30},
+    "v3": {"recheck": (0.5, 0.75, 1.0), "direct": 0.15},
 }
+DEFAULT_MIX = "v3"
 
 # Held-out evaluation problems: fixed by this seed, never used for SFT or RL prompts.
 EVAL_SEED = 20240521
 EVAL_SIZE = 500
-TASK_VERSION = "1"
+TASK_VERSION = "2"  # 2: carry-step noise and correcting re-checks (1: uniform noise, copying re-checks)
 PROMPT_TEMPLATE = "{problem}"  # the problem already ends with "="; no chat template, no system text
 
 # For chat endpoints (vLLM serving): the last user message, spaces dropped, "=" appended if missing.
@@ -69,7 +89,9 @@ CHAT_TEMPLATE = (
 
 
 def random_terms(rng: random.Random) -> list[int]:
-    return [rng.randint(0, 9) for _ in range(rng.randint(MIN_TERMS, MAX_TERMS))]
+    # Digits 1-9: a +0 step is a step a concise policy may rightly skip, and learning to skip it
+    # spread, under a length reward, into skipping terms that count.
+    return [rng.randint(1, 9) for _ in range(rng.randint(MIN_TERMS, MAX_TERMS))]
 
 
 def prompt_of(terms: list[int]) -> str:
@@ -84,37 +106,65 @@ def terms_of(prompt: str) -> list[int]:
     return [int(t) for t in prompt.rstrip("=").split("+")]
 
 
-def _noisy(value: int, rng: random.Random, noise_p: float) -> int:
-    if rng.random() >= noise_p:
-        return value
-    d = rng.choice((-2, -1, 1, 2))
+def is_carry(acc: int, term: int) -> bool:
+    """Whether adding `term` to the running sum `acc` carries into the tens (8+8, 16+7; not 16+2)."""
+    return acc % 10 + term >= 10
+
+
+def is_hard(acc: int, term: int) -> bool:
+    """A hard step: a carry past a multiple of ten once the sum has two digits (16+7=23, not 8+8=16).
+    The first carry of a problem is never hard, every later one is."""
+    return acc >= 10 and is_carry(acc, term)
+
+
+def carries(terms: list[int]) -> int:
+    """The problem's difficulty: how many of its steps carry (hard steps = carries - 1, if any)."""
+    acc, n = terms[0], 0
+    for t in terms[1:]:
+        n += is_carry(acc, t)
+        acc += t
+    return n
+
+
+def _off(value: int, rng: random.Random) -> int:
+    d = rng.choice(NOISE_OFFSETS)
     return value + d if value + d >= 0 else value - d  # no minus sign in the vocabulary
 
 
 def demonstration(
-    terms: list[int], rng: random.Random, recheck: float, direct: bool = False, noise_p: float = NOISE_P
+    terms: list[int],
+    rng: random.Random,
+    recheck: float,
+    direct: bool = False,
+    slip: float = SLIP,
+    catch: float = CATCH,
 ) -> str:
     """One demonstrator completion (no eos). `recheck`: probability of a re-check after each step.
 
-    A direct answer runs the same noisy chain silently, so it is wrong as often as a worked one
-    would be; with fewer tokens to condition on it is also harder for the model to learn.
+    A first attempt at a hard step (`is_hard`) is off by 1 or 2 with probability `slip`. A re-check
+    (`r8+8=16`) re-does the step: it confirms a right value, and after a wrong one writes the right
+    value with probability `catch` (else it copies the error); the chain continues from the
+    re-check's value. A direct answer is the right sum with no steps.
     """
+    if direct:
+        return f"{BOX}{sum(terms)}}}"
     acc = terms[0]
     steps = []
     for t in terms[1:]:
-        value = _noisy(acc + t, rng, noise_p)
-        step = f"{acc}+{t}={value}"
-        steps.append(step)
+        right = acc + t
+        value = _off(right, rng) if is_hard(acc, t) and rng.random() < slip else right
+        steps.append(f"{acc}+{t}={value}")
         if rng.random() < recheck:
-            steps.append("r" + step)
+            if value != right and rng.random() < catch:
+                value = right
+            steps.append(f"r{acc}+{t}={value}")
         acc = value
-    final = f"{BOX}{acc}}}"
-    return final if direct else ";".join(steps) + ";" + final
+    return ";".join(steps) + f";{BOX}{acc}}}"
 
 
 def concise_solution(terms: list[int]) -> str:
-    """The shortest correct worked completion (what stage 2 should converge to)."""
-    return demonstration(terms, random.Random(0), recheck=0.0, noise_p=0.0)
+    """The shortest correct worked completion: every step right, no re-checks."""
+    return demonstration(terms, random.Random(0), recheck=0.0, slip=0.0)
 
 
 def _eval_problems() -> list[list[int]]:
@@ -145,7 +195,8 @@ def held_out_prompts() -> frozenset[str]:
 
 
 def eval_rows(limit: int | None = None) -> list[dict]:
-    """The held-out evaluation set as benchmark rows `{id, problem, answer, source, n_terms}`.
+    """The held-out evaluation set as benchmark rows `{id, problem, answer, source, n_terms, carries, level}`
+    (level = carries, the field the results DB stores per problem).
 
     Deterministic (fixed seed), at most EVAL_SIZE rows; the prompt to send is
     `PROMPT_TEMPLATE.format(problem=row["problem"])`, i.e. the problem itself, without a chat
@@ -159,6 +210,8 @@ def eval_rows(limit: int | None = None) -> list[dict]:
             "answer": answer_of(t),
             "source": "walkrun synthetic running sums",
             "n_terms": len(t),
+            "carries": carries(t),
+            "level": carries(t),  # the difficulty level the results DB and the checkpoint page group by
         }
         for i, t in enumerate(_eval_set()[:n])
     ]
@@ -173,13 +226,12 @@ def train_terms(rng: random.Random) -> Iterator[list[int]]:
             yield t
 
 
-def sft_example(terms: list[int], rng: random.Random, mix: str = "v2") -> tuple[str, str]:
+def sft_example(terms: list[int], rng: random.Random, mix: str = DEFAULT_MIX) -> tuple[str, str]:
     """(prompt, completion) from the demonstrator under a verbosity mix (see MIXES)."""
     spec = MIXES[mix]
     direct = rng.random() < spec["direct"]
     q = rng.choice(spec["recheck"])
-    noise = spec.get("direct_noise", NOISE_P) if direct else NOISE_P
-    return prompt_of(terms), demonstration(terms, rng, recheck=q, direct=direct, noise_p=noise)
+    return prompt_of(terms), demonstration(terms, rng, recheck=q, direct=direct)
 
 
 def rl_rows(n: int, seed: int = 0) -> list[dict]:
@@ -269,9 +321,12 @@ def generate(
     temperature: float = 1.0,
     max_new_tokens: int = MAX_NEW_TOKENS,
     batch_size: int = 256,
+    allowed: Callable[[list[int]], list[int] | None] | None = None,
 ) -> list[tuple[str, int, bool]]:
     """Sample `k` completions per prompt (greedy when temperature == 0; then k must be 1).
 
+    `allowed(ids so far)` may restrict the next token to a list of ids (None: any), through
+    transformers' `prefix_allowed_tokens_fn`; `walkrun.lab.toy` uses it to impose a style.
     Returns (text, n_tokens incl. eos, truncated) per completion, prompt-major (p0s0, p0s1, ...).
     """
     import torch
@@ -289,6 +344,13 @@ def generate(
                 kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0, num_return_sequences=k)
             else:
                 kwargs.update(do_sample=False)
+            if allowed is not None:
+                width, every = enc["input_ids"].shape[1], list(range(len(tok)))
+
+                def prefix_allowed(_, ids, width=width, every=every):
+                    return allowed(ids[width:].tolist()) or every
+
+                kwargs["prefix_allowed_tokens_fn"] = prefix_allowed
             with torch.no_grad():
                 seqs = model.generate(**enc, **kwargs)
             gen = seqs[:, enc["input_ids"].shape[1] :]

@@ -114,12 +114,34 @@ def test_aggregates_of_one_run_match_hand_computed_values(filled):
     assert r["mean_tokens"] == pytest.approx(1450 / 12)
     assert r["median_tokens"] == pytest.approx(80)
     assert r["mean_tokens_correct"] == pytest.approx((100 + 50 + 60) / 3)
-    assert r["mean_tokens_wrong"] == pytest.approx((1450 - 210) / 9)
+    # wrong answers only: the two cut samples, the parse error and the unanswered one are not wrong answers
+    assert r["mean_tokens_wrong"] == pytest.approx((200 + 100 + 140 + 10 + 20) / 5)
+    assert r["outcomes"] == {"correct": 3, "wrong": 5, "cut": 2, "no_answer": 1, "grading_failed": 1}
+    assert (r["wrong_rate"], r["unanswered_rate"]) == (pytest.approx(5 / 12), pytest.approx(1 / 12))
+    assert r["auc_oaa"] is None and r["auc_t_max"] is None  # no budget recorded for this evaluation
     assert r["truncation_rate"] == pytest.approx(2 / 12)
     assert r["no_answer_rate"] == pytest.approx(2 / 12)
     assert r["error_rate"] == pytest.approx(1 / 12)
     assert r["grader_version"] == "g1"
     assert r["evaluated_at"] == T0 + timedelta(hours=1)
+
+
+def test_auc_is_the_normalised_area_under_the_accuracy_at_budget_curve(db_url):
+    from walkrun.db import budget
+
+    with session_scope(db_url) as s:
+        ckpt = store.get_or_create_checkpoint(s, "org/m", stage="base")
+        run = store.start_eval_run(s, ckpt, "aime24", "1", {"k": 4, "max_new_tokens": 400}, "hf", "5", "g1")
+        store.add_samples(s, run, _rows(STEP10))
+        store.finish_eval_run(s, run, "done")
+        r = queries.eval_run_summary(s, run.id)
+        curve = budget.accuracy_at_budgets(budget.run_samples(s, run.id), list(range(400)))
+    # correct: A at 100 and 50 tokens, B at 60, of 4 samples each; C none
+    by_hand = ((300 / 400 + 350 / 400) / 4 + (340 / 400) / 4 + 0) / 3
+    assert r["auc_oaa"] == pytest.approx(by_hand) and r["auc_t_max"] == 400
+    # the same area, summed over every integer budget below the cap
+    assert r["auc_oaa"] == pytest.approx(sum(curve) / 400)
+    assert r["auc_oaa"] < r["accuracy"]  # it rewards the same answers less the longer they are
 
 
 def test_majority_vote_ties_go_to_the_answer_seen_first(filled):

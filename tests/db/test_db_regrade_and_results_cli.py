@@ -91,7 +91,7 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
     r = _walkrun(sqlite_url, "results", "--json", "--task", "amc23")
     assert r.returncode == 0, r.output
     (row,) = json.loads(r.stdout)
-    assert list(row)[:11] == [
+    assert list(row)[:17] == [
         "model",
         "task",
         "protocol",
@@ -100,10 +100,17 @@ def test_results_cli_prints_aggregates_and_samples_and_regrades_by_run(sqlite_ur
         "accuracy_se",
         "accuracy_ci95",
         "pass_at_k",
+        "auc_oaa",
         "mean_tokens",
+        "mean_tokens_correct",
+        "mean_tokens_wrong",
+        "wrong_rate",
         "truncation_rate",
+        "unanswered_rate",
+        "outcomes",
         "n_samples",
     ]
+    assert sum(row["outcomes"].values()) == row["n_samples"]
     assert (row["model"], row["task"], row["k"], row["n_samples"]) == ("org/model-x", "amc23", 1, 4)
     assert row["accuracy"] == pytest.approx(0.5) and row["pass_at_k"] == {"1": pytest.approx(0.5)}
     assert row["mean_tokens"] == pytest.approx(6.5) and row["truncation_rate"] == 0.0

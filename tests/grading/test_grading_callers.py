@@ -180,6 +180,8 @@ VLLM_PROBE = textwrap.dedent(
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
     from walkrun import vllm_compat
 
+    vllm_compat.allow_amx()  # in every process (vLLM spawns its worker from this file), as walkrun's own
+
     if __name__ == "__main__":
         vllm_compat.install()
         from vllm import LLM, SamplingParams

@@ -1,37 +1,35 @@
-"""The shortcut toy's data: 30 % direct answers, noise-free in `shortcut`, noisy in `shortcut-noisy`."""
+"""`walkrun.lab.toy`: the styles it imposes on a model's completions, and its per-difficulty breakdown."""
 
 from __future__ import annotations
 
-import random
-
 from walkrun import synthetic
+from walkrun.lab.toy import breakdown, format_breakdown, style_rule
+
+BOX, R, SEMI = (synthetic.TOKEN_ID[t] for t in (synthetic.BOX, "r", ";"))
 
 
-def _direct(mix: str, n: int = 3000):
-    rng, terms = random.Random(1), synthetic.train_terms(random.Random(2))
-    out = []
-    for _ in range(n):
-        t = next(terms)
-        prompt, completion = synthetic.sft_example(t, rng, mix)
-        assert prompt == synthetic.prompt_of(t)
-        if completion.startswith(synthetic.BOX):
-            out.append((t, completion))
-    return out
+def test_styles_restrict_the_next_token_as_named():
+    step = synthetic.encode("8+8=17;")
+    assert style_rule("free") is None
+    direct = style_rule("direct")
+    assert direct([]) == [BOX] and direct(step) is None
+    no_recheck = style_rule("no-recheck")
+    assert R not in no_recheck(step) and BOX in no_recheck(step) and BOX not in no_recheck([])
+    recheck = style_rule("recheck")
+    assert recheck(step) == [R]  # a step just ended: re-check it
+    assert recheck(step + synthetic.encode("r8+8=16;")) is None  # ... once
+    assert recheck(synthetic.encode("8+8=1")) is None and BOX not in recheck([])
 
 
-def test_shortcut_mix_has_noise_free_direct_answers():
-    direct = _direct("shortcut")
-    assert 0.27 < len(direct) / 3000 < 0.33
-    assert all(c == f"{synthetic.BOX}{sum(t)}}}" for t, c in direct)
-
-
-def test_shortcut_noisy_mix_keeps_the_demonstrators_noise():
-    direct = _direct("shortcut-noisy")
-    assert 0.27 < len(direct) / 3000 < 0.33
-    wrong = sum(c != f"{synthetic.BOX}{sum(t)}}}" for t, c in direct) / len(direct)
-    # a silent noisy chain of 2-5 steps at p = 0.15 per step: about 35 % wrong on average
-    assert 0.2 < wrong < 0.5
-
-
-def test_v2_is_unchanged():
-    assert synthetic.MIXES["v2"] == {"recheck": (0.5, 0.75, 1.0), "direct": 0.10}
+def test_breakdown_reports_each_style_per_number_of_carries(tmp_path):
+    model = synthetic.build_model(tmp_path / "m", seed=0)
+    result = breakdown(str(model), n=12, k=1, max_new_tokens=12)
+    assert set(result) == {"free", "recheck", "no-recheck", "direct"}
+    carries = {r["carries"] for r in synthetic.eval_rows(12)}
+    for per in result.values():
+        assert per["all"]["samples"] == 12
+        assert sum(v["samples"] for level, v in per.items() if level != "all") == 12
+        assert {level for level in per if level != "all"} == {f"carries={min(c, 3)}{'+' * (c >= 3)}" for c in carries}
+    assert result["direct"]["all"]["direct_rate"] == 1.0  # every completion starts with \boxed{
+    assert result["no-recheck"]["all"]["rechecks"] == 0.0
+    assert "recheck" in format_breakdown(result)

@@ -8,6 +8,7 @@ import http.client
 import json
 import re
 import time
+from html import escape as html_escape
 from html import unescape
 
 import pytest
@@ -107,6 +108,12 @@ def test_every_live_page_shows_db_text_escaped(evil_server):
         text = unescape(page)
         assert any(f"{evil} thinking {evil}" in text for evil in EVIL)  # the response
         assert any(f"{evil} problem 0" in text for evil in EVIL)  # the problem id
+    status, _, analysis = evil_server.get("analysis.html")
+    assert status == 200
+    _check_page(analysis, "")
+    figures = json.dumps(json.loads(analysis.split('id="lb-figures">', 1)[1].split("</script>", 1)[0]))
+    # in the plots' JSON as Plotly-escaped text (`figures.esc`), so Plotly shows it and runs nothing
+    assert any(json.dumps(html_escape(f"{evil} model", quote=False))[1:-1] in figures for evil in EVIL)
     status, _, ablation = evil_server.get("ablation.html")
     assert status == 200
     _check_page(ablation, "")
@@ -114,7 +121,17 @@ def test_every_live_page_shows_db_text_escaped(evil_server):
 
 
 @pytest.mark.parametrize(
-    "path", ["/index.html", "/", "/static/leaderboard.js", "/healthz", "/nope", "/checkpoints/999.html"]
+    "path",
+    [
+        "/index.html",
+        "/",
+        "/static/leaderboard.js",
+        "/healthz",
+        "/nope",
+        "/checkpoints/999.html",
+        "/analysis.html",
+        "/compare/1-999.html",
+    ],
 )
 def test_every_live_response_carries_the_security_headers(evil_server, path):
     host, port = evil_server.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
@@ -145,6 +162,8 @@ def test_every_live_response_carries_the_security_headers(evil_server, path):
         "/checkpoints/..%2fx.html",
         "/checkpoints/%2e%2e%2f1.html",
         "/checkpoints/-1.html",
+        "/compare/1-..%2f2.html",
+        "/compare/-1-2.html",
         "/../../etc/passwd",
         "/%2e%2e/%2e%2e/etc/passwd",
     ],
@@ -172,13 +191,14 @@ def test_static_build_escapes_db_text_and_carries_the_csp_meta_tag(evil_db, tmp_
 
     info = build(BuildConfig(out=tmp_path / "site", db=evil_db))
     pages = sorted((tmp_path / "site").rglob("*.html"))
-    # index, ablation, one page per checkpoint and per training run (the runs' names are injections too)
-    assert info["checkpoints"] == len(EVIL) and info["runs"] > 0 and len(pages) == 2 + len(EVIL) + info["runs"]
+    # index, analysis, ablation, one page per checkpoint and per training run (the runs' names are
+    # injections too); no stage comparison, so no compare pages
+    assert info["checkpoints"] == len(EVIL) and info["runs"] > 0 and len(pages) == 3 + len(EVIL) + info["runs"]
     for p in pages:
         html = p.read_text()
         meta = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
         assert meta and "script-src 'self'" in meta.group(1) and "object-src 'none'" in meta.group(1), p
-        _check_page(html, "../" if p.parent.name in ("checkpoints", "runs") else "")
+        _check_page(html, "../" if p.parent.name in ("checkpoints", "runs", "compare") else "")
 
 
 def test_live_pages_follow_the_database_after_the_refresh_interval(tmp_path):

@@ -171,6 +171,20 @@ def test_models_endpoint_lists_each_served_name(servers):
         assert models[0].model_extra["max_model_len"] == MAX_LEN
 
 
+def _expected_dtype() -> str:
+    """bfloat16 (vLLM's default for these float32 models on CPU) where walkrun's check found vLLM's
+    bf16 kernels running here, float32 where it did not (`pytest --vllm-bf16-check=fail` forces that)."""
+    from walkrun import vllm_compat
+
+    return vllm_compat.cpu_dtype(None).dtype or "bfloat16"
+
+
+def test_servers_run_in_the_dtype_the_machine_check_chose(servers):
+    for server in servers:
+        log = Path(server.log_path).read_text(errors="replace")
+        assert f"dtype=torch.{_expected_dtype()}," in log  # vLLM's engine config line
+
+
 def test_api_key_guards_v1_but_not_health(servers):
     _, b = servers
     with pytest.raises(openai.AuthenticationError):
@@ -240,13 +254,24 @@ def test_demo_streams_both_sides_with_server_token_counts(servers, demo):
     prompt, max_tokens = "Count to ten, slowly.", 256
     before = [_generated_tokens(s) for s in servers]
     updates, final = _run(demo.url, prompt, 0.0, max_tokens, "")
-    assert final[6:] == ("### concise: concise-tiny", "### verbose: verbose-tiny")
+    # each column names its label and what it serves once (the folder's name, the URL's model)
+    assert final[6:8] == ("### concise · `tiny`", "### verbose · `verbose-tiny`")
     stats = [final[2], final[5]]
-    for st, name in zip(stats, ["concise-tiny", "verbose-tiny"]):
+    for st, name in zip(stats, ["tiny", "verbose-tiny"]):
         assert st["status"] == "done" and st["model"] == name, st
         assert 0 < st["completion_tokens"] <= max_tokens
         assert st["ttft_s"] is not None and st["total_s"] >= st["ttft_s"] and st["tokens_per_s"] > 0
     assert "tokens" in final[1] and "first token" in final[4]
+    # once both finished: how many tokens the right side used against the left
+    na, nb = (st["completion_tokens"] for st in stats)
+    if na == nb:
+        assert final[8].startswith(f"verbose and concise used the same number of tokens ({na})")
+    else:
+        word = "more" if nb > na else "fewer"
+        assert final[8].startswith(f"**verbose used {abs(100 * (nb - na) / na):.0f}% {word} tokens than concise**")
+    assert all(u[8] == "" for u in updates if "streaming" in (u[2]["status"], u[5]["status"]))
+    cut = [st["finish_reason"] == "length" for st in stats]
+    assert ("hit max tokens" in final[8]) == any(cut)
     # the counts are the servers' own: vLLM's generated-token counter moved by exactly that much
     for server, b0, st in zip(servers, before, stats):
         assert _wait_counter(server, b0 + st["completion_tokens"]) - b0 == st["completion_tokens"]
@@ -377,22 +402,28 @@ def test_browser_shows_both_answers_after_streaming(servers, demo, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(demo.url)
-            page.get_by_label("Prompt").fill("What is 17 * 23?")
+            page.get_by_label("Prompt").fill("What is 17 * 23? Put the answer in \\boxed{}.")
             page.get_by_role("button", name="Compare").click()
-            # both summaries report a token count and neither is still streaming
+            # both summaries report a token count, neither is still streaming, the token line is there
             page.wait_for_function(
                 "() => { const t = document.body.innerText;"
                 " return (t.match(/\\d+ tokens/g) || []).length >= 2 && !t.includes('streaming…')"
-                " && !t.includes('waiting for the first token'); }",
+                " && !t.includes('waiting for the first token') && / tokens (than|\\()/.test(t); }",
                 timeout=120_000,
             )
             body = page.inner_text("body")
+            # the boxed instruction is typeset by KaTeX in both chats, not shown as source
+            boxes = page.locator(".katex .boxpad").count()
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
-    assert "concise: concise-tiny" in body and "verbose: verbose-tiny" in body
+    assert "concise · tiny" in body and "verbose · verbose-tiny" in body
+    assert "concise: " not in body and "verbose: verbose" not in body  # no label repeated in a title
     assert body.count("What is 17 * 23?") >= 2  # the user turn in both chats
+    assert "\\boxed" not in body and boxes >= 2
     assert len(re.findall(r"\d+ tokens · first token [0-9.]+ s · [0-9.]+ s total", body)) == 2
+    assert re.search(r"verbose used \d+% (more|fewer) tokens than concise|used the same number of tokens", body)
+    assert '"completion_tokens"' not in body and "ttft_s" not in body  # no raw stats box
     assert shot.stat().st_size > 30_000  # a rendered page, not the "Loading…" placeholder (~7 KB)
     print(f"screenshot: {shot}")
 
@@ -535,7 +566,10 @@ def test_closing_the_demo_and_ctrl_c_stop_servers_leaving_no_processes(stack):
     assert a.proc.returncode is not None
     b.cli.send_signal(signal.SIGINT)  # Ctrl-C on `walkrun serve vllm`
     assert b.cli.wait(60) == 0
-    assert "stopping vLLM" in b.cli.stderr.read()
+    err = b.cli.stderr.read()
+    assert "stopping vLLM" in err
+    # the one line saying why float32, printed where walkrun chose it
+    assert ("starting vLLM in float32" in err) == (_expected_dtype() == "float32")
 
     def gone(pid: int) -> bool:
         try:

@@ -141,6 +141,7 @@ def test_every_launched_server_gets_a_key_kept_off_its_command_line(tmp_path, mo
 
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     monkeypatch.setenv("WALKRUN_HOME", str(tmp_path / "home"))
+    _bf16_checked(True)
     seen = []
     real_popen = subprocess.Popen
 
@@ -163,6 +164,101 @@ def test_every_launched_server_gets_a_key_kept_off_its_command_line(tmp_path, mo
     server = launch(VLLMServerConfig(model=model, log_file="-"))
     server.stop()
     assert server.api_key == "from-env" and server.key_file is None and seen[-1][1]["VLLM_API_KEY"] == "from-env"
+
+
+def _bf16_checked(ok: bool) -> None:
+    """This machine's bf16 check, as if it had run (cached in the current WALKRUN_HOME)."""
+    import time
+
+    if CPU_BUILD:
+        vllm_compat.save_bf16_check(
+            vllm_compat.Bf16Check(ok, "as the test says", vllm_compat._machine_key(), time.time())
+        )
+
+
+@pytest.mark.skipif(not CPU_BUILD, reason="the dtype decision is the CPU build's")
+def test_launch_starts_vllm_in_the_dtype_the_check_chose_unless_one_is_given(tmp_path, monkeypatch, capfd):
+    """A failed check: --dtype float32 and one line saying why (once per process); a passing one:
+    vLLM's default; a --dtype given among vLLM's flags: that one, whatever the check said."""
+    from walkrun.serve import vllm_server
+
+    monkeypatch.setenv("WALKRUN_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(vllm_compat, "_said", set())
+    seen = []
+    real_popen = subprocess.Popen
+
+    def popen(argv, env, **kw):
+        seen.append(argv)
+        return real_popen([sys.executable, "-c", "pass"], **kw)
+
+    monkeypatch.setattr(vllm_server.subprocess, "Popen", popen)
+    model = str(_model_dir(tmp_path))
+
+    def start(*extra: str):
+        server = launch(VLLMServerConfig(model=model, log_file="-", api_key="k", extra_args=list(extra)))
+        server.stop()
+        return seen[-1], server
+
+    _bf16_checked(False)
+    for _ in range(2):
+        argv, server = start()
+        assert argv[-2:] == ["--dtype", "float32"] and server.dtype == "float32"
+    notes = [ln for ln in capfd.readouterr().err.splitlines() if "float32" in ln]
+    assert len(notes) == 1 and "do not run on this machine (as the test says" in notes[0]
+    for given in (["--dtype", "bfloat16"], ["--dtype=bfloat16"]):
+        argv, server = start(*given)
+        assert argv.count("--dtype") + sum(a.startswith("--dtype=") for a in argv) == 1
+        assert server.dtype == "bfloat16"
+    _bf16_checked(True)
+    argv, server = start()
+    assert not any(a.startswith("--dtype") for a in argv) and server.dtype is None
+
+
+def test_engine_death_is_read_from_vllms_log_as_one_line():
+    """What vLLM 0.32 writes when its worker dies, in the shapes seen: the worker's exit code, or
+    "None" (read before the worker was reaped) with the faulthandler line naming the signal."""
+    from walkrun.serve.vllm_server import engine_failure_from_log
+
+    died = "(EngineCore pid=7) ERROR 12-04 [multiproc_executor.py:315] Worker proc VllmWorker-0 died unexpectedly"
+    fatal = "Fatal Python error: Illegal instruction\n\nCurrent thread 0x7f (most recent call first):\n  File ..."
+    sigill = engine_failure_from_log(f"{died} (exit code: -4), shutting down executor.\n")
+    assert sigill is not None and "\n" not in sigill
+    assert sigill.startswith("vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL")
+    assert "start it in float32 (`-- --dtype float32`)" in sigill
+    assert engine_failure_from_log(f"{fatal}\n{died} (exit code: None), shutting down executor.\n") == sigill
+    in_fp32 = engine_failure_from_log(f"{fatal}\n{died} (exit code: None)", dtype="float32")
+    assert in_fp32 is not None and "SIGILL" in in_fp32 and "--dtype float32" not in in_fp32
+    segv = engine_failure_from_log(f"{died} (exit code: -11), shutting down executor.")
+    assert segv == "vLLM's engine died: its worker (VllmWorker-0) was killed by SIGSEGV"
+    assert engine_failure_from_log(f"{died} (exit code: 1)").endswith("exited with code 1")
+    assert "EngineCore" in engine_failure_from_log("ERROR [core.py:1512] EngineCore encountered a fatal error.")
+    healthy = "INFO Application startup complete.\nINFO 127.0.0.1 - POST /v1/completions 200 OK\n"
+    assert engine_failure_from_log(healthy) is None
+
+
+def test_a_server_reads_only_its_own_lines_of_an_appended_log(tmp_path, monkeypatch):
+    """Logs are appended to (same name and port, same file): an earlier server's death is not this one's."""
+    from walkrun.serve import vllm_server
+
+    monkeypatch.setenv("WALKRUN_HOME", str(tmp_path / "home"))
+    _bf16_checked(True)
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(
+        vllm_server.subprocess, "Popen", lambda argv, env, **kw: real_popen([sys.executable, "-c", "pass"], **kw)
+    )
+    log = tmp_path / "vllm.log"
+    died = "Worker proc VllmWorker-0 died unexpectedly (exit code: -4), shutting down executor.\n"
+    log.write_text("an earlier server\n" + died)
+    server = launch(VLLMServerConfig(model=str(_model_dir(tmp_path)), api_key="k", log_file=str(log)))
+    server.proc.wait()
+    assert server.engine_failure() is None
+    assert server.exit_reason() == f"vLLM exited with code 0; log {log}"
+    with open(log, "a") as f:
+        f.write(died)
+    assert server.exit_reason() == server.engine_failure()
+    assert server.exit_reason().startswith("vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL")
+    assert server.exit_reason().endswith(f"; log {log}")
+    server.stop()
 
 
 def _asgi_status(app, path: str, headers: list | None = None, method: str = "GET") -> int:
@@ -299,6 +395,85 @@ def test_side_names_resolve_to_folder_checkpoint_or_error(tmp_path, monkeypatch)
     assert sbs_sides.resolve_model("Qwen/Qwen2.5-Math-7B", url) == "Qwen/Qwen2.5-Math-7B"
     with pytest.raises(WalkrunError, match="not a URL"):
         sbs_sides.resolve_model("no-such-checkpoint", url)
+    # the DB's record comes along: the served name and the column title are the checkpoint's name
+    model, ckpt = sbs_sides.resolve(str(folder), url)
+    assert (model, ckpt["name"], ckpt["id"]) == (str(folder.resolve()), "stage2@40", rows[0]["id"])
+    assert sbs_sides.served_name(model, ckpt) == "stage2@40"
+    assert sbs_sides.served_name(str(folder.resolve()), None) == folder.name
+    assert sbs_sides.resolve("Qwen/Qwen2.5-Math-7B", url) == ("Qwen/Qwen2.5-Math-7B", None)
+
+
+def test_column_titles_name_the_label_and_the_checkpoint_once():
+    side = sbs_sides.Side("stage 2 (L-GRPO)", "/m/s2", "http://x/v1", model="demo/stage2@step80")
+    assert side.title == "stage 2 (L-GRPO) · `demo/stage2@step80`"
+    side.checkpoint = {"id": 5, "name": "demo-seed0/stage2@step80"}
+    assert side.title == "stage 2 (L-GRPO) · `demo-seed0/stage2@step80`"
+    assert "L-GRPO" not in side.title.split("·")[1]
+    assert sbs_sides.Side("concise", "u", "http://x/v1", model="concise").title == "concise"
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("The answer is \\boxed{32}.", "The answer is \\(\\boxed{32}\\)."),
+        ("so $\\boxed{3}$ already", "so $\\boxed{3}$ already"),  # inside maths: left alone
+        ("$$x = \\boxed{1}$$ then \\boxed{2}", "$$x = \\boxed{1}$$ then \\(\\boxed{2}\\)"),
+        ("\\boxed{\\frac{1}{2}} or \\boxed{3", "\\(\\boxed{\\frac{1}{2}}\\) or \\boxed{3"),  # a cut box stays
+        ("\\boxed{\\boxed{2}}", "\\(\\boxed{\\boxed{2}}\\)"),
+        ("no maths here", "no maths here"),
+    ],
+)
+def test_boxed_answers_get_maths_delimiters_for_display(text, shown):
+    assert sbs_stream.math_for_display(text) == shown
+
+
+def test_the_chat_shows_boxed_answers_as_maths_and_the_delimiters_are_the_chatbots():
+    run = sbs_stream.SideRun(status="done", text="<think>2+2</think>The answer is \\boxed{4}.")
+    assert run.chat("q")[-1]["content"] == "<think>2+2</think>The answer is \\(\\boxed{4}\\)."
+    lefts = [d["left"] for d in sbs_stream.LATEX_DELIMITERS]
+    assert lefts.index("$$") < lefts.index("$") and "\\(" in lefts
+
+
+def test_token_comparison_once_both_sides_finish():
+    def run(n, status="done", finish="stop"):
+        return sbs_stream.SideRun(status=status, completion_tokens=n, finish_reason=finish)
+
+    labels = ["concise", "verbose"]
+    assert sbs_stream.token_comparison([run(116), run(212)], labels) == (
+        "**verbose used 83% more tokens than concise** (212 vs 116)"
+    )
+    assert sbs_stream.token_comparison([run(200), run(50)], labels).startswith("**verbose used 75% fewer tokens")
+    assert (
+        sbs_stream.token_comparison([run(40), run(40)], labels)
+        == "verbose and concise used the same number of tokens (40)"
+    )
+    assert sbs_stream.token_comparison([run(40), run(None, "streaming")], labels) == ""
+    assert sbs_stream.token_comparison([run(40), run(9, "error")], labels) == ""
+    cut = sbs_stream.token_comparison([run(100), run(256, finish="length")], labels)
+    assert cut.endswith("verbose hit max tokens, so its count is a lower bound")
+
+
+def test_stored_comparison_link_for_two_db_checkpoints(tmp_path):
+    from walkrun.serve.side_by_side import links
+
+    def side(cid):
+        return sbs_sides.Side(
+            "x", "s", "http://x/v1", checkpoint=None if cid is None else {"id": cid, "name": str(cid)}
+        )
+
+    sides = [side(3), side(7)]
+    assert links.comparison_url("http://127.0.0.1:8000/", sides) == "http://127.0.0.1:8000/compare/3-7.html"
+    assert links.comparison_url(None, sides) is None and links.comparison_line(None, sides) == ""
+    assert links.comparison_url("http://h", [side(3), side(None)]) is None
+    assert "only for two checkpoints" in links.comparison_line("http://h", [side(3), side(None)])
+    # a built site: the page of the pair, in whichever order the site holds it
+    site = tmp_path / "site"
+    (site / "compare").mkdir(parents=True)
+    assert links.comparison_url(str(site), sides) is None
+    assert "has no comparison of these two" in links.comparison_line(str(site), sides)
+    (site / "compare" / "7-3.html").write_text("<html></html>")
+    assert links.comparison_url(str(site), sides) == f"/gradio_api/file={site.resolve()}/compare/7-3.html"
+    assert links.comparison_line(str(site), sides).startswith("[Stored responses of both checkpoints")
 
 
 def test_thinking_is_folded_in_the_chatbot():
@@ -370,6 +545,33 @@ def test_cli_passes_flags_after_double_dash_to_vllm(tmp_path, monkeypatch):
     assert cfg.extra_args == ["--dtype", "float32", "--seed", "3"]
 
 
+def test_serve_demo_exits_1_naming_a_side_whose_server_died(monkeypatch):
+    """`walkrun serve demo` watches the servers it started; one that died ends it with the reason
+    (what the reason says, from a real dead engine: tests/serve/test_serve_engine_death.py)."""
+    from typer.testing import CliRunner
+
+    from walkrun.cli import app
+    from walkrun.serve.side_by_side import app as sbs_app
+
+    closed = []
+
+    class Demo:
+        url, sides = "http://127.0.0.1:1/", []
+
+        def dead_side(self):
+            return "side concise: vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL"
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(sbs_app, "launch", lambda cfg: Demo())
+    r = CliRunner().invoke(app, ["serve", "demo", "--a", "http://127.0.0.1:1/v1", "--b", "http://127.0.0.1:2/v1"])
+    assert r.exit_code == 1 and closed == [True]
+    assert r.stderr.strip().splitlines()[-1] == (
+        "walkrun: error: side concise: vLLM's engine died: its worker (VllmWorker-0) was killed by SIGILL"
+    )
+
+
 def test_swapping_a_model_onto_one_side_starts_the_new_server_before_stopping_the_old(tmp_path):
     events = []
 
@@ -392,10 +594,10 @@ def test_swapping_a_model_onto_one_side_starts_the_new_server_before_stopping_th
     ]
     folder = tmp_path / "stage2"
     side = sbs_sides.swap_side(sides, 0, str(folder), cfg, start=start)
-    assert sides[0] is side and (side.label, side.source, side.model) == ("short", str(folder), "short-stage2")
-    assert side.url == "http://127.0.0.1:9/short-stage2/v1" and sides[1].model == "y"
-    assert side.api_key == "key-of-short-stage2"  # the demo's client uses the new server's own key
-    assert events == [("start", str(folder), "short-stage2", cores_for(2)[0]), ("stop", "old")]
+    assert sides[0] is side and (side.label, side.source, side.model) == ("short", str(folder), "stage2")
+    assert side.url == "http://127.0.0.1:9/stage2/v1" and sides[1].model == "y"
+    assert side.api_key == "key-of-stage2"  # the demo's client uses the new server's own key
+    assert events == [("start", str(folder), "stage2", cores_for(2)[0]), ("stop", "old")]
 
     def broken(source, name, **kw):
         raise WalkrunError("vLLM exited during start-up")

@@ -83,6 +83,25 @@ def test_gate_picks_best_accuracy_under_the_protocol_ties_to_the_shorter(db, tmp
     assert choose_parent(db, "walk", task="synthetic").step == 10
 
 
+def test_gate_warns_when_it_selects_on_a_set_the_run_reports(db):
+    from walkrun.train.gate import choose_parent
+
+    d = choose_parent(db, "walk", task="synthetic", k=4, temperature=1.0, report_tasks=["synthetic", "aime24"])
+    assert d.warning and "selecting on synthetic, which this run also reports" in d.warning
+    assert "best of 3 and biased upward" in d.warning and d.to_dict()["warning"] == d.warning  # kept in the lineage
+    # selecting on another set than the reported ones: no warning, the same choice rule
+    other = choose_parent(db, "walk", task="math500", k=4, temperature=1.0, report_tasks=["synthetic"])
+    assert other.warning is None and other.task == "math500"
+
+
+def test_conciser_stage2_selects_on_the_heldout_slice_not_a_reported_benchmark():
+    from walkrun.train.openrlhf.config import load_config
+
+    cfg = load_config("conciser-stage2", ["parent_run=s1"])
+    assert cfg.gate_task == "heldout" and cfg.gate_task not in cfg.report_tasks
+    assert set(cfg.report_tasks) == {"aime24", "math500", "amc23", "minerva", "olympiadbench"}
+
+
 def test_gate_refuses_below_the_bar_with_the_numbers(db):
     from walkrun.train.gate import choose_parent
 

@@ -10,7 +10,7 @@ import torch
 from walkrun import run_folder, synthetic
 from walkrun.settings import WalkrunError
 from walkrun.train import local, local_trainer
-from walkrun.train.local import LocalConfig, kept_groups, load_config, make_reward
+from walkrun.train.local import LocalConfig, load_config, make_reward
 
 BOX = synthetic.BOX
 
@@ -92,52 +92,31 @@ def test_stage2_reward_refuses_groups_that_are_not_contiguous():
         )
 
 
-def test_kept_groups_drops_only_zero_variance_groups():
-    r = torch.tensor(
-        [
-            1,
-            1,
-            1,
-            1,  # all correct, stage 1: dropped
-            0,
-            1,
-            0,
-            1,  # mixed: kept
-            0,
-            0,
-            0,
-            0,  # all wrong: dropped
-            1.5,
-            1.5,
-            1.5,
-            1.5,  # all correct, equal lengths under L-GRPO: dropped
-            1.8,
-            1.7,
-            1.7,
-            1.6,  # all correct, different lengths under L-GRPO: kept
-        ],
-        dtype=torch.float32,
-    )
-    assert kept_groups(r, 4).tolist() == [False, True, False, False, True]
-    # float noise from summing shaped rewards is not variance
-    noisy = torch.tensor([1.3, 1.3 + 1e-7, 1.3, 1.3 - 1e-7])
-    assert kept_groups(noisy, 4).tolist() == [False]
-
-
-def test_dynamic_sampling_trainer_masks_the_right_groups(tmp_path):
+@pytest.mark.parametrize(
+    ("estimator", "low_high", "kept"),
+    [
+        ("group_norm", [0.0, 1.0], [False, True, False, False]),  # stage 1: mixed groups only
+        ("rloo", [0.0, 1.01], [True, True, False, True]),  # stage 2: all-wrong groups dropped
+    ],
+)
+def test_trainer_uses_walkruns_estimator_and_correctness_filter(tmp_path, estimator, low_high, kept):
     """The subclass's own rollout path with a reward that returns hand-made values per group."""
     from datasets import Dataset
     from trl import GRPOConfig
 
+    from walkrun.train.advantages import group_advantages
+
     path = synthetic.build_model(tmp_path / "m", seed=0)
     model, tok = synthetic.load(path)
     G = 4
-    per_group = [[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0], [1.5, 1.5, 1.5, 1.5], [1.8, 1.7, 1.7, 1.6]]
+    correct = [[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0], [1, 1, 1, 1]]
+    per_group = [[1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0], [1.8, 1.7, 1.7, 1.6]]
 
     def handmade(prompts, completions, **_):
         assert len(completions) == G * len(per_group)
         return [float(v) for g in per_group for v in g]
 
+    setattr(handmade, local_trainer.BATCH_ATTR, {"correct": [bool(c) for g in correct for c in g], "lengths": [5] * 16})
     args = GRPOConfig(
         output_dir=str(tmp_path / "trl"),
         use_cpu=True,
@@ -153,22 +132,23 @@ def test_dynamic_sampling_trainer_masks_the_right_groups(tmp_path):
     ds = Dataset.from_list(synthetic.rl_rows(len(per_group)))
     cls = local_trainer.trainer_class()
     trainer = cls(model=model, reward_funcs=handmade, args=args, train_dataset=ds, processing_class=tok)
+    trainer.cfg = LocalConfig(model=None, estimator=estimator, dynamic_sampling_range=low_high)
     trainer.model.train()
     inputs = [row for row in ds for _ in range(G)]
     out = trainer._generate_and_score_completions(inputs)
     rows_used = out["completion_mask"].sum(dim=1).view(-1, G)
-    kept = (rows_used > 0).all(dim=1).tolist()
-    dropped = (rows_used == 0).all(dim=1).tolist()
-    assert kept == [False, True, False, False, True]
-    assert dropped == [True, False, True, True, False]
+    assert (rows_used > 0).all(dim=1).tolist() == kept
+    assert (rows_used == 0).all(dim=1).tolist() == [not k for k in kept]
     assert int(out["num_items_in_batch"]) == int(out["completion_mask"].sum())
+    want = group_advantages(torch.tensor(per_group, dtype=torch.float32), estimator).view(-1)
+    assert torch.allclose(out["advantages"], want, atol=1e-6)
 
 
 def test_presets_load_with_overrides_and_reject_bad_values():
     s1 = load_config("local-stage1")
     s2 = load_config("local-stage2", ["rounds=3", "model=/x"])
     ctl = load_config("local-control")
-    assert (s1.lgrpo, s1.learning_rate, s1.rounds, s1.epsilon_high, s1.loss_type) == (False, 5e-4, 20, 0.28, "dapo")
+    assert (s1.lgrpo, s1.learning_rate, s1.rounds, s1.epsilon_high, s1.loss_type) == (False, 2e-4, 20, 0.28, "dapo")
     assert (s2.lgrpo, s2.learning_rate, s2.rounds, s2.model, s2.l_max) == (True, 2e-4, 3, "/x", None)
     assert (ctl.lgrpo, ctl.learning_rate, ctl.rounds) == (False, 2e-4, 40)
     assert s1.batch_size == 64 and s1.max_steps == 40

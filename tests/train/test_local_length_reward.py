@@ -33,9 +33,13 @@ def test_lgrpo_by_name_equals_the_lgrpo_switch():
 
 
 def test_ungated_pays_the_correct_rollouts_of_the_mixed_group():
-    rewards, logged = _rewards(length_reward="lgrpo-ungated", l_max=100)
+    # the filter its preset uses (drop all-wrong groups only): the statistics cover both groups
+    rewards, logged = _rewards(length_reward="lgrpo-ungated", l_max=100, dynamic_sampling_range=[0.0, 1.01])
     assert rewards == pytest.approx([1.8, 1.7, 1.6, 1.5, 1.8, 1.7, 1.6, 0.0])
     assert logged["length_term"] == pytest.approx((0.8 + 0.7 + 0.6 + 0.5) * 2 / 8 - 0.5 / 8)
+    # stage 1's filter (mixed groups only) keeps the mixed group alone, as the trainer will
+    _, mixed_only = _rewards(length_reward="lgrpo-ungated", l_max=100)
+    assert mixed_only["length_term"] == pytest.approx((0.8 + 0.7 + 0.6) / 4) and mixed_only["kept_group_rate"] == 0.5
 
 
 def test_kimi_and_thinkprune_through_the_trl_reward():
@@ -60,6 +64,39 @@ def test_config_refuses_unknown_and_conflicting_rewards():
     assert LocalConfig(model=None).length_term is None
 
 
+def test_new_rewards_through_the_trl_reward_and_the_batch_it_records():
+    # alp, budget 100: solve rate 1 and 3/4; t = -(0.05/100) * rate * L
+    alp, _ = _rewards(length_reward="alp", l_max=100)
+    assert alp[:4] == pytest.approx([1 - 0.0005 * n for n in (20, 30, 40, 50)])
+    assert alp[4:] == pytest.approx([1 - 0.000375 * n for n in (20, 30, 40)] + [-0.000375 * 50])
+    # grpo-lead: the wrong rollout gets the explicit -1 (its term is the reward itself under binary)
+    lead, _ = _rewards(length_reward="grpo-lead", l_max=100)
+    assert lead[7] == -1.0 and lead[0] > lead[1] > 1.0 > lead[2] > lead[3]
+    # drpo: no reward term; the batch it records is what the trainer reweights with
+    fn = make_reward(LocalConfig(model=None, num_generations=4, length_reward="drpo", l_max=100), end_ids={0})
+    out = fn(prompts=["1+2+3="] * 8, completions=GROUPS, completion_ids=[[0] * n for n in LENGTHS], answer=["6"] * 8)
+    assert out == [1, 1, 1, 1, 1, 1, 1, 0]
+    assert fn.walkrun_batch == {"correct": [True] * 7 + [False], "lengths": LENGTHS}
+
+
+def test_length_reward_params_reach_the_reward_and_bad_ones_are_refused():
+    base, _ = _rewards(length_reward="kimi")
+    half, _ = _rewards(length_reward="kimi", length_reward_params={"weight": 0.5})
+    assert [h - 1 for h in half[:4]] == pytest.approx([(b - 1) / 2 for b in base[:4]])
+    with pytest.raises(WalkrunError, match="no parameter 'alpha'"):
+        LocalConfig(model=None, length_reward="kimi", length_reward_params={"alpha": 1.0})
+    with pytest.raises(WalkrunError, match="no length reward"):
+        LocalConfig(model=None, length_reward_params={"alpha": 1.0})
+    cfg = load_config("local-stage2-arora-zanette", ["length_reward_params.alpha=0.4"])
+    assert cfg.length_reward_params == {"alpha": 0.4}
+
+
+def test_thinkprune_refuses_a_limit_at_the_generation_cap():
+    with pytest.raises(WalkrunError, match="must be below the generation cap"):
+        load_config("local-stage2-thinkprune", ["l_max=96"])
+    assert load_config("local-stage2-thinkprune").budget == 64
+
+
 def test_a_stage2_preset_per_reward():
     for name in length_rewards.names():
         if name in ("none", "lgrpo"):
@@ -69,3 +106,4 @@ def test_a_stage2_preset_per_reward():
     assert "local-stage2" in preset_names()
     cfg = load_config("local-stage2", ["length_reward=dapo-overlong", "lgrpo=false"])
     assert cfg.length_term == "dapo-overlong"
+    assert load_config("local-stage2-dapo-overlong").reward == "dapo"

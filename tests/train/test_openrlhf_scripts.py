@@ -145,9 +145,10 @@ def test_validator_rejects_dead_flags_and_failed_asserts(scripted):
 def test_stage1_flags_are_grpo_plus_plus(scripted):
     a = scripted["conciser-stage1"]["validation"]["args"]
     assert a["algo"]["advantage"]["estimator"] == "group_norm"
-    # paper A: 32 rollouts per prompt; one optimizer step per rollout batch
+    # paper A: 32 rollouts per prompt; DAPO's 16 optimizer steps per rollout batch, so clip-higher acts
     assert a["rollout"]["n_samples_per_prompt"] == 32
-    assert a["rollout"]["batch_size"] * 32 == a["train"]["batch_size"] == 4096
+    assert a["rollout"]["batch_size"] * 32 == 16 * a["train"]["batch_size"] == 4096
+    assert a["actor"]["lr_scheduler"] == "constant_with_warmup" and a["actor"]["lr_warmup_ratio"] == 0.04
     assert a["eval"]["n_samples_per_prompt"] == 32  # paper A's protocol: pass@1 averaged over 32 samples
     assert a["actor"]["eps_clip_low_high"] == [0.2, 0.28]
     assert a["algo"]["dynamic_filtering_enable"] is True and a["algo"]["dynamic_filtering_range"] == [0.0, 1.0]
@@ -230,8 +231,10 @@ def test_job_folder_holds_prompts_and_reward_file(scripted, prepared_data):
     job = Path(scripted["conciser-stage1"]["runtime_env"]["working_dir"])
     assert job == scripted["conciser-stage1"]["run_dir"] / "job"
     first = json.loads((job / "train.jsonl").open().readline())
-    assert first["input"][0]["role"] == "system" and "\\boxed{}" in first["input"][0]["content"]
-    assert first["input"][1]["role"] == "user" and first["label"]
+    # paper A's prompt: its R1-Zero-style template with the problem, one user message
+    (turn,) = first["input"]
+    assert turn["role"] == "user" and "A conversation between User and Assistant" in turn["content"]
+    assert "\\boxed{}" in turn["content"] and first["label"]
     # the prompts are `walkrun data prepare`'s output (DeepScaleR and MATH train), all of it
     assert sum(1 for _ in (job / "train.jsonl").open()) == prepared_data["rows_out"]
     origins = {json.loads(line)["id"].split("-")[0] for line in (job / "train.jsonl").open()}
@@ -250,7 +253,7 @@ def test_presets_are_listed_and_mark_paper_values():
         preset_names()
     )
     c = load_config("fatemi-phase2")
-    assert c.source_of("actor_lr").startswith("paper B") and c.source_kind_of("actor_lr") == "paper B script"
+    assert c.source_of("actor_lr").startswith("paper B") and c.source_kind_of("actor_lr") == "paper B code"
     assert c.source_kind_of("train_micro_batch_size") == "ours" and c.source_kind_of("top_p") == "ours"
     assert "ours" == load_config("fatemi-phase2", ["actor_lr=1e-6"]).source_of("actor_lr")
     s1 = load_config("conciser-stage1")
@@ -278,7 +281,7 @@ def test_every_config_field_has_help():
         (["pretrain=/x", "n_samples_per_prompt=lots"], "cannot use 'lots' as int"),
         (["pretrain=/x", "learning_rate=1"], "unknown field .learning_rate."),
         (["pretrain"], "expected key=value"),
-        (["pretrain=/x", "n_samples_per_prompt=8"], "must be a multiple of train_batch_size"),
+        (["pretrain=/x", "n_samples_per_prompt=3"], "must be a multiple of train_batch_size"),
     ],
 )
 def test_bad_configs_are_refused_with_a_clear_message(sets, message):
@@ -389,8 +392,8 @@ def test_explain_prints_every_value_with_its_source():
     from walkrun.train.openrlhf.explain import explain_text
 
     text = explain_text(load_config("fatemi-phase2"))
-    assert 'loss_agg_mode = "seq-mean-token-mean"  [paper B script: ' in text
-    assert "value_clip = 0.2  [paper B script: the fork's default --value_clip 0.2" in text
+    assert 'loss_agg_mode = "seq-mean-token-mean"  [paper B code: ' in text
+    assert "value_clip = 0.2  [paper B code: the fork's default --value_clip 0.2" in text
     assert "seed = 42  [ours]" in text
     s1 = explain_text(load_config("conciser-stage1"))
     assert "n_samples_per_prompt = 32  [paper A: 32 rollouts per prompt]" in s1

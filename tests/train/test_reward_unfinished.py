@@ -16,19 +16,27 @@ import pytest
 from walkrun.train.local import LocalConfig, make_reward
 from walkrun.train.openrlhf.prepare import messages
 
-# name: (response text, ends with eos, template opens <think>, binary, fatemi)
+# name: (response text, ends with eos, template opens <think>, binary, fatemi, fatemi-code)
+# dapo is binary's +1 / -1. fatemi-code (paper B's released reward) grades a cut response as if it
+# had finished and never gives -1.
 CASES = {
-    "finished_boxed_correct": ("2 + 3 = 5, so the answer is \\boxed{5}.", True, False, 1.0, 1.0),
-    "finished_boxed_wrong": ("2 + 3 = 6, so the answer is \\boxed{6}.", True, False, 0.0, -0.5),
-    "truncated_boxed_correct": ("2 + 3 = 5, so \\boxed{5}. Let me double check the", False, False, 0.0, -0.5),
-    "truncated_unboxed": ("2 + 3 = 5. So the sum is 5. Wait, let me double check the", False, False, 0.0, -1.0),
-    "unboxed_correct": ("2 + 3 = 5. The answer is 5.", True, False, 0.0, -1.0),
-    "unclosed_think": ("<think>2 + 3 = 5, so \\boxed{5}", True, False, 0.0, -1.0),
-    "closed_think_correct": ("<think>2 + 3 = 5</think> The answer is \\boxed{5}.", True, False, 1.0, 1.0),
-    "template_think_unclosed": ("2 + 3 = 5, so \\boxed{5}", True, True, 0.0, -1.0),
-    "template_think_closed": ("2 + 3 = 5.</think> The answer is \\boxed{5}.", True, True, 1.0, 1.0),
-    "hedged": ("It is \\boxed{5} or \\boxed{6}.", True, False, 0.0, -0.5),
+    "finished_boxed_correct": ("2 + 3 = 5, so the answer is \\boxed{5}.", True, False, 1.0, 1.0, 1.0),
+    "finished_boxed_wrong": ("2 + 3 = 6, so the answer is \\boxed{6}.", True, False, 0.0, -0.5, -0.5),
+    "truncated_boxed_correct": ("2 + 3 = 5, so \\boxed{5}. Let me double check the", False, False, 0.0, -0.5, 1.0),
+    "truncated_unboxed": ("2 + 3 = 5. So the sum is 5. Wait, let me double check the", False, False, 0.0, -1.0, -0.5),
+    "unboxed_correct": ("2 + 3 = 5. The answer is 5.", True, False, 0.0, -1.0, -0.5),
+    "unclosed_think": ("<think>2 + 3 = 5, so \\boxed{5}", True, False, 0.0, -1.0, -0.5),
+    "closed_think_correct": ("<think>2 + 3 = 5</think> The answer is \\boxed{5}.", True, False, 1.0, 1.0, 1.0),
+    "template_think_unclosed": ("2 + 3 = 5, so \\boxed{5}", True, True, 0.0, -1.0, -0.5),
+    "template_think_closed": ("2 + 3 = 5.</think> The answer is \\boxed{5}.", True, True, 1.0, 1.0, 1.0),
+    "hedged": ("It is \\boxed{5} or \\boxed{6}.", True, False, 0.0, -0.5, -0.5),
 }
+SCHEMES = ("binary", "fatemi", "fatemi-code", "dapo")
+
+
+def expected(case: tuple, scheme: str) -> float:
+    binary, fatemi, code = case[3:6]
+    return {"binary": binary, "fatemi": fatemi, "fatemi-code": code, "dapo": 2 * binary - 1}[scheme]
 
 
 def _run_openrlhf(rollout, tokenizer) -> dict:
@@ -41,22 +49,23 @@ def _run_openrlhf(rollout, tokenizer) -> dict:
         return await rollout(prompt, "5", text, ends)
 
     async def main():
-        outs = await asyncio.gather(*(one(t, e, o) for t, e, o, _, _ in CASES.values()))
+        outs = await asyncio.gather(*(one(t, e, o) for t, e, o, *_ in CASES.values()))
         return dict(zip(CASES, outs))
 
     return asyncio.run(main())
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("scheme", ["binary", "fatemi"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_openrlhf_reward_pays_only_finished_boxed_answers(rollout, tokenizer, monkeypatch, scheme):
     monkeypatch.setenv("WALKRUN_REWARD_SCHEME", scheme)
     outs = _run_openrlhf(rollout, tokenizer)
-    for name, (_, ends, _, binary, fatemi) in CASES.items():
+    for name, case in CASES.items():
+        ends, binary = case[1], case[3]
         out = outs[name]
         assert out["truncated"] is (not ends), name  # OpenRLHF's own view agrees with the reward's
         assert out["reward"] is not None, f"{name}: the executor swallowed an exception"
-        assert out["reward"].tolist() == [binary if scheme == "binary" else fatemi], name
+        assert out["reward"].tolist() == [expected(case, scheme)], name
         assert out["scores"].tolist() == [binary], name  # credited correctness, whatever the scheme
         assert out["extra_logs"]["truncated"].tolist() == [float(not ends)], name
     assert outs["unclosed_think"]["extra_logs"]["unclosed_think"].tolist() == [1.0]
@@ -84,13 +93,13 @@ def _trl_call(fn, cases):
     return rewards, logged
 
 
-@pytest.mark.parametrize("scheme", ["binary", "fatemi"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_trl_reward_pays_only_finished_boxed_answers(scheme):
     # the template-opened cases need the prompt side, which only the OpenRLHF path sees here
     cases = [c for c in CASES.values() if not c[2]]
     fn = make_reward(LocalConfig(model=None, num_generations=len(cases), reward=scheme), end_ids={END})
     rewards, logged = _trl_call(fn, cases)
-    assert rewards == [c[3] if scheme == "binary" else c[4] for c in cases]
+    assert rewards == [expected(c, scheme) for c in cases]
     assert logged["accuracy"] == sum(c[3] for c in cases) / len(cases)
     assert logged["truncation_rate"] == sum(not c[1] for c in cases) / len(cases)
 

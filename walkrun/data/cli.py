@@ -37,12 +37,24 @@ class PrepareOptions:
     )
     data: str | None = field(default=None, metadata={"help": "Benchmark data folder (default WALKRUN_DATA)."})
     limit: int | None = field(default=None, metadata={"help": "Read only the first N rows of each source."})
+    heldout: int = field(
+        default=0,
+        metadata={
+            "help": "Write this many of the shuffled problems to OUT/heldout.jsonl instead of train.jsonl: the "
+            "`heldout` task, for the gate to select a stage-1 checkpoint on (not a reported benchmark)."
+        },
+    )
+    seed: int = field(
+        default=0,
+        metadata={"help": "Seed of the order train.jsonl is written in (shuffled, so a prefix is a uniform sample)."},
+    )
 
 
 @data_app.command("prepare")
 @options.command(PrepareOptions)
 def prepare_cmd(opts: PrepareOptions) -> None:
-    """Merge sources, normalise, deduplicate, decontaminate (exact + 8-gram overlap), keep gradable golds.
+    """Merge sources, normalise, deduplicate, decontaminate (exact + 8-gram overlap), keep gradable golds,
+    drop problems whose duplicates disagree on the answer, write them shuffled with --seed.
 
     Writes OUT/train.jsonl and OUT/report.json (counts in and out by reason, with examples) and
     prints the counts. Deterministic; rows are streamed, so 100k+ rows fit in little memory.
@@ -53,10 +65,15 @@ def prepare_cmd(opts: PrepareOptions) -> None:
         exclude=opts.exclude_benchmarks or None,
         data=opts.data,
         limit=opts.limit,
+        seed=opts.seed,
+        heldout=opts.heldout,
     )
     summary: dict[str, object] = {"out": str(opts.out)}
     summary |= {k: report[k] for k in ("rows_in", "rows_out", "dropped", "contaminated_exact",
-                                      "contaminated_ngram", "contaminated_by_benchmark")}  # fmt: skip
+                                      "contaminated_ngram", "contaminated_by_benchmark",
+                                      "duplicates_with_a_different_answer", "kept_sharing_any_ngram",
+                                      "kept_sharing_any_ngram_by_benchmark", "shuffle_seed",
+                                      "heldout_rows")}  # fmt: skip
     summary["sources"] = {s["name"]: {"in": s["rows_in"], "out": s["rows_out"]} for s in report["sources"]}
     print(json.dumps(summary, indent=2))
 

@@ -102,6 +102,16 @@ class BenchmarkIndex:
             if len(g) < self.n:
                 self._short_lengths.add(len(g))
 
+    def shared(self, text: str) -> str | None:
+        """The benchmark with which `text` shares most word n-grams (full length n), None if it shares
+        none: the "any shared n-gram" rule, reported beside the half-overlap one (see the docstring)."""
+        tokens = words(text)
+        counts: Counter[str] = Counter()
+        for g in ngrams(tokens, self.n) if len(tokens) >= self.n else ():
+            for i in self._grams.get(g, ()):
+                counts[self._problems[i][0]] += 1
+        return min(counts, key=lambda b: (-counts[b], b)) if counts else None
+
     def match(self, text: str) -> Hit | None:
         """The benchmark problem `text` copies (exact first, then the highest n-gram overlap), or None."""
         i = self._exact.get(exact_key(text))

@@ -5,10 +5,16 @@
 
 Rows stream through, in source order: read -> normalise -> drop empty -> drop duplicates (same
 normalised text as an earlier row) -> drop problems too close to a benchmark problem
-(`walkrun.data.contamination`) -> drop problems whose gold the grader cannot use -> write
-`DIR/train.jsonl` (`{id, problem, answer, source, origin}`) and `DIR/report.json` (counts in and
-out by reason, per source and per benchmark, with examples). Memory holds the benchmark index and
-16 bytes per distinct problem, never the rows. The same inputs give byte-identical outputs.
+(`walkrun.data.contamination`) -> drop problems whose gold the grader cannot use. A problem that
+appears again with a gold the grader does not accept as the first one's is dropped altogether
+(its first copy too: which gold is right is unknown) and counted as `conflicting`. The kept rows
+are then written to `DIR/train.jsonl` (`{id, problem, answer, source, origin}`) in an order
+shuffled with `seed`, so that OpenRLHF's `--data.max_samples`, which keeps the first N rows, takes
+a uniform sample rather than the first source's first rows; `DIR/report.json` gets counts in and
+out by reason, per source and per benchmark, with examples, and beside the half-overlap rule the
+number of kept rows that share any word 8-gram with a benchmark problem. Memory holds the
+benchmark index, 16 bytes per distinct problem and an offset per kept row, never the rows. The
+same inputs and seed give byte-identical outputs.
 
 "The grader can use the gold" means `walkrun.grading` grades `\\boxed{gold}` as correct against
 the gold itself: a gold it cannot parse, or parses into something it does not match, would make
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +33,7 @@ from pathlib import Path
 
 from walkrun import problem_sets as benchmarks
 from walkrun.data.contamination import NGRAM_N, OVERLAP_THRESHOLD, BenchmarkIndex, digest, exact_key
+from walkrun.data.heldout import HELDOUT_FILE
 from walkrun.grading import GRADER_VERSION, grade_many
 from walkrun.jsonl import read_jsonl
 from walkrun.settings import WalkrunError, data_dir
@@ -34,7 +42,8 @@ TRAIN_FILE = "train.jsonl"
 REPORT_FILE = "report.json"
 # Inside WALKRUN_DATA: the sources used when none is given.
 DEFAULT_SOURCES = ("train/deepscaler_preview_40k.jsonl", "train/math_train.jsonl")
-REASONS = ("empty", "duplicate", "contaminated", "gold_unusable")
+REASONS = ("empty", "duplicate", "contaminated", "gold_unusable", "conflicting")
+SEED = 0
 N_EXAMPLES = 5
 GRADE_BATCH = 2000
 GOLD_TIMEOUT = 10.0
@@ -218,6 +227,15 @@ def _example(row: dict, **detail) -> dict:
     }
 
 
+def same_answer(pairs: list[tuple[str, str]], timeout: float = GOLD_TIMEOUT) -> list[bool]:
+    """Per (gold, other gold): `walkrun.grading` accepts `\\boxed{other}` against gold (so "1/2" and
+    "\\frac{1}{2}" are the same answer, "1/2" and "2" are not)."""
+    if not pairs:
+        return []
+    grades = grade_many([a for a, _ in pairs], [f"\\boxed{{{b}}}" for _, b in pairs], timeout=timeout)
+    return [g.status == "ok" and g.correct for g in grades]
+
+
 def prepare(
     out: str | os.PathLike,
     sources: list[str] | None = None,
@@ -227,8 +245,14 @@ def prepare(
     n: int = NGRAM_N,
     threshold: float = OVERLAP_THRESHOLD,
     gold_timeout: float = GOLD_TIMEOUT,
+    seed: int = SEED,
+    heldout: int = 0,
 ) -> dict:
-    """Write OUT/train.jsonl and OUT/report.json; return the report. `limit`: rows read per source."""
+    """Write OUT/train.jsonl and OUT/report.json; return the report. `limit`: rows read per source;
+    `seed`: the shuffle of the written rows; `heldout`: that many of the shuffled rows go to
+    OUT/heldout.jsonl instead (`walkrun.data.heldout`, for the gate to select on)."""
+    if heldout < 0:
+        raise WalkrunError(f"--heldout must be >= 0, got {heldout}")
     paths = resolve_sources(sources, data)
     names = _source_names(paths)
     index = benchmark_index(exclude, data, n, threshold)  # before writing: bad input leaves nothing behind
@@ -236,10 +260,13 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, Counter] = {name: Counter() for name in names}
     contaminated: Counter[str] = Counter()
+    shared: Counter[str] = Counter()  # kept rows sharing any n-gram with a benchmark, by benchmark
     examples: dict[str, list] = {r: [] for r in REASONS}
     seen: dict[bytes, tuple[str, str]] = {}  # digest -> (first id, its answer)
-    conflicts = 0
-    pending: list[dict] = []
+    differing: list[tuple[bytes, str, str, str, str]] = []  # (digest, first id, first answer, id, answer)
+    kept: list[tuple[int, bytes, str, str]] = []  # (offset in the stream file, digest, origin, shared with)
+    pending: list[tuple[dict, bytes]] = []
+    stream = out / (TRAIN_FILE + ".stream.tmp")
     tmp = out / (TRAIN_FILE + ".tmp")
 
     def drop(row: dict, reason: str, **detail) -> None:
@@ -248,15 +275,15 @@ def prepare(
             examples[reason].append(_example(row, **detail))
 
     def flush(f) -> None:
-        for row, (ok, why) in zip(pending, gold_usable([r["answer"] for r in pending], gold_timeout)):
+        for (row, key), (ok, why) in zip(pending, gold_usable([r["answer"] for r, _ in pending], gold_timeout)):
             if ok:
-                counts[row["origin"]]["kept"] += 1
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                kept.append((f.tell(), key, row["origin"], index.shared(row["problem"]) or ""))
+                f.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
             else:
                 drop(row, "gold_unusable", why=why[:300])
         pending.clear()
 
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(stream, "wb") as f:
         for path, name in zip(paths, names):
             for i, row in enumerate(common_rows(path, name)):
                 if limit is not None and i >= limit:
@@ -268,7 +295,8 @@ def prepare(
                 key = digest(exact_key(row["problem"]))
                 if key in seen:
                     first_id, first_answer = seen[key]
-                    conflicts += first_answer != row["answer"]
+                    if first_answer.strip() != row["answer"].strip():
+                        differing.append((key, first_id, first_answer, row["id"], row["answer"]))
                     drop(row, "duplicate", first=first_id, first_answer=first_answer)
                     continue
                 seen[key] = (row["id"], row["answer"])
@@ -286,13 +314,45 @@ def prepare(
                         benchmark_problem=hit.problem[:300],
                     )
                     continue
-                pending.append(row)
+                pending.append((row, key))
                 if len(pending) >= GRADE_BATCH:
                     flush(f)
             if pending:
                 flush(f)
+    # Duplicates whose golds differ in writing but not to the grader are the same answer; the rest conflict.
+    verdicts = same_answer([(a, b) for _, _, a, _, b in differing], gold_timeout)
+    conflicting = {key for (key, *_), same in zip(differing, verdicts) if not same}
+    for (_, first_id, first_answer, dup_id, answer), same in zip(differing, verdicts):
+        if not same and len(examples["conflicting"]) < N_EXAMPLES:
+            examples["conflicting"].append(
+                {"id": first_id, "answer": first_answer, "duplicate": dup_id, "duplicate_answer": answer}
+            )
+    order = [k for k in kept if k[1] not in conflicting]
+    for _, key, origin, _ in kept:
+        counts[origin]["conflicting" if key in conflicting else "kept"] += 1
+    random.Random(seed).shuffle(order)
+    if heldout >= len(order) and heldout:
+        stream.unlink()
+        raise WalkrunError(f"--heldout {heldout} would leave no training rows ({len(order)} kept)")
+    held_tmp = out / (HELDOUT_FILE + ".tmp")
+    with open(stream, "rb") as src, open(held_tmp, "wb") as held, open(tmp, "wb") as f:
+        for i, (offset, _, _, with_bench) in enumerate(order):
+            src.seek(offset)
+            (held if i < heldout else f).write(src.readline())
+            if with_bench and i >= heldout:
+                shared[with_bench] += 1
     os.replace(tmp, out / TRAIN_FILE)
-    report = _report(out, paths, names, counts, contaminated, examples, conflicts, index)
+    if heldout:
+        os.replace(held_tmp, out / HELDOUT_FILE)
+    else:
+        held_tmp.unlink()
+        if (out / HELDOUT_FILE).exists():
+            (out / HELDOUT_FILE).unlink()  # a slice of an earlier run would overlap this train.jsonl
+    stream.unlink()
+    for _, _, origin, _ in order[:heldout]:
+        counts[origin]["kept"] -= 1
+        counts[origin]["heldout"] += 1
+    report = _report(out, paths, names, counts, contaminated, examples, len(differing), index, shared, seed)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
 
@@ -307,7 +367,7 @@ def _source_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _report(out, paths, names, counts, contaminated, examples, conflicts, index: BenchmarkIndex) -> dict:
+def _report(out, paths, names, counts, contaminated, examples, differing, index: BenchmarkIndex, shared, seed) -> dict:
     total: Counter[str] = Counter()
     for c in counts.values():
         total.update(c)
@@ -316,17 +376,23 @@ def _report(out, paths, names, counts, contaminated, examples, conflicts, index:
         "train_file": TRAIN_FILE,  # relative: the same inputs give the same report wherever it is written
         "rows_in": total["in"],
         "rows_out": total["kept"],
+        "heldout_rows": total["heldout"],
         "dropped": dropped,
         "contaminated_exact": total["contaminated_exact"],
         "contaminated_ngram": total["contaminated_ngram"],
         "contaminated_by_benchmark": dict(sorted(contaminated.items())),
-        "duplicates_with_a_different_answer": conflicts,
+        "duplicates_with_a_different_answer": differing,
+        "conflicting_problems_dropped": dropped["conflicting"],
+        "kept_sharing_any_ngram": sum(shared.values()),  # of the rows written to train.jsonl
+        "kept_sharing_any_ngram_by_benchmark": dict(sorted(shared.items())),
+        "shuffle_seed": seed,
         "sources": [
             {
                 "name": name,
                 "path": str(path),
                 "rows_in": counts[name]["in"],
                 "rows_out": counts[name]["kept"],
+                "heldout_rows": counts[name]["heldout"],
                 "dropped": {r: counts[name][r] for r in REASONS},
             }
             for path, name in zip(paths, names)
@@ -338,7 +404,11 @@ def _report(out, paths, names, counts, contaminated, examples, conflicts, index:
             "ngram_threshold": index.threshold,
             "ngram": f"the training problem holds >= {index.threshold:g} of one benchmark problem's distinct "
             f"{index.n}-grams of words",
+            "any_shared": f"kept rows sharing at least one {index.n}-gram of words with a benchmark problem "
+            "(kept: mostly stock phrases; counted beside the half-overlap rule, by the benchmark sharing most)",
         },
+        "conflicts": "a problem seen again with a gold the grader does not accept as the first one's: every copy "
+        "dropped (duplicates_with_a_different_answer counts the differently written golds, before the grader)",
         "gold_check": {"grader": GRADER_VERSION, "rule": "\\boxed{gold} graded correct against gold"},
         "examples": examples,
     }

@@ -168,8 +168,14 @@ RESULT_KEYS = (
     "accuracy_se",
     "accuracy_ci95",
     "pass_at_k",
+    "auc_oaa",
     "mean_tokens",
+    "mean_tokens_correct",
+    "mean_tokens_wrong",
+    "wrong_rate",
     "truncation_rate",
+    "unanswered_rate",
+    "outcomes",
     "n_samples",
 )
 
@@ -188,7 +194,10 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 @options.command(ResultsOptions, flags=DB_FLAGS)
 def results_cmd(opts: ResultsOptions) -> None:
-    """Accuracy (pass@1[avg-of-k], pass@k, maj@k) and token counts from the results DB."""
+    """Accuracy (pass@1[avg-of-k], pass@k, maj@k), the normalised area under the accuracy-at-budget
+    curve (auc_oaa), token counts (all, correct and wrong answers) and what did not score: wrong
+    answers, responses cut at the budget (no answer because truncated) and finished responses
+    without an answer, each counted apart, from the results DB."""
     model, task, as_json, protocol = opts.checkpoint, opts.task, opts.json, opts.protocol
     if opts.format is not None:
         export.check_out(opts.out)
@@ -239,10 +248,14 @@ def results_cmd(opts: ResultsOptions) -> None:
         "95% CI",
         "pass@k %",
         "maj@k %",
+        "auc_oaa",
         "mean_tokens",
         "median",
+        "tokens right",
+        "tokens wrong",
+        "wrong_rate %",
         "truncation_rate %",
-        "no_answer %",
+        "unanswered_rate %",
         "n_samples",
     ]
     table = [
@@ -256,10 +269,14 @@ def results_cmd(opts: ResultsOptions) -> None:
             f"[{_pct(r['accuracy_ci95'][0])}, {_pct(r['accuracy_ci95'][1])}]" if r["accuracy_ci95"] else "-",
             _pct(r["pass_at_k"][max(r["pass_at_k"])]) if r["pass_at_k"] else "-",
             _pct(r["maj_at_k"]),
+            "-" if r["auc_oaa"] is None else f"{r['auc_oaa']:.3f}",
             _num(r["mean_tokens"]),
             _num(r["median_tokens"]),
+            _num(r["mean_tokens_correct"]),
+            _num(r["mean_tokens_wrong"]),
+            _pct(r["wrong_rate"]),
             _pct(r["truncation_rate"]),
-            _pct(r["no_answer_rate"]),
+            _pct(r["unanswered_rate"]),
             str(r["n_samples"]),
         ]
         for r in rows

@@ -57,10 +57,12 @@ def _one_checkpoint(rows: Sequence[ResultRow], who: str) -> None:
         raise WalkrunError(f"{who!r} names {len(ids)} checkpoints; give its source instead: {', '.join(sources)}")
 
 
-def compare(
-    s: Session, a: str, b: str, task: str | None = None, protocol: str | None = None, seed: int | None = None
-) -> list[Comparison]:
-    """One paired comparison per (task, protocol) both checkpoints have (latest finished runs)."""
+def matched(
+    s: Session, a: str, b: str, task: str | None = None, protocol: str | None = None
+) -> list[tuple[ResultRow, ResultRow]]:
+    """The latest finished evaluations of checkpoints `a` and `b` (display name or source) that
+    share a task and protocol, as (row of a, row of b) aggregate pairs; one clear error when a
+    checkpoint has none or they share none."""
     rows_a = queries.aggregate(s, model=a, task=task, protocol=protocol)
     rows_b = queries.aggregate(s, model=b, task=task, protocol=protocol)
     scope = "".join(f" {k} {v}" for k, v in (("on", task), ("under protocol", protocol)) if v)
@@ -79,16 +81,22 @@ def compare(
             f"{a!r} and {b!r} share no task under one protocol{scope}: "
             + "; ".join(f"{w} has {', '.join(v)}" for w, v in have.items())
         )
+    return [(by_a[k], by_b[k]) for k in keys]
+
+
+def compare(
+    s: Session, a: str, b: str, task: str | None = None, protocol: str | None = None, seed: int | None = None
+) -> list[Comparison]:
+    """One paired comparison per (task, protocol) both checkpoints have (latest finished runs)."""
     out: list[Comparison] = []
-    for task_name, proto in keys:
-        ra, rb = by_a[(task_name, proto)], by_b[(task_name, proto)]
+    for ra, rb in matched(s, a, b, task, protocol):
         d = paired(s, ra["eval_run_id"], rb["eval_run_id"], seed=seed)
         out.append(
             {  # type: ignore[typeddict-item]  # `d` holds the paired_difference keys
                 "a": ra["model"],
                 "b": rb["model"],
-                "task": task_name,
-                "protocol": proto,
+                "task": ra["task"],
+                "protocol": ra["protocol"],
                 "accuracy_a": ra["accuracy"],
                 "accuracy_b": rb["accuracy"],
                 "mean_tokens_a": ra["mean_tokens"],

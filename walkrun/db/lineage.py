@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from walkrun.db import queries
-from walkrun.db.models import TrainingRun
+from walkrun.db.models import Checkpoint, TrainingRun
 from walkrun.db.read_models import ResultRow
 from walkrun.settings import WalkrunError
 from walkrun.stages import Stage
@@ -121,4 +121,27 @@ def lineage_of(s: Session, training_run_name: str) -> list[tuple[str, dict]]:
                 },
             )
         )
+    return out
+
+
+def stage_starts(s: Session) -> dict[tuple[str, str | None], dict]:
+    """Where stages started, as recorded: (run name, stage) -> the checkpoint, as {checkpoint_id,
+    name, stage, step, source}. A stage that continues its own run from one of its checkpoints
+    (`store.set_stage_start`) is keyed by its stage; a run started from another run's checkpoint
+    (`TrainingRun.parent_checkpoint`) by (run, None): that start is its first stage's."""
+    out: dict[tuple[str, str | None], dict] = {}
+    ids: dict[tuple[str, str | None], int] = {}
+    for run in s.scalars(select(TrainingRun)):
+        if run.parent_checkpoint_id is not None:
+            ids[(run.name, None)] = run.parent_checkpoint_id
+        stages = run.lineage.get("stages") if isinstance(run.lineage, dict) else None
+        for stage, facts in (stages or {}).items():
+            if isinstance(facts, dict) and isinstance(facts.get("checkpoint_id"), int):
+                ids[(run.name, stage)] = facts["checkpoint_id"]
+    if ids:
+        found = {c.id: c for c in s.scalars(select(Checkpoint).where(Checkpoint.id.in_(set(ids.values()))))}
+        for key, cid in ids.items():
+            c = found.get(cid)
+            if c is not None:
+                out[key] = {"checkpoint_id": c.id, "name": c.name, "stage": c.stage, "step": c.step, "source": c.source}
     return out

@@ -8,10 +8,22 @@ Per evaluation run (n_i samples of problem i, c_i of them correct):
   maj_at_k  = share of problems whose most frequent extracted answer (ties: the one seen first)
               is correct; a problem with no extracted answer counts as wrong
   tokens    = mean/median generated tokens over all samples, mean over correct and over wrong
+              answers (below)
   truncation_rate = share of samples with finish_reason 'length' (n_truncated: their count; cut at
               the budget, they are censored: graded as unanswered); no_answer_rate = grading
               status 'no_answer'; error_rate = status parse_error/timeout/error, also counted
               as n_timeouts (status timeout) and n_errors (parse_error/error).
+  outcomes  = each sample counted once, in this order: correct; cut (finish_reason 'length': no
+              answer because truncated, never right); grading_failed (parse_error/timeout/error);
+              no_answer (finished without a final answer); wrong (a finished answer graded wrong).
+              wrong_rate and unanswered_rate are the shares of the last two; mean_tokens_wrong is
+              the mean over the wrong ones only (a cut response is not a wrong answer).
+  auc_oaa   = the normalised area under the accuracy-at-budget curve (`walkrun.db.budget`) from 0
+              to the evaluation's token budget T (auc_t_max): (1/T) * integral_0^T acc(B) dB, which
+              is mean_i (1/n_i) sum_j c_ij (T - L_ij) / T over the samples' exact lengths L. A
+              correct answer earns 1 at zero tokens and 0 at the budget. OptimalThinkingBench's
+              AUC_OAA (Aggarwal et al. 2025) with all generated tokens and T the evaluation's own
+              budget (it counts thinking tokens up to a fixed t_max); None without a recorded budget.
   accuracy_se, accuracy_ci95 = standard error and seeded bootstrap 95% CI over problems
               (`walkrun.db.uncertainty`); mean_think_tokens / mean_answer_tokens = the exact split
               of the generated tokens at the closing think tag (None when not recorded).

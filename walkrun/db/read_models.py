@@ -22,6 +22,16 @@ class AccuracyUncertainty(TypedDict):
     accuracy_ci95: list[float] | None  # [low, high]
 
 
+class Outcomes(TypedDict):
+    """Each sample of an evaluation counted once, by what it came to (`walkrun.db.queries`)."""
+
+    correct: int
+    wrong: int
+    cut: int  # truncated at the budget: no answer because cut, never right
+    no_answer: int
+    grading_failed: int
+
+
 class RunStats(AccuracyUncertainty):
     """One evaluation run's metrics, counted from its samples (`walkrun.db.stats.run_stats`)."""
 
@@ -33,7 +43,12 @@ class RunStats(AccuracyUncertainty):
     mean_tokens: float | None
     median_tokens: float | None
     mean_tokens_correct: float | None
-    mean_tokens_wrong: float | None
+    mean_tokens_wrong: float | None  # over wrong answers only (a cut response is not one)
+    auc_oaa: float | None  # normalised area under the accuracy-at-budget curve, 0..auc_t_max
+    auc_t_max: int | None  # the evaluation's token budget (None: none recorded)
+    outcomes: Outcomes
+    wrong_rate: float | None
+    unanswered_rate: float | None
     truncation_rate: float | None
     n_truncated: int
     mean_think_tokens: float | None

@@ -205,3 +205,16 @@ def has_checkpoints_under(url: str | None, folder: str | Path) -> bool:
     prefix = str(Path(folder).resolve()) + "/"
     with session_scope(url, readonly=True) as s:
         return s.scalar(select(Checkpoint.id).where(Checkpoint.source.startswith(prefix)).limit(1)) is not None
+
+
+def set_stage_start(url: str | None, run_name: str, stage: str, checkpoint_id: int, facts: dict[str, Any]) -> None:
+    """Record on training run `run_name` that its stage `stage` started from its own checkpoint
+    `checkpoint_id` (`store.set_stage_start`), with `facts` (e.g. the gate's decision)."""
+    with session_scope(url) as s:
+        run = s.scalar(select(TrainingRun).where(TrainingRun.name == run_name))
+        if run is None:
+            raise WalkrunError(f"no training run named {run_name!r}; register the run first")
+        start = s.get(Checkpoint, checkpoint_id)
+        if start is None:
+            raise WalkrunError(f"checkpoint id {checkpoint_id} (where {stage} started) is no longer in the DB")
+        store.set_stage_start(s, run, stage, start, facts)

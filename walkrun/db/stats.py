@@ -1,8 +1,8 @@
 """The metric dict of evaluation runs, counted from their sample rows in one pass.
 
-Accuracy (pass@1[avg-of-k]), pass@k, maj@k, token means, truncation, grading failures and the
-accuracy's uncertainty (the formulas are in `walkrun.db.queries`). Stored once per finished run
-as its summary (`walkrun.db.summaries`)."""
+Accuracy (pass@1[avg-of-k]), pass@k, maj@k, token means, each sample's outcome, auc_oaa,
+truncation, grading failures and the accuracy's uncertainty (the formulas are in
+`walkrun.db.queries`). Stored once per finished run as its summary (`walkrun.db.summaries`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from walkrun.db import uncertainty
-from walkrun.db.models import Sample
+from walkrun.db.models import EvalRun, Sample
 from walkrun.db.read_models import RunStats
 from walkrun.metrics import add_vote, majority_correct, pass_at_k
 from walkrun.settings import WalkrunError
@@ -53,11 +53,16 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, RunStats]:
         rows = cursor.fetchall()
     finally:
         cursor.close()
-    # run -> problem -> [n, c, {extracted: [votes, first sample_index, correct votes]}]
+    budgets = {
+        rid: cap
+        for rid, cap in s.execute(select(EvalRun.id, EvalRun.max_new_tokens).where(EvalRun.id.in_(run_ids)))
+        if cap
+    }
+    # run -> problem -> [n, c, {extracted: [votes, first sample_index, correct votes]}, area]
     problems: dict[int, dict[str, list]] = defaultdict(dict)
     tokens: dict[int, list[int]] = defaultdict(list)
-    # c, tokens of correct, trunc, no_answer, err, timeouts
-    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 6)
+    # c, tokens of correct, trunc, no_answer, err, timeouts; cut, failed, unanswered, wrong, tokens of wrong
+    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 11)
     graders: dict[int, set[str]] = defaultdict(set)
     split: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # samples with a split, think, answer
     last_grader = (None, None)
@@ -72,7 +77,7 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, RunStats]:
             last_grader = (run_id, graded_with)
         p = problems[run_id].get(pid)
         if p is None:
-            p = problems[run_id][pid] = [0, 0, {}]
+            p = problems[run_id][pid] = [0, 0, {}, 0.0]
         p[0] += 1
         t = totals[run_id]
         tokens[run_id].append(n_tok)
@@ -80,6 +85,9 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, RunStats]:
             p[1] += 1
             t[0] += 1
             t[1] += n_tok
+            cap = budgets.get(run_id)
+            if cap:
+                p[3] += max(0, cap - n_tok) / cap
         if finish == "length":
             t[2] += 1
         if status != "ok":
@@ -88,6 +96,19 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, RunStats]:
             elif status in ERROR_STATUSES:
                 t[4] += 1
                 t[5] += status == "timeout"
+        # the outcome, each sample once (`walkrun.db.queries`' docstring): correct, cut,
+        # grading_failed, no_answer, wrong
+        if correct:
+            pass
+        elif finish == "length":
+            t[6] += 1
+        elif status in ERROR_STATUSES:
+            t[7] += 1
+        elif status == "no_answer":
+            t[8] += 1
+        else:
+            t[9] += 1
+            t[10] += n_tok
         add_vote(p[2], extracted, idx, correct)
 
     out: dict[int, RunStats] = {}
@@ -96,15 +117,17 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, RunStats]:
         if not probs:
             out[run_id] = empty_stats()
             continue
-        c_tot, tok_c, trunc, noans, err, timeouts = totals[run_id]
+        c_tot, tok_c, trunc, noans, err, timeouts, cut, failed, unanswered, wrong, tok_w = totals[run_id]
         toks = tokens[run_id]
         n_tot, tok = len(toks), sum(toks)
         # by problem id: the float sums below must not depend on the order the DB returned rows
         # in (a stored summary and a recount read them through different plans)
-        counts = [(p[0], p[1]) for _, p in sorted(probs.items())]
+        ordered = [p for _, p in sorted(probs.items())]
+        counts = [(p[0], p[1]) for p in ordered]
         n_min = min(n for n, _ in counts)
         m = len(counts)
-        maj = sum(majority_correct(votes) for _, _, votes in probs.values())
+        maj = sum(majority_correct(p[2]) for p in ordered)
+        cap = budgets.get(run_id)
         out[run_id] = {
             "n_samples": n_tot,
             "n_problems": m,
@@ -114,7 +137,18 @@ def run_stats(run_ids: list[int], s: Session) -> dict[int, RunStats]:
             "mean_tokens": tok / n_tot,
             "median_tokens": float(statistics.median(toks)),
             "mean_tokens_correct": tok_c / c_tot if c_tot else None,
-            "mean_tokens_wrong": (tok - tok_c) / (n_tot - c_tot) if n_tot > c_tot else None,
+            "mean_tokens_wrong": tok_w / wrong if wrong else None,
+            "auc_oaa": sum(p[3] / p[0] for p in ordered) / m if cap else None,
+            "auc_t_max": cap,
+            "outcomes": {
+                "correct": c_tot,
+                "wrong": wrong,
+                "cut": cut,
+                "no_answer": unanswered,
+                "grading_failed": failed,
+            },
+            "wrong_rate": wrong / n_tot,
+            "unanswered_rate": unanswered / n_tot,
             "truncation_rate": trunc / n_tot,
             "n_truncated": trunc,
             **uncertainty.accuracy_uncertainty(counts),
@@ -142,6 +176,11 @@ def empty_stats() -> RunStats:
         "median_tokens": None,
         "mean_tokens_correct": None,
         "mean_tokens_wrong": None,
+        "auc_oaa": None,
+        "auc_t_max": None,
+        "outcomes": {"correct": 0, "wrong": 0, "cut": 0, "no_answer": 0, "grading_failed": 0},
+        "wrong_rate": None,
+        "unanswered_rate": None,
         "truncation_rate": None,
         "n_truncated": 0,
         "accuracy_se": None,

@@ -432,5 +432,25 @@ def set_lineage(s: Session, run: TrainingRun, parent: Checkpoint, gate: dict | N
         seen.add(node.training_run.id)
         node = node.training_run.parent_checkpoint
     run.parent_checkpoint = parent
-    run.lineage = _canonical(gate) if gate is not None else None
+    # the starts of the run's own later stages (`set_stage_start`) stay
+    kept = {"stages": run.lineage["stages"]} if isinstance(run.lineage, dict) and "stages" in run.lineage else {}
+    run.lineage = {**_canonical(gate), **kept} if gate is not None else (kept or None)
+    s.flush()
+
+
+def set_stage_start(s: Session, run: TrainingRun, stage: str, start: Checkpoint, facts: dict | None = None) -> None:
+    """Record that stage `stage` of `run` started from `start`, a checkpoint of the same run (stage
+    2 continuing stage 1's run from the gate's choice rather than from stage 1's last checkpoint),
+    with `facts` (the gate's decision). Kept in the run's lineage facts under "stages"."""
+    if start.training_run_id != run.id:
+        raise WalkrunError(
+            f"{start.name!r} is not a checkpoint of training run {run.name!r}; a run started from another "
+            "run's checkpoint records it as its parent"
+        )
+    lineage = dict(run.lineage) if isinstance(run.lineage, dict) else {}
+    lineage["stages"] = {
+        **(lineage.get("stages") or {}),
+        stage: _canonical({**(facts or {}), "checkpoint_id": start.id}),
+    }
+    run.lineage = lineage
     s.flush()

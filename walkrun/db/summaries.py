@@ -25,7 +25,7 @@ from walkrun.statuses import EvalStatus
 
 # Bump when stats.run_stats or budget.curve change what they compute: older summaries are
 # then ignored (recomputed on read, rewritten by `backfill`).
-VERSION = "1"
+VERSION = "2"  # 2: outcomes (wrong apart from cut), auc_oaa
 _CHUNK = 500
 
 

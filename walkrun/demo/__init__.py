@@ -6,9 +6,10 @@
 
 It is built from the product's own parts:
 1. `walkrun.train.recipe` (also `walkrun train recipe`) trains WORKDIR/models: SFT of a ~199k-param
-   char-level Qwen2 on the noisy, verbose demonstrator of the synthetic running-sum task, stage 1
-   (GRPO++), stage 2 (L-GRPO, several checkpoints: its evaluation is a curve) and the control
-   (stage 1's reward continued for stage 2's budget).
+   char-level Qwen2 on the synthetic running-sum task's demonstrator (it slips on hard steps and
+   re-checks them), stage 1 (GRPO++), stage 2 (L-GRPO, several checkpoints: its evaluation is a
+   curve) and the control (stage 1's reward continued for stage 2's budget), which start from the
+   stage-1 checkpoint the gate chose; the verdicts compare them with that checkpoint.
 2. `walkrun watch --until-finished --eval-set WORKDIR/eval_set.yaml` runs beside it as a subprocess
    and evaluates every checkpoint as it appears: the synthetic task through lm-eval sampled at T=1
    (pass@1[avg-of-k], the metric RL moves) and greedy, and a slice of MATH-500 (a real benchmark

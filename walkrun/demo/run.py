@@ -18,7 +18,7 @@ from walkrun.demo.config import DemoConfig, Layout, check_workdir
 from walkrun.demo.evals import Watch, read_results
 from walkrun.settings import WalkrunError, safe_url
 from walkrun.train import recipe as pipeline
-from walkrun.train.gate import choose_parent, record_lineage
+from walkrun.train.gate import choose_parent, record_lineage, record_stage_start
 
 SUMMARY_FILE = "demo_summary.json"
 
@@ -52,7 +52,7 @@ def _quiet() -> None:
 def _titles(cfg: DemoConfig) -> dict[str, str]:
     beside = "; evaluations of finished checkpoints run beside it (logs/eval.log)"
     return {
-        "sft": f"[1/5] SFT: a ~199k-param char-level Qwen2 learns the noisy, verbose demonstrator ({cfg.sft_steps} steps)",
+        "sft": f"[1/5] SFT: a ~199k-param char-level Qwen2 learns the slipping, re-checking demonstrator ({cfg.sft_steps} steps)",
         "stage1": f"[2/5] stage 1, GRPO++ (correctness reward, dynamic sampling), {cfg.stage1_rounds} rounds "
         f"x 16 prompts x 8 rollouts" + beside,
         "stage2": f"[2/5] stage 2, L-GRPO (length term for all-correct groups), {cfg.stage2_rounds} rounds, "
@@ -93,7 +93,8 @@ def _gate(cfg: DemoConfig, lay: Layout, watch, say):
     (sampled pass@1, ties to the shorter; `walkrun.train.gate`), once the watcher has evaluated
     them all. The full profile refuses to go on if that is below the SFT model's accuracy; the
     fast one (a smoke run, too short for stage 1 to help) only reports it. The control, a run of
-    its own, records the chosen checkpoint as its parent; stage 2 continues stage 1's run."""
+    its own, records the chosen checkpoint as its parent; stage 2 continues stage 1's run and records
+    it as that stage's start."""
     recipe = lay.recipe
     decided: list = []
 
@@ -122,6 +123,8 @@ def _gate(cfg: DemoConfig, lay: Layout, watch, say):
             decided.append(decision)
         if stage == "control":
             record_lineage(lay.db, recipe.control_run, decided[0])
+        else:  # stage 2 continues stage 1's run: its start is a checkpoint of that run
+            record_stage_start(lay.db, recipe.run, stage, decided[0])
         return Path(decided[0].source)
 
     return choose
@@ -171,7 +174,8 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
         **result.collect(cfg, lay),
         "environment": environment.collect().to_dict(),
     }
-    summary["verdicts"] = result.verdicts(summary["table"])
+    summary["comparisons"] = result.comparisons(lay.db, summary["table"])
+    summary["verdicts"] = result.verdicts(summary["comparisons"])
     summary["eval_failures"] = missing = result.problems(summary)
     serve_cfg = result.write_serve_config(lay, summary["table"])
     summary["serve_command"] = f"walkrun serve demo --config {serve_cfg}" if serve_cfg else None

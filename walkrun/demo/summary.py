@@ -3,18 +3,42 @@ the side-by-side serving config; all read back from the results DB."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from walkrun import run_folder
+from walkrun.db import compare, lineage
+from walkrun.db import records as db_records
 from walkrun.demo.config import CONTEXT, MAX_NEW_TOKENS, DemoConfig, Layout
 from walkrun.demo.evals import VARIANTS, read_results
 from walkrun.train.recipe import LABEL, STAGES
 
+# The papers' claims, as the demo checks them (point estimates; each printed with its paired 95% CI).
+SHORTER_BY = 0.25  # stage 2 cuts mean tokens by at least this fraction against its stage-1 start
+ACCURACY_POINTS = 2.0  # ... losing at most this many points of pass@1, against that start and the control
 CONTROL_TOLERANCE = 0.10  # the control "did not shorten" if its mean tokens fell by less than this
+
+# The paired comparisons behind the verdicts: (name, A, B), read as "B relative to A".
+COMPARISONS = (
+    ("stage2_vs_stage1", "stage1", "stage2"),
+    ("control_vs_stage1", "stage1", "control"),
+    ("stage2_vs_control", "control", "stage2"),
+)
+
+
+def stage2_start(lay: Layout) -> Path | None:
+    """The stage-1 checkpoint stage 2 started from (the gate's choice): as the gate recorded it in
+    the DB, else the model stage 2's run record names; None before stage 2 starts."""
+    with db_records.reading(lay.db) as s:
+        start = lineage.stage_starts(s).get((lay.recipe.run, "stage2"))
+    model = start["source"] if start else (run_folder.read_record(lay.dir("stage2")).get("config") or {}).get("model")
+    return Path(model).resolve() if model else None
 
 
 def collect(cfg: DemoConfig, lay: Layout) -> dict:
-    """The table (final checkpoint of each stage) and the stage-2 and control curves, from the DB."""
+    """The table and the curves, from the DB: per stage its final checkpoint, except stage 1, whose
+    row is the checkpoint stage 2 and the control started from (the gate's choice; the last one if
+    stage 2 has not started)."""
     table, curves = {}, {}
     for stage in STAGES:
         d = lay.dir(stage)
@@ -24,28 +48,66 @@ def collect(cfg: DemoConfig, lay: Layout) -> dict:
         ]
         if curves[stage]:
             table[stage] = curves[stage][-1]
-    return {"table": table, "curves": curves}
+    start = stage2_start(lay)
+    chosen = [p for p in curves["stage1"] if start is not None and Path(p["path"]).resolve() == start]
+    if chosen:
+        table["stage1"] = chosen[0]
+    return {"table": table, "curves": curves, "stage2_start": None if start is None else str(start)}
 
 
 def _val(row: dict | None, variant: str, key: str):
     return ((row or {}).get(variant) or {}).get(key)
 
 
-def verdicts(table: dict) -> dict:
-    """The issue's three claims, measured on the final checkpoints (None where a number is missing)."""
-    s1, s2, ctl = table.get("stage1"), table.get("stage2"), table.get("control")
+def comparisons(db: str, table: dict) -> dict:
+    """`walkrun compare`'s paired comparison (`walkrun.db.compare.paired`: B minus A over the common
+    problems, with bootstrap 95% CIs) of the sampled evaluations named in COMPARISONS."""
     out: dict = {}
-    t1, t2, tc = (_val(r, "sampled", "mean_tokens") for r in (s1, s2, ctl))
-    a1, a2 = _val(s1, "sampled", "accuracy"), _val(s2, "sampled", "accuracy")
-    if t1 and t2 is not None:
-        out["stage2_token_change"] = t2 / t1 - 1
-        out["stage2_shorter_25pct"] = t2 <= 0.75 * t1
-    if a1 is not None and a2 is not None:
-        out["stage2_accuracy_change_points"] = 100 * (a2 - a1)
-        out["stage2_accuracy_within_2pts"] = a2 >= a1 - 0.02
-    if t1 and tc is not None:
-        out["control_token_change"] = tc / t1 - 1
-        out["control_not_shorter"] = tc > (1 - CONTROL_TOLERANCE) * t1
+    with db_records.reading(db) as s:
+        for name, a, b in COMPARISONS:
+            ra, rb = _val(table.get(a), "sampled", "eval_run_id"), _val(table.get(b), "sampled", "eval_run_id")
+            if ra is not None and rb is not None:
+                out[name] = {"a": a, "b": b, **compare.paired(s, ra, rb)}
+    return out
+
+
+def verdicts(comps: dict) -> dict:
+    """The papers' claims on the paired comparisons; a claim whose numbers are missing is left out.
+    Booleans from the point estimates; the CIs beside them say how sure each one is.
+
+    - stage2_shorter_25pct: stage 2's mean tokens at most 75 % of its stage-1 start's;
+    - stage2_accuracy_within_2pts: stage 2's pass@1 at most 2 points below its stage-1 start's;
+    - control_not_shorter: the control's mean tokens fell by less than 10 % from the same start;
+    - stage2_vs_control_within_2pts: stage 2's pass@1 at most 2 points below the control's
+      (the length term does not cost accuracy that training as long without it keeps).
+    """
+    out: dict = {}
+
+    def tokens(name: str, key: str, test: Callable[[float], bool]) -> bool | None:
+        c = comps.get(name) or {}
+        pct, ci = c.get("delta_mean_tokens_pct"), c.get("delta_mean_tokens_pct_ci95")
+        if pct is None:
+            return None
+        out[f"{key}_token_change"] = pct / 100
+        out[f"{key}_token_change_ci95"] = None if ci is None else [x / 100 for x in ci]
+        return test(pct / 100)
+
+    def points(name: str, key: str) -> bool | None:
+        c = comps.get(name) or {}
+        d, ci = c.get("delta_accuracy"), c.get("delta_accuracy_ci95")
+        if d is None:
+            return None
+        out[f"{key}_accuracy_change_points"] = 100 * d
+        out[f"{key}_accuracy_change_points_ci95"] = None if ci is None else [100 * x for x in ci]
+        return 100 * d >= -ACCURACY_POINTS - 1e-9
+
+    checks = {
+        "stage2_shorter_25pct": tokens("stage2_vs_stage1", "stage2", lambda x: x <= -SHORTER_BY + 1e-12),
+        "stage2_accuracy_within_2pts": points("stage2_vs_stage1", "stage2"),
+        "control_not_shorter": tokens("control_vs_stage1", "control", lambda x: x > -CONTROL_TOLERANCE),
+        "stage2_vs_control_within_2pts": points("stage2_vs_control", "stage2_vs_control"),
+    }
+    out.update({k: v for k, v in checks.items() if v is not None})
     return out
 
 
@@ -93,22 +155,50 @@ def format_table(summary: dict) -> str:
             "length term needs all-correct groups, which a barely trained model does not produce). "
             "Run without --fast for the result."
         )
+    start = summary["table"].get("stage1")
+    if start is not None:
+        lines.append(
+            f"verdicts (paired over the {cfg['eval_problems']} problems, 95% bootstrap CI in brackets), against "
+            f"stage 1 step {start['step']}, the checkpoint stage 2 and the control started from:"
+        )
+
+    def pct_text(key: str) -> str:
+        ci = v.get(f"{key}_ci95")
+        band = "" if not ci else f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+        return f"{100 * v[key]:+.1f}%{band}"
+
+    def points_text(key: str) -> str:
+        ci = v.get(f"{key}_ci95")
+        band = "" if not ci else f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+        return f"{v[key]:+.1f} points{band}"
+
     if "stage2_token_change" in v:
         lines.append(
-            f"stage 2 vs stage 1: mean_tokens {100 * v['stage2_token_change']:+.1f}% "
-            f"(target <= -25%: {yes[v.get('stage2_shorter_25pct')]}), pass@1 "
-            f"{v.get('stage2_accuracy_change_points', float('nan')):+.1f} points "
-            f"(target >= -2: {yes[v.get('stage2_accuracy_within_2pts')]})"
+            f"  stage 2 vs stage 1: mean_tokens {pct_text('stage2_token_change')} "
+            f"(target <= -{100 * SHORTER_BY:.0f}%: {yes[v.get('stage2_shorter_25pct')]})"
+        )
+    if "stage2_accuracy_change_points" in v:
+        lines.append(
+            f"  stage 2 vs stage 1: pass@1 {points_text('stage2_accuracy_change_points')} "
+            f"(target >= -{ACCURACY_POINTS:g}: {yes[v.get('stage2_accuracy_within_2pts')]})"
         )
     if "control_token_change" in v:
         lines.append(
-            f"control vs stage 1: mean_tokens {100 * v['control_token_change']:+.1f}% "
+            f"  control vs stage 1: mean_tokens {pct_text('control_token_change')} "
             f"(does not shorten, i.e. > -{100 * CONTROL_TOLERANCE:.0f}%: {yes[v.get('control_not_shorter')]})"
+        )
+    if "stage2_vs_control_accuracy_change_points" in v:
+        lines.append(
+            f"  stage 2 vs control: pass@1 {points_text('stage2_vs_control_accuracy_change_points')} "
+            f"(target >= -{ACCURACY_POINTS:g}: {yes[v.get('stage2_vs_control_within_2pts')]})"
         )
     return "\n".join(lines)
 
 
 def write_serve_config(lay: Layout, table: dict) -> Path | None:
+    """serve_demo.yaml: stage 2's last checkpoint against the stage-1 checkpoint it started from
+    (the gate's choice; stage 1's last when none is recorded), linking to the built site's
+    stored-sample comparison of the two."""
     import yaml
 
     a, b = table.get("stage2"), table.get("stage1")
@@ -117,7 +207,7 @@ def write_serve_config(lay: Layout, table: dict) -> Path | None:
     path = lay.root / "serve_demo.yaml"
     doc = {
         "a": a["path"],
-        "b": b["path"],
+        "b": str(stage2_start(lay) or b["path"]),
         "labels": ["stage 2 (L-GRPO)", "stage 1 (GRPO++)"],
         "temperature": 1.0,
         "top_p": 1.0,
@@ -125,6 +215,7 @@ def write_serve_config(lay: Layout, table: dict) -> Path | None:
         "benchmark": "synthetic",
         "max_model_len": CONTEXT,
         "db": lay.db,
+        "leaderboard": str(lay.site),
     }
     path.write_text("# walkrun serve demo --config " + str(path) + "\n" + yaml.safe_dump(doc, sort_keys=False))
     return path

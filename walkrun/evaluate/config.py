@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from walkrun import prompts
 from walkrun.evaluate import protocols
 from walkrun.options import DB_HELP
 from walkrun.settings import WalkrunError
@@ -48,8 +49,8 @@ class EvalConfig:
     protocol: str = field(
         default="default",
         metadata={
-            "help": "Evaluation protocol (walkrun/evaluate/protocols.yaml: default, greedy, conciser, r1, "
-            "fatemi-temperature sweep); the flags below override it into a derived protocol."
+            "help": "Evaluation protocol (walkrun/evaluate/protocols.yaml: default, greedy, conciser, r1, fatemi, "
+            "fatemi-qwen-math, fatemi-temperature sweep); the flags below override it into a derived protocol."
         },
     )
     tasks: list[str] = field(
@@ -107,6 +108,14 @@ class EvalConfig:
         metadata={
             "help": "Generation budget per response (default: the protocol's, else the task's cap, else the "
             "model's context minus the longest prompt, at most 32768)."
+        },
+    )
+    prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt style for the maths tasks (walkrun.prompts: conciser, r1-cot, qwen25-math-cot, boxed). "
+            "Default: the protocol's; a protocol that leaves it open uses the style the checkpoint was trained "
+            "with (its run folder records it), else boxed. A style other than the protocol's derives a protocol."
         },
     )
     limit: int | None = field(default=None, metadata={"help": "Only the first N problems of each task."})
@@ -229,6 +238,8 @@ class EvalConfig:
             raise WalkrunError(f"--top-p must be in (0, 1], got {self.top_p}")
 
         protocols.expand(self.protocol)  # an unknown protocol fails here, before any work
+        if self.prompt is not None:
+            prompts.get(self.prompt)
 
     def _check_endpoint(self) -> None:
         if self.backend not in ("auto", ENDPOINT_BACKEND):

@@ -161,6 +161,7 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
             os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
             kwargs["enforce_eager"] = True
+            vllm_compat.allow_amx()  # for an engine run in this process; spawned workers: vllm_faults
         # An integer batch larger than any chunk: one engine call per lm-eval call, as with
         # "auto", but without vLLM's own per-call progress bars (lm-eval enables them for "auto").
         return cls(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from walkrun import prompts
 from walkrun.evaluate import protocols, scoring
 from walkrun.evaluate.config import EvalConfig
 from walkrun.grading import template_opens_think
@@ -33,6 +35,7 @@ class TaskPlan:
     protocol: str = "default"  # the protocol name the evaluation is stored under
     longest_prompt: int | None = None  # tokens, when the tokenizer was known
     grader: str = "math"  # math | letter (multiple choice): walkrun.grading's two graders
+    system_instruction: str | None = None  # the prompt style's system turn (chat template only)
 
     @property
     def think_opened(self) -> bool:
@@ -78,6 +81,39 @@ def _chat_template_of(tokenizer) -> str | None:
     return template
 
 
+RUN_FILES = ("walkrun_run.json", "config.yaml")  # a local run's record, an OpenRLHF run's config
+
+
+def trained_prompt_style(model: str | None) -> str | None:
+    """The prompt style a checkpoint was trained with, as its training run folder records it (the
+    checkpoint's folder or one of the two above it: RUN_DIR/global_stepN_hf, RUN_DIR/ckpt/...);
+    None for a hub model or a run that rendered prompts as they were."""
+    import json
+
+    import yaml
+
+    if not model or not Path(model).is_dir():
+        return None
+    here = Path(model).resolve()
+    for folder in (here, here.parent, here.parent.parent):
+        for name in RUN_FILES:
+            path = folder / name
+            if not path.is_file():
+                continue
+            try:
+                doc = (
+                    json.loads(path.read_text()).get("config")
+                    if name.endswith(".json")
+                    else yaml.safe_load(path.read_text())
+                )
+            except (OSError, ValueError, AttributeError, yaml.YAMLError):
+                continue
+            if isinstance(doc, dict) and ("prompt_style" in doc or "pretrain" in doc or "stage" in doc):
+                style = doc.get("prompt_style")
+                return str(style) if style else None
+    return None
+
+
 def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> list[TaskPlan]:
     """Resolve names, protocol settings and rows of every task; raises WalkrunError before any work.
     `context`: the model's context length, for the model-derived default budget."""
@@ -88,12 +124,16 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
         return [p for m in members for p in plan_tasks(replace(cfg, protocol=m), tm, tokenizer, context)]
     resolved = [resolve_task(t, tm) for t in cfg.tasks]  # all names checked before any data is read
     template = _chat_template_of(tokenizer)
+    base = protocols.get(cfg.protocol)
+    # --prompt wins; else a protocol that leaves the prompt to the task gets the checkpoint's training style
+    prompt = cfg.prompt or (None if base.prompt else trained_prompt_style(cfg.model))
     requested = protocols.derive(
-        protocols.get(cfg.protocol),
+        base,
         k=cfg.samples,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens,
+        prompt=prompt,
     )
     plans = []
     for lm_name in resolved:
@@ -114,21 +154,32 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
         chat_mode = str(meta.get("chat_template", "auto"))
         to_text = tcfg.get("doc_to_text")
         to_text = to_text if callable(to_text) else scoring.doc_to_text
-        longest: dict[bool, int] = {}
+        # the maths tasks render the problem in a prompt style; the others keep their own prompt
+        styled = to_text is scoring.doc_to_text
+        longest: dict[tuple, int] = {}
 
-        def budget(chat: bool, rows=rows, to_text=to_text, longest=longest) -> int:
+        def renderer(chat: bool, prompt: str, styled=styled, to_text=to_text):
+            """(doc -> text, system instruction) of this task in `prompt` under this chat mode."""
+            if not styled:
+                return to_text, None
+            system = prompts.get(prompt).system if chat else None
+            return partial(scoring.doc_to_text_style, style=prompt, chat=chat), system
+
+        def budget(chat: bool, prompt: str, rows=rows, renderer=renderer, longest=longest) -> int:
             if tokenizer is None:
                 return protocols.default_budget(None, None)
-            if chat not in longest:
-                longest[chat] = longest_prompt(rows, to_text, tokenizer, chat)
-            return protocols.default_budget(context, longest[chat])
+            if (chat, prompt) not in longest:
+                text, system = renderer(chat, prompt)
+                longest[chat, prompt] = longest_prompt(rows, text, tokenizer, chat, system)
+            return protocols.default_budget(context, longest[chat, prompt])
 
         task_defaults = {
             "k": int(tcfg.get("repeats") or 1),
             "temperature": float(gen.get("temperature", 0.6)),
             "top_p": float(gen.get("top_p", 1.0)),
             "max_new_tokens": gen.get("max_gen_toks"),  # a cap the task itself declares
-            "prompt": str(meta.get("prompt", scoring.PROMPT_TEMPLATE_ID)),
+            "prompt": "boxed" if styled else str(meta.get("prompt", scoring.PROMPT_TEMPLATE_ID)),
+            "styled": styled,
             "chat": bool(template) and chat_mode != "never",
         }
         if cfg.endpoint:
@@ -143,6 +194,9 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
                 )
         st = protocols.resolve(requested, plain, task_defaults, budget)
         name = protocols.identify(requested, plain, st, task_defaults, budget)
+        doc_to_text, system = renderer(st.chat, st.prompt)
+        if styled:
+            tcfg["doc_to_text"] = doc_to_text
         k, temperature, top_p, max_new, chat = st.k, st.temperature, st.top_p, st.max_new_tokens, st.chat
         do_sample = not st.greedy
         gen.update({"do_sample": do_sample, "temperature": temperature, "max_gen_toks": max_new})
@@ -175,7 +229,16 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
                 "filter_list": [{"name": "all_k", "filter": [{"function": "take_first_k", "k": k}]}],
             }
         )
-        prompt_id = st.prompt + ("+chat" if chat else "+plain")
+        if st.fewshot:
+            # the first examples of the task's own rows (never the problem itself), the same for every problem
+            tcfg.update(
+                {
+                    "num_fewshot": st.fewshot,
+                    "fewshot_split": tcfg.get("test_split", "test"),
+                    "fewshot_config": {"sampler": "first_n"},
+                }
+            )
+        prompt_id = (prompts.get(st.prompt).id if styled else st.prompt) + ("+chat" if chat else "+plain")
         sampling = {
             "k": k,
             "temperature": temperature,
@@ -190,6 +253,8 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
             "protocol": name,
             "grader": str(meta.get("grader", "math")),
         }
+        if st.fewshot:  # absent for zero-shot, so the keys of zero-shot evaluations stay what they were
+            sampling["num_fewshot"] = st.fewshot
         if st.think_budget is not None:
             posthoc = protocols.get(name).posthoc if name in protocols.named() else None
             sampling.update({"think_budget": st.think_budget, "answer_budget": st.answer_budget, "posthoc": posthoc})
@@ -204,21 +269,24 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
                 sampling,
                 chat,
                 name,
-                longest.get(chat),
+                longest.get((chat, st.prompt)),
                 str(meta.get("grader", "math")),
+                system,
             )
         )
     return plans
 
 
-def longest_prompt(rows: list[dict], to_text, tokenizer, chat: bool) -> int:
-    """Tokens of the longest prompt of these rows, as the backend will see it."""
+def longest_prompt(rows: list[dict], to_text, tokenizer, chat: bool, system: str | None = None) -> int:
+    """Tokens of the longest prompt of these rows, as the backend will see it (few-shot examples
+    are not counted: the context check leaves them to the engine)."""
     longest = 0
     for row in rows:
         text = to_text(row)
         if chat:
+            turns = [{"role": "system", "content": system}] if system else []
             text = tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+                [*turns, {"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
             )
         longest = max(longest, len(tokenizer(text, add_special_tokens=True)["input_ids"]))
     return longest
@@ -232,7 +300,9 @@ def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
         to_text = p.config.get("doc_to_text")
         to_text = to_text if callable(to_text) else scoring.doc_to_text
         longest = (
-            p.longest_prompt if p.longest_prompt is not None else longest_prompt(p.rows, to_text, tokenizer, p.chat)
+            p.longest_prompt
+            if p.longest_prompt is not None
+            else longest_prompt(p.rows, to_text, tokenizer, p.chat, p.system_instruction)
         )
         # a forced response also holds the appended cue (`</think>` + "Final Answer: ")
         total = longest + p.sampling["max_new_tokens"] + (FORCE_SLACK if p.sampling.get("think_budget") else 0)

@@ -1,10 +1,16 @@
-"""Evaluation protocols: the named settings (k, temperature, top_p, budget, prompt, chat mode, seed
-policy) that define an evaluation, resolved per task, and the protocol name each evaluation is stored under.
+"""Evaluation protocols: the named settings (k, temperature, top_p, budget, prompt style, few-shot
+examples, chat mode, seed policy) that define an evaluation, resolved per task, and the protocol name
+each evaluation is stored under.
 
-Named protocols live in `protocols.yaml` beside this file. Flag overrides make a derived protocol
-(`default+max_new_tokens=512`), except when the settings they produce equal those of a named
-protocol for that task: then the evaluation carries that name (the demo's explicit `k=1, T=0`
-is `greedy`). So one name always means one set of settings for a given task and model.
+Named protocols live in `protocols.yaml` beside this file, each with the source of its values. Flag
+overrides make a derived protocol (`default+max_new_tokens=512`), and so does a checkpoint's training
+prompt style where the protocol leaves the prompt to the task (`default+prompt=conciser`), except
+when the settings they produce equal those of a named protocol for that task: then the evaluation
+carries that name (the demo's explicit `k=1, T=0` is `greedy`). So one name always means one set of
+settings for a given task and model.
+
+A prompt style (`walkrun.prompts`) applies to the maths tasks; a task with a prompt of its own
+(multiple choice, the synthetic task) keeps it whatever the protocol says.
 """
 
 from __future__ import annotations
@@ -14,13 +20,29 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from walkrun import prompts
 from walkrun.settings import WalkrunError
 
 PROTOCOLS_FILE = Path(__file__).resolve().parent / "protocols.yaml"
 DEFAULT_PROTOCOL = "default"
 # A budget derived from the model never exceeds this (DeepSeek-R1's reporting budget).
 MAX_BUDGET = 32768
-OVERRIDES = ("k", "temperature", "top_p", "max_new_tokens")
+OVERRIDES = ("k", "temperature", "top_p", "max_new_tokens", "prompt")
+FIELDS = (
+    "description",
+    "source",
+    "k",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "prompt",
+    "fewshot",
+    "chat",
+    "seed",
+    "think_budget",
+    "answer_budget",
+    "posthoc",
+)
 CHAT_MODES = ("auto", "never")
 SEED_POLICIES = ("per-chunk",)
 
@@ -31,11 +53,13 @@ class Protocol:
 
     name: str
     description: str = ""
+    source: str = ""  # where the values come from (a paper, its code, or ours)
     k: int | tuple[tuple[str, int | None], ...] | None = None  # int, or (task, k) pairs with "other"
     temperature: float | None = None
     top_p: float | None = None
     max_new_tokens: int | None = None
-    prompt: str | None = None
+    prompt: str | None = None  # a walkrun.prompts style
+    fewshot: int | tuple[tuple[str, int | None], ...] | None = None  # examples before each problem
     chat: str = "auto"
     seed: str = "per-chunk"
     # budget forcing (walkrun.evaluate.forcing): thinking capped at think_budget tokens, then the
@@ -46,10 +70,17 @@ class Protocol:
     derived: bool = False
 
     def k_for(self, task: str) -> int | None:
-        if self.k is None or isinstance(self.k, int):
-            return self.k
-        table = dict(self.k)
-        return table.get(task, table.get("other"))
+        return _per_task(self.k, task)
+
+    def fewshot_for(self, task: str) -> int:
+        return int(_per_task(self.fewshot, task) or 0)
+
+
+def _per_task(value, task: str):
+    if value is None or isinstance(value, int):
+        return value
+    table = dict(value)
+    return table.get(task, table.get("other"))
 
 
 @dataclass(frozen=True)
@@ -60,11 +91,12 @@ class Settings:
     temperature: float
     top_p: float  # 1.0 when greedy
     max_new_tokens: int
-    prompt: str
+    prompt: str  # a walkrun.prompts style, or the task's own prompt id
     chat: bool
     seed: str
     think_budget: int | None = None
     answer_budget: int | None = None
+    fewshot: int = 0
 
     @property
     def greedy(self) -> bool:
@@ -82,29 +114,24 @@ def _check_number(where: str, name: str, value: Any, low: float, high: float | N
         raise WalkrunError(f"{where}: {name} must be {'an integer ' if integer else 'a number '}{span}, got {value!r}")
 
 
+def _table(where: str, name: str, value, low: int):
+    """An int, or a map task -> int (with an optional `other`), as `Protocol` holds it."""
+    if isinstance(value, dict):
+        for task, v in value.items():
+            _check_number(where, f"{name}[{task}]", v, low, integer=True)
+        return tuple(sorted((str(t), None if v is None else int(v)) for t, v in value.items()))
+    _check_number(where, name, value, low, integer=True)
+    return None if value is None else int(value)
+
+
 def _protocol(name: str, spec: dict, where: str) -> Protocol:
-    unknown = set(spec) - {
-        "description",
-        "k",
-        "temperature",
-        "top_p",
-        "max_new_tokens",
-        "prompt",
-        "chat",
-        "seed",
-        "think_budget",
-        "answer_budget",
-        "posthoc",
-    }
+    unknown = set(spec) - set(FIELDS)
     if unknown:
         raise WalkrunError(f"{where}: protocol {name!r} has unknown fields {', '.join(sorted(unknown))}")
-    k = spec.get("k")
-    if isinstance(k, dict):
-        for task, v in k.items():
-            _check_number(where, f"k[{task}]", v, 1, integer=True)
-        k = tuple(sorted((str(t), None if v is None else int(v)) for t, v in k.items()))
-    else:
-        _check_number(where, "k", k, 1, integer=True)
+    k = _table(where, "k", spec.get("k"), 1)
+    fewshot = _table(where, "fewshot", spec.get("fewshot"), 0)
+    if spec.get("prompt") is not None:
+        prompts.get(str(spec["prompt"]))
     _check_number(where, "temperature", spec.get("temperature"), 0)
     _check_number(where, "top_p", spec.get("top_p"), 0, 1)
     _check_number(where, "max_new_tokens", spec.get("max_new_tokens"), 1, integer=True)
@@ -124,11 +151,13 @@ def _protocol(name: str, spec: dict, where: str) -> Protocol:
     return Protocol(
         name=name,
         description=str(spec.get("description") or ""),
+        source=str(spec.get("source") or ""),
         k=k,
         temperature=None if t is None else float(t),
         top_p=None if spec.get("top_p") is None else float(spec["top_p"]),
         max_new_tokens=None if spec.get("max_new_tokens") is None else int(spec["max_new_tokens"]),
-        prompt=spec.get("prompt"),
+        prompt=None if spec.get("prompt") is None else str(spec["prompt"]),
+        fewshot=fewshot,
         chat=chat,
         seed=seed,
         think_budget=None if spec.get("think_budget") is None else int(spec["think_budget"]),
@@ -154,7 +183,13 @@ def _load(path: str = str(PROTOCOLS_FILE)) -> tuple[dict[str, Protocol], dict[st
             value = int(v) if axis == "think_budget" else float(v)
             member = str(spec["name"]).format(**{axis: value})
             base = dict(spec.get("base") or {})
-            base.update({axis: value, "description": f"{spec.get('description', name)}: {axis} {v}"})
+            base.update(
+                {
+                    axis: value,
+                    "description": f"{spec.get('description', name)}: {axis} {v}",
+                    "source": str(spec.get("source") or ""),
+                }
+            )
             if axis == "temperature" and value == 0:
                 base.update({"k": 1, "top_p": 1.0})  # k greedy responses would all be the same
             named[member] = _protocol(member, base, path)
@@ -204,6 +239,8 @@ def derive(base: Protocol, **overrides) -> Protocol:
             continue
         if field_name == "k":
             v = int(v)
+        elif field_name == "prompt":
+            v = prompts.get(str(v)).name
         elif field_name != "max_new_tokens":
             v = float(v)
         if getattr(base, field_name) != v:
@@ -225,9 +262,11 @@ def resolve(protocol: Protocol, task: str, task_defaults: dict, budget) -> Setti
     """The settings of `protocol` on one task.
 
     task_defaults: the task's own k, temperature, top_p, max_new_tokens (None when the task
-    declares no cap), prompt (template id) and chat (False when the task never uses one, or the
-    model has none). budget(chat) -> the model-derived budget for that prompt mode (context minus
-    the longest prompt, capped at MAX_BUDGET), called only when neither protocol nor task sets one."""
+    declares no cap), prompt (a style name for a maths task, else the task's own prompt id),
+    styled (the task takes prompt styles) and chat (False when the task never uses one, or the
+    model has none). budget(chat, prompt) -> the model-derived budget for that prompt (context
+    minus the longest prompt, capped at MAX_BUDGET), called only when neither protocol nor task
+    sets one."""
     k = protocol.k_for(task) or int(task_defaults.get("k") or 1)
     temperature = protocol.temperature
     if temperature is None:
@@ -236,11 +275,12 @@ def resolve(protocol: Protocol, task: str, task_defaults: dict, budget) -> Setti
     if temperature <= 0:
         temperature, top_p = 0.0, 1.0
     chat = bool(task_defaults.get("chat")) and protocol.chat != "never"
+    own = str(task_defaults.get("prompt") or "")
+    prompt = protocol.prompt if protocol.prompt and task_defaults.get("styled") else own
     if protocol.think_budget is not None and protocol.answer_budget is not None:
         max_new = protocol.think_budget + protocol.answer_budget  # forced: thinking, then the answer
     else:
-        max_new = protocol.max_new_tokens or task_defaults.get("max_new_tokens") or budget(chat)
-    prompt = protocol.prompt or str(task_defaults.get("prompt") or "")
+        max_new = protocol.max_new_tokens or task_defaults.get("max_new_tokens") or budget(chat, prompt)
     return Settings(
         int(k),
         float(temperature),
@@ -251,6 +291,7 @@ def resolve(protocol: Protocol, task: str, task_defaults: dict, budget) -> Setti
         protocol.seed,
         protocol.think_budget,
         protocol.answer_budget,
+        protocol.fewshot_for(task),
     )
 
 
@@ -288,11 +329,13 @@ def describe() -> list[dict]:
             {
                 "name": p.name,
                 "description": p.description,
+                "source": p.source,
                 "k": k,
                 "temperature": p.temperature,
                 "top_p": p.top_p,
                 "max_new_tokens": p.max_new_tokens,
                 "prompt": p.prompt,
+                "fewshot": p.fewshot if not isinstance(p.fewshot, tuple) else dict(p.fewshot),
                 "chat": p.chat,
                 "seed": p.seed,
                 "think_budget": p.think_budget,

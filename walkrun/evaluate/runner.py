@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from walkrun import grading
+from walkrun import grading, vllm_compat
 from walkrun.db import evaluations, leases, records
 from walkrun.db.evaluations import CheckpointRef, Evaluation, Finished, Held, Request
 from walkrun.evaluate import endpoint, outcome, protocols, report, scoring
@@ -102,6 +102,7 @@ def run_plan(
                 task_manager=tm,
                 samples={plan.lm_eval_name: chunk},
                 apply_chat_template=plan.chat,
+                system_instruction=plan.system_instruction,
                 bootstrap_iters=0,
                 log_samples=True,
                 random_seed=seed,
@@ -208,6 +209,11 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     begin it (take its lease), load the model once (only when some problem is pending) and run it.
     Returns per-task outcomes. A sweep protocol runs each of its protocols in turn."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if cfg.backend == "vllm":
+        # The dtype that runs is the one recorded (and keyed): float32 where the check forces it.
+        choice = vllm_compat.cpu_dtype(cfg.dtype)
+        vllm_compat.say_once(choice.note)
+        cfg = replace(cfg, dtype=choice.dtype or cfg.dtype)
     members = protocols.expand(cfg.protocol)
     if len(members) > 1:
         return [o for m in members for o in evaluate(replace(cfg, protocol=m), on_chunk=on_chunk, log=log)]
@@ -231,7 +237,9 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
         log(
             f"walkrun: {p.name} [protocol {p.protocol}]: {len(p.rows)} problems, {mode}, "
             f"up to {p.sampling['max_new_tokens']} new tokens, "
-            f"{'chat template' if p.chat else 'plain prompt'}; {todo}"
+            f"{'chat template' if p.chat else 'plain prompt'} ({p.sampling['prompt_template'].rsplit('+', 1)[0]})"
+            + (f", {p.sampling['num_fewshot']}-shot" if p.sampling.get("num_fewshot") else "")
+            + f"; {todo}"
         )
     lm = None
     keeper = leases.Keeper(cfg.db, cfg.lease_seconds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from walkrun import grading, metrics, problem_sets
+from walkrun import grading, metrics, problem_sets, prompts
 from walkrun.problem_sets import row_alts
 from walkrun.prompts import with_instruction
 from walkrun.settings import WalkrunError
@@ -24,6 +24,13 @@ _FIELDS = ("id", "problem", "answer", "source")
 
 def doc_to_text(doc: dict) -> str:
     return with_instruction(doc["problem"])
+
+
+def doc_to_text_style(doc: dict, style: str, chat: bool) -> str:
+    """The problem in prompt style `style` (`walkrun.prompts`): the user turn when a chat template
+    applies (its system turn goes to lm-eval as the system instruction), else the whole plain text."""
+    s = prompts.get(style)
+    return s.user_text(str(doc["problem"])) if chat else s.plain_text(str(doc["problem"]))
 
 
 def doc_to_text_plain(doc: dict) -> str:

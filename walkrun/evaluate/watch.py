@@ -9,6 +9,8 @@ else the folder's name; the stage comes from `--stage`, else the run folder, els
 are read when a checkpoint is evaluated, so a folder may be watched before its training starts.
 Checkpoints are named RUN/STAGE@stepN, so the stages of one run never share a name.
 
+Each checkpoint is evaluated with the prompt style its run recorded (`walkrun.evaluate.plan.
+trained_prompt_style`: config.yaml or walkrun_run.json) unless the protocol or `--prompt` sets one.
 Every checkpoint gets each evaluation setting in turn: the command's options, or with
 `--eval-set FILE.yaml` a list of overrides of them (e.g. one greedy, one sampled). A checkpoint
 whose evaluation fails is recorded as failed (its eval runs carry the error) and the watcher goes

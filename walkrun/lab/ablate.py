@@ -4,10 +4,11 @@
     walkrun ablate --seeds 0,1,2 --rewards lgrpo,lgrpo-ungated,kimi --workdir runs/lab
     walkrun ablate --from-steps 10,20,40 --rewards lgrpo   # stage 2 from earlier stage-1 checkpoints
 
-The pipeline, on the synthetic running-sum task (`walkrun.synthetic`, SFT mix
-`shortcut-noisy` by default: 30 % direct answers, a short style that is often wrong on long sums):
+The pipeline, on the synthetic running-sum task (`walkrun.synthetic`: re-checks catch the slips of
+carry-heavy sums and are wasted on easy ones; direct answers are short and mostly wrong):
 SFT -> stage 1 (GRPO++, `local-stage1`) -> for each reward x seed x start checkpoint, stage 2
-(`local-stage2` with `length_reward=NAME`, one budget for all). Each finished run is evaluated
+with that reward's preset (`stage2_preset`: `local-stage2-NAME`, which carries the estimator and
+group filter of the reward's paper; one budget for all). Each finished run is evaluated
 by `walkrun watch --once` in a subprocess (sampled pass@1 at T=1 into the results DB) while
 the next one trains; the table and DIR/ablation.json are read back from the DB. Folders that
 already hold a finished model are reused, so an interrupted ablation resumes.
@@ -59,7 +60,7 @@ class AblateConfig:
             "help": "stage-1 checkpoints (optimizer steps, comma-separated) to start stage 2 from; default: last"
         },
     )
-    mix: str = field(default="shortcut-noisy", metadata={"help": "SFT verbosity mix of walkrun.synthetic.MIXES"})
+    mix: str = field(default="v3", metadata={"help": "SFT verbosity mix of walkrun.synthetic.MIXES"})
     budget: int = field(default=64, metadata={"help": "length budget in tokens given to every reward (L_max, cap)"})
     sft_steps: int | None = field(default=None, metadata={"help": f"SFT steps (default {FULL[0]}, fast {FAST[0]})"})
     stage1_rounds: int | None = field(
@@ -98,7 +99,15 @@ class AblateConfig:
             raise WalkrunError(f"ablate: mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
         if self.budget < 1:
             raise WalkrunError(f"ablate: budget must be a positive number of tokens, got {self.budget!r}")
+
+        for r in self.reward_list:  # each reward's stage-2 config at this budget, checked before any training
+            load_config(stage2_preset(r), ["lgrpo=false", f"length_reward={r}", f"l_max={self.budget}"])
         self.prefix = self.name or Path(self.workdir).resolve().name
+
+
+def stage2_preset(reward: str) -> str:
+    """The local preset that trains stage 2 under `reward` (a name of walkrun.train.length_rewards)."""
+    return {"lgrpo": "local-stage2", "none": "local-control"}.get(reward, f"local-stage2-{reward}")
 
 
 def _split(text: str, tp):
@@ -252,6 +261,7 @@ def run_ablation(cfg: AblateConfig, log=None) -> list[dict]:
                     name = f"{cfg.prefix}-{tag}"
                     sets = [
                         f"model={start}",
+                        "stage=stage2",
                         "lgrpo=false",
                         f"length_reward={reward}",
                         f"l_max={cfg.budget}",
@@ -261,7 +271,7 @@ def run_ablation(cfg: AblateConfig, log=None) -> list[dict]:
                         "eval_every=0",
                     ]
                     extra = {"role": "stage2", "reward": reward, "seed": seed, "stage1_step": step}
-                    _train(cfg, "local-stage2", sets, root / "stage2" / tag, name, extra, log)
+                    _train(cfg, stage2_preset(reward), sets, root / "stage2" / tag, name, extra, log)
                     ev.submit(root / "stage2" / tag, name)
     finally:
         ev.wait()

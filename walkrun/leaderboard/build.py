@@ -3,8 +3,10 @@
     walkrun leaderboard build --out site/            # then open site/index.html, or host the folder
     walkrun leaderboard build --out site/ --db sqlite:///results/walkrun.db
 
-Writes index.html, checkpoints/<id>.html, runs/<id>.html (a training run's curves) and static/
-(our CSS/JS plus plotly.min.js copied from the installed plotly package: no CDN). The folder is written beside OUT and swapped in at the end,
+Writes index.html, analysis.html (lengths and difficulty), checkpoints/<id>.html, runs/<id>.html
+(a training run's curves), compare/<a>-<b>.html (the stored samples of each stage comparison the
+index lists, side by side) and static/ (our CSS/JS plus plotly.min.js copied from the installed
+plotly package: no CDN). The folder is written beside OUT and swapped in at the end,
 so a failed build leaves the previous one untouched. A checkpoint page whose inputs (its aggregate
 rows, its evaluations' stored summaries, the page options and code) are those of the previous
 build is copied from it instead of rendered again (a rebuild after a new evaluation changes a
@@ -26,7 +28,8 @@ from pathlib import Path
 from walkrun import __version__
 from walkrun.atomic import replace_dir
 from walkrun.db.read_models import ResultRow
-from walkrun.leaderboard import ablation, assets, checkpoint_page, data, pages, run_page
+from walkrun.leaderboard import ablation, assets, checkpoint_page, compare_page, data, pages, run_page
+from walkrun.leaderboard.analysis import render_analysis
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -164,13 +167,20 @@ def build(cfg: BuildConfig) -> dict:
                     ProcessPoolExecutor(len(work), mp_context=multiprocessing.get_context("spawn"))
                 )
                 pending = pool.map(_render_pages, work)
+            diffs = source.stage_diffs(rows)
             (tmp / "index.html").write_text(
-                pages.render_index(rows, source.db_label, source.stage_diffs(rows), source.trajectories(rows), links),
+                pages.render_index(rows, source.db_label, diffs, source.trajectories(rows), links),
                 encoding="utf-8",
             )
             (tmp / "runs").mkdir()
             for rid, found in source.run_pages(rows).items():
                 (tmp / "runs" / f"{rid}.html").write_text(run_page.render_run(found, source.db_label), encoding="utf-8")
+            (tmp / "analysis.html").write_text(render_analysis(source.analysis(rows, diffs)), encoding="utf-8")
+            (tmp / "compare").mkdir()
+            for a, b in sorted({(d["a_id"], d["b_id"]) for d in diffs}):
+                text = compare_page.render_compare(source.compare_data(a, b, cfg.options), source.db_label)
+                if text is not None:
+                    (tmp / compare_page.path(a, b)).write_text(text, encoding="utf-8")
             groups = source.ablation_groups()
             (tmp / "ablation.html").write_text(ablation.render_ablation(groups, source.db_label), encoding="utf-8")
             if pending is not None:

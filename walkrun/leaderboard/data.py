@@ -8,19 +8,33 @@ or built) is opened here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
+from typing import cast
 
 from sqlalchemy.exc import DBAPIError
 
-from walkrun.db import compare, lineage, problems, queries, records, summaries, training_metrics
+from walkrun.db import (
+    compare,
+    distributions,
+    lineage,
+    problems,
+    queries,
+    records,
+    sample_pairs,
+    summaries,
+    training_metrics,
+)
 from walkrun.db.read_models import ResultRow
+from walkrun.evaluate.protocols import sweeps
 from walkrun.leaderboard import ablation
+from walkrun.leaderboard.analysis import analysis_context
 from walkrun.leaderboard.checkpoint_page import problem_rows
 from walkrun.leaderboard.pages import PageOptions
 from walkrun.options import DB_HELP
+from walkrun.settings import WalkrunError
 
 
 @dataclass
@@ -37,6 +51,11 @@ class SiteOptions(PageOptions):
 def label(url: str | None) -> str:
     """The DB URL for display, password masked."""
     return records.label(url)
+
+
+def _facts(row: Mapping[str, object]) -> dict[str, object]:
+    """What a comparison page says about a checkpoint, from one of its aggregate rows."""
+    return {k: row[k] for k in ("model", "checkpoint_id", "source", "stage", "step", "training_run")}
 
 
 class Source:
@@ -102,10 +121,15 @@ class Source:
             return ablation.ablation_groups(s)
 
     def stage_diffs(self, rows: Sequence[ResultRow]) -> list[dict]:
-        """Paired comparisons of consecutive stages of each training run, per protocol and task:
-        stage 2 vs stage 1 and control vs stage 2 (the last checkpoint of each stage)."""
+        """Paired comparisons along each training run, per protocol and task: stage 2's last
+        checkpoint vs the checkpoint stage 2 started from, and the control's last vs stage 2's last
+        (both started from the same point). Stage 2's start is as recorded (`lineage.stage_starts`:
+        the gate's choice, not necessarily stage 1's last checkpoint); where none is recorded, or
+        it has no evaluation under that protocol, stage 1's last checkpoint, and the row says so."""
         last: dict[tuple, ResultRow] = {}
+        by_ckpt: dict[tuple, ResultRow] = {}
         for r in rows:
+            by_ckpt[(r["checkpoint_id"], r.get("protocol"), r["task"])] = r
             if not r.get("training_run") or r.get("stage") not in ("stage1", "stage2", "control"):
                 continue
             key = (r["training_run"], r.get("protocol"), r["task"], r["stage"])
@@ -116,6 +140,7 @@ class Source:
             return out
         with records.reading(self.url) as s:
             chains = lineage.lineages(s)
+            starts = lineage.stage_starts(s)
 
             def parent(run: str, stage: str) -> str:
                 # A control branch may be a run of its own: its stage 2 is in the run it descends
@@ -123,15 +148,30 @@ class Source:
                 chain = chains.get(run) if stage == "control" else None
                 return chain[0][0] if chain else run
 
+            def before(run: str, proto, task: str, stage: str) -> tuple[ResultRow | None, str]:
+                if stage == "control":
+                    return last.get((parent(run, stage), proto, task, "stage2")), "control vs stage 2"
+                own_stage1 = (run, proto, task, "stage1") in last
+                start = starts.get((run, "stage2")) or (None if own_stage1 else starts.get((run, None)))
+                if start is not None:
+                    ra = by_ckpt.get((start["checkpoint_id"], proto, task))
+                    if ra is not None:
+                        return ra, "stage 2 vs its start"
+                # no recorded start with this evaluation: the previous stage's last checkpoint
+                ra = last.get((run, proto, task, "stage1"))
+                return ra, "stage 2 vs stage 1's last (start not recorded)" if start is None else (
+                    "stage 2 vs stage 1's last (its start has no such evaluation)"
+                )
+
             for (run, proto, task, stage), rb in sorted(last.items(), key=lambda kv: str(kv[0])):
-                before = {"stage2": "stage1", "control": "stage2"}.get(stage)
-                ra = last.get((parent(run, stage), proto, task, before)) if before else None
+                if stage == "stage1":
+                    continue
+                ra, label = before(run, proto, task, stage)
                 if ra is None:
                     continue
                 d = compare.paired(s, ra["eval_run_id"], rb["eval_run_id"])
                 if not d["n_problems"]:
                     continue
-                label = {"stage2": "stage 2 vs stage 1", "control": "control vs stage 2"}[stage]
                 out.append(
                     {
                         "run": run,
@@ -140,6 +180,8 @@ class Source:
                         "label": label,
                         "a": ra["model"],
                         "b": rb["model"],
+                        "a_id": ra["checkpoint_id"],
+                        "b_id": rb["checkpoint_id"],
                         **d,
                     }
                 )
@@ -155,6 +197,53 @@ class Source:
                 chains = lineage.lineages(s)
         names = sorted({run for r in rows if (run := r["training_run"])})
         return {n: lineage.along_lineage(rows, n, chains.get(n, [])) for n in names}
+
+    def analysis(self, rows: Sequence[ResultRow], stage_diffs: list[dict] | None = None) -> dict:
+        """`analysis.analysis_context` of these aggregate rows: their evaluations' per-problem
+        results and length quantiles (one narrow pass over their samples), the problems' levels,
+        the protocol sweeps, and each run's path along its lineage."""
+        dists: dict = {}
+        levels: dict = {}
+        if rows and not self._fresh():
+            with records.reading(self.url) as s:
+                dists = distributions.distributions(s, [r["eval_run_id"] for r in rows])
+                levels = problems.levels(s, {r["task"] for r in rows})
+        diffs = self.stage_diffs(rows) if stage_diffs is None else stage_diffs
+        # the figures read rows as plain dicts (ResultRow is one at run time)
+        plain = cast(list[dict], list(rows))
+        paths = cast(dict[str, list[dict]], self.trajectories(rows))
+        return analysis_context(plain, paths, dists, levels, sweeps(), diffs, self.db_label)
+
+    def compare_data(self, a_id: int, b_id: int, opts: PageOptions | None = None) -> dict | None:
+        """The stored-sample comparison of checkpoints `a_id` and `b_id` (`compare_page`): per
+        task x protocol both have, the paired differences B - A and the common problems side by
+        side (`walkrun.db.sample_pairs`); None when either is unknown or they share no evaluation."""
+        opts = opts or PageOptions()
+        if self._fresh() or a_id == b_id:
+            return None
+        popts = sample_pairs.PairOptions(show=opts.samples_per_problem, chars=opts.response_chars)
+        with records.reading(self.url) as s:
+            sources = [records.checkpoint_source(s, cid) for cid in (a_id, b_id)]
+            if None in sources:
+                return None
+            try:
+                matched = compare.matched(s, str(sources[0]), str(sources[1]))
+            except WalkrunError:
+                return None
+            sections = []
+            for ra, rb in matched:
+                d = compare.paired(s, ra["eval_run_id"], rb["eval_run_id"])
+                got = sample_pairs.pairs(s, ra["eval_run_id"], rb["eval_run_id"], popts)
+                sections.append({"task": ra["task"], "protocol": ra["protocol"], "ra": ra, "rb": rb, "delta": d, **got})
+            first = matched[0]
+            main = queries.main_protocol([r for pair in matched for r in pair])
+            return {
+                "a": _facts(first[0]),
+                "b": _facts(first[1]),
+                # the protocol most of their evaluations share first, as on the index
+                "sections": sorted(sections, key=lambda x: (x["protocol"] != main, str(x["protocol"]), x["task"])),
+                "ratio": popts.ratio,
+            }
 
     def run_pages(self, rows: Sequence[ResultRow], run_ids: list[int] | None = None) -> dict[int, dict]:
         """Training run id -> its page's data (`walkrun.leaderboard.run_page`) for every run with a

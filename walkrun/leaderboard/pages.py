@@ -67,14 +67,16 @@ class PageOptions:
 class Column:
     key: str
     header: str
-    kind: str  # text | int | num0 | num3 | pct | date
+    kind: str  # text | int | num0 | num1 (signed) | num3 | pct | date | ci
     title: str = ""
+    more: bool = False  # shown with "all columns" only: the table fits a laptop screen without it
+    base: bool = False  # filled by the page script once a base checkpoint is chosen (Δ vs base)
 
 
 COLUMNS = [
     Column("model", "model / checkpoint", "text", "display name; click for per-problem results"),
     Column("stage", "stage", "text"),
-    Column("training_run", "run", "text", "training run the checkpoint belongs to"),
+    Column("training_run", "run", "text", "training run the checkpoint belongs to", more=True),
     Column("step", "step", "int", "training step of the checkpoint"),
     Column("task", "benchmark", "text"),
     Column(
@@ -91,20 +93,62 @@ COLUMNS = [
     Column("accuracy_ci95", "95% CI", "ci", "bootstrap over problems (seeded), 95%"),
     Column("k", "k", "int", "samples per problem"),
     Column("pass_at_k_top", "pass@k", "num3", "unbiased pass@k (Chen et al.) at k = samples per problem"),
-    Column("maj_at_k", "maj@k", "num3", "majority vote over the k extracted answers"),
+    Column("maj_at_k", "maj@k", "num3", "majority vote over the k extracted answers", more=True),
+    Column(
+        "auc_oaa",
+        "AUC",
+        "num3",
+        "normalised area under the accuracy-at-budget curve up to the evaluation's budget T (OptimalThinkingBench's "
+        "AUC_OAA): a correct answer scores (T - tokens) / T, so the same accuracy in fewer tokens scores higher",
+    ),
+    Column(
+        "delta_base_accuracy",
+        "Δ pass@1 vs base",
+        "num1",
+        "pass@1 minus the chosen base checkpoint's (same benchmark and protocol), in points, ±1.96·√(SE² + SE_base²)",
+        base=True,
+    ),
+    Column(
+        "delta_base_tokens",
+        "Δ tokens vs base",
+        "num1",
+        "mean tokens relative to the chosen base checkpoint's (same benchmark and protocol), in %",
+        base=True,
+    ),
     Column("mean_tokens", "mean_tokens", "num0", "mean generated tokens over all samples"),
     Column("mean_tokens_correct", "tokens (correct)", "num0", "mean generated tokens of correct samples"),
-    Column("mean_think_tokens", "think tokens", "num0", "mean tokens inside the think block (exact, from the ids)"),
-    Column("mean_answer_tokens", "answer tokens", "num0", "mean tokens after the think block closed"),
-    Column("truncation_rate", "truncation_rate", "pct", "share of samples that hit the token cap"),
-    Column("n_truncated", "censored", "int", "samples cut at the token budget (they count as unanswered)"),
-    Column("max_new_tokens", "budget", "int", "token budget per response"),
-    Column("n_timeouts", "grading timeouts", "int", "samples the grader could not judge within its time limit"),
-    Column("n_errors", "grading errors", "int", "samples the grader failed on (parse or comparison error)"),
-    Column("acc_per_1k", "pass@1 per 1k tokens", "num3", "pass@1[avg-of-k] / (mean_tokens / 1000)"),
-    Column("n_problems", "problems", "int"),
-    Column("evaluated_at", "evaluated", "date"),
-    Column("grader_version", "grader", "text", "grader version the samples were graded with"),
+    Column(
+        "mean_tokens_wrong",
+        "tokens (wrong)",
+        "num0",
+        "mean generated tokens of wrong answers (finished, graded wrong; cut responses are not counted here)",
+    ),
+    Column(
+        "mean_think_tokens",
+        "think tokens",
+        "num0",
+        "mean tokens inside the think block (exact, from the ids)",
+        more=True,
+    ),
+    Column("mean_answer_tokens", "answer tokens", "num0", "mean tokens after the think block closed", more=True),
+    Column("wrong_rate", "wrong", "pct", "share of samples whose finished answer was graded wrong"),
+    Column(
+        "truncation_rate",
+        "truncation_rate",
+        "pct",
+        "share of samples that hit the token cap: no answer because truncated (never counted as wrong or right)",
+    ),
+    Column("unanswered_rate", "no answer", "pct", "share of samples that finished without a final answer"),
+    Column("n_truncated", "censored", "int", "samples cut at the token budget (they count as unanswered)", more=True),
+    Column("max_new_tokens", "budget", "int", "token budget per response", more=True),
+    Column(
+        "n_timeouts", "grading timeouts", "int", "samples the grader could not judge within its time limit", more=True
+    ),
+    Column("n_errors", "grading errors", "int", "samples the grader failed on (parse or comparison error)", more=True),
+    Column("acc_per_1k", "pass@1 per 1k tokens", "num3", "pass@1[avg-of-k] / (mean_tokens / 1000)", more=True),
+    Column("n_problems", "problems", "int", more=True),
+    Column("evaluated_at", "evaluated", "date", more=True),
+    Column("grader_version", "grader", "text", "grader version the samples were graded with", more=True),
 ]
 
 
@@ -131,6 +175,8 @@ def fmt(value, kind: str) -> str:
         return "–"
     if kind == "num3":
         return f"{value:.3f}"
+    if kind == "num1":
+        return f"{value:+.1f}"
     if kind == "num0":
         return f"{value:,.0f}"
     if kind == "pct":
@@ -154,7 +200,7 @@ CENSOR_FLAG = 0.05
 def sort_value(value, kind: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
-    if kind in ("int", "num0", "num3", "pct"):
+    if kind in ("int", "num0", "num1", "num3", "pct"):
         return repr(float(value)) if isinstance(value, float) else str(value)
     if kind == "ci":
         return repr(float(value[0]))
@@ -329,6 +375,14 @@ def index_context(
         "run_links": sorted((run_links or {}).items()),
         "figures_json": safe_json(fig),
         "n_checkpoints": len({r.get("checkpoint_id") for r in rows}),
+        # the checkpoints a "Δ vs base" can be taken against, in training order
+        "bases": [
+            {"id": cid, "name": name}
+            for cid, name in sorted(
+                {(r.get("checkpoint_id"), str(r.get("model"))) for r in rows},
+                key=lambda b: b[1],
+            )
+        ],
         "empty": not rows,
         "fill_commands": FILL_COMMANDS,
         "db_label": db_label,

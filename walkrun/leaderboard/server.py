@@ -3,7 +3,9 @@
 A small Starlette app under uvicorn. Pages are rendered from the DB and kept in memory until the
 DB changes (checked every --refresh seconds, so a running `walkrun watch` shows up on reload);
 the aggregates come from the evaluations' stored summaries. Paths are those of the static build
-(`index.html`, `checkpoints/<id>.html`, `runs/<id>.html`, `static/...`), so both share one set of relative links.
+(`index.html`, `analysis.html`, `checkpoints/<id>.html`, `runs/<id>.html`, `compare/<a>-<b>.html`,
+`static/...`), so both share one set of relative links; the live server renders the comparison of
+any two checkpoints.
 Every response carries the security headers below; unknown paths are a plain 404.
 
     walkrun leaderboard serve                      # http://127.0.0.1:8000, WALKRUN_DB
@@ -15,7 +17,8 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 
-from walkrun.leaderboard import ablation, assets, cache, checkpoint_page, data, pages, run_page
+from walkrun.leaderboard import ablation, assets, cache, checkpoint_page, compare_page, data, pages, run_page
+from walkrun.leaderboard.analysis import render_analysis as render_analysis_page
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -130,6 +133,15 @@ def create_app(cfg: LiveConfig):
             return page(404, pages.render_not_found(f"No checkpoint with id {cid} has evaluations in this database."))
         return page(200, text)
 
+    def render_compare(a: int, b: int):
+        text = compare_page.render_compare(source.compare_data(a, b, cfg.options), source.db_label)
+        if text is None:
+            return page(404, pages.render_not_found(f"Checkpoints {a} and {b} share no finished evaluation."))
+        return page(200, text)
+
+    def render_analysis():
+        return page(200, render_analysis_page(source.analysis(all_rows())))
+
     def render_run(rid: int):
         found = source.run_pages(all_rows(), run_ids=[rid]).get(rid)
         if found is None:
@@ -154,6 +166,13 @@ def create_app(cfg: LiveConfig):
         cid = request.path_params["cid"]
         return await cached(request, ("checkpoint", cid), lambda: render_checkpoint(cid))
 
+    async def compare(request):
+        a, b = request.path_params["a"], request.path_params["b"]
+        return await cached(request, ("compare", a, b), lambda: render_compare(a, b))
+
+    async def analysis_page(request):
+        return await cached(request, "analysis", render_analysis)
+
     async def run(request):
         rid = request.path_params["rid"]
         return await cached(request, ("run", rid), lambda: render_run(rid))
@@ -175,8 +194,10 @@ def create_app(cfg: LiveConfig):
         Route("/", lambda request: RedirectResponse("/index.html", status_code=307)),
         Route("/index.html", index),
         Route("/checkpoints/{cid:int}.html", checkpoint),
+        Route("/compare/{a:int}-{b:int}.html", compare),
         Route("/runs/{rid:int}.html", run),
         Route("/ablation.html", ablation_page),
+        Route("/analysis.html", analysis_page),
         Route("/static/{name:str}", static),
         Route("/healthz", health),
     ]

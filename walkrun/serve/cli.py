@@ -73,7 +73,8 @@ def serve_vllm(cfg: VLLMServerConfig, ctx: typer.Context) -> None:
         print(server.url, flush=True)
         while server.alive():
             time.sleep(1)
-        print(f"walkrun: vLLM exited with code {server.proc.returncode}", file=sys.stderr)
+        # vLLM's API server exits (code 0) when its engine dies: the reason is in its log
+        print(f"walkrun: error: {server.exit_reason()}", file=sys.stderr)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         print("walkrun: stopping vLLM", file=sys.stderr)
@@ -96,6 +97,10 @@ def serve_demo(cfg: SideBySideConfig) -> None:
         print(demo.url, flush=True)
         while True:
             time.sleep(1)
+            dead = demo.dead_side()
+            if dead is not None:  # a side without its server is no comparison: stop, saying why
+                print(f"walkrun: error: {dead}", file=sys.stderr)
+                raise typer.Exit(1)
     except KeyboardInterrupt:
         print("walkrun: stopping the demo", file=sys.stderr)
     finally:

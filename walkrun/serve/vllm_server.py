@@ -7,8 +7,15 @@ and run well, so nobody has to do it by hand:
   - `VLLM_CPU_KVCACHE_SPACE=1` (GiB) unless set: otherwise the worker reserves ~90% of RAM;
   - `--enforce-eager`: torch.compile doubles start-up here and its cache never loads;
   - `VLLM_CPU_OMP_THREADS_BIND` from `cpu_cores` (one core per server when running two);
-  - tcmalloc + Intel OpenMP preloaded when both libraries are present (~20% more tok/s).
+  - tcmalloc + Intel OpenMP preloaded when both libraries are present (~20% more tok/s);
+  - the dtype from `walkrun.vllm_compat.cpu_dtype` (vLLM's bfloat16 unless this machine's
+    once-per-machine check found its bf16 kernels dying; then float32) unless `--dtype` is given,
+    and AMX granted in every vLLM process (`walkrun.serve.vllm_entry`).
 With the real (CUDA) vLLM installed none of these apply and vLLM's defaults are used.
+
+An engine that dies after start-up takes the API server down with it (vLLM 0.32); every Python
+process of the server runs with PYTHONFAULTHANDLER, so a worker killed by a signal leaves its name
+in the log, and `VLLMServer.engine_failure()` turns the log into one line saying why.
 
 Every server binds 127.0.0.1 unless told otherwise and needs a bearer key on every route but
 /health and /ping (`walkrun.serve.auth`): the given one, $VLLM_API_KEY, or a random one. The key
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import secrets
 import signal
 import socket
@@ -128,6 +136,69 @@ def _has_flag(args: list[str], *flags: str) -> bool:
     return any(a == f or a.startswith(f + "=") for a in args for f in flags)
 
 
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The value of `flag` among vLLM's flags (`--flag V` or `--flag=V`), the last one winning."""
+    value = None
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+# What vLLM 0.32 writes to the server log when its engine dies after start-up: the EngineCore's
+# "Worker proc VllmWorker-0 died unexpectedly (exit code: -4)" (the code is sometimes "None": it
+# is read before the worker is reaped) and, from PYTHONFAULTHANDLER, the dying process's
+# "Fatal Python error: Illegal instruction"; an EngineCore that dies itself is only noticed by the
+# API server ("engine core exited unexpectedly"), an exception in it is "EngineCore encountered a
+# fatal error".
+_WORKER_DIED = re.compile(r"Worker proc (\S+) died unexpectedly \(exit code: (-?\d+|None)\)")
+_FATAL = re.compile(
+    r"Fatal Python error: (Illegal instruction|Segmentation fault|Bus error|Aborted|Floating.point exception)"
+)
+_FATAL_SIGNALS = {
+    "Illegal instruction": "SIGILL",
+    "Segmentation fault": "SIGSEGV",
+    "Bus error": "SIGBUS",
+    "Aborted": "SIGABRT",
+}
+_ENGINE_DIED = ("EngineCore encountered a fatal error", "engine core exited unexpectedly")
+_LOG_TAIL_BYTES = 1 << 20  # the death lines are at the end; the log of a long-lived server is not
+
+
+def engine_failure_from_log(text: str, dtype: str | None = None) -> str | None:
+    """One line saying why vLLM's engine died, from the server log's text; None if it did not.
+    dtype: what the server was started in ("auto"/None: vLLM's choice), for the SIGILL advice."""
+    worker = _WORKER_DIED.search(text)
+    fatal = _FATAL.search(text)
+    if not worker and not fatal and not any(m in text for m in _ENGINE_DIED):
+        return None
+    sig = None
+    if fatal:
+        sig = _FATAL_SIGNALS.get(fatal.group(1), "SIGFPE")
+    elif worker and worker.group(2).startswith("-"):
+        try:
+            sig = signal.Signals(-int(worker.group(2))).name
+        except ValueError:
+            sig = f"signal {worker.group(2).lstrip('-')}"
+    who = f"its worker ({worker.group(1)})" if worker else "a vLLM process"
+    if sig == "SIGILL":
+        advice = (
+            "start it in float32 (`-- --dtype float32`): vLLM's bfloat16/float16 CPU kernels use AMX and AVX-512"
+            if dtype != "float32"
+            else "even in float32, so this vLLM build does not run on this CPU"
+        )
+        return (
+            f"vLLM's engine died: {who} was killed by SIGILL, a CPU instruction this machine does not execute; {advice}"
+        )
+    if sig:
+        return f"vLLM's engine died: {who} was killed by {sig}"
+    if worker:
+        return f"vLLM's engine died: {who} exited with code {worker.group(2)}"
+    return "vLLM's engine died (EngineCore failed; see the log)"
+
+
 def build_command(cfg: VLLMServerConfig, port: int, cpu_build: bool | None = None) -> tuple[list[str], dict[str, str]]:
     """The argv and environment for the server process (pure: nothing is started)."""
     if cpu_build is None:
@@ -159,6 +230,7 @@ def build_command(cfg: VLLMServerConfig, port: int, cpu_build: bool | None = Non
     argv += list(cfg.extra_args)
 
     env = dict(os.environ)
+    env["PYTHONFAULTHANDLER"] = "1"  # a worker killed by SIGILL/SIGSEGV names the signal in the log
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     env.setdefault("DO_NOT_TRACK", "1")
     if local:
@@ -181,16 +253,26 @@ def build_command(cfg: VLLMServerConfig, port: int, cpu_build: bool | None = Non
 class VLLMServer:
     """A running vLLM server process (its own session, so the whole group can be stopped)."""
 
-    def __init__(self, cfg: VLLMServerConfig, port: int, proc: subprocess.Popen, name: str, log_path: Path | None):
+    def __init__(
+        self,
+        cfg: VLLMServerConfig,
+        port: int,
+        proc: subprocess.Popen,
+        name: str,
+        log_path: Path | None,
+        log_start: int = 0,
+    ):
         self.cfg = cfg
         self.port = port
         self.proc = proc
         self.name = name
         self.log_path = log_path
+        self.log_start = log_start  # where this server's output begins in a log file appended to
         host = "127.0.0.1" if cfg.host in ("0.0.0.0", "", "::") else cfg.host
         self.root_url = f"http://{host}:{port}"
         self.url = self.root_url + "/v1"  # OpenAI base_url
         self.key_file: Path | None = None  # where a generated key was written (removed on stop)
+        self.dtype: str | None = _flag_value(cfg.extra_args, "--dtype")  # None: vLLM's default
         self._stopped = False
         self._lock = threading.Lock()
 
@@ -212,11 +294,27 @@ class VLLMServer:
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
-    def log_tail(self, n: int = 25) -> str:
+    def _log_end(self) -> str:
         if not self.log_path or not self.log_path.is_file():
             return ""
-        lines = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(lines[-n:])
+        with open(self.log_path, "rb") as f:
+            f.seek(max(self.log_start, f.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+            return f.read().decode(errors="replace")
+
+    def log_tail(self, n: int = 25) -> str:
+        return "\n".join(self._log_end().splitlines()[-n:])
+
+    def engine_failure(self) -> str | None:
+        """Why the engine died, as one line (with the log's path), or None while it has not
+        (or when its output is not logged to a file: log_file "-")."""
+        reason = engine_failure_from_log(self._log_end(), self.dtype)
+        return f"{reason}; log {self.log_path}" if reason else None
+
+    def exit_reason(self) -> str:
+        """Why the stopped server stopped, as one line: the engine's death, else its exit code."""
+        return self.engine_failure() or f"vLLM exited with code {self.proc.poll()}" + (
+            f"; log {self.log_path}" if self.log_path else ""
+        )
 
     def wait_ready(self, timeout: float | None = None) -> VLLMServer:
         """Block until /health answers 200; raise WalkrunError (server stopped) if it dies or times out."""
@@ -224,8 +322,10 @@ class VLLMServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                tail = self.log_tail()
+                tail, failure = self.log_tail(), self.engine_failure()
                 self.stop()
+                if failure:
+                    raise WalkrunError(f"vLLM server for {self.cfg.model} died before it was ready: {failure}")
                 raise WalkrunError(
                     f"vLLM server for {self.cfg.model} exited with code {self.proc.returncode} before it was ready"
                     + (f"; log {self.log_path}, last lines:\n{tail}" if tail else "")
@@ -331,8 +431,17 @@ def launch(cfg: VLLMServerConfig) -> VLLMServer:
         raise WalkrunError(f"serve: port {cfg.port} is already in use; pick another --port or omit it")
     generated = not (cfg.api_key or os.environ.get("VLLM_API_KEY"))
     cfg = replace(cfg, api_key=cfg.api_key or os.environ.get("VLLM_API_KEY") or secrets.token_urlsafe(32))
-    argv, env = build_command(cfg, port)
+    cpu_build = vllm_compat.cpu_build_installed()
+    argv, env = build_command(cfg, port, cpu_build)  # checks the input before anything slow
+    if cpu_build:
+        given = _flag_value(cfg.extra_args, "--dtype")
+        choice = vllm_compat.cpu_dtype(given)
+        vllm_compat.say_once(choice.note)
+        if choice.dtype != given:
+            cfg = replace(cfg, extra_args=[*cfg.extra_args, "--dtype", str(choice.dtype)])
+            argv += ["--dtype", str(choice.dtype)]
     name = argv[argv.index("--served-model-name") + 1]
+    log_start = 0
     if cfg.log_file == "-":
         log_path, out = None, None
     else:
@@ -340,6 +449,7 @@ def launch(cfg: VLLMServerConfig) -> VLLMServer:
         log_path = Path(cfg.log_file) if cfg.log_file else home() / "logs" / f"vllm-{safe}-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(log_path, "ab")
+        log_start = out.tell()  # an earlier server's lines (same name and port) are not this one's
     try:
         proc = subprocess.Popen(
             argv,
@@ -352,7 +462,7 @@ def launch(cfg: VLLMServerConfig) -> VLLMServer:
     finally:
         if out:
             out.close()
-    server = VLLMServer(cfg, port, proc, name, log_path)
+    server = VLLMServer(cfg, port, proc, name, log_path, log_start)
     if generated:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         server.key_file = home() / "keys" / f"vllm-{safe}-{port}.key"

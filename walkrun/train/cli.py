@@ -24,7 +24,7 @@ train_app = typer.Typer(
 
 PRESET_HELP = (
     "OpenRLHF preset: conciser-stage1, conciser-stage2, fatemi-phase2, fatemi-qwen-math4, fatemi-r1-7b "
-    "(`--explain` lists every value with its source: paper A/B, paper B script, DAPO, ours)."
+    "(`--explain` lists every value with its source: paper A/B and their code, DAPO, method paper/code, ours)."
 )
 # --from is the gate's own name for parent_run (walk before you run: stage 2 starts from stage 1's best).
 GATE_FLAGS = {"parent_run": ("--from",)}
@@ -47,6 +47,8 @@ def script_cmd(
     config, decision = resolve_parent(load_config(preset, given=overrides))
     if decision is not None:
         print(decision.summary(), file=sys.stderr)
+        if decision.warning:
+            print(decision.warning, file=sys.stderr)
     text = render(config)
     if out is None:
         print(text, end="")
@@ -81,6 +83,8 @@ def openrlhf_cmd(
     config, decision = resolve_parent(load_config(preset, given=overrides))
     if decision is not None:
         print(decision.summary())
+        if decision.warning:
+            print(decision.warning, file=sys.stderr)
     code = submit(config, address=address, wait=wait, parent=decision)
     if code != 0:
         raise WalkrunError(f"ray job submit failed (exit {code}); see its output above. Run dir: {config.run_dir}")

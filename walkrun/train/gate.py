@@ -6,6 +6,11 @@ the best pass@1[avg-of-k] wins, ties going to the fewer mean tokens (then the ea
 `min_accuracy` the gate refuses with the numbers. `record_lineage` stores the choice on the new
 run (`TrainingRun.parent_checkpoint`), which is what draws stage 1 -> stage 2 as one trajectory.
 
+Selecting the best of N checkpoints on a set and then reporting that set's number biases the
+number upward. The gate can select on a set the run does not report (the `heldout` slice of the
+training data, `walkrun data prepare --heldout N`, or another benchmark); when `task` is one of the
+run's `report_tasks` the decision carries a warning, which the commands print and the lineage keeps.
+
     from walkrun.train.gate import choose_parent, record_lineage
     decision = choose_parent(None, "conciser-stage1", task="aime24", k=32, temperature=0.6, min_accuracy=0.2)
     ...start stage 2 from decision.source...
@@ -65,6 +70,7 @@ class GateDecision:
     eval_run_id: int
     min_accuracy: float | None
     candidates: int  # checkpoints evaluated under the protocol
+    warning: str | None = None  # set when the gate selects on a set the run also reports
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +96,17 @@ def _best(rows: list[ResultRow]) -> ResultRow:
     return min(rows, key=lambda r: (-_accuracy(r), r["mean_tokens"] or 0.0, r["step"] or 0, r["checkpoint_id"]))
 
 
+def same_set_warning(task: str, report_tasks, candidates: int) -> str | None:
+    """The warning for selecting on `task` when it is also reported (None when it is not)."""
+    if task not in set(report_tasks or ()):
+        return None
+    return (
+        f"gate: selecting on {task}, which this run also reports: the chosen checkpoint's {task} score is the "
+        f"best of {candidates} and biased upward; select on a set it does not report (gate_task=heldout after "
+        "`walkrun data prepare --heldout N`, or another benchmark)"
+    )
+
+
 def choose_parent(
     db_url: str | None,
     run: str,
@@ -98,10 +115,12 @@ def choose_parent(
     temperature: float | None = None,
     min_accuracy: float | None = None,
     stage: str | None = None,
+    report_tasks=(),
 ) -> GateDecision:
     """The checkpoint of training run `run` to start the next stage from; WalkrunError (with the
     numbers) when the run has no evaluation under the protocol or its best is below `min_accuracy`.
-    `stage`: consider only checkpoints recorded with this stage (a run holding several stages)."""
+    `stage`: consider only checkpoints recorded with this stage (a run holding several stages).
+    `report_tasks`: the benchmarks the new run is reported on (a warning when `task` is one)."""
     rows = records.trajectory(db_url, run, latest=False, stage=stage)
     protocol = describe_protocol(task, k, temperature) + (f", stage {stage}" if stage else "")
     fitting = [r for r in rows if matches_protocol(r, task, k, temperature) and r["accuracy"] is not None]
@@ -138,6 +157,7 @@ def choose_parent(
         eval_run_id=best["eval_run_id"],
         min_accuracy=min_accuracy,
         candidates=len(latest),
+        warning=same_set_warning(task, report_tasks, len(latest)),
     )
     if min_accuracy is not None and _accuracy(best) < min_accuracy:
         accs = sorted(_accuracy(r) for r in latest.values())
@@ -163,6 +183,13 @@ def record_lineage(db_url: str | None, child_run: str, decision: GateDecision) -
     records.set_parent(db_url, child_run, **lineage_of(decision))
 
 
+def record_stage_start(db_url: str | None, run: str, stage: str, decision: GateDecision) -> None:
+    """Store on training run `run` that its stage `stage` continues it from the gate's checkpoint
+    (one of its own, e.g. stage 2 in stage 1's run), so comparisons pair the stage with where it
+    started rather than with the previous stage's last checkpoint."""
+    records.set_stage_start(db_url, run, stage, decision.checkpoint_id, {"gate": decision.to_dict()})
+
+
 def resolve_parent(config, db_url: str | None = None):
     """(config with `pretrain` set to the gate's checkpoint, decision) for an OpenRLHF config whose
     `parent_run` is set; (config, None) otherwise."""
@@ -171,6 +198,12 @@ def resolve_parent(config, db_url: str | None = None):
     if not config.parent_run:
         return config, None
     decision = choose_parent(
-        db_url, config.parent_run, config.gate_task, config.gate_k, config.gate_temperature, config.min_accuracy
+        db_url,
+        config.parent_run,
+        config.gate_task,
+        config.gate_k,
+        config.gate_temperature,
+        config.min_accuracy,
+        report_tasks=config.report_tasks,
     )
     return dataclasses.replace(config, pretrain=decision.source), decision

@@ -5,17 +5,20 @@
     walkrun train local local-stage2 --model runs/s1 --out runs/s2    # L-GRPO from the stage-1 model
     walkrun train local local-control --model runs/s1 --out runs/ctl  # stage-1 reward, same budget
 
-TRL 1.16 supplies the objective's pieces as options: group-normalised advantages
-(`scale_rewards="group"`), clip-higher (`epsilon=0.2, epsilon_high=0.28`), token-level
-aggregation (`loss_type="dapo"`), entropy bonus (`entropy_coef`), no KL (`beta=0`), overlong
-masking (`mask_truncated_completions`). What it lacks is dynamic sampling; the subclass
-below masks out the groups whose rewards have zero variance (they carry no advantage but
-would still dilute DAPO's token normaliser and the entropy term). DAPO's refill (re-sampling
-until the batch is full) is not done: a rollout simply trains on fewer groups.
+TRL 1.16 supplies the objective's pieces as options: clip-higher (`epsilon=0.2,
+epsilon_high=0.28`), token-level aggregation (`loss_type="dapo"`), entropy bonus
+(`entropy_coef`), no KL (`beta=0`), overlong masking (`mask_truncated_completions`), several
+optimizer steps per generation round (`steps_per_generation`: TRL then keeps the round's
+log-probs from before its first step as the old policy, so from the second step on the ratio
+moves and the clip range acts). What it lacks is OpenRLHF's estimators other than GRPO's and
+dynamic sampling; the trainer subclass (`local_trainer`) recomputes the advantages with
+`walkrun.train.advantages` (`estimator`), applies a length reward's advantage reweighting, and
+masks out groups whose correctness rate is outside `dynamic_sampling_range` (OpenRLHF's rule;
+DAPO's refill, re-sampling until the batch is full, is not done: a round trains on fewer groups).
 
 Rewards are `walkrun.train.objective`'s: correctness from `walkrun.grading` (one grader for
 reward and metric) plus, for stage 2, a length term per group from `walkrun.train.length_rewards`
-(`length_reward=NAME`; `lgrpo=true` is L-GRPO, `objective.lgrpo_bonus`). That term needs a
+(`length_reward=NAME` with `length_reward_params`; `lgrpo=true` is L-GRPO). That term needs a
 prompt's whole group at once; TRL hands each reward call the G completions of every prompt
 contiguously only within one process (across ranks the rewards are gathered afterwards), so
 group-conditional rewards and dynamic sampling refuse to run with more than one process.
@@ -34,18 +37,19 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from walkrun import run_folder
+from walkrun import prompts, run_folder
 from walkrun.grading import grade_many, prompt_opens_think, template_opens_think
 from walkrun.jsonl import read_jsonl
 from walkrun.settings import WalkrunError
 from walkrun.synthetic import rl_rows
+from walkrun.train.advantages import kept_groups
 from walkrun.train.length_rewards import length_terms
 from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
-from walkrun.train.local_trainer import METRICS_FILE, kept_groups, run_callback, save_final, trainer_class
+from walkrun.train.local_trainer import BATCH_ATTR, METRICS_FILE, run_callback, save_final, trainer_class
 from walkrun.train.objective import credited, scheme_reward
 from walkrun.train.rollout_stats import step_stats
 
-__all__ = ["LocalConfig", "kept_groups", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
+__all__ = ["LocalConfig", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
 
 
 # ---------------------------------------------------------------- rewards and dynamic sampling
@@ -59,20 +63,31 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
     own truncation test, `ids[-1] not in eos_and_pad`). `think_opened`: the chat template opens a
     `<think>` block before each completion (a completion that never closes it has no answer)."""
     G = cfg.num_generations
-    l_max = float(cfg.l_max or cfg.max_completion_length)
     end_ids = frozenset(end_ids)
 
-    def correctness_and_length(prompts, completions, completion_ids, answer, log_metric=None, **_):
+    def correctness_and_length(prompts, completions, completion_ids, answer, log_metric=None, trainer_state=None, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         truncated = [not ids or ids[-1] not in end_ids for ids in completion_ids]
         # plain-text prompts are already rendered: they show an opened think block themselves
         opened = [think_opened or (isinstance(p, str) and prompt_opens_think(p)) for p in prompts]
-        grades = grade_many(
-            [str(a) for a in answer], texts, timeout=cfg.grader_timeout, truncated=truncated, think_opened=opened
-        )
+        golds = [str(a) for a in answer]
+        grades = grade_many(golds, texts, timeout=cfg.grader_timeout, truncated=truncated, think_opened=opened)
         correct = [credited(g) for g in grades]
-        rewards = [scheme_reward(cfg.reward, c, g.has_boxed) for c, g in zip(correct, grades)]
+        cut: list[bool | None] = [None] * len(texts)
+        if cfg.reward == "fatemi-code" and any(truncated):
+            # paper B's released reward grades a cut response as if it had finished
+            idx = [i for i, t in enumerate(truncated) if t]
+            again = grade_many(
+                [golds[i] for i in idx],
+                [texts[i] for i in idx],
+                timeout=cfg.grader_timeout,
+                think_opened=[opened[i] for i in idx],
+            )
+            for i, g in zip(idx, again):
+                cut[i] = credited(g)
+        rewards = [scheme_reward(cfg.reward, c, g.has_boxed, k) for c, g, k in zip(correct, grades, cut)]
         lengths = [len(ids) for ids in completion_ids]  # generated tokens, eos included
+        setattr(correctness_and_length, BATCH_ATTR, {"correct": correct, "lengths": lengths})
         bonus = [0.0] * len(texts)
         if cfg.length_term:
             # The length term needs each prompt's whole group in this call; TRL's RepeatSampler
@@ -82,7 +97,9 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
                     f"{cfg.length_term} reward received {len(texts)} completions that are not whole contiguous groups "
                     f"of {G}; this happens only with several processes, which the local backend does not support"
                 )
-            bonus = length_terms(cfg.length_term, correct, lengths, l_max, G)
+            # the rollout step, for a reward that warms up (TRL's global_step counts optimizer steps)
+            step = None if trainer_state is None else int(trainer_state.global_step) // cfg.steps_per_rollout
+            bonus = length_terms(cfg.length_term, correct, lengths, cfg.budget, G, cfg.length_reward_params, step)
             rewards = [r + b for r, b in zip(rewards, bonus)]
         if log_metric is not None:
             _log_step(log_metric, cfg, correct, lengths, truncated, grades, rewards, bonus)
@@ -94,14 +111,15 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
 def _log_step(log_metric, cfg: LocalConfig, correct, lengths, truncated, grades, rewards, terms) -> None:
     """walkrun's rollout statistics (`walkrun.train.rollout_stats`) through TRL's metric log, over
     the groups the trainer trains on: with dynamic sampling, those `kept_groups` keeps (the
-    trainer masks the others with the same test on the same rewards), as OpenRLHF reports its own."""
+    trainer masks the others with the same test on the same correctness), as OpenRLHF reports its own."""
     import torch
 
     G = cfg.num_generations
     n_groups = len(rewards) // G
     keep = [True] * n_groups
     if cfg.dynamic_sampling and n_groups and len(rewards) % G == 0:
-        keep = kept_groups(torch.tensor(rewards, dtype=torch.float32), G).tolist()
+        lo, hi = cfg.dynamic_sampling_range
+        keep = kept_groups(torch.tensor(correct, dtype=torch.float32).view(-1, G), lo, hi).tolist()
         log_metric("kept_group_rate", sum(keep) / n_groups)
     rows = [i for i in range(n_groups * G) if keep[i // G]]
     stats = step_stats(
@@ -143,7 +161,12 @@ def _dataset(cfg: LocalConfig):
                 f"(set prompt_key/answer_key); has {sorted(r)}"
             )
         p = str(r[cfg.prompt_key])
-        rows.append({"prompt": [{"role": "user", "content": p}] if cfg.chat else p, "answer": str(r[cfg.answer_key])})
+        if cfg.prompt_style is None:
+            prompt: str | list[dict] = [{"role": "user", "content": p}] if cfg.chat else p
+        else:
+            style = prompts.get(cfg.prompt_style)
+            prompt = style.messages(p) if cfg.chat else style.plain_text(p)
+        rows.append({"prompt": prompt, "answer": str(r[cfg.answer_key])})
     if not rows:
         raise WalkrunError(f"{cfg.task}: no prompts")
     return Dataset.from_list(rows)
@@ -211,7 +234,7 @@ def run_local(
         train_dataset=_dataset(cfg),
         processing_class=tok,
     )
-    trainer.dynamic_sampling = cfg.dynamic_sampling
+    trainer.cfg = cfg
     if trainer.accelerator.num_processes > 1 and (cfg.length_term or cfg.dynamic_sampling):
         raise WalkrunError("local: several processes: L-GRPO and dynamic sampling need one process (see WORLD_SIZE)")
     trainer.remove_callback(ProgressCallback)

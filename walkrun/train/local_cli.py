@@ -13,6 +13,7 @@ import typer
 
 from walkrun import options
 from walkrun.settings import WalkrunError
+from walkrun.train.length_rewards import describe, filter_of
 from walkrun.train.local import load_config, run_local
 from walkrun.train.local_config import LocalConfig
 from walkrun.train.sft import SFTConfig, run_sft
@@ -42,7 +43,7 @@ def local(
 
     cfg = load_config(preset, given=overrides)
     if explain:
-        print(options.explain(cfg))
+        print(explain_local(cfg))
         return
     decision = None
     if cfg.parent_run:
@@ -51,18 +52,38 @@ def local(
         if no_db:
             raise WalkrunError("--from reads and records lineage in the results DB; drop --no-db")
         decision = choose_parent(
-            None, cfg.parent_run, cfg.gate_task, cfg.gate_k, cfg.gate_temperature, cfg.min_accuracy
+            None,
+            cfg.parent_run,
+            cfg.gate_task,
+            cfg.gate_k,
+            cfg.gate_temperature,
+            cfg.min_accuracy,
+            report_tasks=cfg.report_tasks,
         )
         print(decision.summary())
+        if decision.warning:
+            import sys
+
+            print(decision.warning, file=sys.stderr)
         cfg = dataclasses.replace(cfg, model=decision.source)
     run_dir = out or Path("runs") / f"{Path(preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = run_local(cfg, run_dir, preset=preset, name=name, register=not no_db, parent=decision)
     print(json.dumps(summary, indent=2))
 
 
+def explain_local(cfg: LocalConfig) -> str:
+    """`--explain` of a local run: every field, then the length reward's parameters with their
+    sources and whether its estimator and group filter are its paper's."""
+    text = options.explain(cfg)
+    if cfg.length_term:
+        filt = filter_of(cfg.dynamic_sampling, cfg.dynamic_sampling_range)
+        text += "\n" + "\n".join(describe(cfg.length_term, cfg.length_reward_params, cfg.estimator, filt))
+    return text
+
+
 @options.command(SFTConfig, arguments=("out",))
 def sft(cfg: SFTConfig) -> None:
-    """Supervised warm start on the synthetic running-sum task (verbose, noisy demonstrator).
+    """Supervised warm start on the synthetic running-sum task (a demonstrator that slips and re-checks).
 
     Builds a fresh ~199k-param Qwen2 with the task's character tokenizer unless --init is given,
     trains it, and prints sampled (T=1) and greedy accuracy on held-out problems.

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from walkrun import options
+from walkrun import options, prompts
 from walkrun.settings import WalkrunError
 from walkrun.stages import TRAINING_STAGES
-from walkrun.train.length_rewards import get
+from walkrun.train.advantages import ESTIMATORS
+from walkrun.train.length_rewards import check_setup, get
 from walkrun.train.objective import SCHEMES
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -54,10 +55,21 @@ class LocalConfig:
         default=True,
         metadata={"help": "JSONL task: send the prompt as a user chat message (the model's chat template applies)"},
     )
+    prompt_style: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL task: prompt style of walkrun.prompts (conciser, r1-cot, qwen25-math-cot, boxed) the "
+            "problem is rendered with; None: the prompt field as it is. Recorded with the run; its checkpoints are "
+            "evaluated with it by default"
+        },
+    )
     train_prompts: int = field(default=4096, metadata={"help": "synthetic task: size of the prompt pool"})
     reward: str = field(
         default="binary",
-        metadata={"help": "correctness reward scheme of walkrun.train.objective: binary (1/0) | fatemi (+1/-0.5/-1)"},
+        metadata={
+            "help": "correctness reward scheme of walkrun.train.objective: binary (1/0) | fatemi (+1/-0.5/-1) | "
+            "fatemi-code (paper B's released reward) | dapo (+1/-1)"
+        },
     )
     lgrpo: bool = field(
         default=False,
@@ -67,15 +79,38 @@ class LocalConfig:
         default=None,
         metadata={
             "help": "length reward of walkrun.train.length_rewards added to correctness (lgrpo, lgrpo-ungated, kimi, "
-            "arora-zanette, shorterbetter, thinkprune, l1-max, dapo-overlong, none); lgrpo=true means lgrpo"
+            "arora-zanette, shorterbetter, thinkprune, l1-max, dapo-overlong, alp, drpo, grpo-lead, none); "
+            "lgrpo=true means lgrpo"
+        },
+    )
+    length_reward_params: dict[str, float] = field(
+        default_factory=dict,
+        metadata={
+            "help": "parameters of the length reward (--set length_reward_params.alpha=0.1); unset ones take the "
+            "paper's value: `--explain` lists them with their sources"
         },
     )
     l_max: int | None = field(
         default=None,
         metadata={"help": "budget of the length term in tokens (L-GRPO's L_max); default max_completion_length"},
     )
+    estimator: str = field(
+        default="group_norm",
+        metadata={
+            "help": "advantage estimator (walkrun.train.advantages, OpenRLHF's formulas): group_norm (GRPO) | "
+            "dr_grpo (r - mean) | rloo (leave-one-out)"
+        },
+    )
     dynamic_sampling: bool = field(
-        default=True, metadata={"help": "mask out groups whose (shaped) rewards have zero variance"}
+        default=True,
+        metadata={"help": "mask out groups whose correctness rate is outside dynamic_sampling_range (no refill)"},
+    )
+    dynamic_sampling_range: list[float] = field(
+        default_factory=lambda: [0.0, 1.0],
+        metadata={
+            "help": "keep a group iff LO < mean correctness < HI (OpenRLHF's rule): [0, 1] drops all-correct and "
+            "all-wrong groups, [0, 1.01] only all-wrong ones"
+        },
     )
     num_generations: int = field(default=8, metadata={"trl": True, "help": "rollouts per prompt (group size G)"})
     prompts_per_rollout: int = field(default=16, metadata={"help": "prompts sampled per generation round"})
@@ -134,6 +169,10 @@ class LocalConfig:
         default="synthetic", metadata={"help": "gate: the task the parent's checkpoints are compared on"}
     )
     gate_k: int | None = field(default=None, metadata={"help": "gate: samples per problem of the compared evaluations"})
+    report_tasks: list[str] = field(
+        default_factory=list,
+        metadata={"help": "benchmarks this run's results are reported on; the gate warns when it selects on one"},
+    )
     gate_temperature: float | None = field(
         default=None, metadata={"help": "gate: temperature of the compared evaluations (None: any)"}
     )
@@ -174,17 +213,39 @@ class LocalConfig:
             raise WalkrunError(f"local: l_max must be a positive number of tokens, got {self.l_max!r}")
         if self.task != "synthetic" and not Path(self.task).is_file():
             raise WalkrunError(f"local: task must be 'synthetic' or a JSONL file; {self.task!r} is neither")
+        if self.prompt_style is not None:
+            prompts.get(self.prompt_style)
+            if self.task == "synthetic":
+                raise WalkrunError("local: the synthetic task's problem is its whole prompt; leave prompt_style unset")
         if self.eval_every and self.task != "synthetic":
             raise WalkrunError("local: eval_every works with task=synthetic only; use `walkrun watch` otherwise")
+        if self.estimator not in ESTIMATORS:
+            raise WalkrunError(f"local: estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
+        lo_hi = self.dynamic_sampling_range
+        if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
+            raise WalkrunError(f"local: dynamic_sampling_range takes two numbers LO < HI, e.g. [0, 1.01]; got {lo_hi}")
         if self.length_reward is not None:
             get(self.length_reward)  # unknown name: a clear error now, not at the first reward call
             if self.lgrpo and self.length_reward != "lgrpo":
                 raise WalkrunError(f"local: lgrpo=true conflicts with length_reward={self.length_reward!r}; set one")
+        if self.length_term is None and self.length_reward_params:
+            raise WalkrunError("local: length_reward_params given but no length reward is set")
+        if self.length_term is not None:
+            problems = check_setup(
+                self.length_term, self.budget, self.max_completion_length, self.length_reward_params, self.estimator
+            )
+            if problems:
+                raise WalkrunError("local: " + "; ".join(problems))
 
     @property
     def length_term(self) -> str | None:
         """The length reward in force: `length_reward`, else "lgrpo" if `lgrpo`, else None."""
         return self.length_reward or ("lgrpo" if self.lgrpo else None)
+
+    @property
+    def budget(self) -> int:
+        """The length term's budget in tokens: l_max, else the generation cap."""
+        return int(self.l_max or self.max_completion_length)
 
     @property
     def max_steps(self) -> int:

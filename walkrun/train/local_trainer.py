@@ -1,5 +1,6 @@
-"""The pieces of a local training run around TRL's GRPOTrainer: dynamic sampling (masking
-zero-variance groups), checkpoints in OpenRLHF's layout, metrics.jsonl and the progress line.
+"""The pieces of a local training run around TRL's GRPOTrainer: the estimator, length reweighting and
+group filter of `walkrun.train.advantages` / `length_rewards` (the formulas OpenRLHF runs), checkpoints
+in OpenRLHF's layout, metrics.jsonl and the progress line.
 
 metrics.jsonl holds one record per TRL log call (every optimizer step): TRL's own metrics and
 walkrun's rollout statistics (logged by the reward function under `walkrun.telemetry.names`);
@@ -14,35 +15,34 @@ from pathlib import Path
 
 from walkrun import run_folder, synthetic
 from walkrun.atomic import save_model, temp_dir_for
+from walkrun.train.advantages import group_advantages, kept_groups
+from walkrun.train.length_rewards import reweight
 from walkrun.train.local_config import LocalConfig
 
 METRICS_FILE = "metrics.jsonl"
-
-
-def kept_groups(rewards, num_generations: int, tol: float = 1e-6):
-    """Bool per group: True if its rewards are not all equal (non-zero variance). `rewards` is flat (B*G,).
-
-    A tolerance rather than std == 0: float sums of equal shaped rewards can differ in the last bit.
-    """
-    grouped = rewards.view(-1, num_generations)
-    return (grouped.amax(dim=1) - grouped.amin(dim=1)) > tol
+BATCH_ATTR = "walkrun_batch"  # set on walkrun's reward function: each call's correctness and lengths
 
 
 def trainer_class():
-    """GRPOTrainer with dynamic sampling (built on first use: importing trl is slow)."""
+    """GRPOTrainer with walkrun's advantages and group filter (built on first use: importing trl is slow)."""
+    import torch
     from trl import GRPOTrainer
 
-    class DynamicSamplingGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer that masks out zero-variance groups (DAPO's dynamic sampling, without refill).
+    class WalkrunGRPOTrainer(GRPOTrainer):
+        """GRPOTrainer whose advantages are computed as OpenRLHF computes them, then filtered.
 
-        Stage 1: all-correct and all-wrong groups are masked. Stage 2: an all-correct group whose
-        rollouts differ in length has different shaped rewards and is kept; only groups whose
-        shaped rewards are all equal are masked. Masking zeroes the group's `completion_mask`
-        (its advantages are already 0) and recounts `num_items_in_batch`, the DAPO normaliser.
-        The generation batch is shuffled and split only after this method, so masking here is safe.
+        After TRL scores a generation batch, the advantages are recomputed from the same summed
+        rewards with `cfg.estimator` (`walkrun.train.advantages`: group_norm, dr_grpo, rloo),
+        multiplied by the length reward's reweighting if it has one (GRPO-LEAD, DRPO), and groups
+        whose correctness rate is outside `cfg.dynamic_sampling_range` are masked out (DAPO's
+        dynamic sampling without refill; OpenRLHF drops them and samples replacements). Masking
+        zeroes the group's `completion_mask` and recounts `num_items_in_batch`, the DAPO
+        normaliser. Correctness and lengths come from walkrun's reward function (its
+        `walkrun_batch` attribute). The generation batch is shuffled and split into the round's
+        optimizer steps only after this method, so every step of the round sees these advantages.
         """
 
-        dynamic_sampling: bool = True
+        cfg: LocalConfig
         _last_rewards = None
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -52,18 +52,40 @@ def trainer_class():
 
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
-            if not self.model.training or not self.dynamic_sampling:
+            if not self.model.training:
                 return out
+            cfg, G = self.cfg, self.num_generations
+            batch = getattr(self.reward_funcs[0], BATCH_ATTR, None)
+            if batch is None:
+                raise RuntimeError("walkrun's trainer needs walkrun's reward function (it records correctness)")
             weights = self.reward_weights.to(self._last_rewards.device)
-            rewards = (self._last_rewards * weights.unsqueeze(0)).nansum(dim=1)
-            keep = kept_groups(rewards, self.num_generations)
-            rows = keep.repeat_interleave(self.num_generations).to(out["completion_mask"].device)
-            out["completion_mask"] = out["completion_mask"] * rows.unsqueeze(1).to(out["completion_mask"].dtype)
-            mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
-            out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
+            rewards = (self._last_rewards * weights.unsqueeze(0)).nansum(dim=1).view(-1, G)
+            correct = torch.tensor(batch["correct"], dtype=torch.float32).view(-1, G)
+            adv = group_advantages(rewards, cfg.estimator)
+            if cfg.length_term:
+                lengths = batch["lengths"]
+                for g in range(adv.shape[0]):
+                    f = reweight(
+                        cfg.length_term,
+                        correct[g].bool().tolist(),
+                        lengths[g * G : (g + 1) * G],
+                        cfg.budget,
+                        adv[g].tolist(),
+                        cfg.length_reward_params,
+                    )
+                    if f is not None:
+                        adv[g] = adv[g] * torch.tensor(f, dtype=adv.dtype)
+            out["advantages"] = adv.view(-1).to(out["advantages"].device, out["advantages"].dtype)
+            if cfg.dynamic_sampling:
+                lo, hi = cfg.dynamic_sampling_range
+                keep = kept_groups(correct, lo, hi)
+                rows = keep.repeat_interleave(G).to(out["completion_mask"].device)
+                out["completion_mask"] = out["completion_mask"] * rows.unsqueeze(1).to(out["completion_mask"].dtype)
+                mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
+                out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
             return out
 
-    return DynamicSamplingGRPOTrainer
+    return WalkrunGRPOTrainer
 
 
 # ---------------------------------------------------------------- checkpoints and logging

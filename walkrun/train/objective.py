@@ -9,8 +9,14 @@ Correctness reward r_i of a response to a problem with gold answer g:
 * ``binary`` (ConciseR, Song & Zheng, "Walk Before You Run! Concise LLM Reasoning via
   Reinforcement Learning", arXiv:2505.21178): r_i = 1 if correct else 0.
 * ``fatemi`` (Fatemi et al., "Concise Reasoning via Reinforcement Learning",
-  arXiv:2504.05185, phase 2): r_i = -1 if there is no boxed answer (checked first), else +1 if
-  correct and -0.5 if boxed but wrong.
+  arXiv:2504.05185, phase 2, as its text defines it): r_i = -1 if there is no boxed answer
+  (checked first), else +1 if correct and -0.5 if boxed but wrong.
+* ``fatemi-code`` (paper B's released reward, as its OpenRLHF fork computes it for the R1 runs):
+  the fork grades the text after ``<|im_start|>assistant``, which for the R1 prompt still holds
+  the prompt's own ``\\boxed{}``, so a box is always found: -1 never fires and a response cut at
+  the budget is graded like a finished one. r_i = +1 if the (possibly cut) response's boxed
+  answer is correct, else -0.5.
+* ``dapo`` (DAPO, arXiv:2503.14476): r_i = +1 if correct, else -1.
 
 Only a finished, boxed final answer earns the correctness reward. A response gets none
 (binary 0; fatemi -1 without a box in its final-answer part, -0.5 with one) when
@@ -47,7 +53,7 @@ from walkrun.grading import DEFAULT_TIMEOUT, Grade, grade
 if TYPE_CHECKING:
     import torch
 
-SCHEMES = ("binary", "fatemi")
+SCHEMES = ("binary", "fatemi", "fatemi-code", "dapo")
 
 # Paper B's reward values (Fatemi et al. §5): correct / boxed-but-wrong / no boxed answer.
 FATEMI_CORRECT = 1.0
@@ -61,15 +67,22 @@ def credited(g: Grade) -> bool:
     return bool(g.correct and g.has_boxed)
 
 
-def scheme_reward(scheme: str, correct: bool, boxed: bool) -> float:
+def scheme_reward(scheme: str, correct: bool, boxed: bool, graded_if_cut: bool | None = None) -> float:
     """The reward of a graded response under `scheme` (see the module docstring); `boxed`:
-    a boxed answer in the final-answer part. No box means no correctness reward."""
+    a boxed answer in the final-answer part. No box means no correctness reward.
+    `graded_if_cut` (fatemi-code only): the verdict on a response cut at the budget when it is
+    graded as if it had finished; None for a finished response."""
     if scheme == "binary":
         return 1.0 if correct and boxed else 0.0
+    if scheme == "dapo":
+        return 1.0 if correct and boxed else -1.0
     if scheme == "fatemi":
         if not boxed:  # checked before correctness (paper B's rule)
             return FATEMI_NO_BOX
         return FATEMI_CORRECT if correct else FATEMI_BOXED_WRONG
+    if scheme == "fatemi-code":
+        ok = (correct and boxed) if graded_if_cut is None else graded_if_cut
+        return FATEMI_CORRECT if ok else FATEMI_BOXED_WRONG
     raise ValueError(f"unknown reward scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
 
 
@@ -94,7 +107,10 @@ def correctness_reward(
     if scheme not in SCHEMES:
         raise ValueError(f"unknown reward scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
     g = grade(gold, response, timeout=timeout, alts=alts, think_opened=think_opened, truncated=truncated)
-    return scheme_reward(scheme, credited(g), g.has_boxed), g
+    cut_verdict = None
+    if scheme == "fatemi-code" and truncated:
+        cut_verdict = credited(grade(gold, response, timeout=timeout, alts=alts, think_opened=think_opened))
+    return scheme_reward(scheme, credited(g), g.has_boxed, cut_verdict), g
 
 
 def lgrpo_bonus(correct: Sequence[bool], lengths: Sequence[int | float], l_max: float) -> list[float]:

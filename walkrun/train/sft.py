@@ -1,4 +1,4 @@
-"""Supervised warm start for the synthetic task: a tiny model learns the noisy, verbose demonstrator.
+"""Supervised warm start for the synthetic task: a tiny model learns the slipping, re-checking demonstrator.
 
 A plain torch loop: batches generated on the fly,
 loss on completion tokens only (eos included), AdamW lr 3e-3 betas (0.9, 0.98), linear
@@ -39,8 +39,10 @@ class SFTConfig:
     warmup_steps: int = field(default=100, metadata={"help": "linear warm-up steps before cosine decay"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     mix: str = field(
-        default="v2",
-        metadata={"help": "verbosity mix: v2 = re-check prob from {.5,.75,1} + 10% direct answers; v1 = {0,.3,.7,1}"},
+        default="v3",
+        metadata={
+            "help": "verbosity mix of walkrun.synthetic.MIXES: v3 = re-check prob from {.5,.75,1} + 15% direct answers"
+        },
     )
     heads: int = field(default=2, metadata={"help": "attention heads of a freshly built model (2 -> head_dim 32)"})
     seed: int = field(default=0, metadata={"help": "seed for model init and data"})

@@ -11,6 +11,11 @@ def doc_to_text(doc: dict) -> str:
     return f"{doc['problem']}\n{choice.INSTRUCTION}"
 
 
+def doc_to_target(doc: dict) -> str:
+    """A few-shot example's answer, in the form a response is graded in."""
+    return f"\\boxed{{{doc['answer']}}}"
+
+
 def process_results(doc: dict, results: list) -> dict[str, float]:
     responses = results[0] if results and isinstance(results[0], (list, tuple)) else list(results)
     grades = [

@@ -187,9 +187,107 @@
     });
   }
 
+  /* A comparison page's filter: a row shows when its data-tags hold the chosen tag. */
+  function tagFilters() {
+    document.querySelectorAll("select.f-tags").forEach(function (sel) {
+      sel.addEventListener("change", function () {
+        var table = document.getElementById(sel.getAttribute("data-target"));
+        if (!table) return;
+        var n = 0;
+        Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
+          var tags = (r.getAttribute("data-tags") || "").split(" ");
+          r.hidden = !!sel.value && tags.indexOf(sel.value) < 0;
+          if (!r.hidden) n += 1;
+        });
+        var shown = sel.parentNode.querySelector('[data-role="shown"]');
+        if (shown) shown.textContent = n + " problems shown";
+      });
+    });
+  }
+
+  /* A page of plots with a protocol selector and no results table (analysis.html). */
+  function protocolPlots() {
+    var sel = document.getElementById("f-protocol");
+    if (!sel || document.getElementById("lb-table")) return;
+    function apply() {
+      document.querySelectorAll(".plot[data-protocol]").forEach(function (p) {
+        p.hidden = p.getAttribute("data-protocol") !== sel.value;
+        if (!p.hidden && typeof Plotly !== "undefined" && p.data) Plotly.Plots.resize(p);
+      });
+    }
+    sel.addEventListener("change", apply);
+    apply();
+  }
+
+  /* "Δ vs base": each row of the results table against the chosen checkpoint's row of the same
+     benchmark and protocol; independent-samples interval from the two standard errors. */
+  function baseDeltas() {
+    var sel = document.getElementById("f-base"), table = document.getElementById("lb-table");
+    if (!sel || !table) return;
+    var rest = document.getElementById("lb-table-rest");
+    function rows() {
+      var all = Array.prototype.slice.call(table.tBodies[0].rows);
+      return rest ? all.concat(Array.prototype.slice.call(rest.content.querySelectorAll("tr"))) : all;
+    }
+    function num(r, key) {
+      var td = r.querySelector('td[data-key="' + key + '"]');
+      var v = td ? parseFloat(td.getAttribute("data-v")) : NaN;
+      return isNaN(v) ? null : v;
+    }
+    function put(r, key, value, text) {
+      var td = r.querySelector('td[data-key="' + key + '"]');
+      if (!td) return;
+      td.setAttribute("data-v", value === null ? "" : String(value));
+      td.textContent = text;
+    }
+    sel.addEventListener("change", function () {
+      var base = sel.value, all = rows(), ref = {};
+      table.classList.toggle("with-base", !!base);
+      all.forEach(function (r) {
+        if (r.getAttribute("data-checkpoint-id") === base) {
+          ref[r.getAttribute("data-task") + "|" + r.getAttribute("data-protocol")] = r;
+        }
+      });
+      all.forEach(function (r) {
+        var b = ref[r.getAttribute("data-task") + "|" + r.getAttribute("data-protocol")];
+        r.classList.toggle("is-base", !!base && r.getAttribute("data-checkpoint-id") === base);
+        var acc = num(r, "accuracy"), se = num(r, "accuracy_se"), tok = num(r, "mean_tokens");
+        var bacc = b ? num(b, "accuracy") : null, bse = b ? num(b, "accuracy_se") : null;
+        var btok = b ? num(b, "mean_tokens") : null;
+        if (!b || acc === null || bacc === null) {
+          put(r, "delta_base_accuracy", null, "–");
+        } else {
+          var d = 100 * (acc - bacc);
+          var half = (se !== null && bse !== null) ? 196 * Math.sqrt(se * se + bse * bse) : null;
+          put(r, "delta_base_accuracy", d, (d >= 0 ? "+" : "") + d.toFixed(1) +
+              (half !== null ? " ±" + half.toFixed(1) : ""));
+        }
+        if (!b || tok === null || !btok) {
+          put(r, "delta_base_tokens", null, "–");
+        } else {
+          var p = 100 * (tok / btok - 1);
+          put(r, "delta_base_tokens", p, (p >= 0 ? "+" : "") + p.toFixed(1) + "%");
+        }
+      });
+    });
+  }
+
+  function columnToggles() {
+    document.querySelectorAll("input.f-columns").forEach(function (box) {
+      box.addEventListener("change", function () {
+        var table = document.getElementById(box.getAttribute("data-target"));
+        if (table) table.classList.toggle("all-columns", box.checked);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    columnToggles();
+    protocolPlots();
+    baseDeltas();
     document.querySelectorAll("table.lb").forEach(function (t) { ResultsTable(t); });
     outcomeFilters();
+    tagFilters();
     drawFigures();
     document.documentElement.setAttribute("data-ready", "1");
   });

@@ -17,8 +17,16 @@ from walkrun import problem_sets
 from walkrun.db.records import list_checkpoints
 from walkrun.prompts import with_instruction
 from walkrun.serve.side_by_side.config import SideBySideConfig
+from walkrun.serve.side_by_side.links import comparison_line, site_folder
 from walkrun.serve.side_by_side.sides import Side, make_sides, swap_side
-from walkrun.serve.side_by_side.stream import THINK, SideRun, grade_side, stream_side
+from walkrun.serve.side_by_side.stream import (
+    LATEX_DELIMITERS,
+    THINK,
+    SideRun,
+    grade_side,
+    stream_side,
+    token_comparison,
+)
 from walkrun.serve.vllm_server import free_port
 from walkrun.settings import WalkrunError
 
@@ -41,11 +49,12 @@ class SideBySideState:
 
 def _outputs(runs: list[SideRun], prompt: str, sides: list[Side]) -> tuple:
     """Per side (chat, summary, stats), then the column titles (a URL side's model name is only
-    known once its server answers)."""
+    known once its server answers), then how the two token counts compare once both finished.
+    The stats dict is for API clients; the page shows the summary line."""
     out: list = []
     for run in runs:
         out += [run.chat(prompt), run.summary(), run.stats()]
-    return tuple(out + [f"### {s.title}" for s in sides])
+    return tuple(out + [f"### {s.title}" for s in sides] + [token_comparison(runs, [s.label for s in sides])])
 
 
 def build_app(state: SideBySideState):
@@ -136,7 +145,10 @@ def build_app(state: SideBySideState):
                 side = swap_side(state.sides, which, source, cfg)
             except WalkrunError as e:
                 raise gr.Error(str(e)[:500]) from None
-        return [gr.Markdown(f"### {s.title}") for s in state.sides] + [f"{side.label} now serves {side.model}"]
+        return [gr.Markdown(f"### {s.title}") for s in state.sides] + [
+            f"{side.label} now serves {side.model}",
+            comparison_line(cfg.leaderboard, state.sides),
+        ]
 
     benches = problem_sets.names()
     first_bench = cfg.benchmark if cfg.benchmark in benches else benches[0]
@@ -167,24 +179,34 @@ def build_app(state: SideBySideState):
                 load_a = gr.Button(f"Serve on {cfg.labels[0]}")
                 load_b = gr.Button(f"Serve on {cfg.labels[1]}")
 
+        stored = gr.Markdown(comparison_line(cfg.leaderboard, state.sides))
         outputs: list[gr.components.Component] = []
         titles: list[gr.components.Component] = []
         with gr.Row(equal_height=True):
             for side in state.sides:
                 with gr.Column():
                     titles.append(gr.Markdown(f"### {side.title}"))
-                    chat = gr.Chatbot(label=side.label, height=420, reasoning_tags=[THINK], buttons=["copy"])
-                    summary = gr.Markdown()
-                    stats = gr.JSON(label="stats", open=False)
+                    chat = gr.Chatbot(
+                        label=side.label,
+                        height=420,
+                        reasoning_tags=[THINK],
+                        buttons=["copy"],
+                        latex_delimiters=LATEX_DELIMITERS,
+                    )
+                    summary = gr.Markdown(latex_delimiters=LATEX_DELIMITERS)
+                    # the numbers behind the summary line, for API clients (`/compare` returns them)
+                    stats = gr.JSON(visible=False)
                     outputs += [chat, summary, stats]
+        tokens = gr.Markdown()
+        shown = outputs + titles + [tokens]
 
         event = go.click(
-            compare, [prompt, temperature, max_tokens, gold], outputs + titles, api_name="compare", concurrency_limit=4
+            compare, [prompt, temperature, max_tokens, gold], shown, api_name="compare", concurrency_limit=4
         )
         prompt.submit(
             compare,
             [prompt, temperature, max_tokens, gold],
-            outputs + titles,
+            shown,
             api_visibility="private",
             concurrency_limit=4,
         )
@@ -192,8 +214,8 @@ def build_app(state: SideBySideState):
         bench.change(on_benchmark, bench, problem, api_name="problems")
         use.click(use_problem, [bench, problem], [prompt, gold], api_name="use_problem")
         refresh.click(refresh_checkpoints, None, [ckpt, ckpt_msg], api_name="checkpoints")
-        load_a.click(lambda s: serve_checkpoint(s, 0), ckpt, titles + [ckpt_msg], api_visibility="private")
-        load_b.click(lambda s: serve_checkpoint(s, 1), ckpt, titles + [ckpt_msg], api_visibility="private")
+        load_a.click(lambda s: serve_checkpoint(s, 0), ckpt, titles + [ckpt_msg, stored], api_visibility="private")
+        load_b.click(lambda s: serve_checkpoint(s, 1), ckpt, titles + [ckpt_msg, stored], api_visibility="private")
         demo.load(on_benchmark, bench, problem, api_visibility="private")
         demo.load(refresh_checkpoints, None, [ckpt, ckpt_msg], api_visibility="private")
     return demo
@@ -216,6 +238,14 @@ class SideBySide:
     def sides(self) -> list[Side]:
         return self.state.sides
 
+    def dead_side(self) -> str | None:
+        """'side LABEL: why its server stopped' for the first side whose server (one the demo
+        started) is no longer running; None while all run."""
+        for side in self.sides:
+            if side.server is not None and not side.server.alive():
+                return f"side {side.label}: {side.server.exit_reason()}"
+        return None
+
     def close(self) -> None:
         try:
             self.app.close()
@@ -232,6 +262,7 @@ def launch(cfg: SideBySideConfig, sides: list[Side] | None = None) -> SideBySide
         app = build_app(state)
         port = cfg.port or free_port(cfg.host)
         app.queue()
+        site = site_folder(cfg.leaderboard)
         app.launch(
             server_name=cfg.host,
             server_port=port,
@@ -239,6 +270,8 @@ def launch(cfg: SideBySideConfig, sides: list[Side] | None = None) -> SideBySide
             quiet=True,
             footer_links=["api"],
             show_error=True,
+            # a built leaderboard's pages (the stored-sample comparisons the page links to)
+            allowed_paths=[str(site)] if site is not None else None,
         )
     except BaseException:
         state.close()

@@ -49,6 +49,14 @@ class SideBySideConfig:
     request_timeout: float = field(default=600.0, metadata={"help": "seconds a side may take before it errors"})
     startup_timeout: float = field(default=600.0, metadata={"help": "seconds to wait for a started server"})
     db: str | None = field(default=None, metadata={"help": DB_HELP})
+    leaderboard: str | None = field(
+        default=None,
+        metadata={
+            "help": "where the page links for both checkpoints' stored responses side by side: the URL of a "
+            "`walkrun leaderboard serve` (any two DB checkpoints), or the folder of a `walkrun leaderboard "
+            "build` (its stage comparisons; the demo serves those files)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, str):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from walkrun.db.read_models import CheckpointInfo
 from walkrun.db.records import list_checkpoints
 from walkrun.serve.side_by_side.config import SideBySideConfig
 from walkrun.serve.vllm_server import VLLMServerConfig, cores_for, start_server, start_servers
@@ -26,10 +27,14 @@ class Side:
     model: str | None = None  # served model name; None = first of /v1/models
     api_key: str | None = None
     server: Any = None  # VLLMServer the demo started, stopped on close
+    checkpoint: CheckpointInfo | None = None  # the results DB's checkpoint it serves ({id, name, ...}), if known
 
     @property
     def title(self) -> str:
-        return f"{self.label}: {self.model or self.source}"
+        """The column's heading: its label, then what it serves (the DB checkpoint's name when
+        known), each once."""
+        what = self.checkpoint["name"] if self.checkpoint else self.model or self.source
+        return f"{self.label} · `{what}`" if what and what != self.label else self.label
 
 
 def is_url(value: str) -> bool:
@@ -60,48 +65,75 @@ def served_model(url: str, api_key: str | None = None, timeout: float = 5.0) -> 
 
 def resolve_model(value: str, db: str | None = None) -> str:
     """A model folder or hub id for `value`: an existing folder, a checkpoint name in the DB, a hub id."""
+    return resolve(value, db)[0]
+
+
+def resolve(value: str, db: str | None = None) -> tuple[str, CheckpointInfo | None]:
+    """(model folder or hub id, the DB's checkpoint record for it or None) for `value`: an existing
+    folder, a checkpoint name, source or id in the results DB, or a hub id."""
     p = Path(value).expanduser()
-    if p.is_dir():
-        return str(p.resolve())
+    folder = str(p.resolve()) if p.is_dir() else None
     try:
-        for c in list_checkpoints(db):
-            if value in (c["name"], c["source"], str(c["id"])):
-                return c["source"]
+        known = list_checkpoints(db)
     except WalkrunError:
-        pass  # no usable DB: fall through to the other forms
+        known = []  # no usable DB: only the other forms
+    for c in known:
+        if folder is not None and c["source"] == folder:
+            return folder, c
+        if folder is None and value in (c["name"], c["source"], str(c["id"])):
+            return c["source"], c
+    if folder is not None:
+        return folder, None
     if _HUB_ID.match(value) and not value.startswith((".", "/")):
-        return value
+        return value, None
     raise WalkrunError(
         f"demo: {value!r} is not a URL (http://host:port/v1), an existing model folder, "
         "or a checkpoint name in the results DB (`walkrun serve checkpoints` lists them)"
     )
 
 
+def served_name(model: str, checkpoint: CheckpointInfo | None) -> str:
+    """The name a server the demo starts serves `model` under: the checkpoint's name in the DB,
+    else the folder's name (a hub id as it is)."""
+    if checkpoint is not None:
+        return checkpoint["name"]
+    p = Path(model)
+    return p.name if p.is_absolute() else model
+
+
 def make_sides(cfg: SideBySideConfig) -> list[Side]:
     """Sides for the config, starting a vLLM server for each side that names a model."""
     values = [cfg.a, cfg.b]
     sides: list[Side | None] = [None, None]
-    to_start: list[tuple[int, str]] = []
+    to_start: list[tuple[int, str, CheckpointInfo | None]] = []
     for i, value in enumerate(values):
         if is_url(value):
             sides[i] = Side(cfg.labels[i], value, base_url(value), api_key=cfg.api_key)
         else:
-            to_start.append((i, resolve_model(value, cfg.db)))
+            to_start.append((i, *resolve(value, cfg.db)))
     if to_start:
         cores = cores_for(len(to_start))
         configs = [
             VLLMServerConfig(
                 model=model,
-                name=f"{cfg.labels[i]}-{Path(model).name}",
+                name=served_name(model, ckpt),
                 cpu_cores=core,
                 max_model_len=cfg.max_model_len,
                 reasoning_parser=cfg.reasoning_parser,
                 startup_timeout=cfg.startup_timeout,
             )
-            for (i, model), core in zip(to_start, cores)
+            for (i, model, ckpt), core in zip(to_start, cores)
         ]
-        for (i, model), server in zip(to_start, start_servers(configs)):
-            sides[i] = Side(cfg.labels[i], model, server.url, model=server.name, api_key=server.api_key, server=server)
+        for (i, model, ckpt), server in zip(to_start, start_servers(configs)):
+            sides[i] = Side(
+                cfg.labels[i],
+                model,
+                server.url,
+                model=server.name,
+                api_key=server.api_key,
+                server=server,
+                checkpoint=ckpt,
+            )
     for side in sides:  # after any start-up, so a URL server started alongside has had time
         if side is not None and side.model is None:
             side.model = served_model(side.url, side.api_key)
@@ -114,16 +146,22 @@ def swap_side(sides: list[Side], which: int, source: str, cfg: SideBySideConfig,
     if start is None:
         start = start_server
     label = cfg.labels[which]
+    try:
+        source, ckpt = resolve(source, cfg.db)
+    except WalkrunError:
+        ckpt = None  # the server's own start-up says what is wrong with it
     server = start(
         source,
-        name=f"{label}-{Path(source).name}",
+        name=served_name(source, ckpt),
         cpu_cores=cores_for(2)[which],
         max_model_len=cfg.max_model_len,
         reasoning_parser=cfg.reasoning_parser,
         startup_timeout=cfg.startup_timeout,
     )
     old = sides[which]
-    sides[which] = Side(label, source, server.url, model=server.name, api_key=server.api_key, server=server)
+    sides[which] = Side(
+        label, source, server.url, model=server.name, api_key=server.api_key, server=server, checkpoint=ckpt
+    )
     if old.server is not None:
         old.server.stop()
     return sides[which]

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
-from walkrun.grading import grade
+from walkrun.grading import BOXED, box_spans, grade
 from walkrun.serve.side_by_side.sides import Side
 
 if TYPE_CHECKING:
@@ -90,13 +91,74 @@ class SideRun:
         return line
 
     def chat(self, prompt: str) -> list[dict]:
-        msgs = [{"role": "user", "content": prompt}]
+        msgs = [{"role": "user", "content": math_for_display(prompt)}]
         if self.status == "error":
             content = (self.text + "\n\n" if self.text else "") + f"⚠️ {self.error}"
         else:
-            content = _fold_thinking(self.text) or "…"
+            content = math_for_display(_fold_thinking(self.text)) or "…"
         msgs.append({"role": "assistant", "content": content})
         return msgs
+
+
+# What the Chatbot renders as maths (KaTeX): the forms models write. `$...$` comes after `$$...$$`
+# so a display block is not read as two empty inline ones.
+LATEX_DELIMITERS: list[dict[str, str | bool]] = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "\\[", "right": "\\]", "display": True},
+    {"left": "\\(", "right": "\\)", "display": False},
+    {"left": "$", "right": "$", "display": False},
+]
+_MATH = re.compile(r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\$[^$]+?\$", re.S)
+
+
+def math_for_display(text: str) -> str:
+    """`text` with each `\\boxed{...}` that stands outside any maths delimiter wrapped in `\\(...\\)`,
+    so the Chatbot renders it (models write `The answer is \\boxed{32}` with no `$`); an unbalanced
+    box (a cut answer) and maths already delimited are left as they are."""
+    if "boxed" not in text and "fbox" not in text:
+        return text
+    out, last = [], 0
+    for m in _MATH.finditer(text):
+        out.append(_wrap_boxes(text[last : m.start()]))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(_wrap_boxes(text[last:]))
+    return "".join(out)
+
+
+def _wrap_boxes(text: str) -> str:
+    spans = box_spans(text)
+    if not spans:
+        return text
+    out, last = [], 0
+    starts = [m.start() for m in BOXED.finditer(text)]
+    for begin, end in spans:
+        macro = max(s for s in starts if s < begin)  # where `\boxed{` of this content starts
+        if macro < last:  # inside a box already wrapped (a box within a box)
+            continue
+        out += [text[last:macro], "\\(", text[macro : end + 1], "\\)"]
+        last = end + 1
+    out.append(text[last:])
+    return "".join(out)
+
+
+def token_comparison(runs: list[SideRun], labels: list[str]) -> str:
+    """One line on how many tokens the right side used against the left, once both finished:
+    "verbose used 83% more tokens than concise (212 vs 116)"; empty before that."""
+    a, b = runs
+    if a.status != "done" or b.status != "done" or not a.completion_tokens or b.completion_tokens is None:
+        return ""
+    na, nb = a.completion_tokens, b.completion_tokens
+    pct = 100 * (nb - na) / na
+    if nb == na:
+        line = f"{labels[1]} and {labels[0]} used the same number of tokens ({na})"
+    else:
+        more = "more" if nb > na else "fewer"
+        line = f"**{labels[1]} used {abs(pct):.0f}% {more} tokens than {labels[0]}** ({nb} vs {na})"
+    cut = [lab for lab, r in zip(labels, runs) if r.finish_reason == "length"]
+    if cut:
+        line += f"; {' and '.join(cut)} hit max tokens, so {'its' if len(cut) == 1 else 'their'} count is a lower bound"
+    return line
 
 
 def _r(x: float | None) -> float | None:
@@ -203,7 +265,9 @@ async def stream_side(
     except Exception as e:  # shown in this side's column; the other side carries on
         run.total_s = run.elapsed()
         run.status = "error"
-        run.error = f"{type(e).__name__}: {e}"[:500]
+        # a server the demo started says why its engine died (vLLM's own 500 only says that it did)
+        failure = side.server.engine_failure() if side.server is not None else None
+        run.error = (failure or f"{type(e).__name__}: {e}")[:500]
     finally:
         await client.close()
         changed.set()

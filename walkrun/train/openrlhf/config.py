@@ -2,9 +2,8 @@
 
 A preset (`walkrun/train/presets/NAME.yaml`, `backend: openrlhf`) gives values for the
 fields of `OpenRLHFConfig`. A value written `{value: X, paper: "KIND: where"}` carries its source,
-KIND one of SOURCE_KINDS: "paper A" / "paper B" (the papers' text), "paper B script" (paper B's
-released training scripts and the OpenRLHF fork they run on), "DAPO" (DAPO's standard values),
-"ours" (our choice, with the reason). A plain value is ours (a placeholder to tune); the
+KIND one of `walkrun.train.provenance.SOURCE_KINDS` (paper A, paper A code, paper B, paper B code,
+DAPO, method paper, method code, ours). A plain value is ours (a placeholder to tune); the
 generated script and `--explain` say which is which. `extends: OTHER` starts from another preset.
 """
 
@@ -17,29 +16,32 @@ from pathlib import Path
 
 import yaml
 
-from walkrun import options
+from walkrun import options, prompts
 from walkrun.options import opt as _f
 from walkrun.settings import WalkrunError, home
 from walkrun.stages import TRAINING_STAGES
-from walkrun.train.length_rewards import LENGTH_REWARDS
+from walkrun.train.length_rewards import LENGTH_REWARDS, check_setup
+from walkrun.train.objective import SCHEMES
+from walkrun.train.provenance import SOURCE_KINDS, source_kind
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 BACKEND = "openrlhf"
-PROMPT_STYLES = ("qwen25-math-cot", "r1")
+PROMPT_STYLES = tuple(prompts.names())
 ESTIMATORS = ("gae", "reinforce", "rloo", "reinforce_baseline", "group_norm", "dr_grpo", "flash_reinforce")
+# transformers' scheduler names OpenRLHF hands to `get_scheduler` (--actor.lr_scheduler)
+LR_SCHEDULERS = (
+    "cosine_with_min_lr",
+    "constant_with_warmup",
+    "constant",
+    "linear",
+    "cosine",
+    "cosine_warmup_with_min_lr",
+    "polynomial",
+    "inverse_sqrt",
+    "warmup_stable_decay",
+)
 REQUIRED = "REQUIRED"
-# Where a preset value comes from (the prefix of its `paper:` note); a value without a note is "ours".
-SOURCE_KINDS = ("paper A", "paper B script", "paper B", "DAPO", "ours")
-
-
-def source_kind(note: str | None) -> str:
-    """The SOURCE_KINDS entry a provenance note starts with ("ours" for no note)."""
-    if not note:
-        return "ours"
-    for kind in SOURCE_KINDS:  # "paper B script" before "paper B"
-        if note == kind or note.startswith(kind + ":"):
-            return kind
-    raise WalkrunError(f"provenance {note!r} must start with one of: {', '.join(k + ':' for k in SOURCE_KINDS)}")
+__all__ = ["SOURCE_KINDS", "OpenRLHFConfig", "load_config", "source_kind"]
 
 
 @dataclass
@@ -69,10 +71,15 @@ class OpenRLHFConfig:
     eval_limit: int | None = _f(None, "Use only the first N rows of each eval benchmark.")
     prompt_style: str = _f(
         "qwen25-math-cot",
-        "Chat prompt: qwen25-math-cot (system: reason step by step, "
-        "\\boxed{}) | r1 (the instruction after the problem, no system turn).",
+        "Prompt style (walkrun.prompts): conciser (paper A's R1-Zero-style template) | r1-cot (paper B's: the "
+        "instruction after the problem) | qwen25-math-cot (system: reason step by step, \\boxed{}) | boxed. "
+        "Recorded with the run; its checkpoints are evaluated with it by default.",
     )
-    reward_scheme: str = _f("binary", "binary (paper A: 1/0) | fatemi (paper B: +1 / -0.5 boxed wrong / -1 no box).")
+    reward_scheme: str = _f(
+        "binary",
+        "binary (paper A: 1/0) | fatemi (paper B's text: +1 / -0.5 boxed wrong / -1 no box) | fatemi-code (paper B's "
+        "released reward: +1 / -0.5, a cut response graded as finished) | dapo (DAPO: +1 / -1).",
+    )
     grader_timeout: float = _f(5.0, "Seconds per grading call inside the reward function.")
     # ── lengths ──
     max_len: int = _f(4096, "Prompt + response tokens (--data.max_len).")
@@ -90,6 +97,15 @@ class OpenRLHFConfig:
     num_episodes: int = _f(1, "Passes over the prompt set.")
     max_samples: int | None = _f(None, "Stop after this many prompts (--data.max_samples).")
     actor_lr: float = _f(1e-6, "Policy learning rate.")
+    lr_scheduler: str = _f(
+        "cosine_with_min_lr",
+        "Learning-rate schedule (--actor.lr_scheduler, transformers' names): OpenRLHF's default cosine_with_min_lr "
+        "decays to min_lr_ratio * actor_lr; constant_with_warmup holds actor_lr after the warm-up (DAPO).",
+    )
+    lr_warmup_ratio: float = _f(
+        0.03, "Share of all optimizer steps spent warming the learning rate up (--actor.lr_warmup_ratio)."
+    )
+    min_lr_ratio: float = _f(0.1, "Cosine schedules: the final learning rate as a share of actor_lr.")
     critic_lr: float = _f(9e-6, "Critic learning rate (estimator gae only).")
     seed: int = _f(42, "Training seed.")
     # ── objective ──
@@ -103,7 +119,12 @@ class OpenRLHFConfig:
     kl_estimator: str = _f("k1", "KL estimator k1 | k2 | k3.")
     gamma: float = _f(1.0, "Discount (gae).")
     lambd: float = _f(0.95, "GAE lambda (gae).")
-    normalize_reward: bool = _f(False, "Running reward normalisation (--reward.normalize_enable).")
+    normalize_reward: bool = _f(
+        False,
+        "--reward.normalize_enable. In OpenRLHF 0.11.2 it only rescales a reward model's or critic's output by the "
+        "mean/std stored in that model's config.json (0/1 when absent, as for a critic made from the policy): with "
+        "walkrun's rule-based reward it changes nothing. Kept because paper B's script passes it.",
+    )
     dynamic_filtering: bool = _f(False, "Drop prompts whose mean score is outside dynamic_filtering_range, refill.")
     dynamic_filtering_range: list[float] = _f(
         [0.0, 1.0],
@@ -115,6 +136,11 @@ class OpenRLHFConfig:
     length_reward: str | None = _f(
         None, "Length reward of walkrun.train.length_rewards (worker hook), e.g. kimi; lgrpo=true means lgrpo."
     )
+    length_reward_params: dict[str, float] = _f(
+        {},
+        "Parameters of the length reward (--set length_reward_params.alpha=0.1); unset ones take the paper's "
+        "value: `--explain` lists them with their sources.",
+    )
     l_max: int | None = _f(None, "L_max of L-GRPO (the length reward's budget) in tokens; None = max_new_tokens.")
     # ── the stage-1 -> stage-2 gate (walkrun.train.gate) ──
     parent_run: str | None = _f(
@@ -122,7 +148,14 @@ class OpenRLHFConfig:
         "Start from the best evaluated checkpoint of this training run (the gate; sets pretrain, records "
         "lineage). `--from RUN` sets it.",
     )
-    gate_task: str = _f("aime24", "Gate: the benchmark the parent run's checkpoints are compared on.")
+    gate_task: str = _f(
+        "aime24",
+        "Gate: the benchmark the parent run's checkpoints are compared on (heldout: the held-out slice of "
+        "`walkrun data prepare --heldout N`).",
+    )
+    report_tasks: list[str] = _f(
+        [], "Benchmarks this run's results are reported on; the gate warns when it selects on one of them."
+    )
     gate_k: int | None = _f(None, "Gate: samples per problem of the evaluations compared (None: any).")
     gate_temperature: float | None = _f(None, "Gate: temperature of the evaluations compared (None: any).")
     min_accuracy: float | None = _f(
@@ -166,8 +199,13 @@ class OpenRLHFConfig:
             problems.append(f"stage must be one of {', '.join(TRAINING_STAGES)}, got {self.stage!r}")
         if self.prompt_style not in PROMPT_STYLES:
             problems.append(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
-        if self.reward_scheme not in ("binary", "fatemi"):
-            problems.append(f"reward_scheme must be binary or fatemi, got {self.reward_scheme!r}")
+
+        if self.reward_scheme not in SCHEMES:
+            problems.append(f"reward_scheme must be one of {', '.join(SCHEMES)}, got {self.reward_scheme!r}")
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            problems.append(f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}, got {self.lr_scheduler!r}")
+        if not 0 <= self.lr_warmup_ratio < 1 or not 0 <= self.min_lr_ratio <= 1:
+            problems.append("lr_warmup_ratio must be in [0, 1) and min_lr_ratio in [0, 1]")
         if self.estimator not in ESTIMATORS:
             problems.append(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         if self.max_new_tokens >= self.max_len:
@@ -184,17 +222,27 @@ class OpenRLHFConfig:
                 problems.append(f"length_reward must be one of {', '.join(LENGTH_REWARDS)}, got {self.length_reward!r}")
             elif self.lgrpo and self.length_reward != "lgrpo":
                 problems.append(f"lgrpo=true conflicts with length_reward={self.length_reward!r}; set one")
-        if self.lgrpo or self.length_reward:
+        if self.length_term is None and self.length_reward_params:
+            problems.append("length_reward_params given but no length reward is set")
+        if self.length_term in LENGTH_REWARDS and (self.l_max is None or self.l_max > 0):
+            problems += check_setup(
+                self.length_term, self.effective_l_max, self.max_new_tokens, self.length_reward_params, self.estimator
+            )
+        if self.length_term:
             if self.n_samples_per_prompt < 2:
-                problems.append("lgrpo needs n_samples_per_prompt >= 2 (the condition is on the whole group)")
+                problems.append(
+                    f"{self.length_term} needs n_samples_per_prompt >= 2 (the length reward works on whole groups)"
+                )
+            gated = self.length_term in LENGTH_REWARDS and LENGTH_REWARDS[self.length_term].gated
             if (
-                self.dynamic_filtering
-                and len(self.dynamic_filtering_range) == 2
+                gated
+                and self.dynamic_filtering
+                and self.dynamic_filtering_range[1:]
                 and self.dynamic_filtering_range[1] <= 1
             ):
                 problems.append(
-                    "lgrpo with dynamic_filtering_range HI <= 1 drops the all-correct groups that carry the "
-                    "length term; use e.g. [0, 1.01]"
+                    f"{self.length_term} with dynamic_filtering_range HI <= 1 drops the all-correct groups that carry "
+                    "the length term; use e.g. [0, 1.01]"
                 )
             if self.l_max is not None and self.l_max <= 0:
                 problems.append("l_max must be a positive number of tokens")
@@ -231,6 +279,17 @@ class OpenRLHFConfig:
     @property
     def effective_l_max(self) -> int:
         return int(self.l_max or self.max_new_tokens)
+
+    @property
+    def length_term(self) -> str | None:
+        """The length reward in force: `length_reward`, else "lgrpo" if `lgrpo`, else None."""
+        return self.length_reward or ("lgrpo" if self.lgrpo else None)
+
+    @property
+    def updates_per_rollout(self) -> int:
+        """Optimizer steps per rollout batch: its rollouts / train_batch_size, times max_epochs. At 1
+        the old log-probs equal the current ones at every step, the ratio is 1 and no clip acts."""
+        return self.rollout_batch_size * self.n_samples_per_prompt // self.train_batch_size * self.max_epochs
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -278,7 +337,7 @@ def _preset_values(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, dict]:
         values, paper = _preset_values(doc["extends"], seen + (name,))
     raw_values = doc.get("values") or {}
     plain = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in raw_values.items()}
-    values.update(options.typed_values(OpenRLHFConfig, plain, f"preset {name!r}", exclude=NOT_SETTABLE))
+    options.merge_layer(values, options.typed_values(OpenRLHFConfig, plain, f"preset {name!r}", exclude=NOT_SETTABLE))
     for key, raw in raw_values.items():
         if isinstance(raw, dict) and raw.get("paper"):
             paper[key] = str(raw["paper"])
@@ -301,9 +360,10 @@ def load_config(preset: str, sets: list[str] | None = None, given: dict | None =
     values, paper = _preset_values(preset)
     overrides = {**parse_sets(sets), **(given or {})}
     for key, value in overrides.items():
-        if values.get(key, _MISSING) != value:
+        before = values.get(key, _MISSING)
+        options.merge_layer(values, {key: value})
+        if values[key] != before:
             paper.pop(key, None)
-        values[key] = value
     values.setdefault("name", preset)
     if not values.get("run_dir"):
         # Fixed now, so the script, its config.yaml and the DB all name the same folder.

@@ -4,7 +4,8 @@
 
 First a probe task runs in a Ray worker process of this job, where the runtime env's
 `worker_process_setup_hook` has run, and reports: whether walkrun's length hook wraps OpenRLHF's
-`apply_length_penalties` there (it must when the env asks for a length reward), where walkrun is
+`apply_length_penalties` there (it must when the env asks for a length reward; and, for a reward
+that reweights advantages, `compute_advantages_and_returns`), where walkrun is
 imported from, and the reward file loaded the way OpenRLHF loads it (`--reward.remote_url`,
 relative to the job's working_dir) scoring a known right and wrong answer. Then the cluster must
 hold the GPUs the flags ask for: without them OpenRLHF's first placement group would wait forever,
@@ -19,6 +20,7 @@ import runpy
 import sys
 
 import walkrun
+from walkrun.train.length_rewards import get
 from walkrun.train.openrlhf import hook
 
 TRAINER = "openrlhf.cli.train_ppo_ray"
@@ -44,6 +46,9 @@ def probe(reward_url: str | None) -> dict:
     out: dict = {"pid": os.getpid(), "cwd": os.getcwd(), "walkrun": walkrun.__file__}
     out["expected"] = hook.length_reward_name()
     out["hook"] = hook.active_reward()  # set by the setup hook when this worker started, or None
+    if out["expected"]:
+        out["reweight_expected"] = get(out["expected"]).reweight is not None
+        out["reweight"] = hook.active_reweight()
     if reward_url:
         from openrlhf.utils.agent import SingleTurnAgentExecutor
 
@@ -70,6 +75,11 @@ def check(report: dict, reward_url: str | None) -> list[str]:
             f"the runtime env asks for length reward {report['expected']!r} but OpenRLHF's apply_length_penalties "
             f"is {'wrapped for ' + repr(report['hook']) if report['hook'] else 'not wrapped'} in worker "
             f"{report['pid']} (is walkrun.train.openrlhf.hook.install the job's worker_process_setup_hook?)"
+        )
+    if report.get("reweight_expected") and report.get("reweight") != report["expected"]:
+        problems.append(
+            f"length reward {report['expected']!r} reweights advantages, but OpenRLHF's compute_advantages_and_returns "
+            f"is not wrapped for it in worker {report['pid']}"
         )
     if reward_url and report.get("reward_scores") != [1.0, 0.0]:
         problems.append(

@@ -16,25 +16,18 @@ from pathlib import Path
 
 import yaml
 
-from walkrun import problem_sets, run_folder
+from walkrun import problem_sets, prompts, run_folder
 from walkrun.atomic import write_text
 from walkrun.jsonl import read_jsonl
-from walkrun.prompts import INSTRUCTION
 from walkrun.settings import WalkrunError, data_dir, home
 from walkrun.train.openrlhf.config import OpenRLHFConfig, config_from_dict
 from walkrun.train.openrlhf.script import EVAL_FILE, INPUT_KEY, JOB_DIR, LABEL_KEY, REWARD_FILE, TRAIN_FILE, run_dir_of
 
-# Paper B's training input (ai-wand/concise-reasoning `r1_prompt`): the problem, then this.
-R1_SUFFIX = " Let's think step by step and output the final answer within \\boxed{}."
-
 
 def messages(problem: str, style: str) -> list[dict]:
-    """Chat messages for one problem; OpenRLHF renders them with the policy's chat template."""
-    if style == "qwen25-math-cot":
-        return [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": problem}]
-    if style == "r1":
-        return [{"role": "user", "content": problem + R1_SUFFIX}]
-    raise WalkrunError(f"unknown prompt_style {style!r}")
+    """Chat messages for one problem in prompt style `style` (`walkrun.prompts`); OpenRLHF renders
+    them with the policy's chat template."""
+    return prompts.get(style).messages(problem)
 
 
 def resolve_train_path(source: str) -> Path:

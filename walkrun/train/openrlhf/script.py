@@ -29,7 +29,7 @@ import walkrun
 from walkrun import run_folder
 from walkrun.settings import WalkrunError, home
 from walkrun.train.openrlhf.config import REQUIRED, OpenRLHFConfig, dump_yaml
-from walkrun.train.openrlhf.hook import ENABLE_VAR, L_MAX_VAR, REWARD_VAR
+from walkrun.train.openrlhf.hook import ENABLE_VAR, L_MAX_VAR, PARAMS_VAR, REWARD_VAR
 from walkrun.train.openrlhf.reward import SCHEME_VAR, TIMEOUT_VAR
 
 HOOK = "walkrun.train.openrlhf.hook.install"
@@ -166,6 +166,12 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
         c.seed,
         "--actor.adam.lr",
         c.actor_lr,
+        "--actor.lr_scheduler",
+        c.lr_scheduler,
+        "--actor.lr_warmup_ratio",
+        c.lr_warmup_ratio,
+        "--actor.min_lr_ratio",
+        c.min_lr_ratio,
     ]
     if gae:
         optimizer += ["--critic.adam.lr", c.critic_lr]
@@ -240,8 +246,10 @@ def env_vars(config: OpenRLHFConfig) -> dict[str, str]:
     }
     if config.length_reward:
         env[REWARD_VAR] = config.length_reward
-    if config.lgrpo or config.length_reward:
+    if config.length_term:
         env[L_MAX_VAR] = str(config.effective_l_max)
+    if config.length_reward_params:
+        env[PARAMS_VAR] = json.dumps(config.length_reward_params, sort_keys=True)
     return env
 
 
@@ -293,8 +301,9 @@ def render(config: OpenRLHFConfig, python: str | None = None) -> str:
         "# Environment: RAY_ADDRESS (default " + DEFAULT_ADDRESS + "), WALKRUN_PYTHON (the python that has walkrun),",
         "#   NO_WAIT=1 to return after submitting instead of following the job's logs.",
         "#",
-        "# Where values come from (paper A / paper B: the papers' text; paper B script: its released scripts",
-        "# and their OpenRLHF fork; DAPO: DAPO's standard values; ours). Values not listed are ours:",
+        "# Where values come from (paper A / paper B: the papers' text; paper A code / paper B code: their released",
+        "# code; DAPO: DAPO's standard values; method paper / method code: a length reward's own; ours).",
+        "# Values not listed are ours:",
         *_provenance(config),
         "set -euo pipefail",
         "",
