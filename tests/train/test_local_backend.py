@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from walkrun import synthetic
+from walkrun import run_folder, synthetic
 from walkrun.settings import WalkrunError
 from walkrun.train import local, local_trainer
 from walkrun.train.local import LocalConfig, load_config, make_reward
@@ -246,7 +246,7 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     assert any(m.get("kept_group_rate") is not None for m in steps)
     assert any(m.get("entropy") for m in steps) and any("accuracy" in m for m in steps)
     assert _changed(_params(model), _params(run1))
-    assert json.loads((run1 / local.RUN_FILE).read_text())["finished_at"]
+    assert run_folder.read_record(run1)["finished_at"]
     assert s1["checkpoints"][-1].endswith("global_step4_hf")
     from sqlalchemy import select
 

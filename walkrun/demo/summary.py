@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from walkrun import run_folder
+from walkrun.db import compare, lineage
+from walkrun.db import records as db_records
 from walkrun.demo.config import CONTEXT, MAX_NEW_TOKENS, DemoConfig, Layout
 from walkrun.demo.evals import VARIANTS, read_results
 from walkrun.train.recipe import LABEL, STAGES
@@ -24,10 +27,11 @@ COMPARISONS = (
 
 
 def stage2_start(lay: Layout) -> Path | None:
-    """The stage-1 checkpoint stage 2 started from (the gate's choice), from stage 2's run record."""
-    from walkrun.train.recipe import record
-
-    model = ((record(lay.dir("stage2")) or {}).get("config") or {}).get("model")
+    """The stage-1 checkpoint stage 2 started from (the gate's choice): as the gate recorded it in
+    the DB, else the model stage 2's run record names; None before stage 2 starts."""
+    with db_records.reading(lay.db) as s:
+        start = lineage.stage_starts(s).get((lay.recipe.run, "stage2"))
+    model = start["source"] if start else (run_folder.read_record(lay.dir("stage2")).get("config") or {}).get("model")
     return Path(model).resolve() if model else None
 
 
@@ -35,12 +39,10 @@ def collect(cfg: DemoConfig, lay: Layout) -> dict:
     """The table and the curves, from the DB: per stage its final checkpoint, except stage 1, whose
     row is the checkpoint stage 2 and the control started from (the gate's choice; the last one if
     stage 2 has not started)."""
-    from walkrun.evaluate.watch import find_checkpoints
-
     table, curves = {}, {}
     for stage in STAGES:
         d = lay.dir(stage)
-        ckpts = find_checkpoints(d) if d.is_dir() else []
+        ckpts = run_folder.find_checkpoints(d) if d.is_dir() else []
         curves[stage] = [
             {"step": step, "path": str(p), **read_results(lay.db, p, cfg.eval_samples)} for step, p in ckpts
         ]
@@ -60,15 +62,12 @@ def _val(row: dict | None, variant: str, key: str):
 def comparisons(db: str, table: dict) -> dict:
     """`walkrun compare`'s paired comparison (`walkrun.db.compare.paired`: B minus A over the common
     problems, with bootstrap 95% CIs) of the sampled evaluations named in COMPARISONS."""
-    from walkrun.db.compare import paired
-    from walkrun.db.engine import session_scope
-
     out: dict = {}
-    with session_scope(db, readonly=True) as s:
+    with db_records.reading(db) as s:
         for name, a, b in COMPARISONS:
             ra, rb = _val(table.get(a), "sampled", "eval_run_id"), _val(table.get(b), "sampled", "eval_run_id")
             if ra is not None and rb is not None:
-                out[name] = {"a": a, "b": b, **paired(s, ra, rb)}
+                out[name] = {"a": a, "b": b, **compare.paired(s, ra, rb)}
     return out
 
 

@@ -28,28 +28,10 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from walkrun import vllm_compat
+from walkrun.evaluate import forcing, vllm_faults
+from walkrun.evaluate.responses import TokStr
 from walkrun.grading import think
-
-
-class TokStr(str):
-    """A response string that also knows how many tokens produced it, why it ended, and how many
-    of them were reasoning inside a think block (`walkrun.grading.think`)."""
-
-    n_tokens: int
-    finish_reason: str
-    think_tokens: int | None
-    answer_tokens: int | None
-
-    def __new__(cls, text: str, n_tokens: int, finish_reason: str, think_tokens: int | None = None, answer_tokens=None):
-        s = super().__new__(cls, text)
-        s.n_tokens = int(n_tokens)
-        s.finish_reason = finish_reason
-        s.think_tokens = think_tokens
-        s.answer_tokens = answer_tokens
-        return s
-
-    def __reduce__(self):  # keep the counts through pickling / deepcopy
-        return (TokStr, (str(self), self.n_tokens, self.finish_reason, self.think_tokens, self.answer_tokens))
 
 
 class _Recorder:
@@ -116,8 +98,6 @@ class CountingMixin:
         return think.split_ids(gen_ids, self._decode, inside)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        from walkrun.evaluate import forcing
-
         if any(forcing.forcing_of(r.args[1]) for r in requests):
             # budget forcing: two plain passes, each response handed over once both are done
             handler, self.on_response = self.on_response, None
@@ -209,10 +189,8 @@ def vllm_backend_class():
     global _vllm_class
     if _vllm_class is not None:
         return _vllm_class
-    from walkrun import vllm_compat
 
     vllm_compat.install()
-    from walkrun.evaluate import vllm_faults
 
     vllm_faults.install()
     from lm_eval.models.vllm_causallms import VLLM

@@ -8,6 +8,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from walkrun import vllm_compat
 from walkrun.evaluate.config import EvalConfig
 from walkrun.settings import WalkrunError, error_line
 
@@ -107,8 +108,6 @@ def backend_version(backend: str) -> str:
     if backend == "endpoint":
         parts.append("api")  # what runs behind the endpoint is its own business: the URL names it
     elif backend == "vllm":
-        from walkrun import vllm_compat
-
         parts.append(f"vllm=={vllm_compat.vllm_version()}")
     else:
         parts += [f"transformers=={version('transformers')}", f"torch=={version('torch')}"]
@@ -137,17 +136,13 @@ def vllm_engine_args(cfg: EvalConfig) -> dict[str, Any]:
     return {n: getattr(cfg, n) for n in names if getattr(cfg, n) is not None}
 
 
-def load_lm(cfg: EvalConfig, source: str, max_model_len: int, tokenizer=None, plans=()):
+def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
     """The counting lm-eval backend for this checkpoint (the model is loaded here, once).
-    max_model_len: the vLLM engine's context (`engine_context`). An endpoint's (`cfg.endpoint`)
-    client takes the tokenizer given with it (or None) and whether the template opens a think block."""
-    from walkrun.evaluate import backends
+    max_model_len: the vLLM engine's context (`engine_context`). An --endpoint evaluation's
+    client is `walkrun.evaluate.endpoint.load`."""
+    from walkrun.evaluate import backends  # heavy: lm_eval
 
     try:
-        if cfg.backend == "endpoint":
-            from walkrun.evaluate import endpoint
-
-            return endpoint.load(cfg, tokenizer, think_opened=any(p.think_opened for p in plans))
         if cfg.backend == "hf":
             import torch
 
@@ -155,7 +150,6 @@ def load_lm(cfg: EvalConfig, source: str, max_model_len: int, tokenizer=None, pl
             return backends.CountingHFLM(
                 pretrained=source, device=device, dtype=cfg.dtype, batch_size=cfg.batch_size, trust_remote_code=False
             )
-        from walkrun import vllm_compat
 
         kwargs = vllm_engine_args(cfg)
         if kwargs.get("data_parallel_size", 1) > 1 and find_spec("ray") is None:

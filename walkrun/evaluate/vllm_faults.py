@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 
+from walkrun import vllm_compat
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _real_run_engine_core = None  # vLLM's entry, kept by install() (a forked child inherits it)
 _real_worker_main = None  # vLLM's worker entry, kept where it was replaced
@@ -43,8 +45,6 @@ def run_engine_core(*args, **kwargs):
 def run_worker(*args, **kwargs):
     """A vLLM worker process's entry: AMX granted, then vLLM's own entry. Runs in the spawned
     worker, so it must stay importable without lm-eval."""
-    from walkrun import vllm_compat
-
     vllm_compat.allow_amx()
     real = _real_worker_main
     if real is None:  # a spawned child: a fresh, unpatched vLLM

@@ -47,6 +47,10 @@ import os
 import sys
 from typing import Any
 
+from walkrun.settings import WalkrunError
+from walkrun.train.length_rewards import get, length_term, resolve_params, reweight
+from walkrun.train.rollout_stats import all_correct_flags, quantile
+
 ENABLE_VAR = "WALKRUN_LGRPO"
 REWARD_VAR = "WALKRUN_LENGTH_REWARD"
 L_MAX_VAR = "WALKRUN_LGRPO_L_MAX"
@@ -73,8 +77,6 @@ def length_reward_name() -> str | None:
     if name is None and os.environ.get(ENABLE_VAR) == "1":
         name = "lgrpo"
     if name is not None:
-        from walkrun.train.length_rewards import get
-
         get(name)  # an unknown name fails in the worker's setup, before any rollout
     return name
 
@@ -87,8 +89,6 @@ def length_params() -> dict[str, float]:
     try:
         params = json.loads(raw)
     except ValueError:
-        from walkrun.settings import WalkrunError
-
         raise WalkrunError(f"{PARAMS_VAR}={raw!r} is not a JSON object of parameters") from None
     return {str(k): float(v) for k, v in dict(params).items()}
 
@@ -126,8 +126,6 @@ def lgrpo_shape(
     """
     import torch
 
-    from walkrun.train.length_rewards import length_term
-
     n = int(n_samples_per_prompt)
     for e in experiences:
         e.info["length_term"] = torch.zeros(len(e.index), dtype=torch.float32)
@@ -155,8 +153,6 @@ def log_rollout_stats(experiences, n_samples_per_prompt: int) -> None:
 
     import torch
 
-    from walkrun.train.rollout_stats import all_correct_flags, quantile
-
     n = int(n_samples_per_prompt)
     slots = [(e, j, int(gi) // n) for e in experiences for j, gi in enumerate(e.index)]
     lengths = [float(e.response_length[j]) for e, j, _ in slots]
@@ -180,8 +176,6 @@ def reweight_advantages(
     """Multiply each rollout's advantages (every token) by `reward`'s factor for it, group by group,
     after OpenRLHF's estimator; returns the groups reweighted. A rollout's advantage is its
     token-mean advantage (with gamma 1 and no KL in the reward every token carries the same one)."""
-    from walkrun.train.length_rewards import reweight
-
     count = 0
     for g in _groups(experiences, int(n_samples_per_prompt), reward):
         correct = [float(e.scores[j]) > 0.5 for e, j in g]
@@ -247,8 +241,6 @@ def _install_reweight(reward: str | None, params: dict[str, float]) -> None:
     """Wrap (or restore) `RemoteExperienceMaker.compute_advantages_and_returns` for `reward`'s
     advantage reweighting. Importing the experience maker pulls in OpenRLHF's Ray trainer modules,
     so this happens only for a reward that reweights."""
-    from walkrun.train.length_rewards import get
-
     if reward is not None and get(reward).reweight is None:
         reward = None
     if reward is None and "openrlhf.trainer.ppo_utils.experience_maker" not in sys.modules:
@@ -269,8 +261,6 @@ def install() -> bool:
     reward = length_reward_name()
     params: dict[str, float] = {}
     if reward is not None:
-        from walkrun.train.length_rewards import resolve_params
-
         params = length_params()
         resolve_params(reward, params)  # an unknown parameter fails in the worker's setup, before any rollout
     import openrlhf.trainer.ppo_utils.length_penalty as lp
