@@ -7,7 +7,7 @@
 Builds `walkrun.tiny.build_tiny(size="small")` (random init, so nearly every response runs to the
 token budget), plans one walkrun task (same prompts, chat template, k samples at T 0.6), loads
 each backend once (load time reported, not counted) and times only the backend's
-`generate_until` calls inside `walkrun.evaluate.runner.run_plan`; tokens are the exact counts
+`generate_until` calls inside `walkrun.evaluate.runner.run_task`; tokens are the exact counts
 the backends attach. Prints tokens/s and problems/s per backend and the vllm/hf ratio.
 torch runs 1 thread by default (--threads): on a small shared machine 2 threads are erratic.
 """
@@ -61,7 +61,7 @@ def measure(backend: str, model_dir: Path, args, db_url: str) -> dict:
 
     lm.generate_until = timed
     try:
-        runner.run_plan(plans[0], lm, tm, runner.checkpoint_kwargs(cfg, source), cfg, f"bench-{backend}")
+        runner.run_task(cfg, plans[0], lm, tm, source, f"bench-{backend}")
     finally:
         eval_model.close_lm(lm)
     return {

@@ -8,7 +8,7 @@ Builds `walkrun.tiny.build_tiny(size="small")` (~31M params, random init), plans
 MATH-500 task (k samples at T 0.6, top_p 0.95, chat template) and loads walkrun's vllm backend
 once; engine start-up is reported, never timed. Per case:
 
-- walkrun: `walkrun.evaluate.runner.run_plan` end to end (lm-eval requests, generation, grading,
+- walkrun: `walkrun.evaluate.runner.run_task` end to end (lm-eval requests, generation, grading,
   one DB commit per problem), timed on the wall clock. Each request the backend sends to the
   engine (prompt token ids as walkrun renders them, SamplingParams) is recorded on the way.
 - raw: one `LLM.generate` on the same engine over exactly those recorded prompts and
@@ -42,7 +42,7 @@ def tail_budget(ids: list[int], repeat: int, budget: int) -> int:
 
 
 def time_walkrun(name: str, lm, plan, tm, cfg, source: str, tail: int | None) -> dict:
-    """run_plan end to end; records every request the backend sends to the engine."""
+    """run_task end to end; records every request the backend sends to the engine."""
     from collections import Counter
 
     from walkrun.evaluate import runner
@@ -71,7 +71,7 @@ def time_walkrun(name: str, lm, plan, tm, cfg, source: str, tail: int | None) ->
     lm._model_generate = recording
     t = time.perf_counter()
     try:
-        runner.run_plan(plan, lm, tm, runner.checkpoint_kwargs(cfg, source), cfg, f"bench-{name}-{time.time()}")
+        runner.run_task(cfg, plan, lm, tm, source, f"bench-{name}-{time.time()}")
     finally:
         del lm._model_generate
     return {"s": time.perf_counter() - t, "tokens": tokens[0], "engine_s": engine_s[0], "seen": seen}
@@ -169,9 +169,7 @@ def main() -> None:
             lm.model.generate(["warm up"] * 4, SamplingParams(max_tokens=8), use_tqdm=False)
             # walkrun's own start-up (grading pool, lm-eval's task set-up), like the engine's, is not timed
             warm = runner.EvalConfig(**{**cfg.__dict__, "limit": 2, "max_new_tokens": 8})
-            runner.run_plan(
-                runner.plan_tasks(warm, tm, tok)[0], lm, tm, runner.checkpoint_kwargs(cfg, source), warm, "warm-up"
-            )
+            runner.run_task(warm, runner.plan_tasks(warm, tm, tok)[0], lm, tm, source, "warm-up")
             results: list[dict] = []
             cases = [c.strip() for c in args.cases.split(",") if c.strip()] * args.repeats
             for case in cases:

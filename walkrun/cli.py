@@ -10,7 +10,16 @@ import sys
 
 import typer
 
+from walkrun import demo_cli, env_cli, models_cli
+from walkrun.data import cli as data_cli
+from walkrun.db import cli as db_cli
+from walkrun.evaluate import cli as eval_cli
+from walkrun.lab import cli as lab_cli
+from walkrun.leaderboard import cli as lb_cli
+from walkrun.serve import cli as serve_cli
 from walkrun.settings import WalkrunError, safe_url
+from walkrun.telemetry import cli as telemetry_cli
+from walkrun.train import cli as train_cli
 
 HELP = """\
 walkrun trains, benchmarks and serves concise reasoning models.
@@ -38,23 +47,20 @@ WALKRUN_DATA (folder of benchmark JSONL files; unset = public hub datasets).
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 
-def _register_all() -> None:
-    from walkrun import demo_cli, env_cli, models_cli
-    from walkrun.data import cli as data_cli
-    from walkrun.db import cli as db_cli
-    from walkrun.evaluate import cli as eval_cli
-    from walkrun.lab import cli as lab_cli
-    from walkrun.leaderboard import cli as lb_cli
-    from walkrun.serve import cli as serve_cli
-    from walkrun.telemetry import cli as telemetry_cli
-    from walkrun.train import cli as train_cli
-
-    modules = (train_cli, data_cli, eval_cli, db_cli, lb_cli, serve_cli, models_cli, demo_cli, env_cli, lab_cli)
-    for module in (*modules, telemetry_cli):
-        module.register(app)
-
-
-_register_all()
+for module in (
+    train_cli,
+    data_cli,
+    eval_cli,
+    db_cli,
+    lb_cli,
+    serve_cli,
+    models_cli,
+    demo_cli,
+    env_cli,
+    lab_cli,
+    telemetry_cli,
+):
+    module.register(app)
 
 
 def main() -> None:

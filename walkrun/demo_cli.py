@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from walkrun import options
-from walkrun.demo.config import DemoConfig
+from walkrun.demo import DemoConfig, run_demo
 
 
 @options.command(DemoConfig, flags={"fast": ("--fast",), "progress": ("--progress/--quiet", " /-q")})
@@ -20,8 +20,6 @@ def demo(cfg: DemoConfig) -> None:
     (--sft-steps, ..., --eval-batch-size) default to the chosen profile's (--fast or full).
     """
     import signal
-
-    from walkrun.demo import run_demo
 
     def stop(signum, _frame):  # SIGTERM/SIGHUP unwind like Ctrl-C: the evaluation process is stopped too
         raise KeyboardInterrupt(f"signal {signum}")

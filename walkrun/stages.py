@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from walkrun.settings import WalkrunError
+
 
 class Stage(StrEnum):
     BASE = "base"  # the pretrained model a recipe starts from
@@ -23,8 +25,6 @@ STAGE_HELP = "Checkpoint stage: " + " | ".join(STAGES) + "."
 
 def check_stage(value: str | None, what: str = "stage") -> str | None:
     """`value` if it is a known stage (or None); else a WalkrunError listing the stages."""
-    from walkrun.settings import WalkrunError
-
     if value is not None and value not in STAGES:
         raise WalkrunError(f"{what} must be one of {', '.join(STAGES)}, got {value!r}")
     return value

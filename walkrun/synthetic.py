@@ -45,6 +45,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from walkrun.grading import grade_many
+
 BOX = "\\boxed{"
 CHARS = "0123456789+=;r}"
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
@@ -371,8 +373,6 @@ def evaluate(
     `walkrun.grading`. The stored, comparable evaluation is `walkrun eval` on the `synthetic` benchmark.
     """
     import torch
-
-    from walkrun.grading import grade_many
 
     if isinstance(model_or_path, (str, Path)):
         model, tok = load(model_or_path)

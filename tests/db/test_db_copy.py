@@ -83,7 +83,7 @@ def test_copy_stores_the_rows_the_insert_path_stores_and_never_twice(pg_url, mon
     with session_scope(pg_url) as s:
         assert store.add_samples(s, via_copy, rows + more) == 0  # re-sent: the pre-filter skips all
         # two writers racing past the pre-filter: the conflict clause drops the duplicates
-        stamped = [store._sample_row(via_copy, r, n) for n, r in enumerate(rows)]
+        stamped = [store._sample_row(via_copy.id, via_copy.grader_version, r, n) for n, r in enumerate(rows)]
         real_copy(s, stamped)
         n = s.scalar(select(func.count()).select_from(Sample).where(Sample.eval_run_id == via_copy.id))
     assert n == 2400

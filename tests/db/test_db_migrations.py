@@ -128,3 +128,67 @@ def test_cli_upgrade_twice_and_unopenable_urls_give_one_line(tmp_path):
         assert r.returncode == 2, r.stderr
         assert why in r.stderr and r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
         assert "s3cret" not in r.stderr
+
+
+def test_statuses_outside_the_lists_are_mapped_by_the_upgrade_then_refused_by_the_schema(any_url):
+    from sqlalchemy.exc import IntegrityError
+
+    from walkrun import grading
+    from walkrun.statuses import EvalStatus, FinishReason, GradeStatus
+
+    dbe.upgrade(any_url, "0010")
+    with dbe.get_engine(any_url).begin() as conn:  # rows as a hand-edited DB of 0010 may hold them
+        conn.execute(
+            text("insert into checkpoint (id, name, source, stage, created_at) values (1, 'm', 'org/m', 'base', :t)"),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        for rid, status in ((1, "done"), (2, "crashed")):
+            conn.execute(
+                text(
+                    "insert into eval_run (id, key, checkpoint_id, task, task_version, k, backend, backend_version, "
+                    "grader_version, sampling, status, started_at) values (:id, :key, 1, 't', '1', 1, 'hf', '1', "
+                    "'g', '{}', :status, :t)"
+                ),
+                {"id": rid, "key": f"k{rid}", "status": status, "t": "2026-01-01 00:00:00"},
+            )
+        for i, (status, finish, correct) in enumerate(
+            [("ok", "stop", True), ("wrong", "stop", False), ("ok", "eos", True)]
+        ):
+            conn.execute(
+                text(
+                    "insert into sample (eval_run_id, problem_id, sample_index, gold, response, correct, status, "
+                    "n_tokens, finish_reason, graded_with) values (1, :p, 0, '1', 'r', :c, :s, 3, :f, 'g')"
+                ),
+                {"p": f"p{i}", "c": correct, "s": status, "f": finish},
+            )
+        conn.execute(
+            text(
+                "insert into eval_summary (eval_run_id, version, n_samples, stats, computed_at) "
+                "values (1, '1', 3, '{}', :t)"
+            ),
+            {"t": "2026-01-01 00:00:00"},
+        )
+    dbe.upgrade(any_url)
+    with dbe.get_engine(any_url).connect() as conn:
+        assert conn.execute(text("select id, status from eval_run order by id")).all() == [(1, "done"), (2, "failed")]
+        samples = conn.execute(text("select problem_id, status, finish_reason, correct from sample order by id")).all()
+        assert [tuple(r[:3]) + (bool(r[3]),) for r in samples] == [
+            ("p0", "ok", "stop", True),
+            ("p1", "error", "stop", False),
+            ("p2", "ok", "length", False),
+        ]
+        assert conn.scalar(text("select count(*) from eval_summary")) == 0  # recomputed on read
+    for table, column, value in (("eval_run", "status", "crashed"), ("sample", "status", "wrong")) + (
+        ("sample", "finish_reason", "eos"),
+    ):
+        with pytest.raises(IntegrityError):
+            with dbe.get_engine(any_url).begin() as conn:
+                conn.execute(text(f"update {table} set {column} = :v"), {"v": value})
+    # the revision's own lists are the code's (a change to an enum needs a revision of its own)
+    assert {s.value for s in EvalStatus} == {"running", "done", "failed"}
+    assert (
+        tuple(s.value for s in GradeStatus)
+        == grading.STATUSES
+        == ("ok", "no_answer", "parse_error", "timeout", "error")
+    )
+    assert {r.value for r in FinishReason} == {"stop", "length"}

@@ -133,8 +133,8 @@ def test_grading_timeouts_and_errors_are_counted_apart(sqlite_url):
     assert (summary["n_timeouts"], summary["n_errors"]) == (2, 2)
     assert summary["error_rate"] == pytest.approx(4 / 7) and summary["no_answer_rate"] == pytest.approx(1 / 7)
 
+    from walkrun.evaluate.outcome import TaskOutcome
     from walkrun.evaluate.report import format_table
-    from walkrun.evaluate.runner import TaskOutcome
 
     plan = type("Plan", (), {"name": "math500", "k": 1, "protocol": "default"})()
     table = format_table([TaskOutcome(plan, run.id, 7, 0, summary, 1.0)])

@@ -117,6 +117,7 @@ def test_get_or_create_returns_existing_rows(db_url, tmp_path):
     "bad, message",
     [
         ({"finish_reason": "eos"}, "finish_reason"),
+        ({"status": "wrong"}, "status must be one of ok, no_answer, parse_error, timeout, error"),
         ({"n_tokens": 12.5}, "n_tokens"),
         ({"n_tokens": None}, "n_tokens"),
     ],

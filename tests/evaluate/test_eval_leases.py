@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 
-from walkrun.db import leases
+from walkrun.db import evaluations, leases
 from walkrun.evaluate import runner
 from walkrun.evaluate.config import EvalConfig
 from walkrun.evaluate.model import backend_version
@@ -17,7 +17,9 @@ ARGS = ("--tasks", "math500", "--limit", 1, "--samples", 1, "--max-new-tokens", 
 
 def _key(cfg: EvalConfig) -> str:
     source, _, _, plans, _ = runner.prepare(cfg)
-    return runner.eval_keys(cfg, plans, source, backend_version(cfg.backend))["math500"]
+    bversion = backend_version(cfg.backend)
+    requests = [runner.request(p, cfg, bversion) for p in plans]
+    return evaluations.survey(cfg.db, runner.checkpoint_ref(cfg, source), requests)["math500"].key
 
 
 def _config(model, db_url) -> EvalConfig:

@@ -66,9 +66,9 @@ def ablation_db(tmp_path_factory):
 
 
 def test_groups_average_seeds_per_reward_and_start_step(ablation_db):
-    from walkrun.leaderboard.ablation import ablation_groups
+    from walkrun.leaderboard.data import Source
 
-    groups = ablation_groups(ablation_db)
+    groups = Source(ablation_db).ablation_groups()
     assert [(g["name"], g["stage1_step"]) for g in groups] == [("lab", 10), ("lab", 20)]
     g10, g20 = groups
     assert g10["stage1"] == {"accuracy": 0.25, "mean_tokens": 50}
@@ -79,9 +79,10 @@ def test_groups_average_seeds_per_reward_and_start_step(ablation_db):
 
 
 def test_figure_frontier_and_page(ablation_db):
-    from walkrun.leaderboard.ablation import ablation_figure, ablation_groups, render_ablation
+    from walkrun.leaderboard.ablation import ablation_figure, render_ablation
+    from walkrun.leaderboard.data import Source
 
-    groups = ablation_groups(ablation_db)
+    groups = Source(ablation_db).ablation_groups()
     fig = ablation_figure(groups[1])
     assert fig["frontier"] == ["lgrpo-ungated", "lgrpo"]
     names = [t["name"] for t in fig["data"]]
@@ -94,11 +95,12 @@ def test_figure_frontier_and_page(ablation_db):
 
 def test_empty_db_says_how_to_fill_it(tmp_path):
     from walkrun.db.engine import upgrade
-    from walkrun.leaderboard.ablation import ablation_groups, render_ablation
+    from walkrun.leaderboard.ablation import render_ablation
+    from walkrun.leaderboard.data import Source
 
     url = f"sqlite:///{tmp_path / 'e.db'}"
     upgrade(url)
-    assert ablation_groups(url) == []
+    assert Source(url).ablation_groups() == []
     assert "walkrun ablate --fast" in render_ablation([], "")
 
 

@@ -113,7 +113,7 @@ def test_budget_forcing_caps_thinking_and_asks_for_the_answer(smollm2, smollm2_t
     )
     assert r.returncode == 0, r.stderr[-3000:]
     rows = _rows(db, "select response, n_tokens, think_tokens, answer_tokens, finish_reason from sample")
-    assert len(rows) == 1
+    assert len(rows) == 2
     tok = smollm2_tokenizer
     for response, n, t, a, finish in rows:
         assert t + a == n and t <= 64 and a <= 64

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.factories import evaluation, sample_grid
-from walkrun import synthetic
+from walkrun import run_folder, synthetic
 from walkrun.settings import WalkrunError
 from walkrun.train import local, local_trainer
 from walkrun.train.local import LocalConfig, load_config, make_reward
@@ -45,7 +45,8 @@ def _call(fn, groups, lengths):
 
 
 def test_stage2_reward_adds_length_term_only_to_all_correct_groups():
-    fn = _reward(lgrpo=True, l_max=100)
+    # stage 2's filter (local-stage2): all-correct groups are trained on, they carry the term
+    fn = _reward(lgrpo=True, l_max=100, dynamic_sampling_range=[0.0, 1.01])
     right, wrong = "1+2=3;3+3=6;\\boxed{6}", "1+2=3;3+3=7;\\boxed{7}"
     groups = [
         ("1+2+3=", "6", [right] * 4),  # all correct: 1 + (1 - L/100)
@@ -222,10 +223,19 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
 
     model, _ = sft_model
     # reward=fatemi: a 40-step model is never right yet, but boxed-vs-unboxed answers still give
-    # groups with reward variance, so the smoke run has gradients to apply.
+    # groups with reward variance, so the smoke run has gradients to apply. The correctness filter
+    # would drop every (all-wrong) group, so its range here keeps them all.
     cfg1 = load_config(
         "local-stage1",
-        [f"model={model}", "rounds=2", "prompts_per_rollout=4", "save_steps=2", "reward=fatemi", "progress=false"],
+        [
+            f"model={model}",
+            "rounds=2",
+            "prompts_per_rollout=4",
+            "save_steps=2",
+            "reward=fatemi",
+            "dynamic_sampling_range=[-0.01,1.01]",
+            "progress=false",
+        ],
     )
     s1 = local.run_local(cfg1, tmp_path / "s1", preset="local-stage1", name="smoke-stage1")
     run1 = tmp_path / "s1"
@@ -240,7 +250,7 @@ def test_stage1_then_stage2_smoke_run_writes_loadable_checkpoints(sft_model, tmp
     assert any(m.get("kept_group_rate") is not None for m in steps)
     assert any(m.get("entropy") for m in steps) and any("accuracy" in m for m in steps)
     assert _changed(_params(model), _params(run1))
-    assert json.loads((run1 / local.RUN_FILE).read_text())["finished_at"]
+    assert run_folder.read_record(run1)["finished_at"]
     assert s1["checkpoints"][-1].endswith("global_step4_hf")
     from sqlalchemy import select
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from walkrun import options
+from walkrun.data.prepare import prepare
 
 data_app = typer.Typer(help="Training data: build a decontaminated prompt set.", no_args_is_help=True)
 
@@ -58,8 +59,6 @@ def prepare_cmd(opts: PrepareOptions) -> None:
     Writes OUT/train.jsonl and OUT/report.json (counts in and out by reason, with examples) and
     prints the counts. Deterministic; rows are streamed, so 100k+ rows fit in little memory.
     """
-    from walkrun.data.prepare import prepare
-
     report = prepare(
         opts.out,
         sources=opts.source or None,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from walkrun.settings import WalkrunError
+from walkrun.jsonl import read_jsonl
+from walkrun.settings import WalkrunError, home
 
 HELDOUT_FILE = "heldout.jsonl"
 HELDOUT_VAR = "WALKRUN_HELDOUT"
@@ -22,15 +23,12 @@ def path() -> Path:
     given = os.environ.get(HELDOUT_VAR)
     if given:
         return Path(given).expanduser()
-    from walkrun.settings import home
 
     return home() / "data" / "conciser" / HELDOUT_FILE
 
 
 def rows(limit: int | None = None) -> list[dict]:
     """The slice's rows `{id, problem, answer, source, origin}`, in file order."""
-    from walkrun.jsonl import read_jsonl
-
     p = path()
     if not p.is_file():
         raise WalkrunError(

@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from walkrun import problem_sets as benchmarks
 from walkrun.data.contamination import NGRAM_N, OVERLAP_THRESHOLD, BenchmarkIndex, digest, exact_key
+from walkrun.data.heldout import HELDOUT_FILE
+from walkrun.grading import GRADER_VERSION, grade_many
+from walkrun.jsonl import read_jsonl
 from walkrun.settings import WalkrunError, data_dir
 
 TRAIN_FILE = "train.jsonl"
@@ -60,8 +65,6 @@ def _read_any(path: Path) -> Iterator[dict]:
     """Rows of a .jsonl, .json (array) or .parquet file, streamed where the format allows."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        from walkrun.jsonl import read_jsonl
-
         for _, row in read_jsonl(path):
             yield row
     elif suffix == ".parquet":
@@ -153,8 +156,6 @@ def benchmark_index(
     """The index of every problem to keep out of training. `exclude`: benchmark names, JSONL paths,
     or "all" (default) = every file-backed benchmark plus every other *.jsonl at the top of WALKRUN_DATA
     (the data folder keeps evaluation sets at its top level, training sets in train/)."""
-    from walkrun import problem_sets as benchmarks
-
     index = BenchmarkIndex(n, threshold)
     items: list[str] = []
     for e in exclude or ["all"]:
@@ -185,8 +186,6 @@ def benchmark_index(
 
 
 def _add_benchmark(index: BenchmarkIndex, name: str, data, seen: set[Path]) -> None:
-    from walkrun import problem_sets as benchmarks
-
     for row in benchmarks.load(name, data=data):
         index.add(name, row["id"], row["problem"])
     path = benchmarks.local_path(name, data)
@@ -207,8 +206,6 @@ def _add_file(index: BenchmarkIndex, path: Path, seen: set[Path]) -> None:
 
 def gold_usable(answers: list[str], timeout: float = GOLD_TIMEOUT) -> list[tuple[bool, str]]:
     """(usable, why not) per gold: `walkrun.grading` must grade `\\boxed{gold}` correct against it."""
-    from walkrun.grading import grade_many
-
     grades = grade_many(answers, [f"\\boxed{{{a}}}" for a in answers], timeout=timeout)
     out = []
     for g in grades:
@@ -233,8 +230,6 @@ def _example(row: dict, **detail) -> dict:
 def same_answer(pairs: list[tuple[str, str]], timeout: float = GOLD_TIMEOUT) -> list[bool]:
     """Per (gold, other gold): `walkrun.grading` accepts `\\boxed{other}` against gold (so "1/2" and
     "\\frac{1}{2}" are the same answer, "1/2" and "2" are not)."""
-    from walkrun.grading import grade_many
-
     if not pairs:
         return []
     grades = grade_many([a for a, _ in pairs], [f"\\boxed{{{b}}}" for _, b in pairs], timeout=timeout)
@@ -256,12 +251,8 @@ def prepare(
     """Write OUT/train.jsonl and OUT/report.json; return the report. `limit`: rows read per source;
     `seed`: the shuffle of the written rows; `heldout`: that many of the shuffled rows go to
     OUT/heldout.jsonl instead (`walkrun.data.heldout`, for the gate to select on)."""
-    from walkrun.data.heldout import HELDOUT_FILE
-
     if heldout < 0:
         raise WalkrunError(f"--heldout must be >= 0, got {heldout}")
-    import random
-
     paths = resolve_sources(sources, data)
     names = _source_names(paths)
     index = benchmark_index(exclude, data, n, threshold)  # before writing: bad input leaves nothing behind
@@ -377,8 +368,6 @@ def _source_names(paths: list[Path]) -> list[str]:
 
 
 def _report(out, paths, names, counts, contaminated, examples, differing, index: BenchmarkIndex, shared, seed) -> dict:
-    from walkrun.grading import GRADER_VERSION
-
     total: Counter[str] = Counter()
     for c in counts.values():
         total.update(c)

@@ -10,10 +10,15 @@ from datetime import datetime
 import typer
 
 from walkrun import options
-from walkrun.options import DB_HELP
+from walkrun.db import compare_cli, export, queries
+from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url, session_scope, upgrade
+from walkrun.db.queries import SAMPLE_KEYS
+from walkrun.db.records import row_counts
+from walkrun.db.regrade import regrade
+from walkrun.options import DB_FLAGS, DB_HELP
 from walkrun.settings import WalkrunError
-
-DB_FLAGS = {"db": ("--db", "--url")}
+from walkrun.statuses import EvalStatus
+from walkrun.text_table import render
 
 
 @dataclass
@@ -82,8 +87,6 @@ db_app = typer.Typer(
 @options.command(DBOptions, flags=DB_FLAGS)
 def upgrade_cmd(opts: DBOptions) -> None:
     """Create the schema, or bring it to this walkrun's revision (Alembic); a no-op when current."""
-    from walkrun.db.engine import get_engine, safe_url, upgrade
-
     db = opts.db
     before, after = upgrade(db)
     where = safe_url(get_engine(db))
@@ -97,9 +100,6 @@ def upgrade_cmd(opts: DBOptions) -> None:
 @options.command(DBOptions, flags=DB_FLAGS)
 def status_cmd(opts: DBOptions) -> None:
     """Where the DB is, its schema revision, and how many rows it holds."""
-    from walkrun.db.engine import current_revision, get_engine, head_revision, safe_url
-    from walkrun.db.records import row_counts
-
     db = opts.db
     engine = get_engine(db)
     print(f"database: {safe_url(engine)}")
@@ -112,8 +112,6 @@ def status_cmd(opts: DBOptions) -> None:
 @options.command(RegradeOptions, flags=DB_FLAGS)
 def regrade_cmd(opts: RegradeOptions) -> None:
     """Re-grade stored samples with the current grader (no regeneration); records its version."""
-    from walkrun.db.regrade import regrade
-
     c = regrade(
         opts.db,
         task=opts.task,
@@ -191,8 +189,6 @@ def _num(x) -> str:
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    from walkrun.text_table import render
-
     print(render(header, rows))
 
 
@@ -202,9 +198,6 @@ def results_cmd(opts: ResultsOptions) -> None:
     curve (auc_oaa), token counts (all, correct and wrong answers) and what did not score: wrong
     answers, responses cut at the budget (no answer because truncated) and finished responses
     without an answer, each counted apart, from the results DB."""
-    from walkrun.db import export, queries
-    from walkrun.db.engine import session_scope
-
     model, task, as_json, protocol = opts.checkpoint, opts.task, opts.json, opts.protocol
     if opts.format is not None:
         export.check_out(opts.out)
@@ -212,7 +205,14 @@ def results_cmd(opts: ResultsOptions) -> None:
         try:
             if opts.format is not None:  # every field: samples with their text, aggregates with every metric
                 rows_iter = (
-                    queries.samples(s, model=model, task=task, protocol=protocol, include_text=True, statuses=("done",))
+                    queries.samples(
+                        s,
+                        model=model,
+                        task=task,
+                        protocol=protocol,
+                        include_text=True,
+                        statuses=(EvalStatus.DONE.value,),
+                    )
                     if opts.samples
                     else queries.aggregate(s, model=model, task=task, latest=not opts.all_runs, protocol=protocol)
                 )
@@ -229,7 +229,10 @@ def results_cmd(opts: ResultsOptions) -> None:
             sys.stderr.close()
             return
     if as_json:
-        out = [{**{k: r[k] for k in RESULT_KEYS}, **{k: v for k, v in r.items() if k not in RESULT_KEYS}} for r in rows]
+        plain = [dict(r) for r in rows]
+        out = [
+            {**{k: r[k] for k in RESULT_KEYS}, **{k: v for k, v in r.items() if k not in RESULT_KEYS}} for r in plain
+        ]
         print(json.dumps(out, indent=2, default=_json_default))
         return
     if not rows:
@@ -282,8 +285,6 @@ def results_cmd(opts: ResultsOptions) -> None:
 
 
 def _print_samples(rows, as_json: bool) -> None:
-    from walkrun.db.queries import SAMPLE_KEYS
-
     if as_json:
         for r in rows:
             sys.stdout.write(json.dumps({k: r[k] for k in SAMPLE_KEYS}) + "\n")
@@ -296,8 +297,6 @@ def _print_samples(rows, as_json: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this subpackage's commands to the main `walkrun` app."""
-    from walkrun.db import compare_cli
-
     app.add_typer(db_app, name="db")
     app.command("results")(results_cmd)
     app.command("compare")(compare_cli.compare_cmd)

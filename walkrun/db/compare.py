@@ -9,12 +9,14 @@ Only problems present in both evaluations count (a --limit run against a full on
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from walkrun.db import queries, uncertainty
 from walkrun.db.models import Sample
+from walkrun.db.read_models import Comparison, ResultRow
 from walkrun.settings import WalkrunError
 
 
@@ -48,7 +50,7 @@ def paired(s: Session, run_a: int, run_b: int, seed: int | None = None) -> dict:
     return out
 
 
-def _one_checkpoint(rows: list[dict], who: str) -> None:
+def _one_checkpoint(rows: Sequence[ResultRow], who: str) -> None:
     ids = {r["checkpoint_id"] for r in rows}
     if len(ids) > 1:
         sources = sorted({r["source"] for r in rows})
@@ -57,7 +59,7 @@ def _one_checkpoint(rows: list[dict], who: str) -> None:
 
 def matched(
     s: Session, a: str, b: str, task: str | None = None, protocol: str | None = None
-) -> list[tuple[dict, dict]]:
+) -> list[tuple[ResultRow, ResultRow]]:
     """The latest finished evaluations of checkpoints `a` and `b` (display name or source) that
     share a task and protocol, as (row of a, row of b) aggregate pairs; one clear error when a
     checkpoint has none or they share none."""
@@ -84,13 +86,13 @@ def matched(
 
 def compare(
     s: Session, a: str, b: str, task: str | None = None, protocol: str | None = None, seed: int | None = None
-) -> list[dict]:
+) -> list[Comparison]:
     """One paired comparison per (task, protocol) both checkpoints have (latest finished runs)."""
-    out = []
+    out: list[Comparison] = []
     for ra, rb in matched(s, a, b, task, protocol):
         d = paired(s, ra["eval_run_id"], rb["eval_run_id"], seed=seed)
         out.append(
-            {
+            {  # type: ignore[typeddict-item]  # `d` holds the paired_difference keys
                 "a": ra["model"],
                 "b": rb["model"],
                 "task": ra["task"],

@@ -4,11 +4,13 @@ with `--samples`, their stored responses to the same problems side by side."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 
 from walkrun import options
-from walkrun.db.cli import DB_FLAGS
-from walkrun.options import DB_HELP
+from walkrun.db.read_models import ResultRow
+from walkrun.options import DB_FLAGS, DB_HELP
+from walkrun.settings import WalkrunError
 
 
 def _pct(x, sign: bool = True) -> str:
@@ -56,9 +58,8 @@ def compare_cmd(opts: CompareOptions) -> None:
     """Paired differences B - A over the problems both were evaluated on, per task and protocol:
     delta accuracy (pass@1[avg-of-k], points) with its 95% bootstrap CI, and delta mean tokens in %.
     With --samples: both checkpoints' stored responses to each common problem, side by side."""
-    from walkrun.db import compare
-    from walkrun.db.engine import session_scope
-    from walkrun.settings import WalkrunError
+    from walkrun.db import compare  # heavy: numpy, sqlalchemy
+    from walkrun.db.engine import session_scope  # heavy: sqlalchemy
 
     task = opts.task
     if opts.samples:
@@ -74,24 +75,23 @@ def compare_cmd(opts: CompareOptions) -> None:
         return
     for r in rows:
         ci = r["delta_accuracy_ci95"]
+        low, high = (None, None) if ci is None else ci
         tci = r["delta_mean_tokens_pct_ci95"]
         print(
             f"{r['task']} [protocol {r['protocol']}], {r['n_problems']} common problems: "
             f"pass@1 {_pct(r['accuracy_a'], False)} -> {_pct(r['accuracy_b'], False)}, "
-            f"delta {_pct(r['delta_accuracy'])} points (95% CI {_pct(ci[0])} to {_pct(ci[1])}); "
+            f"delta {_pct(r['delta_accuracy'])} points (95% CI {_pct(low)} to {_pct(high)}); "
             + (
                 f"mean tokens {r['delta_mean_tokens_pct']:+.1f}% (95% CI {tci[0]:+.1f}% to {tci[1]:+.1f}%)"
-                if tci
+                if tci is not None
                 else "mean tokens: -"
             )
         )
 
 
 def _samples(opts: CompareOptions) -> None:
-    import sys
-
-    from walkrun.db import compare, sample_pairs
-    from walkrun.db.engine import session_scope
+    from walkrun.db import compare, sample_pairs  # heavy: numpy, sqlalchemy
+    from walkrun.db.engine import session_scope  # heavy: sqlalchemy
 
     popts = sample_pairs.PairOptions(only=opts.only, ratio=opts.ratio, show=opts.show, chars=opts.chars)
     try:
@@ -115,7 +115,7 @@ def _tokens(side: dict) -> str:
     return text
 
 
-def _print_pairs(ra: dict, rb: dict, got: dict, popts) -> None:
+def _print_pairs(ra: ResultRow, rb: ResultRow, got: dict, popts) -> None:
     c = got["counts"]
     print(
         f"{ra['task']} [protocol {ra['protocol']}]: A = {ra['model']}, B = {rb['model']}; "

@@ -101,50 +101,56 @@ def dead_here(owner: str) -> bool:
 
 def claim(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> Holder | None:
     """Take the lease on `key` for `owner` (free, expired, already `owner`'s, or held by a dead
-    process on this host). Returns None when taken, else the live holder who has it."""
+    process on this host) in a transaction of its own. Returns None when taken, else the live
+    holder who has it."""
+    with session_scope(url) as s:
+        return claim_in(s, key, owner, seconds)
+
+
+def claim_in(s: Session, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> Holder | None:
+    """`claim` inside the caller's transaction: the lease is taken when it commits (and not at all
+    if it rolls back), so it can be taken together with the evaluation's other writes."""
     while True:
-        other = _claim_once(url, key, owner, seconds)
+        other = _claim_once(s, key, owner, seconds)
         if isinstance(other, Holder) and dead_here(other.owner):
-            _take_from_dead(url, key, other.owner, owner, seconds)
+            _take_from_dead(s, key, other.owner, owner, seconds)
             continue  # claim again: whoever won the takeover race is what the next round sees
         if not isinstance(other, bool):  # False: the holder let go between the two statements; claim again
             return other
 
 
-def _take_from_dead(url: str | None, key: str, dead: str, owner: str, seconds: float) -> None:
-    with session_scope(url) as s:
-        now = _now(s)
-        s.execute(
-            update(EvalLease)
-            .where(EvalLease.key == key, EvalLease.owner == dead)  # only if nobody took it meanwhile
-            .values(owner=owner, acquired_at=now, heartbeat_at=now, expires_at=now + timedelta(seconds=seconds))
-        )
+def _take_from_dead(s: Session, key: str, dead: str, owner: str, seconds: float) -> None:
+    now = _now(s)
+    s.execute(
+        update(EvalLease)
+        .where(EvalLease.key == key, EvalLease.owner == dead)  # only if nobody took it meanwhile
+        .values(owner=owner, acquired_at=now, heartbeat_at=now, expires_at=now + timedelta(seconds=seconds))
+    )
 
 
-def _claim_once(url: str | None, key: str, owner: str, seconds: float) -> Holder | None | bool:
-    with session_scope(url) as s:
-        now = _now(s)
-        values = {
-            "owner": owner,
-            "acquired_at": now,
-            "heartbeat_at": now,
-            "expires_at": now + timedelta(seconds=seconds),
-        }
-        table = cast(Table, EvalLease.__table__)
-        stmt = (
-            _insert(s, table)
-            .values(key=key, **values)
-            .on_conflict_do_update(
-                index_elements=["key"],
-                set_=values,
-                where=(table.c.expires_at <= now) | (table.c.owner == owner),
-            )
-            .returning(table.c.owner)
+def _claim_once(s: Session, key: str, owner: str, seconds: float) -> Holder | None | bool:
+    now = _now(s)
+    values = {
+        "owner": owner,
+        "acquired_at": now,
+        "heartbeat_at": now,
+        "expires_at": now + timedelta(seconds=seconds),
+    }
+    table = cast(Table, EvalLease.__table__)
+    stmt = (
+        _insert(s, table)
+        .values(key=key, **values)
+        .on_conflict_do_update(
+            index_elements=["key"],
+            set_=values,
+            where=(table.c.expires_at <= now) | (table.c.owner == owner),
         )
-        if s.execute(stmt).scalar() == owner:
-            return None
-        row = s.execute(select(EvalLease.owner, EvalLease.expires_at).where(EvalLease.key == key)).first()
-        return Holder(row.owner, row.expires_at) if row is not None else False
+        .returning(table.c.owner)
+    )
+    if s.execute(stmt).scalar() == owner:
+        return None
+    row = s.execute(select(EvalLease.owner, EvalLease.expires_at).where(EvalLease.key == key)).first()
+    return Holder(row.owner, row.expires_at) if row is not None else False
 
 
 def heartbeat(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SECONDS) -> bool:
@@ -162,7 +168,12 @@ def heartbeat(url: str | None, key: str, owner: str, seconds: float = DEFAULT_SE
 def release(url: str | None, key: str, owner: str) -> bool:
     """Give `owner`'s lease on `key` up (delete it); False when it was not `owner`'s any more."""
     with session_scope(url) as s:
-        return _changed(s, delete(EvalLease).where(EvalLease.key == key, EvalLease.owner == owner)) == 1
+        return release_in(s, key, owner)
+
+
+def release_in(s: Session, key: str, owner: str) -> bool:
+    """`release` inside the caller's transaction (e.g. with the evaluation's last write)."""
+    return _changed(s, delete(EvalLease).where(EvalLease.key == key, EvalLease.owner == owner)) == 1
 
 
 def holder(url: str | None, key: str) -> Holder | None:
@@ -178,8 +189,9 @@ class Keeper:
     """The leases one process holds on one DB, renewed by a background thread until released.
 
     `take(key)` claims (None: taken; else the other holder), `check(key)` raises LeaseLost once a
-    heartbeat found the lease gone, `release(key)` gives it up; `close()` (or leaving the `with`)
-    stops the thread and releases what is left."""
+    heartbeat found the lease gone, `release(key)` gives it up; `adopt` / `forget` do the
+    bookkeeping of a lease claimed or released inside another transaction (`claim_in`,
+    `release_in`); `close()` (or leaving the `with`) stops the thread and releases what is left."""
 
     def __init__(self, url: str | None, seconds: float = DEFAULT_SECONDS, owner: str | None = None):
         self.url, self.seconds, self.owner = url, seconds, owner or new_owner()
@@ -199,13 +211,22 @@ class Keeper:
     def take(self, key: str) -> Holder | None:
         other = claim(self.url, key, self.owner, self.seconds)
         if other is None:
-            with self._lock:
-                self.held.add(key)
-                self.lost.discard(key)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._beat, name="walkrun-lease-heartbeat", daemon=True)
-                self._thread.start()
+            self.adopt(key)
         return other
+
+    def adopt(self, key: str) -> None:
+        """Keep renewing a lease this Keeper's owner took in a transaction of its own (`claim_in`)."""
+        with self._lock:
+            self.held.add(key)
+            self.lost.discard(key)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="walkrun-lease-heartbeat", daemon=True)
+            self._thread.start()
+
+    def forget(self, key: str) -> None:
+        """Stop renewing a lease that was released in a transaction of its own (`release_in`)."""
+        with self._lock:
+            self.held.discard(key)
 
     def check(self, key: str) -> None:
         with self._lock:

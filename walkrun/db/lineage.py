@@ -3,15 +3,18 @@ lineage (the runs it descends from, via `TrainingRun.parent_checkpoint`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from walkrun.db import queries
 from walkrun.db.models import Checkpoint, TrainingRun
-from walkrun.db.queries import _latest, _runs_query, _summaries
+from walkrun.db.read_models import ResultRow
 from walkrun.settings import WalkrunError
 from walkrun.stages import Stage
+from walkrun.statuses import EvalStatus
 
 # The order stages follow within one run; others (control, train, external) are not before any.
 _ORDER = (Stage.BASE, Stage.SFT, Stage.STAGE1, Stage.STAGE2)
@@ -21,10 +24,10 @@ def trajectory(
     s: Session,
     training_run_name: str,
     task: str | None = None,
-    statuses: tuple[str, ...] | None = ("done",),
+    statuses: tuple[str, ...] | None = (EvalStatus.DONE.value,),
     latest: bool = True,
     lineage: bool = False,
-) -> list[dict]:
+) -> list[ResultRow]:
     """A training run's checkpoints with their aggregates, ordered by step (then task).
 
     `latest=False`: every evaluation run, not only each checkpoint x task's latest.
@@ -34,11 +37,9 @@ def trajectory(
     chain = [(training_run_name, None)] + (lineage_of(s, training_run_name) if lineage else [])
     if not lineage and s.scalar(select(TrainingRun.id).where(TrainingRun.name == training_run_name)) is None:
         _no_run(s, training_run_name)
-    out = []
+    out: list[ResultRow] = []
     for depth, (name, upto) in enumerate(reversed(chain)):
-        q = _runs_query(None, task, statuses).where(TrainingRun.name == name)
-        triples = [tuple(r) for r in s.execute(q).all()]
-        rows = _summaries(s, _latest(triples) if latest else triples)
+        rows = queries.results(s, task=task, statuses=statuses, latest=latest, training_run=name)
         if upto is not None:
             rows = [r for r in rows if _upto(r, upto)]
         for r in rows:
@@ -49,7 +50,7 @@ def trajectory(
     return out
 
 
-def _upto(row: dict, parent: dict) -> bool:
+def _upto(row: ResultRow, parent: dict) -> bool:
     if row["checkpoint_id"] == parent["checkpoint_id"]:
         return True
     return on_path(row.get("stage"), row["step"], parent)
@@ -79,10 +80,10 @@ def lineages(s: Session) -> dict[str, list[tuple[str, dict]]]:
     return {name: lineage_of(s, name) for name in sorted(names)}
 
 
-def along_lineage(rows: list[dict], run: str, chain: list[tuple[str, dict]]) -> list[dict]:
+def along_lineage(rows: Sequence[ResultRow], run: str, chain: list[tuple[str, dict]]) -> list[ResultRow]:
     """From aggregate rows (any runs), the path of `trajectory(..., lineage=True)`: the ancestors'
     rows up to the checkpoint each child started from, then `run`'s rows; copies with lineage_depth."""
-    out = []
+    out: list[ResultRow] = []
     for depth, (name, upto) in enumerate(reversed([(run, None), *chain])):
         for r in rows:
             if r.get("training_run") == name and (upto is None or _upto(r, upto)):

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from walkrun.stages import STAGES, Stage
+from walkrun.statuses import EvalStatus, FinishReason, GradeStatus, check_constraint
 
 
 def utcnow() -> datetime:
@@ -120,6 +121,7 @@ class EvalRun(Base):
     """One evaluation of one checkpoint on one task with fixed settings; `key` hashes all of them."""
 
     __tablename__ = "eval_run"
+    __table_args__ = (CheckConstraint(check_constraint("status", EvalStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -138,7 +140,7 @@ class EvalRun(Base):
     # The evaluation protocol (walkrun.evaluate.protocols) these settings are; rows of different
     # protocols are never compared. None: recorded before protocols existed.
     protocol: Mapped[str | None] = mapped_column(String(128), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed
+    status: Mapped[str] = mapped_column(String(16), default=EvalStatus.RUNNING.value)  # walkrun.statuses.EvalStatus
     # the chat template opened a <think> block before each response (graded accordingly); None: unknown
     think_opened: Mapped[bool | None]
     error: Mapped[str | None] = mapped_column(Text)
@@ -156,6 +158,8 @@ class Sample(Base):
     __table_args__ = (
         UniqueConstraint("eval_run_id", "problem_id", "sample_index", name="uq_sample_run_problem_index"),
         Index("ix_sample_graded_with", "graded_with"),
+        CheckConstraint(check_constraint("status", GradeStatus), name="status"),
+        CheckConstraint(check_constraint("finish_reason", FinishReason), name="finish_reason"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -166,10 +170,10 @@ class Sample(Base):
     response: Mapped[str] = mapped_column(Text)
     extracted: Mapped[str | None] = mapped_column(Text)
     correct: Mapped[bool]
-    status: Mapped[str] = mapped_column(String(16))  # grading status: ok|no_answer|parse_error|timeout|error
+    status: Mapped[str] = mapped_column(String(16))  # how it was graded: walkrun.statuses.GradeStatus
     has_boxed: Mapped[bool | None]
     n_tokens: Mapped[int]  # exact count of generated tokens
-    finish_reason: Mapped[str] = mapped_column(String(16))  # stop|length
+    finish_reason: Mapped[str] = mapped_column(String(16))  # walkrun.statuses.FinishReason
     # Exact split of n_tokens from the generated ids: inside a <think> block (tags included) and
     # after it. None when the backend did not split (rows from before the split existed).
     think_tokens: Mapped[int | None]

@@ -35,196 +35,23 @@ readers take the stored dict, and compute it here only for runs without one.
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from walkrun.db import uncertainty
+from walkrun.db import summaries
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun
-from walkrun.metrics import add_vote, majority_correct, pass_at_k
+from walkrun.db.read_models import ResultRow, RunFacts, SampleRow
+from walkrun.db.stats import run_stats
 from walkrun.settings import WalkrunError
-
-ERROR_STATUSES = ("parse_error", "timeout", "error")
-
-
-def run_stats(run_ids: list[int], s: Session) -> dict[int, dict]:
-    """Metric dict per eval run id from its sample rows (runs without samples get an entry with
-    n_samples 0).
-
-    One narrow read of the sample columns (never the response text) on the driver's own cursor:
-    at 100k samples, building SQLAlchemy Row objects costs as much as the query itself. The
-    statement is still built by SQLAlchemy for the dialect; its only parameters are integer ids."""
-    stmt = select(
-        Sample.eval_run_id,
-        Sample.problem_id,
-        Sample.sample_index,
-        Sample.extracted,
-        Sample.correct,
-        Sample.n_tokens,
-        Sample.finish_reason,
-        Sample.status,
-        Sample.graded_with,
-        Sample.think_tokens,
-        Sample.answer_tokens,
-    ).where(Sample.eval_run_id.in_([int(i) for i in run_ids]))
-    conn = s.connection()
-    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    dbapi = conn.connection.dbapi_connection
-    if dbapi is None:
-        raise WalkrunError("the database connection was closed while reading samples")
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    budgets = {
-        rid: cap
-        for rid, cap in s.execute(select(EvalRun.id, EvalRun.max_new_tokens).where(EvalRun.id.in_(run_ids)))
-        if cap
-    }
-    # run -> problem -> [n, c, {extracted: [votes, first sample_index, correct votes]}, area]
-    problems: dict[int, dict[str, list]] = defaultdict(dict)
-    tokens: dict[int, list[int]] = defaultdict(list)
-    # c, tokens of correct, trunc, no_answer, err, timeouts; cut, failed, unanswered, wrong, tokens of wrong
-    totals: dict[int, list[int]] = defaultdict(lambda: [0] * 11)
-    graders: dict[int, set[str]] = defaultdict(set)
-    split: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # samples with a split, think, answer
-    last_grader = (None, None)
-    for run_id, pid, idx, extracted, correct, n_tok, finish, status, graded_with, think, answer in rows:
-        if think is not None and answer is not None:
-            sp = split[run_id]
-            sp[0] += 1
-            sp[1] += think
-            sp[2] += answer
-        if (run_id, graded_with) != last_grader:
-            graders[run_id].add(graded_with)
-            last_grader = (run_id, graded_with)
-        p = problems[run_id].get(pid)
-        if p is None:
-            p = problems[run_id][pid] = [0, 0, {}, 0.0]
-        p[0] += 1
-        t = totals[run_id]
-        tokens[run_id].append(n_tok)
-        if correct:
-            p[1] += 1
-            t[0] += 1
-            t[1] += n_tok
-            cap = budgets.get(run_id)
-            if cap:
-                p[3] += max(0, cap - n_tok) / cap
-        if finish == "length":
-            t[2] += 1
-        if status != "ok":
-            if status == "no_answer":
-                t[3] += 1
-            elif status in ERROR_STATUSES:
-                t[4] += 1
-                t[5] += status == "timeout"
-        # the outcome, each sample once (module docstring): correct, cut, grading_failed, no_answer, wrong
-        if correct:
-            pass
-        elif finish == "length":
-            t[6] += 1
-        elif status in ERROR_STATUSES:
-            t[7] += 1
-        elif status == "no_answer":
-            t[8] += 1
-        else:
-            t[9] += 1
-            t[10] += n_tok
-        add_vote(p[2], extracted, idx, correct)
-
-    out = {}
-    for run_id in run_ids:
-        probs = problems.get(run_id)
-        if not probs:
-            out[run_id] = _empty_stats()
-            continue
-        c_tot, tok_c, trunc, noans, err, timeouts, cut, failed, unanswered, wrong, tok_w = totals[run_id]
-        toks = tokens[run_id]
-        n_tot, tok = len(toks), sum(toks)
-        # by problem id: the float sums below must not depend on the order the DB returned rows
-        # in (a stored summary and a recount read them through different plans)
-        ordered = [p for _, p in sorted(probs.items())]
-        counts = [(p[0], p[1]) for p in ordered]
-        n_min = min(n for n, _ in counts)
-        m = len(counts)
-        maj = sum(majority_correct(p[2]) for p in ordered)
-        cap = budgets.get(run_id)
-        out[run_id] = {
-            "n_samples": n_tot,
-            "n_problems": m,
-            "accuracy": sum(c / n for n, c in counts) / m,
-            "pass_at_k": {j: sum(pass_at_k(n, c, j) for n, c in counts) / m for j in range(1, n_min + 1)},
-            "maj_at_k": maj / m,
-            "mean_tokens": tok / n_tot,
-            "median_tokens": float(statistics.median(toks)),
-            "mean_tokens_correct": tok_c / c_tot if c_tot else None,
-            "mean_tokens_wrong": tok_w / wrong if wrong else None,
-            "auc_oaa": sum(p[3] / p[0] for p in ordered) / m if cap else None,
-            "auc_t_max": cap,
-            "outcomes": {
-                "correct": c_tot,
-                "wrong": wrong,
-                "cut": cut,
-                "no_answer": unanswered,
-                "grading_failed": failed,
-            },
-            "wrong_rate": wrong / n_tot,
-            "unanswered_rate": unanswered / n_tot,
-            "truncation_rate": trunc / n_tot,
-            "n_truncated": trunc,
-            **uncertainty.accuracy_uncertainty(counts),
-            "mean_think_tokens": split[run_id][1] / split[run_id][0] if split[run_id][0] else None,
-            "mean_answer_tokens": split[run_id][2] / split[run_id][0] if split[run_id][0] else None,
-            "no_answer_rate": noans / n_tot,
-            "error_rate": err / n_tot,
-            # grading failures, counted apart from wrong answers (they are not verdicts)
-            "n_timeouts": timeouts,
-            "n_errors": err - timeouts,
-            # samples re-graded by `walkrun db regrade` carry the newer grader: report what graded them
-            "grader_version": " | ".join(sorted(graders[run_id])),
-        }
-    return out
+from walkrun.statuses import EvalStatus
 
 
-def _empty_stats() -> dict:
-    return {
-        "n_samples": 0,
-        "n_problems": 0,
-        "accuracy": None,
-        "pass_at_k": {},
-        "maj_at_k": None,
-        "mean_tokens": None,
-        "median_tokens": None,
-        "mean_tokens_correct": None,
-        "mean_tokens_wrong": None,
-        "auc_oaa": None,
-        "auc_t_max": None,
-        "outcomes": {"correct": 0, "wrong": 0, "cut": 0, "no_answer": 0, "grading_failed": 0},
-        "wrong_rate": None,
-        "unanswered_rate": None,
-        "truncation_rate": None,
-        "n_truncated": 0,
-        "accuracy_se": None,
-        "accuracy_se_between": None,
-        "accuracy_se_within": None,
-        "accuracy_ci95": None,
-        "mean_think_tokens": None,
-        "mean_answer_tokens": None,
-        "no_answer_rate": None,
-        "error_rate": None,
-        "n_timeouts": 0,
-        "n_errors": 0,
-        "grader_version": None,
-    }
-
-
-def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) -> dict:
+def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) -> RunFacts:
     return {
         "model": ckpt.name,
         "checkpoint_id": ckpt.id,
@@ -252,38 +79,20 @@ def _describe(run: EvalRun, ckpt: Checkpoint, training_run: TrainingRun | None) 
     }
 
 
-def _summaries(
+def _rows(
     s: Session, triples: list[tuple[EvalRun, Checkpoint, TrainingRun | None]], stored: bool = True
-) -> list[dict]:
+) -> list[ResultRow]:
     """Aggregate rows of these runs; `stored=False` recomputes every one from its samples."""
     run_ids = [run.id for run, _, _ in triples]
     if not run_ids:
         return []
-    if stored:
-        from walkrun.db import summaries
-
-        stats = summaries.stats(s, run_ids)
-    else:
-        stats = run_stats(run_ids, s)
+    stats = summaries.stats(s, run_ids) if stored else run_stats(run_ids, s)
     out = []
     for run, ckpt, tr in triples:
-        row = _describe(run, ckpt, tr)
-        row.update(stats[run.id])
+        row: ResultRow = {**_describe(run, ckpt, tr), **stats[run.id]}
         row["grader_version"] = row["grader_version"] or run.grader_version
         out.append(row)
     return out
-
-
-def _runs_query(model: str | None, task: str | None, statuses: tuple[str, ...] | None, protocol: str | None = None):
-    q = (
-        select(EvalRun, Checkpoint, TrainingRun)
-        .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)
-        .outerjoin(TrainingRun, Checkpoint.training_run_id == TrainingRun.id)
-    )
-    q = _where_model_task(q, model, task)
-    if protocol is not None:
-        q = q.where(EvalRun.protocol == protocol)
-    return q.where(EvalRun.status.in_(statuses)) if statuses else q
 
 
 def _where_model_task(q, model: str | None, task: str | None):
@@ -308,12 +117,43 @@ def _latest(triples: list) -> list:
     return list(best.values())
 
 
-def eval_run_summary(s: Session, eval_run_id: int) -> dict:
+def results(
+    s: Session,
+    model: str | None = None,
+    task: str | None = None,
+    latest: bool = True,
+    statuses: tuple[str, ...] | None = (EvalStatus.DONE.value,),
+    protocol: str | None = None,
+    stored: bool = True,
+    training_run: str | None = None,
+    eval_run_id: int | None = None,
+) -> list[ResultRow]:
+    """The aggregate rows of `aggregate`, in the order the DB returns the runs; also narrowed to
+    one training run's checkpoints (`training_run`) or one evaluation run (`eval_run_id`)."""
+    q = (
+        select(EvalRun, Checkpoint, TrainingRun)
+        .join(Checkpoint, EvalRun.checkpoint_id == Checkpoint.id)
+        .outerjoin(TrainingRun, Checkpoint.training_run_id == TrainingRun.id)
+    )
+    q = _where_model_task(q, model, task)
+    if protocol is not None:
+        q = q.where(EvalRun.protocol == protocol)
+    if statuses:
+        q = q.where(EvalRun.status.in_(statuses))
+    if training_run is not None:
+        q = q.where(TrainingRun.name == training_run)
+    if eval_run_id is not None:
+        q = q.where(EvalRun.id == eval_run_id)
+    triples = [tuple(r) for r in s.execute(q).all()]
+    return _rows(s, _latest(triples) if latest else triples, stored=stored)
+
+
+def eval_run_summary(s: Session, eval_run_id: int) -> ResultRow:
     """The aggregate dict of one evaluation run (whatever its status)."""
-    rows = s.execute(_runs_query(None, None, None).where(EvalRun.id == eval_run_id)).all()
+    rows = results(s, latest=False, statuses=None, eval_run_id=eval_run_id)
     if not rows:
         raise WalkrunError(f"no evaluation run with id {eval_run_id}")
-    return _summaries(s, [tuple(r) for r in rows])[0]
+    return rows[0]
 
 
 def aggregate(
@@ -321,18 +161,15 @@ def aggregate(
     model: str | None = None,
     task: str | None = None,
     latest: bool = True,
-    statuses: tuple[str, ...] | None = ("done",),
+    statuses: tuple[str, ...] | None = (EvalStatus.DONE.value,),
     protocol: str | None = None,
     stored: bool = True,
-) -> list[dict]:
+) -> list[ResultRow]:
     """One aggregate dict per checkpoint x task x protocol (its latest finished evaluation run;
     with `latest=False`, one per evaluation run). `model` matches a checkpoint's name or source.
     Ordered by protocol, task, then accuracy (best first). `stored=False` ignores the stored
     summaries and counts every sample again (the reference the summaries are checked against)."""
-    triples = [tuple(r) for r in s.execute(_runs_query(model, task, statuses, protocol)).all()]
-    if latest:
-        triples = _latest(triples)
-    rows = _summaries(s, triples, stored=stored)
+    rows = results(s, model=model, task=task, latest=latest, statuses=statuses, protocol=protocol, stored=stored)
     rows.sort(
         key=lambda r: (
             r["protocol"] or "",
@@ -344,7 +181,7 @@ def aggregate(
     return rows
 
 
-def main_protocol(rows: list[dict]) -> str | None:
+def main_protocol(rows: Sequence[Mapping]) -> str | None:
     """The protocol most checkpoints were evaluated under (ties: more rows, then `default`, then name)."""
     ckpts: dict[str | None, set] = defaultdict(set)
     n_rows: dict[str | None, int] = defaultdict(int)
@@ -354,6 +191,22 @@ def main_protocol(rows: list[dict]) -> str | None:
     if not ckpts:
         return None
     return min(ckpts, key=lambda p: (-len(ckpts[p]), -n_rows[p], p != "default", p or ""))
+
+
+def protocol_label(protocol: str | None) -> str:
+    """A row's protocol as pages and exports name it (rows from before protocols: "(unrecorded)")."""
+    return "(unrecorded)" if protocol is None else str(protocol)
+
+
+def top_pass_at_k(row: Mapping[str, Any]) -> float | None:
+    """pass@k at the largest k the row has (its samples per problem); also from a JSON copy of
+    the row, whose k are strings."""
+    pk: Any = row.get("pass_at_k") or {}
+    if not isinstance(pk, dict):
+        return float(pk) if isinstance(pk, (int, float)) and math.isfinite(pk) else None
+    if not pk:
+        return None
+    return float(pk[max(pk, key=lambda key: int(key))])
 
 
 SAMPLE_KEYS = (
@@ -379,7 +232,7 @@ def samples(
     include_text: bool = False,
     statuses: tuple[str, ...] | None = None,
     protocol: str | None = None,
-) -> Iterator[dict]:
+) -> Iterator[SampleRow]:
     """Per-sample rows (streamed), ordered by evaluation run, problem, sample index. Keys:
     model, task, protocol, problem_id, sample_index, correct, status, n_tokens, think_tokens,
     answer_tokens, finish_reason, extracted,
@@ -429,7 +282,7 @@ def samples(
     if include_text:
         keys += ("gold", "response")
     for row in s.execute(q.execution_options(yield_per=2000)):
-        yield dict(zip(keys, row))
+        yield cast(SampleRow, dict(zip(keys, row)))
 
 
 PAGE_SAMPLE_KEYS = (

@@ -1,9 +1,16 @@
-"""The results-DB operations the other packages need, each opening its own session: recording a
-training run, the checkpoint an evaluation belongs to, finding stored evaluation runs, listing
-checkpoints and counting rows. Evaluate, train and serve call these instead of querying the ORM."""
+"""The results-DB operations other packages call, each in its own session.
+
+Checking the DB, recording a training run (the one registration path of both training backends,
+the recipe and the lab) and its lineage, listing checkpoints, counting rows, and the reads that
+training, the lab and the demo make (a run's trajectory, a checkpoint's results, an evaluation's
+samples). `reading(url)` is the read-only session of a page source or a command that reads a lot
+at once (`walkrun.db.queries`, `lineage`, `compare`, `problems`, `summaries` then take it).
+Other packages call these instead of the engine, the ORM or `walkrun.db.store`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +18,19 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from walkrun.db import store
-from walkrun.db.engine import cannot_open, get_engine, is_empty, session_scope
+from walkrun.db import lineage, queries, store, summaries
+from walkrun.db.engine import cannot_open, check_schema, ensure_schema, get_engine, is_empty, session_scope
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingMetric, TrainingRun
-from walkrun.settings import WalkrunError
+from walkrun.db.read_models import CheckpointInfo, ResultRow, SampleRow
+from walkrun.environment import collect
+from walkrun.settings import WalkrunError, safe_url
 
 
 def check_db(url: str | None = None) -> None:
-    """Open the results DB (creating the schema in an empty one); WalkrunError if unusable."""
+    """Open the results DB (creating the schema in an empty one) and check its schema revision,
+    without a write transaction; WalkrunError if unusable."""
     try:
-        with session_scope(url):
-            pass
+        ensure_schema(get_engine(url))
     except WalkrunError:
         raise
     except (SQLAlchemyError, OSError) as e:
@@ -42,8 +51,6 @@ def record_training_run(
     (`walkrun.environment`); every training path (local, OpenRLHF, the recipe and the demo) calls this
     before training. `parent_checkpoint_id`: the checkpoint the run starts from (its lineage, with
     `lineage` facts)."""
-    from walkrun.environment import collect
-
     environment = collect().to_dict()
     with session_scope(url) as s:
         run = store.get_or_create_training_run(
@@ -62,41 +69,36 @@ def record_training_run(
             store.set_lineage(s, run, parent, lineage or {})
 
 
-def checkpoint_for(
-    s: Session,
-    source: str,
-    name: str | None = None,
-    run: str | None = None,
-    run_backend: str | None = None,
-    stage: str | None = None,
-    step: int | None = None,
-    meta: dict | None = None,
-    output_dir: str | None = None,
-) -> Checkpoint:
-    """The checkpoint row at `source`, with its training run (created when `run` is given)."""
-    training_run = None
-    if run:
-        training_run = store.get_or_create_training_run(s, run, run_backend or "local", output_dir=output_dir)
-    return store.get_or_create_checkpoint(
-        s, source, name=name, training_run=training_run, stage=stage, step=step, meta=meta
-    )
+def label(url: str | None) -> str:
+    """The DB's URL for display, password masked."""
+    return safe_url(get_engine(url))
 
 
-def stored_step(url: str | None, source: str) -> int | None:
-    """The step recorded for the checkpoint at `source`, if it is stored with one."""
-    with session_scope(url, readonly=True) as s:
-        return s.scalar(select(Checkpoint.step).where(Checkpoint.source == store.normalise_source(source)))
+def is_fresh(url: str | None) -> bool:
+    """True when the DB has no tables at all (nothing recorded yet)."""
+    return is_empty(get_engine(url))
 
 
-def eval_run_by_key(s: Session, key: str) -> EvalRun | None:
-    return s.scalar(select(EvalRun).where(EvalRun.key == key))
+def check_readable(url: str | None) -> None:
+    """Fail early with one clear message if the DB cannot be read (bad URL, old schema); a DB
+    with no tables at all is fine (a reader shows how to fill it)."""
+    engine = get_engine(url)
+    if not is_empty(engine):
+        check_schema(engine)
 
 
-def list_checkpoints(url: str | None = None) -> list[dict]:
+@contextmanager
+def reading(url: str | None) -> Iterator[Session]:
+    """A read-only session on an existing DB (never creates the schema)."""
+    with session_scope(url, readonly=True, create=False) as s:
+        yield s
+
+
+def list_checkpoints(url: str | None = None) -> list[CheckpointInfo]:
     """Checkpoints in the results DB, newest first: [{id, name, source, stage, step, local}]."""
     if is_empty(get_engine(url)):
         return []
-    with session_scope(url, readonly=True, create=False) as s:
+    with reading(url) as s:
         rows = s.scalars(select(Checkpoint).order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc())).all()
         return [
             {
@@ -120,14 +122,62 @@ def row_counts(url: str | None = None) -> dict[str, int]:
         "samples": Sample,
         "training metrics": TrainingMetric,
     }
-    with session_scope(url, readonly=True, create=False) as s:
-        return {label: s.scalar(select(func.count()).select_from(model)) or 0 for label, model in tables.items()}
+    with reading(url) as s:
+        return {what: s.scalar(select(func.count()).select_from(model)) or 0 for what, model in tables.items()}
+
+
+def trajectory(
+    url: str | None, run: str, task: str | None = None, latest: bool = True, stage: str | None = None
+) -> list[ResultRow]:
+    """`lineage.trajectory` of training run `run` (finished evaluations), in its own session;
+    `stage`: only checkpoints recorded with that stage."""
+    with reading(url) as s:
+        rows = lineage.trajectory(s, run, task=task, latest=latest)
+    return [r for r in rows if stage is None or r["stage"] == stage]
+
+
+def checkpoint_results(url: str | None, source: str | Path) -> list[ResultRow]:
+    """Every finished evaluation of the checkpoint at `source` (a folder or hub id)."""
+    source = store.normalise_source(source)
+    with reading(url) as s:
+        rows = queries.results(s, model=source, latest=False)
+    return [r for r in rows if r["source"] == source]
+
+
+def eval_samples(url: str | None, eval_run_id: int, include_text: bool = False) -> list[SampleRow]:
+    """The sample rows of one evaluation run (`queries.samples`)."""
+    with reading(url) as s:
+        return list(queries.samples(s, eval_run_id=eval_run_id, include_text=include_text))
+
+
+def backfill_summaries(url: str | None) -> int:
+    """Store the summaries finished evaluations lack (`summaries.backfill`); returns how many."""
+    return summaries.backfill(url)
 
 
 def checkpoint_source(s: Session, checkpoint_id: int) -> str | None:
     """The source (folder or hub id) of checkpoint `checkpoint_id`, None if there is no such row."""
     ckpt = s.get(Checkpoint, checkpoint_id)
     return None if ckpt is None else ckpt.source
+
+
+def training_runs(s: Session, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The training runs with these ids as {id, name, backend, preset, output_dir}, by id."""
+    q = select(TrainingRun).where(TrainingRun.id.in_(sorted(set(ids)))).order_by(TrainingRun.id)
+    return [
+        {"id": r.id, "name": r.name, "backend": r.backend, "preset": r.preset, "output_dir": r.output_dir}
+        for r in s.scalars(q)
+    ]
+
+
+def output_dir_of(s: Session, run: str) -> str | None:
+    """The folder training run `run` was recorded with (None: unknown run, or none recorded)."""
+    return s.scalar(select(TrainingRun.output_dir).where(TrainingRun.name == run))
+
+
+def training_run_ids(s: Session) -> dict[str, int]:
+    """Training run name -> id, for every run in the DB."""
+    return {name: rid for rid, name in s.execute(select(TrainingRun.id, TrainingRun.name))}
 
 
 def run_configs_with(s: Session, key: str) -> dict[str, dict[str, Any]]:

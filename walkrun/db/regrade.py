@@ -12,10 +12,13 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 
+from walkrun import grading, problem_sets
 from walkrun.db import summaries
 from walkrun.db.engine import session_scope
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Sample
+from walkrun.db.problems import problem_alternatives, problem_choices
 from walkrun.settings import WalkrunError
+from walkrun.statuses import EvalStatus
 
 
 def select_runs(s, task: str | None = None, run: str | None = None, model: str | None = None) -> list[int]:
@@ -44,8 +47,6 @@ def select_runs(s, task: str | None = None, run: str | None = None, model: str |
 
 def _benchmark_rows(task: str) -> list[dict] | None:
     """The benchmark's own rows, or None (not a registered benchmark, or not loadable here)."""
-    from walkrun import problem_sets
-
     if task not in problem_sets.BENCHMARKS:
         return None
     try:
@@ -104,9 +105,6 @@ def regrade(
     and choices_from (the same for multiple-choice tasks' options, which the letter grader reads
     an option's text against).
     With `dry_run` nothing is written."""
-    from walkrun import grading
-    from walkrun.db.problems import problem_alternatives, problem_choices
-
     timeout = grading.DEFAULT_TIMEOUT if timeout is None else timeout
     with session_scope(url, readonly=True) as s:
         run_ids = select_runs(s, task=task, run=run, model=model)
@@ -250,6 +248,8 @@ def regrade(
         bar.close()
     if not dry_run and run_ids:
         with session_scope(url) as s:
-            done = s.scalars(select(EvalRun.id).where(EvalRun.id.in_(run_ids), EvalRun.status == "done")).all()
+            done = s.scalars(
+                select(EvalRun.id).where(EvalRun.id.in_(run_ids), EvalRun.status == EvalStatus.DONE.value)
+            ).all()
             summaries.refresh(s, done)
     return counts

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -128,7 +129,7 @@ def pairs(s: Session, run_a: int, run_b: int, opts: PairOptions | None = None) -
         per[rid][pid].append(tuple(rest))
     common = sorted(set(per[run_a]) & set(per[run_b]), key=_natural)
     counts = dict.fromkeys(FILTERS, 0)
-    listed = []
+    listed: list[dict[str, Any]] = []
     for pid in common:
         a, b = _side(per[run_a][pid]), _side(per[run_b][pid])
         t = tags(a, b, opts.ratio)

@@ -21,10 +21,12 @@ from walkrun.db import summaries
 from walkrun.db.models import Checkpoint, EvalRun, Sample, TrainingRun, utcnow
 from walkrun.settings import WalkrunError
 from walkrun.stages import check_stage
+from walkrun.statuses import EvalStatus, FinishReason, GradeStatus
 
 BACKENDS = ("openrlhf", "local")
-RUN_STATUSES = ("running", "done", "failed")
-FINISH_REASONS = ("stop", "length")
+RUN_STATUSES = tuple(s.value for s in EvalStatus)
+FINISH_REASONS = tuple(r.value for r in FinishReason)
+GRADE_STATUSES = tuple(s.value for s in GradeStatus)
 SAMPLE_REQUIRED = ("problem_id", "sample_index", "gold", "response", "correct", "status", "n_tokens", "finish_reason")
 SAMPLE_OPTIONAL = ("extracted", "has_boxed", "latency_s", "graded_with", "think_tokens", "answer_tokens")
 # Sampling settings copied into their own EvalRun columns (the whole dict is kept in `sampling`).
@@ -185,19 +187,22 @@ def start_eval_run(
     backend: str,
     backend_version: str,
     grader_version: str,
+    key: str | None = None,
 ) -> EvalRun:
     """The evaluation run for these settings, created if new; an existing one is reset to
-    'running' (resume: skip `done_sample_keys`). `sampling` must hold at least `k` (samples per
-    problem); `temperature`, `top_p`, `max_new_tokens`, `prompt_template` get their own columns."""
+    'running' (resume: skip `done_sample_keys`) and its stored summary dropped. `sampling` must
+    hold at least `k` (samples per problem); `temperature`, `top_p`, `max_new_tokens`,
+    `prompt_template` get their own columns. `key`: its `eval_key`, when the caller has it."""
     if not isinstance(sampling, dict) or not isinstance(sampling.get("k"), int) or sampling["k"] < 1:
         raise WalkrunError(
             f"sampling must be a dict with an integer k >= 1 (samples per problem), "
             f"e.g. {{'k': 4, 'temperature': 0.6, 'top_p': 0.95, 'max_new_tokens': 3072}}; "
             f"got {sampling!r}"
         )
-    key = eval_key(
-        checkpoint.source, checkpoint.step, task, task_version, sampling, backend, backend_version, grader_version
-    )
+    if key is None:
+        key = eval_key(
+            checkpoint.source, checkpoint.step, task, task_version, sampling, backend, backend_version, grader_version
+        )
     columns = {c: sampling.get(c) for c in SAMPLING_COLUMNS}
     run, created = get_or_insert(
         s,
@@ -212,23 +217,28 @@ def start_eval_run(
             backend_version=str(backend_version),
             grader_version=grader_version,
             sampling=_canonical(sampling),
-            status="running",
+            status=EvalStatus.RUNNING.value,
             **columns,
         ),
     )
     if not created:
-        run.status, run.error, run.finished_at = "running", None, None
+        run.status, run.error, run.finished_at = EvalStatus.RUNNING.value, None, None
         s.flush()
+        summaries.drop(s, run.id)  # samples may come: the next finish stores it again
     return run
 
 
 def done_sample_keys(s: Session, eval_run: EvalRun) -> set[tuple[str, int]]:
     """(problem_id, sample_index) pairs already stored for this run."""
-    rows = s.execute(select(Sample.problem_id, Sample.sample_index).where(Sample.eval_run_id == eval_run.id))
+    return _stored_keys(s, eval_run.id)
+
+
+def _stored_keys(s: Session, eval_run_id: int) -> set[tuple[str, int]]:
+    rows = s.execute(select(Sample.problem_id, Sample.sample_index).where(Sample.eval_run_id == eval_run_id))
     return {(p, i) for p, i in rows}
 
 
-def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
+def _sample_row(eval_run_id: int, grader_version: str, row: dict, n: int) -> dict:
     missing = [k for k in SAMPLE_REQUIRED if k not in row]
     if missing:
         raise WalkrunError(
@@ -237,13 +247,15 @@ def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
         )
     if row["finish_reason"] not in FINISH_REASONS:
         raise WalkrunError(f"sample row {n}: finish_reason must be 'stop' or 'length', got {row['finish_reason']!r}")
+    if row["status"] not in GRADE_STATUSES:
+        raise WalkrunError(f"sample row {n}: status must be one of {', '.join(GRADE_STATUSES)}, got {row['status']!r}")
     n_tokens = row["n_tokens"]
     if not isinstance(n_tokens, int) or isinstance(n_tokens, bool) or n_tokens < 0:
         raise WalkrunError(
             f"sample row {n}: n_tokens must be the exact generated-token count (int >= 0), got {n_tokens!r}"
         )
     out = {
-        "eval_run_id": eval_run.id,
+        "eval_run_id": eval_run_id,
         "problem_id": str(row["problem_id"]),
         "sample_index": int(row["sample_index"]),
         "gold": str(row["gold"]),
@@ -252,12 +264,12 @@ def _sample_row(eval_run: EvalRun, row: dict, n: int) -> dict:
         # A response cut at the budget is never a right one, whatever its partial text says:
         # it is censored (counted unanswered), which keeps accuracy-at-budget exact.
         "correct": bool(row["correct"]) and row["finish_reason"] != "length",
-        "status": str(row["status"]),
+        "status": row["status"],
         "has_boxed": None if row.get("has_boxed") is None else bool(row["has_boxed"]),
         "n_tokens": n_tokens,
         "finish_reason": row["finish_reason"],
         "latency_s": None if row.get("latency_s") is None else float(row["latency_s"]),
-        "graded_with": row.get("graded_with") or eval_run.grader_version,
+        "graded_with": row.get("graded_with") or grader_version,
         "think_tokens": None,
         "answer_tokens": None,
     }
@@ -357,22 +369,31 @@ def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
     On PostgreSQL (psycopg) a batch of _COPY_MIN rows or more is sent with COPY."""
     if eval_run.id is None:
         s.flush()
+    new = insert_samples(s, eval_run.id, eval_run.grader_version, rows)
+    if new:  # the run's stored summary no longer counts every sample: finish_eval_run redoes it
+        summaries.drop(s, eval_run.id)
+    return new
+
+
+def insert_samples(s: Session, eval_run_id: int, grader_version: str, rows: Iterable[dict]) -> int:
+    """`add_samples` for a running evaluation (its summary was dropped when it started) known by
+    id: no read of the run itself."""
     fresh: dict[tuple[str, int], dict] = {}
     for n, row in enumerate(rows):
-        r = _sample_row(eval_run, row, n)
+        r = _sample_row(eval_run_id, grader_version, row, n)
         fresh.setdefault((r["problem_id"], r["sample_index"]), r)
     if not fresh:
         return 0
     # Drop rows already stored (one indexed query per batch) so the count is right; the
     # ON CONFLICT clause still covers another process inserting the same rows meanwhile.
     if len(fresh) > 200:  # cheaper to read the run's keys once than to ship a big IN list
-        existing = done_sample_keys(s, eval_run)
+        existing = _stored_keys(s, eval_run_id)
     else:
         existing = {
             (p, i)
             for p, i in s.execute(
                 select(Sample.problem_id, Sample.sample_index).where(
-                    Sample.eval_run_id == eval_run.id, tuple_(Sample.problem_id, Sample.sample_index).in_(list(fresh))
+                    Sample.eval_run_id == eval_run_id, tuple_(Sample.problem_id, Sample.sample_index).in_(list(fresh))
                 )
             )
         }
@@ -380,8 +401,6 @@ def add_samples(s: Session, eval_run: EvalRun, rows: Iterable[dict]) -> int:
         fresh.pop(k, None)
     new = list(fresh.values())
     _insert_ignoring_duplicates(s, new)
-    if new:  # the run's stored summary no longer counts every sample: finish_eval_run redoes it
-        summaries.drop(s, eval_run.id)
     return len(new)
 
 
@@ -389,11 +408,11 @@ def finish_eval_run(s: Session, eval_run: EvalRun, status: str, error: str | Non
     """Mark an evaluation run done or failed (with the error text)."""
     if status not in RUN_STATUSES:
         raise WalkrunError(f"eval run status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
-    eval_run.status = status
+    eval_run.status = str(status)  # the value, also for an EvalStatus member
     eval_run.error = error
-    eval_run.finished_at = None if status == "running" else utcnow()
+    eval_run.finished_at = None if status == EvalStatus.RUNNING else utcnow()
     s.flush()
-    if status == "done":  # its aggregates, once, for every page that shows it
+    if status == EvalStatus.DONE:  # its aggregates, once, for every page that shows it
         summaries.refresh(s, [eval_run.id])
     else:
         summaries.drop(s, eval_run.id)

@@ -1,7 +1,7 @@
 """Stored per-evaluation aggregates (`EvalSummary`): computed once when a run finishes or is
 re-graded, read by `walkrun.db.queries` instead of every sample row, recomputed when missing.
 
-A summary holds exactly the metric dict `queries.run_stats` returns for the run (and its
+A summary holds exactly the metric dict `stats.run_stats` returns for the run (and its
 accuracy-at-budget curve), so a page shows the same numbers with or without it. It is written
 where the samples change (`store.finish_eval_run`, `regrade`) and dropped when new samples
 arrive (`store.add_samples`); a summary of another `VERSION` of this code is ignored.
@@ -11,36 +11,40 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import cast
 
 from sqlalchemy import Connection, case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from walkrun.db import budget
+from walkrun.db.engine import session_scope
 from walkrun.db.models import Checkpoint, EvalRun, EvalSummary, Problem, TrainingMetric, TrainingRun, utcnow
+from walkrun.db.read_models import RunStats
+from walkrun.db.stats import run_stats
+from walkrun.statuses import EvalStatus
 
-# Bump when queries.run_stats or budget.curve change what they compute: older summaries are
+# Bump when stats.run_stats or budget.curve change what they compute: older summaries are
 # then ignored (recomputed on read, rewritten by `backfill`).
 VERSION = "2"  # 2: outcomes (wrong apart from cut), auc_oaa
 _CHUNK = 500
 
 
-def _to_json(stats: dict) -> dict:
+def _to_json(stats: RunStats) -> dict:
     # JSON object keys are strings: pass@k's integer k is restored by _from_json.
     return {**stats, "pass_at_k": {str(k): v for k, v in stats["pass_at_k"].items()}}
 
 
-def _from_json(stats: dict) -> dict:
-    return {**stats, "pass_at_k": {int(k): v for k, v in stats["pass_at_k"].items()}}
+def _from_json(stats: dict) -> RunStats:
+    return cast(RunStats, {**stats, "pass_at_k": {int(k): v for k, v in stats["pass_at_k"].items()}})
 
 
-def compute(s: Session, run_ids: list[int]) -> dict[int, tuple[dict, dict | None]]:
+def compute(s: Session, run_ids: list[int]) -> dict[int, tuple[RunStats, dict | None]]:
     """run id -> (metric dict, budget curve or None) computed from the sample rows."""
-    from walkrun.db import budget, queries
-
-    out: dict[int, tuple[dict, dict | None]] = {}
+    out: dict[int, tuple[RunStats, dict | None]] = {}
     budgets = dict(s.execute(select(EvalRun.id, EvalRun.max_new_tokens).where(EvalRun.id.in_(run_ids))).all())
     for i in range(0, len(run_ids), _CHUNK):
         chunk = run_ids[i : i + _CHUNK]
-        stats = queries.run_stats(chunk, s)
+        stats = run_stats(chunk, s)
         for rid in chunk:
             cap = budgets.get(rid)
             out[rid] = (stats[rid], budget.curve(s, rid, cap) if cap else None)
@@ -91,9 +95,9 @@ def drop(s: Session, run_id: int) -> None:
     s.execute(delete(EvalSummary).where(EvalSummary.eval_run_id == run_id))
 
 
-def stored(s: Session, run_ids: list[int]) -> dict[int, tuple[dict, dict | None]]:
+def stored(s: Session, run_ids: list[int]) -> dict[int, tuple[RunStats, dict | None]]:
     """run id -> (metric dict, budget curve) of the runs with a current summary."""
-    out: dict[int, tuple[dict, dict | None]] = {}
+    out: dict[int, tuple[RunStats, dict | None]] = {}
     for i in range(0, len(run_ids), _CHUNK):
         q = select(EvalSummary.eval_run_id, EvalSummary.stats, EvalSummary.budget_curve).where(
             EvalSummary.eval_run_id.in_(run_ids[i : i + _CHUNK]), EvalSummary.version == VERSION
@@ -103,21 +107,17 @@ def stored(s: Session, run_ids: list[int]) -> dict[int, tuple[dict, dict | None]
     return out
 
 
-def stats(s: Session, run_ids: list[int]) -> dict[int, dict]:
+def stats(s: Session, run_ids: list[int]) -> dict[int, RunStats]:
     """run id -> metric dict: the stored summary where there is one, else computed from the samples."""
     out = {rid: st for rid, (st, _) in stored(s, run_ids).items()}
     missing = [rid for rid in run_ids if rid not in out]
     if missing:
-        from walkrun.db import queries
-
-        out.update(queries.run_stats(missing, s))
+        out.update(run_stats(missing, s))
     return out
 
 
 def budget_curves(s: Session, runs: dict[int, int]) -> dict[int, dict]:
     """run id -> accuracy-at-budget curve for {run id: its max_new_tokens}: stored, else computed."""
-    from walkrun.db import budget
-
     have = stored(s, list(runs))
     out: dict[int, dict] = {}
     for rid, cap in runs.items():
@@ -129,7 +129,11 @@ def budget_curves(s: Session, runs: dict[int, int]) -> dict[int, dict]:
 def missing_done(s: Session) -> list[int]:
     """Finished evaluation runs without a current summary."""
     current = select(EvalSummary.eval_run_id).where(EvalSummary.version == VERSION)
-    q = select(EvalRun.id).where(EvalRun.status == "done", EvalRun.id.not_in(current)).order_by(EvalRun.id)
+    q = (
+        select(EvalRun.id)
+        .where(EvalRun.status == EvalStatus.DONE.value, EvalRun.id.not_in(current))
+        .order_by(EvalRun.id)
+    )
     return list(s.scalars(q))
 
 
@@ -151,8 +155,6 @@ def backfill_connection(conn: Connection) -> int:
 
 def backfill(url: str | None = None) -> int:
     """`backfill_session` in its own transaction on the DB at `url`."""
-    from walkrun.db.engine import session_scope
-
     with session_scope(url, create=False) as s:
         return backfill_session(s)
 
@@ -167,7 +169,7 @@ def data_version(s: Session) -> str:
             select(
                 func.count(),
                 func.max(EvalRun.id),
-                func.sum(case((EvalRun.status == "done", 1), else_=0)),
+                func.sum(case((EvalRun.status == EvalStatus.DONE.value, 1), else_=0)),
                 func.max(EvalRun.finished_at),
                 func.max(EvalRun.started_at),
             )

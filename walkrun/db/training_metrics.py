@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import Insert, Table, func, select
 from sqlalchemy.orm import Session
 
+from walkrun.db.engine import write_retrying
 from walkrun.db.models import TrainingMetric, TrainingRun
 from walkrun.db.store import get_or_create_training_run
 from walkrun.stages import check_stage
@@ -59,6 +60,15 @@ def store(
     for i in range(0, len(values), _BATCH):
         conn.execute(stmt, values[i : i + _BATCH])
     return len(values)
+
+
+def store_retrying(
+    url: str | None, run_name: str, stage: str, rows: Iterable[tuple[int, str, float]], backend: str = "local"
+) -> int:
+    """`store` in a transaction of its own, retried across a lost database server (the upsert
+    makes a retry harmless)."""
+    rows = list(rows)
+    return write_retrying(url, lambda s: store(s, run_name, stage, rows, backend))
 
 
 def series(s: Session, run_names: Iterable[str] | None = None, names: Iterable[str] | None = None) -> Series:

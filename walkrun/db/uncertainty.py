@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from walkrun.db.read_models import AccuracyUncertainty
+
 BOOTSTRAP = 2000
 SEED = 20240101
 LEVEL = 0.95
@@ -70,7 +72,7 @@ def bootstrap_ci(
     return [float(lo), float(hi)]
 
 
-def accuracy_uncertainty(counts: Sequence[tuple[int, int]], seed: int | None = None) -> dict:
+def accuracy_uncertainty(counts: Sequence[tuple[int, int]], seed: int | None = None) -> AccuracyUncertainty:
     """{'accuracy_se', 'accuracy_se_between', 'accuracy_se_within', 'accuracy_ci95'} for one evaluation."""
     se = standard_error(counts)
     return {

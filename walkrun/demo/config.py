@@ -9,6 +9,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from walkrun import run_folder
+from walkrun.db.records import has_checkpoints_under
 from walkrun.settings import WalkrunError
 from walkrun.train import recipe as pipeline
 
@@ -147,7 +149,7 @@ def check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
         stale = [
             lay.dir(s)
             for s in pipeline.STAGES
-            if lay.dir(s).exists() and any(lay.dir(s).iterdir()) and not pipeline.finished(lay.dir(s))
+            if lay.dir(s).exists() and any(lay.dir(s).iterdir()) and not run_folder.is_finished(lay.dir(s))
         ]
         for d in stale:
             # A retrained stage writes the same checkpoint paths, and evaluations are keyed by path:
@@ -168,6 +170,5 @@ def check_workdir(cfg: DemoConfig, lay: Layout) -> list[Path]:
 def _db_has_checkpoints_under(url: str, folder: Path) -> bool:
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         return False
-    from walkrun.db.records import has_checkpoints_under
 
     return has_checkpoints_under(url, folder)

@@ -9,8 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from walkrun import run_folder
+from walkrun.db import records
 from walkrun.demo.config import MAX_NEW_TOKENS, DemoConfig, Layout
 from walkrun.settings import WalkrunError
 from walkrun.train import recipe as pipeline
@@ -43,7 +47,7 @@ def eval_set(cfg: DemoConfig) -> list[dict]:
     ]
 
 
-def pick(rows: list[dict], samples: int | None) -> dict:
+def pick(rows: Sequence[Mapping[str, Any]], samples: int | None) -> dict:
     """{'sampled', 'greedy', 'math500'} -> the latest matching `queries.aggregate` row of one checkpoint."""
     out: dict = {}
     for r in sorted(rows, key=lambda r: (str(r.get("evaluated_at")), r.get("eval_run_id") or 0)):
@@ -58,13 +62,7 @@ def pick(rows: list[dict], samples: int | None) -> dict:
 
 def read_results(db: str, source: str | Path, samples: int | None) -> dict:
     """The demo's three finished evaluations of one checkpoint, compacted to the numbers it shows."""
-    from walkrun.db import queries
-    from walkrun.db.engine import session_scope
-    from walkrun.db.store import normalise_source
-
-    source = normalise_source(source)
-    with session_scope(db, readonly=True) as s:
-        rows = queries.aggregate(s, model=source, latest=False)
+    rows = records.checkpoint_results(db, source)
     keep = (
         "accuracy",
         "mean_tokens",
@@ -77,7 +75,7 @@ def read_results(db: str, source: str | Path, samples: int | None) -> dict:
         "eval_run_id",
         "model",
     )
-    found = pick([r for r in rows if r["source"] == source], samples)
+    found = pick(rows, samples)
     return {v: {k: r.get(k) for k in keep} for v, r in found.items()}
 
 
@@ -156,7 +154,7 @@ class Watch:
         while not self._stopping.wait(POLL_S):
             code = self.proc.poll()
             with self._lock:
-                if code is not None and not self._stopping.is_set() and not all(map(pipeline.finished, self.dirs)):
+                if code is not None and not self._stopping.is_set() and not all(map(run_folder.is_finished, self.dirs)):
                     self.died = code
                     _thread.interrupt_main()  # training would go on unevaluated: stop the demo now
                     return
@@ -164,10 +162,8 @@ class Watch:
 
     def report(self) -> None:
         """Print each checkpoint whose three evaluations are in the DB, once."""
-        from walkrun.evaluate.watch import find_checkpoints
-
         for stage, d in zip(pipeline.STAGES, self.dirs):
-            for step, path in find_checkpoints(d) if d.is_dir() else []:
+            for step, path in run_folder.find_checkpoints(d) if d.is_dir() else []:
                 if path in self.reported:
                     continue
                 try:
@@ -182,13 +178,11 @@ class Watch:
         """Until every checkpoint of a finished stage has its three evaluations in the DB."""
         import time
 
-        from walkrun.evaluate.watch import find_checkpoints
-
         d = self.lay.dir(stage)
         while True:
             if self.died is not None:
                 raise WalkrunError(self.death())
-            if pipeline.finished(d) and all(p in self.reported for _, p in find_checkpoints(d)):
+            if run_folder.is_finished(d) and all(p in self.reported for _, p in run_folder.find_checkpoints(d)):
                 return
             time.sleep(POLL_S)
 

@@ -11,11 +11,14 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-from walkrun import environment
+from walkrun import environment, problem_sets
+from walkrun.db import records as db_records
 from walkrun.demo import summary as result
 from walkrun.demo.config import DemoConfig, Layout, check_workdir
+from walkrun.demo.evals import Watch, read_results
 from walkrun.settings import WalkrunError, safe_url
 from walkrun.train import recipe as pipeline
+from walkrun.train.gate import choose_parent, record_lineage, record_stage_start
 
 SUMMARY_FILE = "demo_summary.json"
 
@@ -61,8 +64,6 @@ def _titles(cfg: DemoConfig) -> dict[str, str]:
 
 def _train_and_evaluate(cfg: DemoConfig, lay: Layout, say) -> tuple[dict, dict]:
     """The pipeline with the watcher beside it; returns the stage records and timings."""
-    from walkrun.demo.evals import Watch
-
     titles = _titles(cfg)
     marks: list[tuple[str, float]] = []
 
@@ -94,9 +95,6 @@ def _gate(cfg: DemoConfig, lay: Layout, watch, say):
     fast one (a smoke run, too short for stage 1 to help) only reports it. The control, a run of
     its own, records the chosen checkpoint as its parent; stage 2 continues stage 1's run and records
     it as that stage's start."""
-    from walkrun.demo.evals import read_results
-    from walkrun.train.gate import choose_parent, record_lineage, record_stage_start
-
     recipe = lay.recipe
     decided: list = []
 
@@ -142,9 +140,6 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
     t_start = time.time()
     _quiet()
 
-    from walkrun import problem_sets
-    from walkrun.db import records as db_records
-
     say(f"walkrun demo: seed {cfg.seed}, {'fast' if cfg.fast else 'full'} profile, workdir {lay.root}")
     say(f"  results DB: {safe_url(lay.db)}")
     for d in stale:
@@ -160,7 +155,7 @@ def run_demo(cfg: DemoConfig, out=None) -> dict:
 
     say(f"[5/5] leaderboard -> {lay.site}")
     t = time.time()
-    from walkrun.leaderboard.build import BuildConfig, build
+    from walkrun.leaderboard.build import BuildConfig, build  # heavy: jinja2
 
     info = build(BuildConfig(out=lay.site, db=lay.db))
     timings["leaderboard"] = round(time.time() - t, 1)

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from walkrun import run_folder
+from walkrun.db import compare, lineage
+from walkrun.db import records as db_records
 from walkrun.demo.config import CONTEXT, MAX_NEW_TOKENS, DemoConfig, Layout
 from walkrun.demo.evals import VARIANTS, read_results
 from walkrun.train.recipe import LABEL, STAGES
@@ -24,10 +27,11 @@ COMPARISONS = (
 
 
 def stage2_start(lay: Layout) -> Path | None:
-    """The stage-1 checkpoint stage 2 started from (the gate's choice), from stage 2's run record."""
-    from walkrun.train.recipe import record
-
-    model = ((record(lay.dir("stage2")) or {}).get("config") or {}).get("model")
+    """The stage-1 checkpoint stage 2 started from (the gate's choice): as the gate recorded it in
+    the DB, else the model stage 2's run record names; None before stage 2 starts."""
+    with db_records.reading(lay.db) as s:
+        start = lineage.stage_starts(s).get((lay.recipe.run, "stage2"))
+    model = start["source"] if start else (run_folder.read_record(lay.dir("stage2")).get("config") or {}).get("model")
     return Path(model).resolve() if model else None
 
 
@@ -35,12 +39,10 @@ def collect(cfg: DemoConfig, lay: Layout) -> dict:
     """The table and the curves, from the DB: per stage its final checkpoint, except stage 1, whose
     row is the checkpoint stage 2 and the control started from (the gate's choice; the last one if
     stage 2 has not started)."""
-    from walkrun.evaluate.watch import find_checkpoints
-
     table, curves = {}, {}
     for stage in STAGES:
         d = lay.dir(stage)
-        ckpts = find_checkpoints(d) if d.is_dir() else []
+        ckpts = run_folder.find_checkpoints(d) if d.is_dir() else []
         curves[stage] = [
             {"step": step, "path": str(p), **read_results(lay.db, p, cfg.eval_samples)} for step, p in ckpts
         ]
@@ -60,15 +62,12 @@ def _val(row: dict | None, variant: str, key: str):
 def comparisons(db: str, table: dict) -> dict:
     """`walkrun compare`'s paired comparison (`walkrun.db.compare.paired`: B minus A over the common
     problems, with bootstrap 95% CIs) of the sampled evaluations named in COMPARISONS."""
-    from walkrun.db.compare import paired
-    from walkrun.db.engine import session_scope
-
     out: dict = {}
-    with session_scope(db, readonly=True) as s:
+    with db_records.reading(db) as s:
         for name, a, b in COMPARISONS:
             ra, rb = _val(table.get(a), "sampled", "eval_run_id"), _val(table.get(b), "sampled", "eval_run_id")
             if ra is not None and rb is not None:
-                out[name] = {"a": a, "b": b, **paired(s, ra, rb)}
+                out[name] = {"a": a, "b": b, **compare.paired(s, ra, rb)}
     return out
 
 
@@ -196,16 +195,6 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def stage2_start(lay: Layout) -> str | None:
-    """The folder stage 2 started from, as the gate recorded it in the DB (None if not recorded)."""
-    from walkrun.db import lineage
-    from walkrun.db.engine import session_scope
-
-    with session_scope(lay.db, readonly=True, create=False) as s:
-        start = lineage.stage_starts(s).get((lay.recipe.run, "stage2"))
-    return start["source"] if start else None
-
-
 def write_serve_config(lay: Layout, table: dict) -> Path | None:
     """serve_demo.yaml: stage 2's last checkpoint against the stage-1 checkpoint it started from
     (the gate's choice; stage 1's last when none is recorded), linking to the built site's
@@ -218,7 +207,7 @@ def write_serve_config(lay: Layout, table: dict) -> Path | None:
     path = lay.root / "serve_demo.yaml"
     doc = {
         "a": a["path"],
-        "b": stage2_start(lay) or b["path"],
+        "b": str(stage2_start(lay) or b["path"]),
         "labels": ["stage 2 (L-GRPO)", "stage 1 (GRPO++)"],
         "temperature": 1.0,
         "top_p": 1.0,

@@ -13,29 +13,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from walkrun.evaluate import forcing
+from walkrun.evaluate.responses import TokStr
 from walkrun.grading import think
 from walkrun.integrations import lm_eval as lm_eval_integration
-
-
-class TokStr(str):
-    """A response string that also knows how many tokens produced it, why it ended, and how many
-    of them were reasoning inside a think block (`walkrun.grading.think`)."""
-
-    n_tokens: int
-    finish_reason: str
-    think_tokens: int | None
-    answer_tokens: int | None
-
-    def __new__(cls, text: str, n_tokens: int, finish_reason: str, think_tokens: int | None = None, answer_tokens=None):
-        s = super().__new__(cls, text)
-        s.n_tokens = int(n_tokens)
-        s.finish_reason = finish_reason
-        s.think_tokens = think_tokens
-        s.answer_tokens = answer_tokens
-        return s
-
-    def __reduce__(self):  # keep the counts through pickling / deepcopy
-        return (TokStr, (str(self), self.n_tokens, self.finish_reason, self.think_tokens, self.answer_tokens))
 
 
 class Counts:
@@ -67,8 +48,6 @@ class Counts:
         return TokStr(text, *counts)
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        from walkrun.evaluate import forcing
-
         if any(forcing.forcing_of(r.args[1]) for r in requests):
             # budget forcing: two plain passes, each response handed over once both are done
             handler, self.on_response = self.on_response, None

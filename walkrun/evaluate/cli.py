@@ -10,7 +10,9 @@ from pathlib import Path
 import typer
 
 from walkrun import options
+from walkrun.evaluate import distributed
 from walkrun.evaluate.config import EvalConfig
+from walkrun.settings import WalkrunError
 
 FLAGS = {
     "model": ("--model", "-m"),
@@ -30,13 +32,10 @@ def eval_command(cfg: EvalConfig) -> None:
     With --ray each task is a Ray task on the cluster, all at once."""
     import sys
 
-    from walkrun.evaluate import claims, report, runner
-    from walkrun.settings import WalkrunError
+    from walkrun.evaluate import outcome, report, runner  # heavy: numpy, sqlalchemy
 
     errors: list[str] = []
     if cfg.ray:
-        from walkrun.evaluate import distributed
-
         outcomes, errors = distributed.evaluate(cfg, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     else:
         outcomes = runner.evaluate(cfg)
@@ -44,10 +43,10 @@ def eval_command(cfg: EvalConfig) -> None:
         typer.echo(report.format_table(outcomes))
     if errors:
         raise WalkrunError("; ".join(errors))
-    held = claims.held_message(outcomes)
+    held = outcome.held_message(outcomes)
     if held:
         typer.echo(f"walkrun eval: {held}", err=True)
-        raise typer.Exit(claims.HELD_EXIT_CODE)
+        raise typer.Exit(outcome.HELD_EXIT_CODE)
 
 
 # watch evaluates checkpoint folders: the options of an --endpoint evaluation do not apply
@@ -85,7 +84,7 @@ def watch_command(
     evaluation in flight is marked interrupted)."""
     import signal
 
-    from walkrun.evaluate import watch
+    from walkrun.evaluate import watch  # heavy: numpy, sqlalchemy
 
     def stop(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")

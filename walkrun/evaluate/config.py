@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
+from walkrun import prompts
+from walkrun.evaluate import protocols
 from walkrun.options import DB_HELP
 from walkrun.settings import WalkrunError
 from walkrun.stages import STAGE_HELP, check_stage
@@ -12,6 +15,25 @@ DEFAULT_TASKS = ("aime24", "amc23", "math500")
 BACKENDS = ("hf", "vllm")
 ENDPOINT_BACKEND = "endpoint"  # what an --endpoint evaluation records as its backend
 VLLM_ONLY = ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len")
+
+
+APIS = ("chat", "completions")
+API_PATHS = {"chat": "/chat/completions", "completions": "/completions"}  # under the base URL
+
+
+def base_url(url: str) -> str:
+    """An --endpoint's OpenAI base URL (`.../v1`), without credentials, query or fragment."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WalkrunError(f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}")
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    path = parts.path.rstrip("/")
+    for suffix in API_PATHS.values():
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    if not path:
+        path = "/v1"
+    return urlunsplit((parts.scheme, host, path, "", ""))
 
 
 def default_backend() -> str:
@@ -214,24 +236,20 @@ class EvalConfig:
         check_stage(self.stage, "--stage")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise WalkrunError(f"--top-p must be in (0, 1], got {self.top_p}")
-        from walkrun import prompts
-        from walkrun.evaluate import protocols
 
         protocols.expand(self.protocol)  # an unknown protocol fails here, before any work
         if self.prompt is not None:
             prompts.get(self.prompt)
 
     def _check_endpoint(self) -> None:
-        from walkrun.evaluate import endpoint
-
         if self.backend not in ("auto", ENDPOINT_BACKEND):
             raise WalkrunError(f"--endpoint evaluates a server; --backend {self.backend} does not apply")
         self.backend = ENDPOINT_BACKEND
-        endpoint.base_url(self.endpoint or "")  # a malformed URL fails here
+        base_url(self.endpoint or "")  # a malformed URL fails here
         if not self.model:
             raise WalkrunError("--endpoint needs --model: the model name the server serves")
-        if self.api not in endpoint.APIS:
-            raise WalkrunError(f"--api must be one of {', '.join(endpoint.APIS)}, got {self.api!r}")
+        if self.api not in APIS:
+            raise WalkrunError(f"--api must be one of {', '.join(APIS)}, got {self.api!r}")
         if self.ray:
             raise WalkrunError("--endpoint evaluations run in this process (the server does the work); drop --ray")
         for name in ("concurrency", "max_retries"):

@@ -3,7 +3,7 @@
 Each checkpoint x task evaluation is one Ray task asking for `ray_gpus` GPUs and `ray_cpus` CPUs;
 Ray runs as many at once as the cluster fits. Every worker writes to the one results DB whose URL
 the driver resolves and hands it (PostgreSQL when the cluster spans machines: SQLite is one
-machine's file), and takes the evaluation's lease before running it (`walkrun.evaluate.claims`), so
+machine's file), and takes the evaluation's lease before running it (`walkrun.db.evaluations`), so
 two drivers on one cluster, or a driver and a plain `walkrun watch`, never run the same evaluation.
 Ray does not retry a task whose worker died: its lease expires after `lease_seconds` and a later
 poll of the watcher (or a re-run of `walkrun eval`) resumes it from the stored samples.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from walkrun.evaluate.config import EvalConfig
-from walkrun.settings import WalkrunError, error_line
+from walkrun.settings import WalkrunError, data_dir, db_url, error_line
 
 _remote: dict[Callable, Any] = {}
 
@@ -59,8 +59,7 @@ def worker_db(cfg: EvalConfig) -> str:
     import ray
     from sqlalchemy.engine import make_url
 
-    from walkrun.db import records
-    from walkrun.settings import db_url
+    from walkrun.db import records  # heavy: numpy, sqlalchemy
 
     url = db_url(cfg.db)
     u = make_url(url)
@@ -91,8 +90,6 @@ def resources(cfg: EvalConfig) -> dict:
 def unit(cfg: EvalConfig, task: str, db: str) -> EvalConfig:
     """The settings of one task's evaluation on a worker: paths absolute (a worker's folder is not
     the driver's), the resolved DB, no progress bars, no further dispatch."""
-    from walkrun.settings import data_dir
-
     model = Path(cfg.model).expanduser()
     data = data_dir(cfg.data)
     return replace(
@@ -134,7 +131,7 @@ def result(ref) -> tuple[Any, tuple[str, str] | None]:
 def evaluate_unit(cfg: EvalConfig) -> list:
     """A Ray task of `walkrun eval --ray`: one task's outcomes, without the plan's rows and
     config (the driver only prints them)."""
-    from walkrun.evaluate import runner
+    from walkrun.evaluate import runner  # heavy: numpy, sqlalchemy
 
     return [replace(o, plan=replace(o.plan, rows=[], config={})) for o in runner.evaluate(cfg)]
 
@@ -184,10 +181,10 @@ class RayPool:
 
     def submit(self, watcher, path: Path, cfg: EvalConfig) -> int:
         """Start one Ray task per task of `cfg`; returns how many."""
-        from walkrun.evaluate.watch import evaluate_setting
+        from walkrun.evaluate import runner  # heavy: numpy, sqlalchemy
 
         for task in cfg.tasks:
-            ref = remote(evaluate_setting, cfg).remote(unit(cfg, task, self.db))
+            ref = remote(runner.evaluate_setting, cfg).remote(unit(cfg, task, self.db))
             self.inflight[ref] = (watcher, path)
         return len(cfg.tasks)
 

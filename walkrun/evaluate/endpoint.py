@@ -23,28 +23,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from walkrun.evaluate.config import API_PATHS, APIS, base_url
+from walkrun.evaluate.responses import TokStr
+from walkrun.grading import think
 from walkrun.integrations import lm_eval as lm_eval_integration
-from walkrun.settings import WalkrunError
-
-APIS = ("chat", "completions")
-_PATHS = {"chat": "/chat/completions", "completions": "/completions"}
-
-
-def base_url(url: str) -> str:
-    """The OpenAI base URL (`.../v1`) of `url`, without credentials, query or fragment."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WalkrunError(f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}")
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    path = parts.path.rstrip("/")
-    for suffix in _PATHS.values():
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-    if not path:
-        path = "/v1"
-    return urlunsplit((parts.scheme, host, path, "", ""))
+from walkrun.settings import WalkrunError, error_line
 
 
 def identity(url: str, model: str) -> str:
@@ -64,9 +48,9 @@ def api_key(env_name: str) -> str:
     return os.environ.get(env_name, "")
 
 
-def check(url: str, model: str, key_env: str, tokenizer: str | None, timeout: float = 30.0):
-    """(source, EndpointInfo, tokenizer or None) of an endpoint, checked before anything is
-    written: the server answers /models with this key and serves `model`."""
+def check(url: str, model: str, key_env: str, timeout: float = 30.0) -> tuple[str, EndpointInfo]:
+    """(source, EndpointInfo) of an endpoint, checked before anything is written: the server
+    answers /models with this key and serves `model`."""
     import json
     import urllib.error
     import urllib.request
@@ -87,12 +71,7 @@ def check(url: str, model: str, key_env: str, tokenizer: str | None, timeout: fl
         served = ", ".join(str(m.get("id")) for m in listed if isinstance(m, dict)) or "none"
         raise WalkrunError(f"endpoint {root} does not serve model {model!r}; it serves: {served}")
     context = entry.get("max_model_len")
-    tok = None
-    if tokenizer:
-        from walkrun.evaluate.model import check_model
-
-        tok = check_model(tokenizer)[2]
-    return identity(url, model), EndpointInfo(context if isinstance(context, int) else None), tok
+    return identity(url, model), EndpointInfo(context if isinstance(context, int) else None)
 
 
 class CountingAPIMixin:
@@ -115,9 +94,6 @@ class CountingAPIMixin:
         return api_key(self._key_env)
 
     def response(self, text: str | None, reasoning: str | None, finish: str | None, usage: dict) -> Any:
-        from walkrun.evaluate.backends import TokStr
-        from walkrun.grading import think
-
         body = text or ""
         if reasoning:  # the server split the thinking out: put it back where the model wrote it
             body = f"{think.OPEN}{reasoning}{think.CLOSE}{body}" if text is not None else f"{think.OPEN}{reasoning}"
@@ -177,24 +153,32 @@ def api_class(api: str) -> type:
 
 
 def load(cfg, tokenizer=None, think_opened: bool = False):
-    """The counting lm-eval API model for `cfg.endpoint` / `cfg.model`."""
+    """The counting lm-eval API model for `cfg.endpoint` / `cfg.model`; WalkrunError (one line)
+    when it cannot be built."""
     import logging
 
     # lm-eval logs a failed request's exception repr, which for aiohttp holds the request
     # headers, the bearer key among them; walkrun counts the failures itself instead.
     logging.getLogger("lm_eval.models.api_models").setLevel(logging.CRITICAL)
-    cls = api_class(cfg.api)
-    lm = cls(
-        base_url=base_url(cfg.endpoint) + _PATHS[cfg.api],
-        model=cfg.model,
-        tokenizer_backend=None,
-        tokenized_requests=False,
-        num_concurrent=cfg.concurrency,
-        max_retries=cfg.max_retries,
-        timeout=int(cfg.request_timeout),
-        seed=cfg.seed,
-        max_length=1 << 30,  # the server checks its own context; walkrun checked the budget
-        batch_size=1,  # one prompt per request: `usage` then belongs to one response
-    )
+    try:
+        cls = api_class(cfg.api)
+        lm = cls(
+            base_url=base_url(cfg.endpoint) + API_PATHS[cfg.api],
+            model=cfg.model,
+            tokenizer_backend=None,
+            tokenized_requests=False,
+            num_concurrent=cfg.concurrency,
+            max_retries=cfg.max_retries,
+            timeout=int(cfg.request_timeout),
+            seed=cfg.seed,
+            max_length=1 << 30,  # the server checks its own context; walkrun checked the budget
+            batch_size=1,  # one prompt per request: `usage` then belongs to one response
+        )
+    except WalkrunError:
+        raise
+    except Exception as e:
+        raise WalkrunError(
+            f"cannot load model {cfg.model!r} with the endpoint backend: {type(e).__name__}: {error_line(e)}"
+        ) from None
     lm._counting_init(cfg.api_key_env, tokenizer, think_opened)
     return lm

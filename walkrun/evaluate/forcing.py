@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from walkrun.evaluate.responses import TokStr
 from walkrun.grading import think
 
 FORCE_SUFFIX = "\n\nFinal Answer: "
@@ -43,8 +44,6 @@ def _without_keys(gen: dict, **changes: Any) -> dict:
 def generate(requests: list, plain_generate) -> list:
     """Responses (TokStr) of budget-forced requests, in request order. `plain_generate(requests)`
     is the backend's own counting generate_until (no hand-over)."""
-    from walkrun.evaluate.backends import TokStr
-
     first = []
     for req in requests:
         context, gen = req.args[0], req.args[1]

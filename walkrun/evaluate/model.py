@@ -8,6 +8,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from walkrun.evaluate import backends
 from walkrun.evaluate.config import EvalConfig
 from walkrun.integrations import lm_eval as lm_eval_integration
 from walkrun.integrations import vllm as vllm_integration
@@ -137,17 +138,11 @@ def vllm_engine_args(cfg: EvalConfig) -> dict[str, Any]:
     return {n: getattr(cfg, n) for n in names if getattr(cfg, n) is not None}
 
 
-def load_lm(cfg: EvalConfig, source: str, max_model_len: int, tokenizer=None, plans=()):
+def load_lm(cfg: EvalConfig, source: str, max_model_len: int):
     """The counting lm-eval backend for this checkpoint (the model is loaded here, once).
-    max_model_len: the vLLM engine's context (`engine_context`). An endpoint's (`cfg.endpoint`)
-    client takes the tokenizer given with it (or None) and whether the template opens a think block."""
-    from walkrun.evaluate import backends
-
+    max_model_len: the vLLM engine's context (`engine_context`). An --endpoint evaluation's
+    client is `walkrun.evaluate.endpoint.load`."""
     try:
-        if cfg.backend == "endpoint":
-            from walkrun.evaluate import endpoint
-
-            return endpoint.load(cfg, tokenizer, think_opened=any(p.think_opened for p in plans))
         if cfg.backend == "hf":
             import torch
 

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from walkrun import prompts
+from walkrun.evaluate import protocols, scoring
 from walkrun.evaluate.config import EvalConfig
+from walkrun.grading import template_opens_think
 from walkrun.integrations import lm_eval as lm_eval_integration
 from walkrun.settings import WalkrunError
 
@@ -108,10 +111,6 @@ def plan_tasks(cfg: EvalConfig, tm, tokenizer, context: int | None = None) -> li
     """Resolve names, protocol settings and rows of every task; raises WalkrunError before any work.
     `context`: the model's context length, for the model-derived default budget."""
     from dataclasses import replace
-
-    from walkrun import prompts
-    from walkrun.evaluate import protocols, scoring
-    from walkrun.grading import template_opens_think
 
     members = protocols.expand(cfg.protocol)
     if len(members) > 1:  # a sweep: every member's plans (runs evaluate them one protocol at a time)
@@ -296,8 +295,6 @@ def longest_prompt(rows: list[dict], to_text, tokenizer, chat: bool, system: str
 def check_prompt_lengths(plans: list[TaskPlan], tokenizer, max_len: int) -> int:
     """Longest prompt + budget must fit the context (both backends would silently left-truncate
     the prompt otherwise). Returns the longest prompt + max_new_tokens."""
-    from walkrun.evaluate import scoring
-
     need = 0
     for p in plans:
         to_text = p.config.get("doc_to_text")

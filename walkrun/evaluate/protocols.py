@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from walkrun import prompts
 from walkrun.settings import WalkrunError
 
 PROTOCOLS_FILE = Path(__file__).resolve().parent / "protocols.yaml"
@@ -124,8 +125,6 @@ def _table(where: str, name: str, value, low: int):
 
 
 def _protocol(name: str, spec: dict, where: str) -> Protocol:
-    from walkrun import prompts
-
     unknown = set(spec) - set(FIELDS)
     if unknown:
         raise WalkrunError(f"{where}: protocol {name!r} has unknown fields {', '.join(sorted(unknown))}")
@@ -241,8 +240,6 @@ def derive(base: Protocol, **overrides) -> Protocol:
         if field_name == "k":
             v = int(v)
         elif field_name == "prompt":
-            from walkrun import prompts
-
             v = prompts.get(str(v)).name
         elif field_name != "max_new_tokens":
             v = float(v)

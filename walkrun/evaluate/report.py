@@ -3,19 +3,15 @@ truncation warning."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from walkrun.db.read_models import ResultRow
+from walkrun.evaluate.outcome import TaskOutcome
 from walkrun.evaluate.plan import TaskPlan
 from walkrun.text_table import fmt, render
-
-if TYPE_CHECKING:
-    from walkrun.evaluate.runner import TaskOutcome
-
 
 TRUNCATION_WARN = 0.05  # above this share of samples cut at the budget, a run says so
 
 
-def truncation_warning(plan: TaskPlan, summary: dict) -> str | None:
+def truncation_warning(plan: TaskPlan, summary: ResultRow | dict) -> str | None:
     """The end-of-run warning when more than 5 % of samples were cut at the budget (censored:
     graded as unanswered, so accuracy is a lower bound at this budget)."""
     rate, n = summary.get("truncation_rate"), summary.get("n_samples") or 0

@@ -3,6 +3,8 @@ choice) and laid out as the `sample` table stores it, with its exact token count
 
 from __future__ import annotations
 
+from walkrun import grading
+from walkrun.evaluate import scoring
 from walkrun.evaluate.plan import TaskPlan
 from walkrun.problem_sets import row_alts
 
@@ -21,9 +23,6 @@ def sample_rows(plan: TaskPlan, result_samples: list[dict]) -> list[dict]:
 def problem_rows(plan: TaskPlan, doc_id: int, responses: list) -> list[dict]:
     """The k sample rows of one problem, each response graded (once: grades are shared with the
     task's lm-eval metrics through `scoring`'s cache)."""
-    from walkrun import grading
-    from walkrun.evaluate import scoring
-
     row = plan.rows[doc_id]
     if len(responses) != plan.k:
         raise RuntimeError(f"{plan.name}/{row['id']}: {len(responses)} responses, expected {plan.k}")

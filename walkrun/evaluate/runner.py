@@ -6,87 +6,51 @@ Pending problems go to lm-eval in one `simple_evaluate` call (`samples={task: [d
 model loaded once; `--chunk-size` splits it), so the engine is as full as with one plain
 generate call. The backends hand each response over as soon as it is final
 (`walkrun.evaluate.backends`), and a problem's k samples are graded and committed the moment the
-last one is in, so a re-run with the same settings (same `walkrun.db.store.eval_key`) generates
-only the problems that have no stored samples: an interrupted evaluation (Ctrl-C, kill -9) loses
-at most the problems in flight and never stores a sample twice. Planning is
-`walkrun.evaluate.plan`, model loading `walkrun.evaluate.model`, DB access `walkrun.db`.
+last one is in, so a re-run with the same settings (the same evaluation key) generates only the
+problems that have no stored samples: an interrupted evaluation (Ctrl-C, kill -9) loses at most
+the problems in flight and never stores a sample twice. Planning is `walkrun.evaluate.plan`,
+model loading `walkrun.evaluate.model`; the DB sees each evaluation as units of work
+(`walkrun.db.evaluations`): one read of what is left, then per task one begin (lease, eval run,
+problems), one commit per problem and one finish.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from walkrun import grading, vllm_compat
+from walkrun.db import evaluations, leases, records
+from walkrun.db.evaluations import CheckpointRef, Evaluation, Finished, Held, Request
+from walkrun.evaluate import endpoint, outcome, protocols, report, scoring
 from walkrun.evaluate.config import EvalConfig
+from walkrun.evaluate.failures import engine_died, failure_reason
 from walkrun.evaluate.model import backend_version, check_model, close_lm, context_length, engine_context, load_lm
+from walkrun.evaluate.outcome import TaskOutcome
 from walkrun.evaluate.plan import TaskPlan, check_prompt_lengths, plan_tasks, quiet_lm_eval, resolve_task, task_manager
-from walkrun.evaluate.report import truncation_warning
 from walkrun.evaluate.rows import problem_rows, sample_rows
 from walkrun.settings import WalkrunError
-
-if TYPE_CHECKING:
-    from walkrun.db.leases import Holder
-
-
-@dataclass
-class TaskOutcome:
-    plan: TaskPlan
-    eval_run_id: int | None  # None: held elsewhere
-    new_samples: int
-    skipped_problems: int
-    summary: dict
-    seconds: float
-    held_by: Holder | None = None  # another process holds this evaluation's lease (walkrun.db.leases)
 
 
 def run_plan(
     plan: TaskPlan,
     lm,
     tm,
-    checkpoint_kwargs: dict,
+    ev: Evaluation,
     cfg: EvalConfig,
-    bversion: str,
     on_chunk: Callable[[TaskPlan, int, int], None] | None = None,
-    before_commit: Callable[[], None] | None = None,
 ) -> TaskOutcome:
-    """Evaluate one task: its pending problems through lm-eval (in chunks of `cfg.chunk_size` if
-    given), each problem's k samples committed as soon as they are all generated. `before_commit`
-    runs before each commit and may raise to stop the run (a lost lease)."""
-    from functools import partial
-
-    import lm_eval
-
-    from walkrun import grading
-    from walkrun.db import problems, records, store
-    from walkrun.db.engine import session_scope, write_retrying
-    from walkrun.db.models import EvalRun
-    from walkrun.evaluate import scoring
-    from walkrun.evaluate.failures import engine_died, failure_reason
-
-    def stored_run(s, run_id: int) -> EvalRun:
-        found = s.get(EvalRun, run_id)
-        if found is None:
-            raise WalkrunError(f"eval run {run_id} is no longer in the results database")
-        return found
-
-    def add_chunk(rows: list[dict], s) -> int:
-        return store.add_samples(s, stored_run(s, run_id), rows)
+    """Evaluate one begun task: its pending problems through lm-eval (in chunks of
+    `cfg.chunk_size` if given), each problem's k samples committed as soon as they are all
+    generated, then the evaluation finished (or failed, with its reason)."""
+    import lm_eval  # loads torch and the datasets library: only when something is generated
 
     t0 = time.time()
-    with session_scope(cfg.db) as s:
-        ckpt = records.checkpoint_for(s, **checkpoint_kwargs)
-        run = store.start_eval_run(
-            s, ckpt, plan.name, plan.version, plan.sampling, cfg.backend, bversion, grading.GRADER_VERSION
-        )
-        run_id = run.id
-        done = store.done_sample_keys(s, run)
-        # gold + accepted alternatives and the think-block rule, so a re-grade judges as this run does
-        problems.record_problems(s, run, plan.rows, plan.think_opened)
-    pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in done for j in range(plan.k))]
+    pending = [i for i, r in enumerate(plan.rows) if any((str(r["id"]), j) not in ev.done for j in range(plan.k))]
     skipped = len(plan.rows) - len(pending)
     bar = None
     if cfg.progress:
@@ -106,10 +70,7 @@ def run_plan(
 
     def commit(doc_ids: list[int], rows: list[dict]) -> None:
         nonlocal new
-        if before_commit is not None:
-            before_commit()
-        # retried across a database restart: add_samples skips rows already stored
-        new += write_retrying(cfg.db, partial(add_chunk, rows))
+        new += ev.commit(rows)
         stored.update(doc_ids)
         if bar is not None:
             bar.update(len(doc_ids))
@@ -127,7 +88,8 @@ def run_plan(
             commit([doc_id], problem_rows(plan, doc_id, got))
 
     size = cfg.chunk_size or chunk_problems(lm, plan.k, len(pending))
-    lm.on_response = on_response
+    if pending:
+        lm.on_response = on_response
     try:
         for start in range(0, len(pending), size):
             chunk = sorted(pending[start : start + size])  # lm-eval maps doc ids back by order
@@ -160,23 +122,18 @@ def run_plan(
                 commit([int(e["doc_id"]) for e in rest], sample_rows(plan, rest))
             if on_chunk is not None:
                 on_chunk(plan, start // size, len(chunk))
-        summary = write_retrying(cfg.db, lambda s: _finish_done(s, stored_run(s, run_id), run_id))
+        summary = ev.finish()
     except BaseException as e:
-        from walkrun.db.leases import LeaseLost
-
-        if isinstance(e, LeaseLost):  # the process that took the lease over owns the run's status now
+        if isinstance(e, leases.LeaseLost):  # the process that took the lease over owns the run's status now
             raise
         reason = failure_reason(e)
         try:
-            with session_scope(cfg.db) as s:
-                store.finish_eval_run(s, stored_run(s, run_id), "failed", reason[:2000])
+            ev.fail(reason)
         except Exception:
             pass  # the database itself failed: the run stays "running", and a re-run resumes it the same
         if engine_died(e):  # an expected failure: one line, not vLLM's traceback
             raise WalkrunError(f"{plan.name}: {reason}") from e
         if cfg.endpoint:
-            from walkrun.evaluate import endpoint
-
             if endpoint.request_failed(e):  # the server went away or kept failing: one line too
                 raise WalkrunError(
                     f"{plan.name}: the endpoint failed after {cfg.max_retries} attempts per request ({reason[:300]}); "
@@ -184,17 +141,11 @@ def run_plan(
                 ) from e
         raise
     finally:
-        lm.on_response = None
+        if lm is not None:
+            lm.on_response = None
         if bar is not None:
             bar.close()
-    return TaskOutcome(plan, run_id, new, skipped, summary, time.time() - t0)
-
-
-def _finish_done(s, run, run_id: int) -> dict:
-    from walkrun.db import queries, store
-
-    store.finish_eval_run(s, run, "done")
-    return queries.eval_run_summary(s, run_id)
+    return TaskOutcome(plan, ev.eval_run_id, new, skipped, summary, time.time() - t0)
 
 
 UNSTREAMED_SEQUENCES = 1024  # responses per lm-eval call when a backend returns them only at its end
@@ -209,17 +160,31 @@ def chunk_problems(lm, k: int, pending: int) -> int:
     return max(1, -(-UNSTREAMED_SEQUENCES // k))
 
 
-def checkpoint_kwargs(cfg: EvalConfig, source: str, meta: dict | None = None, output_dir: str | None = None) -> dict:
-    return {
-        "source": source,
-        "name": cfg.name,
-        "run": cfg.run,
-        "run_backend": cfg.run_backend,
-        "stage": cfg.stage,
-        "step": cfg.step,
-        "meta": meta,
-        "output_dir": output_dir,
-    }
+def checkpoint_ref(cfg: EvalConfig, source: str, meta: dict | None = None) -> CheckpointRef:
+    """The checkpoint `cfg` evaluates, as the DB records it."""
+    return CheckpointRef(
+        source=source,
+        name=cfg.name,
+        run=cfg.run,
+        run_backend=cfg.run_backend,
+        stage=cfg.stage,
+        step=cfg.step,
+        meta=meta,
+    )
+
+
+def request(plan: TaskPlan, cfg: EvalConfig, bversion: str) -> Request:
+    """What the DB keys one task's evaluation by, and the problems it records."""
+    return Request(
+        task=plan.name,
+        task_version=plan.version,
+        sampling=plan.sampling,
+        backend=cfg.backend,
+        backend_version=bversion,
+        grader_version=grading.GRADER_VERSION,
+        rows=plan.rows,
+        think_opened=plan.think_opened,
+    )
 
 
 def prepare(cfg: EvalConfig):
@@ -231,62 +196,20 @@ def prepare(cfg: EvalConfig):
     for t in cfg.tasks:  # names first: the cheapest check
         resolve_task(t, tm)
     if cfg.endpoint:
-        from walkrun.evaluate import endpoint
-
-        source, mconfig, tokenizer = endpoint.check(cfg.endpoint, cfg.model, cfg.api_key_env, cfg.tokenizer)
+        source, mconfig = endpoint.check(cfg.endpoint, cfg.model, cfg.api_key_env)
+        tokenizer = check_model(cfg.tokenizer)[2] if cfg.tokenizer else None  # the served model's, if given
     else:
         source, mconfig, tokenizer = check_model(cfg.model)
     plans = plan_tasks(cfg, tm, tokenizer, context_length(mconfig, tokenizer))
     return source, mconfig, tokenizer, plans, tm
 
 
-def eval_keys(cfg: EvalConfig, plans: list[TaskPlan], source: str, bversion: str) -> dict[str, str]:
-    """DB key of each task's evaluation run (the checkpoint's stored step wins over cfg.step,
-    as in `store.start_eval_run`)."""
-    from walkrun import grading
-    from walkrun.db import records, store
-
-    source = store.normalise_source(source)
-    stored = records.stored_step(cfg.db, source)
-    step = stored if stored is not None else cfg.step
-    return {
-        p.name: store.eval_key(
-            source, step, p.name, p.version, p.sampling, cfg.backend, bversion, grading.GRADER_VERSION
-        )
-        for p in plans
-    }
-
-
-def missing_samples(cfg: EvalConfig, plans: list[TaskPlan], source: str, bversion: str) -> dict[str, tuple]:
-    """Per task: (samples still missing in the DB, id of its eval run if that is done and complete)."""
-    from walkrun.db import records, store
-    from walkrun.db.engine import session_scope
-
-    keys = eval_keys(cfg, plans, source, bversion)
-    out = {}
-    with session_scope(cfg.db, readonly=True) as s:
-        for p in plans:
-            run = records.eval_run_by_key(s, keys[p.name])
-            done = store.done_sample_keys(s, run) if run is not None else set()
-            missing = sum((str(r["id"]), j) not in done for r in p.rows for j in range(p.k))
-            finished = run is not None and run.status == "done" and not missing
-            out[p.name] = (missing, run.id if finished and run is not None else None)
-    return out
-
-
 def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None = None) -> list[TaskOutcome]:
-    """`walkrun eval`: prepare, load the model once (only if some sample is missing), run each
-    task, return per-task outcomes. A sweep protocol runs each of its protocols in turn."""
-    from dataclasses import replace
-    from functools import partial
-
-    from walkrun.db import leases, records
-    from walkrun.evaluate import claims, protocols
-
+    """`walkrun eval`: prepare, read what is left of each task, then per task with work left
+    begin it (take its lease), load the model once (only when some problem is pending) and run it.
+    Returns per-task outcomes. A sweep protocol runs each of its protocols in turn."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if cfg.backend == "vllm":
-        from walkrun import vllm_compat
-
         # The dtype that runs is the one recorded (and keyed): float32 where the check forces it.
         choice = vllm_compat.cpu_dtype(cfg.dtype)
         vllm_compat.say_once(choice.note)
@@ -300,14 +223,16 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     engine_len = engine_context(cfg, need, context) if cfg.backend == "vllm" else context
     records.check_db(cfg.db)
     bversion = backend_version(cfg.backend)
-    missing = missing_samples(cfg, plans, source, bversion)
+    ref = checkpoint_ref(cfg, source)
+    requests = {p.name: request(p, cfg, bversion) for p in plans}
+    standing = evaluations.survey(cfg.db, ref, list(requests.values()))
     for p in plans:
         mode = (
             "greedy decoding (k=1, temperature 0)"
             if p.greedy
             else f"k={p.k} samples at temperature {p.sampling['temperature']:g}, top_p {p.sampling['top_p']:g}"
         )
-        n = missing[p.name][0]
+        n = standing[p.name].missing
         todo = f"{n} samples to generate" if n else "already evaluated, nothing to generate"
         log(
             f"walkrun: {p.name} [protocol {p.protocol}]: {len(p.rows)} problems, {mode}, "
@@ -319,67 +244,59 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
     lm = None
     keeper = leases.Keeper(cfg.db, cfg.lease_seconds)
     try:
-        # Claim every evaluation with work left; one held by a live process elsewhere is skipped.
-        keys, held, missing = claims.claim_plans(keeper, cfg, plans, source, bversion, missing, log)
-        if any(n for t, (n, _) in missing.items() if t not in held):
-            if cfg.threads:
-                import torch
-
-                torch.set_num_threads(cfg.threads)
-            lm = load_lm(cfg, source, max_model_len=engine_len, tokenizer=tokenizer, plans=plans)
-        ck = checkpoint_kwargs(cfg, source)
         outcomes = []
         for p in plans:
-            done_id = missing[p.name][1]
-            if p.name in held:
-                outcomes.append(TaskOutcome(p, None, 0, 0, {}, 0.0, held_by=held[p.name]))
+            st = standing[p.name]
+            if st.finished is not None:
+                # A finished, complete evaluation is only read: re-running must not touch its rows or dates.
+                outcomes.append(TaskOutcome(p, st.finished["eval_run_id"], 0, len(p.rows), st.finished, 0.0))
                 continue
-            # A finished, complete evaluation is only read: re-running must not touch its rows or dates.
-            outcomes.append(
-                finished_outcome(cfg, p, done_id)
-                if done_id is not None
-                else run_plan(
-                    p,
-                    lm,
-                    tm,
-                    ck,
-                    cfg,
-                    bversion,
-                    on_chunk=on_chunk,
-                    before_commit=partial(keeper.check, keys[p.name]),
+            begun = evaluations.begin(cfg.db, keeper, ref, requests[p.name])
+            if isinstance(begun, Held):
+                log(f"walkrun: {p.name} [protocol {p.protocol}] is being evaluated by {begun.holder}; skipped")
+                outcomes.append(TaskOutcome(p, None, 0, 0, {}, 0.0, held_by=begun.holder))
+                continue
+            if isinstance(begun, Finished):  # its holder finished it meanwhile
+                outcomes.append(TaskOutcome(p, begun.eval_run_id, 0, len(p.rows), begun.summary, 0.0))
+                continue
+            if lm is None and requests[p.name].missing(begun.done):
+                if cfg.threads:
+                    import torch  # heavy: torch
+
+                    torch.set_num_threads(cfg.threads)
+                lm = (
+                    endpoint.load(cfg, tokenizer, think_opened=any(p.think_opened for p in plans))
+                    if cfg.endpoint
+                    else load_lm(cfg, source, max_model_len=engine_len)
                 )
-            )
-            keeper.release(keys[p.name])
+            outcomes.append(run_plan(p, lm, tm, begun, cfg, on_chunk=on_chunk))
         for o in outcomes:
-            warning = truncation_warning(o.plan, o.summary)
+            warning = report.truncation_warning(o.plan, o.summary)
             if warning:
                 log(warning)
         return outcomes
     finally:
         if cfg.endpoint and lm is not None:
-            from walkrun.evaluate import endpoint
-
             log(endpoint.stats_line(cfg.endpoint, lm.stats))
         keeper.close()
         close_lm(lm)
 
 
-def finished_outcome(cfg: EvalConfig, plan: TaskPlan, eval_run_id: int) -> TaskOutcome:
-    from walkrun.db import queries
-    from walkrun.db.engine import session_scope
-
-    with session_scope(cfg.db, readonly=True) as s:
-        summary = queries.eval_run_summary(s, eval_run_id)
-    return TaskOutcome(plan, eval_run_id, 0, len(plan.rows), summary, 0.0)
+def run_task(cfg: EvalConfig, plan: TaskPlan, lm, tm, source: str, bversion: str) -> TaskOutcome:
+    """One planned task on an already loaded `lm`, begun and finished here (the benchmarks'
+    entry point); WalkrunError when another process holds it."""
+    with leases.Keeper(cfg.db, cfg.lease_seconds) as keeper:
+        begun = evaluations.begin(cfg.db, keeper, checkpoint_ref(cfg, source), request(plan, cfg, bversion))
+        if isinstance(begun, Held):
+            raise WalkrunError(f"{plan.name} is being evaluated by {begun.holder}")
+        if isinstance(begun, Finished):
+            return TaskOutcome(plan, begun.eval_run_id, 0, len(plan.rows), begun.summary, 0.0)
+        return run_plan(plan, lm, tm, begun, cfg)
 
 
 def record_failure(cfg: EvalConfig, path: Path, error: str) -> None:
     """Register the checkpoint at `path` and mark each task's evaluation run failed with `error`
     (runs that are already done stay done)."""
-    from walkrun import grading
-    from walkrun.db import records, store
-    from walkrun.db.engine import session_scope
-
     tm = task_manager(cfg.data)
     try:
         _, mconfig, tokenizer = check_model(str(path))
@@ -388,16 +305,28 @@ def record_failure(cfg: EvalConfig, path: Path, error: str) -> None:
         tokenizer, context = None, None
     plans = plan_tasks(cfg, tm, tokenizer, context)  # the same keys `evaluate` would use
     bversion = backend_version(cfg.backend)
-    with session_scope(cfg.db) as s:
-        ckpt = records.checkpoint_for(s, **{**checkpoint_kwargs(cfg, str(path)), "meta": {"eval_error": error[:2000]}})
-        for p in plans:
-            key = store.eval_key(
-                ckpt.source, ckpt.step, p.name, p.version, p.sampling, cfg.backend, bversion, grading.GRADER_VERSION
-            )
-            existing = records.eval_run_by_key(s, key)
-            if existing is not None and existing.status == "done":
-                continue
-            run = existing or store.start_eval_run(
-                s, ckpt, p.name, p.version, p.sampling, cfg.backend, bversion, grading.GRADER_VERSION
-            )
-            store.finish_eval_run(s, run, "failed", error[:2000])
+    requests = [request(p, cfg, bversion) for p in plans]
+    evaluations.record_failure(cfg.db, checkpoint_ref(cfg, str(path)), requests, error)
+
+
+def evaluate_setting(cfg: EvalConfig, log=None) -> tuple[str, str, float]:
+    """One checkpoint with one setting, for `walkrun watch` (also the body of its `--ray` tasks):
+    ("done", results table), ("held", who runs what), ("lost", why) or ("failed", error, recorded
+    in the DB), and the seconds until a held lease expires."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    try:
+        outcomes = evaluate(cfg, log=log)
+    except KeyboardInterrupt:
+        raise
+    except leases.LeaseLost as e:
+        return "lost", str(e), 0.0
+    except Exception as e:
+        msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
+        if not isinstance(e, WalkrunError):
+            traceback.print_exc(file=sys.stderr)
+        record_failure(cfg, Path(cfg.model), msg)
+        return "failed", msg, 0.0
+    held = outcome.held_message(outcomes)
+    if held:
+        return "held", held, outcome.retry_delay(outcomes, cfg.lease_seconds)
+    return "done", report.format_table(outcomes), 0.0

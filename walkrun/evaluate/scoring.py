@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from walkrun import grading, metrics, prompts
+from walkrun import grading, metrics, problem_sets, prompts
 from walkrun.problem_sets import row_alts
 from walkrun.prompts import with_instruction
+from walkrun.settings import WalkrunError
 
 PROMPT_TEMPLATE_ID = "zero-shot-boxed-v1"
 
@@ -41,11 +42,7 @@ def task_rows(
     benchmark: str | None = None, rows: str | None = None, data: str | None = None, limit: int | None = None
 ) -> list[dict]:
     """Rows of a task: a `walkrun.problem_sets` name, or `rows="module:function"` returning rows."""
-    from walkrun.settings import WalkrunError
-
     if benchmark:
-        from walkrun import problem_sets
-
         return problem_sets.load(benchmark, data=data, limit=limit)
     if rows:
         module, _, fn = rows.partition(":")

@@ -1,16 +1,13 @@
 """Evaluate every checkpoint of training runs once, as they appear: `walkrun watch RUN_DIR [RUN_DIR...]`.
 
-Both training backends write OpenRLHF's layout, `RUN_DIR/global_stepN_hf/` (also found one
-level down, e.g. `RUN_DIR/ckpt/global_stepN_hf/`). A checkpoint is complete when its config,
-weights (every shard of an index) and tokenizer are present and their names, sizes and mtimes
-did not change between two polls, or at once when it holds a marker file (`.complete` or
-`walkrun_complete`) or its run is finished. Folders starting with "." (temp folders being
-written) are ignored. Several run folders are polled in the order given.
+Both training backends write the run folder `walkrun.run_folder` describes: checkpoints in
+`RUN_DIR/global_stepN_hf/`, complete when they stop changing between two polls (or hold a
+marker, or their run is finished). Several run folders are polled in the order given.
 
-The run name is `--run`, else `name` in RUN_DIR/walkrun_run.json (local backend) or config.yaml
-(OpenRLHF scripts), else the folder's name; the stage comes from `--stage`, else those files, else
-"train". Both are read when a checkpoint is evaluated, so a folder may be watched before its
-training starts. Checkpoints are named RUN/STAGE@stepN, so the stages of one run never share a name.
+The run name is `--run`, else the one the run folder records (`walkrun.run_folder.run_info`),
+else the folder's name; the stage comes from `--stage`, else the run folder, else "train". Both
+are read when a checkpoint is evaluated, so a folder may be watched before its training starts.
+Checkpoints are named RUN/STAGE@stepN, so the stages of one run never share a name.
 
 Each checkpoint is evaluated with the prompt style its run recorded (`walkrun.evaluate.plan.
 trained_prompt_style`: config.yaml or walkrun_run.json) unless the protocol or `--prompt` sets one.
@@ -27,109 +24,34 @@ Every poll also stores what the run's training logs gained (OpenRLHF's TensorBoa
 RUN_DIR/tb, the local trainer's metrics.jsonl) as the run's training metrics (`walkrun.telemetry`),
 under the same run name and stage; a log that cannot be read is reported and the watcher goes on.
 
-A run is finished when walkrun_run.json has `finished_at` (local backend) or the final model
-RUN_DIR/final/config.json exists (OpenRLHF). Then nothing writes its folder any more: a checkpoint
-folder still incomplete there will never complete and is reported so. `--until-finished` stops once
-every run is finished, each of its checkpoints was handled and its logs were read to the end.
+Once a run is finished nothing writes its folder any more: a checkpoint folder still incomplete
+there will never complete and is reported so. `--until-finished` stops once every run is
+finished, each of its checkpoints was handled and its logs were read to the end.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import time
-import traceback
 from dataclasses import fields, replace
 from pathlib import Path
 
-from walkrun.evaluate import claims, report, runner
+import yaml
+
+from walkrun.db import records
+from walkrun.evaluate import distributed, plan, runner
 from walkrun.evaluate.config import EvalConfig
+from walkrun.run_folder import find_checkpoints, has_marker, is_finished, run_info, snapshot
 from walkrun.settings import WalkrunError
 from walkrun.telemetry.ingest import Telemetry
 
-CKPT_DIR = re.compile(r"^global_step(\d+)_hf$")
-MARKERS = (".complete", "walkrun_complete")
-WEIGHTS = re.compile(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$")
-WEIGHT_INDEX = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 ONCE_SETTLE_S = 2.0  # --once: gap between the two polls that show a checkpoint is finished
 NEVER_COMPLETE_POLLS = 2  # polls an incomplete folder of a finished run is given before it is reported
 PER_CHECKPOINT = ("model", "run", "run_backend", "stage", "step", "name")  # EvalConfig fields the watcher sets
 
 
-def find_checkpoints(directory: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of every global_stepN_hf folder in `directory` or one level below, by step."""
-    found: dict[Path, int] = {}
-    for parent in [directory, *sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))]:
-        for p in parent.iterdir():
-            m = CKPT_DIR.match(p.name)
-            if m and p.is_dir():
-                found.setdefault(p.resolve(), int(m.group(1)))
-    return sorted(((step, path) for path, step in found.items()), key=lambda t: (t[0], str(t[1])))
-
-
-def snapshot(path: Path) -> tuple | None:
-    """Names, sizes and mtimes of the folder's files when it looks complete, else None."""
-    try:
-        files = {p.name: p.stat() for p in path.iterdir() if p.is_file()}
-    except FileNotFoundError:
-        return None
-    if "config.json" not in files or not any(n in files for n in TOKENIZER_FILES):
-        return None
-    index = next((n for n in WEIGHT_INDEX if n in files), None)
-    if index is not None:
-        try:
-            shards = set(json.loads((path / index).read_text())["weight_map"].values())
-        except (OSError, ValueError, KeyError):
-            return None  # index still being written
-        if not shards or not shards <= set(files):
-            return None
-    elif not any(WEIGHTS.match(n) for n in files):
-        return None
-    return tuple(sorted((n, st.st_size, st.st_mtime_ns) for n, st in files.items()))
-
-
-def has_marker(path: Path) -> bool:
-    return any((path / m).exists() for m in MARKERS)
-
-
-def _local_record(directory: Path) -> dict:
-    try:
-        rec = json.loads((directory / "walkrun_run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return rec if isinstance(rec, dict) else {}
-
-
-def run_finished(directory: Path) -> bool:
-    """True once the training run in `directory` is over (see the module docstring)."""
-    return bool(_local_record(directory).get("finished_at")) or (directory / "final" / "config.json").is_file()
-
-
-def run_info(directory: Path, run: str | None, stage: str | None) -> tuple[str, str, str]:
-    """(run name, stage, training backend) of a run folder."""
-    name, found_stage, backend = None, None, None
-    rec = _local_record(directory)
-    if rec:
-        found_stage, backend, name = rec.get("stage"), rec.get("backend") or "local", rec.get("name")
-    cfg_file = directory / "config.yaml"
-    if cfg_file.is_file() and backend is None:
-        try:
-            import yaml
-
-            doc = yaml.safe_load(cfg_file.read_text()) or {}
-            if isinstance(doc, dict) and ("pretrain" in doc or "stage" in doc):
-                name, found_stage, backend = doc.get("name") or None, doc.get("stage"), "openrlhf"
-        except (OSError, ValueError, yaml.YAMLError):
-            pass
-    return (run or name or directory.resolve().name, stage or found_stage or "train", backend or "local")
-
-
 def load_eval_set(path: Path, base: EvalConfig) -> list[EvalConfig]:
     """The evaluation settings of an --eval-set file: a YAML list of EvalConfig overrides of `base`."""
-    import yaml
-
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
@@ -195,7 +117,7 @@ class Watcher:
 
     def poll(self) -> list[tuple[int, Path]]:
         ready = []
-        finished = run_finished(self.directory)  # read first: what is listed after it is final
+        finished = is_finished(self.directory)  # read first: what is listed after it is final
         try:
             found = find_checkpoints(self.directory)
         except OSError as e:  # folder renamed/removed or a checkpoint deleted while listing (rotation)
@@ -223,7 +145,7 @@ class Watcher:
     def read_logs(self) -> int:
         """Store what the run's training logs gained since the last call; returns rows written. A
         failure (an unreadable log, the DB) is logged, never raised: the next call tries again."""
-        finished = run_finished(self.directory)  # read first: logs read after it are complete
+        finished = is_finished(self.directory)  # read first: logs read after it are complete
         run, stage, backend = self.identity()
         try:
             n = self.telemetry.poll(self.configs[0].db, run, stage, backend)
@@ -237,7 +159,7 @@ class Watcher:
     def done(self) -> bool:
         """The run is finished, every checkpoint folder of it was handled and its logs were read."""
         return (
-            run_finished(self.directory)
+            is_finished(self.directory)
             and self.logs_read_to_end
             and not self.pending
             and not self.waiting
@@ -269,7 +191,7 @@ class Watcher:
             if self.pool is not None:
                 self.pending[path] = self.pending.get(path, 0) + self.pool.submit(self, path, cfg)
             else:
-                self.settle(path, *evaluate_setting(cfg, self.log))
+                self.settle(path, *runner.evaluate_setting(cfg, self.log))
         return self.results[path] == "done"
 
     def settle(self, path: Path, status: str, text: str, retry_in: float = 0.0) -> None:
@@ -294,31 +216,6 @@ class Watcher:
             self.log(f"walkrun watch: {path.name} failed: {text}")
         if path in self.waiting and path not in self.pending:
             self.handled.discard(path)  # ready at the next poll (it was complete already)
-
-
-def evaluate_setting(cfg: EvalConfig, log=None) -> tuple[str, str, float]:
-    """One checkpoint with one setting: ("done", results table), ("held", who runs what), ("lost",
-    why) or ("failed", error, recorded in the DB), and the seconds until a held lease expires.
-    Also the body of a `--ray` evaluation."""
-    from walkrun.db.leases import LeaseLost
-
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    try:
-        outcomes = runner.evaluate(cfg, log=log)
-    except KeyboardInterrupt:
-        raise
-    except LeaseLost as e:
-        return "lost", str(e), 0.0
-    except Exception as e:
-        msg = str(e) if isinstance(e, WalkrunError) else f"{type(e).__name__}: {e}"
-        if not isinstance(e, WalkrunError):
-            traceback.print_exc(file=sys.stderr)
-        runner.record_failure(cfg, Path(cfg.model), msg)
-        return "failed", msg, 0.0
-    held = claims.held_message(outcomes)
-    if held:
-        return "held", held, claims.retry_delay(outcomes, cfg.lease_seconds)
-    return "done", report.format_table(outcomes), 0.0
 
 
 def _poll_round(watchers: list[Watcher], pool=None) -> None:
@@ -385,8 +282,6 @@ def watch(
     fault), then poll."""
     if once and until_finished:
         raise WalkrunError("watch: give --once or --until-finished, not both")
-    from walkrun.db import records
-    from walkrun.evaluate import plan
 
     plan.quiet_lm_eval()
     managers: dict = {}  # one per data folder (each task manager hands its folder to lm-eval's loader)
@@ -399,8 +294,6 @@ def watch(
     dirs = list(dict.fromkeys(Path(d) for d in directories))
     pool = None
     if configs[0].ray:
-        from walkrun.evaluate import distributed
-
         pool = distributed.RayPool(configs[0], log=lambda msg: print(msg, file=sys.stderr, flush=True))
     watchers = [Watcher(d, configs, run=run, stage=stage, run_backend=run_backend, pool=pool) for d in dirs]
     return run_watchers(watchers, interval, once=once, until_finished=until_finished, pool=pool)

@@ -30,11 +30,20 @@ latex2sympy2_extended; it is part of every evaluation's key.
 """
 
 from walkrun.grading.letters import LETTERS, extract_letter, grade_letter
-from walkrun.grading.locate import answer_part, has_boxed, prompt_opens_think, template_opens_think, think_unclosed
+from walkrun.grading.locate import (
+    BOXED,
+    answer_part,
+    box_spans,
+    has_boxed,
+    prompt_opens_think,
+    template_opens_think,
+    think_unclosed,
+)
 from walkrun.grading.pool import DEFAULT_TIMEOUT, GradingError, check_timeout, grade, grade_many, shutdown
 from walkrun.grading.rules import GRADER_VERSION, RULES_VERSION, STATUSES, Grade, grade_unguarded, grader_version
 
 __all__ = [
+    "BOXED",
     "DEFAULT_TIMEOUT",
     "GRADER_VERSION",
     "LETTERS",
@@ -43,6 +52,7 @@ __all__ = [
     "Grade",
     "GradingError",
     "answer_part",
+    "box_spans",
     "check_timeout",
     "extract_letter",
     "grade",
@@ -54,5 +64,6 @@ __all__ = [
     "prompt_opens_think",
     "shutdown",
     "template_opens_think",
+    "think",  # the think/answer split of generated token ids (a module)
     "think_unclosed",
 ]

@@ -21,6 +21,7 @@ from walkrun.grading.locate import (
     think_unclosed,
 )
 from walkrun.grading.normalise import normalise_gold, normalise_response, normalise_text, plain
+from walkrun.statuses import GradeStatus
 
 # Bump when a rule changes (here or in `letters`): stored samples record the grader that produced them.
 RULES_VERSION = "4"
@@ -38,7 +39,7 @@ def grader_version(lookup=version) -> str:
 
 GRADER_VERSION = grader_version()
 
-STATUSES = ("ok", "no_answer", "parse_error", "timeout", "error")
+STATUSES = tuple(s.value for s in GradeStatus)  # the DB allows these and nothing else
 
 
 @dataclass(frozen=True)

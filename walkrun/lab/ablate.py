@@ -16,7 +16,6 @@ already hold a finished model are reused, so an interrupted ablation resumes.
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import subprocess
@@ -26,7 +25,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from walkrun import run_folder
+from walkrun.db import records
+from walkrun.lab.results import collect, evaluated_steps, write
 from walkrun.settings import WalkrunError
+from walkrun.synthetic import MIXES
+from walkrun.train.length_rewards import LENGTH_REWARDS, get
+from walkrun.train.local import load_config, run_local
+from walkrun.train.sft import SFTConfig, run_sft
 
 TASK = "synthetic"
 MAX_NEW_TOKENS = 96  # the synthetic task's generation cap
@@ -74,9 +80,6 @@ class AblateConfig:
     progress: bool = field(default=True, metadata={"help": "progress bars while training (--quiet: none)"})
 
     def __post_init__(self):
-        from walkrun.synthetic import MIXES
-        from walkrun.train.length_rewards import LENGTH_REWARDS, get
-
         prof = FAST if self.fast else FULL
         for i, key in enumerate(("sft_steps", "stage1_rounds", "stage2_rounds", "eval_problems", "eval_samples")):
             if getattr(self, key) is None:
@@ -96,7 +99,6 @@ class AblateConfig:
             raise WalkrunError(f"ablate: mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
         if self.budget < 1:
             raise WalkrunError(f"ablate: budget must be a positive number of tokens, got {self.budget!r}")
-        from walkrun.train.local_config import load_config
 
         for r in self.reward_list:  # each reward's stage-2 config at this budget, checked before any training
             load_config(stage2_preset(r), ["lgrpo=false", f"length_reward={r}", f"l_max={self.budget}"])
@@ -149,12 +151,8 @@ class Evaluator:
 
     def evaluated(self, run_dir: Path, name: str) -> bool:
         """True if every checkpoint of the run has a finished sampled evaluation of this size in the DB."""
-        from walkrun.db.engine import session_scope
-        from walkrun.lab.results import evaluated_steps
-
-        steps = {int(p.name[len("global_step") : -3]) for p in run_dir.glob("global_step*_hf")}
-        with session_scope(self.cfg.db, readonly=True) as s:
-            done = evaluated_steps(s, name, int(self.cfg.eval_samples or 0), int(self.cfg.eval_problems or 0))
+        steps = {step for step, _ in run_folder.find_checkpoints(run_dir)}
+        done = evaluated_steps(self.cfg.db, name, int(self.cfg.eval_samples or 0), int(self.cfg.eval_problems or 0))
         return bool(steps) and steps <= done
 
     def _work(self):
@@ -182,33 +180,20 @@ class Evaluator:
 # ---------------------------------------------------------------- training
 
 
-def _done(run_dir: Path) -> bool:
-    rec = run_dir / "walkrun_run.json"
-    return (
-        (run_dir / "config.json").is_file() and rec.is_file() and bool(json.loads(rec.read_text()).get("finished_at"))
-    )
-
-
 def _register(cfg: AblateConfig, name: str, local_cfg, run_dir: Path, preset: str, extra: dict) -> None:
     """The training run in the DB, its config tagged with the ablation it belongs to (the
     leaderboard's ablation view groups by that tag)."""
-    from walkrun.db.engine import session_scope
-    from walkrun.db.store import get_or_create_training_run
-
     config = {
         **asdict(local_cfg),
         "ablation": {"name": cfg.prefix, "workdir": str(Path(cfg.workdir).resolve()), **extra},
     }
-    with session_scope(cfg.db) as s:
-        get_or_create_training_run(s, name, "local", preset=preset, config=config, output_dir=str(run_dir.resolve()))
+    records.record_training_run(name, "local", preset, config, run_dir, url=cfg.db)
 
 
 def _train(cfg: AblateConfig, preset: str, sets: list[str], run_dir: Path, name: str, extra: dict, log) -> None:
-    from walkrun.train.local import load_config, run_local
-
     local_cfg = load_config(preset, [*sets, f"progress={str(cfg.progress).lower()}"])
     _register(cfg, name, local_cfg, run_dir, preset, extra)
-    if _done(run_dir):
+    if run_folder.has_final_model(run_dir):
         log(f"ablate: {run_dir} is finished already; reused")
         return
     if run_dir.exists():  # an interrupted run: start it again
@@ -221,8 +206,6 @@ def _train(cfg: AblateConfig, preset: str, sets: list[str], run_dir: Path, name:
 
 
 def _sft(cfg: AblateConfig, root: Path, log) -> Path:
-    from walkrun.train.sft import SFTConfig, run_sft
-
     out = root / "sft"
     if (out / "config.json").is_file():
         log(f"ablate: {out} exists; reused")
@@ -238,17 +221,15 @@ def _sft(cfg: AblateConfig, root: Path, log) -> Path:
 
 
 def stage1_checkpoint(stage1: Path, step: int) -> Path:
-    p = stage1 / f"global_step{step}_hf"
+    p = run_folder.checkpoint_dir(stage1, step)
     if not (p / "config.json").is_file():
-        have = sorted(int(q.name[len("global_step") : -3]) for q in stage1.glob("global_step*_hf"))
+        have = [s for s, _ in run_folder.find_checkpoints(stage1)]
         raise WalkrunError(f"ablate: stage 1 has no checkpoint at step {step}; it has steps {have}")
     return p
 
 
 def run_ablation(cfg: AblateConfig, log=None) -> list[dict]:
     """Train and evaluate everything `cfg` asks for; write DIR/ablation.json; return its rows."""
-    from walkrun.lab.results import collect, write
-
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     root = Path(cfg.workdir)
     root.mkdir(parents=True, exist_ok=True)
@@ -269,7 +250,7 @@ def run_ablation(cfg: AblateConfig, log=None) -> list[dict]:
             log,
         )
         ev.submit(stage1, s1_name)
-        s1 = json.loads((stage1 / "walkrun_run.json").read_text())["config"]
+        s1 = run_folder.read_record(stage1)["config"]
         last = s1["rounds"] * s1["steps_per_rollout"]  # the final model's optimizer step
         starts = cfg.step_list or [last]
         for step in starts:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import typer
 
 from walkrun import options
-from walkrun.lab.ablate import AblateConfig
+from walkrun.lab.ablate import AblateConfig, run_ablation
 
 
 @options.command(AblateConfig, flags={"fast": ("--fast",), "progress": ("--progress/--quiet", " /-q")})
 def ablate(cfg: AblateConfig) -> None:
     """Stage 2 under each length reward from one shared stage-1 model (synthetic task, CPU), every
     model evaluated by `walkrun watch` into the DB; prints the table and writes WORKDIR/ablation.json."""
-    from walkrun.lab.ablate import run_ablation
-
     run_ablation(cfg)
 
 

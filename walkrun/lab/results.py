@@ -6,29 +6,30 @@ import json
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
+from walkrun.db import records
+from walkrun.db.read_models import ResultRow
 from walkrun.settings import WalkrunError
+from walkrun.synthetic import BOX, eval_rows
 
 TASK = "synthetic"
 HARD_CARRIES = 2  # a problem with >= 2 carries has a hard step (walkrun.synthetic.is_hard): re-checks matter
 
 
-def _sampled(rows: list[dict], k: int) -> list[dict]:
+def _sampled(rows: Sequence[ResultRow], k: int) -> list[ResultRow]:
     return [r for r in rows if (r.get("temperature") or 0) > 0 and r["k"] == k and r["accuracy"] is not None]
 
 
-def sample_stats(s, eval_run_id: int) -> dict:
+def sample_stats(db: str | None, eval_run_id: int) -> dict:
     """Per-problem 95 % CI of the accuracy; accuracy and mean tokens on easy (< 2 carries) and hard
     problems; re-checks per completion and the direct-answer rate."""
-    from walkrun.db import queries
-    from walkrun.synthetic import BOX, eval_rows
-
     carries = {r["id"]: r["carries"] for r in eval_rows()}
     per_problem: dict[str, list[int]] = defaultdict(list)
     by_level: dict[str, list[tuple[int, int]]] = defaultdict(list)
     direct, rechecks = [], []
-    for r in queries.samples(s, eval_run_id=eval_run_id, include_text=True):
+    for r in records.eval_samples(db, eval_run_id, include_text=True):
         ok = int(bool(r["correct"]))
         per_problem[r["problem_id"]].append(ok)
         level = "hard" if carries.get(r["problem_id"], 0) >= HARD_CARRIES else "easy"
@@ -53,54 +54,49 @@ def sample_stats(s, eval_run_id: int) -> dict:
     return out
 
 
-def _latest(s, run_name: str, k: int) -> dict[int, dict]:
+def _latest(db: str | None, run_name: str, k: int) -> dict[int, ResultRow]:
     """step -> the sampled-evaluation aggregate of that checkpoint of `run_name` ({} if none)."""
-    from walkrun.db import lineage
-
     try:
-        rows = _sampled(lineage.trajectory(s, run_name, task=TASK), k)
+        rows = _sampled(records.trajectory(db, run_name, task=TASK), k)
     except WalkrunError:
         return {}
-    return {r["step"]: r for r in rows}
+    return {step: r for r in rows if (step := r["step"]) is not None}
 
 
-def evaluated_steps(s, run_name: str, k: int, n_problems: int) -> set[int]:
+def evaluated_steps(db: str | None, run_name: str, k: int, n_problems: int) -> set[int]:
     """Steps of `run_name` with a finished sampled evaluation of k samples on n_problems problems."""
-    return {step for step, r in _latest(s, run_name, k).items() if r["n_problems"] == n_problems}
+    return {step for step, r in _latest(db, run_name, k).items() if r["n_problems"] == n_problems}
 
 
-def _point(s, row: dict | None) -> dict:
+def _point(db: str | None, row: ResultRow | None) -> dict:
     if row is None:
         return {"accuracy": None, "mean_tokens": None}
     out = {"accuracy": row["accuracy"], "mean_tokens": row["mean_tokens"], "eval_run_id": row["eval_run_id"]}
-    out.update(sample_stats(s, row["eval_run_id"]))
+    out.update(sample_stats(db, row["eval_run_id"]))
     return out
 
 
 def collect(cfg, starts: list[int], last: int) -> list[dict]:
     """One row per reward x seed (x stage-1 start step) with the stage-1 numbers it started from."""
-    from walkrun.db.engine import session_scope
-
     rows = []
-    with session_scope(cfg.db, readonly=True) as s:
-        stage1 = _latest(s, f"{cfg.prefix}-stage1", cfg.eval_samples)
-        for step in starts:
-            base = _point(s, stage1.get(step))
-            for reward in cfg.reward_list:
-                for seed in cfg.seed_list:
-                    tag = f"{reward}-s{seed}" + ("" if step == last else f"-from{step}")
-                    evals = _latest(s, f"{cfg.prefix}-{tag}", cfg.eval_samples)
-                    p = _point(s, evals[max(evals)] if evals else None)
-                    row = {"reward": reward, "seed": seed, "stage1_step": step, "run": f"{cfg.prefix}-{tag}", **p}
-                    row["stage1_accuracy"] = base["accuracy"]
-                    row["stage1_mean_tokens"] = base["mean_tokens"]
-                    for key in ("easy_accuracy", "hard_accuracy", "easy_mean_tokens", "hard_mean_tokens", "rechecks"):
-                        row[f"stage1_{key}"] = base.get(key)
-                    row["stage1_direct_rate"] = base.get("direct_rate")
-                    if p["accuracy"] is not None and base["accuracy"] is not None:
-                        row["d_accuracy"] = p["accuracy"] - base["accuracy"]
-                        row["d_tokens_pct"] = 100.0 * (p["mean_tokens"] / base["mean_tokens"] - 1.0)
-                    rows.append(row)
+    stage1 = _latest(cfg.db, f"{cfg.prefix}-stage1", cfg.eval_samples)
+    for step in starts:
+        base = _point(cfg.db, stage1.get(step))
+        for reward in cfg.reward_list:
+            for seed in cfg.seed_list:
+                tag = f"{reward}-s{seed}" + ("" if step == last else f"-from{step}")
+                evals = _latest(cfg.db, f"{cfg.prefix}-{tag}", cfg.eval_samples)
+                p = _point(cfg.db, evals[max(evals)] if evals else None)
+                row = {"reward": reward, "seed": seed, "stage1_step": step, "run": f"{cfg.prefix}-{tag}", **p}
+                row["stage1_accuracy"] = base["accuracy"]
+                row["stage1_mean_tokens"] = base["mean_tokens"]
+                for key in ("easy_accuracy", "hard_accuracy", "easy_mean_tokens", "hard_mean_tokens", "rechecks"):
+                    row[f"stage1_{key}"] = base.get(key)
+                row["stage1_direct_rate"] = base.get("direct_rate")
+                if p["accuracy"] is not None and base["accuracy"] is not None:
+                    row["d_accuracy"] = p["accuracy"] - base["accuracy"]
+                    row["d_tokens_pct"] = 100.0 * (p["mean_tokens"] / base["mean_tokens"] - 1.0)
+                rows.append(row)
     return rows
 
 

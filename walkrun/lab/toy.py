@@ -15,13 +15,15 @@ import argparse
 from collections import defaultdict
 from collections.abc import Callable
 
+from walkrun import synthetic
+from walkrun.grading import grade_many
+from walkrun.synthetic import BOX, TOKEN_ID, VOCAB
+
 STYLES = ("free", "recheck", "no-recheck", "direct")
 
 
 def style_rule(style: str) -> Callable[[list[int]], list[int] | None] | None:
     """The next-token restriction (`synthetic.generate(allowed=...)`) that imposes a style."""
-    from walkrun.synthetic import BOX, TOKEN_ID, VOCAB
-
     box, r, semi = TOKEN_ID[BOX], TOKEN_ID["r"], TOKEN_ID[";"]
     every = list(range(len(VOCAB)))
     if style == "free":
@@ -53,9 +55,6 @@ def breakdown(
     """{style: {level: {samples, accuracy, mean_tokens, rechecks, direct_rate, truncation_rate}}},
     levels `all` and `carries=C` (C = 0, 1, 2, 3+)."""
     import torch
-
-    from walkrun import synthetic
-    from walkrun.grading import grade_many
 
     model, tok = synthetic.load(model_or_path) if not isinstance(model_or_path, tuple) else model_or_path
     rows = synthetic.eval_rows(n)

@@ -10,7 +10,12 @@ they all started from, and the Pareto frontier of the reward points.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
+from walkrun.db import lineage, records
+from walkrun.db.read_models import ResultRow
 from walkrun.leaderboard import figures as F
 from walkrun.leaderboard import pages
 from walkrun.leaderboard.pareto import pareto_front
@@ -18,65 +23,54 @@ from walkrun.leaderboard.pareto import pareto_front
 TASK = "synthetic"
 
 
-def _final_sampled(s, run_name: str) -> dict | None:
-    from walkrun.db import lineage
-
+def _final_sampled(s: Session, run_name: str) -> ResultRow | None:
     rows = [r for r in lineage.trajectory(s, run_name, task=TASK) if (r.get("temperature") or 0) > 0]
     rows = [r for r in rows if r.get("accuracy") is not None]
     return max(rows, key=lambda r: (r["step"] or 0, r["eval_run_id"])) if rows else None
 
 
-def _stage1_at(s, run_name: str, step: int) -> dict | None:
-    from walkrun.db import lineage
-
+def _stage1_at(s: Session, run_name: str, step: int) -> ResultRow | None:
     rows = [r for r in lineage.trajectory(s, run_name, task=TASK) if (r.get("temperature") or 0) > 0]
     return next((r for r in rows if r["step"] == step and r.get("accuracy") is not None), None)
 
 
-def ablation_groups(url: str | None = None) -> list[dict]:
-    """[{name, stage1_step, stage1: point | None, rewards: [{reward, n, accuracy, mean_tokens, seeds}]}]."""
-    from walkrun.db.engine import get_engine, is_empty, session_scope
-    from walkrun.db.records import run_configs_with
-
-    if is_empty(get_engine(url)):
-        return []
+def ablation_groups(s: Session) -> list[dict]:
+    """[{name, stage1_step, stage1: point | None, rewards: [{reward, n, accuracy, mean_tokens, seeds}]}],
+    read with the page source's session (`data.Source.ablation_groups`)."""
     out = []
-    with session_scope(url, readonly=True, create=False) as s:
-        tags = {name: config["ablation"] for name, config in run_configs_with(s, "ablation").items()}
-        tags = {name: tag for name, tag in tags.items() if isinstance(tag, dict)}
-        stage1 = {tag["name"]: name for name, tag in tags.items() if tag.get("role") == "stage1"}
-        cells: dict[tuple[str, int], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-        for run_name, tag in tags.items():
-            if tag.get("role") != "stage2":
-                continue
-            point = _final_sampled(s, run_name)
-            if point is not None:
-                cells[(tag["name"], int(tag.get("stage1_step") or 0))][tag["reward"]].append(
-                    {"seed": tag.get("seed"), "accuracy": point["accuracy"], "mean_tokens": point["mean_tokens"]}
-                )
-        for (name, step), by_reward in sorted(cells.items()):
-            base = _stage1_at(s, stage1[name], step) if name in stage1 else None
-            rewards = []
-            for reward, pts in sorted(by_reward.items()):
-                rewards.append(
-                    {
-                        "reward": reward,
-                        "n": len(pts),
-                        "seeds": sorted(p["seed"] for p in pts),
-                        "accuracy": sum(p["accuracy"] for p in pts) / len(pts),
-                        "mean_tokens": sum(p["mean_tokens"] for p in pts) / len(pts),
-                    }
-                )
-            out.append(
+    tags = {name: config["ablation"] for name, config in records.run_configs_with(s, "ablation").items()}
+    tags = {name: tag for name, tag in tags.items() if isinstance(tag, dict)}
+    stage1 = {tag["name"]: name for name, tag in tags.items() if tag.get("role") == "stage1"}
+    cells: dict[tuple[str, int], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run_name, tag in tags.items():
+        if tag.get("role") != "stage2":
+            continue
+        point = _final_sampled(s, run_name)
+        if point is not None:
+            cells[(tag["name"], int(tag.get("stage1_step") or 0))][tag["reward"]].append(
+                {"seed": tag.get("seed"), "accuracy": point["accuracy"], "mean_tokens": point["mean_tokens"]}
+            )
+    for (name, step), by_reward in sorted(cells.items()):
+        base = _stage1_at(s, stage1[name], step) if name in stage1 else None
+        rewards = []
+        for reward, pts in sorted(by_reward.items()):
+            rewards.append(
                 {
-                    "name": name,
-                    "stage1_step": step,
-                    "stage1": None
-                    if base is None
-                    else {"accuracy": base["accuracy"], "mean_tokens": base["mean_tokens"]},
-                    "rewards": rewards,
+                    "reward": reward,
+                    "n": len(pts),
+                    "seeds": sorted(p["seed"] for p in pts),
+                    "accuracy": sum(p["accuracy"] for p in pts) / len(pts),
+                    "mean_tokens": sum(p["mean_tokens"] for p in pts) / len(pts),
                 }
             )
+        out.append(
+            {
+                "name": name,
+                "stage1_step": step,
+                "stage1": None if base is None else {"accuracy": base["accuracy"], "mean_tokens": base["mean_tokens"]},
+                "rewards": rewards,
+            }
+        )
     return out
 
 
@@ -139,11 +133,9 @@ def ablation_figure(group: dict) -> dict:
 
 
 def render_ablation(groups: list[dict], db_label: str = "") -> str:
-    from datetime import UTC, datetime
-
     figs = {f"ablation-{i}": ablation_figure(g) for i, g in enumerate(groups)}
     return (
-        pages._env()
+        pages.templates()
         .get_template("ablation.html.jinja")
         .render(
             root="",
@@ -155,6 +147,6 @@ def render_ablation(groups: list[dict], db_label: str = "") -> str:
             figures_json=pages.safe_json(figs),
             empty=not groups,
             db_label=db_label,
-            generated_at=pages._date(datetime.now(UTC)),
+            generated_at=pages.short_date(datetime.now(UTC)),
         )
     )

@@ -18,10 +18,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 from walkrun.db.distributions import SOLVE_RATE_BUCKETS, EvalDistribution, by_bucket, solve_rate_bucket
+from walkrun.db.queries import main_protocol
 from walkrun.leaderboard.figures import PALETTE, STAGE_SYMBOL, esc, run_order, stage_rank
-from walkrun.leaderboard.pages import _date, _env, protocol_label, safe_json
+from walkrun.leaderboard.pages import protocol_label, safe_json, short_date, templates
 
 LEVEL_COLORS = ["#30a46c", "#86c06c", "#f5a524", "#e5484d", "#8e4ec6", "#0091ff"]
 BUCKET_COLORS = dict(zip(SOLVE_RATE_BUCKETS, ["#e5484d", "#f5a524", "#86c06c", "#30a46c"]))
@@ -159,7 +161,7 @@ def difficulty_figure(
     traces = []
     for b in [b for b in order if b in series]:
         pts = series[b]
-        common = {
+        common: dict[str, Any] = {
             "type": "scatter",
             "mode": "lines+markers",
             "legendgroup": esc(b),
@@ -213,8 +215,6 @@ def analysis_context(
     """Everything `analysis.html` shows. `trajectories`: run -> its rows along its lineage
     (`data.Source.trajectories`); `dists`: eval run id -> `EvalDistribution`; `levels`: task ->
     {problem id: level}; `sweeps`: sweep name -> its protocols; `stage_diffs` pick each CDF's pair."""
-    from walkrun.db.queries import main_protocol
-
     main = main_protocol(rows)
     in_sweep = {p for members in sweeps.values() for p in members}
     protocols = sorted({r.get("protocol") for r in rows}, key=lambda p: (p != main, protocol_label(p)))
@@ -301,9 +301,9 @@ def analysis_context(
         "figures_json": safe_json(fig),
         "empty": not rows,
         "db_label": db_label,
-        "generated_at": _date(datetime.now(UTC)),
+        "generated_at": short_date(datetime.now(UTC)),
     }
 
 
 def render_analysis(context: dict) -> str:
-    return _env().get_template("analysis.html.jinja").render(**context)
+    return templates().get_template("analysis.html.jinja").render(**context)

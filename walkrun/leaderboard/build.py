@@ -25,7 +25,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from walkrun import __version__
 from walkrun.atomic import replace_dir
+from walkrun.db.read_models import ResultRow
 from walkrun.leaderboard import ablation, assets, checkpoint_page, compare_page, data, pages, run_page
 from walkrun.leaderboard.analysis import render_analysis
 from walkrun.leaderboard.data import SiteOptions
@@ -64,8 +66,6 @@ class BuildConfig(SiteOptions):
 
 def _code_digest() -> str:
     """Changes with the templates and the code that lays out a checkpoint page."""
-    from walkrun import __version__
-
     here = Path(__file__).resolve().parent
     h = hashlib.sha256(str(__version__).encode())
     for f in sorted([*(here / "templates").glob("*.jinja"), here / "checkpoint_page.py", here / "pages.py"]):
@@ -73,22 +73,12 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[dict], links: dict[str, int]) -> dict[str, str]:
+def _page_keys(cfg: BuildConfig, source: data.Source, rows: list[ResultRow], links: dict[str, int]) -> dict[str, str]:
     """checkpoint id (as text) -> digest of every input of its page; a checkpoint whose evaluation
     has no stored summary gets none (its samples may change unseen: always rendered)."""
-    from walkrun.db import summaries
-    from walkrun.db.engine import session_scope
-
-    with session_scope(cfg.db, readonly=True, create=False) as s:
-        stamps = summaries.stamps(s, [r["eval_run_id"] for r in rows])
-        common = [
-            summaries.problems_stamp(s),
-            _code_digest(),
-            repr(cfg.options),
-            source.db_label,
-            sorted(links.items()),
-        ]
-    mine: dict[int, list[dict]] = {}
+    stamps, problems_stamp = source.page_stamps(rows)
+    common = [problems_stamp, _code_digest(), repr(cfg.options), source.db_label, sorted(links.items())]
+    mine: dict[int, list[ResultRow]] = {}
     for r in rows:
         mine.setdefault(r["checkpoint_id"], []).append(r)
     keys = {}
@@ -191,7 +181,7 @@ def build(cfg: BuildConfig) -> dict:
                 text = compare_page.render_compare(source.compare_data(a, b, cfg.options), source.db_label)
                 if text is not None:
                     (tmp / compare_page.path(a, b)).write_text(text, encoding="utf-8")
-            groups = ablation.ablation_groups(cfg.db)
+            groups = source.ablation_groups()
             (tmp / "ablation.html").write_text(ablation.render_ablation(groups, source.db_label), encoding="utf-8")
             if pending is not None:
                 missing = [cid for done in pending for cid in done]

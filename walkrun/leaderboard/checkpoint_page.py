@@ -4,7 +4,7 @@ and the sample responses shown for each problem, rendered with the index's templ
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import groupby
@@ -12,7 +12,8 @@ from operator import itemgetter
 
 from markupsafe import Markup, escape
 
-from walkrun.leaderboard.pages import FILL_COMMANDS, PageOptions, _date, _env, _sort_rows, fmt, table_values
+from walkrun.db.read_models import ResultRow
+from walkrun.leaderboard.pages import FILL_COMMANDS, PageOptions, fmt, short_date, sort_rows, table_values, templates
 
 # A sample row as `walkrun.db.queries.page_samples` streams it (PAGE_SAMPLE_KEYS order).
 _PID, _IDX, _OK, _STATUS, _TOKENS, _FINISH, _EXTRACTED, _GOLD, _RESPONSE = range(1, 10)
@@ -193,23 +194,27 @@ def problems_html(problems: list[dict]) -> Markup:
     return Markup("".join(out))
 
 
-def checkpoint_context(checkpoint: dict, rows: list[dict], evals: list[dict], db_label: str = "") -> dict:
+def checkpoint_context(checkpoint: dict, rows: Sequence[ResultRow], evals: list, db_label: str = "") -> dict:
     """`checkpoints/<id>.html`: `checkpoint` describes it, `rows` are its aggregate rows, `evals`
     one dict per evaluation: {"row": aggregate row, "problems": problem_table(...)}."""
     return {
         "root": "../",
         "title": f"{checkpoint.get('model')} · walkrun leaderboard",
         "ckpt": checkpoint,
-        "rows": [table_values(r) for r in _sort_rows(rows)],
+        "rows": [table_values(r) for r in sort_rows(rows)],
         "evals": evals,
         "db_label": db_label,
-        "generated_at": _date(datetime.now(UTC)),
+        "generated_at": short_date(datetime.now(UTC)),
         "fill_commands": FILL_COMMANDS,
     }
 
 
-def render_checkpoint(checkpoint: dict, rows: list[dict], evals: list[dict], db_label: str = "") -> str:
-    return _env().get_template("checkpoint.html.jinja").render(**checkpoint_context(checkpoint, rows, evals, db_label))
+def render_checkpoint(checkpoint: dict, rows: Sequence[ResultRow], evals: list, db_label: str = "") -> str:
+    return (
+        templates()
+        .get_template("checkpoint.html.jinja")
+        .render(**checkpoint_context(checkpoint, rows, evals, db_label))
+    )
 
 
 @lru_cache(maxsize=1 << 16)  # the same benchmark ids on every page

@@ -7,8 +7,8 @@ from __future__ import annotations
 import typer
 
 from walkrun import options
-from walkrun.leaderboard.build import BuildConfig
-from walkrun.leaderboard.server import LiveConfig
+from walkrun.leaderboard.build import BuildConfig, build
+from walkrun.leaderboard.server import LiveConfig, serve
 
 lb_app = typer.Typer(
     help="The leaderboard web page: models and checkpoints ranked by accuracy vs tokens.",
@@ -21,8 +21,6 @@ lb_app = typer.Typer(
 @options.command(LiveConfig)
 def serve_cmd(cfg: LiveConfig) -> None:
     """Serve the leaderboard live from the results DB (a reload shows changes within --refresh seconds)."""
-    from walkrun.leaderboard.server import serve
-
     serve(cfg)
 
 
@@ -30,8 +28,6 @@ def serve_cmd(cfg: LiveConfig) -> None:
 @options.command(BuildConfig)
 def build_cmd(cfg: BuildConfig) -> None:
     """Write the leaderboard as static files (index.html, checkpoints/, static/) that work offline."""
-    from walkrun.leaderboard.build import build
-
     info = build(cfg)
     typer.echo(
         f"wrote {info['files']} files ({info['rows']} result rows, {info['checkpoints']} checkpoints) "

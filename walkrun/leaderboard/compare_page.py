@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from walkrun.leaderboard.pages import _date, _env
+from walkrun.leaderboard.pages import short_date, templates
 
 
 def path(a_id: int, b_id: int) -> str:
@@ -37,7 +37,7 @@ def compare_context(data: dict, db_label: str = "") -> dict:
         "ratio": data["ratio"],
         "filter_labels": FILTER_LABELS,
         "db_label": db_label,
-        "generated_at": _date(datetime.now(UTC)),
+        "generated_at": short_date(datetime.now(UTC)),
     }
 
 
@@ -45,4 +45,4 @@ def render_compare(data: dict | None, db_label: str = "") -> str | None:
     """The page, or None when the two checkpoints share no finished evaluation."""
     if data is None:
         return None
-    return _env().get_template("compare.html.jinja").render(**compare_context(data, db_label))
+    return templates().get_template("compare.html.jinja").render(**compare_context(data, db_label))

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from walkrun.db.queries import main_protocol, protocol_label, top_pass_at_k
+from walkrun.db.read_models import ResultRow
 from walkrun.leaderboard import figures as F
 from walkrun.settings import WalkrunError
 
@@ -153,18 +156,7 @@ def _finite(x) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def top_pass_at_k(row: dict) -> float | None:
-    """pass@k at the largest k the row has (its samples per problem)."""
-    pk: Any = row.get("pass_at_k") or {}
-    if not isinstance(pk, dict):
-        return float(pk) if _finite(pk) else None
-    if not pk:
-        return None
-    k = max(pk, key=lambda key: int(key))
-    return float(pk[k])
-
-
-def acc_per_1k(row: dict) -> float | None:
+def acc_per_1k(row: ResultRow) -> float | None:
     acc: Any = row.get("accuracy")
     tokens: Any = row.get("mean_tokens")
     if not (_finite(acc) and _finite(tokens)) or tokens <= 0:
@@ -172,7 +164,7 @@ def acc_per_1k(row: dict) -> float | None:
     return acc / (tokens / 1000.0)
 
 
-def table_values(row: dict) -> dict[str, Any]:
+def table_values(row: ResultRow) -> dict[str, Any]:
     """An aggregate row plus the columns the page derives from it."""
     return {**row, "pass_at_k_top": top_pass_at_k(row), "acc_per_1k": acc_per_1k(row), "censored": censored(row)}
 
@@ -190,13 +182,13 @@ def fmt(value, kind: str) -> str:
     if kind == "pct":
         return f"{100 * value:.1f}%"
     if kind == "date":
-        return _date(value)
+        return short_date(value)
     if kind == "ci":
         return f"[{value[0]:.3f}, {value[1]:.3f}]"
     return str(value)
 
 
-def censored(row: dict) -> int | None:
+def censored(row: ResultRow) -> int | None:
     """Samples cut at the budget, when they are more than 5% of the evaluation (else None)."""
     rate = row.get("truncation_rate")
     return row.get("n_truncated") if _finite(rate) and rate > CENSOR_FLAG else None
@@ -225,7 +217,8 @@ def _iso(value) -> str:
     return "" if value is None else str(value)
 
 
-def _date(value) -> str:
+def short_date(value) -> str:
+    """A date as the pages show it: `YYYY-MM-DD HH:MM` (UTC)."""
     if isinstance(value, datetime):
         return _iso(value)[:16].replace("T", " ")
     return "" if value is None else str(value)[:16].replace("T", " ")
@@ -267,7 +260,7 @@ def environment() -> Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["sortv"] = sort_value
-    env.filters["date"] = _date
+    env.filters["date"] = short_date
     env.globals["columns"] = COLUMNS
     env.globals["protocol_label"] = protocol_label
     env.globals["stage_label"] = env.filters["stage_label"] = lambda s: F.STAGE_LABEL.get(s, s)
@@ -277,14 +270,16 @@ def environment() -> Environment:
 _ENV: Environment | None = None
 
 
-def _env() -> Environment:
+def templates() -> Environment:
+    """The Jinja environment every page renders with (built once)."""
     global _ENV
     if _ENV is None:
         _ENV = environment()
     return _ENV
 
 
-def _sort_rows(rows: list[dict]) -> list[dict]:
+def sort_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
+    """Aggregate rows in table order."""
     # Best first within each benchmark; benchmarks in name order.
     return sorted(
         rows,
@@ -298,15 +293,11 @@ def _sort_rows(rows: list[dict]) -> list[dict]:
     )
 
 
-def protocol_label(p) -> str:
-    return "(unrecorded)" if p is None else str(p)
-
-
 def index_context(
-    rows: list[dict],
+    results: Sequence[ResultRow],
     db_label: str = "",
     stage_diffs: list[dict] | None = None,
-    trajectories: dict[str, list[dict]] | None = None,
+    trajectories: dict[str, list[ResultRow]] | None = None,
     run_links: dict[str, int] | None = None,
 ) -> dict:
     """Everything `index.html` shows, from `queries.aggregate` rows (with their `budget_curve`
@@ -314,9 +305,7 @@ def index_context(
     for one protocol; the page shows one protocol at a time (the one most checkpoints have first).
     `trajectories` (run -> rows along its lineage, `data.Source.trajectories`) draws each run with
     the runs it started from. `run_links`: training run name -> id of its page (`runs/<id>.html`)."""
-    from walkrun.db.queries import main_protocol
-
-    rows = [table_values(r) for r in _sort_rows(rows)]
+    rows = [table_values(r) for r in sort_rows(results)]
     main = main_protocol(rows)
     by_proto: dict[Any, set] = {}
     for r in rows:
@@ -346,7 +335,7 @@ def index_context(
         shown = {r.get("eval_run_id"): r for r in rows}
         for run_name, path in trajectories.items():
             for p in path:
-                r = shown.get(p.get("eval_run_id")) or table_values(p)
+                r = shown.get(p["eval_run_id"]) or table_values(p)
                 by_run.setdefault((run_name, protocol_label(r.get("protocol"))), []).append(r)
     else:
         for r in rows:
@@ -397,24 +386,24 @@ def index_context(
         "empty": not rows,
         "fill_commands": FILL_COMMANDS,
         "db_label": db_label,
-        "generated_at": _date(datetime.now(UTC)),
+        "generated_at": short_date(datetime.now(UTC)),
     }
 
 
 def render_index(
-    rows: list[dict],
+    rows: Sequence[ResultRow],
     db_label: str = "",
     stage_diffs: list[dict] | None = None,
-    trajectories: dict[str, list[dict]] | None = None,
+    trajectories: dict[str, list[ResultRow]] | None = None,
     run_links: dict[str, int] | None = None,
 ) -> str:
     context = index_context(rows, db_label, stage_diffs, trajectories, run_links)
-    return _env().get_template("index.html.jinja").render(**context)
+    return templates().get_template("index.html.jinja").render(**context)
 
 
 def render_not_found(what: str) -> str:
     return (
-        _env()
+        templates()
         .get_template("not_found.html.jinja")
         .render(root="../", title="not found", what=what, db_label="", generated_at="")
     )

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from walkrun.db.lineage import on_path
 from walkrun.leaderboard import figures as F
-from walkrun.leaderboard.pages import _date, _env, protocol_label, safe_json
+from walkrun.leaderboard.pages import protocol_label, safe_json, short_date, templates
 from walkrun.stages import Stage
 from walkrun.telemetry.names import BY_NAME
 
@@ -286,9 +286,9 @@ def run_context(page: dict, db_label: str = "") -> dict:
         ),
         "metrics_help": drawn,
         "db_label": db_label,
-        "generated_at": _date(datetime.now(UTC)),
+        "generated_at": short_date(datetime.now(UTC)),
     }
 
 
 def render_run(page: dict, db_label: str = "") -> str:
-    return _env().get_template("run.html.jinja").render(**run_context(page, db_label))
+    return templates().get_template("run.html.jinja").render(**run_context(page, db_label))

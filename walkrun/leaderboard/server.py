@@ -17,7 +17,8 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 
-from walkrun.leaderboard import assets, cache, checkpoint_page, compare_page, data, pages, run_page
+from walkrun.leaderboard import ablation, assets, cache, checkpoint_page, compare_page, data, pages, run_page
+from walkrun.leaderboard.analysis import render_analysis as render_analysis_page
 from walkrun.leaderboard.data import SiteOptions
 from walkrun.settings import WalkrunError
 
@@ -139,9 +140,7 @@ def create_app(cfg: LiveConfig):
         return page(200, text)
 
     def render_analysis():
-        from walkrun.leaderboard.analysis import render_analysis as render
-
-        return page(200, render(source.analysis(all_rows())))
+        return page(200, render_analysis_page(source.analysis(all_rows())))
 
     def render_run(rid: int):
         found = source.run_pages(all_rows(), run_ids=[rid]).get(rid)
@@ -152,9 +151,7 @@ def create_app(cfg: LiveConfig):
         return page(200, run_page.render_run(found, source.db_label))
 
     def render_ablation():
-        from walkrun.leaderboard import ablation
-
-        return page(200, ablation.render_ablation(ablation.ablation_groups(cfg.db), source.db_label))
+        return page(200, ablation.render_ablation(source.ablation_groups(), source.db_label))
 
     async def cached(request, key, render) -> Response:
         # A page in memory is answered on the event loop (no thread hand-off: 20 clients cost

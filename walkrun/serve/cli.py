@@ -9,6 +9,7 @@ import time
 import typer
 
 from walkrun import options
+from walkrun.serve import vllm_server
 from walkrun.serve.side_by_side.config import SideBySideConfig
 from walkrun.serve.vllm_server import VLLMServerConfig
 
@@ -44,11 +45,9 @@ def serve_vllm(cfg: VLLMServerConfig, ctx: typer.Context) -> None:
 
     Flags after `--` go to `vllm serve` unchanged, e.g. `walkrun serve vllm DIR -- --dtype float32`.
     """
-    from walkrun.serve.vllm_server import launch
-
     cfg.extra_args = list(ctx.args)
     _exit_on_sigterm()
-    server = launch(cfg)
+    server = vllm_server.launch(cfg)
     try:
         print(
             f"walkrun: starting vLLM for {cfg.model} (pid {server.pid}"
@@ -87,7 +86,7 @@ def serve_vllm(cfg: VLLMServerConfig, ctx: typer.Context) -> None:
 @options.command(SideBySideConfig, flags={"a": ("--a",), "b": ("--b",)})
 def serve_demo(cfg: SideBySideConfig) -> None:
     """Two models side by side on one prompt: streamed answers, tokens, timings, grading. Ctrl-C stops it."""
-    from walkrun.serve.side_by_side.app import launch
+    from walkrun.serve.side_by_side.app import launch  # heavy: numpy, sqlalchemy
 
     _exit_on_sigterm()
     demo = None
@@ -112,7 +111,7 @@ def serve_demo(cfg: SideBySideConfig) -> None:
 @serve_app.command("checkpoints")
 def serve_checkpoints(db: str | None = typer.Option(None, help=options.DB_HELP)) -> None:
     """List the checkpoints in the results DB (names usable as `serve demo --a NAME`)."""
-    from walkrun.db.records import list_checkpoints
+    from walkrun.db.records import list_checkpoints  # heavy: numpy, sqlalchemy
 
     rows = list_checkpoints(db)
     if not rows:

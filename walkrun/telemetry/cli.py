@@ -6,8 +6,8 @@ from __future__ import annotations
 import typer
 
 from walkrun import options
-from walkrun.db.cli import DB_FLAGS
-from walkrun.telemetry.export import TensorBoardOptions, WandbOptions
+from walkrun.options import DB_FLAGS
+from walkrun.telemetry.export import TensorBoardOptions, WandbOptions, export_tensorboard, export_wandb
 
 export_app = typer.Typer(
     help="A training run's evaluations into the tools its trainer logs to (TensorBoard, W&B), at their training steps.",
@@ -22,8 +22,6 @@ def tensorboard_cmd(opts: TensorBoardOptions) -> None:
     """Write each evaluated checkpoint's aggregates as TensorBoard scalars at its step, in a folder
     of their own beside OpenRLHF's events (RUN_DIR/tb/walkrun_eval): `tensorboard --logdir RUN_DIR/tb`
     shows both."""
-    from walkrun.telemetry.export import export_tensorboard
-
     info = export_tensorboard(opts)
     typer.echo(f"wrote {info['points']} scalars at {info['steps']} steps to {info['out']}")
 
@@ -34,8 +32,6 @@ def wandb_cmd(opts: WandbOptions) -> None:
     """Log each evaluated checkpoint's aggregates into a W&B run at its step (x axis
     train/global_step, as OpenRLHF's): the training run's own with --id, else a new one.
     WANDB_MODE=offline (or --mode offline) writes a local run folder for `wandb sync`."""
-    from walkrun.telemetry.export import export_wandb
-
     info = export_wandb(opts)
     typer.echo(f"logged {info['points']} values to W&B run {info['run_id']} ({info['dir']})")
 

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from walkrun.db import lineage, records, training_metrics
+from walkrun.db.queries import protocol_label, top_pass_at_k
 from walkrun.options import DB_HELP
 from walkrun.settings import WalkrunError
 from walkrun.telemetry.sources import EXPORT_DIR, NEEDS_TENSORBOARD, TB_DIR
@@ -80,26 +82,20 @@ EVAL_METRICS = (
 
 def points(url: str | None, run: str, with_training: bool = False) -> tuple[list[Point], str | None]:
     """The run's (step, name, value) to log, in step order, and its folder (if recorded)."""
-    from sqlalchemy import select
-
-    from walkrun.db import lineage, training_metrics
-    from walkrun.db.engine import session_scope
-    from walkrun.db.models import TrainingRun
-    from walkrun.leaderboard.pages import protocol_label, top_pass_at_k
-
     out: list[Point] = []
-    with session_scope(url, readonly=True, create=False) as s:
+    with records.reading(url) as s:
         rows = lineage.trajectory(s, run)  # one row per checkpoint x task x protocol (latest finished)
-        folder = s.scalar(select(TrainingRun.output_dir).where(TrainingRun.name == run))
+        folder = records.output_dir_of(s, run)
         series = training_metrics.series(s, [run]).get(run, {}) if with_training else {}
     for r in rows:
-        if r.get("step") is None:
+        step = r["step"]
+        if step is None:
             continue
         prefix = f"walkrun_eval/{r['stage']}/{r['task']}/{protocol_label(r.get('protocol'))}"
         for key, name in EVAL_METRICS:
             value = top_pass_at_k(r) if key == "pass_at_k" else r.get(key)
             if isinstance(value, (int, float)):
-                out.append((int(r["step"]), f"{prefix}/{name}", float(value)))
+                out.append((step, f"{prefix}/{name}", float(value)))
     for stage, by_name in series.items():
         for name, pts in by_name.items():
             out += [(step, f"walkrun_train/{stage}/{name}", value) for step, value in pts]

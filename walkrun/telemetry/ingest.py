@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from walkrun.db import training_metrics
 from walkrun.telemetry.sources import Row, RunLogs
 
 
@@ -21,14 +22,10 @@ class Telemetry:
 
     def poll(self, url: str | None, run: str, stage: str, backend: str) -> int:
         """Read what the logs gained and store it for `run`'s `stage`; returns rows written."""
-        from walkrun.db import training_metrics
-        from walkrun.db.engine import write_retrying
-
         self.pending += self.logs.read()
         if not self.pending:
             return 0
-        rows = self.pending
-        n = write_retrying(url, lambda s: training_metrics.store(s, run, stage, rows, backend))
+        n = training_metrics.store_retrying(url, run, stage, self.pending, backend)
         self.pending = []
         self.stored += n
         return n

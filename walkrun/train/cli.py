@@ -8,7 +8,12 @@ from pathlib import Path
 import typer
 
 from walkrun import options
-from walkrun.train.openrlhf.config import NOT_SETTABLE, OpenRLHFConfig
+from walkrun.settings import WalkrunError
+from walkrun.train import local_cli
+from walkrun.train.openrlhf.config import NOT_SETTABLE, OpenRLHFConfig, load_config
+from walkrun.train.openrlhf.explain import explain_text, load_for_explain
+from walkrun.train.openrlhf.script import render
+from walkrun.train.openrlhf.submit import submit
 
 train_app = typer.Typer(
     help="Train: ConciseR stage 1 (GRPO++) and stage 2 (L-GRPO), Fatemi et al. phase 2.\n\n"
@@ -34,10 +39,7 @@ def script_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the script to this file instead of printing it."),
 ) -> None:
     """Print (or write) the OpenRLHF 0.11.2 launch script of a preset: `ray job submit ... train_ppo_ray`."""
-    from walkrun.train.gate import resolve_parent
-    from walkrun.train.openrlhf.config import load_config
-    from walkrun.train.openrlhf.explain import explain_text, load_for_explain
-    from walkrun.train.openrlhf.script import render
+    from walkrun.train.gate import resolve_parent  # heavy: numpy, sqlalchemy
 
     if explain:
         print(explain_text(load_for_explain(preset, given=overrides)), end="")
@@ -73,11 +75,7 @@ def openrlhf_cmd(
     Checkpoints appear as RUN_DIR/global_stepN_hf/ (`walkrun watch RUN_DIR` evaluates them).
     Submitting the same run again resumes it from its last checkpoint.
     """
-    from walkrun.settings import WalkrunError
-    from walkrun.train.gate import resolve_parent
-    from walkrun.train.openrlhf.config import load_config
-    from walkrun.train.openrlhf.explain import explain_text, load_for_explain
-    from walkrun.train.openrlhf.submit import submit
+    from walkrun.train.gate import resolve_parent  # heavy: numpy, sqlalchemy
 
     if explain:
         print(explain_text(load_for_explain(preset, given=overrides)), end="")
@@ -96,7 +94,5 @@ def openrlhf_cmd(
 def register(app: typer.Typer) -> None:
     """Add `walkrun train ...` to the main app: the OpenRLHF commands above, and the local
     backend's `local`, `sft` and `recipe` (walkrun/train/local_cli.py)."""
-    from walkrun.train import local_cli
-
     local_cli.register(train_app)
     app.add_typer(train_app, name="train")

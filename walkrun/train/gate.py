@@ -20,12 +20,16 @@ run's `report_tasks` the decision carries a warning, which the commands print an
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
+from walkrun.db import records
+from walkrun.db.read_models import ResultRow
 from walkrun.settings import WalkrunError
 
 
-def matches_protocol(row: dict, task: str, k: int | None = None, temperature: float | None = None) -> bool:
+def matches_protocol(row: Mapping[str, Any], task: str, k: int | None = None, temperature: float | None = None) -> bool:
     """Whether an aggregate row (`walkrun.db.queries`) was evaluated under the protocol: same task,
     and the same k and temperature when given (greedy: temperature 0 or unset). One function, so a
     named evaluation protocol can replace the three values later."""
@@ -81,9 +85,15 @@ class GateDecision:
         )
 
 
-def _best(rows: list[dict]) -> dict:
+def _accuracy(row: ResultRow) -> float:
+    acc = row["accuracy"]
+    assert acc is not None  # rows without samples never fit a protocol
+    return acc
+
+
+def _best(rows: list[ResultRow]) -> ResultRow:
     # Best accuracy; ties to the shorter answers, then the earlier step.
-    return min(rows, key=lambda r: (-r["accuracy"], r["mean_tokens"] or 0.0, r["step"] or 0, r["checkpoint_id"]))
+    return min(rows, key=lambda r: (-_accuracy(r), r["mean_tokens"] or 0.0, r["step"] or 0, r["checkpoint_id"]))
 
 
 def same_set_warning(task: str, report_tasks, candidates: int) -> str | None:
@@ -111,13 +121,7 @@ def choose_parent(
     numbers) when the run has no evaluation under the protocol or its best is below `min_accuracy`.
     `stage`: consider only checkpoints recorded with this stage (a run holding several stages).
     `report_tasks`: the benchmarks the new run is reported on (a warning when `task` is one)."""
-    from walkrun.db import lineage
-    from walkrun.db.engine import session_scope
-
-    with session_scope(db_url, readonly=True) as s:
-        rows = lineage.trajectory(s, run, latest=False)
-    if stage is not None:
-        rows = [r for r in rows if r["stage"] == stage]
+    rows = records.trajectory(db_url, run, latest=False, stage=stage)
     protocol = describe_protocol(task, k, temperature) + (f", stage {stage}" if stage else "")
     fitting = [r for r in rows if matches_protocol(r, task, k, temperature) and r["accuracy"] is not None]
     if not fitting:
@@ -131,7 +135,7 @@ def choose_parent(
             + " --once`"
         )
     # A checkpoint evaluated several times under the protocol counts with its latest evaluation.
-    latest: dict[int, dict] = {}
+    latest: dict[int, ResultRow] = {}
     for r in fitting:
         old = latest.get(r["checkpoint_id"])
         if old is None or (r["evaluated_at"], r["eval_run_id"]) > (old["evaluated_at"], old["eval_run_id"]):
@@ -147,7 +151,7 @@ def choose_parent(
         task=task,
         k=best["k"],
         temperature=best["temperature"],
-        accuracy=best["accuracy"],
+        accuracy=_accuracy(best),
         mean_tokens=best["mean_tokens"],
         n_problems=best["n_problems"],
         eval_run_id=best["eval_run_id"],
@@ -155,8 +159,8 @@ def choose_parent(
         candidates=len(latest),
         warning=same_set_warning(task, report_tasks, len(latest)),
     )
-    if min_accuracy is not None and best["accuracy"] < min_accuracy:
-        accs = sorted(r["accuracy"] for r in latest.values())
+    if min_accuracy is not None and _accuracy(best) < min_accuracy:
+        accs = sorted(_accuracy(r) for r in latest.values())
         spread = f"{accs[0]:.3f}..{accs[-1]:.3f}" if len(accs) > 1 else f"{accs[0]:.3f}"
         raise WalkrunError(
             f"gate: stage 1 is not ready: the best checkpoint of run {run!r}, {best['model']} "
@@ -176,18 +180,14 @@ def lineage_of(decision: GateDecision | None) -> dict:
 
 def record_lineage(db_url: str | None, child_run: str, decision: GateDecision) -> None:
     """Store on training run `child_run` (which must exist) that it started from the gate's checkpoint."""
-    from walkrun.db.records import set_parent
-
-    set_parent(db_url, child_run, **lineage_of(decision))
+    records.set_parent(db_url, child_run, **lineage_of(decision))
 
 
 def record_stage_start(db_url: str | None, run: str, stage: str, decision: GateDecision) -> None:
     """Store on training run `run` that its stage `stage` continues it from the gate's checkpoint
     (one of its own, e.g. stage 2 in stage 1's run), so comparisons pair the stage with where it
     started rather than with the previous stage's last checkpoint."""
-    from walkrun.db.records import set_stage_start
-
-    set_stage_start(db_url, run, stage, decision.checkpoint_id, {"gate": decision.to_dict()})
+    records.set_stage_start(db_url, run, stage, decision.checkpoint_id, {"gate": decision.to_dict()})
 
 
 def resolve_parent(config, db_url: str | None = None):

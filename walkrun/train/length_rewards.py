@@ -39,6 +39,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from walkrun.settings import WalkrunError
+from walkrun.train.objective import lgrpo_bonus
+from walkrun.train.provenance import source_kind
 
 
 def _check(name: str, correct: Sequence[bool], lengths: Sequence[float], budget: float) -> None:
@@ -65,8 +67,6 @@ def lgrpo(correct: Sequence[bool], lengths: Sequence[float], budget: float) -> l
     with L_max = budget. The clamp only matters for L_i > L_max (see `objective.lgrpo_bonus`,
     which this delegates to so both keep one formula).
     """
-    from walkrun.train.objective import lgrpo_bonus
-
     _check("lgrpo", correct, lengths, budget)
     return lgrpo_bonus(correct, lengths, budget)
 
@@ -706,8 +706,6 @@ def describe(name: str, params: Mapping[str, float] | None, estimator: str, filt
 def _verdict(used: str | None, recorded: str, note: str) -> str:
     """How a config's estimator or filter compares with what the reward records (its paper's, or
     walkrun's choice where the paper's is not reproduced or was not checked)."""
-    from walkrun.train.provenance import source_kind
-
     ours = source_kind(note) == "ours"
     if used == recorded:
         return (

@@ -36,14 +36,20 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+from walkrun import prompts, run_folder
+from walkrun.grading import grade_many, prompt_opens_think, template_opens_think
+from walkrun.jsonl import read_jsonl
 from walkrun.settings import WalkrunError
+from walkrun.synthetic import rl_rows
+from walkrun.train.advantages import kept_groups
+from walkrun.train.length_rewards import length_terms
 from walkrun.train.local_config import LocalConfig, grpo_config, load_config, preset_names
 from walkrun.train.local_trainer import BATCH_ATTR, METRICS_FILE, run_callback, save_final, trainer_class
+from walkrun.train.objective import credited, scheme_reward
+from walkrun.train.rollout_stats import step_stats
 
-__all__ = ["LocalConfig", "load_config", "make_reward", "new_run_record", "preset_names", "read_metrics", "run_local"]
-RUN_FILE = "walkrun_run.json"
+__all__ = ["LocalConfig", "load_config", "make_reward", "preset_names", "read_metrics", "run_local"]
 
 
 # ---------------------------------------------------------------- rewards and dynamic sampling
@@ -56,10 +62,6 @@ def make_reward(cfg: LocalConfig, end_ids: set[int] | frozenset[int], think_open
     not one of them was cut at max_completion_length and earns no correctness reward (TRL's
     own truncation test, `ids[-1] not in eos_and_pad`). `think_opened`: the chat template opens a
     `<think>` block before each completion (a completion that never closes it has no answer)."""
-    from walkrun.grading import grade_many, prompt_opens_think
-    from walkrun.train.length_rewards import length_terms
-    from walkrun.train.objective import credited, scheme_reward
-
     G = cfg.num_generations
     end_ids = frozenset(end_ids)
 
@@ -112,9 +114,6 @@ def _log_step(log_metric, cfg: LocalConfig, correct, lengths, truncated, grades,
     trainer masks the others with the same test on the same correctness), as OpenRLHF reports its own."""
     import torch
 
-    from walkrun.train.advantages import kept_groups
-    from walkrun.train.rollout_stats import step_stats
-
     G = cfg.num_generations
     n_groups = len(rewards) // G
     keep = [True] * n_groups
@@ -151,13 +150,8 @@ def _end_ids(tok, model) -> set[int]:
 def _dataset(cfg: LocalConfig):
     from datasets import Dataset
 
-    from walkrun import prompts
-
     if cfg.task == "synthetic":
-        from walkrun.synthetic import rl_rows
-
         return Dataset.from_list(rl_rows(cfg.train_prompts, seed=cfg.seed))
-    from walkrun.jsonl import read_jsonl
 
     rows = []
     for lineno, r in read_jsonl(cfg.task):
@@ -176,23 +170,6 @@ def _dataset(cfg: LocalConfig):
     if not rows:
         raise WalkrunError(f"{cfg.task}: no prompts")
     return Dataset.from_list(rows)
-
-
-def new_run_record(name: str, preset: str | None, stage: str, config: dict[str, Any]) -> dict[str, Any]:
-    """RUN_DIR/walkrun_run.json of a local run as it starts: what it is, what made it, and the
-    environment it runs in (`walkrun.environment`); `finished_at` is set when it ends."""
-    from walkrun.environment import collect
-
-    return {
-        "name": name,
-        "backend": "local",
-        "preset": preset,
-        "stage": stage,
-        "config": config,
-        "environment": collect().to_dict(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "finished_at": None,
-    }
 
 
 def _check_run_dir(run_dir: Path) -> None:
@@ -218,8 +195,6 @@ def run_local(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import ProgressCallback
 
-    from walkrun.grading import template_opens_think
-
     if not cfg.model or not (Path(cfg.model) / "config.json").is_file():
         raise WalkrunError(
             f"local: model={cfg.model!r} is not an HF model folder (no config.json); "
@@ -235,15 +210,14 @@ def run_local(
     _check_run_dir(run_dir)
     name = name or run_dir.resolve().name
     if register:  # a DB that cannot be opened fails here, before any training
-        from walkrun.db.records import record_training_run
-        from walkrun.train.gate import lineage_of
+        from walkrun.db.records import record_training_run  # heavy: numpy, sqlalchemy
+        from walkrun.train.gate import lineage_of  # heavy: numpy, sqlalchemy
 
         record_training_run(name, "local", preset, asdict(cfg), run_dir, **lineage_of(parent))
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
-    record = new_run_record(name, preset, cfg.stage, asdict(cfg))
-    (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    record = run_folder.start_record(run_dir, name, "local", preset, cfg.stage, asdict(cfg))
 
     tok = AutoTokenizer.from_pretrained(cfg.model)
     tok.padding_side = "left"
@@ -271,10 +245,9 @@ def run_local(
     finally:
         shutil.rmtree(run_dir / ".trl", ignore_errors=True)
     save_final(trainer.model, tok, run_dir)
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    record["checkpoints"] = cb.checkpoints
-    record["wall_seconds"] = round(time.time() - t0, 1)
-    (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    record = run_folder.finish_record(
+        run_dir, record, checkpoints=cb.checkpoints, wall_seconds=round(time.time() - t0, 1)
+    )
     return {
         "run_dir": str(run_dir),
         "checkpoints": [str(run_dir / c) for c in cb.checkpoints],

@@ -12,8 +12,11 @@ from pathlib import Path
 import typer
 
 from walkrun import options
+from walkrun.settings import WalkrunError
+from walkrun.train.length_rewards import describe, filter_of
+from walkrun.train.local import load_config, run_local
 from walkrun.train.local_config import LocalConfig
-from walkrun.train.sft import SFTConfig
+from walkrun.train.sft import SFTConfig, run_sft
 
 
 @options.command(LocalConfig, preset=True, flags={"parent_run": ("--from",)}, show_defaults=False)
@@ -38,16 +41,13 @@ def local(
     import dataclasses
     import time
 
-    from walkrun.train.local import load_config, run_local
-
     cfg = load_config(preset, given=overrides)
     if explain:
         print(explain_local(cfg))
         return
     decision = None
     if cfg.parent_run:
-        from walkrun.settings import WalkrunError
-        from walkrun.train.gate import choose_parent
+        from walkrun.train.gate import choose_parent  # heavy: numpy, sqlalchemy
 
         if no_db:
             raise WalkrunError("--from reads and records lineage in the results DB; drop --no-db")
@@ -74,8 +74,6 @@ def local(
 def explain_local(cfg: LocalConfig) -> str:
     """`--explain` of a local run: every field, then the length reward's parameters with their
     sources and whether its estimator and group filter are its paper's."""
-    from walkrun.train.length_rewards import describe, filter_of
-
     text = options.explain(cfg)
     if cfg.length_term:
         filt = filter_of(cfg.dynamic_sampling, cfg.dynamic_sampling_range)
@@ -90,8 +88,6 @@ def sft(cfg: SFTConfig) -> None:
     Builds a fresh ~199k-param Qwen2 with the task's character tokenizer unless --init is given,
     trains it, and prints sampled (T=1) and greedy accuracy on held-out problems.
     """
-    from walkrun.train.sft import run_sft
-
     summary = run_sft(cfg)
     summary.pop("config", None)
     print(json.dumps(summary, indent=2))
@@ -124,7 +120,7 @@ def recipe(opts: RecipeOptions) -> None:
     Takes ~6-12 min on 2 cores. Accuracy is sampled pass@1 at T=1 (greedy is ~100% after SFT:
     RL here removes the demonstrator's noise rather than teaching arithmetic).
     """
-    from walkrun.train.recipe import format_recipe, run_recipe
+    from walkrun.train.recipe import format_recipe, run_recipe  # heavy: numpy, sqlalchemy
 
     summary = run_recipe(
         Path(opts.root),

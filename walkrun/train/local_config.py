@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from walkrun import options
+from walkrun import options, prompts
 from walkrun.settings import WalkrunError
 from walkrun.stages import TRAINING_STAGES
+from walkrun.train.advantages import ESTIMATORS
+from walkrun.train.length_rewards import check_setup, get
+from walkrun.train.objective import SCHEMES
 
 PRESET_DIR = Path(__file__).parent / "presets"
 # GRPOConfig settings that are not options: one process on CPU or one GPU, walkrun's own
@@ -181,8 +184,6 @@ class LocalConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
-        from walkrun.train.objective import SCHEMES
-
         if self.stage not in TRAINING_STAGES:
             raise WalkrunError(f"local: stage must be one of {', '.join(TRAINING_STAGES)}, got {self.stage!r}")
         if self.reward not in SCHEMES:
@@ -213,16 +214,11 @@ class LocalConfig:
         if self.task != "synthetic" and not Path(self.task).is_file():
             raise WalkrunError(f"local: task must be 'synthetic' or a JSONL file; {self.task!r} is neither")
         if self.prompt_style is not None:
-            from walkrun import prompts
-
             prompts.get(self.prompt_style)
             if self.task == "synthetic":
                 raise WalkrunError("local: the synthetic task's problem is its whole prompt; leave prompt_style unset")
         if self.eval_every and self.task != "synthetic":
             raise WalkrunError("local: eval_every works with task=synthetic only; use `walkrun watch` otherwise")
-        from walkrun.train.advantages import ESTIMATORS
-        from walkrun.train.length_rewards import check_setup, get
-
         if self.estimator not in ESTIMATORS:
             raise WalkrunError(f"local: estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
         lo_hi = self.dynamic_sampling_range

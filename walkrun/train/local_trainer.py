@@ -13,8 +13,11 @@ import os
 import time
 from pathlib import Path
 
+from walkrun import run_folder, synthetic
 from walkrun.atomic import save_model, temp_dir_for
 from walkrun.integrations import trl as trl_integration
+from walkrun.train.advantages import group_advantages, kept_groups
+from walkrun.train.length_rewards import reweight
 from walkrun.train.local_config import LocalConfig
 
 METRICS_FILE = "metrics.jsonl"
@@ -24,9 +27,6 @@ BATCH_ATTR = "walkrun_batch"  # set on walkrun's reward function: each call's co
 def trainer_class():
     """GRPOTrainer with walkrun's advantages and group filter (built on first use: importing trl is slow)."""
     import torch
-
-    from walkrun.train.advantages import group_advantages, kept_groups
-    from walkrun.train.length_rewards import reweight
 
     class WalkrunGRPOTrainer(trl_integration.grpo_trainer_base()):
         """GRPOTrainer whose advantages are computed as OpenRLHF computes them, then filtered.
@@ -106,8 +106,6 @@ def run_callback(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
             self.log.flush()
 
         def _eval(self, step, model):
-            from walkrun import synthetic
-
             r = synthetic.evaluate(
                 (model, tokenizer),
                 n=cfg.eval_problems,
@@ -128,7 +126,7 @@ def run_callback(cfg: LocalConfig, run_dir: Path, tokenizer, t0: float):
         def on_step_end(self, args, state, control, model=None, **kw):
             step = state.global_step
             if (cfg.save_steps and step % cfg.save_steps == 0) or step >= state.max_steps:
-                dest = save_model(model, tokenizer, run_dir / f"global_step{step}_hf")
+                dest = save_model(model, tokenizer, run_folder.checkpoint_dir(run_dir, step))
                 self.checkpoints.append(dest.name)
             if cfg.eval_every and step % cfg.eval_every == 0:
                 self._eval(step, model)

@@ -24,13 +24,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from walkrun import run_folder, synthetic
+from walkrun.db import records
 from walkrun.settings import WalkrunError
-from walkrun.train.local import RUN_FILE, new_run_record
+from walkrun.train.local import load_config, run_local
+from walkrun.train.sft import SFTConfig, run_sft
 
 STAGES = ("sft", "stage1", "stage2", "control")
 LABEL = {"sft": "SFT", "stage1": "stage 1", "stage2": "stage 2", "control": "control"}
 START = {"stage1": "sft", "stage2": "stage1", "control": "stage1"}  # the model each RL stage starts from
-SFT_CHECKPOINT = "global_step0_hf"
 
 
 @dataclass
@@ -70,21 +72,17 @@ class Recipe:
 
     def model(self, stage: str) -> Path:
         """The model a stage ends with."""
-        return self.dir("sft") / SFT_CHECKPOINT if stage == "sft" else self.dir(stage)
+        return run_folder.checkpoint_dir(self.dir("sft"), 0) if stage == "sft" else self.dir(stage)
 
     def run_of(self, stage: str) -> str:
         return self.control_run if stage == "control" else self.run
 
     def sft_config(self):
-        from walkrun.train.sft import SFTConfig
-
         return SFTConfig(**{"out": str(self.model("sft")), "seed": self.seed, "progress": self.progress, **self.sft})
 
     def stage_config(self, stage: str, start: Path | None = None):
         """The local-backend config of an RL stage; `start`: the model it starts from (default the
         model its previous stage ended with)."""
-        from walkrun.train.local import load_config
-
         extra = self.stage1 if stage == "stage1" else self.stage2
         common = [f"seed={self.seed}", f"progress={str(self.progress).lower()}"]
         return load_config(f"local-{stage}", [f"model={start or self.model(START[stage])}", *common, *extra])
@@ -103,30 +101,15 @@ class Recipe:
         return out
 
 
-def record(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(run_dir) / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def finished(run_dir: Path) -> bool:
-    return bool((record(run_dir) or {}).get("finished_at"))
-
-
 def register_runs(recipe: Recipe, db: str | None = None, preset: str = "recipe", extra: dict | None = None) -> None:
     """The recipe's training runs in the results DB with their configs, before any checkpoint exists."""
-    from walkrun.db.records import record_training_run
-
     for name, (output_dir, config) in recipe.run_configs().items():
-        record_training_run(name, "local", preset, {**(extra or {}), **config}, output_dir, url=db)
+        records.record_training_run(name, "local", preset, {**(extra or {}), **config}, output_dir, url=db)
 
 
 def build_base_model(dest: Path, seed: int, context: int | None) -> Path:
     """The synthetic task's fresh model; `context` widens its nominal context (RoPE has no learned
     positions, so the task's outputs do not change; a longer one lets real benchmark prompts in)."""
-    from walkrun import synthetic
-
     synthetic.build_model(dest, seed=seed)
     if context is not None:
         for name, key in (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")):
@@ -137,23 +120,16 @@ def build_base_model(dest: Path, seed: int, context: int | None) -> Path:
 
 
 def _train_sft(recipe: Recipe) -> None:
-    from walkrun.train.sft import run_sft
-
     d = recipe.dir("sft")
     d.mkdir(parents=True, exist_ok=True)
     cfg = recipe.sft_config()
-    rec = new_run_record(recipe.run, "sft", "sft", asdict(cfg))
-    (d / RUN_FILE).write_text(json.dumps(rec, indent=2) + "\n")
+    rec = run_folder.start_record(d, recipe.run, "local", "sft", "sft", asdict(cfg))
     t0 = time.time()
     init = build_base_model(d / ".init", recipe.seed, recipe.context)
     run_sft(replace(cfg, init=str(init)))
     shutil.rmtree(init, ignore_errors=True)
-    rec.update(
-        wall_seconds=round(time.time() - t0, 1),
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        checkpoints=[SFT_CHECKPOINT],
-    )
-    (d / RUN_FILE).write_text(json.dumps(rec, indent=2) + "\n")
+    checkpoint = run_folder.checkpoint_dir(d, 0).name
+    run_folder.finish_record(d, rec, checkpoints=[checkpoint], wall_seconds=round(time.time() - t0, 1))
 
 
 def run(
@@ -166,22 +142,20 @@ def run(
     `before_stage(stage)` is called before a stage is trained or reused; `choose_start(stage)`, when
     given, may pick the model an RL stage that is not trained yet starts from (the stage-1 -> stage-2
     gate: stage 1's best evaluated checkpoint rather than its last one); None keeps the default."""
-    from walkrun.train.local import run_local
-
     say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    records: dict[str, dict] = {}
+    stage_records: dict[str, dict] = {}
     for stage in STAGES:
         d = recipe.dir(stage)
         if stage in recipe.stages:
             if before_stage is not None:
                 before_stage(stage)
-            if finished(d):
+            if run_folder.is_finished(d):
                 say(f"  {LABEL[stage]} already trained in {d}; reusing it")
             elif stage == "sft":
                 _train_sft(recipe)
             else:
                 start = recipe.model(START[stage])
-                if not finished(recipe.dir(START[stage])):
+                if not run_folder.is_finished(recipe.dir(START[stage])):
                     raise WalkrunError(f"recipe: {stage} starts from {start}, which is not a finished stage")
                 chosen = choose_start(stage) if choose_start is not None else None
                 run_local(
@@ -191,9 +165,9 @@ def run(
                     name=recipe.run_of(stage),
                     register=False,
                 )
-        if finished(d):
-            records[stage] = record(d) or {}
-    return records
+        if run_folder.is_finished(d):
+            stage_records[stage] = run_folder.read_record(d)
+    return stage_records
 
 
 # ---------------------------------------------------------------- `walkrun train recipe`
@@ -214,8 +188,6 @@ def run_recipe(
     """The pipeline, then each model checked with `synthetic.evaluate` (sampled pass@1 at T=1 over
     eval_problems x eval_samples, greedy accuracy, mean tokens). Writes ROOT/recipe_summary.json and
     returns it; `format_recipe(summary)` renders it as a table."""
-    from walkrun import synthetic
-
     recipe = Recipe(
         root=str(root),
         seed=seed,
@@ -228,9 +200,9 @@ def run_recipe(
     if register:
         register_runs(recipe)
     t0 = time.time()
-    records = run(recipe)
+    stage_records = run(recipe)
     summary: dict = {"root": recipe.root, "seed": seed, "stages": {}}
-    for stage, rec in records.items():
+    for stage, rec in stage_records.items():
         summary["stages"][stage] = {
             "model": str(recipe.model(stage)),
             "wall_seconds": rec.get("wall_seconds"),

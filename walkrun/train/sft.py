@@ -18,8 +18,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from walkrun import synthetic
 from walkrun.atomic import replace_dir, temp_dir_for
 from walkrun.settings import WalkrunError
+from walkrun.synthetic import EOS, MIXES, PAD, TOKEN_ID, encode, sft_example
 
 
 @dataclass
@@ -51,8 +53,6 @@ class SFTConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self):
-        from walkrun.synthetic import MIXES
-
         if self.mix not in MIXES:
             raise WalkrunError(f"sft: mix must be one of {', '.join(MIXES)}, got {self.mix!r}")
         for name in ("steps", "batch_size", "threads"):
@@ -73,8 +73,6 @@ def make_batch(terms_iter, rng: random.Random, batch_size: int, mix: str):
     """(input_ids, labels, attention_mask): right-padded; labels -100 except on completion + eos."""
     import torch
 
-    from walkrun.synthetic import EOS, PAD, TOKEN_ID, encode, sft_example
-
     seqs, labs = [], []
     for _ in range(batch_size):
         prompt, completion = sft_example(next(terms_iter), rng, mix)
@@ -93,8 +91,6 @@ def run_sft(cfg: SFTConfig) -> dict:
     """Train, write the model to `cfg.out` (atomically), return a summary with the final check."""
     import torch
     from tqdm import tqdm
-
-    from walkrun import synthetic
 
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)

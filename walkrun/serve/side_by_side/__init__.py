@@ -9,3 +9,9 @@ Sides given as model folders (or DB checkpoint names) get their own vLLM server,
 on the CPU build, stopped when the demo closes. Each side streams in its own task: an error or
 a slow server on one side shows up in that column only.
 """
+
+# Public modules (loaded on use, not here).
+__all__ = [
+    "app",
+    "config",
+]

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from walkrun import problem_sets
 from walkrun.db.records import list_checkpoints
 from walkrun.prompts import with_instruction
 from walkrun.serve.side_by_side.config import SideBySideConfig
@@ -26,6 +27,7 @@ from walkrun.serve.side_by_side.stream import (
     stream_side,
     token_comparison,
 )
+from walkrun.serve.vllm_server import free_port
 from walkrun.settings import WalkrunError
 
 UPDATE_INTERVAL_S = 0.04  # page updates at most ~25 times a second
@@ -58,8 +60,6 @@ def _outputs(runs: list[SideRun], prompt: str, sides: list[Side]) -> tuple:
 def build_app(state: SideBySideState):
     """The Gradio Blocks app over `state.sides` (two)."""
     import gradio as gr
-
-    from walkrun import problem_sets
 
     cfg = state.cfg
 
@@ -255,8 +255,6 @@ class SideBySide:
 
 def launch(cfg: SideBySideConfig, sides: list[Side] | None = None) -> SideBySide:
     """Start servers as needed, launch the app on cfg.host:port in the background, return at once."""
-    from walkrun.serve.vllm_server import free_port
-
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     sides = sides if sides is not None else make_sides(cfg)
     state = SideBySideState(cfg, sides)

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from walkrun.db.read_models import CheckpointInfo
 from walkrun.db.records import list_checkpoints
 from walkrun.serve.side_by_side.config import SideBySideConfig
+from walkrun.serve.vllm_server import VLLMServerConfig, cores_for, start_server, start_servers
 from walkrun.settings import WalkrunError
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -25,7 +27,7 @@ class Side:
     model: str | None = None  # served model name; None = first of /v1/models
     api_key: str | None = None
     server: Any = None  # VLLMServer the demo started, stopped on close
-    checkpoint: dict | None = None  # the results DB's checkpoint it serves ({id, name, ...}), if known
+    checkpoint: CheckpointInfo | None = None  # the results DB's checkpoint it serves ({id, name, ...}), if known
 
     @property
     def title(self) -> str:
@@ -66,7 +68,7 @@ def resolve_model(value: str, db: str | None = None) -> str:
     return resolve(value, db)[0]
 
 
-def resolve(value: str, db: str | None = None) -> tuple[str, dict | None]:
+def resolve(value: str, db: str | None = None) -> tuple[str, CheckpointInfo | None]:
     """(model folder or hub id, the DB's checkpoint record for it or None) for `value`: an existing
     folder, a checkpoint name, source or id in the results DB, or a hub id."""
     p = Path(value).expanduser()
@@ -90,7 +92,7 @@ def resolve(value: str, db: str | None = None) -> tuple[str, dict | None]:
     )
 
 
-def served_name(model: str, checkpoint: dict | None) -> str:
+def served_name(model: str, checkpoint: CheckpointInfo | None) -> str:
     """The name a server the demo starts serves `model` under: the checkpoint's name in the DB,
     else the folder's name (a hub id as it is)."""
     if checkpoint is not None:
@@ -101,11 +103,9 @@ def served_name(model: str, checkpoint: dict | None) -> str:
 
 def make_sides(cfg: SideBySideConfig) -> list[Side]:
     """Sides for the config, starting a vLLM server for each side that names a model."""
-    from walkrun.serve.vllm_server import VLLMServerConfig, cores_for, start_servers
-
     values = [cfg.a, cfg.b]
     sides: list[Side | None] = [None, None]
-    to_start: list[tuple[int, str, dict | None]] = []
+    to_start: list[tuple[int, str, CheckpointInfo | None]] = []
     for i, value in enumerate(values):
         if is_url(value):
             sides[i] = Side(cfg.labels[i], value, base_url(value), api_key=cfg.api_key)
@@ -144,9 +144,7 @@ def swap_side(sides: list[Side], which: int, source: str, cfg: SideBySideConfig,
     """Serve checkpoint `source` on side `which` (0 left, 1 right): start its server, put it in
     `sides`, then stop the server it replaces. A server that fails to start leaves the side as it was."""
     if start is None:
-        from walkrun.serve.vllm_server import start_server as start
-    from walkrun.serve.vllm_server import cores_for
-
+        start = start_server
     label = cfg.labels[which]
     try:
         source, ckpt = resolve(source, cfg.db)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
+from walkrun.grading import BOXED, box_spans, grade
 from walkrun.serve.side_by_side.sides import Side
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class SideRun:
 
 # What the Chatbot renders as maths (KaTeX): the forms models write. `$...$` comes after `$$...$$`
 # so a display block is not read as two empty inline ones.
-LATEX_DELIMITERS = [
+LATEX_DELIMITERS: list[dict[str, str | bool]] = [
     {"left": "$$", "right": "$$", "display": True},
     {"left": "\\[", "right": "\\]", "display": True},
     {"left": "\\(", "right": "\\)", "display": False},
@@ -126,8 +127,6 @@ def math_for_display(text: str) -> str:
 
 
 def _wrap_boxes(text: str) -> str:
-    from walkrun.grading.locate import BOXED, box_spans
-
     spans = box_spans(text)
     if not spans:
         return text
@@ -275,8 +274,6 @@ async def stream_side(
 
 
 async def grade_side(run: SideRun, gold: str, changed: asyncio.Event) -> None:
-    from walkrun.grading import grade
-
     g = await asyncio.to_thread(grade, gold, run.text)
     run.grade = {"correct": g.correct, "extracted": g.extracted, "status": g.status}
     changed.set()

@@ -3,3 +3,15 @@
 Nothing here imports OpenRLHF at module level: the reward file and the hook run inside the
 Ray workers of a GPU cluster, the rest runs on the machine that submits the job.
 """
+
+# Public modules (loaded on use, not here).
+__all__ = [
+    "config",
+    "explain",
+    "hook",
+    "job",
+    "prepare",
+    "reward",
+    "script",
+    "submit",
+]

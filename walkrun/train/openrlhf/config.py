@@ -18,8 +18,10 @@ import yaml
 
 from walkrun import options, prompts
 from walkrun.options import opt as _f
-from walkrun.settings import WalkrunError
+from walkrun.settings import WalkrunError, home
 from walkrun.stages import TRAINING_STAGES
+from walkrun.train.length_rewards import LENGTH_REWARDS, check_setup
+from walkrun.train.objective import SCHEMES
 from walkrun.train.provenance import SOURCE_KINDS, source_kind
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
@@ -197,7 +199,6 @@ class OpenRLHFConfig:
             problems.append(f"stage must be one of {', '.join(TRAINING_STAGES)}, got {self.stage!r}")
         if self.prompt_style not in PROMPT_STYLES:
             problems.append(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
-        from walkrun.train.objective import SCHEMES
 
         if self.reward_scheme not in SCHEMES:
             problems.append(f"reward_scheme must be one of {', '.join(SCHEMES)}, got {self.reward_scheme!r}")
@@ -216,8 +217,6 @@ class OpenRLHFConfig:
             problems.append(f"grader_timeout must be a positive number of seconds, got {self.grader_timeout!r}")
         if len(self.dynamic_filtering_range) != 2:
             problems.append("dynamic_filtering_range takes two numbers LO HI, e.g. [0, 1.01]")
-        from walkrun.train.length_rewards import LENGTH_REWARDS, check_setup
-
         if self.length_reward is not None:
             if self.length_reward not in LENGTH_REWARDS:
                 problems.append(f"length_reward must be one of {', '.join(LENGTH_REWARDS)}, got {self.length_reward!r}")
@@ -368,7 +367,6 @@ def load_config(preset: str, sets: list[str] | None = None, given: dict | None =
     values.setdefault("name", preset)
     if not values.get("run_dir"):
         # Fixed now, so the script, its config.yaml and the DB all name the same folder.
-        from walkrun.settings import home
 
         values["run_dir"] = str(home() / "runs" / values["name"])
     values["preset"] = preset

@@ -15,6 +15,7 @@ import json
 import sys
 
 from walkrun.settings import WalkrunError
+from walkrun.train.length_rewards import describe, filter_of
 from walkrun.train.openrlhf.config import REQUIRED, OpenRLHFConfig, load_config, preset_names
 
 # Fields about where and how a run executes, not what it computes: left out of README's table.
@@ -92,8 +93,6 @@ def rows(config: OpenRLHFConfig) -> list[dict]:
 
 
 def explain_text(config: OpenRLHFConfig) -> str:
-    from walkrun.train.length_rewards import describe, filter_of
-
     lines = []
     for r in rows(config):
         note = r["note"] if r["note"] != "ours" else "ours"

@@ -46,6 +46,9 @@ import os
 from typing import Any
 
 from walkrun.integrations import openrlhf as openrlhf_integration
+from walkrun.settings import WalkrunError
+from walkrun.train.length_rewards import get, length_term, resolve_params, reweight
+from walkrun.train.rollout_stats import all_correct_flags, quantile
 
 ENABLE_VAR = "WALKRUN_LGRPO"
 REWARD_VAR = "WALKRUN_LENGTH_REWARD"
@@ -64,8 +67,6 @@ def length_reward_name() -> str | None:
     if name is None and os.environ.get(ENABLE_VAR) == "1":
         name = "lgrpo"
     if name is not None:
-        from walkrun.train.length_rewards import get
-
         get(name)  # an unknown name fails in the worker's setup, before any rollout
     return name
 
@@ -78,8 +79,6 @@ def length_params() -> dict[str, float]:
     try:
         params = json.loads(raw)
     except ValueError:
-        from walkrun.settings import WalkrunError
-
         raise WalkrunError(f"{PARAMS_VAR}={raw!r} is not a JSON object of parameters") from None
     return {str(k): float(v) for k, v in dict(params).items()}
 
@@ -117,8 +116,6 @@ def lgrpo_shape(
     """
     import torch
 
-    from walkrun.train.length_rewards import length_term
-
     n = int(n_samples_per_prompt)
     for e in experiences:
         e.info["length_term"] = torch.zeros(len(e.index), dtype=torch.float32)
@@ -146,8 +143,6 @@ def log_rollout_stats(experiences, n_samples_per_prompt: int) -> None:
 
     import torch
 
-    from walkrun.train.rollout_stats import all_correct_flags, quantile
-
     n = int(n_samples_per_prompt)
     slots = [(e, j, int(gi) // n) for e in experiences for j, gi in enumerate(e.index)]
     lengths = [float(e.response_length[j]) for e, j, _ in slots]
@@ -171,8 +166,6 @@ def reweight_advantages(
     """Multiply each rollout's advantages (every token) by `reward`'s factor for it, group by group,
     after OpenRLHF's estimator; returns the groups reweighted. A rollout's advantage is its
     token-mean advantage (with gamma 1 and no KL in the reward every token carries the same one)."""
-    from walkrun.train.length_rewards import reweight
-
     count = 0
     for g in _groups(experiences, int(n_samples_per_prompt), reward):
         correct = [float(e.scores[j]) > 0.5 for e, j in g]
@@ -239,8 +232,6 @@ def install() -> bool:
     WALKRUN_LGRPO=1) and its parameters, and the rollout statistics always; for a reward that
     reweights advantages, also `compute_advantages_and_returns`. Re-installing replaces the
     previous wrappers. True if a length reward is active."""
-    from walkrun.train.length_rewards import get, resolve_params
-
     reward = length_reward_name()
     params: dict[str, float] = {}
     if reward is not None:

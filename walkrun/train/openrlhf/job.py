@@ -19,7 +19,10 @@ import os
 import runpy
 import sys
 
+import walkrun
 from walkrun.integrations import openrlhf as openrlhf_integration
+from walkrun.train.length_rewards import get
+from walkrun.train.openrlhf import hook
 
 TRAINER = "openrlhf.cli.train_ppo_ray"
 PROBE_ANSWER = "4"
@@ -41,15 +44,10 @@ def gpus_needed(needs: argparse.Namespace) -> int:
 
 def probe(reward_url: str | None) -> dict:
     """What one Ray worker process of this job sees (run as a Ray task)."""
-    import walkrun
-    from walkrun.train.openrlhf import hook
-
     out: dict = {"pid": os.getpid(), "cwd": os.getcwd(), "walkrun": walkrun.__file__}
     out["expected"] = hook.length_reward_name()
     out["hook"] = hook.active_reward()  # set by the setup hook when this worker started, or None
     if out["expected"]:
-        from walkrun.train.length_rewards import get
-
         out["reweight_expected"] = get(out["expected"]).reweight is not None
         out["reweight"] = hook.active_reweight()
     if reward_url:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from walkrun import problem_sets
+from walkrun import problem_sets, prompts, run_folder
 from walkrun.atomic import write_text
-from walkrun.settings import WalkrunError, data_dir
+from walkrun.jsonl import read_jsonl
+from walkrun.settings import WalkrunError, data_dir, home
 from walkrun.train.openrlhf.config import OpenRLHFConfig, config_from_dict
 from walkrun.train.openrlhf.script import EVAL_FILE, INPUT_KEY, JOB_DIR, LABEL_KEY, REWARD_FILE, TRAIN_FILE, run_dir_of
 
@@ -26,16 +27,12 @@ from walkrun.train.openrlhf.script import EVAL_FILE, INPUT_KEY, JOB_DIR, LABEL_K
 def messages(problem: str, style: str) -> list[dict]:
     """Chat messages for one problem in prompt style `style` (`walkrun.prompts`); OpenRLHF renders
     them with the policy's chat template."""
-    from walkrun import prompts
-
     return prompts.get(style).messages(problem)
 
 
 def resolve_train_path(source: str) -> Path:
     """A training JSONL: an absolute or existing path as is, else inside WALKRUN_HOME (where
     `walkrun data prepare` output lives, e.g. data/conciser/train.jsonl), else inside WALKRUN_DATA."""
-    from walkrun.settings import home
-
     path = Path(source).expanduser()
     if path.is_absolute() or path.is_file():
         candidates = [path]
@@ -62,7 +59,6 @@ def load_rows(source: str, limit: int | None = None) -> list[dict]:
     if source in problem_sets.BENCHMARKS:
         return problem_sets.load(source, limit=limit)
     path = resolve_train_path(source)
-    from walkrun.jsonl import read_jsonl
 
     rows = []
     for lineno, row in read_jsonl(path):
@@ -99,7 +95,8 @@ from walkrun.train.openrlhf.reward import reward_func  # noqa: F401
 
 
 def prepare(config: OpenRLHFConfig) -> Path:
-    """Write RUN_DIR/job (train.jsonl, eval.jsonl if any, reward_func.py); return the job folder."""
+    """Write RUN_DIR/job (train.jsonl, eval.jsonl if any, reward_func.py) and, for a new run, its
+    record (`walkrun.run_folder`: name, stage, config, for the watcher); return the job folder."""
     # Read everything before writing anything, so bad input leaves nothing half-written.
     train = prompt_rows(load_rows(config.train_data, config.train_limit), config.prompt_style, "train")
     evals = []
@@ -114,6 +111,9 @@ def prepare(config: OpenRLHFConfig) -> Path:
     elif (job / EVAL_FILE).exists():
         (job / EVAL_FILE).unlink()
     write_text(job / REWARD_FILE, REWARD_SHIM.format(name=config.name))
+    run_dir = run_dir_of(config)
+    if not run_folder.read_record(run_dir):  # a resubmitted run keeps its record (and start time)
+        run_folder.start_record(run_dir, config.name, "openrlhf", config.preset or None, config.stage, config.to_dict())
     return job
 
 

@@ -9,6 +9,7 @@ of the job, and that the cluster has the GPUs the flags need).
 
 Run folder layout (what `walkrun watch` reads):
   RUN_DIR/config.yaml, launch.sh          this run's config and script
+  RUN_DIR/walkrun_run.json                the run's record for the watcher (`walkrun.run_folder`)
   RUN_DIR/job/                            Ray working_dir: train.jsonl, eval.jsonl, reward_func.py
   RUN_DIR/global_stepN_hf/                HF checkpoints (--ckpt.path RUN_DIR --ckpt.save_hf)
   RUN_DIR/_actor/                         DeepSpeed states for resuming (--ckpt.load_enable)
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import walkrun
+from walkrun import run_folder
 from walkrun.settings import WalkrunError, home
 from walkrun.train.openrlhf.config import REQUIRED, OpenRLHFConfig, dump_yaml
 from walkrun.train.openrlhf.hook import ENABLE_VAR, L_MAX_VAR, PARAMS_VAR, REWARD_VAR
@@ -191,7 +193,7 @@ def arg_groups(config: OpenRLHFConfig, run_dir: Path) -> dict[str, list[str]]:
         "--ckpt.path",
         str(run_dir),
         "--ckpt.output_dir",
-        str(run_dir / "final"),
+        str(run_dir / run_folder.FINAL_DIR),
         "--ckpt.save_steps",
         c.save_steps,
         "--ckpt.save_hf",

@@ -42,8 +42,8 @@ def write_launch_script(config: OpenRLHFConfig) -> Path:
 def register(config: OpenRLHFConfig, parent=None) -> None:
     """Record the run in the results DB (name, backend, preset, config, folder) and, given the
     gate's decision `parent`, the checkpoint it starts from."""
-    from walkrun.db.records import record_training_run
-    from walkrun.train.gate import lineage_of
+    from walkrun.db.records import record_training_run  # heavy: numpy, sqlalchemy
+    from walkrun.train.gate import lineage_of  # heavy: numpy, sqlalchemy
 
     record_training_run(
         config.name, "openrlhf", config.preset or None, config.to_dict(), run_dir_of(config), **lineage_of(parent)
