@@ -7,7 +7,7 @@ import pytest
 
 from walkrun import prompts
 from walkrun.evaluate import plan as plan_mod
-from walkrun.evaluate import protocols, runner
+from walkrun.evaluate import protocols, report, runner
 from walkrun.evaluate.plan import quiet_lm_eval
 from walkrun.grading import think
 from walkrun.settings import WalkrunError
@@ -143,6 +143,20 @@ def test_mmlu_stem_is_five_shot_under_paper_bs_protocol(tm, tok):
     ctx0 = task.fewshot_context(docs[0], num_fewshot=5)
     assert ctx0.count(docs[0]["problem"]) == 1  # the eval problem is not among its own examples
     assert lm_eval.evaluator is not None
+
+
+def test_a_forced_protocol_keeps_its_own_budget_and_says_which_one_cut_an_answer(tm, tok):
+    forced = _plan(tm, tok, "math500", protocol="forced-b64")
+    assert (forced.protocol, forced.sampling["max_new_tokens"]) == ("forced-b64", 64 + 64)
+    assert _plan(tm, tok, "math500", protocol="forced-b64", max_new_tokens=128).protocol == "forced-b64"
+    # another budget would be stored as "forced-b64+max_new_tokens=512" and still generate 128 tokens
+    with pytest.raises(WalkrunError, match=r"forces the budget: thinking 64 \+ answer 64 tokens; --max-new-tokens"):
+        _plan(tm, tok, "math500", protocol="forced-b64", max_new_tokens=512)
+    warning = report.truncation_warning(forced, {"truncation_rate": 0.4, "n_samples": 5})
+    assert warning and "2 of 5 answers (40.0%) were cut at the 64-token answer budget" in warning
+    assert "--max-new-tokens" not in warning  # no flag of this protocol changes either budget
+    plain = report.truncation_warning(_plan(tm, tok, "math500"), {"truncation_rate": 0.4, "n_samples": 5})
+    assert plain and "raise --max-new-tokens" in plain
 
 
 def test_default_budget_is_the_models_context_minus_the_longest_prompt(tm, tok):

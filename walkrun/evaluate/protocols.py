@@ -233,9 +233,20 @@ def derive(base: Protocol, **overrides) -> Protocol:
     """`base` with flag overrides applied (None = not given); named `base+field=value,...` if any
     override changes a field of the protocol."""
     changed: dict[str, Any] = {}
+    forced = None  # a forced protocol's budget: its thinking and answer budgets
+    if base.think_budget is not None and base.answer_budget is not None:
+        forced = base.think_budget + base.answer_budget
     for field_name in OVERRIDES:
         v = overrides.get(field_name)
         if v is None:
+            continue
+        if field_name == "max_new_tokens" and forced is not None:
+            if int(v) != forced:  # another budget would only rename the protocol, not change it
+                raise WalkrunError(
+                    f"protocol {base.name!r} forces the budget: thinking {base.think_budget} + answer "
+                    f"{base.answer_budget} tokens; --max-new-tokens does not apply (another thinking budget "
+                    "is another forced-bN protocol)"
+                )
             continue
         if field_name == "k":
             v = int(v)

@@ -17,6 +17,14 @@ def truncation_warning(plan: TaskPlan, summary: ResultRow | dict) -> str | None:
     rate, n = summary.get("truncation_rate"), summary.get("n_samples") or 0
     if rate is None or rate <= TRUNCATION_WARN:
         return None
+    answer_budget = plan.sampling.get("answer_budget")
+    if plan.sampling.get("think_budget") is not None and answer_budget is not None:
+        # forced: only the answer pass can be cut, and both budgets are the protocol's own
+        return (
+            f"walkrun: warning: {plan.name} [protocol {plan.protocol}]: {round(rate * n)} of {n} answers "
+            f"({100 * rate:.1f}%) were cut at the {answer_budget}-token answer budget after the thinking was "
+            f"stopped at {plan.sampling['think_budget']}; they count as unanswered (censored)"
+        )
     return (
         f"walkrun: warning: {plan.name} [protocol {plan.protocol}]: {round(rate * n)} of {n} samples "
         f"({100 * rate:.1f}%) were cut at the {plan.sampling['max_new_tokens']}-token budget; they count as "
