@@ -165,7 +165,9 @@ def _wait_counter(server, at_least: float, timeout: float = 20.0) -> float:
 
 
 def test_models_endpoint_lists_each_served_name(servers):
-    for server, name in zip(servers, ["concise-tiny", "verbose-tiny"]):
+    # A: a folder the demo serves itself, under the folder's name (no checkpoint of it in the DB);
+    # B: `walkrun serve vllm --name verbose-tiny`
+    for server, name in zip(servers, ["tiny", "verbose-tiny"]):
         models = _client(server).models.list().data
         assert [m.id for m in models] == [name]
         assert models[0].model_extra["max_model_len"] == MAX_LEN

@@ -207,8 +207,14 @@ def _eos_ids(tokenizer, model) -> set[int]:
     return ids
 
 
-@functools.cache
 def hf_base() -> type:
+    """`_hf_base()`, checking the version on every call (the class itself is built once)."""
+    SUPPORTED.check()
+    return _hf_base()
+
+
+@functools.cache
+def _hf_base() -> type:
     """lm-eval's HFLM with counting (a subclass adds `count` and `response`)."""
     SUPPORTED.check()
     from lm_eval.models.huggingface import HFLM
@@ -251,8 +257,14 @@ def params_stop(params) -> list[str]:
     return [stop] if isinstance(stop, str) else list(stop or [])
 
 
-@functools.cache
 def vllm_base() -> type:
+    """`_vllm_base()`, checking the version on every call (the class itself is built once)."""
+    SUPPORTED.check()
+    return _vllm_base()
+
+
+@functools.cache
+def _vllm_base() -> type:
     """lm-eval's VLLM with counting, handing each response over as its request finishes (heavy:
     imports vLLM, with its version lookup and engine guards installed first)."""
     SUPPORTED.check()
@@ -332,8 +344,14 @@ def vllm_base() -> type:
 API_BASES = {"chat": "LocalChatCompletion", "completions": "LocalCompletionsAPI"}
 
 
-@functools.cache
 def api_base(api: str) -> type:
+    """`_api_base(api)`, checking lm-eval's version on every call (the class itself is built once)."""
+    SUPPORTED.check()
+    return _api_base(api)
+
+
+@functools.cache
+def _api_base(api: str) -> type:
     """lm-eval's `local-chat-completions` ("chat") or `local-completions` ("completions") model
     (`TemplateAPI`: concurrency, retries with back-off, timeouts) adapted for walkrun:
 

@@ -32,8 +32,14 @@ OVERRIDDEN = {
 }
 
 
-@functools.cache
 def grpo_trainer_base() -> type:
+    """`_grpo_trainer_base()`, checking the version on every call (the class itself is built once)."""
+    SUPPORTED.check()
+    return _grpo_trainer_base()
+
+
+@functools.cache
+def _grpo_trainer_base() -> type:
     """TRL's GRPOTrainer with `after_scoring(batch) -> batch` (a subclass overrides it) and the
     raw rewards of the last scored batch kept; refused outside the supported TRL or when the
     methods it overrides changed their parameters."""
