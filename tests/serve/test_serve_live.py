@@ -5,6 +5,7 @@ in file order; the last one stops the servers."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -102,6 +103,9 @@ def stack(tiny_model, tmp_path_factory):
     from walkrun.tiny import build_tiny
 
     other = build_tiny(tmp_path_factory.mktemp("models") / "tiny_seed1", size="tiny", seed=1)
+    # vLLM's INFO lines (its engine config) in the servers' logs: an in-process vLLM evaluation run
+    # earlier by this worker leaves VLLM_LOGGING_LEVEL=WARNING in the environment servers inherit.
+    logging_level = os.environ.pop("VLLM_LOGGING_LEVEL", None)
     port_b = free_port()
     b = CliServer(other, cores_for(2)[1], port_b, tmp_path_factory.mktemp("logs") / "vllm-b.log")
     demo = None
@@ -121,6 +125,8 @@ def stack(tiny_model, tmp_path_factory):
         if demo is not None:
             demo.close()
         b.stop()
+        if logging_level is not None:
+            os.environ["VLLM_LOGGING_LEVEL"] = logging_level
 
 
 @pytest.fixture(scope="module")

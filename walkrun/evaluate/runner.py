@@ -264,11 +264,20 @@ def evaluate(cfg: EvalConfig, on_chunk=None, log: Callable[[str], None] | None =
                     import torch  # heavy: torch
 
                     torch.set_num_threads(cfg.threads)
-                lm = (
-                    endpoint.load(cfg, tokenizer, think_opened=any(p.think_opened for p in plans))
-                    if cfg.endpoint
-                    else load_lm(cfg, source, max_model_len=engine_len)
-                )
+                try:
+                    lm = (
+                        endpoint.load(cfg, tokenizer, think_opened=any(p.think_opened for p in plans))
+                        if cfg.endpoint
+                        else load_lm(cfg, source, max_model_len=engine_len)
+                    )
+                except BaseException as e:
+                    # The run is begun: a load that fails or is interrupted (Ctrl-C, SIGTERM) ends it
+                    # with the reason, as a failure inside `run_plan` does.
+                    try:
+                        begun.fail(failure_reason(e))
+                    except Exception:
+                        pass  # the database itself failed: the run stays "running", a re-run resumes it
+                    raise
             outcomes.append(run_plan(p, lm, tm, begun, cfg, on_chunk=on_chunk))
         for o in outcomes:
             warning = report.truncation_warning(o.plan, o.summary)
