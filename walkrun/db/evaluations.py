@@ -174,17 +174,7 @@ def begin(
             assert run is not None
             leases.release_in(s, key, keeper.owner)  # never adopted: released in this transaction
             return Finished(queries.eval_run_summary(s, run.id))
-        run = store.start_eval_run(
-            s,
-            ckpt,
-            request.task,
-            request.task_version,
-            request.sampling,
-            request.backend,
-            request.backend_version,
-            request.grader_version,
-            key=key,
-        )
+        run = _start(s, ckpt, request, key)
         done = frozenset(store.done_sample_keys(s, run))
         # gold + accepted alternatives and the think-block rule, so a re-grade judges as this run does
         problems.record_problems(s, run, request.rows, request.think_opened)
@@ -229,6 +219,21 @@ class Evaluation:
         self.keeper.forget(self.key)
 
 
+def _start(s: Session, ckpt, request: Request, key: str) -> EvalRun:
+    """A new eval run of `request` on `ckpt` under `key` (status running)."""
+    return store.start_eval_run(
+        s,
+        ckpt,
+        request.task,
+        request.task_version,
+        request.sampling,
+        request.backend,
+        request.backend_version,
+        request.grader_version,
+        key=key,
+    )
+
+
 def _insert(eval_run_id: int, grader_version: str, rows: list[dict], s: Session) -> int:
     return store.insert_samples(s, eval_run_id, grader_version, rows)
 
@@ -265,15 +270,5 @@ def record_failure(url: str | None, checkpoint: CheckpointRef, requests: list[Re
             run = s.scalar(select(EvalRun).where(EvalRun.key == key))
             if run is not None and run.status == EvalStatus.DONE:
                 continue
-            run = run or store.start_eval_run(
-                s,
-                ckpt,
-                request.task,
-                request.task_version,
-                request.sampling,
-                request.backend,
-                request.backend_version,
-                request.grader_version,
-                key=key,
-            )
+            run = run or _start(s, ckpt, request, key)
             store.finish_eval_run(s, run, EvalStatus.FAILED, error[:2000])
