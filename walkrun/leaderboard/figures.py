@@ -73,6 +73,20 @@ def run_order(rows: Iterable[dict]) -> list[tuple[float, dict]]:
     return out
 
 
+def stage_boundary_line(x: float) -> dict:
+    """The dashed vertical line a trajectory plot draws where one stage hands over to the next."""
+    return {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": x,
+        "x1": x,
+        "y0": 0,
+        "y1": 1,
+        "line": {"dash": "dash", "color": "#888", "width": 1.5},
+    }
+
+
 def stage_boundaries(ordered: list[tuple[float, dict]]) -> list[tuple[float, str | None, str | None]]:
     """(x, stage before, stage after) at each change of stage along an ordered trajectory."""
     marks: list[tuple[float, str | None, str | None]] = []
@@ -213,18 +227,7 @@ def trajectory_figure(run: str, rows: list[dict]) -> dict:
             }
         )
     for x, before, after in stage_boundaries(all_ordered):
-        shapes.append(
-            {
-                "type": "line",
-                "xref": "x",
-                "yref": "paper",
-                "x0": x,
-                "x1": x,
-                "y0": 0,
-                "y1": 1,
-                "line": {"dash": "dash", "color": "#888", "width": 1.5},
-            }
-        )
+        shapes.append(stage_boundary_line(x))
         annotations.append(
             {
                 "x": x,

@@ -133,18 +133,7 @@ def run_figure(run: str, chain: list[tuple[str, dict]], rows: list[dict], metric
     shapes, annotations = [], []
     for a, b in zip(segs, segs[1:]):
         x = (a.steps[-1] + a.offset + b.steps[0] + b.offset) / 2
-        shapes.append(
-            {
-                "type": "line",
-                "xref": "x",
-                "yref": "paper",
-                "x0": x,
-                "x1": x,
-                "y0": 0,
-                "y1": 1,
-                "line": {"dash": "dash", "color": "#888", "width": 1.5},
-            }
-        )
+        shapes.append(F.stage_boundary_line(x))
         label = f"{F.esc(F.STAGE_LABEL.get(a.stage, a.stage))} → {F.esc(F.STAGE_LABEL.get(b.stage, b.stage))}"
         if a.run != b.run:
             label += f" ({F.esc(b.run)})"
