@@ -191,13 +191,20 @@ def set_parent(url: str | None, run_name: str, parent_checkpoint_id: int, lineag
     """Record on the existing training run `run_name` that it started from checkpoint
     `parent_checkpoint_id` (its lineage), with `lineage` facts (e.g. the gate's decision)."""
     with session_scope(url) as s:
-        run = s.scalar(select(TrainingRun).where(TrainingRun.name == run_name))
-        if run is None:
-            raise WalkrunError(f"no training run named {run_name!r}; register the run first")
-        parent = s.get(Checkpoint, parent_checkpoint_id)
-        if parent is None:
-            raise WalkrunError(f"checkpoint id {parent_checkpoint_id} (the run's parent) is no longer in the DB")
+        run, parent = _run_and_checkpoint(s, run_name, parent_checkpoint_id, "the run's parent")
         store.set_lineage(s, run, parent, lineage)
+
+
+def _run_and_checkpoint(s, run_name: str, checkpoint_id: int, role: str) -> tuple[TrainingRun, Checkpoint]:
+    """The training run `run_name` and checkpoint `checkpoint_id` (`role`: what it is to the run),
+    or a one-line error naming the missing one."""
+    run = s.scalar(select(TrainingRun).where(TrainingRun.name == run_name))
+    if run is None:
+        raise WalkrunError(f"no training run named {run_name!r}; register the run first")
+    checkpoint = s.get(Checkpoint, checkpoint_id)
+    if checkpoint is None:
+        raise WalkrunError(f"checkpoint id {checkpoint_id} ({role}) is no longer in the DB")
+    return run, checkpoint
 
 
 def has_checkpoints_under(url: str | None, folder: str | Path) -> bool:
@@ -211,10 +218,5 @@ def set_stage_start(url: str | None, run_name: str, stage: str, checkpoint_id: i
     """Record on training run `run_name` that its stage `stage` started from its own checkpoint
     `checkpoint_id` (`store.set_stage_start`), with `facts` (e.g. the gate's decision)."""
     with session_scope(url) as s:
-        run = s.scalar(select(TrainingRun).where(TrainingRun.name == run_name))
-        if run is None:
-            raise WalkrunError(f"no training run named {run_name!r}; register the run first")
-        start = s.get(Checkpoint, checkpoint_id)
-        if start is None:
-            raise WalkrunError(f"checkpoint id {checkpoint_id} (where {stage} started) is no longer in the DB")
+        run, start = _run_and_checkpoint(s, run_name, checkpoint_id, f"where {stage} started")
         store.set_stage_start(s, run, stage, start, facts)
