@@ -29,11 +29,11 @@ problems, 1: 59, 2: 87, 3+: 44):
 22-27 points on the rest, at twice the tokens. Correctness alone therefore rewards re-checking
 (stage 1 grows length: 46 -> 59 tokens in the demo, re-checking as often as when forced to), and a
 length term rewards dropping them; the concise and accurate policy stage 2 should find is a plain
-chain whose hard steps RL has sharpened. What the demo's stage 2 actually did (seed 0): at step 60
-it writes plain chains (35 tokens) and has sharpened them (never re-checking: 0.675 at stage 1's
-checkpoint -> 0.772) but not to stage 1's re-checked accuracy (0.871); by step 80 its arithmetic
-has collapsed whatever it is made to write (0.30 as it likes, 0.28 forced to re-check), a training
-instability rather than a choice of style. README has the five-seed table.
+chain whose hard steps RL has sharpened. That is what the demo's stage 2 finds (seeds 0-4, L-GRPO
+with L_max = 64): plain chains of ~31 tokens, 44-48 % shorter than the stage-1 checkpoint it started
+from, at that checkpoint's accuracy or above (+0.2 to +3.6 points). With L_max at the generation
+cap it lost accuracy in all 5 seeds and its arithmetic collapsed in 3 (README, "The demo", has both
+tables and the variants tried).
 
 Accuracy means sampled pass@1 at T=1: greedy decoding of the SFT model is already near 100 %
 (its slips are sampled, not argmax), so RL here sharpens the sampling distribution and the

@@ -152,7 +152,7 @@ def test_presets_load_with_overrides_and_reject_bad_values():
     s2 = load_config("local-stage2", ["rounds=3", "model=/x"])
     ctl = load_config("local-control")
     assert (s1.lgrpo, s1.learning_rate, s1.rounds, s1.epsilon_high, s1.loss_type) == (False, 2e-4, 20, 0.28, "dapo")
-    assert (s2.lgrpo, s2.learning_rate, s2.rounds, s2.model, s2.l_max) == (True, 2e-4, 3, "/x", None)
+    assert (s2.lgrpo, s2.learning_rate, s2.rounds, s2.model, s2.l_max) == (True, 2e-4, 3, "/x", 64)
     assert (ctl.lgrpo, ctl.learning_rate, ctl.rounds) == (False, 2e-4, 40)
     assert s1.batch_size == 64 and s1.max_steps == 40
     with pytest.raises(WalkrunError, match="unknown field .learning_rat."):
