@@ -66,6 +66,12 @@ class Request:
     def k(self) -> int:
         return int(self.sampling["k"])
 
+    @property
+    def settings(self) -> tuple[str, str, dict[str, Any], str, str, str]:
+        """What identifies the evaluation besides its checkpoint, in the order `store.eval_key` and
+        `store.start_eval_run` take it: task, task version, sampling, backend (+ version), grader."""
+        return (self.task, self.task_version, self.sampling, self.backend, self.backend_version, self.grader_version)
+
     def missing(self, done: AbstractSet[tuple[str, int]]) -> int:
         """Samples of this request not in `done` ((problem id, sample index) pairs)."""
         return sum((str(r["id"]), j) not in done for r in self.rows for j in range(self.k))
@@ -110,16 +116,7 @@ def _normalised(ref: CheckpointRef) -> CheckpointRef:
 
 
 def _key(source: str, step: int | None, request: Request) -> str:
-    return store.eval_key(
-        source,
-        step,
-        request.task,
-        request.task_version,
-        request.sampling,
-        request.backend,
-        request.backend_version,
-        request.grader_version,
-    )
+    return store.eval_key(source, step, *request.settings)
 
 
 def _done_and_complete(s: Session, run: EvalRun | None, request: Request) -> bool:
@@ -221,17 +218,7 @@ class Evaluation:
 
 def _start(s: Session, ckpt, request: Request, key: str) -> EvalRun:
     """A new eval run of `request` on `ckpt` under `key` (status running)."""
-    return store.start_eval_run(
-        s,
-        ckpt,
-        request.task,
-        request.task_version,
-        request.sampling,
-        request.backend,
-        request.backend_version,
-        request.grader_version,
-        key=key,
-    )
+    return store.start_eval_run(s, ckpt, *request.settings, key=key)
 
 
 def _insert(eval_run_id: int, grader_version: str, rows: list[dict], s: Session) -> int:
